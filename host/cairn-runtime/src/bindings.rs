@@ -1,0 +1,410 @@
+//! The charm world's host side: the generated bindings and the imports a guest may call.
+//!
+//! Everything a guest can reach goes through [`StoreState`]: its own unit's identity,
+//! config, status and stored state (changes stay in the store until the handler returns,
+//! and the caller commits them only on success), and only its own containers.
+
+use std::collections::BTreeMap;
+
+use cairn_supervisor::{Supervisor, SupervisorError};
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::StoreLimits;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::types::{self, ConfigValue, Event, LogLevel, LogLine, Outcome, Status};
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "cairn:charm/charm",
+        with: { "cairn:charm/pebble.container": super::ContainerRes },
+    });
+}
+
+pub(crate) use generated::Charm as Charm_;
+pub use generated::CharmPre;
+use generated::cairn::charm::{pebble, types as wit, unit};
+
+/// A container handle held by a guest: just the name, checked against the unit's containers.
+pub struct ContainerRes {
+    name: String,
+}
+
+/// What the host lends one event: the unit's view of itself and its containers.
+#[derive(Clone)]
+pub struct UnitContext {
+    /// `app/N`.
+    pub unit_name: String,
+    /// The application.
+    pub app_name: String,
+    /// The model.
+    pub model_name: String,
+    /// The unit's containers by name (declared in charmcraft.yaml).
+    pub containers: BTreeMap<String, Supervisor>,
+    /// Effective config (defaults plus settings).
+    pub config: BTreeMap<String, ConfigValue>,
+    /// Workload status.
+    pub unit_status: Status,
+    /// Application status.
+    pub app_status: Status,
+    /// Leadership.
+    pub leader: bool,
+    /// Stored state.
+    pub stored: BTreeMap<String, Vec<u8>>,
+    /// Runtime used to wait on supervisor changes from host calls.
+    pub handle: Option<tokio::runtime::Handle>,
+}
+
+/// Per-event store data.
+pub struct StoreState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    pub(crate) ctx: UnitContext,
+    pub(crate) logs: Vec<LogLine>,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+pub(crate) fn to_wit_event(e: &Event) -> wit::Event {
+    match e {
+        Event::Install => wit::Event::Install,
+        Event::Start => wit::Event::Start,
+        Event::Stop => wit::Event::Stop,
+        Event::Remove => wit::Event::Remove,
+        Event::ConfigChanged => wit::Event::ConfigChanged,
+        Event::UpgradeCharm => wit::Event::UpgradeCharm,
+        Event::UpdateStatus => wit::Event::UpdateStatus,
+        Event::LeaderElected => wit::Event::LeaderElected,
+        Event::PebbleReady { container } => wit::Event::PebbleReady(container.clone()),
+        Event::PebbleCheckFailed { container, info } => wit::Event::PebbleCheckFailed(wit::CheckEvent {
+            container: container.clone(),
+            info: check_info(info),
+        }),
+        Event::PebbleCheckRecovered { container, info } => {
+            wit::Event::PebbleCheckRecovered(wit::CheckEvent {
+                container: container.clone(),
+                info: check_info(info),
+            })
+        }
+        Event::PebbleCustomNotice { container, notice } => {
+            wit::Event::PebbleCustomNotice(wit::NoticeEvent {
+                container: container.clone(),
+                notice: wit::Notice {
+                    id: notice.id.clone(),
+                    user_id: notice.user_id,
+                    type_: notice.r#type.clone(),
+                    key: notice.key.clone(),
+                    first_occurred: notice.first_occurred.clone(),
+                    last_occurred: notice.last_occurred.clone(),
+                    last_repeated: notice.last_repeated.clone(),
+                    occurrences: notice.occurrences,
+                    last_data: notice.last_data.clone().into_iter().collect(),
+                    repeat_after_ms: notice.repeat_after_ms,
+                    expire_after_ms: notice.expire_after_ms,
+                },
+            })
+        }
+        Event::Action { id, name, params_json } => wit::Event::Action(wit::ActionEvent {
+            id: id.clone(),
+            name: name.clone(),
+            params_json: params_json.clone(),
+        }),
+    }
+}
+
+fn check_info(i: &types::CheckInfo) -> wit::CheckInfo {
+    wit::CheckInfo {
+        name: i.name.clone(),
+        level: match i.level.as_str() {
+            "alive" => wit::CheckLevel::Alive,
+            "ready" => wit::CheckLevel::Ready,
+            _ => wit::CheckLevel::Unset,
+        },
+        status: match i.status.as_str() {
+            "up" => wit::CheckStatus::Up,
+            "down" => wit::CheckStatus::Down,
+            _ => wit::CheckStatus::Inactive,
+        },
+        successes: i.successes,
+        failures: i.failures,
+        threshold: i.threshold,
+        change_id: i.change_id.clone(),
+    }
+}
+
+pub(crate) fn from_wit_outcome(o: wit::Outcome) -> Outcome {
+    match o {
+        wit::Outcome::Handled => Outcome::Handled,
+        wit::Outcome::Deferred => Outcome::Deferred,
+    }
+}
+
+fn to_wit_status(s: &Status) -> wit::Status {
+    match s {
+        Status::Unknown => wit::Status::Unknown,
+        Status::Active(m) => wit::Status::Active(m.clone()),
+        Status::Blocked(m) => wit::Status::Blocked(m.clone()),
+        Status::Maintenance(m) => wit::Status::Maintenance(m.clone()),
+        Status::Waiting(m) => wit::Status::Waiting(m.clone()),
+        Status::Error(m) => wit::Status::Blocked(m.clone()),
+    }
+}
+
+fn from_wit_status(s: wit::Status) -> Status {
+    match s {
+        wit::Status::Unknown => Status::Unknown,
+        wit::Status::Active(m) => Status::Active(m),
+        wit::Status::Blocked(m) => Status::Blocked(m),
+        wit::Status::Maintenance(m) => Status::Maintenance(m),
+        wit::Status::Waiting(m) => Status::Waiting(m),
+    }
+}
+
+fn to_wit_config(v: &ConfigValue) -> wit::ConfigValue {
+    match v {
+        ConfigValue::Bool(b) => wit::ConfigValue::Boolean(*b),
+        ConfigValue::Int(i) => wit::ConfigValue::Int(*i),
+        ConfigValue::Float(f) => wit::ConfigValue::Float(*f),
+        ConfigValue::String(s) => wit::ConfigValue::String(s.clone()),
+    }
+}
+
+impl wit::Host for StoreState {}
+
+impl unit::Host for StoreState {
+    fn unit_name(&mut self) -> String {
+        self.ctx.unit_name.clone()
+    }
+
+    fn app_name(&mut self) -> String {
+        self.ctx.app_name.clone()
+    }
+
+    fn model_name(&mut self) -> String {
+        self.ctx.model_name.clone()
+    }
+
+    fn containers(&mut self) -> Vec<String> {
+        self.ctx.containers.keys().cloned().collect()
+    }
+
+    fn config(&mut self) -> Vec<(String, wit::ConfigValue)> {
+        self.ctx
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), to_wit_config(v)))
+            .collect()
+    }
+
+    fn config_get(&mut self, key: String) -> Option<wit::ConfigValue> {
+        self.ctx.config.get(&key).map(to_wit_config)
+    }
+
+    fn unit_status(&mut self) -> wit::Status {
+        to_wit_status(&self.ctx.unit_status)
+    }
+
+    fn set_unit_status(&mut self, status: wit::Status) {
+        self.ctx.unit_status = from_wit_status(status);
+    }
+
+    fn app_status(&mut self) -> wit::Status {
+        to_wit_status(&self.ctx.app_status)
+    }
+
+    fn set_app_status(&mut self, status: wit::Status) -> Result<(), String> {
+        if !self.ctx.leader {
+            return Err("cannot set application status: unit is not the leader".into());
+        }
+        self.ctx.app_status = from_wit_status(status);
+        Ok(())
+    }
+
+    fn is_leader(&mut self) -> bool {
+        self.ctx.leader
+    }
+
+    fn state_get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.ctx.stored.get(&key).cloned()
+    }
+
+    fn state_set(&mut self, key: String, value: Vec<u8>) {
+        self.ctx.stored.insert(key, value);
+    }
+
+    fn state_delete(&mut self, key: String) {
+        self.ctx.stored.remove(&key);
+    }
+
+    fn state_keys(&mut self) -> Vec<String> {
+        self.ctx.stored.keys().cloned().collect()
+    }
+
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        let level = match level {
+            wit::LogLevel::Trace => LogLevel::Trace,
+            wit::LogLevel::Debug => LogLevel::Debug,
+            wit::LogLevel::Info => LogLevel::Info,
+            wit::LogLevel::Warning => LogLevel::Warning,
+            wit::LogLevel::Error => LogLevel::Error,
+        };
+        self.logs.push(LogLine {
+            time: crate::now(),
+            level,
+            message: format!("{}: {message}", self.ctx.unit_name),
+        });
+    }
+}
+
+fn api_error(e: SupervisorError) -> pebble::Error {
+    let (code, status, kind) = match &e {
+        SupervisorError::Timeout(m) => return pebble::Error::Timeout(m.clone()),
+        SupervisorError::NotFound(_) => (404, "Not Found", ""),
+        SupervisorError::NoDefaultServices => (400, "Bad Request", "no-default-services"),
+        SupervisorError::Io { .. } => (500, "Internal Server Error", ""),
+        _ => (400, "Bad Request", ""),
+    };
+    pebble::Error::Api(pebble::ApiError {
+        code,
+        status: status.into(),
+        kind: kind.into(),
+        message: e.to_string(),
+    })
+}
+
+impl StoreState {
+    fn supervisor(&self, res: &Resource<ContainerRes>) -> Result<Supervisor, pebble::Error> {
+        let name = &self
+            .table
+            .get(res)
+            .map_err(|e| pebble::Error::Connection(e.to_string()))?
+            .name;
+        self.ctx
+            .containers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| pebble::Error::Connection(format!("cannot connect to container {name:?}")))
+    }
+
+    /// Runs a services action and waits for its change, as ops' `*_services` calls do.
+    fn run(&self, res: &Resource<ContainerRes>, action: &str, names: Vec<String>) -> Result<(), pebble::Error> {
+        let sup = self.supervisor(res)?;
+        let handle = self
+            .ctx
+            .handle
+            .clone()
+            .ok_or_else(|| pebble::Error::Connection("no runtime to wait on changes".into()))?;
+        let id = match sup.services_action(action, &names) {
+            Ok(id) => id,
+            // ops' autostart with nothing to start is not an error.
+            Err(SupervisorError::NoDefaultServices) if action == "autostart" => return Ok(()),
+            Err(e) => return Err(api_error(e)),
+        };
+        let info = handle
+            .block_on(sup.wait_change(&id, Some(std::time::Duration::from_secs(30))))
+            .map_err(api_error)?;
+        match info.err {
+            Some(err) => Err(pebble::Error::Change(pebble::ChangeError { change_id: id, err })),
+            None => Ok(()),
+        }
+    }
+}
+
+impl pebble::Host for StoreState {}
+
+impl pebble::HostContainer for StoreState {
+    fn open(&mut self, name: String) -> Result<Resource<ContainerRes>, pebble::Error> {
+        if !self.ctx.containers.contains_key(&name) {
+            return Err(pebble::Error::Connection(format!(
+                "cannot connect to container {name:?}: not a container of {}",
+                self.ctx.unit_name
+            )));
+        }
+        self.table
+            .push(ContainerRes { name })
+            .map_err(|e| pebble::Error::Connection(e.to_string()))
+    }
+
+    fn name(&mut self, self_: Resource<ContainerRes>) -> String {
+        self.table.get(&self_).map(|c| c.name.clone()).unwrap_or_default()
+    }
+
+    fn can_connect(&mut self, self_: Resource<ContainerRes>) -> bool {
+        self.supervisor(&self_).is_ok()
+    }
+
+    fn add_layer(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        label: String,
+        layer: String,
+        combine: bool,
+    ) -> Result<(), pebble::Error> {
+        let sup = self.supervisor(&self_)?;
+        sup.add_layer(&label, layer.as_bytes(), combine, false).map_err(api_error)
+    }
+
+    fn get_plan(&mut self, self_: Resource<ContainerRes>) -> Result<String, pebble::Error> {
+        Ok(self.supervisor(&self_)?.plan().to_yaml())
+    }
+
+    fn replan(&mut self, self_: Resource<ContainerRes>) -> Result<(), pebble::Error> {
+        self.run(&self_, "replan", vec![])
+    }
+
+    fn autostart(&mut self, self_: Resource<ContainerRes>) -> Result<(), pebble::Error> {
+        self.run(&self_, "autostart", vec![])
+    }
+
+    fn start(&mut self, self_: Resource<ContainerRes>, names: Vec<String>) -> Result<(), pebble::Error> {
+        self.run(&self_, "start", names)
+    }
+
+    fn stop(&mut self, self_: Resource<ContainerRes>, names: Vec<String>) -> Result<(), pebble::Error> {
+        self.run(&self_, "stop", names)
+    }
+
+    fn restart(&mut self, self_: Resource<ContainerRes>, names: Vec<String>) -> Result<(), pebble::Error> {
+        self.run(&self_, "restart", names)
+    }
+
+    fn get_services(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        names: Vec<String>,
+    ) -> Result<Vec<pebble::ServiceInfo>, pebble::Error> {
+        let sup = self.supervisor(&self_)?;
+        Ok(sup
+            .services(&names)
+            .into_iter()
+            .map(|s| pebble::ServiceInfo {
+                name: s.name,
+                startup: if s.startup == "enabled" {
+                    pebble::ServiceStartup::Enabled
+                } else {
+                    pebble::ServiceStartup::Disabled
+                },
+                current: match s.current {
+                    cairn_supervisor::ServiceStatus::Active => pebble::ServiceStatus::Active,
+                    cairn_supervisor::ServiceStatus::Inactive => pebble::ServiceStatus::Inactive,
+                    cairn_supervisor::ServiceStatus::Backoff => pebble::ServiceStatus::Backoff,
+                    cairn_supervisor::ServiceStatus::Error => pebble::ServiceStatus::Error,
+                },
+                current_since: s.current_since,
+            })
+            .collect())
+    }
+
+    fn drop(&mut self, rep: Resource<ContainerRes>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,310 @@
+//! The wasmtime engine, the on-disk component cache and per-event dispatch with limits.
+//!
+//! One [`Runtime`] per host process: one engine (pooling allocator when the machine allows
+//! it, `concurrency_support(false)`, epoch interruption driven by one ticker thread), one
+//! linker with WASI p2 (no preopens, no sockets) and the charm world. A [`Charm`] is a
+//! compiled component plus its `InstancePre`; every event gets a fresh store and instance,
+//! as Juju gives every hook a fresh process.
+
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::Digest;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::bindings::{CharmPre, StoreState, UnitContext};
+use crate::types::{Event, LogLevel, LogLine, Outcome};
+use crate::RuntimeError;
+
+/// How often the engine-wide epoch advances.
+const TICK: Duration = Duration::from_millis(10);
+/// Most bytes of guest stdout/stderr kept per event.
+const MAX_GUEST_OUTPUT: usize = 1 << 20;
+
+/// Limits and places of the runtime.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached (`None`: no cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Linear memory limit per unit store, in bytes.
+    pub memory_limit: usize,
+    /// Wall-clock budget of one event, enforced by epoch interruption.
+    pub event_deadline: Duration,
+    /// Instances that may exist at once (the pooling allocator's size).
+    pub max_instances: u32,
+    /// Whether to try the pooling allocator.
+    pub pooling: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            memory_limit: 64 << 20,
+            event_deadline: Duration::from_secs(60),
+            max_instances: 1000,
+            pooling: true,
+        }
+    }
+}
+
+/// The wasm engine shared by every unit of the host.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    config: RuntimeConfig,
+    pooling: bool,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+/// A charm component compiled for this engine, ready to instantiate.
+pub struct Charm {
+    pre: CharmPre<StoreState>,
+    /// Hex SHA-256 of the component bytes.
+    pub hash: String,
+}
+
+/// The result of delivering one event.
+pub struct Dispatched {
+    /// What the handler returned, or why the event failed (trap, limit, deadline, error).
+    pub outcome: Result<Outcome, String>,
+    /// The unit context after the handler (status and stored state as the handler left them).
+    pub ctx: UnitContext,
+    /// Charm log calls and guest output, in order.
+    pub logs: Vec<LogLine>,
+    /// Wall time of instantiate + handle.
+    pub duration: Duration,
+}
+
+fn base_config() -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.epoch_interruption(true);
+    c.concurrency_support(false);
+    c
+}
+
+impl Runtime {
+    /// Builds the engine (trying the pooling allocator first), the linker and the ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let pooled = if config.pooling && std::env::var("CAIRN_POOLING").as_deref() != Ok("0") {
+            let mut pool = PoolingAllocationConfig::default();
+            let n = config.max_instances.max(1);
+            pool.total_component_instances(n);
+            pool.total_core_instances(n * 4);
+            pool.total_memories(n);
+            pool.total_tables(n * 4);
+            pool.max_memory_size(config.memory_limit);
+            let mut c = base_config();
+            c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            match Engine::new(&c) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::info!("pooling allocator unavailable, using on-demand: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let pooling = pooled.is_some();
+        let engine = match pooled {
+            Some(e) => e,
+            None => Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(e.to_string()))?,
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        crate::bindings::Charm_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop_ticker.clone();
+            std::thread::Builder::new()
+                .name("cairn-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        }
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir).map_err(|e| RuntimeError::Cache(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Ok(Runtime {
+            engine,
+            linker,
+            config,
+            pooling,
+            stop_ticker,
+        })
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// The runtime's limits.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    fn cache_path(&self, hash: &str) -> Option<PathBuf> {
+        let dir = self.config.cache_dir.as_ref()?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        Some(dir.join(format!("{hash}-{:016x}.cwasm", h.finish())))
+    }
+
+    /// Compiles (or loads from the cache) a component and prepares it for instantiation.
+    pub fn load(&self, wasm: &[u8]) -> Result<Charm, RuntimeError> {
+        let hash = hex(&sha2::Sha256::digest(wasm));
+        let component = match self.cache_path(&hash) {
+            Some(path) => {
+                // SAFETY: the cache only holds artifacts this engine configuration produced;
+                // the file name carries the engine's compatibility hash.
+                let cached = path
+                    .is_file()
+                    .then(|| unsafe { Component::deserialize_file(&self.engine, &path) }.ok())
+                    .flatten();
+                match cached {
+                    Some(c) => c,
+                    None => {
+                        let bytes = self
+                            .engine
+                            .precompile_component(wasm)
+                            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+                        cairn_supervisor::persist::atomic_write(&path, &bytes)
+                            .map_err(|e| RuntimeError::Cache(format!("cannot write {}: {e}", path.display())))?;
+                        // SAFETY: produced just now by this engine.
+                        unsafe { Component::deserialize_file(&self.engine, &path) }
+                            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?
+                    }
+                }
+            }
+            None => Component::new(&self.engine, wasm).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?,
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| RuntimeError::Compile(format!("cannot link charm: {e:#}")))?;
+        let pre = CharmPre::new(pre).map_err(|e| RuntimeError::Compile(format!("component is not a charm: {e:#}")))?;
+        Ok(Charm { pre, hash })
+    }
+
+    /// Delivers one event to a fresh instance of `charm` under the unit's limits.
+    pub fn dispatch(&self, charm: &Charm, ctx: UnitContext, event: &Event) -> Dispatched {
+        let stdout = MemoryOutputPipe::new(MAX_GUEST_OUTPUT);
+        let stderr = MemoryOutputPipe::new(MAX_GUEST_OUTPUT);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.config.memory_limit)
+            .instances(16)
+            .tables(16)
+            .table_elements(100_000)
+            .trap_on_grow_failure(true)
+            .build();
+        let unit = ctx.unit_name.clone();
+        let mut store = Store::new(
+            &self.engine,
+            StoreState {
+                wasi,
+                table: ResourceTable::new(),
+                limits,
+                ctx,
+                logs: Vec::new(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        let ticks = (self.config.event_deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let start = Instant::now();
+        let wit_event = crate::bindings::to_wit_event(event);
+        let result = charm
+            .pre
+            .instantiate(&mut store)
+            .and_then(|inst| inst.cairn_charm_handler().call_handle(&mut store, &wit_event));
+        let duration = start.elapsed();
+        let err_tail = last_line(&stderr.contents());
+        let outcome = match result {
+            Ok(Ok(o)) => Ok(crate::bindings::from_wit_outcome(o)),
+            Ok(Err(msg)) => Err(msg),
+            Err(e) => Err(self.describe_failure(&e, err_tail.as_deref())),
+        };
+        let mut state = store.into_data();
+        let mut logs = std::mem::take(&mut state.logs);
+        for (pipe, level) in [(&stdout, LogLevel::Info), (&stderr, LogLevel::Warning)] {
+            for line in String::from_utf8_lossy(&pipe.contents()).lines() {
+                logs.push(LogLine {
+                    time: crate::now(),
+                    level,
+                    message: format!("{unit}: {line}"),
+                });
+            }
+        }
+        Dispatched {
+            outcome,
+            ctx: state.ctx,
+            logs,
+            duration,
+        }
+    }
+
+    fn describe_failure(&self, e: &wasmtime::Error, stderr_tail: Option<&str>) -> String {
+        if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+            if *trap == wasmtime::Trap::Interrupt {
+                return format!(
+                    "event deadline of {} exceeded",
+                    cairn_plan::format_duration(self.config.event_deadline)
+                );
+            }
+            let mut msg = format!("guest trapped: {trap}");
+            if let Some(tail) = stderr_tail {
+                msg.push_str(&format!(" ({tail})"));
+            }
+            return msg;
+        }
+        let text = format!("{e:#}");
+        if text.contains("forcing trap when growing memory") {
+            return format!("memory limit of {} MiB exceeded", self.config.memory_limit >> 20);
+        }
+        format!("guest failed: {text}")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What a guest printed last before failing: the panic message if it panicked.
+fn last_line(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if let Some(i) = lines.iter().rposition(|l| l.contains("panicked at")) {
+        let msg = lines.get(i + 1).copied().unwrap_or(lines[i]);
+        return Some(format!("panicked: {msg}"));
+    }
+    lines.iter().rev().find(|l| !l.starts_with("note:")).map(|l| l.to_string())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

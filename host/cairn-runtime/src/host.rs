@@ -1,0 +1,566 @@
+//! The model: applications, their units, and the containers of each unit.
+//!
+//! [`Host`] deploys charms, changes config, removes apps and reports status. Each unit owns
+//! one [`Supervisor`] per declared container and one actor task delivering its events. All
+//! state lives under the host's state directory:
+//!
+//! ```text
+//! <dir>/charms/<sha256>.wasm          components, by content
+//! <dir>/cache/*.cwasm                 compiled components (engine-keyed)
+//! <dir>/apps/<app>.json               app record: charm, metadata, config settings, units
+//! <dir>/units/<app>-<n>/unit.json     unit record: status, stored state, queue, history
+//! <dir>/units/<app>-<n>/unit.log      charm log and guest output
+//! <dir>/units/<app>-<n>/containers/<name>/   the container's $PEBBLE (layers, state, socket)
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_supervisor::{ServiceInfo, Supervisor, SupervisorOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::charm::{CharmMeta, CharmSource};
+use crate::engine::{Runtime, RuntimeConfig};
+use crate::types::{ConfigValue, Event, Status};
+use crate::unit::{self, AppView, HistoryEntry, UnitRecord, UnitShared};
+use crate::RuntimeError;
+
+/// How the host runs.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// The state directory.
+    pub dir: PathBuf,
+    /// The model's name, as charms see it.
+    pub model: String,
+    /// Engine limits (the cache dir defaults to `<dir>/cache`).
+    pub runtime: RuntimeConfig,
+    /// Period of `update-status`.
+    pub update_status_interval: Duration,
+    /// First retry delay of a failed event (doubles up to `retry_max`).
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+}
+
+impl HostConfig {
+    /// Defaults for a state directory: model `cairn`, update-status every 5 minutes, retries
+    /// from 1 s to 60 s.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        HostConfig {
+            runtime: RuntimeConfig {
+                cache_dir: Some(dir.join("cache")),
+                ..RuntimeConfig::default()
+            },
+            dir,
+            model: "cairn".into(),
+            update_status_interval: Duration::from_secs(300),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct AppRecord {
+    name: String,
+    meta: CharmMeta,
+    charm_hash: String,
+    settings: BTreeMap<String, ConfigValue>,
+    units: Vec<u32>,
+    next_unit: u32,
+}
+
+struct UnitHandle {
+    shared: Arc<UnitShared>,
+    task: tokio::task::JoinHandle<()>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+struct AppEntry {
+    record: AppRecord,
+    view: Arc<Mutex<AppView>>,
+    units: BTreeMap<u32, UnitHandle>,
+}
+
+/// A container and its services, as status shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerReport {
+    pub name: String,
+    pub services: Vec<ServiceReport>,
+}
+
+/// One service line of a status report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServiceReport {
+    pub name: String,
+    pub startup: String,
+    pub current: String,
+}
+
+impl From<ServiceInfo> for ServiceReport {
+    fn from(s: ServiceInfo) -> Self {
+        ServiceReport {
+            name: s.name,
+            startup: s.startup,
+            current: s.current.as_str().into(),
+        }
+    }
+}
+
+/// One unit of a status report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnitReport {
+    pub name: String,
+    pub status: Status,
+    pub leader: bool,
+    pub queued: usize,
+    pub containers: Vec<ContainerReport>,
+}
+
+/// One application of a status report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppReport {
+    pub name: String,
+    pub charm: String,
+    pub status: Status,
+    pub units: Vec<UnitReport>,
+}
+
+/// The whole model's status.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub model: String,
+    pub apps: Vec<AppReport>,
+}
+
+/// The charm host: runtime plus model.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
+    config: HostConfig,
+    runtime: Arc<Runtime>,
+    apps: tokio::sync::Mutex<BTreeMap<String, AppEntry>>,
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> RuntimeError {
+    RuntimeError::State(format!("cannot {what} {}: {e}", path.display()))
+}
+
+fn valid_app_name(name: &str) -> bool {
+    let re = regex_lite(name);
+    re && name.len() <= 64
+}
+
+/// Juju's application name rule: lowercase letters, digits and single hyphens, starting with
+/// a letter, not ending with a hyphen or a hyphen followed by digits only.
+fn regex_lite(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || !bytes[0].is_ascii_lowercase() || name.ends_with('-') || name.contains("--") {
+        return false;
+    }
+    if !bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-') {
+        return false;
+    }
+    name.split('-').skip(1).all(|part| !part.chars().all(|c| c.is_ascii_digit()))
+}
+
+impl Host {
+    /// Opens the host on its state directory, bringing back every app and unit: their
+    /// records, containers (layers restored) and pending events; `pebble-ready` fires again
+    /// for every container.
+    pub async fn open(config: HostConfig) -> Result<Self, RuntimeError> {
+        for sub in ["apps", "units", "charms"] {
+            let p = config.dir.join(sub);
+            std::fs::create_dir_all(&p).map_err(|e| io_err("create", &p, e))?;
+        }
+        let rt_config = config.runtime.clone();
+        let runtime = tokio::task::spawn_blocking(move || Runtime::new(rt_config))
+            .await
+            .map_err(|e| RuntimeError::Engine(e.to_string()))??;
+        let host = Host {
+            inner: Arc::new(HostInner {
+                config,
+                runtime: Arc::new(runtime),
+                apps: tokio::sync::Mutex::new(BTreeMap::new()),
+            }),
+        };
+        host.restore().await?;
+        Ok(host)
+    }
+
+    /// The runtime (for benchmarks and embedding).
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.inner.runtime
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.config.dir
+    }
+
+    async fn restore(&self) -> Result<(), RuntimeError> {
+        let apps_dir = self.inner.config.dir.join("apps");
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&apps_dir)
+            .map_err(|e| io_err("read", &apps_dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        entries.sort();
+        let mut apps = self.inner.apps.lock().await;
+        for path in entries {
+            let data = std::fs::read(&path).map_err(|e| io_err("read", &path, e))?;
+            let record: AppRecord = serde_json::from_slice(&data)
+                .map_err(|e| RuntimeError::State(format!("cannot parse {}: {e}", path.display())))?;
+            let wasm_path = self.charm_path(&record.charm_hash);
+            let wasm = std::fs::read(&wasm_path).map_err(|e| io_err("read", &wasm_path, e))?;
+            let charm = self.load_charm(wasm).await?;
+            let view = Arc::new(Mutex::new(AppView {
+                config: record.meta.effective_config(&record.settings),
+                charm: Arc::new(charm),
+            }));
+            let mut entry = AppEntry {
+                record: record.clone(),
+                view,
+                units: BTreeMap::new(),
+            };
+            for idx in &record.units {
+                let handle = self.start_unit(&entry, *idx, None)?;
+                for c in handle.shared.containers.keys() {
+                    handle.shared.enqueue(Event::PebbleReady { container: c.clone() });
+                }
+                entry.units.insert(*idx, handle);
+            }
+            tracing::info!("restored app {} with {} unit(s)", record.name, entry.units.len());
+            apps.insert(record.name.clone(), entry);
+        }
+        Ok(())
+    }
+
+    fn charm_path(&self, hash: &str) -> PathBuf {
+        self.inner.config.dir.join("charms").join(format!("{hash}.wasm"))
+    }
+
+    async fn load_charm(&self, wasm: Vec<u8>) -> Result<crate::engine::Charm, RuntimeError> {
+        let rt = self.inner.runtime.clone();
+        tokio::task::spawn_blocking(move || rt.load(&wasm))
+            .await
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?
+    }
+
+    fn unit_dir(&self, app: &str, idx: u32) -> PathBuf {
+        self.inner.config.dir.join("units").join(format!("{app}-{idx}"))
+    }
+
+    fn save_app(&self, record: &AppRecord) -> Result<(), RuntimeError> {
+        let path = self.inner.config.dir.join("apps").join(format!("{}.json", record.name));
+        let data = serde_json::to_vec_pretty(record).map_err(|e| RuntimeError::State(e.to_string()))?;
+        cairn_supervisor::persist::atomic_write(&path, &data).map_err(|e| io_err("write", &path, e))
+    }
+
+    /// Opens (or creates) a unit: its record, its containers' supervisors, its actor.
+    fn start_unit(&self, app: &AppEntry, idx: u32, fresh: Option<UnitRecord>) -> Result<UnitHandle, RuntimeError> {
+        let name = format!("{}/{idx}", app.record.name);
+        let dir = self.unit_dir(&app.record.name, idx);
+        std::fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
+        let record = match fresh {
+            Some(r) => r,
+            None => {
+                let p = dir.join("unit.json");
+                let data = std::fs::read(&p).map_err(|e| io_err("read", &p, e))?;
+                serde_json::from_slice(&data)
+                    .map_err(|e| RuntimeError::State(format!("cannot parse {}: {e}", p.display())))?
+            }
+        };
+        let mut containers = BTreeMap::new();
+        for c in app.record.meta.containers.keys() {
+            let cdir = dir.join("containers").join(c);
+            let opts = SupervisorOptions {
+                env: vec![
+                    ("PEBBLE".into(), cdir.display().to_string()),
+                    ("PEBBLE_SOCKET".into(), cdir.join(".pebble.socket").display().to_string()),
+                    ("JUJU_UNIT_NAME".into(), name.clone()),
+                ],
+                ..SupervisorOptions::new(&cdir)
+            };
+            let sup = Supervisor::open(opts).map_err(|e| RuntimeError::State(format!("cannot open container {c:?} of {name}: {e}")))?;
+            containers.insert(c.clone(), sup);
+        }
+        let shared = Arc::new(UnitShared {
+            app_name: app.record.name.clone(),
+            model: self.inner.config.model.clone(),
+            dir,
+            record: Mutex::new(record),
+            wake: tokio::sync::Notify::new(),
+            containers,
+            app: app.view.clone(),
+            retry_base: self.inner.config.retry_base,
+            retry_max: self.inner.config.retry_max,
+        });
+        shared.save();
+        let task = tokio::spawn(unit::run_actor(shared.clone(), self.inner.runtime.clone()));
+        let ticker = {
+            let shared = shared.clone();
+            let every = self.inner.config.update_status_interval;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    tick.tick().await;
+                    shared.enqueue(Event::UpdateStatus);
+                }
+            })
+        };
+        Ok(UnitHandle { shared, task, ticker })
+    }
+
+    /// Deploys the charm at `source` as an app (named after the charm unless `name` is given)
+    /// with one unit, applying `settings` (`key=value` by the options' types). Queues
+    /// install, leader-elected, config-changed, start and pebble-ready per container.
+    pub async fn deploy(
+        &self,
+        source: &Path,
+        name: Option<&str>,
+        settings: &[(String, String)],
+    ) -> Result<String, RuntimeError> {
+        let src = CharmSource::locate(source)?;
+        let app_name = name.unwrap_or(&src.meta.name).to_string();
+        if !valid_app_name(&app_name) {
+            return Err(RuntimeError::Config(format!("invalid application name {app_name:?}")));
+        }
+        let mut parsed = BTreeMap::new();
+        for (k, v) in settings {
+            parsed.insert(k.clone(), src.meta.parse_setting(k, v)?);
+        }
+        let wasm = std::fs::read(&src.wasm).map_err(|e| io_err("read", &src.wasm, e))?;
+        let mut apps = self.inner.apps.lock().await;
+        if apps.contains_key(&app_name) {
+            return Err(RuntimeError::Config(format!("application {app_name:?} already exists")));
+        }
+        let charm = self.load_charm(wasm.clone()).await?;
+        let stored = self.charm_path(&charm.hash);
+        if !stored.exists() {
+            cairn_supervisor::persist::atomic_write(&stored, &wasm).map_err(|e| io_err("write", &stored, e))?;
+        }
+        let record = AppRecord {
+            name: app_name.clone(),
+            meta: src.meta.clone(),
+            charm_hash: charm.hash.clone(),
+            settings: parsed,
+            units: vec![0],
+            next_unit: 1,
+        };
+        let view = Arc::new(Mutex::new(AppView {
+            config: record.meta.effective_config(&record.settings),
+            charm: Arc::new(charm),
+        }));
+        self.save_app(&record)?;
+        let mut entry = AppEntry {
+            record,
+            view,
+            units: BTreeMap::new(),
+        };
+        let mut queue: std::collections::VecDeque<Event> =
+            [Event::Install, Event::LeaderElected, Event::ConfigChanged, Event::Start].into();
+        for c in src.meta.containers.keys() {
+            queue.push_back(Event::PebbleReady { container: c.clone() });
+        }
+        let rec = UnitRecord {
+            name: format!("{app_name}/0"),
+            leader: true,
+            queue,
+            ..Default::default()
+        };
+        let handle = self.start_unit(&entry, 0, Some(rec))?;
+        handle.shared.wake.notify_one();
+        entry.units.insert(0, handle);
+        apps.insert(app_name.clone(), entry);
+        tracing::info!("deployed {app_name}");
+        Ok(app_name)
+    }
+
+    /// Changes an app's config (`key=value` settings; `reset` keys go back to their
+    /// defaults) and queues `config-changed` on every unit when anything changed.
+    pub async fn set_config(&self, app: &str, settings: &[(String, String)], reset: &[String]) -> Result<bool, RuntimeError> {
+        let mut apps = self.inner.apps.lock().await;
+        let entry = apps
+            .get_mut(app)
+            .ok_or_else(|| RuntimeError::NotFound(format!("application {app:?} not found")))?;
+        let mut next = entry.record.settings.clone();
+        for (k, v) in settings {
+            next.insert(k.clone(), entry.record.meta.parse_setting(k, v)?);
+        }
+        for k in reset {
+            if !entry.record.meta.config.options.contains_key(k) {
+                return Err(RuntimeError::Config(format!("unknown option {k:?}")));
+            }
+            next.remove(k);
+        }
+        let old = entry.record.meta.effective_config(&entry.record.settings);
+        let new = entry.record.meta.effective_config(&next);
+        entry.record.settings = next;
+        self.save_app(&entry.record)?;
+        if old == new {
+            return Ok(false);
+        }
+        entry.view.lock().unwrap().config = new;
+        for u in entry.units.values() {
+            u.shared.enqueue(Event::ConfigChanged);
+        }
+        Ok(true)
+    }
+
+    /// An app's effective config.
+    pub async fn get_config(&self, app: &str) -> Result<BTreeMap<String, ConfigValue>, RuntimeError> {
+        let apps = self.inner.apps.lock().await;
+        let entry = apps
+            .get(app)
+            .ok_or_else(|| RuntimeError::NotFound(format!("application {app:?} not found")))?;
+        Ok(entry.record.meta.effective_config(&entry.record.settings))
+    }
+
+    /// Removes an app: queues `stop` and `remove` on each unit, waits for them, stops every
+    /// service and deletes the units' state.
+    pub async fn remove(&self, app: &str) -> Result<(), RuntimeError> {
+        let entry = {
+            let mut apps = self.inner.apps.lock().await;
+            apps.remove(app)
+                .ok_or_else(|| RuntimeError::NotFound(format!("application {app:?} not found")))?
+        };
+        for u in entry.units.values() {
+            {
+                let mut rec = u.shared.record.lock().unwrap();
+                rec.removing = true;
+            }
+            u.shared.enqueue(Event::Stop);
+            u.shared.enqueue(Event::Remove);
+        }
+        for (_, u) in entry.units {
+            u.ticker.abort();
+            let _ = u.task.await;
+            for sup in u.shared.containers.values() {
+                sup.stop_all().await;
+            }
+            let _ = std::fs::remove_dir_all(&u.shared.dir);
+        }
+        let path = self.inner.config.dir.join("apps").join(format!("{app}.json"));
+        let _ = std::fs::remove_file(&path);
+        tracing::info!("removed {app}");
+        Ok(())
+    }
+
+    /// Queues an event on a unit (`app/N`).
+    pub async fn emit(&self, unit: &str, event: Event) -> Result<(), RuntimeError> {
+        let apps = self.inner.apps.lock().await;
+        let shared = find_unit(&apps, unit)?;
+        shared.enqueue(event);
+        Ok(())
+    }
+
+    /// The model's status.
+    pub async fn status(&self) -> StatusReport {
+        let apps = self.inner.apps.lock().await;
+        let mut out = Vec::new();
+        for (name, entry) in apps.iter() {
+            let mut units = Vec::new();
+            let mut app_status = Status::Unknown;
+            for u in entry.units.values() {
+                let rec = u.shared.record.lock().unwrap().clone();
+                if rec.leader {
+                    app_status = rec.app_status.clone();
+                }
+                let containers = u
+                    .shared
+                    .containers
+                    .iter()
+                    .map(|(c, sup)| ContainerReport {
+                        name: c.clone(),
+                        services: sup.services(&[]).into_iter().map(Into::into).collect(),
+                    })
+                    .collect();
+                units.push(UnitReport {
+                    name: rec.name.clone(),
+                    status: rec.display_status(),
+                    leader: rec.leader,
+                    queued: rec.queue.len(),
+                    containers,
+                });
+            }
+            out.push(AppReport {
+                name: name.clone(),
+                charm: entry.record.meta.name.clone(),
+                status: app_status,
+                units,
+            });
+        }
+        StatusReport {
+            model: self.inner.config.model.clone(),
+            apps: out,
+        }
+    }
+
+    /// A unit's event history, newest last (at most `n` entries).
+    pub async fn events(&self, unit: &str, n: Option<usize>) -> Result<Vec<HistoryEntry>, RuntimeError> {
+        let apps = self.inner.apps.lock().await;
+        let shared = find_unit(&apps, unit)?;
+        let rec = shared.record.lock().unwrap();
+        let skip = n.map_or(0, |n| rec.history.len().saturating_sub(n));
+        Ok(rec.history.iter().skip(skip).cloned().collect())
+    }
+
+    /// A unit's container supervisor (`app/N`, container name).
+    pub async fn container(&self, unit: &str, container: &str) -> Result<Supervisor, RuntimeError> {
+        let apps = self.inner.apps.lock().await;
+        let shared = find_unit(&apps, unit)?;
+        shared
+            .containers
+            .get(container)
+            .cloned()
+            .ok_or_else(|| RuntimeError::NotFound(format!("unit {unit} has no container {container:?}")))
+    }
+
+    /// Stops the host cleanly: unit actors end (their queues stay persisted) and every
+    /// service of every container is stopped.
+    pub async fn shutdown(&self) {
+        let mut apps = self.inner.apps.lock().await;
+        for entry in apps.values_mut() {
+            for u in entry.units.values() {
+                u.task.abort();
+                u.ticker.abort();
+            }
+            for u in entry.units.values() {
+                for sup in u.shared.containers.values() {
+                    sup.stop_all().await;
+                }
+            }
+        }
+    }
+}
+
+fn find_unit(apps: &BTreeMap<String, AppEntry>, unit: &str) -> Result<Arc<UnitShared>, RuntimeError> {
+    let (app, idx) = unit
+        .split_once('/')
+        .and_then(|(a, i)| i.parse::<u32>().ok().map(|i| (a, i)))
+        .ok_or_else(|| RuntimeError::Config(format!("invalid unit name {unit:?}")))?;
+    apps.get(app)
+        .and_then(|e| e.units.get(&idx))
+        .map(|u| u.shared.clone())
+        .ok_or_else(|| RuntimeError::NotFound(format!("unit {unit:?} not found")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn app_names_follow_juju_rules() {
+        for ok in ["web", "pause", "my-app", "a1", "web-2b"] {
+            assert!(super::valid_app_name(ok), "{ok}");
+        }
+        for bad in ["", "Web", "1web", "web-", "web--x", "web-2", "we_b"] {
+            assert!(!super::valid_app_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! Changes and tasks: every long operation is a change made of tasks, as in Pebble.
+//!
+//! The [`ChangeBook`] holds them, derives a change's status from its tasks with Pebble's
+//! priority order, formats task logs and change errors with Pebble's texts, and is what the
+//! supervisor persists. Waiters are woken through a version counter bumped on every update.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::timefmt;
+
+/// A change's or task's status, with Pebble's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// Not decided: a change's status is then derived from its tasks.
+    Default,
+    /// Waiting to run.
+    Do,
+    /// Running.
+    Doing,
+    /// Finished successfully.
+    Done,
+    /// Asked to stop.
+    Abort,
+    /// Undo pending.
+    Undo,
+    /// Undoing.
+    Undoing,
+    /// Undone.
+    Undone,
+    /// Will not run (an earlier task in its lane failed, or it was aborted before starting).
+    Hold,
+    /// Failed.
+    Error,
+    /// Waiting on something external.
+    Wait,
+}
+
+impl Status {
+    /// Pebble's name for the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Default => "Default",
+            Status::Do => "Do",
+            Status::Doing => "Doing",
+            Status::Done => "Done",
+            Status::Abort => "Abort",
+            Status::Undo => "Undo",
+            Status::Undoing => "Undoing",
+            Status::Undone => "Undone",
+            Status::Hold => "Hold",
+            Status::Error => "Error",
+            Status::Wait => "Wait",
+        }
+    }
+
+    /// Whether nothing more will happen to a change or task in this status.
+    pub fn is_ready(self) -> bool {
+        matches!(
+            self,
+            Status::Done | Status::Undone | Status::Hold | Status::Error
+        )
+    }
+}
+
+/// Pebble's priority when deriving a change's status from its tasks' statuses.
+const STATUS_ORDER: [Status; 10] = [
+    Status::Abort,
+    Status::Undoing,
+    Status::Undo,
+    Status::Doing,
+    Status::Do,
+    Status::Wait,
+    Status::Error,
+    Status::Undone,
+    Status::Done,
+    Status::Hold,
+];
+
+/// A task as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Task {
+    pub id: u64,
+    pub change: u64,
+    pub kind: String,
+    pub summary: String,
+    pub status: Status,
+    pub log: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub spawn_time: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ready_time: Option<OffsetDateTime>,
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A change as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Change {
+    pub id: u64,
+    pub kind: String,
+    pub summary: String,
+    pub status: Status,
+    pub tasks: Vec<u64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub spawn_time: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ready_time: Option<OffsetDateTime>,
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Task progress as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub label: String,
+    pub done: u32,
+    pub total: u32,
+}
+
+/// A task as `GET /v1/changes/{id}` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TaskInfo {
+    pub id: String,
+    pub kind: String,
+    pub summary: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
+    pub progress: Progress,
+    pub spawn_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_time: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A change as `GET /v1/changes` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ChangeInfo {
+    pub id: String,
+    pub kind: String,
+    pub summary: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskInfo>,
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub err: Option<String>,
+    pub spawn_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_time: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Which changes a listing wants (`select=` of `GET /v1/changes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ChangeSelect {
+    /// Changes not yet ready (the default).
+    #[default]
+    InProgress,
+    /// Changes that are ready.
+    Ready,
+    /// All changes.
+    All,
+}
+
+/// All changes and tasks of one supervisor; serialisable for persistence.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ChangeBook {
+    last_change_id: u64,
+    last_task_id: u64,
+    changes: BTreeMap<u64, Change>,
+    tasks: BTreeMap<u64, Task>,
+}
+
+/// Ready changes beyond this many are pruned, oldest first (Pebble keeps 1000).
+const MAX_READY_CHANGES: usize = 1000;
+/// Task logs keep this many most recent lines (Pebble keeps 10).
+const MAX_TASK_LOG: usize = 10;
+
+impl ChangeBook {
+    /// Records a new change with its tasks (kind, summary) and returns its id and task ids.
+    pub fn new_change(&mut self, kind: &str, summary: &str, tasks: &[(String, String)]) -> (u64, Vec<u64>) {
+        let now = OffsetDateTime::now_utc();
+        self.last_change_id += 1;
+        let id = self.last_change_id;
+        let mut ids = Vec::new();
+        for (tkind, tsummary) in tasks {
+            self.last_task_id += 1;
+            let tid = self.last_task_id;
+            self.tasks.insert(
+                tid,
+                Task {
+                    id: tid,
+                    change: id,
+                    kind: tkind.clone(),
+                    summary: tsummary.clone(),
+                    status: Status::Do,
+                    log: Vec::new(),
+                    spawn_time: now,
+                    ready_time: None,
+                    data: Default::default(),
+                },
+            );
+            ids.push(tid);
+        }
+        self.changes.insert(
+            id,
+            Change {
+                id,
+                kind: kind.to_string(),
+                summary: summary.to_string(),
+                status: if tasks.is_empty() { Status::Done } else { Status::Default },
+                tasks: ids.clone(),
+                spawn_time: now,
+                ready_time: if tasks.is_empty() { Some(now) } else { None },
+                data: Default::default(),
+            },
+        );
+        self.prune();
+        (id, ids)
+    }
+
+    /// Sets a change's data key.
+    pub fn set_change_data(&mut self, id: u64, key: &str, value: serde_json::Value) {
+        if let Some(c) = self.changes.get_mut(&id) {
+            c.data.insert(key.to_string(), value);
+        }
+    }
+
+    /// Sets a task's data key.
+    pub fn set_task_data(&mut self, id: u64, key: &str, value: serde_json::Value) {
+        if let Some(t) = self.tasks.get_mut(&id) {
+            t.data.insert(key.to_string(), value);
+        }
+    }
+
+    /// A task's data key.
+    pub fn task_data(&self, id: u64, key: &str) -> Option<&serde_json::Value> {
+        self.tasks.get(&id).and_then(|t| t.data.get(key))
+    }
+
+    /// Moves a task to `status`, stamping its ready time, and the change's when it becomes ready.
+    pub fn set_task_status(&mut self, id: u64, status: Status) {
+        let now = OffsetDateTime::now_utc();
+        let Some(task) = self.tasks.get_mut(&id) else { return };
+        task.status = status;
+        if status.is_ready() && task.ready_time.is_none() {
+            task.ready_time = Some(now);
+        }
+        let change_id = task.change;
+        let st = self.change_status(change_id);
+        if let Some(c) = self.changes.get_mut(&change_id)
+            && st.is_ready()
+            && c.ready_time.is_none()
+        {
+            c.ready_time = Some(now);
+        }
+    }
+
+    /// A task's status.
+    pub fn task_status(&self, id: u64) -> Option<Status> {
+        self.tasks.get(&id).map(|t| t.status)
+    }
+
+    /// Appends an INFO line to a task's log.
+    pub fn task_log(&mut self, id: u64, msg: &str) {
+        self.add_log(id, "INFO", msg);
+    }
+
+    /// Appends an ERROR line to a task's log.
+    pub fn task_error(&mut self, id: u64, msg: &str) {
+        self.add_log(id, "ERROR", msg);
+    }
+
+    fn add_log(&mut self, id: u64, level: &str, msg: &str) {
+        if let Some(t) = self.tasks.get_mut(&id) {
+            if t.log.len() >= MAX_TASK_LOG {
+                let drop = t.log.len() + 1 - MAX_TASK_LOG;
+                t.log.drain(..drop);
+            }
+            let now = timefmt::rfc3339_secs(OffsetDateTime::now_utc());
+            t.log.push(format!("{now} {level} {msg}"));
+        }
+    }
+
+    /// A change's status, derived from its tasks unless set explicitly.
+    pub fn change_status(&self, id: u64) -> Status {
+        let Some(c) = self.changes.get(&id) else { return Status::Default };
+        if c.status != Status::Default {
+            return c.status;
+        }
+        if c.tasks.is_empty() {
+            return Status::Hold;
+        }
+        let statuses: Vec<Status> = c.tasks.iter().filter_map(|t| self.task_status(*t)).collect();
+        STATUS_ORDER
+            .iter()
+            .copied()
+            .find(|s| statuses.contains(s))
+            .unwrap_or(Status::Hold)
+    }
+
+    /// Pebble's change error: each failed task's summary with its logged errors.
+    pub fn change_err(&self, id: u64) -> Option<String> {
+        if self.change_status(id) != Status::Error {
+            return None;
+        }
+        let c = self.changes.get(&id)?;
+        let mut out = String::from("cannot perform the following tasks:");
+        let mut any = false;
+        for t in c.tasks.iter().filter_map(|t| self.tasks.get(t)) {
+            if t.status != Status::Error {
+                continue;
+            }
+            for line in &t.log {
+                if let Some(i) = line.find(" ERROR ") {
+                    out.push_str(&format!("\n- {} ({})", t.summary, &line[i + 7..]));
+                    any = true;
+                }
+            }
+        }
+        Some(if any {
+            out
+        } else {
+            format!(
+                "internal inconsistency: change {:?} in ErrorStatus with no task errors logged",
+                c.kind
+            )
+        })
+    }
+
+    /// Whether a change exists.
+    pub fn contains(&self, id: u64) -> bool {
+        self.changes.contains_key(&id)
+    }
+
+    /// The change's task ids.
+    pub fn change_tasks(&self, id: u64) -> Vec<u64> {
+        self.changes.get(&id).map(|c| c.tasks.clone()).unwrap_or_default()
+    }
+
+    /// A change as the API shows it.
+    pub fn change_info(&self, id: u64) -> Option<ChangeInfo> {
+        let c = self.changes.get(&id)?;
+        let status = self.change_status(id);
+        let tasks = c
+            .tasks
+            .iter()
+            .filter_map(|t| self.tasks.get(t))
+            .map(|t| TaskInfo {
+                id: t.id.to_string(),
+                kind: t.kind.clone(),
+                summary: t.summary.clone(),
+                status: t.status.as_str().to_string(),
+                log: t.log.clone(),
+                progress: Progress {
+                    label: String::new(),
+                    done: u32::from(t.status.is_ready()),
+                    total: 1,
+                },
+                spawn_time: timefmt::rfc3339(t.spawn_time),
+                ready_time: t.ready_time.map(timefmt::rfc3339),
+                data: t.data.clone(),
+            })
+            .collect();
+        Some(ChangeInfo {
+            id: c.id.to_string(),
+            kind: c.kind.clone(),
+            summary: c.summary.clone(),
+            status: status.as_str().to_string(),
+            tasks,
+            ready: status.is_ready(),
+            err: self.change_err(id),
+            spawn_time: timefmt::rfc3339(c.spawn_time),
+            ready_time: c.ready_time.map(timefmt::rfc3339),
+            data: c.data.clone(),
+        })
+    }
+
+    /// Changes matching `select`, optionally only those naming `service` in `service-names`.
+    pub fn changes(&self, select: ChangeSelect, service: Option<&str>) -> Vec<ChangeInfo> {
+        self.changes
+            .keys()
+            .filter(|id| {
+                let ready = self.change_status(**id).is_ready();
+                match select {
+                    ChangeSelect::All => true,
+                    ChangeSelect::Ready => ready,
+                    ChangeSelect::InProgress => !ready,
+                }
+            })
+            .filter(|id| match service {
+                None => true,
+                Some(svc) => self.changes[id]
+                    .data
+                    .get("service-names")
+                    .and_then(|v| v.as_array())
+                    .is_some_and(|names| names.iter().any(|n| n.as_str() == Some(svc))),
+            })
+            .filter_map(|id| self.change_info(*id))
+            .collect()
+    }
+
+    /// After a restart: tasks that were running or waiting cannot resume, so they end.
+    pub fn interrupt_unfinished(&mut self) {
+        let ids: Vec<u64> = self
+            .tasks
+            .values()
+            .filter(|t| !t.status.is_ready())
+            .map(|t| t.id)
+            .collect();
+        for id in ids {
+            let was_running = self.tasks[&id].status == Status::Doing;
+            if was_running {
+                self.task_error(id, "task interrupted: daemon restarted");
+                self.set_task_status(id, Status::Error);
+            } else {
+                self.set_task_status(id, Status::Hold);
+            }
+        }
+    }
+
+    fn prune(&mut self) {
+        let ready: Vec<u64> = self
+            .changes
+            .keys()
+            .copied()
+            .filter(|id| self.change_status(*id).is_ready())
+            .collect();
+        if ready.len() <= MAX_READY_CHANGES {
+            return;
+        }
+        for id in &ready[..ready.len() - MAX_READY_CHANGES] {
+            if let Some(c) = self.changes.remove(id) {
+                for t in c.tasks {
+                    self.tasks.remove(&t);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book_with(tasks: usize) -> (ChangeBook, u64, Vec<u64>) {
+        let mut b = ChangeBook::default();
+        let specs: Vec<_> = (0..tasks)
+            .map(|i| ("start".to_string(), format!("Start service \"s{i}\"")))
+            .collect();
+        let (id, tids) = b.new_change("start", "Start service \"s0\"", &specs);
+        (b, id, tids)
+    }
+
+    #[test]
+    fn status_derives_with_pebble_priority() {
+        let (mut b, id, t) = book_with(3);
+        assert_eq!(b.change_status(id), Status::Do);
+        b.set_task_status(t[0], Status::Doing);
+        assert_eq!(b.change_status(id), Status::Doing);
+        b.set_task_status(t[0], Status::Error);
+        assert_eq!(b.change_status(id), Status::Do);
+        b.set_task_status(t[1], Status::Done);
+        b.set_task_status(t[2], Status::Hold);
+        assert_eq!(b.change_status(id), Status::Error);
+        assert!(b.change_info(id).unwrap().ready);
+    }
+
+    #[test]
+    fn change_err_lists_failed_tasks() {
+        let (mut b, id, t) = book_with(2);
+        b.task_log(t[0], "Most recent service output:\n    boom");
+        b.task_error(t[0], "service start attempt: exited quickly with code 1, will restart");
+        b.set_task_status(t[0], Status::Error);
+        b.set_task_status(t[1], Status::Hold);
+        assert_eq!(
+            b.change_err(id).unwrap(),
+            "cannot perform the following tasks:\n- Start service \"s0\" (service start attempt: exited quickly with code 1, will restart)"
+        );
+    }
+
+    #[test]
+    fn empty_change_is_done() {
+        let mut b = ChangeBook::default();
+        let (id, _) = b.new_change("replan", "Replan - no services", &[]);
+        let info = b.change_info(id).unwrap();
+        assert_eq!(info.status, "Done");
+        assert!(info.ready);
+    }
+
+    #[test]
+    fn task_log_keeps_last_ten() {
+        let (mut b, _, t) = book_with(1);
+        for i in 0..15 {
+            b.task_log(t[0], &format!("m{i}"));
+        }
+        let log = &b.tasks[&t[0]].log;
+        assert_eq!(log.len(), 10);
+        assert!(log[0].ends_with(" INFO m5"));
+    }
+}

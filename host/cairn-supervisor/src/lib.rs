@@ -1,0 +1,540 @@
+//! Cairn's re-implementation of Pebble's daemon core, embedded as a library.
+//!
+//! One [`Supervisor`] per container. It owns the container's layers and plan (through
+//! `cairn-plan`), its services and their logs, and its changes and tasks; it persists
+//! layers and changes in the container directory with atomic writes. It knows nothing of
+//! wasm or HTTP: the API server and the wasm runtime both drive it through this API, which
+//! follows Pebble's request semantics and error texts (`POST /v1/services` and friends).
+//!
+//! Every operation that takes time is a change of tasks, run in lanes as Pebble does, and
+//! can be waited on with [`Supervisor::wait_change`].
+
+pub mod changes;
+pub mod logs;
+pub mod persist;
+mod reaper;
+pub mod services;
+pub mod timefmt;
+mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_plan::{Layer, Layers, Plan, PlanError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+pub use changes::{ChangeInfo, ChangeSelect, Status, TaskInfo};
+pub use logs::{LogBuffer, LogEntry};
+pub use services::{ServiceInfo, ServiceStatus, ShutdownRequest};
+
+/// Name of the state file in a container directory (Pebble's is `.pebble.state` too).
+pub const STATE_FILE: &str = ".pebble.state";
+
+/// Errors of supervisor operations, with Pebble's API texts.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// The request is malformed or refused (HTTP 400 in the API).
+    #[error("{0}")]
+    BadRequest(String),
+    /// `autostart` with no `startup: enabled` services (kind `no-default-services`).
+    #[error("no default services")]
+    NoDefaultServices,
+    /// A change or other object does not exist (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Waiting timed out (HTTP 504).
+    #[error("{0}")]
+    Timeout(String),
+    /// A layer was rejected.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The container's state could not be read or written.
+    #[error("cannot {action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How to open a supervisor.
+#[derive(Clone, Debug)]
+pub struct SupervisorOptions {
+    /// The container directory (`$PEBBLE`): `layers/`, the state file, the socket.
+    pub dir: PathBuf,
+    /// Extra environment given to every service (on top of the host's own).
+    pub env: Vec<(String, String)>,
+    /// Whether to persist layers and changes in the state file.
+    pub persist: bool,
+}
+
+impl SupervisorOptions {
+    /// Options for `dir` with persistence on and no extra environment.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        SupervisorOptions {
+            dir: dir.into(),
+            env: Vec::new(),
+            persist: true,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct PersistedLayer {
+    order: u32,
+    label: String,
+    yaml: String,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct PersistedState {
+    #[serde(default)]
+    layers: Vec<PersistedLayer>,
+    #[serde(default)]
+    changes: changes::ChangeBook,
+}
+
+/// The supervisor of one container: plan, services, changes.
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    persist: bool,
+    layers: Mutex<Layers>,
+    plan: Mutex<Arc<Plan>>,
+    book: Mutex<changes::ChangeBook>,
+    version: watch::Sender<u64>,
+    services: Arc<services::ServiceManager>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TaskKind {
+    Start,
+    Stop,
+}
+
+impl Supervisor {
+    /// Opens the supervisor of the container at `opts.dir`: reads `layers/` and the state
+    /// file (restoring API-added layers and the change history). Must run inside tokio.
+    pub fn open(opts: SupervisorOptions) -> Result<Self, SupervisorError> {
+        let io = |action: &str| {
+            let action = action.to_string();
+            move |source| SupervisorError::Io { action, source }
+        };
+        std::fs::create_dir_all(&opts.dir).map_err(io("create container directory"))?;
+        let layers_dir = opts.dir.join("layers");
+        let mut layers = if layers_dir.is_dir() {
+            cairn_plan::read_layers_dir(&layers_dir)?
+        } else {
+            Vec::new()
+        };
+        let state_path = opts.dir.join(STATE_FILE);
+        let mut state = PersistedState::default();
+        if opts.persist && state_path.exists() {
+            let data = std::fs::read(&state_path).map_err(io("read state"))?;
+            state = serde_json::from_slice(&data).map_err(|e| SupervisorError::Io {
+                action: "parse state".into(),
+                source: std::io::Error::other(e),
+            })?;
+        }
+        for p in &state.layers {
+            if layers.iter().any(|l| l.label == p.label) {
+                continue;
+            }
+            layers.push(cairn_plan::parse_layer(p.order, &p.label, p.yaml.as_bytes())?);
+        }
+        layers.sort_by_key(|l| l.order);
+        let layers = Layers::new(layers)?;
+        let plan = Arc::new(layers.plan().clone());
+        state.changes.interrupt_unfinished();
+        let sup = Supervisor {
+            inner: Arc::new(Inner {
+                dir: opts.dir.clone(),
+                persist: opts.persist,
+                layers: Mutex::new(layers),
+                plan: Mutex::new(plan),
+                book: Mutex::new(state.changes),
+                version: watch::channel(0).0,
+                services: services::ServiceManager::new(opts.env),
+            }),
+        };
+        sup.inner.save();
+        Ok(sup)
+    }
+
+    /// The container directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The current combined plan.
+    pub fn plan(&self) -> Arc<Plan> {
+        self.inner.plan.lock().unwrap().clone()
+    }
+
+    /// The layers in order.
+    pub fn layers(&self) -> Vec<Layer> {
+        self.inner.layers.lock().unwrap().layers().to_vec()
+    }
+
+    /// Adds a layer given as YAML, with Pebble's `combine`/`inner` rules; a bad layer is
+    /// rejected whole and changes nothing.
+    pub fn add_layer(&self, label: &str, yaml: &[u8], combine: bool, inner: bool) -> Result<(), SupervisorError> {
+        if label.is_empty() {
+            return Err(SupervisorError::BadRequest("label must be set".into()));
+        }
+        let layer = cairn_plan::parse_layer(0, label, yaml)
+            .map_err(|e| SupervisorError::BadRequest(format!("cannot parse layer YAML: {e}")))?;
+        {
+            let mut layers = self.inner.layers.lock().unwrap();
+            layers
+                .add(layer, combine, inner)
+                .map_err(|e| SupervisorError::BadRequest(e.to_string()))?;
+            *self.inner.plan.lock().unwrap() = Arc::new(layers.plan().clone());
+        }
+        self.inner.save();
+        Ok(())
+    }
+
+    /// Services in the plan (all if `names` is empty), sorted by name.
+    pub fn services(&self, names: &[String]) -> Vec<ServiceInfo> {
+        self.inner.services.infos(&self.plan(), names)
+    }
+
+    /// The main pid of a running service.
+    pub fn service_pid(&self, name: &str) -> Option<i32> {
+        self.inner.services.pid(name)
+    }
+
+    /// Recent output of the named services (all services with output if empty), oldest first,
+    /// at most `n` lines (all for `None`).
+    pub fn logs(&self, names: &[String], n: Option<usize>) -> Vec<LogEntry> {
+        let mut all: Vec<LogEntry> = self
+            .log_buffers(names)
+            .iter()
+            .flat_map(|b| b.last(n))
+            .collect();
+        all.sort_by_key(|e| e.time);
+        if let Some(n) = n {
+            let skip = all.len().saturating_sub(n);
+            all.drain(..skip);
+        }
+        all
+    }
+
+    /// The log rings of the named services (all that have one if empty), for following.
+    pub fn log_buffers(&self, names: &[String]) -> Vec<Arc<LogBuffer>> {
+        let plan = self.plan();
+        plan.services
+            .keys()
+            .filter(|n| names.is_empty() || names.contains(n))
+            .filter_map(|n| self.inner.services.log_buffer(n))
+            .collect()
+    }
+
+    /// Watch for a service's exit action asking the container to shut down.
+    pub fn shutdown_requests(&self) -> watch::Receiver<Option<ShutdownRequest>> {
+        self.inner.services.shutdown_requests()
+    }
+
+    /// Performs a services action (`start`, `stop`, `restart`, `replan`, `autostart`) as
+    /// `POST /v1/services` does, returning the id of the change that carries it out.
+    pub fn services_action(&self, action: &str, names: &[String]) -> Result<String, SupervisorError> {
+        let plan = self.plan();
+        let mut names = names.to_vec();
+        match action {
+            "replan" | "autostart" if !names.is_empty() => {
+                return Err(SupervisorError::BadRequest(format!("{action} accepts no service names")));
+            }
+            "autostart" => {
+                let defaults = plan.default_services();
+                let lanes = plan
+                    .start_lanes(&defaults)
+                    .map_err(|e| SupervisorError::BadRequest(format!("cannot {action} services: {e}")))?;
+                names = lanes.into_iter().flatten().collect();
+                if names.is_empty() {
+                    return Err(SupervisorError::NoDefaultServices);
+                }
+            }
+            "replan" => {}
+            _ if names.is_empty() => {
+                return Err(SupervisorError::BadRequest(format!("must specify services for {action} action")));
+            }
+            _ => {}
+        }
+        let order_err = |e: PlanError| SupervisorError::BadRequest(format!("cannot {action} services: {e}"));
+        let (stop_lanes, start_lanes): (Vec<Vec<String>>, Vec<Vec<String>>) = match action {
+            "start" | "autostart" => (vec![], plan.start_lanes(&names).map_err(order_err)?),
+            "stop" => (plan.stop_lanes(&names).map_err(order_err)?, vec![]),
+            "restart" => {
+                let stop = plan.stop_lanes(&names).map_err(order_err)?;
+                let stop = stop
+                    .into_iter()
+                    .map(|lane| lane.into_iter().filter(|n| names.contains(n)).collect::<Vec<_>>())
+                    .filter(|lane| !lane.is_empty())
+                    .collect();
+                (stop, plan.start_lanes(&names).map_err(order_err)?)
+            }
+            "replan" => {
+                let changed = self.inner.services.replan_changed(&plan);
+                let mut start: Vec<String> = plan
+                    .services
+                    .iter()
+                    .filter(|(n, s)| changed.contains(n) || s.startup == cairn_plan::ServiceStartup::Enabled)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                start.sort();
+                let stop_lanes = plan.stop_lanes(&changed).map_err(order_err)?;
+                let start_lanes = plan.start_lanes(&start).map_err(order_err)?;
+                let mut all: Vec<String> = stop_lanes.iter().chain(start_lanes.iter()).flatten().cloned().collect();
+                all.sort();
+                all.dedup();
+                names = all;
+                (stop_lanes, start_lanes)
+            }
+            _ => return Err(SupervisorError::BadRequest(format!("invalid action {action:?}"))),
+        };
+        let title = {
+            let mut c = action.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+        };
+        let resolved = if action == "replan" {
+            names.len()
+        } else {
+            stop_lanes.iter().chain(start_lanes.iter()).map(Vec::len).sum::<usize>()
+                - if action == "restart" { stop_lanes.iter().map(Vec::len).sum() } else { 0 }
+        };
+        let task_count = stop_lanes.iter().chain(start_lanes.iter()).map(Vec::len).sum::<usize>();
+        let summary = if task_count == 0 {
+            format!("{title} - no services")
+        } else if resolved <= 1 {
+            format!("{title} service {:?}", names[0])
+        } else {
+            format!("{title} service {:?} and {} more", names[0], resolved - 1)
+        };
+        Ok(self.inner.clone().spawn_change(action, &summary, &names, stop_lanes, start_lanes))
+    }
+
+    /// A change's current info.
+    pub fn change(&self, id: &str) -> Result<ChangeInfo, SupervisorError> {
+        let book = self.inner.book.lock().unwrap();
+        parse_id(id)
+            .and_then(|n| book.change_info(n))
+            .ok_or_else(|| SupervisorError::NotFound(format!("cannot find change with id {id:?}")))
+    }
+
+    /// Changes matching `select`, optionally only those acting on `service`.
+    pub fn changes(&self, select: ChangeSelect, service: Option<&str>) -> Vec<ChangeInfo> {
+        self.inner.book.lock().unwrap().changes(select, service)
+    }
+
+    /// Waits until a change is ready (or `timeout`, if given, elapses: Pebble's 504 text).
+    pub async fn wait_change(&self, id: &str, timeout: Option<Duration>) -> Result<ChangeInfo, SupervisorError> {
+        let mut rx = self.inner.version.subscribe();
+        let wait = async {
+            loop {
+                let info = self.change(id)?;
+                if info.ready {
+                    return Ok(info);
+                }
+                if rx.changed().await.is_err() {
+                    return Err(SupervisorError::NotFound(format!("cannot find change with id {id:?}")));
+                }
+            }
+        };
+        match timeout {
+            None => wait.await,
+            Some(t) => tokio::time::timeout(t, wait).await.unwrap_or_else(|_| {
+                Err(SupervisorError::Timeout(format!(
+                    "timed out waiting for change after {}",
+                    cairn_plan::format_duration(t)
+                )))
+            }),
+        }
+    }
+
+    /// Runs a services action and waits for its change, failing with the change's error.
+    pub async fn run_action(&self, action: &str, names: &[String]) -> Result<ChangeInfo, SupervisorError> {
+        let id = self.services_action(action, names)?;
+        self.wait_change(&id, None).await
+    }
+
+    /// Sends a signal (by name, such as `SIGHUP`) to the main process of the named services.
+    pub fn send_signal(&self, signal: &str, names: &[String]) -> Result<(), SupervisorError> {
+        let sig: nix::sys::signal::Signal = signal
+            .parse()
+            .map_err(|_| SupervisorError::BadRequest(format!("cannot send signal: invalid signal name {signal:?}")))?;
+        self.inner
+            .services
+            .send_signal(sig, names)
+            .map_err(SupervisorError::BadRequest)
+    }
+
+    /// Stops every running service in stop order ("Stop all running services"), waiting at
+    /// most Pebble's stop timeout.
+    pub async fn stop_all(&self) {
+        let names = self.inner.services.active_names();
+        if names.is_empty() {
+            return;
+        }
+        let timeout = self.inner.services.stop_timeout();
+        let plan = self.plan();
+        let lanes = plan.stop_lanes(&names).unwrap_or_else(|_| vec![names.clone()]);
+        let id = self
+            .inner
+            .clone()
+            .spawn_change("stop", "Stop all running services", &names, lanes, vec![]);
+        let _ = self.wait_change(&id, Some(timeout)).await;
+    }
+}
+
+fn parse_id(id: &str) -> Option<u64> {
+    id.parse().ok()
+}
+
+impl Inner {
+    fn bump(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    fn save(&self) {
+        if !self.persist {
+            return;
+        }
+        let state = {
+            let layers = self.layers.lock().unwrap();
+            let book = self.book.lock().unwrap();
+            let layers = layers
+                .layers()
+                .iter()
+                .map(|l| PersistedLayer {
+                    order: l.order,
+                    label: l.label.clone(),
+                    yaml: l.to_yaml(),
+                })
+                .collect();
+            serde_json::to_vec(&PersistedState {
+                layers,
+                changes: book.clone(),
+            })
+        };
+        match state {
+            Ok(data) => {
+                if let Err(e) = persist::atomic_write(&self.dir.join(STATE_FILE), &data) {
+                    tracing::warn!("Cannot write state file: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("Cannot encode state: {e}"),
+        }
+    }
+
+    fn spawn_change(
+        self: Arc<Self>,
+        kind: &str,
+        summary: &str,
+        names: &[String],
+        stop_lanes: Vec<Vec<String>>,
+        start_lanes: Vec<Vec<String>>,
+    ) -> String {
+        let mut specs = Vec::new();
+        for lane in &stop_lanes {
+            for n in lane {
+                specs.push(("stop".to_string(), format!("Stop service {n:?}")));
+            }
+        }
+        for lane in &start_lanes {
+            for n in lane {
+                specs.push(("start".to_string(), format!("Start service {n:?}")));
+            }
+        }
+        let (id, tids) = {
+            let mut book = self.book.lock().unwrap();
+            let (id, tids) = book.new_change(kind, summary, &specs);
+            if !names.is_empty() && !specs.is_empty() {
+                book.set_change_data(id, "service-names", serde_json::json!(names));
+            }
+            (id, tids)
+        };
+        self.save();
+        self.bump();
+        let mut it = tids.into_iter();
+        let mut attach = |lanes: Vec<Vec<String>>, kind: TaskKind| -> Vec<Vec<(u64, String, TaskKind)>> {
+            lanes
+                .into_iter()
+                .map(|lane| lane.into_iter().map(|n| (it.next().unwrap(), n, kind)).collect())
+                .collect()
+        };
+        let stop = attach(stop_lanes, TaskKind::Stop);
+        let start = attach(start_lanes, TaskKind::Start);
+        if !stop.is_empty() || !start.is_empty() {
+            tokio::spawn(async move {
+                let ok = self.clone().run_lanes(stop).await;
+                if ok {
+                    self.run_lanes(start).await;
+                } else {
+                    for lane in start {
+                        self.hold(&lane);
+                    }
+                }
+            });
+        }
+        id.to_string()
+    }
+
+    async fn run_lanes(self: Arc<Self>, lanes: Vec<Vec<(u64, String, TaskKind)>>) -> bool {
+        let handles: Vec<_> = lanes
+            .into_iter()
+            .map(|lane| tokio::spawn(self.clone().run_lane(lane)))
+            .collect();
+        let mut ok = true;
+        for h in handles {
+            ok &= h.await.unwrap_or(false);
+        }
+        ok
+    }
+
+    async fn run_lane(self: Arc<Self>, lane: Vec<(u64, String, TaskKind)>) -> bool {
+        for (i, (tid, name, kind)) in lane.iter().enumerate() {
+            self.set_status(*tid, Status::Doing);
+            let log = |msg: &str| {
+                self.book.lock().unwrap().task_log(*tid, msg);
+            };
+            let result = match kind {
+                TaskKind::Start => match self.plan.lock().unwrap().services.get(name).cloned() {
+                    Some(config) => self.services.do_start(&config, &log).await,
+                    None => Err(format!("cannot find service {name:?} in plan")),
+                },
+                TaskKind::Stop => self.services.do_stop(name, &log).await,
+            };
+            match result {
+                Ok(()) => self.set_status(*tid, Status::Done),
+                Err(e) => {
+                    self.book.lock().unwrap().task_error(*tid, &e);
+                    self.set_status(*tid, Status::Error);
+                    self.hold(&lane[i + 1..]);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn hold(&self, tasks: &[(u64, String, TaskKind)]) {
+        for (tid, _, _) in tasks {
+            self.book.lock().unwrap().set_task_status(*tid, Status::Hold);
+        }
+        self.save();
+        self.bump();
+    }
+
+    fn set_status(&self, tid: u64, status: Status) {
+        self.book.lock().unwrap().set_task_status(tid, status);
+        self.save();
+        self.bump();
+    }
+}

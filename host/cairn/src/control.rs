@@ -1,0 +1,71 @@
+//! The control protocol between the CLI and `cairn run`: one JSON request and one JSON
+//! reply per connection on `<state dir>/cairn.sock`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// File name of the control socket inside the state directory.
+pub const SOCKET: &str = "cairn.sock";
+
+/// A request to the daemon.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// Deploy a charm directory or `.wasm`.
+    Deploy {
+        path: String,
+        name: Option<String>,
+        config: Vec<(String, String)>,
+    },
+    /// Set or reset config; with neither, read it.
+    Config {
+        app: String,
+        set: Vec<(String, String)>,
+        reset: Vec<String>,
+    },
+    /// The model's status.
+    Status,
+    /// A unit's event history.
+    Events { unit: String, n: Option<usize> },
+    /// Remove an app.
+    Remove { app: String },
+}
+
+/// The daemon's reply.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reply {
+    /// Success with a JSON value.
+    Ok(serde_json::Value),
+    /// Failure with one line of text.
+    Error(String),
+}
+
+/// Sends one request to the daemon of `dir` and returns its value.
+pub async fn call(dir: &Path, req: &Request) -> Result<serde_json::Value> {
+    let path = dir.join(SOCKET);
+    let stream = UnixStream::connect(&path).await.with_context(|| {
+        format!(
+            "cannot connect to the cairn daemon at {} (start it with `cairn run`)",
+            path.display()
+        )
+    })?;
+    let (r, mut w) = stream.into_split();
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    w.shutdown().await?;
+    let mut reply = String::new();
+    BufReader::new(r).read_line(&mut reply).await?;
+    if reply.is_empty() {
+        bail!("cannot read reply: the daemon closed the connection");
+    }
+    match serde_json::from_str::<Reply>(&reply).context("cannot decode reply")? {
+        Reply::Ok(v) => Ok(v),
+        Reply::Error(e) => bail!("{e}"),
+    }
+}

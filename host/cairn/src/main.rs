@@ -1,0 +1,200 @@
+/*! The `cairn` command: the charm host daemon and the commands that drive it.
+
+`cairn run` starts the host on a state directory; `deploy`, `config`, `status`,
+`events` and `remove` talk to it over its control socket. Every command takes `--dir`
+(or `CAIRN_DIR`); the default is `$XDG_STATE_HOME/cairn`, else `~/.local/state/cairn`.
+*/
+
+mod control;
+mod daemon;
+mod demo;
+mod output;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use cairn_runtime::HostConfig;
+use clap::{Parser, Subcommand};
+
+use control::Request;
+
+/// The Cairn charm host: WebAssembly charms driving a Pebble-compatible supervisor.
+#[derive(Parser)]
+#[command(name = "cairn", version, about)]
+struct Cli {
+    /// State directory of the host.
+    #[arg(long, global = true, env = "CAIRN_DIR")]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host daemon on the state directory.
+    Run {
+        /// Period of update-status events (Go duration, e.g. 5m, 30s).
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        update_status_interval: Duration,
+        /// CPU/wall deadline of one event.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        event_deadline: Duration,
+        /// Linear memory limit per unit, in MiB.
+        #[arg(long, default_value_t = 64)]
+        memory_limit_mib: usize,
+        /// First retry delay of a failed event (doubles up to 60s).
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        retry_delay: Duration,
+    },
+    /// Deploy a charm (a directory with charmcraft.yaml and its built component).
+    Deploy {
+        /// Charm directory, or a .wasm with charmcraft.yaml beside it.
+        path: PathBuf,
+        /// Application name (default: the charm's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Config setting key=value (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+    },
+    /// Show or change an application's config.
+    Config {
+        /// The application.
+        app: String,
+        /// Settings key=value.
+        settings: Vec<String>,
+        /// Reset a key to its default (repeatable).
+        #[arg(long, value_name = "KEY")]
+        reset: Vec<String>,
+    },
+    /// Show applications, units, their status and their services.
+    Status {
+        /// Output format.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Show a unit's event history (event, outcome, duration).
+    Events {
+        /// The unit, such as web/0.
+        unit: String,
+        /// Only the last N events.
+        #[arg(short = 'n', long)]
+        n: Option<usize>,
+        /// Output format.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Remove an application: stop and remove its units, stop their services.
+    Remove {
+        /// The application.
+        app: String,
+    },
+    /// Build-free tour: start a daemon on a fresh directory, deploy the examples, show
+    /// events and status, change config, remove.
+    Demo {
+        /// Keep the daemon's state directory afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    cairn_plan::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("cairn");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib"));
+    home.join(".local/state/cairn")
+}
+
+fn split_kv(items: &[String]) -> Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("invalid setting {s:?}: expected key=value"),
+        })
+        .collect()
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cairn=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let rt = tokio::runtime::Runtime::new().expect("cannot start tokio runtime");
+    if let Err(e) = rt.block_on(dispatch(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    let dir = cli.dir.unwrap_or_else(default_dir);
+    match cli.command {
+        Command::Run {
+            update_status_interval,
+            event_deadline,
+            memory_limit_mib,
+            retry_delay,
+        } => {
+            let mut config = HostConfig::new(&dir);
+            config.update_status_interval = update_status_interval;
+            config.runtime.event_deadline = event_deadline;
+            config.runtime.memory_limit = memory_limit_mib << 20;
+            config.retry_base = retry_delay;
+            daemon::run(daemon::DaemonOptions { config }).await
+        }
+        Command::Deploy { path, name, config } => {
+            let path = std::fs::canonicalize(&path).with_context(|| format!("cannot find charm {}", path.display()))?;
+            let v = control::call(
+                &dir,
+                &Request::Deploy {
+                    path: path.display().to_string(),
+                    name,
+                    config: split_kv(&config)?,
+                },
+            )
+            .await?;
+            println!("Deployed {}", v["app"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+        Command::Config { app, settings, reset } => {
+            let v = control::call(&dir, &Request::Config { app, set: split_kv(&settings)?, reset: reset.clone() }).await?;
+            if settings.is_empty() && reset.is_empty() {
+                output::print_config(&v["config"]);
+            }
+            Ok(())
+        }
+        Command::Status { format } => {
+            let v = control::call(&dir, &Request::Status).await?;
+            if format == "json" {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let report: cairn_runtime::StatusReport = serde_json::from_value(v)?;
+                print!("{}", output::status_table(&report));
+            }
+            Ok(())
+        }
+        Command::Events { unit, n, format } => {
+            let v = control::call(&dir, &Request::Events { unit, n }).await?;
+            if format == "json" {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let events: Vec<cairn_runtime::unit::HistoryEntry> = serde_json::from_value(v)?;
+                print!("{}", output::events_table(&events));
+            }
+            Ok(())
+        }
+        Command::Remove { app } => {
+            control::call(&dir, &Request::Remove { app: app.clone() }).await?;
+            println!("Removed {app}");
+            Ok(())
+        }
+        Command::Demo { keep } => demo::run(keep).await,
+    }
+}

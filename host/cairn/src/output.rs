@@ -1,0 +1,115 @@
+//! Human-readable tables for status, events and config.
+
+use cairn_runtime::StatusReport;
+use cairn_runtime::unit::HistoryEntry;
+
+/// Formats rows as left-aligned columns separated by two spaces.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `cairn status` as text: apps, units, then each unit's containers and services.
+pub fn status_table(r: &StatusReport) -> String {
+    let mut out = format!("Model  {}\n", r.model);
+    if r.apps.is_empty() {
+        out.push_str("\nNo applications deployed.\n");
+        return out;
+    }
+    let mut apps = vec![vec!["App".into(), "Charm".into(), "Status".into(), "Message".into()]];
+    let mut units = vec![vec!["Unit".into(), "Status".into(), "Queued".into(), "Message".into()]];
+    let mut svcs = vec![vec!["Unit".into(), "Container".into(), "Service".into(), "Startup".into(), "Current".into()]];
+    for a in &r.apps {
+        apps.push(vec![a.name.clone(), a.charm.clone(), a.status.name().into(), a.status.message().into()]);
+        for u in &a.units {
+            let name = if u.leader { format!("{}*", u.name) } else { u.name.clone() };
+            units.push(vec![name, u.status.name().into(), u.queued.to_string(), u.status.message().into()]);
+            for c in &u.containers {
+                if c.services.is_empty() {
+                    svcs.push(vec![u.name.clone(), c.name.clone(), "-".into(), "-".into(), "-".into()]);
+                }
+                for s in &c.services {
+                    svcs.push(vec![u.name.clone(), c.name.clone(), s.name.clone(), s.startup.clone(), s.current.clone()]);
+                }
+            }
+        }
+    }
+    out.push('\n');
+    out.push_str(&table(&apps));
+    out.push('\n');
+    out.push_str(&table(&units));
+    if svcs.len() > 1 {
+        out.push('\n');
+        out.push_str(&table(&svcs));
+    }
+    out
+}
+
+/// `cairn events` as text.
+pub fn events_table(events: &[HistoryEntry]) -> String {
+    let mut rows = vec![vec!["Time".into(), "Event".into(), "Duration".into(), "Outcome".into()]];
+    for e in events {
+        rows.push(vec![
+            e.time.clone(),
+            e.event.clone(),
+            format_us(e.duration_us),
+            e.outcome.clone(),
+        ]);
+    }
+    table(&rows)
+}
+
+fn format_us(us: u64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2}s", us as f64 / 1e6)
+    } else if us >= 1000 {
+        format!("{:.1}ms", us as f64 / 1e3)
+    } else {
+        format!("{us}µs")
+    }
+}
+
+/// `cairn config <app>` as `key = value` lines.
+pub fn print_config(v: &serde_json::Value) {
+    if let Some(map) = v.as_object() {
+        for (k, v) in map {
+            let shown = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            println!("{k}={shown}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_aligns_columns() {
+        let t = super::table(&[vec!["a".into(), "bb".into()], vec!["ccc".into(), "d".into()]]);
+        assert_eq!(t, "a    bb\nccc  d\n");
+    }
+
+    #[test]
+    fn durations_are_readable() {
+        assert_eq!(super::format_us(12), "12µs");
+        assert_eq!(super::format_us(1500), "1.5ms");
+        assert_eq!(super::format_us(2_500_000), "2.50s");
+    }
+}

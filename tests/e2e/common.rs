@@ -1,0 +1,240 @@
+//! Helpers: a real `cairn run` daemon on a private state directory, the real CLI, and
+//! process inspection through /proc.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// The `cairn` binary under test.
+pub const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// A daemon on its own state directory; killed (SIGTERM, then SIGKILL) and cleaned on drop.
+pub struct Daemon {
+    pub dir: PathBuf,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+/// A fresh, empty directory for one test.
+pub fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cairn-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Daemon {
+    /// Starts `cairn run` on a new directory for test `name` with extra `run` flags.
+    pub fn start(name: &str, extra: &[&str]) -> Result<Daemon> {
+        let mut d = Daemon {
+            dir: test_dir(name),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        d.spawn()?;
+        Ok(d)
+    }
+
+    /// (Re)starts the daemon process on the same directory and waits until it answers.
+    pub fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("daemon.log"))?;
+        let child = Command::new(CAIRN)
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("run")
+            .args(&self.extra)
+            .env("CARGO_TARGET_DIR", cairn_test_programs::GUEST_TARGET_DIR)
+            .env("CAIRN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        let start = Instant::now();
+        loop {
+            if self.cli(&["status"]).map(|o| o.status.success()).unwrap_or(false) {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                bail!("daemon did not come up: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    /// Stops the daemon with `signal` and waits for it to exit.
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), signal);
+            let _ = c.wait();
+        }
+    }
+
+    /// The daemon's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Result<Output> {
+        Ok(Command::new(CAIRN).arg("--dir").arg(&self.dir).args(args).output()?)
+    }
+
+    /// Runs the CLI and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.cli(args)?;
+        if !out.status.success() {
+            bail!(
+                "cairn {args:?} failed: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.log()
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// `cairn status --format json`.
+    pub fn status(&self) -> Result<Value> {
+        Ok(serde_json::from_str(&self.ok(&["status", "--format", "json"])?)?)
+    }
+
+    /// A unit's entry in the status report.
+    pub fn unit(&self, unit: &str) -> Result<Value> {
+        let st = self.status()?;
+        for app in st["apps"].as_array().into_iter().flatten() {
+            for u in app["units"].as_array().into_iter().flatten() {
+                if u["name"] == unit {
+                    return Ok(u.clone());
+                }
+            }
+        }
+        bail!("no unit {unit} in {st}")
+    }
+
+    /// `cairn events <unit> --format json`.
+    pub fn events(&self, unit: &str) -> Result<Vec<Value>> {
+        Ok(serde_json::from_str(&self.ok(&["events", unit, "--format", "json"])?)?)
+    }
+
+    /// Waits until `unit` has status `want` with nothing queued and a message containing
+    /// `msg`; returns how long it took.
+    pub fn wait_status(&self, unit: &str, want: &str, msg: &str, timeout: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        loop {
+            let u = self.unit(unit).ok();
+            if let Some(u) = &u
+                && u["status"]["status"] == want
+                && u["queued"] == 0
+                && u["status"]["message"].as_str().unwrap_or("").contains(msg)
+            {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                bail!("{unit} not {want} ({msg}) after {timeout:?}: {u:?}\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop_with(nix::sys::signal::Signal::SIGTERM);
+        for (pid, _) in processes_with(&self.dir.display().to_string()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Processes whose environment mentions `needle` (services get `PEBBLE=<container dir>`),
+/// with their environments.
+pub fn processes_with(needle: &str) -> Vec<(i32, Vec<String>)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else { continue };
+        let vars: Vec<String> = env
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        if vars.iter().any(|v| v.contains(needle)) && !is_zombie(pid) {
+            out.push((pid, vars));
+        }
+    }
+    out
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .unwrap_or(true)
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// First line of an HTTP/1.0 GET to 127.0.0.1:`port`.
+pub fn http_get(port: u16) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    Ok(buf.lines().next().unwrap_or_default().to_string())
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The example charm directory `name`.
+pub fn example(name: &str) -> String {
+    Path::new(cairn_test_programs::EXAMPLES_DIR).join(name).display().to_string()
+}
+
+/// The test program charm directory `name`.
+pub fn program(name: &str) -> String {
+    Path::new(cairn_test_programs::PROGRAMS_DIR).join(name).display().to_string()
+}
+
+/// The value of `var` in a process environment listing.
+pub fn env_value(vars: &[String], var: &str) -> Option<String> {
+    vars.iter()
+        .find_map(|v| v.strip_prefix(&format!("{var}=")).map(str::to_string))
+}
+
+/// Context helper for Option.
+pub trait Must<T> {
+    fn must(self, what: &str) -> Result<T>;
+}
+
+impl<T> Must<T> for Option<T> {
+    fn must(self, what: &str) -> Result<T> {
+        self.context(what.to_string())
+    }
+}

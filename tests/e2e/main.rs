@@ -1,0 +1,8 @@
+//! Cairn's end-to-end suite: the real `cairn` binary as a daemon, driven through its CLI,
+//! running the real example charms (built by the `cairn-test-programs` build script) that
+//! supervise real processes. One binary, one module per topic (as wasmtime's tests/all).
+
+mod common;
+mod lifecycle;
+mod restart;
+mod sandbox;
