@@ -1,1 +1,44 @@
-//! placeholder
+//! Pebble's layers and plan, re-implemented for Cairn.
+//!
+//! A *layer* is a YAML document with `summary`, `description`, `services`, `checks`,
+//! `log-targets` and the `workloads`/`pairing` extension sections. Layers come from a
+//! layers directory ([`read_layers_dir`]) or from the API ([`Layers::add`]); they are
+//! combined in order ([`combine_layers`]) into the *plan* ([`Plan::from_layers`]), which
+//! the supervisor runs: start/stop ordering and lanes ([`Plan::start_lanes`]), command
+//! splitting with `[ default args ]` ([`Service::parse_command`]), and rendering exactly
+//! as `pebble plan` prints it ([`Plan::to_yaml`]).
+//!
+//! Behaviour and error texts follow Pebble (`internals/plan`, `internals/overlord/planstate`).
+//! YAML is parsed with libyaml (the parser Go's `yaml.v3` is a port of) and decoded with
+//! `yaml.v3`'s rules, so values and messages match; rendering reproduces `yaml.v3`'s emitter.
+//!
+//! The crate is pure: no I/O except reading a layers directory, no async, no processes.
+//! User and group names are not resolved here (Pebble's `NormalizeUidGid` needs the user
+//! database); the supervisor does that when it runs a service or check.
+
+mod combine;
+mod command;
+mod dir;
+mod duration;
+mod error;
+mod layer;
+mod layers;
+mod order;
+mod quote;
+mod render;
+mod types;
+mod validate;
+mod yaml;
+
+pub use combine::combine_layers;
+pub use command::{command_string, quote_word, split_command};
+pub use dir::{load_layers_dir, read_layers_dir};
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use error::PlanError;
+pub use layer::parse_layer;
+pub use layers::{Layers, SERVICE_ARGS_LABEL};
+pub use quote::quote;
+pub use types::*;
+
+#[cfg(test)]
+mod tests;

@@ -48,8 +48,8 @@ fn main() {
     println!("pooling allocator: {}", rt.pooling());
     println!("load (compile + cache write): {first:?}; load from cache: {cached:?}");
     for (label, event) in [
-        ("trivial update-status (0 host calls)", Event::UpdateStatus),
-        ("config-changed (4 host calls)", Event::ConfigChanged),
+        ("trivial upgrade-charm (0 host calls)", Event::UpgradeCharm),
+        ("config-changed (config, stored state and status host calls)", Event::ConfigChanged),
     ] {
         for _ in 0..2000 {
             let d = rt.dispatch(&charm, ctx(), &event);

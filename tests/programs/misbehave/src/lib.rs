@@ -1,1 +1,189 @@
-//! placeholder
+//! `misbehave`: a test guest for the host's sandbox tests, not a real charm.
+//!
+//! On `config-changed` (and `update-status`) it acts on the `mode` option:
+//!
+//! | mode | what it does |
+//! |---|---|
+//! | `ok` | adds one to the stored counter `handled` and sets `active("handled N")`; on `update-status` it does nothing more than read `mode` |
+//! | `trap` | executes a wasm `unreachable` |
+//! | `panic` | panics with `misbehave: panic requested` |
+//! | `error` | fails the event with `misbehave: error requested` |
+//! | `loop` | spins forever without host calls |
+//! | `alloc` | allocates and touches memory without bound |
+//! | `defer` | defers the event the first time, then behaves as `ok` |
+//!
+//! Every failing mode first adds one to the counter, so tests can check that a failed
+//! event's stored-state change is discarded. The counter is kept as decimal text.
+//! `install` sets `maintenance("installing")`; `start` sets `active("handled N")` with the
+//! current count. Other events do nothing (no host calls at all).
+
+use cairn_sdk::prelude::*;
+
+/// Stored-state key of the counter of handled events.
+const HANDLED: &str = "handled";
+/// Stored-state key marking that `defer` mode already deferred once.
+const DEFERRED_ONCE: &str = "deferred-once";
+
+/// The charm; it keeps nothing between events except its stored counter.
+#[derive(Default)]
+pub struct Misbehave;
+
+/// The counter of handled events.
+fn handled(ctx: &Context) -> u64 {
+    ctx.state()
+        .get(HANDLED)
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Adds one to the counter (staged until the event succeeds) and returns the new count.
+fn bump(ctx: &Context) -> u64 {
+    let n = handled(ctx) + 1;
+    ctx.state().set(HANDLED, n.to_string());
+    n
+}
+
+/// Executes a wasm `unreachable` instruction.
+fn trap() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    #[cfg(not(target_arch = "wasm32"))]
+    std::process::abort();
+}
+
+/// Spins forever without calling the host.
+fn spin() -> ! {
+    let mut i: u64 = 0;
+    loop {
+        i = core::hint::black_box(i.wrapping_add(1));
+    }
+}
+
+/// Allocates 1 MiB blocks filled with data, keeping all of them, until memory runs out.
+fn hog() -> ! {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let fill = core::hint::black_box(0xa5_u8).wrapping_add(blocks.len() as u8);
+        blocks.push(vec![fill; 1 << 20]);
+        core::hint::black_box(&blocks);
+    }
+}
+
+impl Misbehave {
+    /// Acts on `mode`.
+    fn act(&self, ctx: &mut Context, mode: &str) -> Result<()> {
+        match mode {
+            "ok" => {
+                let n = bump(ctx);
+                ctx.set_unit_status(Status::active(format!("handled {n}")));
+                Ok(())
+            }
+            "defer" if !ctx.state().contains(DEFERRED_ONCE) => {
+                ctx.state().set(DEFERRED_ONCE, "1");
+                ctx.defer();
+                Ok(())
+            }
+            "defer" => self.act(ctx, "ok"),
+            "trap" => {
+                bump(ctx);
+                trap()
+            }
+            "panic" => {
+                bump(ctx);
+                panic!("misbehave: panic requested")
+            }
+            "error" => {
+                bump(ctx);
+                Err(Error::msg("misbehave: error requested"))
+            }
+            "loop" => {
+                bump(ctx);
+                spin()
+            }
+            "alloc" => {
+                bump(ctx);
+                hog()
+            }
+            other => {
+                ctx.set_unit_status(Status::blocked(format!("unknown mode {other:?}")));
+                Ok(())
+            }
+        }
+    }
+
+    /// The `mode` option.
+    fn mode(ctx: &Context) -> String {
+        ctx.config().get_str("mode").unwrap_or_else(|| "ok".into())
+    }
+}
+
+impl Charm for Misbehave {
+    fn on_install(&mut self, ctx: &mut Context) -> Result<()> {
+        ctx.set_unit_status(Status::maintenance("installing"));
+        Ok(())
+    }
+
+    fn on_start(&mut self, ctx: &mut Context) -> Result<()> {
+        ctx.set_unit_status(Status::active(format!("handled {}", handled(ctx))));
+        Ok(())
+    }
+
+    fn on_config_changed(&mut self, ctx: &mut Context) -> Result<()> {
+        let mode = Self::mode(ctx);
+        self.act(ctx, &mode)
+    }
+
+    fn on_update_status(&mut self, ctx: &mut Context) -> Result<()> {
+        // The trivial event of the dispatch benchmark: in `ok` mode, one config read.
+        let mode = Self::mode(ctx);
+        if mode == "ok" {
+            return Ok(());
+        }
+        self.act(ctx, &mode)
+    }
+}
+
+export_charm!(Misbehave);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_sdk::testing::Harness;
+
+    fn harness() -> Harness<Misbehave> {
+        Harness::from_charmcraft(include_str!("../charmcraft.yaml")).unwrap()
+    }
+
+    #[test]
+    fn deploy_counts_one_and_start_keeps_the_count() {
+        let mut h = harness();
+        h.deploy().unwrap();
+        assert_eq!(h.unit_status(), &Status::active("handled 1"));
+        assert_eq!(h.state(HANDLED), Some(&b"1"[..]));
+        h.update_status().unwrap();
+        assert_eq!(h.state(HANDLED), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn error_discards_the_increment() {
+        let mut h = harness();
+        h.deploy().unwrap();
+        assert_eq!(
+            h.update_config("mode", "error"),
+            Err("misbehave: error requested".into())
+        );
+        assert_eq!(h.state(HANDLED), Some(&b"1"[..]));
+        h.update_config("mode", "ok").unwrap();
+        assert_eq!(h.unit_status(), &Status::active("handled 2"));
+    }
+
+    #[test]
+    fn defer_defers_once() {
+        let mut h = harness().with_config("mode", "defer");
+        assert_eq!(h.config_changed(), Ok(Outcome::Deferred));
+        assert_eq!(h.config_changed(), Ok(Outcome::Handled));
+        // The deferred event came back first, then the new one.
+        assert_eq!(h.unit_status(), &Status::active("handled 2"));
+    }
+}

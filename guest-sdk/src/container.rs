@@ -1,0 +1,169 @@
+//! Workload containers, driven like `ops.Container`.
+
+use std::fmt;
+
+use crate::error::{ApiError, Error, Result};
+use crate::host;
+use crate::layer::{LayerSource, Plan};
+
+pub use crate::layer::Startup as ServiceStartup;
+
+/// A service's status, as in Pebble's `GET /v1/services`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServiceStatus {
+    /// Running.
+    Active,
+    /// Not running.
+    Inactive,
+    /// Exited and waiting to be restarted.
+    Backoff,
+    /// Exited and not restarted.
+    Error,
+}
+
+impl ServiceStatus {
+    /// The status as Pebble spells it: `active`, `inactive`, `backoff`, `error`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ServiceStatus::Active => "active",
+            ServiceStatus::Inactive => "inactive",
+            ServiceStatus::Backoff => "backoff",
+            ServiceStatus::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for ServiceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One service as the container reports it (`ops.pebble.ServiceInfo`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// The service's name.
+    pub name: String,
+    /// `enabled` or `disabled`.
+    pub startup: ServiceStartup,
+    /// Its current status.
+    pub current: ServiceStatus,
+    /// RFC 3339 time the status last changed.
+    pub current_since: Option<String>,
+}
+
+impl ServiceInfo {
+    /// Whether the service is running.
+    pub fn is_running(&self) -> bool {
+        self.current == ServiceStatus::Active
+    }
+}
+
+/// One of this unit's workload containers (`ops.Container`).
+///
+/// Operations that change services (`replan`, `start`, `stop`, `restart`, `autostart`)
+/// wait for their Pebble change to finish, as ops does.
+pub struct Container {
+    name: String,
+    handle: host::ContainerHandle,
+}
+
+impl fmt::Debug for Container {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Container")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Container {
+    /// Opens this unit's container `name` (a [`Error::Connection`] if the unit has none).
+    pub fn get(name: &str) -> Result<Container> {
+        Ok(Container {
+            name: name.to_string(),
+            handle: host::ContainerHandle::open(name)?,
+        })
+    }
+
+    /// The container's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the container's supervisor answers.
+    pub fn can_connect(&self) -> bool {
+        self.handle.can_connect()
+    }
+
+    /// Adds the layer under `label`; with `combine`, merges it into an existing layer of
+    /// that label. `layer` is a [`Layer`](crate::layer::Layer) or YAML text.
+    pub fn add_layer<L: LayerSource + ?Sized>(
+        &self,
+        label: &str,
+        layer: &L,
+        combine: bool,
+    ) -> Result<()> {
+        self.handle.add_layer(label, &layer.layer_yaml(), combine)
+    }
+
+    /// The combined plan of every layer.
+    pub fn get_plan(&self) -> Result<Plan> {
+        Plan::from_yaml(&self.handle.get_plan()?)
+    }
+
+    /// The combined plan as the YAML text the supervisor renders.
+    pub fn get_plan_yaml(&self) -> Result<String> {
+        self.handle.get_plan()
+    }
+
+    /// Restarts services whose configuration changed and starts `startup: enabled` ones.
+    pub fn replan(&self) -> Result<()> {
+        self.handle.replan()
+    }
+
+    /// Starts the `startup: enabled` services.
+    pub fn autostart(&self) -> Result<()> {
+        self.handle.autostart()
+    }
+
+    /// Starts the named services.
+    pub fn start(&self, services: &[&str]) -> Result<()> {
+        self.handle.start(&names(services))
+    }
+
+    /// Stops the named services.
+    pub fn stop(&self, services: &[&str]) -> Result<()> {
+        self.handle.stop(&names(services))
+    }
+
+    /// Restarts the named services (starting those that are stopped).
+    pub fn restart(&self, services: &[&str]) -> Result<()> {
+        self.handle.restart(&names(services))
+    }
+
+    /// The named services (all services when `services` is empty, as in `get_services(&[])`),
+    /// sorted by name.
+    pub fn get_services(&self, services: &[&str]) -> Result<Vec<ServiceInfo>> {
+        self.handle.get_services(&names(services))
+    }
+
+    /// The service `name`; an [`Error::Api`] with code 404 if the plan has no such service.
+    pub fn get_service(&self, name: &str) -> Result<ServiceInfo> {
+        self.handle
+            .get_services(&[name.to_string()])?
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                Error::Api(ApiError {
+                    code: 404,
+                    status: "Not Found".into(),
+                    kind: String::new(),
+                    message: format!("service {name:?} not found"),
+                })
+            })
+    }
+}
+
+fn names(services: &[&str]) -> Vec<String> {
+    services.iter().map(|s| s.to_string()).collect()
+}

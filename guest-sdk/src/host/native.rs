@@ -1,0 +1,139 @@
+//! Host calls outside a Cairn host: served by the fake unit of the running
+//! [`Harness`](crate::testing::Harness).
+
+use crate::container::ServiceInfo;
+use crate::error::Error;
+use crate::model::{ConfigValue, LogLevel, Status};
+use crate::testing::with_world;
+
+pub fn unit_name() -> String {
+    with_world(|w| w.unit_name.clone())
+}
+
+pub fn app_name() -> String {
+    with_world(|w| w.app_name.clone())
+}
+
+pub fn model_name() -> String {
+    with_world(|w| w.model_name.clone())
+}
+
+pub fn containers() -> Vec<String> {
+    with_world(|w| w.containers.keys().cloned().collect())
+}
+
+pub fn config() -> Vec<(String, ConfigValue)> {
+    with_world(|w| {
+        w.config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
+}
+
+pub fn config_get(key: &str) -> Option<ConfigValue> {
+    with_world(|w| w.config.get(key).cloned())
+}
+
+pub fn unit_status() -> Status {
+    with_world(|w| w.unit_status.clone())
+}
+
+pub fn set_unit_status(status: &Status) {
+    with_world(|w| w.unit_status = status.clone());
+}
+
+pub fn app_status() -> Status {
+    with_world(|w| w.app_status.clone())
+}
+
+pub fn set_app_status(status: &Status) -> Result<(), String> {
+    with_world(|w| {
+        if !w.leader {
+            return Err(format!(
+                "cannot set application status: {} is not the leader",
+                w.unit_name
+            ));
+        }
+        w.app_status = status.clone();
+        Ok(())
+    })
+}
+
+pub fn is_leader() -> bool {
+    with_world(|w| w.leader)
+}
+
+pub fn state_get(key: &str) -> Option<Vec<u8>> {
+    with_world(|w| w.stored.get(key).cloned())
+}
+
+pub fn state_set(key: &str, value: &[u8]) {
+    with_world(|w| w.stored.insert(key.to_string(), value.to_vec()));
+}
+
+pub fn state_delete(key: &str) {
+    with_world(|w| w.stored.remove(key));
+}
+
+pub fn state_keys() -> Vec<String> {
+    with_world(|w| w.stored.keys().cloned().collect())
+}
+
+pub fn log(level: LogLevel, message: &str) {
+    with_world(|w| w.logs.push((level, message.to_string())));
+}
+
+/// A fake container, by name.
+pub struct ContainerHandle(String);
+
+impl ContainerHandle {
+    pub fn open(name: &str) -> Result<Self, Error> {
+        with_world(|w| {
+            if w.containers.contains_key(name) {
+                Ok(ContainerHandle(name.to_string()))
+            } else {
+                Err(Error::Connection(format!(
+                    "cannot connect to container {name:?}: not a container of {}",
+                    w.unit_name
+                )))
+            }
+        })
+    }
+
+    pub fn can_connect(&self) -> bool {
+        with_world(|w| w.containers[&self.0].can_connect())
+    }
+
+    pub fn add_layer(&self, label: &str, yaml: &str, combine: bool) -> Result<(), Error> {
+        with_world(|w| w.container(&self.0)?.add_layer(label, yaml, combine))
+    }
+
+    pub fn get_plan(&self) -> Result<String, Error> {
+        with_world(|w| Ok(w.container(&self.0)?.plan().to_yaml()))
+    }
+
+    pub fn replan(&self) -> Result<(), Error> {
+        with_world(|w| w.container(&self.0)?.replan())
+    }
+
+    pub fn autostart(&self) -> Result<(), Error> {
+        with_world(|w| w.container(&self.0)?.autostart())
+    }
+
+    pub fn start(&self, names: &[String]) -> Result<(), Error> {
+        with_world(|w| w.container(&self.0)?.start(names))
+    }
+
+    pub fn stop(&self, names: &[String]) -> Result<(), Error> {
+        with_world(|w| w.container(&self.0)?.stop(names))
+    }
+
+    pub fn restart(&self, names: &[String]) -> Result<(), Error> {
+        with_world(|w| w.container(&self.0)?.restart(names))
+    }
+
+    pub fn get_services(&self, names: &[String]) -> Result<Vec<ServiceInfo>, Error> {
+        with_world(|w| Ok(w.container(&self.0)?.services(names)))
+    }
+}

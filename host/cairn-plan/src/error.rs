@@ -1,0 +1,38 @@
+//! The error type of this crate; its `Display` is Pebble's exact message text.
+
+use crate::quote::quote;
+
+/// Why a layer, plan, layers directory or plan operation was rejected.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    /// Invalid layer or plan content (Pebble's `plan.FormatError`; the API answers 400).
+    #[error("{0}")]
+    Format(String),
+    /// An add-layer without `combine` named a label that already exists (the API answers 400).
+    #[error("layer {} already exists", quote(.0))]
+    LabelExists(String),
+    /// An add-layer would go inside an existing sub-directory group but `inner` was not set.
+    #[error("cannot insert sub-directory layer without 'inner' attribute set")]
+    InnerRequired,
+    /// A service command could not be split (`cannot parse service "x" command: ...`).
+    #[error("{0}")]
+    Command(String),
+    /// A layers directory could not be read, or holds a badly named entry.
+    #[error("{0}")]
+    LayersDir(String),
+    /// Service arguments were given for a service the plan does not define.
+    #[error("service {} not found in plan", quote(.0))]
+    ServiceNotFound(String),
+}
+
+impl PlanError {
+    /// Whether Pebble's API reports this error as a bad request (400) rather than a server error (500).
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, PlanError::Format(_) | PlanError::LabelExists(_))
+    }
+}
+
+/// Shorthand for building a [`PlanError::Format`].
+pub(crate) fn format_err(message: impl Into<String>) -> PlanError {
+    PlanError::Format(message.into())
+}
