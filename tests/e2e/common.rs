@@ -57,7 +57,11 @@ impl Daemon {
         self.child = Some(child);
         let start = Instant::now();
         loop {
-            if self.cli(&["status"]).map(|o| o.status.success()).unwrap_or(false) {
+            if self
+                .cli(&["status"])
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+            {
                 return Ok(());
             }
             if start.elapsed() > Duration::from_secs(30) {
@@ -87,7 +91,11 @@ impl Daemon {
 
     /// Runs the CLI against this daemon.
     pub fn cli(&self, args: &[&str]) -> Result<Output> {
-        Ok(Command::new(CAIRN).arg("--dir").arg(&self.dir).args(args).output()?)
+        Ok(Command::new(CAIRN)
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(args)
+            .output()?)
     }
 
     /// Runs the CLI and requires success; returns stdout.
@@ -105,7 +113,9 @@ impl Daemon {
 
     /// `cairn status --format json`.
     pub fn status(&self) -> Result<Value> {
-        Ok(serde_json::from_str(&self.ok(&["status", "--format", "json"])?)?)
+        Ok(serde_json::from_str(
+            &self.ok(&["status", "--format", "json"])?,
+        )?)
     }
 
     /// A unit's entry in the status report.
@@ -123,12 +133,20 @@ impl Daemon {
 
     /// `cairn events <unit> --format json`.
     pub fn events(&self, unit: &str) -> Result<Vec<Value>> {
-        Ok(serde_json::from_str(&self.ok(&["events", unit, "--format", "json"])?)?)
+        Ok(serde_json::from_str(
+            &self.ok(&["events", unit, "--format", "json"])?,
+        )?)
     }
 
     /// Waits until `unit` has status `want` with nothing queued and a message containing
     /// `msg`; returns how long it took.
-    pub fn wait_status(&self, unit: &str, want: &str, msg: &str, timeout: Duration) -> Result<Duration> {
+    pub fn wait_status(
+        &self,
+        unit: &str,
+        want: &str,
+        msg: &str,
+        timeout: Duration,
+    ) -> Result<Duration> {
         let start = Instant::now();
         loop {
             let u = self.unit(unit).ok();
@@ -140,7 +158,10 @@ impl Daemon {
                 return Ok(start.elapsed());
             }
             if start.elapsed() > timeout {
-                bail!("{unit} not {want} ({msg}) after {timeout:?}: {u:?}\n{}", self.log());
+                bail!(
+                    "{unit} not {want} ({msg}) after {timeout:?}: {u:?}\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -151,7 +172,10 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop_with(nix::sys::signal::Signal::SIGTERM);
         for (pid, _) in processes_with(&self.dir.display().to_string()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -161,10 +185,16 @@ impl Drop for Daemon {
 /// with their environments.
 pub fn processes_with(needle: &str) -> Vec<(i32, Vec<String>)> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(env) = std::fs::read(e.path().join("environ")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
         let vars: Vec<String> = env
             .split(|b| *b == 0)
             .map(|v| String::from_utf8_lossy(v).into_owned())
@@ -178,13 +208,23 @@ pub fn processes_with(needle: &str) -> Vec<(i32, Vec<String>)> {
 
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(true)
 }
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// First line of an HTTP/1.0 GET to 127.0.0.1:`port`.
@@ -214,12 +254,18 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
 
 /// The example charm directory `name`.
 pub fn example(name: &str) -> String {
-    Path::new(cairn_test_programs::EXAMPLES_DIR).join(name).display().to_string()
+    Path::new(cairn_test_programs::EXAMPLES_DIR)
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// The test program charm directory `name`.
 pub fn program(name: &str) -> String {
-    Path::new(cairn_test_programs::PROGRAMS_DIR).join(name).display().to_string()
+    Path::new(cairn_test_programs::PROGRAMS_DIR)
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// The value of `var` in a process environment listing.

@@ -11,22 +11,45 @@ fn issue2_web_deploys_active_serves_moves_and_leaves_nothing() -> Result<()> {
     let d = Daemon::start("web", &[])?;
     let port = free_port();
     let started = Instant::now();
-    d.ok(&["deploy", &example("web"), "--config", &format!("port={port}")])?;
-    d.wait_status("web/0", "active", &port.to_string(), Duration::from_secs(10))?;
+    d.ok(&[
+        "deploy",
+        &example("web"),
+        "--config",
+        &format!("port={port}"),
+    ])?;
+    d.wait_status(
+        "web/0",
+        "active",
+        &port.to_string(),
+        Duration::from_secs(10),
+    )?;
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "web/0 took {took:?} to become active");
-    let line = wait_for(Duration::from_secs(5), || http_get(port).ok()).must("web workload answers")?;
+    assert!(
+        took < Duration::from_secs(3),
+        "web/0 took {took:?} to become active"
+    );
+    let line =
+        wait_for(Duration::from_secs(5), || http_get(port).ok()).must("web workload answers")?;
     assert!(line.starts_with("HTTP/1.0 200"), "{line}");
 
     let port2 = free_port();
     d.ok(&["config", "web", &format!("port={port2}")])?;
-    d.wait_status("web/0", "active", &port2.to_string(), Duration::from_secs(10))?;
-    let line = wait_for(Duration::from_secs(5), || http_get(port2).ok()).must("moved workload answers")?;
+    d.wait_status(
+        "web/0",
+        "active",
+        &port2.to_string(),
+        Duration::from_secs(10),
+    )?;
+    let line =
+        wait_for(Duration::from_secs(5), || http_get(port2).ok()).must("moved workload answers")?;
     assert!(line.starts_with("HTTP/1.0 200"), "{line}");
     assert!(http_get(port).is_err(), "old port still answers");
 
     let dir = d.dir.display().to_string();
-    assert!(!processes_with(&dir).is_empty(), "no workload process found");
+    assert!(
+        !processes_with(&dir).is_empty(),
+        "no workload process found"
+    );
     d.ok(&["remove", "web"])?;
     assert_eq!(processes_with(&dir), vec![], "processes left after remove");
     let st = d.status()?;
@@ -38,12 +61,20 @@ fn issue2_web_deploys_active_serves_moves_and_leaves_nothing() -> Result<()> {
 fn issue2_invalid_port_blocks_with_reason_and_stops_service() -> Result<()> {
     let d = Daemon::start("webblock", &[])?;
     let port = free_port();
-    d.ok(&["deploy", &example("web"), "--config", &format!("port={port}")])?;
+    d.ok(&[
+        "deploy",
+        &example("web"),
+        "--config",
+        &format!("port={port}"),
+    ])?;
     d.wait_status("web/0", "active", "", Duration::from_secs(10))?;
     d.ok(&["config", "web", "port=70000"])?;
     d.wait_status("web/0", "blocked", "70000", Duration::from_secs(10))?;
     let u = d.unit("web/0")?;
-    assert_eq!(u["containers"][0]["services"][0]["current"], "inactive", "{u}");
+    assert_eq!(
+        u["containers"][0]["services"][0]["current"], "inactive",
+        "{u}"
+    );
     assert!(http_get(port).is_err());
     Ok(())
 }
@@ -60,10 +91,12 @@ fn issue2_config_change_restarts_service_with_new_environment() -> Result<()> {
             .find(|(_, env)| env_value(env, "PAUSE_MESSAGE").as_deref() == Some(msg))
             .map(|(pid, _)| pid)
     };
-    let old = wait_for(Duration::from_secs(5), || find("first")).must("service with PAUSE_MESSAGE=first")?;
+    let old = wait_for(Duration::from_secs(5), || find("first"))
+        .must("service with PAUSE_MESSAGE=first")?;
     d.ok(&["config", "pause", "message=second"])?;
     d.wait_status("pause/0", "active", "", Duration::from_secs(10))?;
-    let new = wait_for(Duration::from_secs(5), || find("second")).must("service with PAUSE_MESSAGE=second")?;
+    let new = wait_for(Duration::from_secs(5), || find("second"))
+        .must("service with PAUSE_MESSAGE=second")?;
     assert_ne!(old, new, "service was not restarted");
     let environ = std::fs::read(format!("/proc/{new}/environ"))?;
     assert!(String::from_utf8_lossy(&environ).contains("PAUSE_MESSAGE=second"));
@@ -71,7 +104,13 @@ fn issue2_config_change_restarts_service_with_new_environment() -> Result<()> {
     let events: Vec<String> = d
         .events("pause/0")?
         .iter()
-        .map(|e| format!("{} {}", e["event"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap()
+            )
+        })
         .collect();
     for want in [
         "install handled",
@@ -80,7 +119,10 @@ fn issue2_config_change_restarts_service_with_new_environment() -> Result<()> {
         "start handled",
         "pause-pebble-ready handled",
     ] {
-        assert!(events.iter().any(|e| e == want), "missing {want:?} in {events:?}");
+        assert!(
+            events.iter().any(|e| e == want),
+            "missing {want:?} in {events:?}"
+        );
     }
     Ok(())
 }
@@ -90,7 +132,10 @@ fn issue2_cli_errors_are_one_clear_line() -> Result<()> {
     let d = Daemon::start("clierr", &[])?;
     for (args, want) in [
         (vec!["deploy", "/nonexistent/charm"], "cannot find charm"),
-        (vec!["config", "nope", "a=b"], "application \"nope\" not found"),
+        (
+            vec!["config", "nope", "a=b"],
+            "application \"nope\" not found",
+        ),
         (vec!["events", "nope/0"], "unit \"nope/0\" not found"),
         (vec!["remove", "nope"], "application \"nope\" not found"),
     ] {
@@ -98,7 +143,10 @@ fn issue2_cli_errors_are_one_clear_line() -> Result<()> {
         assert!(!out.status.success(), "{args:?} succeeded");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.starts_with("error: ") && err.contains(want), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(want),
+            "{args:?}: {err}"
+        );
     }
     d.ok(&["deploy", &example("pause")])?;
     let out = d.cli(&["config", "pause", "nope=1"])?;

@@ -17,7 +17,11 @@ fn issue2_restart_restores_units_layers_and_services() -> Result<()> {
     assert!(!processes_with(&dir).is_empty());
 
     d.stop_with(Signal::SIGTERM);
-    assert_eq!(processes_with(&dir), vec![], "services survived a clean host stop");
+    assert_eq!(
+        processes_with(&dir),
+        vec![],
+        "services survived a clean host stop"
+    );
     d.spawn()?;
     // Layers are back before any event runs: the plan still has the service.
     let u = d.unit("pause/0")?;
@@ -30,7 +34,10 @@ fn issue2_restart_restores_units_layers_and_services() -> Result<()> {
     });
     assert!(found.is_some(), "service not running again after restart");
     let events = d.events("pause/0")?;
-    assert!(events.len() > before, "history lost or no new events: {events:?}");
+    assert!(
+        events.len() > before,
+        "history lost or no new events: {events:?}"
+    );
     assert_eq!(events.last().unwrap()["event"], "pause-pebble-ready");
     Ok(())
 }
@@ -56,7 +63,16 @@ fn issue2_pending_events_survive_kill_9() -> Result<()> {
     // Both config-changed events are delivered again (mode is now ok), then pebble-ready.
     d.wait_status("mis/0", "active", "handled 3", Duration::from_secs(15))?;
     let events = d.events("mis/0")?;
-    let tail: Vec<&str> = events.iter().rev().take(3).map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(tail, ["work-pebble-ready", "config-changed", "config-changed"], "{events:?}");
+    let tail: Vec<&str> = events
+        .iter()
+        .rev()
+        .take(3)
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tail,
+        ["work-pebble-ready", "config-changed", "config-changed"],
+        "{events:?}"
+    );
     Ok(())
 }

@@ -15,24 +15,35 @@ fn misbehave(d: &Daemon, mode: &str, want_error: &str) -> Result<()> {
 
     d.ok(&["config", "mis", &format!("mode={mode}")])?;
     let u = wait_for(Duration::from_secs(20), || {
-        d.unit("mis/0").ok().filter(|u| u["status"]["status"] == "error")
+        d.unit("mis/0")
+            .ok()
+            .filter(|u| u["status"]["status"] == "error")
     })
     .must("mis/0 in error")?;
-    let msg = u["status"]["message"].as_str().unwrap_or_default().to_string();
-    assert!(msg.starts_with("hook failed: \"config-changed\": "), "{msg}");
+    let msg = u["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        msg.starts_with("hook failed: \"config-changed\": "),
+        "{msg}"
+    );
     assert!(msg.contains(want_error), "{msg:?} lacks {want_error:?}");
 
     // Another tenant is unaffected.
     d.ok(&["config", "pause", "message=still-here"])?;
     d.wait_status("pause/0", "active", "", Duration::from_secs(15))?;
 
-    // The next event (the retried one sees the new config) recovers, and the failed
-    // event's stored-state change was discarded: the counter goes 1 -> 2.
+    // The next event recovers: the failed config-changed is retried (it now sees mode=ok)
+    // and the new one follows. The failed attempt's stored-state change was discarded,
+    // so the counter reads 3 (1 from deploy + 2), not 4.
     d.ok(&["config", "mis", "mode=ok"])?;
-    d.wait_status("mis/0", "active", "handled 2", Duration::from_secs(20))?;
+    d.wait_status("mis/0", "active", "handled 3", Duration::from_secs(20))?;
     let events = d.events("mis/0")?;
     assert!(
-        events.iter().any(|e| e["outcome"].as_str().unwrap().starts_with("error: ")),
+        events
+            .iter()
+            .any(|e| e["outcome"].as_str().unwrap().starts_with("error: ")),
         "{events:?}"
     );
     Ok(())
@@ -41,7 +52,11 @@ fn misbehave(d: &Daemon, mode: &str, want_error: &str) -> Result<()> {
 #[test]
 fn issue2_trapping_guest_fails_only_its_event() -> Result<()> {
     let d = Daemon::start("trap", &["--retry-delay", "200ms"])?;
-    misbehave(&d, "trap", "guest trapped: wasm trap: wasm `unreachable` instruction executed")
+    misbehave(
+        &d,
+        "trap",
+        "guest trapped: wasm trap: wasm `unreachable` instruction executed",
+    )
 }
 
 #[test]
@@ -58,12 +73,18 @@ fn issue2_erroring_handler_fails_only_its_event() -> Result<()> {
 
 #[test]
 fn issue2_looping_guest_is_stopped_at_its_deadline() -> Result<()> {
-    let d = Daemon::start("loop", &["--retry-delay", "200ms", "--event-deadline", "1s"])?;
+    let d = Daemon::start(
+        "loop",
+        &["--retry-delay", "200ms", "--event-deadline", "1s"],
+    )?;
     misbehave(&d, "loop", "event deadline of 1s exceeded")
 }
 
 #[test]
 fn issue2_memory_hungry_guest_hits_its_limit() -> Result<()> {
-    let d = Daemon::start("alloc", &["--retry-delay", "200ms", "--memory-limit-mib", "16"])?;
+    let d = Daemon::start(
+        "alloc",
+        &["--retry-delay", "200ms", "--memory-limit-mib", "16"],
+    )?;
     misbehave(&d, "alloc", "memory limit of 16 MiB exceeded")
 }

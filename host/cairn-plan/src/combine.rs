@@ -22,7 +22,10 @@ pub fn combine_layers(layers: &[Layer]) -> Result<Layer, PlanError> {
                     combined.workloads.insert(name.clone(), workload.clone());
                 }
                 Override::Unknown => {
-                    return Err(format_err(format!(r#"workload {}: must define an "override" policy"#, quote(name))));
+                    return Err(format_err(format!(
+                        r#"workload {}: must define an "override" policy"#,
+                        quote(name)
+                    )));
                 }
             }
         }
@@ -75,7 +78,9 @@ pub fn combine_layers(layers: &[Layer]) -> Result<Layer, PlanError> {
                 Override::Replace => {
                     combined.log_targets.insert(name.clone(), target.clone());
                 }
-                Override::Unknown => return Err(missing_override(&layer.label, "log target", name)),
+                Override::Unknown => {
+                    return Err(missing_override(&layer.label, "log target", name));
+                }
             }
         }
     }
@@ -95,12 +100,20 @@ pub fn combine_layers(layers: &[Layer]) -> Result<Layer, PlanError> {
 }
 
 fn missing_override(label: &str, kind: &str, name: &str) -> PlanError {
-    format_err(format!(r#"layer {} must define "override" for {kind} {}"#, quote(label), quote(name)))
+    format_err(format!(
+        r#"layer {} must define "override" for {kind} {}"#,
+        quote(label),
+        quote(name)
+    ))
 }
 
 /// The message Pebble gives when combining a definition whose `override` is not merge/replace.
 pub(crate) fn invalid_override(label: &str, kind: &str, name: &str) -> PlanError {
-    format_err(format!(r#"layer {} has invalid "override" value for {kind} {}"#, quote(label), quote(name)))
+    format_err(format!(
+        r#"layer {} has invalid "override" value for {kind} {}"#,
+        quote(label),
+        quote(name)
+    ))
 }
 
 fn set_string(target: &mut String, value: &str) {
@@ -115,7 +128,10 @@ fn set_option<T: Copy>(target: &mut Option<T>, value: Option<T>) {
     }
 }
 
-fn merge_map<V: Clone>(target: &mut std::collections::BTreeMap<String, V>, other: &std::collections::BTreeMap<String, V>) {
+fn merge_map<V: Clone>(
+    target: &mut std::collections::BTreeMap<String, V>,
+    other: &std::collections::BTreeMap<String, V>,
+) {
     for (k, v) in other {
         target.insert(k.clone(), v.clone());
     }

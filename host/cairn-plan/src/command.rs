@@ -84,8 +84,12 @@ pub fn split_command(input: &str) -> Result<Vec<String>, String> {
     match state {
         State::Start | State::Comment => {}
         State::Word => words.push(word),
-        State::Escape | State::QuotedEscape => return Err("EOF found after escape character".into()),
-        State::DoubleQuoted | State::SingleQuoted => return Err("EOF found when expecting closing quote".into()),
+        State::Escape | State::QuotedEscape => {
+            return Err("EOF found after escape character".into());
+        }
+        State::DoubleQuoted | State::SingleQuoted => {
+            return Err("EOF found when expecting closing quote".into());
+        }
     }
     Ok(words)
 }
@@ -95,13 +99,25 @@ pub fn quote_word(word: &str) -> String {
     if word.is_empty() {
         return "''".to_string();
     }
-    let safe = word.bytes().all(|c| c.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&c));
-    if safe { word.to_string() } else { format!("'{}'", word.replace('\'', "'\"'\"'")) }
+    let safe = word
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&c));
+    if safe {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\"'\"'"))
+    }
 }
 
 /// Builds a command line from base words and bracketed default arguments (Pebble's `CommandString`).
 pub fn command_string(base: &[String], extra: &[String]) -> String {
-    let join = |words: &[String]| words.iter().map(|w| quote_word(w)).collect::<Vec<_>>().join(" ");
+    let join = |words: &[String]| {
+        words
+            .iter()
+            .map(|w| quote_word(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let mut out = join(base);
     if !extra.is_empty() {
         out.push_str(" [ ");
@@ -146,9 +162,15 @@ pub(crate) fn split_bracketed(command: &str) -> Result<(Vec<String>, Vec<String>
 impl Service {
     /// Splits the command into (base words, arguments): the arguments are `extra_args` when
     /// given (they replace the `[ ... ]` defaults, as `pebble run --args` does), else the defaults.
-    pub fn parse_command(&self, extra_args: Option<&[String]>) -> Result<(Vec<String>, Vec<String>), PlanError> {
+    pub fn parse_command(
+        &self,
+        extra_args: Option<&[String]>,
+    ) -> Result<(Vec<String>, Vec<String>), PlanError> {
         let (base, defaults) = split_bracketed(&self.command).map_err(|message| {
-            PlanError::Command(format!("cannot parse service {} command: {message}", quote(&self.name)))
+            PlanError::Command(format!(
+                "cannot parse service {} command: {message}",
+                quote(&self.name)
+            ))
         })?;
         let args = match extra_args {
             Some(args) => args.to_vec(),
@@ -167,7 +189,11 @@ mod tests {
     }
 
     fn check_split(input: &str, expected: &[&str]) {
-        assert_eq!(split_command(input), Ok(words(expected)), "splitting {input:?}");
+        assert_eq!(
+            split_command(input),
+            Ok(words(expected)),
+            "splitting {input:?}"
+        );
     }
 
     #[test]
@@ -181,9 +207,18 @@ mod tests {
         check_split("a#b", &["a#b"]);
         check_split("'' \"\"", &["", ""]);
         check_split("", &[]);
-        assert_eq!(split_command("foo '"), Err("EOF found when expecting closing quote".to_string()));
-        assert_eq!(split_command("foo \"bar"), Err("EOF found when expecting closing quote".to_string()));
-        assert_eq!(split_command("foo \\"), Err("EOF found after escape character".to_string()));
+        assert_eq!(
+            split_command("foo '"),
+            Err("EOF found when expecting closing quote".to_string())
+        );
+        assert_eq!(
+            split_command("foo \"bar"),
+            Err("EOF found when expecting closing quote".to_string())
+        );
+        assert_eq!(
+            split_command("foo \\"),
+            Err("EOF found after escape character".to_string())
+        );
     }
 
     struct Case {
@@ -197,7 +232,13 @@ mod tests {
     #[test]
     fn parse_command_cases() {
         let cases = [
-            Case { command: "cmd --foo bar", args: None, base: &["cmd", "--foo", "bar"], extra: &[], new_command: "cmd --foo bar" },
+            Case {
+                command: "cmd --foo bar",
+                args: None,
+                base: &["cmd", "--foo", "bar"],
+                extra: &[],
+                new_command: "cmd --foo bar",
+            },
             Case {
                 command: "cmd --foo bar",
                 args: Some(&["-v", "--opt"]),
@@ -205,8 +246,20 @@ mod tests {
                 extra: &["-v", "--opt"],
                 new_command: "cmd --foo bar [ -v --opt ]",
             },
-            Case { command: "cmd [ --foo bar ]", args: None, base: &["cmd"], extra: &["--foo", "bar"], new_command: "cmd [ --foo bar ]" },
-            Case { command: "cmd [ --foo bar ]", args: Some(&[]), base: &["cmd"], extra: &[], new_command: "cmd" },
+            Case {
+                command: "cmd [ --foo bar ]",
+                args: None,
+                base: &["cmd"],
+                extra: &["--foo", "bar"],
+                new_command: "cmd [ --foo bar ]",
+            },
+            Case {
+                command: "cmd [ --foo bar ]",
+                args: Some(&[]),
+                base: &["cmd"],
+                extra: &[],
+                new_command: "cmd",
+            },
             Case {
                 command: "cmd [ --foo bar ]",
                 args: Some(&["--bar", "foo"]),
@@ -214,7 +267,13 @@ mod tests {
                 extra: &["--bar", "foo"],
                 new_command: "cmd [ --bar foo ]",
             },
-            Case { command: "cmd --foo bar [ ]", args: None, base: &["cmd", "--foo", "bar"], extra: &[], new_command: "cmd --foo bar" },
+            Case {
+                command: "cmd --foo bar [ ]",
+                args: None,
+                base: &["cmd", "--foo", "bar"],
+                extra: &[],
+                new_command: "cmd --foo bar",
+            },
             Case {
                 command: r#"cmd -v [ --foo bar -e "x [ y ] z" ]"#,
                 args: None,
@@ -224,20 +283,31 @@ mod tests {
             },
         ];
         for case in cases {
-            let service = Service { name: "svc".into(), command: case.command.into(), ..Default::default() };
+            let service = Service {
+                name: "svc".into(),
+                command: case.command.into(),
+                ..Default::default()
+            };
             let args = case.args.map(words);
             let (base, extra) = service.parse_command(args.as_deref()).unwrap();
             assert_eq!(base, words(case.base), "{}", case.command);
             assert_eq!(extra, words(case.extra), "{}", case.command);
             let new_command = command_string(&base, &extra);
             assert_eq!(new_command, case.new_command);
-            let reparsed = Service { command: new_command, ..service };
+            let reparsed = Service {
+                command: new_command,
+                ..service
+            };
             assert_eq!(reparsed.parse_command(None).unwrap(), (base, extra));
         }
     }
 
     fn check_command_error(command: &str, expected: &str) {
-        let service = Service { name: "svc".into(), command: command.into(), ..Default::default() };
+        let service = Service {
+            name: "svc".into(),
+            command: command.into(),
+            ..Default::default()
+        };
         let err = service.parse_command(None).unwrap_err();
         assert_eq!(err.to_string(), expected);
         assert!(matches!(err, PlanError::Command(_)));
@@ -245,14 +315,26 @@ mod tests {
 
     #[test]
     fn bracket_errors() {
-        check_command_error("[ cmd --foo ]", r#"cannot parse service "svc" command: cannot start command with [ ... ] group"#);
-        check_command_error("cmd -v [ foo [ --bar ] ]", r#"cannot parse service "svc" command: cannot nest [ ... ] groups"#);
+        check_command_error(
+            "[ cmd --foo ]",
+            r#"cannot parse service "svc" command: cannot start command with [ ... ] group"#,
+        );
+        check_command_error(
+            "cmd -v [ foo [ --bar ] ]",
+            r#"cannot parse service "svc" command: cannot nest [ ... ] groups"#,
+        );
         check_command_error(
             "cmd [ --foo ] --bar",
             r#"cannot parse service "svc" command: cannot have any arguments after [ ... ] group"#,
         );
-        check_command_error("cmd -v ] foo", r#"cannot parse service "svc" command: cannot have ] outside of [ ... ] group"#);
-        check_command_error("foo '", r#"cannot parse service "svc" command: EOF found when expecting closing quote"#);
+        check_command_error(
+            "cmd -v ] foo",
+            r#"cannot parse service "svc" command: cannot have ] outside of [ ... ] group"#,
+        );
+        check_command_error(
+            "foo '",
+            r#"cannot parse service "svc" command: EOF found when expecting closing quote"#,
+        );
     }
 
     #[test]
@@ -260,6 +342,9 @@ mod tests {
         assert_eq!(quote_word(""), "''");
         assert_eq!(quote_word("a-b_c@d%e+f=g:h,i./j"), "a-b_c@d%e+f=g:h,i./j");
         assert_eq!(quote_word("it's"), r#"'it'"'"'s'"#);
-        assert_eq!(split_command(&quote_word("it's $x")).unwrap(), words(&["it's $x"]));
+        assert_eq!(
+            split_command(&quote_word("it's $x")).unwrap(),
+            words(&["it's $x"])
+        );
     }
 }

@@ -11,8 +11,9 @@ use crate::layer::parse_layer;
 use crate::quote::quote;
 use crate::types::Layer;
 
-static ENTRY_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^([0-9]{3})-([a-z](?:-?[a-z0-9]){2,})(.yaml|.d)$").expect("valid regex"));
+static ENTRY_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([0-9]{3})-([a-z](?:-?[a-z0-9]){2,})(.yaml|.d)$").expect("valid regex")
+});
 
 struct Entry {
     name: String,
@@ -41,7 +42,11 @@ pub fn read_layers_dir(dir: &Path) -> Result<Vec<Layer>, PlanError> {
         if top.is_dir {
             for sub in entries(&top_path, false)? {
                 let label = format!("{}/{}", top.label, sub.label);
-                layers.push(load(&top_path.join(&sub.name), 1000 * top.order + sub.order, &label)?);
+                layers.push(load(
+                    &top_path.join(&sub.name),
+                    1000 * top.order + sub.order,
+                    &label,
+                )?);
             }
         } else {
             layers.push(load(&top_path, 1000 * top.order, &top.label)?);
@@ -60,14 +65,21 @@ pub fn load_layers_dir(dir: &Path) -> Result<Vec<Layer>, PlanError> {
 }
 
 fn load(path: &Path, order: u32, label: &str) -> Result<Layer, PlanError> {
-    let data = std::fs::read(path)
-        .map_err(|err| PlanError::LayersDir(format!("cannot read layer file: {}", path_error("open", path, &err))))?;
+    let data = std::fs::read(path).map_err(|err| {
+        PlanError::LayersDir(format!(
+            "cannot read layer file: {}",
+            path_error("open", path, &err)
+        ))
+    })?;
     parse_layer(order, label, &data)
 }
 
 fn entries(dir: &Path, dirs_allowed: bool) -> Result<Vec<Entry>, PlanError> {
     let read_err = |err: std::io::Error| {
-        PlanError::LayersDir(format!("cannot read layers directory: {}", path_error("open", dir, &err)))
+        PlanError::LayersDir(format!(
+            "cannot read layers directory: {}",
+            path_error("open", dir, &err)
+        ))
     };
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(read_err)? {
@@ -87,13 +99,21 @@ fn entries(dir: &Path, dirs_allowed: bool) -> Result<Vec<Entry>, PlanError> {
             .is_dir();
         let Some(caps) = ENTRY_NAME.captures(&name) else {
             return Err(PlanError::LayersDir(if is_dir {
-                format!(r#"invalid layer sub-directory name: {} (must look like "123-some-label.d")"#, quote(&name))
+                format!(
+                    r#"invalid layer sub-directory name: {} (must look like "123-some-label.d")"#,
+                    quote(&name)
+                )
             } else {
-                format!(r#"invalid layer filename: {} (must look like "123-some-label.yaml")"#, quote(&name))
+                format!(
+                    r#"invalid layer filename: {} (must look like "123-some-label.yaml")"#,
+                    quote(&name)
+                )
             }));
         };
         if is_dir && !dirs_allowed {
-            return Err(PlanError::LayersDir("cannot have a layers sub-directory at this level".into()));
+            return Err(PlanError::LayersDir(
+                "cannot have a layers sub-directory at this level".into(),
+            ));
         }
         let order: u32 = caps[1].parse().expect("three digits");
         let label = caps[2].to_string();
@@ -101,14 +121,24 @@ fn entries(dir: &Path, dirs_allowed: bool) -> Result<Vec<Entry>, PlanError> {
             .iter()
             .find(|e| e.order == order)
             .map(|e| (order, e.label.clone()))
-            .or_else(|| result.iter().find(|e| e.label == label).map(|e| (e.order, label.clone())));
+            .or_else(|| {
+                result
+                    .iter()
+                    .find(|e| e.label == label)
+                    .map(|e| (e.order, label.clone()))
+            });
         if let Some((old_order, old_label)) = clash {
             return Err(PlanError::LayersDir(format!(
                 "invalid layer filename: {} not unique (have \"{old_order:03}-{old_label}.yaml\" already)",
                 quote(&name)
             )));
         }
-        result.push(Entry { name, order, label, is_dir });
+        result.push(Entry {
+            name,
+            order,
+            label,
+            is_dir,
+        });
     }
     Ok(result)
 }

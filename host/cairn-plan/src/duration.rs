@@ -68,7 +68,10 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         if !had_int && !had_fraction {
             return Err(invalid());
         }
-        let unit_len = s.iter().position(|&c| c == b'.' || c.is_ascii_digit()).unwrap_or(s.len());
+        let unit_len = s
+            .iter()
+            .position(|&c| c == b'.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
         if unit_len == 0 {
             return Err(DurationError::MissingUnit(input.to_string()));
         }
@@ -227,7 +230,11 @@ mod tests {
     use super::*;
 
     fn check_parse(input: &str, nanos: u64) {
-        assert_eq!(parse_duration(input), Ok(Duration::from_nanos(nanos)), "parsing {input:?}");
+        assert_eq!(
+            parse_duration(input),
+            Ok(Duration::from_nanos(nanos)),
+            "parsing {input:?}"
+        );
     }
 
     fn check_parse_err(input: &str, message: &str) {
@@ -236,7 +243,11 @@ mod tests {
     }
 
     fn check_format(nanos: u64, expected: &str) {
-        assert_eq!(format_duration(Duration::from_nanos(nanos)), expected, "formatting {nanos}ns");
+        assert_eq!(
+            format_duration(Duration::from_nanos(nanos)),
+            expected,
+            "formatting {nanos}ns"
+        );
     }
 
     #[test]
@@ -273,10 +284,19 @@ mod tests {
         check_parse_err(".", r#"time: invalid duration ".""#);
         check_parse_err(".s", r#"time: invalid duration ".s""#);
         check_parse_err("1d", r#"time: unknown unit "d" in duration "1d""#);
-        check_parse_err("1µ", r#"time: unknown unit "\xc2\xb5" in duration "1\xc2\xb5""#);
-        check_parse_err("9223372036854775808ns", r#"time: invalid duration "9223372036854775808ns""#);
+        check_parse_err(
+            "1µ",
+            r#"time: unknown unit "\xc2\xb5" in duration "1\xc2\xb5""#,
+        );
+        check_parse_err(
+            "9223372036854775808ns",
+            r#"time: invalid duration "9223372036854775808ns""#,
+        );
         check_parse_err("3000000h", r#"time: invalid duration "3000000h""#);
-        assert!(matches!(parse_duration("-1s"), Err(DurationError::Negative(_))));
+        assert!(matches!(
+            parse_duration("-1s"),
+            Err(DurationError::Negative(_))
+        ));
     }
 
     #[test]

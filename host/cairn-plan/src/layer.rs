@@ -37,13 +37,38 @@ const SERVICE_FIELDS: &[&str] = &[
     "backoff-limit",
     "kill-delay",
 ];
-const CHECK_FIELDS: &[&str] = &["override", "level", "startup", "period", "timeout", "threshold", "http", "tcp", "exec"];
+const CHECK_FIELDS: &[&str] = &[
+    "override",
+    "level",
+    "startup",
+    "period",
+    "timeout",
+    "threshold",
+    "http",
+    "tcp",
+    "exec",
+];
 const HTTP_FIELDS: &[&str] = &["url", "headers"];
 const TCP_FIELDS: &[&str] = &["port", "host"];
-const EXEC_FIELDS: &[&str] =
-    &["command", "service-context", "environment", "user-id", "user", "group-id", "group", "working-dir"];
+const EXEC_FIELDS: &[&str] = &[
+    "command",
+    "service-context",
+    "environment",
+    "user-id",
+    "user",
+    "group-id",
+    "group",
+    "working-dir",
+];
 const LOG_TARGET_FIELDS: &[&str] = &["type", "location", "services", "override", "labels"];
-const WORKLOAD_FIELDS: &[&str] = &["override", "environment", "user-id", "user", "group-id", "group"];
+const WORKLOAD_FIELDS: &[&str] = &[
+    "override",
+    "environment",
+    "user-id",
+    "user",
+    "group-id",
+    "group",
+];
 
 /// A service as decoded, with its enumerated fields still as written.
 #[derive(Default)]
@@ -91,12 +116,15 @@ struct RawLayer {
 
 /// Parses and validates one layer's YAML, as Pebble's `ParseLayer` does.
 pub fn parse_layer(order: u32, label: &str, data: &[u8]) -> Result<Layer, PlanError> {
-    let parse_failed = |message: String| format_err(format!("cannot parse layer {}: {message}", quote(label)));
+    let parse_failed =
+        |message: String| format_err(format!("cannot parse layer {}: {message}", quote(label)));
     let doc = parse(data).map_err(parse_failed)?;
     let mut sections = Vec::new();
     if let Some(root) = doc.root {
         let mut decoder = Decoder::new(&doc);
-        let entries = decoder.entries(root, "map[string]yaml.Node").map_err(parse_failed)?;
+        let entries = decoder
+            .entries(root, "map[string]yaml.Node")
+            .map_err(parse_failed)?;
         decoder.finish().map_err(parse_failed)?;
         sections = entries.unwrap_or_default();
     }
@@ -105,13 +133,22 @@ pub fn parse_layer(order: u32, label: &str, data: &[u8]) -> Result<Layer, PlanEr
     for (field, _, node) in sections {
         let lines = section_lines(&doc, node);
         let mut decoder = Decoder::new(&doc).with_lines(lines);
-        let section_failed =
-            |message: Fail| format_err(format!("cannot parse layer {} section {}: {message}", quote(label), quote(&field)));
+        let section_failed = |message: Fail| {
+            format_err(format!(
+                "cannot parse layer {} section {}: {message}",
+                quote(label),
+                quote(&field)
+            ))
+        };
         match field.as_str() {
             "summary" | "description" => {
                 let value = decoder.string(node, "string").map_err(section_failed)?;
                 decoder.finish().map_err(section_failed)?;
-                let target = if field == "summary" { &mut raw.summary } else { &mut raw.description };
+                let target = if field == "summary" {
+                    &mut raw.summary
+                } else {
+                    &mut raw.description
+                };
                 if let Some(value) = value {
                     *target = value;
                 }
@@ -129,7 +166,11 @@ pub fn parse_layer(order: u32, label: &str, data: &[u8]) -> Result<Layer, PlanEr
                 decoder.finish().map_err(section_failed)?;
             }
             "workloads" => {
-                let failed = |message: Fail| format_err(format!(r#"cannot parse the "workloads" section: {message}"#));
+                let failed = |message: Fail| {
+                    format_err(format!(
+                        r#"cannot parse the "workloads" section: {message}"#
+                    ))
+                };
                 raw.workloads = decode_workloads(&mut decoder, node).map_err(failed)?;
                 decoder.finish().map_err(failed)?;
             }
@@ -137,18 +178,29 @@ pub fn parse_layer(order: u32, label: &str, data: &[u8]) -> Result<Layer, PlanEr
                 // Pebble only decodes a pairing section that has content.
                 let n = &doc.nodes[node];
                 if matches!(n.kind, Kind::Mapping | Kind::Sequence) && !n.children.is_empty() {
-                    let failed = |message: Fail| format_err(format!("cannot parse the pairing section: {message}"));
-                    let fields =
-                        decoder.fields(node, "pairingstate.pairingConfig", &["mode"]).map_err(failed)?;
+                    let failed = |message: Fail| {
+                        format_err(format!("cannot parse the pairing section: {message}"))
+                    };
+                    let fields = decoder
+                        .fields(node, "pairingstate.pairingConfig", &["mode"])
+                        .map_err(failed)?;
                     for (_, value) in fields.unwrap_or_default() {
-                        if let Some(mode) = decoder.string(value, "pairingstate.Mode").map_err(failed)? {
+                        if let Some(mode) =
+                            decoder.string(value, "pairingstate.Mode").map_err(failed)?
+                        {
                             raw.pairing_mode = mode;
                         }
                     }
                     decoder.finish().map_err(failed)?;
                 }
             }
-            _ => return Err(format_err(format!("cannot parse layer {}: unknown section {}", quote(label), quote(&field)))),
+            _ => {
+                return Err(format_err(format!(
+                    "cannot parse layer {}: unknown section {}",
+                    quote(label),
+                    quote(&field)
+                )));
+            }
         }
     }
 
@@ -159,7 +211,9 @@ pub fn parse_layer(order: u32, label: &str, data: &[u8]) -> Result<Layer, PlanEr
 fn decode_duration(d: &mut Decoder, id: usize) -> Result<Option<Duration>, Fail> {
     match d.custom_scalar(id, "duration must be a YAML string")? {
         None => Ok(None),
-        Some(text) => parse_duration(&text).map(Some).map_err(|_| format!("invalid duration {}", quote(&text))),
+        Some(text) => parse_duration(&text)
+            .map(Some)
+            .map_err(|_| format!("invalid duration {}", quote(&text))),
     }
 }
 
@@ -172,7 +226,12 @@ fn decode_float(d: &mut Decoder, id: usize) -> Result<Option<f64>, Fail> {
     }
 }
 
-fn set_string(d: &mut Decoder, id: usize, type_name: &str, target: &mut String) -> Result<(), Fail> {
+fn set_string(
+    d: &mut Decoder,
+    id: usize,
+    type_name: &str,
+    target: &mut String,
+) -> Result<(), Fail> {
     if let Some(value) = d.string(id, type_name)? {
         *target = value;
     }
@@ -186,7 +245,12 @@ fn set_list(d: &mut Decoder, id: usize, target: &mut Vec<String>) -> Result<(), 
     Ok(())
 }
 
-fn set_map(d: &mut Decoder, id: usize, type_name: &str, target: &mut BTreeMap<String, String>) -> Result<(), Fail> {
+fn set_map(
+    d: &mut Decoder,
+    id: usize,
+    type_name: &str,
+    target: &mut BTreeMap<String, String>,
+) -> Result<(), Fail> {
     if let Some(value) = d.string_map(id, type_name)? {
         *target = value;
     }
@@ -221,7 +285,10 @@ fn decode_entries<T>(
     Ok(out)
 }
 
-fn decode_services(d: &mut Decoder, id: usize) -> Result<BTreeMap<String, Option<RawService>>, Fail> {
+fn decode_services(
+    d: &mut Decoder,
+    id: usize,
+) -> Result<BTreeMap<String, Option<RawService>>, Fail> {
     decode_entries(d, id, "map[string]*plan.Service", |d, id| {
         let Some(fields) = d.fields(id, "plan.Service", SERVICE_FIELDS)? else {
             return Ok(None);
@@ -247,7 +314,12 @@ fn decode_services(d: &mut Decoder, id: usize) -> Result<BTreeMap<String, Option
                 "working-dir" => set_string(d, v, "string", &mut s.working_dir)?,
                 "on-success" => set_string(d, v, "plan.ServiceAction", &mut raw.on_success)?,
                 "on-failure" => set_string(d, v, "plan.ServiceAction", &mut raw.on_failure)?,
-                "on-check-failure" => set_map(d, v, "map[string]plan.ServiceAction", &mut raw.on_check_failure)?,
+                "on-check-failure" => set_map(
+                    d,
+                    v,
+                    "map[string]plan.ServiceAction",
+                    &mut raw.on_check_failure,
+                )?,
                 "backoff-delay" => s.backoff_delay = decode_duration(d, v)?.or(s.backoff_delay),
                 "backoff-factor" => s.backoff_factor = decode_float(d, v)?.or(s.backoff_factor),
                 "backoff-limit" => s.backoff_limit = decode_duration(d, v)?.or(s.backoff_limit),
@@ -356,7 +428,10 @@ fn decode_exec(d: &mut Decoder, id: usize, e: &mut ExecCheck) -> Result<bool, Fa
     Ok(true)
 }
 
-fn decode_log_targets(d: &mut Decoder, id: usize) -> Result<BTreeMap<String, Option<RawLogTarget>>, Fail> {
+fn decode_log_targets(
+    d: &mut Decoder,
+    id: usize,
+) -> Result<BTreeMap<String, Option<RawLogTarget>>, Fail> {
     decode_entries(d, id, "map[string]*plan.LogTarget", |d, id| {
         let Some(fields) = d.fields(id, "plan.LogTarget", LOG_TARGET_FIELDS)? else {
             return Ok(None);
@@ -377,7 +452,10 @@ fn decode_log_targets(d: &mut Decoder, id: usize) -> Result<BTreeMap<String, Opt
     })
 }
 
-fn decode_workloads(d: &mut Decoder, id: usize) -> Result<BTreeMap<String, Option<RawWorkload>>, Fail> {
+fn decode_workloads(
+    d: &mut Decoder,
+    id: usize,
+) -> Result<BTreeMap<String, Option<RawWorkload>>, Fail> {
     // The section is a struct whose only content is an inline map of workloads.
     if d.doc.short_tag(id) == "!!null" {
         return Ok(BTreeMap::new());
@@ -405,7 +483,12 @@ fn decode_workloads(d: &mut Decoder, id: usize) -> Result<BTreeMap<String, Optio
 
 fn valid_action(action: &str, extra: ServiceAction) -> bool {
     match ServiceAction::from_name(action) {
-        Some(ServiceAction::Unset | ServiceAction::Restart | ServiceAction::Shutdown | ServiceAction::Ignore) => true,
+        Some(
+            ServiceAction::Unset
+            | ServiceAction::Restart
+            | ServiceAction::Shutdown
+            | ServiceAction::Ignore,
+        ) => true,
         Some(other) => other == extra,
         None => false,
     }
@@ -426,10 +509,14 @@ fn validate_layer(label: &str, raw: &RawLayer) -> Result<(), PlanError> {
             return Err(format_err(format!("cannot use reserved service name {q}")));
         }
         if name.starts_with('-') {
-            return Err(format_err(format!(r#"cannot use service name {q}: starting with "-" not allowed"#)));
+            return Err(format_err(format!(
+                r#"cannot use service name {q}: starting with "-" not allowed"#
+            )));
         }
         let Some(service) = service else {
-            return Err(format_err(format!("service object cannot be null for service {q}")));
+            return Err(format_err(format!(
+                "service object cannot be null for service {q}"
+            )));
         };
         if let Err(message) = split_bracketed(&service.service.command) {
             return Err(format_err(format!(
@@ -450,7 +537,10 @@ fn validate_layer(label: &str, raw: &RawLayer) -> Result<(), PlanError> {
         }
         for action in service.on_check_failure.values() {
             if !valid_action(action, ServiceAction::SuccessShutdown) {
-                return Err(format_err(format!("plan service {q} on-check-failure action {} invalid", quote(action))));
+                return Err(format_err(format!(
+                    "plan service {q} on-check-failure action {} invalid",
+                    quote(action)
+                )));
             }
         }
         if let Some(factor) = service.service.backoff_factor
@@ -468,30 +558,44 @@ fn validate_layer(label: &str, raw: &RawLayer) -> Result<(), PlanError> {
             return Err(format_err("cannot use empty string as check name"));
         }
         let Some(check) = check else {
-            return Err(format_err(format!("check object cannot be null for check {q}")));
+            return Err(format_err(format!(
+                "check object cannot be null for check {q}"
+            )));
         };
         if CheckLevel::from_name(&check.level).is_none() {
-            return Err(format_err(format!(r#"plan check {q} level must be "alive" or "ready""#)));
+            return Err(format_err(format!(
+                r#"plan check {q} level must be "alive" or "ready""#
+            )));
         }
         if CheckStartup::from_name(&check.startup).is_none() {
-            return Err(format_err(format!(r#"plan check {q} startup must be "enabled" or "disabled""#)));
+            return Err(format_err(format!(
+                r#"plan check {q} startup must be "enabled" or "disabled""#
+            )));
         }
         if check.check.period == Some(Duration::ZERO) {
-            return Err(format_err(format!("plan check {q} period must not be zero")));
+            return Err(format_err(format!(
+                "plan check {q} period must not be zero"
+            )));
         }
         if check.check.timeout == Some(Duration::ZERO) {
-            return Err(format_err(format!("plan check {q} timeout must not be zero")));
+            return Err(format_err(format!(
+                "plan check {q} timeout must not be zero"
+            )));
         }
         if let Some(exec) = &check.check.exec
             && let Err(message) = split_command(&exec.command)
         {
-            return Err(format_err(format!("plan check {q} command invalid: {message}")));
+            return Err(format_err(format!(
+                "plan check {q} command invalid: {message}"
+            )));
         }
     }
     for (name, target) in &raw.log_targets {
         let q = quote(name);
         let Some(target) = target else {
-            return Err(format_err(format!("log target object cannot be null for log target {q}")));
+            return Err(format_err(format!(
+                "log target object cannot be null for log target {q}"
+            )));
         };
         for label_name in target.target.labels.keys() {
             if label_name.starts_with("pebble_") {
@@ -511,10 +615,14 @@ fn validate_layer(label: &str, raw: &RawLayer) -> Result<(), PlanError> {
     for (name, workload) in &raw.workloads {
         let q = quote(name);
         if workload.is_none() {
-            return Err(format_err(format!("workload {q}: cannot have a null value")));
+            return Err(format_err(format!(
+                "workload {q}: cannot have a null value"
+            )));
         }
         if name.is_empty() {
-            return Err(format_err(format!("workload {q}: cannot have an empty name")));
+            return Err(format_err(format!(
+                "workload {q}: cannot have an empty name"
+            )));
         }
     }
     if PairingMode::from_name(&raw.pairing_mode).is_none() {
@@ -557,7 +665,10 @@ fn validate_layer(label: &str, raw: &RawLayer) -> Result<(), PlanError> {
         if let Some(s) = service
             && ServiceStartup::from_name(&s.startup).is_none()
         {
-            return Err(format_err(format!(r#"plan service {} startup must be "enabled" or "disabled""#, quote(name))));
+            return Err(format_err(format!(
+                r#"plan service {} startup must be "enabled" or "disabled""#,
+                quote(name)
+            )));
         }
     }
     Ok(())
@@ -593,7 +704,9 @@ fn convert(order: u32, label: &str, raw: RawLayer) -> Layer {
         label: label.to_string(),
         summary: raw.summary,
         description: raw.description,
-        pairing: Pairing { mode: PairingMode::from_name(&raw.pairing_mode).unwrap_or_default() },
+        pairing: Pairing {
+            mode: PairingMode::from_name(&raw.pairing_mode).unwrap_or_default(),
+        },
         ..Layer::default()
     };
     for (name, service) in raw.services.into_iter().filter_map(|(n, s)| Some((n, s?))) {
@@ -618,7 +731,11 @@ fn convert(order: u32, label: &str, raw: RawLayer) -> Layer {
         c.startup = CheckStartup::from_name(&check.startup).unwrap_or_default();
         layer.checks.insert(name, c);
     }
-    for (name, target) in raw.log_targets.into_iter().filter_map(|(n, t)| Some((n, t?))) {
+    for (name, target) in raw
+        .log_targets
+        .into_iter()
+        .filter_map(|(n, t)| Some((n, t?)))
+    {
         let mut t = target.target;
         t.name = name.clone();
         t.type_ = LogTargetType::from_name(&target.type_).unwrap_or_default();

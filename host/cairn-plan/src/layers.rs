@@ -66,10 +66,20 @@ impl Layers {
 
     /// Replaces the `[ ... ]` arguments of the named services, as `pebble run --args` does,
     /// by appending a `pebble-service-args` layer.
-    pub fn set_service_args(&mut self, args: &BTreeMap<String, Vec<String>>) -> Result<(), PlanError> {
-        let mut layer = Layer { label: SERVICE_ARGS_LABEL.to_string(), ..Layer::default() };
+    pub fn set_service_args(
+        &mut self,
+        args: &BTreeMap<String, Vec<String>>,
+    ) -> Result<(), PlanError> {
+        let mut layer = Layer {
+            label: SERVICE_ARGS_LABEL.to_string(),
+            ..Layer::default()
+        };
         for (name, service_args) in args {
-            let service = self.plan.services.get(name).ok_or_else(|| PlanError::ServiceNotFound(name.clone()))?;
+            let service = self
+                .plan
+                .services
+                .get(name)
+                .ok_or_else(|| PlanError::ServiceNotFound(name.clone()))?;
             let (base, _) = service.parse_command(None)?;
             layer.services.insert(
                 name.clone(),
@@ -95,7 +105,11 @@ impl Layers {
                 None => (layer.label.as_str(), false),
             };
             // The last layer of the same group (the label before any "/") decides where it goes.
-            if let Some(i) = self.layers.iter().rposition(|l| l.label.split('/').next() == Some(group)) {
+            if let Some(i) = self
+                .layers
+                .iter()
+                .rposition(|l| l.label.split('/').next() == Some(group))
+            {
                 order = self.layers[i].order + 1;
                 index = i + 1;
             }
@@ -120,7 +134,10 @@ impl Layers {
     fn update(&mut self, layers: Vec<Layer>) -> Result<(), PlanError> {
         let plan = Plan::from_layers(&layers)?;
         if plan.workloads != self.plan.workloads {
-            return Err(format_err(format!("cannot change immutable section {}", quote("workloads"))));
+            return Err(format_err(format!(
+                "cannot change immutable section {}",
+                quote("workloads")
+            )));
         }
         self.layers = layers;
         self.plan = plan;

@@ -49,13 +49,20 @@ fn not_exist(name: &str) -> PlanError {
     format_err(format!("service {} does not exist", quote(name)))
 }
 
-fn order(services: &BTreeMap<String, Service>, names: &[String], stop: bool) -> Result<Vec<String>, PlanError> {
+fn order(
+    services: &BTreeMap<String, Service>,
+    names: &[String],
+    stop: bool,
+) -> Result<Vec<String>, PlanError> {
     // When stopping, a service's dependents must stop too.
     let mut dependents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     if stop {
         for (name, service) in services {
             for req in &service.requires {
-                dependents.entry(req.as_str()).or_default().push(name.as_str());
+                dependents
+                    .entry(req.as_str())
+                    .or_default()
+                    .push(name.as_str());
             }
         }
     }
@@ -86,11 +93,17 @@ fn order(services: &BTreeMap<String, Service>, names: &[String], stop: bool) -> 
     let involved: Vec<String> = successors.keys().cloned().collect();
     for name in &involved {
         let service = services.get(name).ok_or_else(|| not_exist(name))?;
-        let (after, before) =
-            if stop { (&service.before, &service.after) } else { (&service.after, &service.before) };
+        let (after, before) = if stop {
+            (&service.before, &service.after)
+        } else {
+            (&service.after, &service.before)
+        };
         for a in after {
             if successors.contains_key(a) {
-                successors.get_mut(name).expect("name is involved").push(a.clone());
+                successors
+                    .get_mut(name)
+                    .expect("name is involved")
+                    .push(a.clone());
             }
         }
         for b in before {
@@ -103,7 +116,10 @@ fn order(services: &BTreeMap<String, Service>, names: &[String], stop: bool) -> 
     let mut ordered = Vec::with_capacity(successors.len());
     for component in tarjan_sort(&successors) {
         if component.len() > 1 {
-            return Err(format_err(format!("services in before/after loop: {}", component.join(", "))));
+            return Err(format_err(format!(
+                "services in before/after loop: {}",
+                component.join(", ")
+            )));
         }
         ordered.extend(component);
     }
@@ -115,7 +131,10 @@ fn order(services: &BTreeMap<String, Service>, names: &[String], stop: bool) -> 
 /// after the previous service's; its requirements are placed in the same lane.
 /// (Like Pebble, a "new" lane is numbered from the previous service's lane, so an unrelated
 /// service can land in an existing lane.)
-fn create_lanes(names: &[String], services: &BTreeMap<String, Service>) -> Result<Vec<Vec<String>>, PlanError> {
+fn create_lanes(
+    names: &[String],
+    services: &BTreeMap<String, Service>,
+) -> Result<Vec<Vec<String>>, PlanError> {
     let mut lane_of: BTreeMap<String, usize> = BTreeMap::new();
     let mut current: Option<usize> = None;
     let mut max_lane = 0usize;
@@ -124,7 +143,12 @@ fn create_lanes(names: &[String], services: &BTreeMap<String, Service>) -> Resul
         let lane = lane_of
             .get(name)
             .copied()
-            .or_else(|| service.requires.iter().find_map(|dep| lane_of.get(dep).copied()))
+            .or_else(|| {
+                service
+                    .requires
+                    .iter()
+                    .find_map(|dep| lane_of.get(dep).copied())
+            })
             .unwrap_or_else(|| current.map_or(0, |c| c + 1));
         lane_of.insert(name.clone(), lane);
         for dep in &service.requires {

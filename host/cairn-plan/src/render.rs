@@ -21,7 +21,13 @@ impl Plan {
         top.map("log-targets", &self.log_targets, log_target_out);
         top.map("workloads", &self.workloads, workload_out);
         if self.pairing.mode != PairingMode::Unset {
-            top.push("pairing", Out::map(vec![(string_out("mode"), string_out(self.pairing.mode.as_str()))]));
+            top.push(
+                "pairing",
+                Out::map(vec![(
+                    string_out("mode"),
+                    string_out(self.pairing.mode.as_str()),
+                )]),
+            );
         }
         Emitter::document(&Out::map(top.0))
     }
@@ -38,7 +44,13 @@ impl Layer {
         top.map("checks", &self.checks, check_out);
         top.map("log-targets", &self.log_targets, log_target_out);
         if self.pairing.mode != PairingMode::Unset {
-            top.push("pairing", Out::map(vec![(string_out("mode"), string_out(self.pairing.mode.as_str()))]));
+            top.push(
+                "pairing",
+                Out::map(vec![(
+                    string_out("mode"),
+                    string_out(self.pairing.mode.as_str()),
+                )]),
+            );
         }
         top.map("workloads", &self.workloads, workload_out);
         Emitter::document(&Out::map(top.0))
@@ -58,14 +70,32 @@ pub(crate) fn string_out(s: &str) -> Out {
 }
 
 fn is_old_bool(s: &str) -> bool {
-    matches!(s, "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF")
+    matches!(
+        s,
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "on"
+            | "On"
+            | "ON"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "off"
+            | "Off"
+            | "OFF"
+    )
 }
 
 /// YAML 1.1 base-60 floats (`1:30`), which `yaml.v3` quotes for older parsers.
 fn is_base60_float(s: &str) -> bool {
     use std::sync::LazyLock;
     static BASE60: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$").expect("valid regex")
+        regex::Regex::new(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+            .expect("valid regex")
     });
     let Some(&c) = s.as_bytes().first() else {
         return false;
@@ -155,7 +185,10 @@ impl Fields {
 
     fn list(&mut self, key: &str, values: &[String]) {
         if !values.is_empty() {
-            self.push(key, Out::seq(values.iter().map(|v| string_out(v)).collect()));
+            self.push(
+                key,
+                Out::seq(values.iter().map(|v| string_out(v)).collect()),
+            );
         }
     }
 
@@ -181,7 +214,11 @@ impl Fields {
 fn sorted_map<V>(values: &BTreeMap<String, V>, render: impl Fn(&V) -> Out) -> Out {
     let mut keys: Vec<&String> = values.keys().collect();
     keys.sort_by(|a, b| key_order(a, b));
-    Out::map(keys.into_iter().map(|k| (string_out(k), render(&values[k]))).collect())
+    Out::map(
+        keys.into_iter()
+            .map(|k| (string_out(k), render(&values[k])))
+            .collect(),
+    )
 }
 
 fn float_out(value: f64) -> Out {
@@ -213,7 +250,9 @@ fn service_out(s: &Service) -> Out {
     f.string("working-dir", &s.working_dir);
     f.string("on-success", s.on_success.as_str());
     f.string("on-failure", s.on_failure.as_str());
-    f.map("on-check-failure", &s.on_check_failure, |v| string_out(v.as_str()));
+    f.map("on-check-failure", &s.on_check_failure, |v| {
+        string_out(v.as_str())
+    });
     f.duration("backoff-delay", s.backoff_delay);
     if let Some(factor) = s.backoff_factor {
         f.push("backoff-factor", float_out(factor));
@@ -262,7 +301,10 @@ fn log_target_out(t: &LogTarget) -> Out {
     let mut f = Fields::default();
     f.push("type", string_out(t.type_.as_str()));
     f.push("location", string_out(&t.location));
-    f.push("services", Out::seq(t.services.iter().map(|s| string_out(s)).collect()));
+    f.push(
+        "services",
+        Out::seq(t.services.iter().map(|s| string_out(s)).collect()),
+    );
     f.string("override", t.override_.as_str());
     f.map("labels", &t.labels, |v| string_out(v));
     Out::map(f.0)

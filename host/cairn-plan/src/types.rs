@@ -215,7 +215,9 @@ impl Check {
 
     /// `timeout` with Pebble's default (3s) applied, never longer than the period.
     pub fn effective_timeout(&self) -> Duration {
-        self.timeout.unwrap_or(DEFAULT_CHECK_TIMEOUT).min(self.effective_period())
+        self.timeout
+            .unwrap_or(DEFAULT_CHECK_TIMEOUT)
+            .min(self.effective_period())
     }
 
     /// `threshold` with Pebble's default (3) applied.

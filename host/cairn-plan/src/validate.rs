@@ -27,7 +27,10 @@ impl Plan {
     pub fn validate(&self) -> Result<(), PlanError> {
         for (name, service) in &self.services {
             if service.command.is_empty() {
-                return Err(format_err(format!(r#"plan must define "command" for service {}"#, quote(name))));
+                return Err(format_err(format!(
+                    r#"plan must define "command" for service {}"#,
+                    quote(name)
+                )));
             }
         }
 
@@ -35,21 +38,32 @@ impl Plan {
             let mut types = 0;
             if let Some(http) = &check.http {
                 if http.url.is_empty() {
-                    return Err(format_err(format!(r#"plan must set "url" for http check {}"#, quote(name))));
+                    return Err(format_err(format!(
+                        r#"plan must set "url" for http check {}"#,
+                        quote(name)
+                    )));
                 }
                 types += 1;
             }
             if let Some(tcp) = &check.tcp {
                 if tcp.port == 0 {
-                    return Err(format_err(format!(r#"plan must set "port" for tcp check {}"#, quote(name))));
+                    return Err(format_err(format!(
+                        r#"plan must set "port" for tcp check {}"#,
+                        quote(name)
+                    )));
                 }
                 types += 1;
             }
             if let Some(exec) = &check.exec {
                 if exec.command.is_empty() {
-                    return Err(format_err(format!(r#"plan must set "command" for exec check {}"#, quote(name))));
+                    return Err(format_err(format!(
+                        r#"plan must set "command" for exec check {}"#,
+                        quote(name)
+                    )));
                 }
-                if !exec.service_context.is_empty() && !self.services.contains_key(&exec.service_context) {
+                if !exec.service_context.is_empty()
+                    && !self.services.contains_key(&exec.service_context)
+                {
                     return Err(format_err(format!(
                         "plan check {} service context specifies non-existent service {}",
                         quote(name),
@@ -84,7 +98,10 @@ impl Plan {
                 }
             }
             if target.location.is_empty() {
-                return Err(format_err(format!(r#"plan must define "location" for log target {}"#, quote(name))));
+                return Err(format_err(format!(
+                    r#"plan must define "location" for log target {}"#,
+                    quote(name)
+                )));
             }
         }
 

@@ -49,7 +49,10 @@ fn main() {
     println!("load (compile + cache write): {first:?}; load from cache: {cached:?}");
     for (label, event) in [
         ("trivial upgrade-charm (0 host calls)", Event::UpgradeCharm),
-        ("config-changed (config, stored state and status host calls)", Event::ConfigChanged),
+        (
+            "config-changed (config, stored state and status host calls)",
+            Event::ConfigChanged,
+        ),
     ] {
         for _ in 0..2000 {
             let d = rt.dispatch(&charm, ctx(), &event);

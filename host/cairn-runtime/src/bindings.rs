@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use cairn_supervisor::{Supervisor, SupervisorError};
-use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::StoreLimits;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::types::{self, ConfigValue, Event, LogLevel, LogLine, Outcome, Status};
@@ -84,10 +84,12 @@ pub(crate) fn to_wit_event(e: &Event) -> wit::Event {
         Event::UpdateStatus => wit::Event::UpdateStatus,
         Event::LeaderElected => wit::Event::LeaderElected,
         Event::PebbleReady { container } => wit::Event::PebbleReady(container.clone()),
-        Event::PebbleCheckFailed { container, info } => wit::Event::PebbleCheckFailed(wit::CheckEvent {
-            container: container.clone(),
-            info: check_info(info),
-        }),
+        Event::PebbleCheckFailed { container, info } => {
+            wit::Event::PebbleCheckFailed(wit::CheckEvent {
+                container: container.clone(),
+                info: check_info(info),
+            })
+        }
         Event::PebbleCheckRecovered { container, info } => {
             wit::Event::PebbleCheckRecovered(wit::CheckEvent {
                 container: container.clone(),
@@ -112,7 +114,11 @@ pub(crate) fn to_wit_event(e: &Event) -> wit::Event {
                 },
             })
         }
-        Event::Action { id, name, params_json } => wit::Event::Action(wit::ActionEvent {
+        Event::Action {
+            id,
+            name,
+            params_json,
+        } => wit::Event::Action(wit::ActionEvent {
             id: id.clone(),
             name: name.clone(),
             params_json: params_json.clone(),
@@ -287,15 +293,18 @@ impl StoreState {
             .get(res)
             .map_err(|e| pebble::Error::Connection(e.to_string()))?
             .name;
-        self.ctx
-            .containers
-            .get(name)
-            .cloned()
-            .ok_or_else(|| pebble::Error::Connection(format!("cannot connect to container {name:?}")))
+        self.ctx.containers.get(name).cloned().ok_or_else(|| {
+            pebble::Error::Connection(format!("cannot connect to container {name:?}"))
+        })
     }
 
     /// Runs a services action and waits for its change, as ops' `*_services` calls do.
-    fn run(&self, res: &Resource<ContainerRes>, action: &str, names: Vec<String>) -> Result<(), pebble::Error> {
+    fn run(
+        &self,
+        res: &Resource<ContainerRes>,
+        action: &str,
+        names: Vec<String>,
+    ) -> Result<(), pebble::Error> {
         let sup = self.supervisor(res)?;
         let handle = self
             .ctx
@@ -312,7 +321,10 @@ impl StoreState {
             .block_on(sup.wait_change(&id, Some(std::time::Duration::from_secs(30))))
             .map_err(api_error)?;
         match info.err {
-            Some(err) => Err(pebble::Error::Change(pebble::ChangeError { change_id: id, err })),
+            Some(err) => Err(pebble::Error::Change(pebble::ChangeError {
+                change_id: id,
+                err,
+            })),
             None => Ok(()),
         }
     }
@@ -334,7 +346,10 @@ impl pebble::HostContainer for StoreState {
     }
 
     fn name(&mut self, self_: Resource<ContainerRes>) -> String {
-        self.table.get(&self_).map(|c| c.name.clone()).unwrap_or_default()
+        self.table
+            .get(&self_)
+            .map(|c| c.name.clone())
+            .unwrap_or_default()
     }
 
     fn can_connect(&mut self, self_: Resource<ContainerRes>) -> bool {
@@ -349,7 +364,8 @@ impl pebble::HostContainer for StoreState {
         combine: bool,
     ) -> Result<(), pebble::Error> {
         let sup = self.supervisor(&self_)?;
-        sup.add_layer(&label, layer.as_bytes(), combine, false).map_err(api_error)
+        sup.add_layer(&label, layer.as_bytes(), combine, false)
+            .map_err(api_error)
     }
 
     fn get_plan(&mut self, self_: Resource<ContainerRes>) -> Result<String, pebble::Error> {
@@ -364,15 +380,27 @@ impl pebble::HostContainer for StoreState {
         self.run(&self_, "autostart", vec![])
     }
 
-    fn start(&mut self, self_: Resource<ContainerRes>, names: Vec<String>) -> Result<(), pebble::Error> {
+    fn start(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        names: Vec<String>,
+    ) -> Result<(), pebble::Error> {
         self.run(&self_, "start", names)
     }
 
-    fn stop(&mut self, self_: Resource<ContainerRes>, names: Vec<String>) -> Result<(), pebble::Error> {
+    fn stop(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        names: Vec<String>,
+    ) -> Result<(), pebble::Error> {
         self.run(&self_, "stop", names)
     }
 
-    fn restart(&mut self, self_: Resource<ContainerRes>, names: Vec<String>) -> Result<(), pebble::Error> {
+    fn restart(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        names: Vec<String>,
+    ) -> Result<(), pebble::Error> {
         self.run(&self_, "restart", names)
     }
 

@@ -55,7 +55,10 @@ impl CharmMeta {
         let meta: CharmMeta = serde_yaml::from_str(text)
             .map_err(|e| RuntimeError::Charm(format!("cannot parse charmcraft.yaml: {e}")))?;
         for (name, opt) in &meta.config.options {
-            if !matches!(opt.kind.as_str(), "string" | "int" | "float" | "boolean" | "secret") {
+            if !matches!(
+                opt.kind.as_str(),
+                "string" | "int" | "float" | "boolean" | "secret"
+            ) {
                 return Err(RuntimeError::Charm(format!(
                     "config option {name:?} has unknown type {:?}",
                     opt.kind
@@ -140,7 +143,10 @@ impl CharmSource {
     /// `.wasm` file with `charmcraft.yaml` beside it.
     pub fn locate(path: &Path) -> Result<Self, RuntimeError> {
         let (dir, wasm) = if path.extension().is_some_and(|e| e == "wasm") {
-            (path.parent().unwrap_or(Path::new(".")).to_path_buf(), Some(path.to_path_buf()))
+            (
+                path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                Some(path.to_path_buf()),
+            )
         } else {
             (path.to_path_buf(), None)
         };
@@ -154,7 +160,10 @@ impl CharmSource {
             None => find_component(&dir)?,
         };
         if !wasm.is_file() {
-            return Err(RuntimeError::Charm(format!("cannot find component {}", wasm.display())));
+            return Err(RuntimeError::Charm(format!(
+                "cannot find component {}",
+                wasm.display()
+            )));
         }
         Ok(CharmSource { meta, wasm })
     }
@@ -174,7 +183,10 @@ fn find_component(dir: &Path) -> Result<PathBuf, RuntimeError> {
     };
     let manifest: toml_lite::Manifest = toml_lite::parse(&text);
     let Some(package) = manifest.package_name else {
-        return Err(RuntimeError::Charm(format!("cannot read package name from {}", cargo.display())));
+        return Err(RuntimeError::Charm(format!(
+            "cannot read package name from {}",
+            cargo.display()
+        )));
     };
     let file = format!("{}.wasm", package.replace('-', "_"));
     let mut roots: Vec<PathBuf> = Vec::new();
@@ -234,8 +246,14 @@ mod tests {
     #[test]
     fn settings_are_parsed_by_declared_type() {
         let m = CharmMeta::parse(META).unwrap();
-        assert_eq!(m.parse_setting("port", "9090").unwrap(), ConfigValue::Int(9090));
-        assert_eq!(m.parse_setting("debug", "true").unwrap(), ConfigValue::Bool(true));
+        assert_eq!(
+            m.parse_setting("port", "9090").unwrap(),
+            ConfigValue::Int(9090)
+        );
+        assert_eq!(
+            m.parse_setting("debug", "true").unwrap(),
+            ConfigValue::Bool(true)
+        );
         assert_eq!(
             m.parse_setting("port", "abc").unwrap_err().to_string(),
             "option \"port\" expected int, got \"abc\""

@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use crate::RuntimeError;
 use crate::bindings::{CharmPre, StoreState, UnitContext};
 use crate::types::{Event, LogLevel, LogLine, Outcome};
-use crate::RuntimeError;
 
 /// How often the engine-wide epoch advances.
 const TICK: Duration = Duration::from_millis(10);
@@ -119,9 +121,13 @@ impl Runtime {
             None => Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(e.to_string()))?,
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        crate::bindings::Charm_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        crate::bindings::Charm_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -137,7 +143,9 @@ impl Runtime {
                 .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         }
         if let Some(dir) = &config.cache_dir {
-            std::fs::create_dir_all(dir).map_err(|e| RuntimeError::Cache(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                RuntimeError::Cache(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         Ok(Runtime {
             engine,
@@ -183,21 +191,24 @@ impl Runtime {
                             .engine
                             .precompile_component(wasm)
                             .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-                        cairn_supervisor::persist::atomic_write(&path, &bytes)
-                            .map_err(|e| RuntimeError::Cache(format!("cannot write {}: {e}", path.display())))?;
+                        cairn_supervisor::persist::atomic_write(&path, &bytes).map_err(|e| {
+                            RuntimeError::Cache(format!("cannot write {}: {e}", path.display()))
+                        })?;
                         // SAFETY: produced just now by this engine.
                         unsafe { Component::deserialize_file(&self.engine, &path) }
                             .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?
                     }
                 }
             }
-            None => Component::new(&self.engine, wasm).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?,
+            None => Component::new(&self.engine, wasm)
+                .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?,
         };
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| RuntimeError::Compile(format!("cannot link charm: {e:#}")))?;
-        let pre = CharmPre::new(pre).map_err(|e| RuntimeError::Compile(format!("component is not a charm: {e:#}")))?;
+        let pre = CharmPre::new(pre)
+            .map_err(|e| RuntimeError::Compile(format!("component is not a charm: {e:#}")))?;
         Ok(Charm { pre, hash })
     }
 
@@ -236,10 +247,10 @@ impl Runtime {
         store.epoch_deadline_trap();
         let start = Instant::now();
         let wit_event = crate::bindings::to_wit_event(event);
-        let result = charm
-            .pre
-            .instantiate(&mut store)
-            .and_then(|inst| inst.cairn_charm_handler().call_handle(&mut store, &wit_event));
+        let result = charm.pre.instantiate(&mut store).and_then(|inst| {
+            inst.cairn_charm_handler()
+                .call_handle(&mut store, &wit_event)
+        });
         let duration = start.elapsed();
         let err_tail = last_line(&stderr.contents());
         let outcome = match result {
@@ -282,7 +293,10 @@ impl Runtime {
         }
         let text = format!("{e:#}");
         if text.contains("forcing trap when growing memory") {
-            return format!("memory limit of {} MiB exceeded", self.config.memory_limit >> 20);
+            return format!(
+                "memory limit of {} MiB exceeded",
+                self.config.memory_limit >> 20
+            );
         }
         format!("guest failed: {text}")
     }
@@ -297,12 +311,20 @@ impl Drop for Runtime {
 /// What a guest printed last before failing: the panic message if it panicked.
 fn last_line(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     if let Some(i) = lines.iter().rposition(|l| l.contains("panicked at")) {
         let msg = lines.get(i + 1).copied().unwrap_or(lines[i]);
         return Some(format!("panicked: {msg}"));
     }
-    lines.iter().rev().find(|l| !l.starts_with("note:")).map(|l| l.to_string())
+    lines
+        .iter()
+        .rev()
+        .find(|l| !l.starts_with("note:"))
+        .map(|l| l.to_string())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -21,11 +21,11 @@ use std::time::Duration;
 use cairn_supervisor::{ServiceInfo, Supervisor, SupervisorOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::RuntimeError;
 use crate::charm::{CharmMeta, CharmSource};
 use crate::engine::{Runtime, RuntimeConfig};
 use crate::types::{ConfigValue, Event, Status};
 use crate::unit::{self, AppView, HistoryEntry, UnitRecord, UnitShared};
-use crate::RuntimeError;
 
 /// How the host runs.
 #[derive(Clone, Debug)]
@@ -161,13 +161,22 @@ fn valid_app_name(name: &str) -> bool {
 /// a letter, not ending with a hyphen or a hyphen followed by digits only.
 fn regex_lite(name: &str) -> bool {
     let bytes = name.as_bytes();
-    if bytes.is_empty() || !bytes[0].is_ascii_lowercase() || name.ends_with('-') || name.contains("--") {
+    if bytes.is_empty()
+        || !bytes[0].is_ascii_lowercase()
+        || name.ends_with('-')
+        || name.contains("--")
+    {
         return false;
     }
-    if !bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-') {
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+    {
         return false;
     }
-    name.split('-').skip(1).all(|part| !part.chars().all(|c| c.is_ascii_digit()))
+    name.split('-')
+        .skip(1)
+        .all(|part| !part.chars().all(|c| c.is_ascii_digit()))
 }
 
 impl Host {
@@ -215,8 +224,9 @@ impl Host {
         let mut apps = self.inner.apps.lock().await;
         for path in entries {
             let data = std::fs::read(&path).map_err(|e| io_err("read", &path, e))?;
-            let record: AppRecord = serde_json::from_slice(&data)
-                .map_err(|e| RuntimeError::State(format!("cannot parse {}: {e}", path.display())))?;
+            let record: AppRecord = serde_json::from_slice(&data).map_err(|e| {
+                RuntimeError::State(format!("cannot parse {}: {e}", path.display()))
+            })?;
             let wasm_path = self.charm_path(&record.charm_hash);
             let wasm = std::fs::read(&wasm_path).map_err(|e| io_err("read", &wasm_path, e))?;
             let charm = self.load_charm(wasm).await?;
@@ -232,18 +242,28 @@ impl Host {
             for idx in &record.units {
                 let handle = self.start_unit(&entry, *idx, None)?;
                 for c in handle.shared.containers.keys() {
-                    handle.shared.enqueue(Event::PebbleReady { container: c.clone() });
+                    handle.shared.enqueue(Event::PebbleReady {
+                        container: c.clone(),
+                    });
                 }
                 entry.units.insert(*idx, handle);
             }
-            tracing::info!("restored app {} with {} unit(s)", record.name, entry.units.len());
+            tracing::info!(
+                "restored app {} with {} unit(s)",
+                record.name,
+                entry.units.len()
+            );
             apps.insert(record.name.clone(), entry);
         }
         Ok(())
     }
 
     fn charm_path(&self, hash: &str) -> PathBuf {
-        self.inner.config.dir.join("charms").join(format!("{hash}.wasm"))
+        self.inner
+            .config
+            .dir
+            .join("charms")
+            .join(format!("{hash}.wasm"))
     }
 
     async fn load_charm(&self, wasm: Vec<u8>) -> Result<crate::engine::Charm, RuntimeError> {
@@ -254,17 +274,32 @@ impl Host {
     }
 
     fn unit_dir(&self, app: &str, idx: u32) -> PathBuf {
-        self.inner.config.dir.join("units").join(format!("{app}-{idx}"))
+        self.inner
+            .config
+            .dir
+            .join("units")
+            .join(format!("{app}-{idx}"))
     }
 
     fn save_app(&self, record: &AppRecord) -> Result<(), RuntimeError> {
-        let path = self.inner.config.dir.join("apps").join(format!("{}.json", record.name));
-        let data = serde_json::to_vec_pretty(record).map_err(|e| RuntimeError::State(e.to_string()))?;
+        let path = self
+            .inner
+            .config
+            .dir
+            .join("apps")
+            .join(format!("{}.json", record.name));
+        let data =
+            serde_json::to_vec_pretty(record).map_err(|e| RuntimeError::State(e.to_string()))?;
         cairn_supervisor::persist::atomic_write(&path, &data).map_err(|e| io_err("write", &path, e))
     }
 
     /// Opens (or creates) a unit: its record, its containers' supervisors, its actor.
-    fn start_unit(&self, app: &AppEntry, idx: u32, fresh: Option<UnitRecord>) -> Result<UnitHandle, RuntimeError> {
+    fn start_unit(
+        &self,
+        app: &AppEntry,
+        idx: u32,
+        fresh: Option<UnitRecord>,
+    ) -> Result<UnitHandle, RuntimeError> {
         let name = format!("{}/{idx}", app.record.name);
         let dir = self.unit_dir(&app.record.name, idx);
         std::fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
@@ -273,8 +308,9 @@ impl Host {
             None => {
                 let p = dir.join("unit.json");
                 let data = std::fs::read(&p).map_err(|e| io_err("read", &p, e))?;
-                serde_json::from_slice(&data)
-                    .map_err(|e| RuntimeError::State(format!("cannot parse {}: {e}", p.display())))?
+                serde_json::from_slice(&data).map_err(|e| {
+                    RuntimeError::State(format!("cannot parse {}: {e}", p.display()))
+                })?
             }
         };
         let mut containers = BTreeMap::new();
@@ -283,12 +319,17 @@ impl Host {
             let opts = SupervisorOptions {
                 env: vec![
                     ("PEBBLE".into(), cdir.display().to_string()),
-                    ("PEBBLE_SOCKET".into(), cdir.join(".pebble.socket").display().to_string()),
+                    (
+                        "PEBBLE_SOCKET".into(),
+                        cdir.join(".pebble.socket").display().to_string(),
+                    ),
                     ("JUJU_UNIT_NAME".into(), name.clone()),
                 ],
                 ..SupervisorOptions::new(&cdir)
             };
-            let sup = Supervisor::open(opts).map_err(|e| RuntimeError::State(format!("cannot open container {c:?} of {name}: {e}")))?;
+            let sup = Supervisor::open(opts).map_err(|e| {
+                RuntimeError::State(format!("cannot open container {c:?} of {name}: {e}"))
+            })?;
             containers.insert(c.clone(), sup);
         }
         let shared = Arc::new(UnitShared {
@@ -315,7 +356,11 @@ impl Host {
                 }
             })
         };
-        Ok(UnitHandle { shared, task, ticker })
+        Ok(UnitHandle {
+            shared,
+            task,
+            ticker,
+        })
     }
 
     /// Deploys the charm at `source` as an app (named after the charm unless `name` is given)
@@ -330,7 +375,9 @@ impl Host {
         let src = CharmSource::locate(source)?;
         let app_name = name.unwrap_or(&src.meta.name).to_string();
         if !valid_app_name(&app_name) {
-            return Err(RuntimeError::Config(format!("invalid application name {app_name:?}")));
+            return Err(RuntimeError::Config(format!(
+                "invalid application name {app_name:?}"
+            )));
         }
         let mut parsed = BTreeMap::new();
         for (k, v) in settings {
@@ -339,12 +386,15 @@ impl Host {
         let wasm = std::fs::read(&src.wasm).map_err(|e| io_err("read", &src.wasm, e))?;
         let mut apps = self.inner.apps.lock().await;
         if apps.contains_key(&app_name) {
-            return Err(RuntimeError::Config(format!("application {app_name:?} already exists")));
+            return Err(RuntimeError::Config(format!(
+                "application {app_name:?} already exists"
+            )));
         }
         let charm = self.load_charm(wasm.clone()).await?;
         let stored = self.charm_path(&charm.hash);
         if !stored.exists() {
-            cairn_supervisor::persist::atomic_write(&stored, &wasm).map_err(|e| io_err("write", &stored, e))?;
+            cairn_supervisor::persist::atomic_write(&stored, &wasm)
+                .map_err(|e| io_err("write", &stored, e))?;
         }
         let record = AppRecord {
             name: app_name.clone(),
@@ -364,10 +414,17 @@ impl Host {
             view,
             units: BTreeMap::new(),
         };
-        let mut queue: std::collections::VecDeque<Event> =
-            [Event::Install, Event::LeaderElected, Event::ConfigChanged, Event::Start].into();
+        let mut queue: std::collections::VecDeque<Event> = [
+            Event::Install,
+            Event::LeaderElected,
+            Event::ConfigChanged,
+            Event::Start,
+        ]
+        .into();
         for c in src.meta.containers.keys() {
-            queue.push_back(Event::PebbleReady { container: c.clone() });
+            queue.push_back(Event::PebbleReady {
+                container: c.clone(),
+            });
         }
         let rec = UnitRecord {
             name: format!("{app_name}/0"),
@@ -385,7 +442,12 @@ impl Host {
 
     /// Changes an app's config (`key=value` settings; `reset` keys go back to their
     /// defaults) and queues `config-changed` on every unit when anything changed.
-    pub async fn set_config(&self, app: &str, settings: &[(String, String)], reset: &[String]) -> Result<bool, RuntimeError> {
+    pub async fn set_config(
+        &self,
+        app: &str,
+        settings: &[(String, String)],
+        reset: &[String],
+    ) -> Result<bool, RuntimeError> {
         let mut apps = self.inner.apps.lock().await;
         let entry = apps
             .get_mut(app)
@@ -415,7 +477,10 @@ impl Host {
     }
 
     /// An app's effective config.
-    pub async fn get_config(&self, app: &str) -> Result<BTreeMap<String, ConfigValue>, RuntimeError> {
+    pub async fn get_config(
+        &self,
+        app: &str,
+    ) -> Result<BTreeMap<String, ConfigValue>, RuntimeError> {
         let apps = self.inner.apps.lock().await;
         let entry = apps
             .get(app)
@@ -447,7 +512,12 @@ impl Host {
             }
             let _ = std::fs::remove_dir_all(&u.shared.dir);
         }
-        let path = self.inner.config.dir.join("apps").join(format!("{app}.json"));
+        let path = self
+            .inner
+            .config
+            .dir
+            .join("apps")
+            .join(format!("{app}.json"));
         let _ = std::fs::remove_file(&path);
         tracing::info!("removed {app}");
         Ok(())
@@ -504,7 +574,11 @@ impl Host {
     }
 
     /// A unit's event history, newest last (at most `n` entries).
-    pub async fn events(&self, unit: &str, n: Option<usize>) -> Result<Vec<HistoryEntry>, RuntimeError> {
+    pub async fn events(
+        &self,
+        unit: &str,
+        n: Option<usize>,
+    ) -> Result<Vec<HistoryEntry>, RuntimeError> {
         let apps = self.inner.apps.lock().await;
         let shared = find_unit(&apps, unit)?;
         let rec = shared.record.lock().unwrap();
@@ -516,11 +590,9 @@ impl Host {
     pub async fn container(&self, unit: &str, container: &str) -> Result<Supervisor, RuntimeError> {
         let apps = self.inner.apps.lock().await;
         let shared = find_unit(&apps, unit)?;
-        shared
-            .containers
-            .get(container)
-            .cloned()
-            .ok_or_else(|| RuntimeError::NotFound(format!("unit {unit} has no container {container:?}")))
+        shared.containers.get(container).cloned().ok_or_else(|| {
+            RuntimeError::NotFound(format!("unit {unit} has no container {container:?}"))
+        })
     }
 
     /// Stops the host cleanly: unit actors end (their queues stay persisted) and every
@@ -541,7 +613,10 @@ impl Host {
     }
 }
 
-fn find_unit(apps: &BTreeMap<String, AppEntry>, unit: &str) -> Result<Arc<UnitShared>, RuntimeError> {
+fn find_unit(
+    apps: &BTreeMap<String, AppEntry>,
+    unit: &str,
+) -> Result<Arc<UnitShared>, RuntimeError> {
     let (app, idx) = unit
         .split_once('/')
         .and_then(|(a, i)| i.parse::<u32>().ok().map(|i| (a, i)))

@@ -124,11 +124,26 @@ pub enum Event {
     UpgradeCharm,
     UpdateStatus,
     LeaderElected,
-    PebbleReady { container: String },
-    PebbleCheckFailed { container: String, info: CheckInfo },
-    PebbleCheckRecovered { container: String, info: CheckInfo },
-    PebbleCustomNotice { container: String, notice: Notice },
-    Action { id: String, name: String, params_json: String },
+    PebbleReady {
+        container: String,
+    },
+    PebbleCheckFailed {
+        container: String,
+        info: CheckInfo,
+    },
+    PebbleCheckRecovered {
+        container: String,
+        info: CheckInfo,
+    },
+    PebbleCustomNotice {
+        container: String,
+        notice: Notice,
+    },
+    Action {
+        id: String,
+        name: String,
+        params_json: String,
+    },
 }
 
 impl Event {
@@ -144,7 +159,9 @@ impl Event {
             Event::UpdateStatus => "update-status".into(),
             Event::LeaderElected => "leader-elected".into(),
             Event::PebbleReady { container } => format!("{container}-pebble-ready"),
-            Event::PebbleCheckFailed { container, .. } => format!("{container}-pebble-check-failed"),
+            Event::PebbleCheckFailed { container, .. } => {
+                format!("{container}-pebble-check-failed")
+            }
             Event::PebbleCheckRecovered { container, .. } => {
                 format!("{container}-pebble-check-recovered")
             }

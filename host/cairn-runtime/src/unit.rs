@@ -98,7 +98,9 @@ impl UnitShared {
         };
         match data {
             Ok(d) => {
-                if let Err(e) = cairn_supervisor::persist::atomic_write(&self.dir.join("unit.json"), &d) {
+                if let Err(e) =
+                    cairn_supervisor::persist::atomic_write(&self.dir.join("unit.json"), &d)
+                {
                     tracing::error!("cannot write unit state: {e}");
                 }
             }
@@ -206,7 +208,11 @@ pub(crate) async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
 
 /// Delivers one event; on success commits status and stored state, on failure records the
 /// error; either way records history and persists.
-async fn deliver(unit: &Arc<UnitShared>, runtime: &Arc<Runtime>, event: &Event) -> Result<Outcome, ()> {
+async fn deliver(
+    unit: &Arc<UnitShared>,
+    runtime: &Arc<Runtime>,
+    event: &Event,
+) -> Result<Outcome, ()> {
     let (ctx, charm) = {
         let rec = unit.record.lock().unwrap();
         let app = unit.app.lock().unwrap();
@@ -252,7 +258,11 @@ async fn deliver(unit: &Arc<UnitShared>, runtime: &Arc<Runtime>, event: &Event) 
                 rec.app_status = done.ctx.app_status.clone();
                 rec.stored = done.ctx.stored.clone();
                 rec.error = None;
-                let label = if *o == Outcome::Handled { "handled" } else { "deferred" };
+                let label = if *o == Outcome::Handled {
+                    "handled"
+                } else {
+                    "deferred"
+                };
                 (Ok(*o), entry(label.into()))
             }
             Err(msg) => {

@@ -184,7 +184,12 @@ const MAX_TASK_LOG: usize = 10;
 
 impl ChangeBook {
     /// Records a new change with its tasks (kind, summary) and returns its id and task ids.
-    pub fn new_change(&mut self, kind: &str, summary: &str, tasks: &[(String, String)]) -> (u64, Vec<u64>) {
+    pub fn new_change(
+        &mut self,
+        kind: &str,
+        summary: &str,
+        tasks: &[(String, String)],
+    ) -> (u64, Vec<u64>) {
         let now = OffsetDateTime::now_utc();
         self.last_change_id += 1;
         let id = self.last_change_id;
@@ -214,7 +219,11 @@ impl ChangeBook {
                 id,
                 kind: kind.to_string(),
                 summary: summary.to_string(),
-                status: if tasks.is_empty() { Status::Done } else { Status::Default },
+                status: if tasks.is_empty() {
+                    Status::Done
+                } else {
+                    Status::Default
+                },
                 tasks: ids.clone(),
                 spawn_time: now,
                 ready_time: if tasks.is_empty() { Some(now) } else { None },
@@ -247,7 +256,9 @@ impl ChangeBook {
     /// Moves a task to `status`, stamping its ready time, and the change's when it becomes ready.
     pub fn set_task_status(&mut self, id: u64, status: Status) {
         let now = OffsetDateTime::now_utc();
-        let Some(task) = self.tasks.get_mut(&id) else { return };
+        let Some(task) = self.tasks.get_mut(&id) else {
+            return;
+        };
         task.status = status;
         if status.is_ready() && task.ready_time.is_none() {
             task.ready_time = Some(now);
@@ -290,14 +301,20 @@ impl ChangeBook {
 
     /// A change's status, derived from its tasks unless set explicitly.
     pub fn change_status(&self, id: u64) -> Status {
-        let Some(c) = self.changes.get(&id) else { return Status::Default };
+        let Some(c) = self.changes.get(&id) else {
+            return Status::Default;
+        };
         if c.status != Status::Default {
             return c.status;
         }
         if c.tasks.is_empty() {
             return Status::Hold;
         }
-        let statuses: Vec<Status> = c.tasks.iter().filter_map(|t| self.task_status(*t)).collect();
+        let statuses: Vec<Status> = c
+            .tasks
+            .iter()
+            .filter_map(|t| self.task_status(*t))
+            .collect();
         STATUS_ORDER
             .iter()
             .copied()
@@ -341,7 +358,10 @@ impl ChangeBook {
 
     /// The change's task ids.
     pub fn change_tasks(&self, id: u64) -> Vec<u64> {
-        self.changes.get(&id).map(|c| c.tasks.clone()).unwrap_or_default()
+        self.changes
+            .get(&id)
+            .map(|c| c.tasks.clone())
+            .unwrap_or_default()
     }
 
     /// A change as the API shows it.
@@ -476,7 +496,10 @@ mod tests {
     fn change_err_lists_failed_tasks() {
         let (mut b, id, t) = book_with(2);
         b.task_log(t[0], "Most recent service output:\n    boom");
-        b.task_error(t[0], "service start attempt: exited quickly with code 1, will restart");
+        b.task_error(
+            t[0],
+            "service start attempt: exited quickly with code 1, will restart",
+        );
         b.set_task_status(t[0], Status::Error);
         b.set_task_status(t[1], Status::Hold);
         assert_eq!(

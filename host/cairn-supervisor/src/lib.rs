@@ -146,7 +146,11 @@ impl Supervisor {
             if layers.iter().any(|l| l.label == p.label) {
                 continue;
             }
-            layers.push(cairn_plan::parse_layer(p.order, &p.label, p.yaml.as_bytes())?);
+            layers.push(cairn_plan::parse_layer(
+                p.order,
+                &p.label,
+                p.yaml.as_bytes(),
+            )?);
         }
         layers.sort_by_key(|l| l.order);
         let layers = Layers::new(layers)?;
@@ -184,7 +188,13 @@ impl Supervisor {
 
     /// Adds a layer given as YAML, with Pebble's `combine`/`inner` rules; a bad layer is
     /// rejected whole and changes nothing.
-    pub fn add_layer(&self, label: &str, yaml: &[u8], combine: bool, inner: bool) -> Result<(), SupervisorError> {
+    pub fn add_layer(
+        &self,
+        label: &str,
+        yaml: &[u8],
+        combine: bool,
+        inner: bool,
+    ) -> Result<(), SupervisorError> {
         if label.is_empty() {
             return Err(SupervisorError::BadRequest("label must be set".into()));
         }
@@ -244,18 +254,24 @@ impl Supervisor {
 
     /// Performs a services action (`start`, `stop`, `restart`, `replan`, `autostart`) as
     /// `POST /v1/services` does, returning the id of the change that carries it out.
-    pub fn services_action(&self, action: &str, names: &[String]) -> Result<String, SupervisorError> {
+    pub fn services_action(
+        &self,
+        action: &str,
+        names: &[String],
+    ) -> Result<String, SupervisorError> {
         let plan = self.plan();
         let mut names = names.to_vec();
         match action {
             "replan" | "autostart" if !names.is_empty() => {
-                return Err(SupervisorError::BadRequest(format!("{action} accepts no service names")));
+                return Err(SupervisorError::BadRequest(format!(
+                    "{action} accepts no service names"
+                )));
             }
             "autostart" => {
                 let defaults = plan.default_services();
-                let lanes = plan
-                    .start_lanes(&defaults)
-                    .map_err(|e| SupervisorError::BadRequest(format!("cannot {action} services: {e}")))?;
+                let lanes = plan.start_lanes(&defaults).map_err(|e| {
+                    SupervisorError::BadRequest(format!("cannot {action} services: {e}"))
+                })?;
                 names = lanes.into_iter().flatten().collect();
                 if names.is_empty() {
                     return Err(SupervisorError::NoDefaultServices);
@@ -263,11 +279,14 @@ impl Supervisor {
             }
             "replan" => {}
             _ if names.is_empty() => {
-                return Err(SupervisorError::BadRequest(format!("must specify services for {action} action")));
+                return Err(SupervisorError::BadRequest(format!(
+                    "must specify services for {action} action"
+                )));
             }
             _ => {}
         }
-        let order_err = |e: PlanError| SupervisorError::BadRequest(format!("cannot {action} services: {e}"));
+        let order_err =
+            |e: PlanError| SupervisorError::BadRequest(format!("cannot {action} services: {e}"));
         let (stop_lanes, start_lanes): (Vec<Vec<String>>, Vec<Vec<String>>) = match action {
             "start" | "autostart" => (vec![], plan.start_lanes(&names).map_err(order_err)?),
             "stop" => (plan.stop_lanes(&names).map_err(order_err)?, vec![]),
@@ -275,7 +294,11 @@ impl Supervisor {
                 let stop = plan.stop_lanes(&names).map_err(order_err)?;
                 let stop = stop
                     .into_iter()
-                    .map(|lane| lane.into_iter().filter(|n| names.contains(n)).collect::<Vec<_>>())
+                    .map(|lane| {
+                        lane.into_iter()
+                            .filter(|n| names.contains(n))
+                            .collect::<Vec<_>>()
+                    })
                     .filter(|lane| !lane.is_empty())
                     .collect();
                 (stop, plan.start_lanes(&names).map_err(order_err)?)
@@ -285,31 +308,56 @@ impl Supervisor {
                 let mut start: Vec<String> = plan
                     .services
                     .iter()
-                    .filter(|(n, s)| changed.contains(n) || s.startup == cairn_plan::ServiceStartup::Enabled)
+                    .filter(|(n, s)| {
+                        changed.contains(n) || s.startup == cairn_plan::ServiceStartup::Enabled
+                    })
                     .map(|(n, _)| n.clone())
                     .collect();
                 start.sort();
                 let stop_lanes = plan.stop_lanes(&changed).map_err(order_err)?;
                 let start_lanes = plan.start_lanes(&start).map_err(order_err)?;
-                let mut all: Vec<String> = stop_lanes.iter().chain(start_lanes.iter()).flatten().cloned().collect();
+                let mut all: Vec<String> = stop_lanes
+                    .iter()
+                    .chain(start_lanes.iter())
+                    .flatten()
+                    .cloned()
+                    .collect();
                 all.sort();
                 all.dedup();
                 names = all;
                 (stop_lanes, start_lanes)
             }
-            _ => return Err(SupervisorError::BadRequest(format!("invalid action {action:?}"))),
+            _ => {
+                return Err(SupervisorError::BadRequest(format!(
+                    "invalid action {action:?}"
+                )));
+            }
         };
         let title = {
             let mut c = action.chars();
-            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
         };
         let resolved = if action == "replan" {
             names.len()
         } else {
-            stop_lanes.iter().chain(start_lanes.iter()).map(Vec::len).sum::<usize>()
-                - if action == "restart" { stop_lanes.iter().map(Vec::len).sum() } else { 0 }
+            stop_lanes
+                .iter()
+                .chain(start_lanes.iter())
+                .map(Vec::len)
+                .sum::<usize>()
+                - if action == "restart" {
+                    stop_lanes.iter().map(Vec::len).sum()
+                } else {
+                    0
+                }
         };
-        let task_count = stop_lanes.iter().chain(start_lanes.iter()).map(Vec::len).sum::<usize>();
+        let task_count = stop_lanes
+            .iter()
+            .chain(start_lanes.iter())
+            .map(Vec::len)
+            .sum::<usize>();
         let summary = if task_count == 0 {
             format!("{title} - no services")
         } else if resolved <= 1 {
@@ -317,7 +365,10 @@ impl Supervisor {
         } else {
             format!("{title} service {:?} and {} more", names[0], resolved - 1)
         };
-        Ok(self.inner.clone().spawn_change(action, &summary, &names, stop_lanes, start_lanes))
+        Ok(self
+            .inner
+            .clone()
+            .spawn_change(action, &summary, &names, stop_lanes, start_lanes))
     }
 
     /// A change's current info.
@@ -334,7 +385,11 @@ impl Supervisor {
     }
 
     /// Waits until a change is ready (or `timeout`, if given, elapses: Pebble's 504 text).
-    pub async fn wait_change(&self, id: &str, timeout: Option<Duration>) -> Result<ChangeInfo, SupervisorError> {
+    pub async fn wait_change(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ChangeInfo, SupervisorError> {
         let mut rx = self.inner.version.subscribe();
         let wait = async {
             loop {
@@ -343,7 +398,9 @@ impl Supervisor {
                     return Ok(info);
                 }
                 if rx.changed().await.is_err() {
-                    return Err(SupervisorError::NotFound(format!("cannot find change with id {id:?}")));
+                    return Err(SupervisorError::NotFound(format!(
+                        "cannot find change with id {id:?}"
+                    )));
                 }
             }
         };
@@ -359,16 +416,22 @@ impl Supervisor {
     }
 
     /// Runs a services action and waits for its change, failing with the change's error.
-    pub async fn run_action(&self, action: &str, names: &[String]) -> Result<ChangeInfo, SupervisorError> {
+    pub async fn run_action(
+        &self,
+        action: &str,
+        names: &[String],
+    ) -> Result<ChangeInfo, SupervisorError> {
         let id = self.services_action(action, names)?;
         self.wait_change(&id, None).await
     }
 
     /// Sends a signal (by name, such as `SIGHUP`) to the main process of the named services.
     pub fn send_signal(&self, signal: &str, names: &[String]) -> Result<(), SupervisorError> {
-        let sig: nix::sys::signal::Signal = signal
-            .parse()
-            .map_err(|_| SupervisorError::BadRequest(format!("cannot send signal: invalid signal name {signal:?}")))?;
+        let sig: nix::sys::signal::Signal = signal.parse().map_err(|_| {
+            SupervisorError::BadRequest(format!(
+                "cannot send signal: invalid signal name {signal:?}"
+            ))
+        })?;
         self.inner
             .services
             .send_signal(sig, names)
@@ -384,11 +447,16 @@ impl Supervisor {
         }
         let timeout = self.inner.services.stop_timeout();
         let plan = self.plan();
-        let lanes = plan.stop_lanes(&names).unwrap_or_else(|_| vec![names.clone()]);
-        let id = self
-            .inner
-            .clone()
-            .spawn_change("stop", "Stop all running services", &names, lanes, vec![]);
+        let lanes = plan
+            .stop_lanes(&names)
+            .unwrap_or_else(|_| vec![names.clone()]);
+        let id = self.inner.clone().spawn_change(
+            "stop",
+            "Stop all running services",
+            &names,
+            lanes,
+            vec![],
+        );
         let _ = self.wait_change(&id, Some(timeout)).await;
     }
 }
@@ -463,12 +531,17 @@ impl Inner {
         self.save();
         self.bump();
         let mut it = tids.into_iter();
-        let mut attach = |lanes: Vec<Vec<String>>, kind: TaskKind| -> Vec<Vec<(u64, String, TaskKind)>> {
-            lanes
-                .into_iter()
-                .map(|lane| lane.into_iter().map(|n| (it.next().unwrap(), n, kind)).collect())
-                .collect()
-        };
+        let mut attach =
+            |lanes: Vec<Vec<String>>, kind: TaskKind| -> Vec<Vec<(u64, String, TaskKind)>> {
+                lanes
+                    .into_iter()
+                    .map(|lane| {
+                        lane.into_iter()
+                            .map(|n| (it.next().unwrap(), n, kind))
+                            .collect()
+                    })
+                    .collect()
+            };
         let stop = attach(stop_lanes, TaskKind::Stop);
         let start = attach(start_lanes, TaskKind::Start);
         if !stop.is_empty() || !start.is_empty() {
@@ -504,8 +577,9 @@ impl Inner {
             let log = |msg: &str| {
                 self.book.lock().unwrap().task_log(*tid, msg);
             };
+            let config = self.plan.lock().unwrap().services.get(name).cloned();
             let result = match kind {
-                TaskKind::Start => match self.plan.lock().unwrap().services.get(name).cloned() {
+                TaskKind::Start => match config {
                     Some(config) => self.services.do_start(&config, &log).await,
                     None => Err(format!("cannot find service {name:?} in plan")),
                 },
@@ -526,7 +600,10 @@ impl Inner {
 
     fn hold(&self, tasks: &[(u64, String, TaskKind)]) {
         for (tid, _, _) in tasks {
-            self.book.lock().unwrap().set_task_status(*tid, Status::Hold);
+            self.book
+                .lock()
+                .unwrap()
+                .set_task_status(*tid, Status::Hold);
         }
         self.save();
         self.bump();

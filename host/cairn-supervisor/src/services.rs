@@ -8,7 +8,7 @@
 //! that carry the state epoch they were armed in, so a stale timer does nothing.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
@@ -281,12 +281,18 @@ impl ServiceManager {
     pub(crate) fn pid(&self, name: &str) -> Option<i32> {
         let services = self.services.lock().unwrap();
         let s = services.get(name)?;
-        matches!(s.state, State::Starting | State::Running).then_some(s.pid).flatten()
+        matches!(s.state, State::Starting | State::Running)
+            .then_some(s.pid)
+            .flatten()
     }
 
     /// The service's log ring, if it was ever started.
     pub(crate) fn log_buffer(&self, name: &str) -> Option<Arc<LogBuffer>> {
-        self.services.lock().unwrap().get(name).map(|s| s.logs.clone())
+        self.services
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|s| s.logs.clone())
     }
 
     /// Names of services with a record whose config differs from the plan (they need a
@@ -324,7 +330,12 @@ impl ServiceManager {
         let services = self.services.lock().unwrap();
         let max = services
             .values()
-            .filter(|s| matches!(s.state, State::Starting | State::Running | State::Terminating))
+            .filter(|s| {
+                matches!(
+                    s.state,
+                    State::Starting | State::Running | State::Terminating
+                )
+            })
             .map(|s| s.kill_delay())
             .max()
             .unwrap_or(KILL_DELAY_DEFAULT)
@@ -333,7 +344,11 @@ impl ServiceManager {
     }
 
     /// Runs a `start` task for `config`; `log` appends to the task's log.
-    pub(crate) async fn do_start(&self, config: &Service, log: &(dyn Fn(&str) + Sync)) -> Result<(), String> {
+    pub(crate) async fn do_start(
+        &self,
+        config: &Service,
+        log: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), String> {
         let (rx, logs) = {
             let mut services = self.services.lock().unwrap();
             let name = config.name.clone();
@@ -403,7 +418,11 @@ impl ServiceManager {
     }
 
     /// Runs a `stop` task for the named service.
-    pub(crate) async fn do_stop(&self, name: &str, log: &(dyn Fn(&str) + Sync)) -> Result<(), String> {
+    pub(crate) async fn do_stop(
+        &self,
+        name: &str,
+        log: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), String> {
         let rx = {
             let mut services = self.services.lock().unwrap();
             let Some(s) = services.get_mut(name) else {
@@ -442,7 +461,10 @@ impl ServiceManager {
         match s.state {
             State::Starting | State::Running => {
                 if s.state == State::Starting {
-                    s.send_started(Err(format!("stopped before the {}s okay delay", OKAY_DELAY.as_secs())));
+                    s.send_started(Err(format!(
+                        "stopped before the {}s okay delay",
+                        OKAY_DELAY.as_secs()
+                    )));
                 }
                 if let Some(pid) = s.pid
                     && let Err(e) = killpg(Pid::from_raw(pid), Signal::SIGTERM)
@@ -476,10 +498,16 @@ impl ServiceManager {
                         errors.push(format!("cannot send signal to {name:?}: {e}"));
                     }
                 }
-                _ => errors.push(format!("cannot send signal to {name:?}: service is not running")),
+                _ => errors.push(format!(
+                    "cannot send signal to {name:?}: service is not running"
+                )),
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
     }
 
     fn start_process(&self, s: &mut ServiceData) -> Result<(), String> {
@@ -493,7 +521,12 @@ impl ServiceManager {
         let mut env: HashMap<String, String> = std::env::vars().collect();
         env.extend(self.env.iter().cloned());
         let mut svc_env = s.config.environment.clone();
-        let creds = users::normalize(s.config.user_id, s.config.group_id, &s.config.user, &s.config.group)?;
+        let creds = users::normalize(
+            s.config.user_id,
+            s.config.group_id,
+            &s.config.user,
+            &s.config.group,
+        )?;
         if let Some((uid, gid)) = creds {
             if !users::is_current(uid, gid) {
                 cmd.uid(uid).gid(gid);
@@ -512,10 +545,13 @@ impl ServiceManager {
         }
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| format!("cannot start service: {e}"))?;
-        let write2 = write.try_clone().map_err(|e| format!("cannot start service: {e}"))?;
+        let write2 = write
+            .try_clone()
+            .map_err(|e| format!("cannot start service: {e}"))?;
         cmd.stdout(Stdio::from(write)).stderr(Stdio::from(write2));
         tracing::info!("Service {:?} starting: {}", s.config.name, s.config.command);
-        let (child, exit) = reaper::spawn(&mut cmd).map_err(|e| format!("cannot start service: {e}"))?;
+        let (child, exit) =
+            reaper::spawn(&mut cmd).map_err(|e| format!("cannot start service: {e}"))?;
         drop(cmd);
         let pid = child.id() as i32;
         s.pid = Some(pid);
@@ -530,7 +566,12 @@ impl ServiceManager {
                 m.exited(&name, generation, code);
             }
         });
-        self.arm_generation(&s.config.name, s.generation, backoff_limit(&s.config), Timer::BackoffReset);
+        self.arm_generation(
+            &s.config.name,
+            s.generation,
+            backoff_limit(&s.config),
+            Timer::BackoffReset,
+        );
         Ok(())
     }
 
@@ -600,7 +641,9 @@ impl ServiceManager {
 
     fn exited(&self, name: &str, generation: u64, code: i32) {
         let mut services = self.services.lock().unwrap();
-        let Some(s) = services.get_mut(name) else { return };
+        let Some(s) = services.get_mut(name) else {
+            return;
+        };
         if s.generation != generation {
             return;
         }
@@ -617,11 +660,21 @@ impl ServiceManager {
                 tracing::info!("Service {name:?} stopped unexpectedly with code {code}");
                 match action {
                     ServiceAction::Ignore => {
-                        tracing::info!("Service {name:?} {on} action is \"ignore\", not doing anything further");
-                        s.transition(if code == 0 { State::Stopped } else { State::Exited });
+                        tracing::info!(
+                            "Service {name:?} {on} action is \"ignore\", not doing anything further"
+                        );
+                        s.transition(if code == 0 {
+                            State::Stopped
+                        } else {
+                            State::Exited
+                        });
                     }
                     ServiceAction::Shutdown => {
-                        let req = if code == 0 { ShutdownRequest::Success } else { ShutdownRequest::Failure };
+                        let req = if code == 0 {
+                            ShutdownRequest::Success
+                        } else {
+                            ShutdownRequest::Failure
+                        };
                         self.shutdown.send_replace(Some(req));
                         s.transition(State::Exited);
                     }
@@ -633,7 +686,9 @@ impl ServiceManager {
                         self.shutdown.send_replace(Some(ShutdownRequest::Failure));
                         s.transition(State::Exited);
                     }
-                    ServiceAction::Restart | ServiceAction::Unset => self.do_backoff(name, s, action, on),
+                    ServiceAction::Restart | ServiceAction::Unset => {
+                        self.do_backoff(name, s, action, on)
+                    }
                 }
             }
             State::Terminating | State::Killing => {
@@ -675,15 +730,18 @@ enum Timer {
 
 fn spawn_log_reader(read: OwnedFd, logs: Arc<LogBuffer>) {
     // Non-blocking so tokio can poll it.
-    let fd = read.as_raw_fd();
-    let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).unwrap_or(0);
+    let flags = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_GETFL).unwrap_or(0);
     let _ = nix::fcntl::fcntl(
-        fd,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK),
+        &read,
+        nix::fcntl::FcntlArg::F_SETFL(
+            nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK,
+        ),
     );
     tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
-        let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) else { return };
+        let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) else {
+            return;
+        };
         let mut buf = vec![0u8; 16 * 1024];
         let mut splitter = LineSplitter::default();
         loop {
@@ -718,11 +776,20 @@ mod tests {
             d = next_backoff(&c, d);
             seen.push(d.as_millis());
         }
-        assert_eq!(seen, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+        assert_eq!(
+            seen,
+            [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+        );
         let c = svc(Some(100), Some(3.0), Some(1000));
         assert_eq!(next_backoff(&c, Duration::ZERO).as_millis(), 100);
-        assert_eq!(next_backoff(&c, Duration::from_millis(100)).as_millis(), 300);
-        assert_eq!(next_backoff(&c, Duration::from_millis(900)).as_millis(), 1000);
+        assert_eq!(
+            next_backoff(&c, Duration::from_millis(100)).as_millis(),
+            300
+        );
+        assert_eq!(
+            next_backoff(&c, Duration::from_millis(900)).as_millis(),
+            1000
+        );
     }
 
     #[test]
@@ -738,6 +805,9 @@ mod tests {
     fn exit_actions_default_to_restart() {
         let c = Service::default();
         assert_eq!(action_for(&c, true), (ServiceAction::Restart, "on-success"));
-        assert_eq!(action_for(&c, false), (ServiceAction::Restart, "on-failure"));
+        assert_eq!(
+            action_for(&c, false),
+            (ServiceAction::Restart, "on-failure")
+        );
     }
 }

@@ -9,8 +9,17 @@ use std::time::{Duration, Instant};
 const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
 
 fn cli(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(CAIRN).arg("--dir").arg(dir).args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(CAIRN)
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -19,7 +28,8 @@ fn cli(dir: &std::path::Path, args: &[&str]) -> String {
 fn history_len(dir: &std::path::Path) -> usize {
     use std::io::{BufRead, BufReader, Write};
     let mut s = std::os::unix::net::UnixStream::connect(dir.join("cairn.sock")).unwrap();
-    s.write_all(b"{\"op\":\"events\",\"unit\":\"mis/0\",\"n\":null}\n").unwrap();
+    s.write_all(b"{\"op\":\"events\",\"unit\":\"mis/0\",\"n\":null}\n")
+        .unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).unwrap();
@@ -51,13 +61,26 @@ fn main() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    while Command::new(CAIRN).arg("--dir").arg(&dir).arg("status").output().map(|o| !o.status.success()).unwrap_or(true) {
+    while Command::new(CAIRN)
+        .arg("--dir")
+        .arg(&dir)
+        .arg("status")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
         std::thread::sleep(Duration::from_millis(2));
     }
-    println!("cairn run → control socket answering: {:?} (incl. one CLI process)", t0.elapsed());
+    println!(
+        "cairn run → control socket answering: {:?} (incl. one CLI process)",
+        t0.elapsed()
+    );
     let charm = std::path::Path::new(cairn_test_programs::PROGRAMS_DIR).join("misbehave");
     let t = Instant::now();
-    cli(&dir, &["deploy", &charm.display().to_string(), "--name", "mis"]);
+    cli(
+        &dir,
+        &["deploy", &charm.display().to_string(), "--name", "mis"],
+    );
     println!("first deploy (incl. compile): {:?}", t.elapsed());
     while history_len(&dir) < 4 {
         std::thread::sleep(Duration::from_millis(5));
@@ -77,8 +100,14 @@ fn main() {
         while history_len(&dir) <= before {}
         trips.push(t.elapsed());
     }
-    stats("CLI config → daemon → config-changed handled → visible in `cairn events`", trips);
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    stats(
+        "CLI config → daemon → config-changed handled → visible in `cairn events`",
+        trips,
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     let _ = daemon.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,10 +22,15 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     let _lock = lock(&dir)?;
     let socket = dir.join(SOCKET);
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let listener = UnixListener::bind(&socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
     let host = Host::open(opts.config).await?;
     tracing::info!("cairn daemon ready on {}", socket.display());
-    println!("cairn: serving {} (pooling allocator: {})", socket.display(), host.runtime().pooling());
+    println!(
+        "cairn: serving {} (pooling allocator: {})",
+        socket.display(),
+        host.runtime().pooling()
+    );
     let host = Arc::new(host);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -58,7 +63,12 @@ fn lock(dir: &std::path::Path) -> Result<std::fs::File> {
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     nix::fcntl::Flock::lock(f.try_clone()?, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: another cairn daemon uses this directory ({e})", path.display()))
+        .map_err(|(_, e)| {
+            anyhow::anyhow!(
+                "cannot lock {}: another cairn daemon uses this directory ({e})",
+                path.display()
+            )
+        })
         .map(std::mem::forget)?;
     Ok(f)
 }

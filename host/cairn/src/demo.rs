@@ -26,18 +26,26 @@ fn examples_dir() -> Result<PathBuf> {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 async fn status(dir: &Path) -> Result<StatusReport> {
-    Ok(serde_json::from_value(control::call(dir, &Request::Status).await?)?)
+    Ok(serde_json::from_value(
+        control::call(dir, &Request::Status).await?,
+    )?)
 }
 
 async fn wait_active(dir: &Path, unit: &str, want_message: &str) -> Result<Duration> {
     let start = Instant::now();
     loop {
         let st = status(dir).await?;
-        let u = st.apps.iter().flat_map(|a| &a.units).find(|u| u.name == unit);
+        let u = st
+            .apps
+            .iter()
+            .flat_map(|a| &a.units)
+            .find(|u| u.name == unit);
         if let Some(u) = u
             && u.status.name() == "active"
             && u.queued == 0
@@ -76,7 +84,10 @@ struct Daemon(std::process::Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let _ = self.0.wait();
     }
 }
@@ -104,34 +115,83 @@ pub async fn run(keep: bool) -> Result<()> {
     println!("  daemon ready in {:?}", started.elapsed());
 
     let port = free_port()?;
-    for (charm, config) in [("pause", vec![]), ("web", vec![("port".to_string(), port.to_string())])] {
+    for (charm, config) in [
+        ("pause", vec![]),
+        ("web", vec![("port".to_string(), port.to_string())]),
+    ] {
         let path = examples.join(charm);
-        let shown: Vec<String> = config.iter().map(|(k, v)| format!(" --config {k}={v}")).collect();
+        let shown: Vec<String> = config
+            .iter()
+            .map(|(k, v)| format!(" --config {k}={v}"))
+            .collect();
         println!("$ cairn deploy examples/{charm}{}", shown.concat());
-        control::call(&dir, &Request::Deploy { path: path.display().to_string(), name: None, config }).await?;
+        control::call(
+            &dir,
+            &Request::Deploy {
+                path: path.display().to_string(),
+                name: None,
+                config,
+            },
+        )
+        .await?;
     }
     let t = wait_active(&dir, "web/0", &port.to_string()).await?;
     wait_active(&dir, "pause/0", "").await?;
     println!("  web/0 active {t:?} after deploy");
-    println!("$ curl http://127.0.0.1:{port}/\n  {}", http_get_retry(port).await?);
+    println!(
+        "$ curl http://127.0.0.1:{port}/\n  {}",
+        http_get_retry(port).await?
+    );
     println!("$ cairn status");
     print!("{}", output::status_table(&status(&dir).await?));
     for unit in ["pause/0", "web/0"] {
         println!("$ cairn events {unit}");
-        let v = control::call(&dir, &Request::Events { unit: unit.into(), n: None }).await?;
-        print!("{}", output::events_table(&serde_json::from_value(v)?));
+        let v = control::call(
+            &dir,
+            &Request::Events {
+                unit: unit.into(),
+                n: None,
+            },
+        )
+        .await?;
+        let events: Vec<cairn_runtime::unit::HistoryEntry> = serde_json::from_value(v)?;
+        print!("{}", output::events_table(&events));
     }
     let port2 = free_port()?;
     println!("$ cairn config web port={port2}");
-    control::call(&dir, &Request::Config { app: "web".into(), set: vec![("port".into(), port2.to_string())], reset: vec![] }).await?;
+    control::call(
+        &dir,
+        &Request::Config {
+            app: "web".into(),
+            set: vec![("port".into(), port2.to_string())],
+            reset: vec![],
+        },
+    )
+    .await?;
     wait_active(&dir, "web/0", &port2.to_string()).await?;
-    println!("$ curl http://127.0.0.1:{port2}/\n  {}", http_get_retry(port2).await?);
+    println!(
+        "$ curl http://127.0.0.1:{port2}/\n  {}",
+        http_get_retry(port2).await?
+    );
     println!("$ cairn config web port=0");
-    control::call(&dir, &Request::Config { app: "web".into(), set: vec![("port".into(), "0".into())], reset: vec![] }).await?;
+    control::call(
+        &dir,
+        &Request::Config {
+            app: "web".into(),
+            set: vec![("port".into(), "0".into())],
+            reset: vec![],
+        },
+    )
+    .await?;
     let start = Instant::now();
     loop {
         let st = status(&dir).await?;
-        let u = &st.apps.iter().find(|a| a.name == "web").context("web vanished")?.units[0];
+        let u = &st
+            .apps
+            .iter()
+            .find(|a| a.name == "web")
+            .context("web vanished")?
+            .units[0];
         if u.status.name() == "blocked" {
             println!("  web/0 blocked: {}", u.status.message());
             break;

@@ -107,7 +107,9 @@ fn default_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("cairn");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib"));
     home.join(".local/state/cairn")
 }
 
@@ -125,7 +127,10 @@ fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cairn=info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let rt = tokio::runtime::Runtime::new().expect("cannot start tokio runtime");
     if let Err(e) = rt.block_on(dispatch(cli)) {
         eprintln!("error: {e:#}");
@@ -150,7 +155,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             daemon::run(daemon::DaemonOptions { config }).await
         }
         Command::Deploy { path, name, config } => {
-            let path = std::fs::canonicalize(&path).with_context(|| format!("cannot find charm {}", path.display()))?;
+            let path = std::fs::canonicalize(&path)
+                .with_context(|| format!("cannot find charm {}", path.display()))?;
             let v = control::call(
                 &dir,
                 &Request::Deploy {
@@ -163,8 +169,20 @@ async fn dispatch(cli: Cli) -> Result<()> {
             println!("Deployed {}", v["app"].as_str().unwrap_or("?"));
             Ok(())
         }
-        Command::Config { app, settings, reset } => {
-            let v = control::call(&dir, &Request::Config { app, set: split_kv(&settings)?, reset: reset.clone() }).await?;
+        Command::Config {
+            app,
+            settings,
+            reset,
+        } => {
+            let v = control::call(
+                &dir,
+                &Request::Config {
+                    app,
+                    set: split_kv(&settings)?,
+                    reset: reset.clone(),
+                },
+            )
+            .await?;
             if settings.is_empty() && reset.is_empty() {
                 output::print_config(&v["config"]);
             }

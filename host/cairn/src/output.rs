@@ -7,7 +7,13 @@ use cairn_runtime::unit::HistoryEntry;
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {
@@ -32,20 +38,62 @@ pub fn status_table(r: &StatusReport) -> String {
         out.push_str("\nNo applications deployed.\n");
         return out;
     }
-    let mut apps = vec![vec!["App".into(), "Charm".into(), "Status".into(), "Message".into()]];
-    let mut units = vec![vec!["Unit".into(), "Status".into(), "Queued".into(), "Message".into()]];
-    let mut svcs = vec![vec!["Unit".into(), "Container".into(), "Service".into(), "Startup".into(), "Current".into()]];
+    let mut apps = vec![vec![
+        "App".into(),
+        "Charm".into(),
+        "Status".into(),
+        "Message".into(),
+    ]];
+    let mut units = vec![vec![
+        "Unit".into(),
+        "Status".into(),
+        "Queued".into(),
+        "Message".into(),
+    ]];
+    let mut svcs = vec![vec![
+        "Unit".into(),
+        "Container".into(),
+        "Service".into(),
+        "Startup".into(),
+        "Current".into(),
+    ]];
     for a in &r.apps {
-        apps.push(vec![a.name.clone(), a.charm.clone(), a.status.name().into(), a.status.message().into()]);
+        apps.push(vec![
+            a.name.clone(),
+            a.charm.clone(),
+            a.status.name().into(),
+            a.status.message().into(),
+        ]);
         for u in &a.units {
-            let name = if u.leader { format!("{}*", u.name) } else { u.name.clone() };
-            units.push(vec![name, u.status.name().into(), u.queued.to_string(), u.status.message().into()]);
+            let name = if u.leader {
+                format!("{}*", u.name)
+            } else {
+                u.name.clone()
+            };
+            units.push(vec![
+                name,
+                u.status.name().into(),
+                u.queued.to_string(),
+                u.status.message().into(),
+            ]);
             for c in &u.containers {
                 if c.services.is_empty() {
-                    svcs.push(vec![u.name.clone(), c.name.clone(), "-".into(), "-".into(), "-".into()]);
+                    svcs.push(vec![
+                        u.name.clone(),
+                        c.name.clone(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                    ]);
                 }
                 for s in &c.services {
-                    svcs.push(vec![u.name.clone(), c.name.clone(), s.name.clone(), s.startup.clone(), s.current.clone()]);
+                    svcs.push(vec![
+                        u.name.clone(),
+                        c.name.clone(),
+                        s.name.clone(),
+                        s.startup.clone(),
+                        s.current.clone(),
+                    ]);
                 }
             }
         }
@@ -63,7 +111,12 @@ pub fn status_table(r: &StatusReport) -> String {
 
 /// `cairn events` as text.
 pub fn events_table(events: &[HistoryEntry]) -> String {
-    let mut rows = vec![vec!["Time".into(), "Event".into(), "Duration".into(), "Outcome".into()]];
+    let mut rows = vec![vec![
+        "Time".into(),
+        "Event".into(),
+        "Duration".into(),
+        "Outcome".into(),
+    ]];
     for e in events {
         rows.push(vec![
             e.time.clone(),
@@ -102,7 +155,10 @@ pub fn print_config(v: &serde_json::Value) {
 mod tests {
     #[test]
     fn table_aligns_columns() {
-        let t = super::table(&[vec!["a".into(), "bb".into()], vec!["ccc".into(), "d".into()]]);
+        let t = super::table(&[
+            vec!["a".into(), "bb".into()],
+            vec!["ccc".into(), "d".into()],
+        ]);
         assert_eq!(t, "a    bb\nccc  d\n");
     }
 

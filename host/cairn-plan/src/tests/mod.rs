@@ -1,7 +1,12 @@
 //! Table-driven tests of parsing, combining, validating, rendering and ordering,
 //! mostly taken from Pebble's own test cases.
 
-mod smoke;
+mod combine;
+mod dir;
+mod layers;
+mod order;
+mod parse;
+mod render;
 
 /// Removes the common leading indentation of a multi-line YAML literal (and a leading newline).
 pub(crate) fn yaml(text: &str) -> String {

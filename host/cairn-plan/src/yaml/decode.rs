@@ -51,7 +51,10 @@ impl<'a> Decoder<'a> {
             return Ok(());
         }
         let errors = std::mem::take(&mut self.terrors);
-        Err(format!("yaml: unmarshal errors:\n  {}", errors.join("\n  ")))
+        Err(format!(
+            "yaml: unmarshal errors:\n  {}",
+            errors.join("\n  ")
+        ))
     }
 
     fn line(&self, id: usize) -> usize {
@@ -63,21 +66,29 @@ impl<'a> Decoder<'a> {
 
     /// Calls `f` with the node `id` stands for (following aliases), counting work as
     /// `yaml.v3` does to refuse alias bombs and self-referencing anchors.
-    pub fn visit<T>(&mut self, id: usize, f: &mut dyn FnMut(&mut Self, usize) -> Result<T, Fail>) -> Result<T, Fail> {
+    pub fn visit<T>(
+        &mut self,
+        id: usize,
+        f: &mut dyn FnMut(&mut Self, usize) -> Result<T, Fail>,
+    ) -> Result<T, Fail> {
         self.decode_count += 1;
         if self.alias_depth > 0 {
             self.alias_count += 1;
         }
         if self.alias_count > 100
             && self.decode_count > 1000
-            && self.alias_count as f64 / self.decode_count as f64 > allowed_alias_ratio(self.decode_count)
+            && self.alias_count as f64 / self.decode_count as f64
+                > allowed_alias_ratio(self.decode_count)
         {
             return Err("yaml: document contains excessive aliasing".to_string());
         }
         let node = &self.doc.nodes[id];
         if node.kind == Kind::Alias {
             if self.active_aliases.contains(&id) {
-                return Err(format!("yaml: anchor '{}' value contains itself", node.value));
+                return Err(format!(
+                    "yaml: anchor '{}' value contains itself",
+                    node.value
+                ));
             }
             let target = node.target.expect("aliases are resolved at parse time");
             self.active_aliases.insert(id);
@@ -106,7 +117,9 @@ impl<'a> Decoder<'a> {
             format!(" `{}`", node.value)
         };
         let line = self.line(id);
-        self.terrors.push(format!("line {line}: cannot unmarshal {tag}{value} into {type_name}"));
+        self.terrors.push(format!(
+            "line {line}: cannot unmarshal {tag}{value} into {type_name}"
+        ));
     }
 
     fn is_null(&self, id: usize) -> bool {
@@ -140,12 +153,20 @@ impl<'a> Decoder<'a> {
                 d.terror(id, type_name);
                 return Ok(None);
             }
-            let resolved = if node.indicated_string() { Resolved::Str } else { resolve(&node.tag, &node.value)?.1 };
+            let resolved = if node.indicated_string() {
+                Resolved::Str
+            } else {
+                resolve(&node.tag, &node.value)?.1
+            };
             let value = match resolved {
                 Resolved::Null => return Ok(None),
                 Resolved::Int(i) => Some(i),
                 Resolved::Uint(u) => i64::try_from(u).ok(),
-                Resolved::Float(f) if f.is_finite() && f < 9.223_372_036_854_776e18 && f >= -9.223_372_036_854_776e18 => {
+                Resolved::Float(f)
+                    if f.is_finite()
+                        && f < 9.223_372_036_854_776e18
+                        && f >= -9.223_372_036_854_776e18 =>
+                {
                     Some(f as i64)
                 }
                 _ => None,
@@ -211,7 +232,11 @@ impl<'a> Decoder<'a> {
     /// The entries of a mapping, with merge keys applied and keys decoded as strings.
     /// `None` (after recording an error) when the node is not a mapping or has duplicate keys;
     /// `Some(empty)` for null.
-    pub fn entries(&mut self, id: usize, type_name: &str) -> Result<Option<Vec<(String, usize, usize)>>, Fail> {
+    pub fn entries(
+        &mut self,
+        id: usize,
+        type_name: &str,
+    ) -> Result<Option<Vec<(String, usize, usize)>>, Fail> {
         self.visit(id, &mut |d, id| {
             if d.is_null(id) {
                 return Ok(Some(Vec::new()));
@@ -246,8 +271,10 @@ impl<'a> Decoder<'a> {
                 if ki.kind == kj.kind && ki.value == kj.value {
                     let line_j = self.line(children[j]);
                     let line_i = self.line(children[i]);
-                    let message =
-                        format!("line {line_j}: mapping key {} already defined at line {line_i}", crate::quote::quote(&kj.value));
+                    let message = format!(
+                        "line {line_j}: mapping key {} already defined at line {line_i}",
+                        crate::quote::quote(&kj.value)
+                    );
                     self.terrors.push(message);
                 }
             }
@@ -279,41 +306,39 @@ impl<'a> Decoder<'a> {
         Ok(true)
     }
 
-    fn merge(&mut self, id: usize, seen: &mut HashSet<String>, out: &mut Vec<(String, usize, usize)>) -> Result<(), Fail> {
+    fn merge(
+        &mut self,
+        id: usize,
+        seen: &mut HashSet<String>,
+        out: &mut Vec<(String, usize, usize)>,
+    ) -> Result<(), Fail> {
         const WANT_MAP: &str = "yaml: map merge requires map or sequence of maps as the value";
-        let target = self.deref(id);
-        match self.doc.nodes[target].kind {
-            Kind::Mapping => {
-                self.collect_entries(target, seen, out)?;
-            }
+        // Merged mappings go through `visit`, so merge-key bombs count as alias expansion.
+        self.visit(id, &mut |d, target| match d.doc.nodes[target].kind {
+            Kind::Mapping => d.collect_entries(target, seen, out).map(|_| ()),
             Kind::Sequence => {
-                for item in self.doc.nodes[target].children.clone() {
-                    let item = self.deref(item);
-                    if self.doc.nodes[item].kind != Kind::Mapping {
-                        return Err(WANT_MAP.to_string());
-                    }
-                    self.collect_entries(item, seen, out)?;
+                for item in d.doc.nodes[target].children.clone() {
+                    d.visit(item, &mut |d, item| {
+                        if d.doc.nodes[item].kind != Kind::Mapping {
+                            return Err(WANT_MAP.to_string());
+                        }
+                        d.collect_entries(item, seen, out).map(|_| ())
+                    })?;
                 }
+                Ok(())
             }
-            _ => return Err(WANT_MAP.to_string()),
-        }
-        Ok(())
-    }
-
-    /// Follows aliases (bounded).
-    fn deref(&self, mut id: usize) -> usize {
-        for _ in 0..64 {
-            match self.doc.nodes[id].target {
-                Some(t) if self.doc.nodes[id].kind == Kind::Alias => id = t,
-                _ => break,
-            }
-        }
-        id
+            _ => Err(WANT_MAP.to_string()),
+        })
     }
 
     /// The known fields of a struct-like mapping; unknown keys are recorded as
     /// `field x not found in type T`. `None` for null (leave the value alone) or a type error.
-    pub fn fields(&mut self, id: usize, type_name: &str, known: &[&str]) -> Result<Option<Vec<(String, usize)>>, Fail> {
+    pub fn fields(
+        &mut self,
+        id: usize,
+        type_name: &str,
+        known: &[&str],
+    ) -> Result<Option<Vec<(String, usize)>>, Fail> {
         if self.is_null(id) {
             return Ok(None);
         }
@@ -326,14 +351,20 @@ impl<'a> Decoder<'a> {
                 out.push((name, value));
             } else {
                 let line = self.line(key);
-                self.terrors.push(format!("line {line}: field {name} not found in type {type_name}"));
+                self.terrors.push(format!(
+                    "line {line}: field {name} not found in type {type_name}"
+                ));
             }
         }
         Ok(Some(out))
     }
 
     /// A `map[string]string`: null values give empty strings, failing values are skipped.
-    pub fn string_map(&mut self, id: usize, type_name: &str) -> Result<Option<BTreeMap<String, String>>, Fail> {
+    pub fn string_map(
+        &mut self,
+        id: usize,
+        type_name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, Fail> {
         let Some(entries) = self.entries(id, type_name)? else {
             return Ok(None);
         };

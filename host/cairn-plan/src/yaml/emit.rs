@@ -23,9 +23,18 @@ pub(crate) enum ScalarStyle {
 /// Content of an output node.
 #[derive(Clone, Debug)]
 pub(crate) enum OutKind {
-    Scalar { value: String, style: ScalarStyle },
-    Seq { items: Vec<Out>, flow: bool },
-    Map { entries: Vec<(Out, Out)>, flow: bool },
+    Scalar {
+        value: String,
+        style: ScalarStyle,
+    },
+    Seq {
+        items: Vec<Out>,
+        flow: bool,
+    },
+    Map {
+        entries: Vec<(Out, Out)>,
+        flow: bool,
+    },
     Alias(String),
 }
 
@@ -41,17 +50,38 @@ pub(crate) struct Out {
 impl Out {
     /// A scalar with the given requested style.
     pub fn scalar(value: impl Into<String>, style: ScalarStyle) -> Out {
-        Out { kind: OutKind::Scalar { value: value.into(), style }, tag: String::new(), anchor: String::new(), id: None }
+        Out {
+            kind: OutKind::Scalar {
+                value: value.into(),
+                style,
+            },
+            tag: String::new(),
+            anchor: String::new(),
+            id: None,
+        }
     }
 
     /// A block mapping.
     pub fn map(entries: Vec<(Out, Out)>) -> Out {
-        Out { kind: OutKind::Map { entries, flow: false }, tag: String::new(), anchor: String::new(), id: None }
+        Out {
+            kind: OutKind::Map {
+                entries,
+                flow: false,
+            },
+            tag: String::new(),
+            anchor: String::new(),
+            id: None,
+        }
     }
 
     /// A block sequence.
     pub fn seq(items: Vec<Out>) -> Out {
-        Out { kind: OutKind::Seq { items, flow: false }, tag: String::new(), anchor: String::new(), id: None }
+        Out {
+            kind: OutKind::Seq { items, flow: false },
+            tag: String::new(),
+            anchor: String::new(),
+            id: None,
+        }
     }
 }
 
@@ -70,7 +100,10 @@ fn is_break_char(c: char) -> bool {
 
 fn is_printable_char(c: char) -> bool {
     let u = c as u32;
-    u == 0x0a || (0x20..=0x7e).contains(&u) || (0xa0..=0xd7ff).contains(&u) || ((0xe000..=0xfffd).contains(&u) && u != 0xfeff)
+    u == 0x0a
+        || (0x20..=0x7e).contains(&u)
+        || (0xa0..=0xd7ff).contains(&u)
+        || ((0xe000..=0xfffd).contains(&u) && u != 0xfeff)
 }
 
 fn analyze(value: &str) -> Analysis {
@@ -106,7 +139,8 @@ fn analyze(value: &str) -> Analysis {
         let followed_by_whitespace = chars.get(i + 1).is_none_or(|&n| n == ' ' || n == '\t');
         if i == 0 {
             match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%' | '@' | '`' => {
+                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
+                | '%' | '@' | '`' => {
                     flow_indicators = true;
                     block_indicators = true;
                 }
@@ -223,7 +257,10 @@ struct Context {
     in_block_seq: bool,
 }
 
-const PLAIN_CONTEXT: Context = Context { simple_key: false, in_block_seq: false };
+const PLAIN_CONTEXT: Context = Context {
+    simple_key: false,
+    in_block_seq: false,
+};
 
 /// The emitter state (libyaml's `yaml_emitter_t`, reduced to what block and flow output need).
 pub(crate) struct Emitter {
@@ -331,7 +368,13 @@ impl Emitter {
         self.whitespace = true;
     }
 
-    fn write_indicator(&mut self, indicator: &str, need_whitespace: bool, is_whitespace: bool, is_indention: bool) {
+    fn write_indicator(
+        &mut self,
+        indicator: &str,
+        need_whitespace: bool,
+        is_whitespace: bool,
+        is_indention: bool,
+    ) {
         if need_whitespace && !self.whitespace {
             self.put(' ');
         }
@@ -413,7 +456,9 @@ impl Emitter {
         let extra = node.anchor.len() + node.tag.len();
         match &node.kind {
             OutKind::Alias(name) => name.len() <= 128,
-            OutKind::Scalar { value, .. } => !analyze(value).multiline && extra + value.len() <= 128,
+            OutKind::Scalar { value, .. } => {
+                !analyze(value).multiline && extra + value.len() <= 128
+            }
             OutKind::Seq { items, .. } => items.is_empty() && extra <= 128,
             OutKind::Map { entries, .. } => entries.is_empty() && extra <= 128,
         }
@@ -424,7 +469,13 @@ impl Emitter {
         for item in items {
             self.write_indent();
             self.write_indicator("-", true, false, true);
-            self.node(item, Context { in_block_seq: true, ..PLAIN_CONTEXT });
+            self.node(
+                item,
+                Context {
+                    in_block_seq: true,
+                    ..PLAIN_CONTEXT
+                },
+            );
         }
         self.pop_indent();
     }
@@ -434,7 +485,13 @@ impl Emitter {
         for (key, value) in entries {
             self.write_indent();
             if Self::is_simple_key(key) {
-                self.node(key, Context { simple_key: true, ..PLAIN_CONTEXT });
+                self.node(
+                    key,
+                    Context {
+                        simple_key: true,
+                        ..PLAIN_CONTEXT
+                    },
+                );
                 self.write_indicator(":", false, false, false);
             } else {
                 self.write_indicator("?", true, false, true);
@@ -480,7 +537,13 @@ impl Emitter {
                 self.write_indent();
             }
             if Self::is_simple_key(key) {
-                self.node(key, Context { simple_key: true, ..PLAIN_CONTEXT });
+                self.node(
+                    key,
+                    Context {
+                        simple_key: true,
+                        ..PLAIN_CONTEXT
+                    },
+                );
                 self.write_indicator(":", false, false, false);
             } else {
                 self.write_indicator("?", true, false, false);
@@ -504,7 +567,11 @@ impl Emitter {
             style = ScalarStyle::Double;
         }
         if style == ScalarStyle::Plain {
-            let allowed = if self.flow_level > 0 { a.flow_plain_allowed } else { a.block_plain_allowed };
+            let allowed = if self.flow_level > 0 {
+                a.flow_plain_allowed
+            } else {
+                a.block_plain_allowed
+            };
             if !allowed || (value.is_empty() && (self.flow_level > 0 || ctx.simple_key)) {
                 style = ScalarStyle::Single;
             }
@@ -541,7 +608,11 @@ impl Emitter {
         let mut breaks = false;
         for (i, &c) in chars.iter().enumerate() {
             if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && chars.get(i + 1) != Some(&' ') {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && chars.get(i + 1) != Some(&' ')
+                {
                     self.write_indent();
                 } else {
                     self.write(c);
@@ -617,7 +688,8 @@ impl Emitter {
         let chars: Vec<char> = value.chars().collect();
         let mut spaces = false;
         for (i, &c) in chars.iter().enumerate() {
-            if !is_printable_char(c) || c == '\u{feff}' || is_break_char(c) || c == '"' || c == '\\' {
+            if !is_printable_char(c) || c == '\u{feff}' || is_break_char(c) || c == '"' || c == '\\'
+            {
                 self.put('\\');
                 let escape = match c {
                     '\0' => Some('0'),
@@ -656,7 +728,12 @@ impl Emitter {
                 }
                 spaces = false;
             } else if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && i > 0 && i + 1 < chars.len() {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && i > 0
+                    && i + 1 < chars.len()
+                {
                     self.write_indent();
                     if chars.get(i + 1) == Some(&' ') {
                         self.put('\\');
@@ -728,7 +805,10 @@ impl Emitter {
                     while k < chars.len() && is_break_char(chars[k]) {
                         k += 1;
                     }
-                    if !chars.get(k).is_none_or(|&n| n == ' ' || n == '\t' || is_break_char(n)) {
+                    if !chars
+                        .get(k)
+                        .is_none_or(|&n| n == ' ' || n == '\t' || is_break_char(n))
+                    {
                         self.put_break();
                     }
                 }
@@ -739,7 +819,8 @@ impl Emitter {
                     self.write_indent();
                     leading_spaces = c == ' ' || c == '\t';
                 }
-                if !breaks && c == ' ' && chars.get(i + 1) != Some(&' ') && self.column > BEST_WIDTH {
+                if !breaks && c == ' ' && chars.get(i + 1) != Some(&' ') && self.column > BEST_WIDTH
+                {
                     self.write_indent();
                 } else {
                     self.write(c);

@@ -24,8 +24,10 @@ fn node_to_out(doc: &Doc, id: usize, depth: usize) -> Option<Out> {
     if !tag.is_empty() && !node.style.tagged {
         match node.kind {
             Kind::Scalar => {
-                let quoted =
-                    node.style.single_quoted || node.style.double_quoted || node.style.literal || node.style.folded;
+                let quoted = node.style.single_quoted
+                    || node.style.double_quoted
+                    || node.style.literal
+                    || node.style.folded;
                 if tag == "!!str" && quoted {
                     tag.clear();
                 } else {
@@ -61,11 +63,21 @@ fn node_to_out(doc: &Doc, id: usize, depth: usize) -> Option<Out> {
             } else {
                 ScalarStyle::Plain
             };
-            OutKind::Scalar { value: node.value.clone(), style }
+            OutKind::Scalar {
+                value: node.value.clone(),
+                style,
+            }
         }
         Kind::Sequence => {
-            let items = node.children.iter().map(|&c| node_to_out(doc, c, depth + 1)).collect::<Option<Vec<_>>>()?;
-            OutKind::Seq { items, flow: node.style.flow }
+            let items = node
+                .children
+                .iter()
+                .map(|&c| node_to_out(doc, c, depth + 1))
+                .collect::<Option<Vec<_>>>()?;
+            OutKind::Seq {
+                items,
+                flow: node.style.flow,
+            }
         }
         Kind::Mapping => {
             let mut entries = Vec::new();
@@ -77,10 +89,18 @@ fn node_to_out(doc: &Doc, id: usize, depth: usize) -> Option<Out> {
                 };
                 entries.push((key, value));
             }
-            OutKind::Map { entries, flow: node.style.flow }
+            OutKind::Map {
+                entries,
+                flow: node.style.flow,
+            }
         }
     };
-    Some(Out { kind, tag, anchor: node.anchor.clone(), id: Some(id) })
+    Some(Out {
+        kind,
+        tag,
+        anchor: node.anchor.clone(),
+        id: Some(id),
+    })
 }
 
 /// The line of each node of the subtree at `id` once that subtree is rendered on its own,

@@ -116,11 +116,26 @@ enum Event {
     StreamEnd,
     DocumentStart,
     DocumentEnd,
-    Alias { anchor: String },
-    Scalar { anchor: Option<String>, tag: Option<String>, value: String, style: Style },
-    SequenceStart { anchor: Option<String>, tag: Option<String>, flow: bool },
+    Alias {
+        anchor: String,
+    },
+    Scalar {
+        anchor: Option<String>,
+        tag: Option<String>,
+        value: String,
+        style: Style,
+    },
+    SequenceStart {
+        anchor: Option<String>,
+        tag: Option<String>,
+        flow: bool,
+    },
     SequenceEnd,
-    MappingStart { anchor: Option<String>, tag: Option<String>, flow: bool },
+    MappingStart {
+        anchor: Option<String>,
+        tag: Option<String>,
+        flow: bool,
+    },
     MappingEnd,
 }
 
@@ -136,7 +151,11 @@ fn parse_error(parser: &sys::yaml_parser_t) -> String {
     // SAFETY: libyaml sets `problem` to null or a static NUL-terminated string.
     let problem = unsafe { owned(parser.problem as *const u8) }
         .unwrap_or_else(|| "unknown problem parsing YAML content".to_string());
-    if line != 0 { format!("yaml: line {line}: {problem}") } else { format!("yaml: {problem}") }
+    if line != 0 {
+        format!("yaml: line {line}: {problem}")
+    } else {
+        format!("yaml: {problem}")
+    }
 }
 
 /// Parses the first document of `input`. The error text is `yaml.v3`'s.
@@ -158,7 +177,9 @@ pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
         // SAFETY: the parser is initialised and `input` outlives it; the event is read
         // only after a successful parse and deleted right after being copied.
         unsafe {
-            if (&*parser).error != sys::YAML_NO_ERROR || sys::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
+            if (&*parser).error != sys::YAML_NO_ERROR
+                || sys::yaml_parser_parse(parser, event.as_mut_ptr()).fail
+            {
                 return Err(parse_error(&*parser));
             }
             let ev = event.as_mut_ptr();
@@ -167,9 +188,9 @@ pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
                 sys::YAML_STREAM_START_EVENT => Event::StreamStart,
                 sys::YAML_DOCUMENT_START_EVENT => Event::DocumentStart,
                 sys::YAML_DOCUMENT_END_EVENT => Event::DocumentEnd,
-                sys::YAML_ALIAS_EVENT => {
-                    Event::Alias { anchor: owned((*ev).data.alias.anchor).unwrap_or_default() }
-                }
+                sys::YAML_ALIAS_EVENT => Event::Alias {
+                    anchor: owned((*ev).data.alias.anchor).unwrap_or_default(),
+                },
                 sys::YAML_SCALAR_EVENT => {
                     let data = (*ev).data.scalar;
                     let bytes = if data.value.is_null() {
@@ -232,7 +253,9 @@ pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
     loop {
         let (event, line) = next()?;
         let (node, opens) = match event {
-            Event::DocumentEnd | Event::StreamEnd | Event::StreamStart | Event::DocumentStart => break,
+            Event::DocumentEnd | Event::StreamEnd | Event::StreamStart | Event::DocumentStart => {
+                break;
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 stack.pop();
                 continue;
@@ -253,8 +276,14 @@ pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
                 };
                 (node, None)
             }
-            Event::Scalar { anchor, tag, value, mut style } => {
-                let plain = !(style.single_quoted || style.double_quoted || style.literal || style.folded);
+            Event::Scalar {
+                anchor,
+                tag,
+                value,
+                mut style,
+            } => {
+                let plain =
+                    !(style.single_quoted || style.double_quoted || style.literal || style.folded);
                 let tag = match tag {
                     Some(t) if !t.is_empty() && t != "!" => {
                         style.tagged = true;
@@ -276,8 +305,14 @@ pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
                 };
                 (node, anchor)
             }
-            Event::SequenceStart { anchor, tag, flow } => (collection(Kind::Sequence, anchor.clone(), tag, flow, line), anchor),
-            Event::MappingStart { anchor, tag, flow } => (collection(Kind::Mapping, anchor.clone(), tag, flow, line), anchor),
+            Event::SequenceStart { anchor, tag, flow } => (
+                collection(Kind::Sequence, anchor.clone(), tag, flow, line),
+                anchor,
+            ),
+            Event::MappingStart { anchor, tag, flow } => (
+                collection(Kind::Mapping, anchor.clone(), tag, flow, line),
+                anchor,
+            ),
         };
         let id = doc.nodes.len();
         doc.nodes.push(node);
@@ -290,7 +325,9 @@ pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
         }
         if matches!(doc.nodes[id].kind, Kind::Sequence | Kind::Mapping) {
             if stack.len() >= MAX_DEPTH {
-                return Err(format!("yaml: line {line}: exceeded max depth of {MAX_DEPTH}"));
+                return Err(format!(
+                    "yaml: line {line}: exceeded max depth of {MAX_DEPTH}"
+                ));
             }
             stack.push(id);
         }
@@ -298,8 +335,17 @@ pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
     Ok(doc)
 }
 
-fn collection(kind: Kind, anchor: Option<String>, tag: Option<String>, flow: bool, line: usize) -> Node {
-    let mut style = Style { flow, ..Style::default() };
+fn collection(
+    kind: Kind,
+    anchor: Option<String>,
+    tag: Option<String>,
+    flow: bool,
+    line: usize,
+) -> Node {
+    let mut style = Style {
+        flow,
+        ..Style::default()
+    };
     let tag = match tag {
         Some(t) if !t.is_empty() && t != "!" => {
             style.tagged = true;

@@ -19,8 +19,9 @@ pub(crate) enum Resolved {
     Merge,
 }
 
-static YAML_FLOAT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$").expect("valid regex"));
+static YAML_FLOAT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$").expect("valid regex")
+});
 
 /// The tag a plain scalar resolves to (`!!null`, `!!bool`, `!!int`, `!!float`, `!!timestamp`, `!!str`...).
 pub(crate) fn resolve_tag(value: &str) -> &'static str {
@@ -79,7 +80,9 @@ pub(crate) fn resolve_plain(value: &str) -> Resolved {
         "true" | "True" | "TRUE" => return Resolved::Bool(true),
         "false" | "False" | "FALSE" => return Resolved::Bool(false),
         ".nan" | ".NaN" | ".NAN" => return Resolved::Float(f64::NAN),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Resolved::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Resolved::Float(f64::INFINITY);
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Resolved::Float(f64::NEG_INFINITY),
         "<<" => return Resolved::Merge,
         _ => {}
@@ -144,7 +147,11 @@ fn go_parse_int(s: &str) -> Option<i64> {
     };
     let magnitude = go_parse_uint(rest)?;
     if negative {
-        if magnitude <= 1 << 63 { Some((magnitude as i64).wrapping_neg()) } else { None }
+        if magnitude <= 1 << 63 {
+            Some((magnitude as i64).wrapping_neg())
+        } else {
+            None
+        }
     } else {
         i64::try_from(magnitude).ok()
     }
@@ -152,7 +159,8 @@ fn go_parse_int(s: &str) -> Option<i64> {
 
 /// Go's `strconv.ParseUint(s, 0, 64)` (no sign allowed).
 fn go_parse_uint(s: &str) -> Option<u64> {
-    let (radix, digits) = if let Some(rest) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+    let (radix, digits) = if let Some(rest) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))
+    {
         (16, rest)
     } else if let Some(rest) = s.strip_prefix("0o").or_else(|| s.strip_prefix("0O")) {
         (8, rest)
@@ -176,7 +184,11 @@ pub(crate) fn go_parse_float(s: &str) -> Option<f64> {
     if lower == "inf" || lower == "infinity" || lower == "nan" {
         return s.parse::<f64>().ok();
     }
-    if body.is_empty() || !body.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')) {
+    if body.is_empty()
+        || !body
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
         return None;
     }
     s.parse::<f64>().ok()
@@ -268,9 +280,21 @@ mod tests {
 
     #[test]
     fn explicit_tags() {
-        assert_eq!(resolve("!!str", "10").unwrap(), ("!!str".to_string(), Resolved::Str));
-        assert_eq!(resolve("!!float", "10").unwrap(), ("!!float".to_string(), Resolved::Float(10.0)));
-        assert_eq!(resolve("!!int", "abc").unwrap_err(), "yaml: cannot decode !!str `abc` as a !!int");
-        assert_eq!(resolve("!custom", "abc").unwrap(), ("!custom".to_string(), Resolved::Str));
+        assert_eq!(
+            resolve("!!str", "10").unwrap(),
+            ("!!str".to_string(), Resolved::Str)
+        );
+        assert_eq!(
+            resolve("!!float", "10").unwrap(),
+            ("!!float".to_string(), Resolved::Float(10.0))
+        );
+        assert_eq!(
+            resolve("!!int", "abc").unwrap_err(),
+            "yaml: cannot decode !!str `abc` as a !!int"
+        );
+        assert_eq!(
+            resolve("!custom", "abc").unwrap(),
+            ("!custom".to_string(), Resolved::Str)
+        );
     }
 }
