@@ -20,6 +20,9 @@ pub enum PlanError {
     /// A layers directory could not be read, or holds a badly named entry.
     #[error("{0}")]
     LayersDir(String),
+    /// A `service-context` named a service the plan does not define.
+    #[error("context service {} not found", quote(.0))]
+    ContextServiceNotFound(String),
     /// Service arguments were given for a service the plan does not define.
     #[error("service {} not found in plan", quote(.0))]
     ServiceNotFound(String),

@@ -9,7 +9,9 @@ use crate::error::{PlanError, format_err};
 use crate::quote::quote;
 use crate::types::{Layer, Override, Plan, Service};
 
-/// Label of the layer that [`Layers::set_service_args`] adds.
+/// Label of the layer that [`Layers::set_service_args`] adds. Like Pebble, which re-applies
+/// `--args` on every start, this layer is not meant to be persisted: [`parse_layer`](crate::parse_layer)
+/// rejects its reserved `pebble-` label.
 pub const SERVICE_ARGS_LABEL: &str = "pebble-service-args";
 
 /// The ordered layers a container holds plus the combined plan they give.

@@ -421,3 +421,65 @@ string_enum!(LogTargetType {
     Syslog => "syslog",
 });
 string_enum!(PairingMode { Unset => "", Disabled => "disabled", Single => "single", Multiple => "multiple" });
+
+/// Execution settings that can come from a service (`service-context`) with overrides,
+/// as used by exec checks and the exec API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextOptions {
+    /// Environment variables.
+    pub environment: BTreeMap<String, String>,
+    /// Numeric user.
+    pub user_id: Option<u32>,
+    /// User name.
+    pub user: String,
+    /// Numeric group.
+    pub group_id: Option<u32>,
+    /// Group name.
+    pub group: String,
+    /// Working directory.
+    pub working_dir: String,
+}
+
+impl Plan {
+    /// Starts from the settings of service `service_name` and applies `overrides` on top
+    /// (environment merged key-wise, other fields when set), as Pebble's `MergeServiceContext`.
+    /// An empty service name returns `overrides` unchanged.
+    pub fn merge_service_context(
+        &self,
+        service_name: &str,
+        overrides: ContextOptions,
+    ) -> Result<ContextOptions, crate::PlanError> {
+        if service_name.is_empty() {
+            return Ok(overrides);
+        }
+        let service = self
+            .services
+            .get(service_name)
+            .ok_or_else(|| crate::PlanError::ContextServiceNotFound(service_name.to_string()))?;
+        let mut merged = ContextOptions {
+            environment: service.environment.clone(),
+            user_id: service.user_id,
+            user: service.user.clone(),
+            group_id: service.group_id,
+            group: service.group.clone(),
+            working_dir: service.working_dir.clone(),
+        };
+        merged.environment.extend(overrides.environment);
+        if overrides.user_id.is_some() {
+            merged.user_id = overrides.user_id;
+        }
+        if !overrides.user.is_empty() {
+            merged.user = overrides.user;
+        }
+        if overrides.group_id.is_some() {
+            merged.group_id = overrides.group_id;
+        }
+        if !overrides.group.is_empty() {
+            merged.group = overrides.group;
+        }
+        if !overrides.working_dir.is_empty() {
+            merged.working_dir = overrides.working_dir;
+        }
+        Ok(merged)
+    }
+}

@@ -615,3 +615,6 @@ impl Inner {
         self.bump();
     }
 }
+
+#[cfg(test)]
+mod tests;

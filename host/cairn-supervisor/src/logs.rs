@@ -188,7 +188,11 @@ mod tests {
         for i in 0..5 {
             buf.push(format!("l{i}"));
         }
-        assert_eq!(buf.last_lines(3, "    "), "    (...)\n    l3\n    l4");
+        // As Pebble's LastLines: n+1 lines are read and the first becomes "(...)".
+        assert_eq!(
+            buf.last_lines(3, "    "),
+            "    (...)\n    l2\n    l3\n    l4"
+        );
         assert_eq!(buf.last_lines(10, "  "), "  l0\n  l1\n  l2\n  l3\n  l4");
     }
 }

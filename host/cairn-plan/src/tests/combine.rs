@@ -384,7 +384,8 @@ fn log_target_merge() {
 
 #[test]
 fn logs_to_last_match_wins() {
-    let cases: &[(&[&str], &[(&str, bool)])] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, bool)]);
+    let cases: &[Case] = &[
         (&[], &[("svc1", false)]),
         (&["all"], &[("svc1", true), ("svc2", true)]),
         (&["svc1"], &[("svc1", true), ("svc2", false)]),
@@ -645,4 +646,40 @@ fn equal_config_compares_everything() {
         !a.equal_config(&changed),
         "an explicit default is still a change, as in Pebble"
     );
+}
+
+#[test]
+fn merge_service_context() {
+    let plan = Plan::from_layers(&layers(&["
+        services:
+            svc1:
+                override: replace
+                command: run
+                environment:
+                    x: y
+                    w: z
+                user-id: 10
+                user: svcuser
+                group-id: 20
+                group: svcgroup
+                working-dir: /working/svc
+        "]))
+    .unwrap();
+    let overrides = ContextOptions {
+        environment: [("x".to_string(), "a".to_string())].into(),
+        user_id: Some(11),
+        user: "usr".into(),
+        group_id: Some(22),
+        group: "grp".into(),
+        working_dir: "/working/dir".into(),
+    };
+    assert_eq!(plan.merge_service_context("", overrides.clone()).unwrap(), overrides);
+    let merged = plan.merge_service_context("svc1", overrides.clone()).unwrap();
+    let expected_env: std::collections::BTreeMap<String, String> =
+        [("w".to_string(), "z".to_string()), ("x".to_string(), "a".to_string())].into();
+    assert_eq!(merged, ContextOptions { environment: expected_env, ..overrides });
+    let inherited = plan.merge_service_context("svc1", ContextOptions::default()).unwrap();
+    assert_eq!((inherited.user_id, inherited.working_dir.as_str()), (Some(10), "/working/svc"));
+    let err = plan.merge_service_context("nosvc", ContextOptions::default()).unwrap_err();
+    assert_eq!(err.to_string(), r#"context service "nosvc" not found"#);
 }

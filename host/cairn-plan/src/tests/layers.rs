@@ -211,9 +211,10 @@ fn sub_directory_labels_need_inner() {
         layers.add(layer("foo/baz", ""), true, false).unwrap_err(),
         PlanError::InnerRequired
     );
+    // As in Pebble, the very first layer gets 1000 even when its label has a sub-directory.
     assert_eq!(
         labels_and_orders(&layers),
-        [("foo/bar".to_string(), 1001), ("baz".to_string(), 2000)]
+        [("foo/bar".to_string(), 1000), ("baz".to_string(), 2000)]
     );
 }
 

@@ -700,3 +700,38 @@ fn never_panics_on_odd_input() {
         .to_string();
     assert!(err.contains("exceeded max depth of 10000"), "{err}");
 }
+
+#[test]
+fn error_lines_refer_to_the_re_rendered_section() {
+    // Pebble re-renders each section before decoding it, so lines count from the section's
+    // first entry, blank lines disappear and flow style stays on one line.
+    check_error(
+        "
+        summary: x
+        services:
+
+            srv1:
+                override: replace
+
+                future: true
+        ",
+        "cannot parse layer \"layer-0\" section \"services\": yaml: unmarshal errors:\n  line 3: field future not found in type plan.Service",
+    );
+    check_error(
+        "services: {srv1: {override: replace, future: true}}",
+        "cannot parse layer \"layer-0\" section \"services\": yaml: unmarshal errors:\n  line 1: field future not found in type plan.Service",
+    );
+    check_error(
+        "
+        checks:
+            chk:
+                override: replace
+                http:
+                    url: |
+                        http://a/
+                        http://b/
+                    method: GET
+        ",
+        "cannot parse layer \"layer-0\" section \"checks\": yaml: unmarshal errors:\n  line 7: field method not found in type plan.HTTPCheck",
+    );
+}

@@ -13,6 +13,9 @@ use super::resolve::{Resolved, resolve};
 /// An error that stops decoding at once; the text is final.
 pub(crate) type Fail = String;
 
+/// A mapping entry: key text, key node, value node.
+pub(crate) type Entry = (String, usize, usize);
+
 /// Decoding state over one document.
 pub(crate) struct Decoder<'a> {
     pub doc: &'a Doc,
@@ -162,10 +165,7 @@ impl<'a> Decoder<'a> {
                 Resolved::Null => return Ok(None),
                 Resolved::Int(i) => Some(i),
                 Resolved::Uint(u) => i64::try_from(u).ok(),
-                Resolved::Float(f)
-                    if f.is_finite()
-                        && f < 9.223_372_036_854_776e18
-                        && f >= -9.223_372_036_854_776e18 =>
+                Resolved::Float(f) if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
                 {
                     Some(f as i64)
                 }
@@ -236,7 +236,7 @@ impl<'a> Decoder<'a> {
         &mut self,
         id: usize,
         type_name: &str,
-    ) -> Result<Option<Vec<(String, usize, usize)>>, Fail> {
+    ) -> Result<Option<Vec<Entry>>, Fail> {
         self.visit(id, &mut |d, id| {
             if d.is_null(id) {
                 return Ok(Some(Vec::new()));
@@ -260,7 +260,7 @@ impl<'a> Decoder<'a> {
         &mut self,
         id: usize,
         seen: &mut HashSet<String>,
-        out: &mut Vec<(String, usize, usize)>,
+        out: &mut Vec<Entry>,
     ) -> Result<bool, Fail> {
         let children = self.doc.nodes[id].children.clone();
         let before = self.terrors.len();
@@ -310,7 +310,7 @@ impl<'a> Decoder<'a> {
         &mut self,
         id: usize,
         seen: &mut HashSet<String>,
-        out: &mut Vec<(String, usize, usize)>,
+        out: &mut Vec<Entry>,
     ) -> Result<(), Fail> {
         const WANT_MAP: &str = "yaml: map merge requires map or sequence of maps as the value";
         // Merged mappings go through `visit`, so merge-key bombs count as alias expansion.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
-use unsafe_libyaml as sys;
+
 
 use super::resolve::resolve_tag;
 
@@ -92,12 +92,12 @@ impl Doc {
 }
 
 /// Frees the libyaml parser when dropped.
-struct ParserGuard(Box<MaybeUninit<sys::yaml_parser_t>>);
+struct ParserGuard(Box<MaybeUninit<unsafe_libyaml::yaml_parser_t>>);
 
 impl Drop for ParserGuard {
     fn drop(&mut self) {
         // SAFETY: the parser was initialised before the guard was created.
-        unsafe { sys::yaml_parser_delete(self.0.as_mut_ptr()) }
+        unsafe { unsafe_libyaml::yaml_parser_delete(self.0.as_mut_ptr()) }
     }
 }
 
@@ -140,8 +140,8 @@ enum Event {
 }
 
 /// Formats a libyaml error as `yaml.v3` does (`yaml: line N: problem`).
-fn parse_error(parser: &sys::yaml_parser_t) -> String {
-    let scanner = parser.error == sys::YAML_SCANNER_ERROR;
+fn parse_error(parser: &unsafe_libyaml::yaml_parser_t) -> String {
+    let scanner = parser.error == unsafe_libyaml::YAML_SCANNER_ERROR;
     let mut line = 0;
     if parser.context_mark.line != 0 {
         line = parser.context_mark.line as usize + usize::from(scanner);
@@ -164,34 +164,34 @@ pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
     let parser = guard.0.as_mut_ptr();
     // SAFETY: `parser` points to writable memory for a parser; initialisation is checked.
     unsafe {
-        if sys::yaml_parser_initialize(parser).fail {
+        if unsafe_libyaml::yaml_parser_initialize(parser).fail {
             // Nothing to free: forget the guard's delete.
             std::mem::forget(guard);
             return Err("yaml: cannot initialise parser".to_string());
         }
-        sys::yaml_parser_set_encoding(parser, sys::YAML_UTF8_ENCODING);
-        sys::yaml_parser_set_input_string(parser, input.as_ptr(), input.len() as u64);
+        unsafe_libyaml::yaml_parser_set_encoding(parser, unsafe_libyaml::YAML_UTF8_ENCODING);
+        unsafe_libyaml::yaml_parser_set_input_string(parser, input.as_ptr(), input.len() as u64);
     }
     let next = || -> Result<(Event, usize), String> {
-        let mut event = MaybeUninit::<sys::yaml_event_t>::uninit();
+        let mut event = MaybeUninit::<unsafe_libyaml::yaml_event_t>::uninit();
         // SAFETY: the parser is initialised and `input` outlives it; the event is read
         // only after a successful parse and deleted right after being copied.
         unsafe {
-            if (&*parser).error != sys::YAML_NO_ERROR
-                || sys::yaml_parser_parse(parser, event.as_mut_ptr()).fail
+            if (&*parser).error != unsafe_libyaml::YAML_NO_ERROR
+                || unsafe_libyaml::yaml_parser_parse(parser, event.as_mut_ptr()).fail
             {
                 return Err(parse_error(&*parser));
             }
             let ev = event.as_mut_ptr();
             let line = (*ev).start_mark.line as usize + 1;
             let converted = match (*ev).type_ {
-                sys::YAML_STREAM_START_EVENT => Event::StreamStart,
-                sys::YAML_DOCUMENT_START_EVENT => Event::DocumentStart,
-                sys::YAML_DOCUMENT_END_EVENT => Event::DocumentEnd,
-                sys::YAML_ALIAS_EVENT => Event::Alias {
+                unsafe_libyaml::YAML_STREAM_START_EVENT => Event::StreamStart,
+                unsafe_libyaml::YAML_DOCUMENT_START_EVENT => Event::DocumentStart,
+                unsafe_libyaml::YAML_DOCUMENT_END_EVENT => Event::DocumentEnd,
+                unsafe_libyaml::YAML_ALIAS_EVENT => Event::Alias {
                     anchor: owned((*ev).data.alias.anchor).unwrap_or_default(),
                 },
-                sys::YAML_SCALAR_EVENT => {
+                unsafe_libyaml::YAML_SCALAR_EVENT => {
                     let data = (*ev).data.scalar;
                     let bytes = if data.value.is_null() {
                         &[][..]
@@ -200,10 +200,10 @@ pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
                     };
                     let mut style = Style::default();
                     match data.style {
-                        sys::YAML_SINGLE_QUOTED_SCALAR_STYLE => style.single_quoted = true,
-                        sys::YAML_DOUBLE_QUOTED_SCALAR_STYLE => style.double_quoted = true,
-                        sys::YAML_LITERAL_SCALAR_STYLE => style.literal = true,
-                        sys::YAML_FOLDED_SCALAR_STYLE => style.folded = true,
+                        unsafe_libyaml::YAML_SINGLE_QUOTED_SCALAR_STYLE => style.single_quoted = true,
+                        unsafe_libyaml::YAML_DOUBLE_QUOTED_SCALAR_STYLE => style.double_quoted = true,
+                        unsafe_libyaml::YAML_LITERAL_SCALAR_STYLE => style.literal = true,
+                        unsafe_libyaml::YAML_FOLDED_SCALAR_STYLE => style.folded = true,
                         _ => {}
                     }
                     Event::Scalar {
@@ -213,27 +213,27 @@ pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
                         style,
                     }
                 }
-                sys::YAML_SEQUENCE_START_EVENT => {
+                unsafe_libyaml::YAML_SEQUENCE_START_EVENT => {
                     let data = (*ev).data.sequence_start;
                     Event::SequenceStart {
                         anchor: owned(data.anchor),
                         tag: owned(data.tag),
-                        flow: data.style == sys::YAML_FLOW_SEQUENCE_STYLE,
+                        flow: data.style == unsafe_libyaml::YAML_FLOW_SEQUENCE_STYLE,
                     }
                 }
-                sys::YAML_SEQUENCE_END_EVENT => Event::SequenceEnd,
-                sys::YAML_MAPPING_START_EVENT => {
+                unsafe_libyaml::YAML_SEQUENCE_END_EVENT => Event::SequenceEnd,
+                unsafe_libyaml::YAML_MAPPING_START_EVENT => {
                     let data = (*ev).data.mapping_start;
                     Event::MappingStart {
                         anchor: owned(data.anchor),
                         tag: owned(data.tag),
-                        flow: data.style == sys::YAML_FLOW_MAPPING_STYLE,
+                        flow: data.style == unsafe_libyaml::YAML_FLOW_MAPPING_STYLE,
                     }
                 }
-                sys::YAML_MAPPING_END_EVENT => Event::MappingEnd,
+                unsafe_libyaml::YAML_MAPPING_END_EVENT => Event::MappingEnd,
                 _ => Event::StreamEnd,
             };
-            sys::yaml_event_delete(ev);
+            unsafe_libyaml::yaml_event_delete(ev);
             Ok((converted, line))
         }
     };
