@@ -16,6 +16,8 @@
 //! User and group names are not resolved here (Pebble's `NormalizeUidGid` needs the user
 //! database); the supervisor does that when it runs a service or check.
 
+#![warn(missing_docs)]
+
 mod combine;
 mod command;
 mod dir;

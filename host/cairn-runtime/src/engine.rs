@@ -330,3 +330,77 @@ fn last_line(bytes: &[u8]) -> Option<String> {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Status;
+    use std::collections::BTreeMap;
+
+    fn ctx() -> UnitContext {
+        UnitContext {
+            unit_name: "t/0".into(),
+            app_name: "t".into(),
+            model_name: "m".into(),
+            containers: BTreeMap::new(),
+            config: BTreeMap::new(),
+            unit_status: Status::Unknown,
+            app_status: Status::Unknown,
+            leader: true,
+            stored: BTreeMap::new(),
+            handle: None,
+        }
+    }
+
+    fn runtime(name: &str) -> (Runtime, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("cairn-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rt = Runtime::new(RuntimeConfig {
+            cache_dir: Some(dir.clone()),
+            max_instances: 16,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        (rt, dir)
+    }
+
+    #[test]
+    fn compiled_components_are_cached_by_content_and_engine() {
+        let (rt, dir) = runtime("hit");
+        let wasm = cairn_test_programs::read(cairn_test_programs::MISBEHAVE_WASM);
+        let a = rt.load(&wasm).unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let name = files[0].to_string_lossy().into_owned();
+        assert!(name.starts_with(&a.hash) && name.ends_with(".cwasm"), "{name}");
+        let modified = std::fs::metadata(dir.join(&name)).unwrap().modified().unwrap();
+        let b = rt.load(&wasm).unwrap();
+        assert_eq!(a.hash, b.hash);
+        assert_eq!(std::fs::metadata(dir.join(&name)).unwrap().modified().unwrap(), modified, "cache rewritten");
+        let d = rt.dispatch(&b, ctx(), &Event::UpgradeCharm);
+        assert_eq!(d.outcome, Ok(Outcome::Handled));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_corrupt_cache_entry_is_recompiled() {
+        let (rt, dir) = runtime("corrupt");
+        let wasm = cairn_test_programs::read(cairn_test_programs::MISBEHAVE_WASM);
+        rt.load(&wasm).unwrap();
+        let entry = std::fs::read_dir(&dir).unwrap().flatten().next().unwrap().path();
+        std::fs::write(&entry, b"not a cwasm").unwrap();
+        let c = rt.load(&wasm).unwrap();
+        assert_eq!(rt.dispatch(&c, ctx(), &Event::UpgradeCharm).outcome, Ok(Outcome::Handled));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_component_that_is_not_a_charm_is_refused() {
+        let (rt, dir) = runtime("notcharm");
+        let err = rt.load(b"\0asm\x0d\0\x01\0").err().unwrap().to_string();
+        assert!(err.starts_with("cannot load charm: "), "{err}");
+        let err = rt.load(b"garbage").err().unwrap().to_string();
+        assert!(err.starts_with("cannot load charm: "), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

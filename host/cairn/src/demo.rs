@@ -98,10 +98,12 @@ pub async fn run(keep: bool) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("cairn-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     println!("$ cairn run --dir {}   (in the background)", dir.display());
+    let log = std::fs::File::create(dir.join("daemon.log"))?;
     let child = std::process::Command::new(std::env::current_exe()?)
         .args(["run", "--dir"])
         .arg(&dir)
         .stdout(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .context("cannot start the daemon")?;
     let daemon = Daemon(child);
@@ -112,7 +114,7 @@ pub async fn run(keep: bool) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    println!("  daemon ready in {:?}", started.elapsed());
+    println!("  daemon ready in {:?} (its log: {}/daemon.log)", started.elapsed(), dir.display());
 
     let port = free_port()?;
     for (charm, config) in [

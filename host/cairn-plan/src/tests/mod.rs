@@ -24,3 +24,4 @@ pub(crate) fn yaml(text: &str) -> String {
     }
     out
 }
+mod fuzz_tmp;

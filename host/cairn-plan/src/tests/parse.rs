@@ -694,6 +694,13 @@ fn never_panics_on_odd_input() {
     for input in inputs {
         let _ = parse_layer(0, "x", input);
     }
+    // A long chain of merge keys is refused without exhausting the stack.
+    let mut chain = String::from("services:\n  s0: &s0 {override: replace, command: x}\n");
+    for i in 1..5000 {
+        chain.push_str(&format!("  s{i}: &s{i} {{<<: *s{}}}\n", i - 1));
+    }
+    let err = parse_layer(0, "x", chain.as_bytes()).unwrap_err().to_string();
+    assert!(err.ends_with("yaml: document contains excessive aliasing"), "{err}");
     let deep = "[".repeat(20_000);
     let err = parse_layer(0, "x", deep.as_bytes())
         .unwrap_err()

@@ -13,6 +13,9 @@ use super::resolve::{Resolved, resolve};
 /// An error that stops decoding at once; the text is final.
 pub(crate) type Fail = String;
 
+/// How many aliases may be followed inside one another.
+const MAX_ALIAS_DEPTH: usize = 256;
+
 /// A mapping entry: key text, key node, value node.
 pub(crate) type Entry = (String, usize, usize);
 
@@ -87,6 +90,10 @@ impl<'a> Decoder<'a> {
         }
         let node = &self.doc.nodes[id];
         if node.kind == Kind::Alias {
+            // Deeply chained aliases (merge keys of merge keys...) would only exhaust the stack.
+            if self.alias_depth >= MAX_ALIAS_DEPTH {
+                return Err("yaml: document contains excessive aliasing".to_string());
+            }
             if self.active_aliases.contains(&id) {
                 return Err(format!(
                     "yaml: anchor '{}' value contains itself",
