@@ -71,11 +71,6 @@ impl Daemon {
         }
     }
 
-    /// The daemon's pid.
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
-    }
-
     /// Stops the daemon with `signal` and waits for it to exit.
     pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) {
         if let Some(mut c) = self.child.take() {

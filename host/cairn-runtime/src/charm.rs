@@ -65,7 +65,7 @@ impl CharmMeta {
                 )));
             }
             if let Some(d) = &opt.default {
-                opt.from_yaml(d).map_err(|e| {
+                opt.value_of(d).map_err(|e| {
                     RuntimeError::Charm(format!("config option {name:?} default: {e}"))
                 })?;
             }
@@ -82,7 +82,7 @@ impl CharmMeta {
         for (name, opt) in &self.config.options {
             if let Some(v) = settings.get(name) {
                 out.insert(name.clone(), v.clone());
-            } else if let Some(d) = opt.default.as_ref().and_then(|d| opt.from_yaml(d).ok()) {
+            } else if let Some(d) = opt.default.as_ref().and_then(|d| opt.value_of(d).ok()) {
                 out.insert(name.clone(), d);
             }
         }
@@ -116,7 +116,7 @@ impl CharmMeta {
 }
 
 impl ConfigOption {
-    fn from_yaml(&self, v: &serde_yaml::Value) -> Result<ConfigValue, String> {
+    fn value_of(&self, v: &serde_yaml::Value) -> Result<ConfigValue, String> {
         use serde_yaml::Value;
         match (self.kind.as_str(), v) {
             ("int", Value::Number(n)) if n.is_i64() => Ok(ConfigValue::Int(n.as_i64().unwrap())),

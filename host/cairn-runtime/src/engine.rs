@@ -369,14 +369,31 @@ mod tests {
         let (rt, dir) = runtime("hit");
         let wasm = cairn_test_programs::read(cairn_test_programs::MISBEHAVE_WASM);
         let a = rt.load(&wasm).unwrap();
-        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(files.len(), 1, "{files:?}");
         let name = files[0].to_string_lossy().into_owned();
-        assert!(name.starts_with(&a.hash) && name.ends_with(".cwasm"), "{name}");
-        let modified = std::fs::metadata(dir.join(&name)).unwrap().modified().unwrap();
+        assert!(
+            name.starts_with(&a.hash) && name.ends_with(".cwasm"),
+            "{name}"
+        );
+        let modified = std::fs::metadata(dir.join(&name))
+            .unwrap()
+            .modified()
+            .unwrap();
         let b = rt.load(&wasm).unwrap();
         assert_eq!(a.hash, b.hash);
-        assert_eq!(std::fs::metadata(dir.join(&name)).unwrap().modified().unwrap(), modified, "cache rewritten");
+        assert_eq!(
+            std::fs::metadata(dir.join(&name))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            modified,
+            "cache rewritten"
+        );
         let d = rt.dispatch(&b, ctx(), &Event::UpgradeCharm);
         assert_eq!(d.outcome, Ok(Outcome::Handled));
         let _ = std::fs::remove_dir_all(dir);
@@ -387,10 +404,18 @@ mod tests {
         let (rt, dir) = runtime("corrupt");
         let wasm = cairn_test_programs::read(cairn_test_programs::MISBEHAVE_WASM);
         rt.load(&wasm).unwrap();
-        let entry = std::fs::read_dir(&dir).unwrap().flatten().next().unwrap().path();
+        let entry = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .path();
         std::fs::write(&entry, b"not a cwasm").unwrap();
         let c = rt.load(&wasm).unwrap();
-        assert_eq!(rt.dispatch(&c, ctx(), &Event::UpgradeCharm).outcome, Ok(Outcome::Handled));
+        assert_eq!(
+            rt.dispatch(&c, ctx(), &Event::UpgradeCharm).outcome,
+            Ok(Outcome::Handled)
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

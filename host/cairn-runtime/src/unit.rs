@@ -250,32 +250,29 @@ async fn deliver(
         outcome,
         duration_us: done.duration.as_micros() as u64,
     };
-    let result = {
-        let mut rec = unit.record.lock().unwrap();
-        let (result, h) = match &done.outcome {
-            Ok(o) => {
-                rec.status = done.ctx.unit_status.clone();
-                rec.app_status = done.ctx.app_status.clone();
-                rec.stored = done.ctx.stored.clone();
-                rec.error = None;
-                let label = if *o == Outcome::Handled {
-                    "handled"
-                } else {
-                    "deferred"
-                };
-                (Ok(*o), entry(label.into()))
-            }
-            Err(msg) => {
-                tracing::warn!("{}: {name} failed: {msg}", rec.name);
-                rec.error = Some(format!("hook failed: {name:?}: {msg}"));
-                (Err(()), entry(format!("error: {msg}")))
-            }
-        };
-        rec.history.push_back(h);
-        while rec.history.len() > MAX_HISTORY {
-            rec.history.pop_front();
+    let mut rec = unit.record.lock().unwrap();
+    let (result, h) = match &done.outcome {
+        Ok(o) => {
+            rec.status = done.ctx.unit_status.clone();
+            rec.app_status = done.ctx.app_status.clone();
+            rec.stored = done.ctx.stored.clone();
+            rec.error = None;
+            let label = if *o == Outcome::Handled {
+                "handled"
+            } else {
+                "deferred"
+            };
+            (Ok(*o), entry(label.into()))
         }
-        result
+        Err(msg) => {
+            tracing::warn!("{}: {name} failed: {msg}", rec.name);
+            rec.error = Some(format!("hook failed: {name:?}: {msg}"));
+            (Err(()), entry(format!("error: {msg}")))
+        }
     };
+    rec.history.push_back(h);
+    while rec.history.len() > MAX_HISTORY {
+        rec.history.pop_front();
+    }
     result
 }

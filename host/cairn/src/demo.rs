@@ -74,7 +74,7 @@ async fn http_get_retry(port: u16) -> Result<String> {
     loop {
         match http_get(port) {
             Ok(l) => return Ok(l),
-            Err(e) if start.elapsed() > Duration::from_secs(10) => return Err(e.into()),
+            Err(e) if start.elapsed() > Duration::from_secs(10) => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
