@@ -96,18 +96,37 @@ fn issue2_deferred_event_is_redelivered_before_the_next_one() -> Result<()> {
     d.wait_status("mis/0", "active", "handled 1", Duration::from_secs(15))?;
     d.ok(&["config", "mis", "mode=defer"])?;
     wait_for(Duration::from_secs(10), || {
-        d.events("mis/0").ok().filter(|e| e.last().is_some_and(|e| e["outcome"] == "deferred"))
+        d.events("mis/0")
+            .ok()
+            .filter(|e| e.last().is_some_and(|e| e["outcome"] == "deferred"))
     })
     .must("config-changed deferred")?;
     d.ok(&["config", "mis", "label=next"])?;
     let events = wait_for(Duration::from_secs(10), || {
-        d.events("mis/0").ok().filter(|e| e.len() >= 2 && e[e.len() - 2]["outcome"] == "handled" && e[e.len() - 1]["outcome"] == "handled")
+        d.events("mis/0").ok().filter(|e| {
+            e.len() >= 2
+                && e[e.len() - 2]["outcome"] == "handled"
+                && e[e.len() - 1]["outcome"] == "handled"
+        })
     })
     .must("deferred event re-delivered")?;
     let tail: Vec<String> = events[events.len() - 3..]
         .iter()
-        .map(|e| format!("{} {}", e["event"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap()
+            )
+        })
         .collect();
-    assert_eq!(tail, ["config-changed deferred", "config-changed handled", "config-changed handled"]);
+    assert_eq!(
+        tail,
+        [
+            "config-changed deferred",
+            "config-changed handled",
+            "config-changed handled"
+        ]
+    );
     Ok(())
 }

@@ -114,7 +114,11 @@ pub async fn run(keep: bool) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    println!("  daemon ready in {:?} (its log: {}/daemon.log)", started.elapsed(), dir.display());
+    println!(
+        "  daemon ready in {:?} (its log: {}/daemon.log)",
+        started.elapsed(),
+        dir.display()
+    );
 
     let port = free_port()?;
     for (charm, config) in [
