@@ -50,6 +50,11 @@ impl Daemon {
             .arg("run")
             .args(&self.extra)
             .env("CARGO_TARGET_DIR", cairn_test_programs::GUEST_TARGET_DIR)
+            // One compile cache for the whole suite, as a fleet of hosts would share one.
+            .env(
+                "CAIRN_CACHE_DIR",
+                std::path::Path::new(cairn_test_programs::GUEST_TARGET_DIR).join("cairn-cache"),
+            )
             .env("CAIRN_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)

@@ -34,8 +34,9 @@ impl Plan {
 }
 
 impl Layer {
-    /// Renders the layer as Pebble marshals one (parsing the text gives the layer back).
-    /// Empty extension sections are left out.
+    /// Renders the layer as Pebble marshals one; parsing the text gives the layer back.
+    /// Unlike Pebble (which never prints layers), empty extension sections are left out,
+    /// and a multi-line string starting with a line break keeps it (`yaml.v3` v3.0.1 drops it).
     pub fn to_yaml(&self) -> String {
         let mut top = Fields::default();
         top.string("summary", &self.summary);
@@ -53,7 +54,7 @@ impl Layer {
             );
         }
         top.map("workloads", &self.workloads, workload_out);
-        Emitter::document(&Out::map(top.0))
+        Emitter::document_lossless(&Out::map(top.0))
     }
 }
 

@@ -46,6 +46,10 @@ enum Command {
         /// First retry delay of a failed event (doubles up to 60s).
         #[arg(long, default_value = "1s", value_parser = parse_duration)]
         retry_delay: Duration,
+        /// Where compiled components are cached (default: <dir>/cache); may be shared by
+        /// several hosts of the same version.
+        #[arg(long, env = "CAIRN_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Deploy a charm (a directory with charmcraft.yaml and its built component).
     Deploy {
@@ -146,8 +150,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
             event_deadline,
             memory_limit_mib,
             retry_delay,
+            cache_dir,
         } => {
             let mut config = HostConfig::new(&dir);
+            if let Some(c) = cache_dir {
+                config.runtime.cache_dir = Some(c);
+            }
             config.update_status_interval = update_status_interval;
             config.runtime.event_deadline = event_deadline;
             config.runtime.memory_limit = memory_limit_mib << 20;

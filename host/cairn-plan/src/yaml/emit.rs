@@ -275,6 +275,9 @@ pub(crate) struct Emitter {
     pending: Vec<usize>,
     /// 1-based start line per node id (0 = not emitted).
     pub lines: Vec<usize>,
+    /// Write the line break after a block scalar header as libyaml does; `yaml.v3` v3.0.1
+    /// (what Pebble uses) leaves it out, which drops a leading empty line of the value.
+    header_break: bool,
 }
 
 impl Emitter {
@@ -290,12 +293,22 @@ impl Emitter {
             flow_level: 0,
             pending: Vec::new(),
             lines: Vec::new(),
+            header_break: false,
         }
     }
 
-    /// Renders one document.
+    /// Renders one document exactly as `yaml.v3` v3.0.1 does.
     pub fn document(root: &Out) -> String {
         let mut e = Emitter::new();
+        e.emit_document(root);
+        e.out
+    }
+
+    /// Renders one document so that it always reads back the same: like [`Emitter::document`]
+    /// except that a block scalar starting with a line break keeps it.
+    pub fn document_lossless(root: &Out) -> String {
+        let mut e = Emitter::new();
+        e.header_break = true;
         e.emit_document(root);
         e.out
     }
@@ -774,6 +787,9 @@ impl Emitter {
     fn write_literal(&mut self, value: &str) {
         self.write_indicator("|", true, false, false);
         self.block_hints(value);
+        if self.header_break {
+            self.put_break();
+        }
         self.whitespace = true;
         let mut breaks = true;
         for c in value.chars() {
@@ -794,6 +810,9 @@ impl Emitter {
     fn write_folded(&mut self, value: &str) {
         self.write_indicator(">", true, false, false);
         self.block_hints(value);
+        if self.header_break {
+            self.put_break();
+        }
         self.whitespace = true;
         let chars: Vec<char> = value.chars().collect();
         let mut breaks = true;
