@@ -560,6 +560,15 @@ impl Host {
                     containers,
                 });
             }
+            if app_status == Status::Unknown {
+                // As Juju: without a status set by the leader, the app shows its units'
+                // most severe status.
+                app_status = units
+                    .iter()
+                    .map(|u| u.status.clone())
+                    .max_by_key(Status::severity)
+                    .unwrap_or_default();
+            }
             out.push(AppReport {
                 name: name.clone(),
                 charm: entry.record.meta.name.clone(),

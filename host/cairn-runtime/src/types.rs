@@ -64,6 +64,18 @@ impl Status {
         }
     }
 
+    /// How much the status needs attention (error highest), to summarise several.
+    pub fn severity(&self) -> u8 {
+        match self {
+            Status::Unknown => 0,
+            Status::Active(_) => 1,
+            Status::Waiting(_) => 2,
+            Status::Maintenance(_) => 3,
+            Status::Blocked(_) => 4,
+            Status::Error(_) => 5,
+        }
+    }
+
     /// The status message (empty for `unknown`).
     pub fn message(&self) -> &str {
         match self {

@@ -119,13 +119,23 @@ pub fn events_table(events: &[HistoryEntry]) -> String {
     ]];
     for e in events {
         rows.push(vec![
-            e.time.clone(),
+            short_time(&e.time),
             e.event.clone(),
             format_us(e.duration_us),
             e.outcome.clone(),
         ]);
     }
     table(&rows)
+}
+
+/// RFC 3339 cut to milliseconds, for tables.
+fn short_time(t: &str) -> String {
+    match (t.find('.'), t.rfind(['Z', '+'])) {
+        (Some(dot), Some(end)) if end > dot => {
+            format!("{}{}", &t[..(dot + 4).min(end)], &t[end..])
+        }
+        _ => t.to_string(),
+    }
 }
 
 fn format_us(us: u64) -> String {
@@ -160,6 +170,18 @@ mod tests {
             vec!["ccc".into(), "d".into()],
         ]);
         assert_eq!(t, "a    bb\nccc  d\n");
+    }
+
+    #[test]
+    fn times_are_cut_to_milliseconds() {
+        assert_eq!(
+            super::short_time("2026-11-22T13:52:21.690867358Z"),
+            "2026-11-22T13:52:21.690Z"
+        );
+        assert_eq!(
+            super::short_time("2026-11-22T13:52:21Z"),
+            "2026-11-22T13:52:21Z"
+        );
     }
 
     #[test]

@@ -673,13 +673,34 @@ fn merge_service_context() {
         group: "grp".into(),
         working_dir: "/working/dir".into(),
     };
-    assert_eq!(plan.merge_service_context("", overrides.clone()).unwrap(), overrides);
-    let merged = plan.merge_service_context("svc1", overrides.clone()).unwrap();
-    let expected_env: std::collections::BTreeMap<String, String> =
-        [("w".to_string(), "z".to_string()), ("x".to_string(), "a".to_string())].into();
-    assert_eq!(merged, ContextOptions { environment: expected_env, ..overrides });
-    let inherited = plan.merge_service_context("svc1", ContextOptions::default()).unwrap();
-    assert_eq!((inherited.user_id, inherited.working_dir.as_str()), (Some(10), "/working/svc"));
-    let err = plan.merge_service_context("nosvc", ContextOptions::default()).unwrap_err();
+    assert_eq!(
+        plan.merge_service_context("", overrides.clone()).unwrap(),
+        overrides
+    );
+    let merged = plan
+        .merge_service_context("svc1", overrides.clone())
+        .unwrap();
+    let expected_env: std::collections::BTreeMap<String, String> = [
+        ("w".to_string(), "z".to_string()),
+        ("x".to_string(), "a".to_string()),
+    ]
+    .into();
+    assert_eq!(
+        merged,
+        ContextOptions {
+            environment: expected_env,
+            ..overrides
+        }
+    );
+    let inherited = plan
+        .merge_service_context("svc1", ContextOptions::default())
+        .unwrap();
+    assert_eq!(
+        (inherited.user_id, inherited.working_dir.as_str()),
+        (Some(10), "/working/svc")
+    );
+    let err = plan
+        .merge_service_context("nosvc", ContextOptions::default())
+        .unwrap_err();
     assert_eq!(err.to_string(), r#"context service "nosvc" not found"#);
 }

@@ -4,6 +4,7 @@
 mod combine;
 mod dir;
 mod layers;
+mod mutations;
 mod order;
 mod parse;
 mod render;
@@ -24,4 +25,3 @@ pub(crate) fn yaml(text: &str) -> String {
     }
     out
 }
-mod fuzz_tmp;

@@ -699,8 +699,13 @@ fn never_panics_on_odd_input() {
     for i in 1..5000 {
         chain.push_str(&format!("  s{i}: &s{i} {{<<: *s{}}}\n", i - 1));
     }
-    let err = parse_layer(0, "x", chain.as_bytes()).unwrap_err().to_string();
-    assert!(err.ends_with("yaml: document contains excessive aliasing"), "{err}");
+    let err = parse_layer(0, "x", chain.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("yaml: document contains excessive aliasing"),
+        "{err}"
+    );
     let deep = "[".repeat(20_000);
     let err = parse_layer(0, "x", deep.as_bytes())
         .unwrap_err()

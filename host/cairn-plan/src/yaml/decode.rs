@@ -172,7 +172,8 @@ impl<'a> Decoder<'a> {
                 Resolved::Null => return Ok(None),
                 Resolved::Int(i) => Some(i),
                 Resolved::Uint(u) => i64::try_from(u).ok(),
-                Resolved::Float(f) if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
+                Resolved::Float(f)
+                    if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
                 {
                     Some(f as i64)
                 }
@@ -239,11 +240,7 @@ impl<'a> Decoder<'a> {
     /// The entries of a mapping, with merge keys applied and keys decoded as strings.
     /// `None` (after recording an error) when the node is not a mapping or has duplicate keys;
     /// `Some(empty)` for null.
-    pub fn entries(
-        &mut self,
-        id: usize,
-        type_name: &str,
-    ) -> Result<Option<Vec<Entry>>, Fail> {
+    pub fn entries(&mut self, id: usize, type_name: &str) -> Result<Option<Vec<Entry>>, Fail> {
         self.visit(id, &mut |d, id| {
             if d.is_null(id) {
                 return Ok(Some(Vec::new()));

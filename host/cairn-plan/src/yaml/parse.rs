@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
-
-
 use super::resolve::resolve_tag;
 
 /// Same nesting limit as `yaml.v3`'s scanner.
@@ -200,8 +198,12 @@ pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
                     };
                     let mut style = Style::default();
                     match data.style {
-                        unsafe_libyaml::YAML_SINGLE_QUOTED_SCALAR_STYLE => style.single_quoted = true,
-                        unsafe_libyaml::YAML_DOUBLE_QUOTED_SCALAR_STYLE => style.double_quoted = true,
+                        unsafe_libyaml::YAML_SINGLE_QUOTED_SCALAR_STYLE => {
+                            style.single_quoted = true
+                        }
+                        unsafe_libyaml::YAML_DOUBLE_QUOTED_SCALAR_STYLE => {
+                            style.double_quoted = true
+                        }
                         unsafe_libyaml::YAML_LITERAL_SCALAR_STYLE => style.literal = true,
                         unsafe_libyaml::YAML_FOLDED_SCALAR_STYLE => style.folded = true,
                         _ => {}
