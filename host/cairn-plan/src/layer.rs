@@ -366,7 +366,7 @@ fn decode_sub<T: Default>(
     d: &mut Decoder,
     id: usize,
     current: Option<T>,
-    decode: fn(&mut Decoder, usize, &mut T) -> Result<bool, Fail>,
+    decode: fn(&mut Decoder, usize, &mut T) -> Result<(), Fail>,
 ) -> Result<Option<T>, Fail> {
     if d.doc.short_tag(id) == "!!null" {
         return Ok(None);
@@ -376,9 +376,9 @@ fn decode_sub<T: Default>(
     Ok(Some(value))
 }
 
-fn decode_http(d: &mut Decoder, id: usize, h: &mut HttpCheck) -> Result<bool, Fail> {
+fn decode_http(d: &mut Decoder, id: usize, h: &mut HttpCheck) -> Result<(), Fail> {
     let Some(fields) = d.fields(id, "plan.HTTPCheck", HTTP_FIELDS)? else {
-        return Ok(false);
+        return Ok(());
     };
     for (field, v) in fields {
         match field.as_str() {
@@ -387,12 +387,12 @@ fn decode_http(d: &mut Decoder, id: usize, h: &mut HttpCheck) -> Result<bool, Fa
             _ => {}
         }
     }
-    Ok(true)
+    Ok(())
 }
 
-fn decode_tcp(d: &mut Decoder, id: usize, t: &mut TcpCheck) -> Result<bool, Fail> {
+fn decode_tcp(d: &mut Decoder, id: usize, t: &mut TcpCheck) -> Result<(), Fail> {
     let Some(fields) = d.fields(id, "plan.TCPCheck", TCP_FIELDS)? else {
-        return Ok(false);
+        return Ok(());
     };
     for (field, v) in fields {
         match field.as_str() {
@@ -405,12 +405,12 @@ fn decode_tcp(d: &mut Decoder, id: usize, t: &mut TcpCheck) -> Result<bool, Fail
             _ => {}
         }
     }
-    Ok(true)
+    Ok(())
 }
 
-fn decode_exec(d: &mut Decoder, id: usize, e: &mut ExecCheck) -> Result<bool, Fail> {
+fn decode_exec(d: &mut Decoder, id: usize, e: &mut ExecCheck) -> Result<(), Fail> {
     let Some(fields) = d.fields(id, "plan.ExecCheck", EXEC_FIELDS)? else {
-        return Ok(false);
+        return Ok(());
     };
     for (field, v) in fields {
         match field.as_str() {
@@ -425,7 +425,7 @@ fn decode_exec(d: &mut Decoder, id: usize, e: &mut ExecCheck) -> Result<bool, Fa
             _ => {}
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 fn decode_log_targets(

@@ -13,8 +13,24 @@
 //! `yaml.v3`'s rules, so values and messages match; rendering reproduces `yaml.v3`'s emitter.
 //!
 //! The crate is pure: no I/O except reading a layers directory, no async, no processes.
-//! User and group names are not resolved here (Pebble's `NormalizeUidGid` needs the user
-//! database); the supervisor does that when it runs a service or check.
+//!
+//! # Where Cairn cannot match Pebble exactly
+//! - User and group names are not resolved here (Pebble's `NormalizeUidGid`, also used to
+//!   validate exec checks and workloads, needs the user database); the supervisor does it.
+//! - Enumerated fields are Rust enums, so values Pebble keeps and rejects later are rejected
+//!   while parsing: an invalid `override` gets Pebble's combine-time message (`layer "x" has
+//!   invalid "override" value for service "y"`), and a service `startup` other than
+//!   `enabled`/`disabled` (which Pebble silently treats as disabled) gets
+//!   `plan service "x" startup must be "enabled" or "disabled"`.
+//! - Ids, ports and thresholds are `u32` (Go `int`): a negative or huge value is a decoding
+//!   error (`cannot unmarshal !!int `-1` into int`); negative durations are `invalid duration`.
+//! - Decoding errors carry the line numbers Pebble reports (counted in the section as
+//!   re-rendered on its own), except that comments inside a section, which Pebble re-emits,
+//!   are not counted.
+//! - Where Pebble iterates a Go map (random order) and several errors apply, Cairn reports
+//!   the first by sorted name (services, checks, targets) or document order (sections).
+//! - [`Layer::to_yaml`] is Cairn's persistence format (Pebble never prints layers): it leaves
+//!   out empty extension sections and keeps a leading line break of a multi-line string.
 
 #![warn(missing_docs)]
 

@@ -425,17 +425,34 @@ impl Supervisor {
         self.wait_change(&id, None).await
     }
 
-    /// Sends a signal (by name, such as `SIGHUP`) to the main process of the named services.
+    /// Sends a signal (by name, such as `SIGHUP`) to the main process of the named
+    /// services, with Pebble's per-service errors joined by `; `.
     pub fn send_signal(&self, signal: &str, names: &[String]) -> Result<(), SupervisorError> {
-        let sig: nix::sys::signal::Signal = signal.parse().map_err(|_| {
-            SupervisorError::BadRequest(format!(
-                "cannot send signal: invalid signal name {signal:?}"
-            ))
-        })?;
         self.inner
             .services
-            .send_signal(sig, names)
+            .send_signal(signal, names)
             .map_err(SupervisorError::BadRequest)
+    }
+
+    /// Aborts a change: tasks not yet started are put on hold (a running task finishes).
+    pub fn abort_change(&self, id: &str) -> Result<ChangeInfo, SupervisorError> {
+        let info = self.change(id)?;
+        if info.ready {
+            return Err(SupervisorError::BadRequest(format!(
+                "cannot abort change {id} with nothing pending"
+            )));
+        }
+        {
+            let mut book = self.inner.book.lock().unwrap();
+            for t in book.change_tasks(info.id.parse().unwrap_or(0)) {
+                if book.task_status(t) == Some(Status::Do) {
+                    book.set_task_status(t, Status::Hold);
+                }
+            }
+        }
+        self.inner.save();
+        self.inner.bump();
+        self.change(id)
     }
 
     /// Stops every running service in stop order ("Stop all running services"), waiting at
@@ -573,6 +590,11 @@ impl Inner {
 
     async fn run_lane(self: Arc<Self>, lane: Vec<(u64, String, TaskKind)>) -> bool {
         for (i, (tid, name, kind)) in lane.iter().enumerate() {
+            if self.book.lock().unwrap().task_status(*tid) != Some(Status::Do) {
+                // Aborted: this task and the rest of its lane stay on hold.
+                self.hold(&lane[i..]);
+                return false;
+            }
             self.set_status(*tid, Status::Doing);
             let log = |msg: &str| {
                 self.book.lock().unwrap().task_log(*tid, msg);

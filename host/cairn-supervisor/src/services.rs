@@ -17,7 +17,7 @@ use std::time::Duration;
 use cairn_plan::{Service, ServiceAction, ServiceStartup};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{oneshot, watch};
 
@@ -71,7 +71,7 @@ impl State {
 }
 
 /// A service's status as the API reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceStatus {
     /// Starting or running.
@@ -97,7 +97,7 @@ impl ServiceStatus {
 }
 
 /// One service as `GET /v1/services` reports it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ServiceInfo {
     /// The service's name.
@@ -107,7 +107,7 @@ pub struct ServiceInfo {
     /// Current status.
     pub current: ServiceStatus,
     /// When `current` last changed, RFC 3339; absent for never-started services.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_since: Option<String>,
 }
 
@@ -486,28 +486,32 @@ impl ServiceManager {
     }
 
     /// Sends a signal to the main process of running services, with Pebble's errors.
-    pub(crate) fn send_signal(&self, signal: Signal, names: &[String]) -> Result<(), String> {
+    pub(crate) fn send_signal(&self, signal: &str, names: &[String]) -> Result<(), String> {
         let services = self.services.lock().unwrap();
         let mut errors = Vec::new();
         for name in names {
-            match services.get(name) {
-                Some(s) if matches!(s.state, State::Starting | State::Running) => {
+            let Some(s) = services.get(name) else {
+                errors.push(format!("cannot send signal to {name:?}: service is not running"));
+                continue;
+            };
+            match s.state {
+                State::Starting | State::Running => {
+                    let Ok(sig) = signal.parse::<Signal>() else {
+                        errors.push(format!("cannot send signal to {name:?}: invalid signal name {signal:?}"));
+                        continue;
+                    };
+                    tracing::info!("Sending {signal} to service {name:?}");
                     if let Some(pid) = s.pid
-                        && let Err(e) = nix::sys::signal::kill(Pid::from_raw(pid), signal)
+                        && let Err(e) = nix::sys::signal::kill(Pid::from_raw(pid), sig)
                     {
                         errors.push(format!("cannot send signal to {name:?}: {e}"));
                     }
                 }
-                _ => errors.push(format!(
-                    "cannot send signal to {name:?}: service is not running"
-                )),
+                State::Initial => errors.push(format!("cannot send signal to {name:?}: invalid in state \"initial\"")),
+                _ => errors.push(format!("cannot send signal to {name:?}: service is not running")),
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
-        }
+        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
     }
 
     fn start_process(&self, s: &mut ServiceData) -> Result<(), String> {

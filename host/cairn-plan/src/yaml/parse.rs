@@ -94,7 +94,7 @@ struct ParserGuard(Box<MaybeUninit<unsafe_libyaml::yaml_parser_t>>);
 
 impl Drop for ParserGuard {
     fn drop(&mut self) {
-        // SAFETY: the parser was initialised before the guard was created.
+        // SAFETY: a guard is only created around an initialised parser.
         unsafe { unsafe_libyaml::yaml_parser_delete(self.0.as_mut_ptr()) }
     }
 }
@@ -158,15 +158,16 @@ fn parse_error(parser: &unsafe_libyaml::yaml_parser_t) -> String {
 
 /// Parses the first document of `input`. The error text is `yaml.v3`'s.
 pub(crate) fn parse(input: &[u8]) -> Result<Doc, String> {
-    let mut guard = ParserGuard(Box::new(MaybeUninit::uninit()));
+    let mut storage: Box<MaybeUninit<unsafe_libyaml::yaml_parser_t>> =
+        Box::new(MaybeUninit::uninit());
+    // SAFETY: `storage` is writable memory for a parser; initialisation is checked before use.
+    if unsafe { unsafe_libyaml::yaml_parser_initialize(storage.as_mut_ptr()) }.fail {
+        return Err("yaml: cannot initialise parser".to_string());
+    }
+    let mut guard = ParserGuard(storage);
     let parser = guard.0.as_mut_ptr();
-    // SAFETY: `parser` points to writable memory for a parser; initialisation is checked.
+    // SAFETY: the parser is initialised; `input` outlives every use of the parser.
     unsafe {
-        if unsafe_libyaml::yaml_parser_initialize(parser).fail {
-            // Nothing to free: forget the guard's delete.
-            std::mem::forget(guard);
-            return Err("yaml: cannot initialise parser".to_string());
-        }
         unsafe_libyaml::yaml_parser_set_encoding(parser, unsafe_libyaml::YAML_UTF8_ENCODING);
         unsafe_libyaml::yaml_parser_set_input_string(parser, input.as_ptr(), input.len() as u64);
     }

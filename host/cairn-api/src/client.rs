@@ -1,0 +1,311 @@
+//! A typed client for Pebble's API over a unix socket, keeping one connection alive.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_supervisor::{ChangeInfo, ServiceInfo};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::net::UnixStream;
+use tokio::sync::{Mutex, mpsc};
+
+use crate::envelope::{Envelope, ErrorResult};
+
+/// Errors of API calls, shaped like the `ops.pebble` exception families.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket cannot be reached.
+    #[error("cannot connect to {socket}: {source}")]
+    Connection {
+        socket: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The API refused the request.
+    #[error("{message}")]
+    Api { code: u16, kind: String, message: String },
+    /// A change ended in error.
+    #[error("{err}")]
+    Change { change_id: String, err: String },
+    /// The reply was not what the API promises.
+    #[error("cannot decode response: {0}")]
+    Protocol(String),
+}
+
+/// `GET /v1/system-info`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct SystemInfo {
+    #[serde(rename = "boot-id")]
+    pub boot_id: String,
+    pub version: String,
+    #[serde(rename = "http-address", default)]
+    pub http_address: Option<String>,
+}
+
+/// One `GET /v1/logs` line.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct LogLine {
+    pub time: String,
+    pub service: String,
+    pub message: String,
+}
+
+/// A client of one container's API.
+pub struct Client {
+    socket: PathBuf,
+    conn: Mutex<Option<SendRequest<Full<Bytes>>>>,
+}
+
+impl Client {
+    /// A client for the API on `socket`; connects lazily.
+    pub fn unix(socket: impl AsRef<Path>) -> Self {
+        Client {
+            socket: socket.as_ref().to_path_buf(),
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// The socket this client talks to.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+        let stream = UnixStream::connect(&self.socket).await.map_err(|source| ClientError::Connection {
+            socket: self.socket.display().to_string(),
+            source,
+        })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    fn request(method: Method, path: &str, body: Option<Vec<u8>>) -> Request<Full<Bytes>> {
+        let mut b = Request::builder().method(method).uri(path).header("Host", "localhost");
+        if body.is_some() {
+            b = b.header("Content-Type", "application/json");
+        }
+        b.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap()
+    }
+
+    /// Sends a request on the kept-alive connection (reconnecting once if it went away)
+    /// and returns the status and body.
+    pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Bytes), ClientError> {
+        let mut guard = self.conn.lock().await;
+        for attempt in 0..2 {
+            if guard.as_ref().is_none_or(|s| s.is_closed()) {
+                *guard = Some(self.connect().await?);
+            }
+            let sender = guard.as_mut().unwrap();
+            if sender.ready().await.is_err() {
+                *guard = None;
+                continue;
+            }
+            match sender.send_request(Self::request(method.clone(), path, body.clone())).await {
+                Ok(resp) => {
+                    let code = resp.status().as_u16();
+                    let bytes = resp
+                        .into_body()
+                        .collect()
+                        .await
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?
+                        .to_bytes();
+                    return Ok((code, bytes));
+                }
+                Err(e) if attempt == 0 => {
+                    tracing::debug!("api connection lost, reconnecting: {e}");
+                    *guard = None;
+                }
+                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            }
+        }
+        Err(ClientError::Protocol("connection closed".into()))
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Envelope, ClientError> {
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
+        let (_, bytes) = self.raw(method, path, body).await?;
+        let env: Envelope = serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if env.kind == "error" {
+            let err: ErrorResult = serde_json::from_value(env.result.clone())
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            return Err(ClientError::Api {
+                code: env.status_code,
+                kind: err.kind,
+                message: err.message,
+            });
+        }
+        Ok(env)
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ClientError> {
+        let env = self.call(Method::GET, path, None).await?;
+        serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// `GET /v1/system-info`.
+    pub async fn system_info(&self) -> Result<SystemInfo, ClientError> {
+        self.get("/v1/system-info").await
+    }
+
+    /// `GET /v1/health`: whether the container is healthy (at `level`, for `names`).
+    pub async fn health(&self, level: Option<&str>, names: &[String]) -> Result<bool, ClientError> {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        if let Some(l) = level {
+            q.append_pair("level", l);
+        }
+        if !names.is_empty() {
+            q.append_pair("names", &names.join(","));
+        }
+        let (_, bytes) = self.raw(Method::GET, &format!("/v1/health?{}", q.finish()), None).await?;
+        let env: Envelope = serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if env.kind == "error" {
+            let err: ErrorResult = serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            return Err(ClientError::Api { code: env.status_code, kind: err.kind, message: err.message });
+        }
+        Ok(env.result["healthy"].as_bool().unwrap_or(false))
+    }
+
+    /// `POST /v1/layers`.
+    pub async fn add_layer(&self, label: &str, yaml: &str, combine: bool, inner: bool) -> Result<(), ClientError> {
+        let body = serde_json::json!({"action": "add", "label": label, "format": "yaml", "layer": yaml, "combine": combine, "inner": inner});
+        self.call(Method::POST, "/v1/layers", Some(body)).await.map(|_| ())
+    }
+
+    /// `GET /v1/plan?format=yaml`.
+    pub async fn plan(&self) -> Result<String, ClientError> {
+        self.get("/v1/plan?format=yaml").await
+    }
+
+    /// `GET /v1/services`.
+    pub async fn services(&self, names: &[String]) -> Result<Vec<ServiceInfo>, ClientError> {
+        if names.is_empty() {
+            self.get("/v1/services").await
+        } else {
+            self.get(&format!("/v1/services?names={}", encode(&names.join(",")))).await
+        }
+    }
+
+    /// `POST /v1/services`: returns the change id.
+    pub async fn services_action(&self, action: &str, names: &[String]) -> Result<String, ClientError> {
+        let env = self
+            .call(Method::POST, "/v1/services", Some(serde_json::json!({"action": action, "services": names})))
+            .await?;
+        env.change.ok_or_else(|| ClientError::Protocol("async response without change".into()))
+    }
+
+    /// `GET /v1/changes`.
+    pub async fn changes(&self, select: &str, service: Option<&str>) -> Result<Vec<ChangeInfo>, ClientError> {
+        let mut path = format!("/v1/changes?select={}", encode(select));
+        if let Some(s) = service {
+            path.push_str(&format!("&for={}", encode(s)));
+        }
+        self.get(&path).await
+    }
+
+    /// `GET /v1/changes/{id}`.
+    pub async fn change(&self, id: &str) -> Result<ChangeInfo, ClientError> {
+        self.get(&format!("/v1/changes/{}", encode(id))).await
+    }
+
+    /// `POST /v1/changes/{id}` with `abort`.
+    pub async fn abort_change(&self, id: &str) -> Result<ChangeInfo, ClientError> {
+        let env = self
+            .call(Method::POST, &format!("/v1/changes/{}", encode(id)), Some(serde_json::json!({"action": "abort"})))
+            .await?;
+        serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// `GET /v1/changes/{id}/wait` (`None`: wait as long as it takes).
+    pub async fn wait_change(&self, id: &str, timeout: Option<Duration>) -> Result<ChangeInfo, ClientError> {
+        let t = timeout.map(cairn_plan::format_duration).unwrap_or_else(|| "0s".into());
+        self.get(&format!("/v1/changes/{}/wait?timeout={}", encode(id), encode(&t))).await
+    }
+
+    /// Runs a services action and waits for its change; a failed change is an error.
+    pub async fn run_action(&self, action: &str, names: &[String]) -> Result<ChangeInfo, ClientError> {
+        let id = self.services_action(action, names).await?;
+        let info = self.wait_change(&id, None).await?;
+        match &info.err {
+            Some(err) => Err(ClientError::Change { change_id: id, err: err.clone() }),
+            None => Ok(info),
+        }
+    }
+
+    /// `POST /v1/signals`.
+    pub async fn send_signal(&self, signal: &str, names: &[String]) -> Result<(), ClientError> {
+        self.call(Method::POST, "/v1/signals", Some(serde_json::json!({"signal": signal, "services": names})))
+            .await
+            .map(|_| ())
+    }
+
+    fn logs_path(services: &[String], n: Option<i64>, follow: bool) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        if !services.is_empty() {
+            q.append_pair("services", &services.join(","));
+        }
+        if let Some(n) = n {
+            q.append_pair("n", &n.to_string());
+        }
+        if follow {
+            q.append_pair("follow", "true");
+        }
+        format!("/v1/logs?{}", q.finish())
+    }
+
+    /// `GET /v1/logs` (`n`: None = server default 30, -1 = all).
+    pub async fn logs(&self, services: &[String], n: Option<i64>) -> Result<Vec<LogLine>, ClientError> {
+        let (code, bytes) = self.raw(Method::GET, &Self::logs_path(services, n, false), None).await?;
+        if code != 200 {
+            let env: Envelope = serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            return Err(ClientError::Api { code, kind: String::new(), message: env.result["message"].as_str().unwrap_or("").into() });
+        }
+        bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).map_err(|e| ClientError::Protocol(e.to_string())))
+            .collect()
+    }
+
+    /// `GET /v1/logs?follow=true`: lines as they come, on a connection of their own.
+    pub async fn follow_logs(&self, services: &[String], n: Option<i64>) -> Result<mpsc::Receiver<LogLine>, ClientError> {
+        let mut sender = self.connect().await?;
+        let resp = sender
+            .send_request(Self::request(Method::GET, &Self::logs_path(services, n, true), None))
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(256);
+        let mut body = resp.into_body();
+        tokio::spawn(async move {
+            let _keep = sender;
+            let mut buf: Vec<u8> = Vec::new();
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                    while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=i).collect();
+                        if let Ok(l) = serde_json::from_slice::<LogLine>(&line)
+                            && tx.send(l).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

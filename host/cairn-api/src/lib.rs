@@ -1,0 +1,16 @@
+//! Pebble's HTTP API for one container, and a typed client for it.
+//!
+//! The only crate that knows HTTP shapes. [`server`] serves a container's
+//! [`cairn_supervisor::Supervisor`] on a unix socket (mode 0666, `SO_PEERCRED` decides
+//! admin or read access, as Pebble does) and optionally on TCP for the open endpoints;
+//! [`envelope`] is Pebble's response envelope with its status texts and error kinds;
+//! [`client`] is the typed client the CLI uses. Clients written for Pebble (the Python
+//! `ops.pebble.Client`, `pebble` itself, Kubernetes probes) work unchanged.
+
+pub mod client;
+pub mod envelope;
+pub mod server;
+
+pub use client::{Client, ClientError};
+pub use envelope::{Envelope, Reply};
+pub use server::{ApiServer, ServerHandle, serve};
