@@ -28,7 +28,11 @@ pub enum ClientError {
     },
     /// The API refused the request.
     #[error("{message}")]
-    Api { code: u16, kind: String, message: String },
+    Api {
+        code: u16,
+        kind: String,
+        message: String,
+    },
     /// A change ended in error.
     #[error("{err}")]
     Change { change_id: String, err: String },
@@ -76,10 +80,13 @@ impl Client {
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
-        let stream = UnixStream::connect(&self.socket).await.map_err(|source| ClientError::Connection {
-            socket: self.socket.display().to_string(),
-            source,
-        })?;
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connection {
+                    socket: self.socket.display().to_string(),
+                    source,
+                })?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
@@ -90,16 +97,25 @@ impl Client {
     }
 
     fn request(method: Method, path: &str, body: Option<Vec<u8>>) -> Request<Full<Bytes>> {
-        let mut b = Request::builder().method(method).uri(path).header("Host", "localhost");
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("Host", "localhost");
         if body.is_some() {
             b = b.header("Content-Type", "application/json");
         }
-        b.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap()
+        b.body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .unwrap()
     }
 
     /// Sends a request on the kept-alive connection (reconnecting once if it went away)
     /// and returns the status and body.
-    pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(u16, Bytes), ClientError> {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Bytes), ClientError> {
         let mut guard = self.conn.lock().await;
         for attempt in 0..2 {
             if guard.as_ref().is_none_or(|s| s.is_closed()) {
@@ -110,7 +126,10 @@ impl Client {
                 *guard = None;
                 continue;
             }
-            match sender.send_request(Self::request(method.clone(), path, body.clone())).await {
+            match sender
+                .send_request(Self::request(method.clone(), path, body.clone()))
+                .await
+            {
                 Ok(resp) => {
                     let code = resp.status().as_u16();
                     let bytes = resp
@@ -131,10 +150,16 @@ impl Client {
         Err(ClientError::Protocol("connection closed".into()))
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Envelope, ClientError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Envelope, ClientError> {
         let body = body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
         let (_, bytes) = self.raw(method, path, body).await?;
-        let env: Envelope = serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let env: Envelope =
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
         if env.kind == "error" {
             let err: ErrorResult = serde_json::from_value(env.result.clone())
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
@@ -166,19 +191,35 @@ impl Client {
         if !names.is_empty() {
             q.append_pair("names", &names.join(","));
         }
-        let (_, bytes) = self.raw(Method::GET, &format!("/v1/health?{}", q.finish()), None).await?;
-        let env: Envelope = serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let (_, bytes) = self
+            .raw(Method::GET, &format!("/v1/health?{}", q.finish()), None)
+            .await?;
+        let env: Envelope =
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
         if env.kind == "error" {
-            let err: ErrorResult = serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))?;
-            return Err(ClientError::Api { code: env.status_code, kind: err.kind, message: err.message });
+            let err: ErrorResult = serde_json::from_value(env.result)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            return Err(ClientError::Api {
+                code: env.status_code,
+                kind: err.kind,
+                message: err.message,
+            });
         }
         Ok(env.result["healthy"].as_bool().unwrap_or(false))
     }
 
     /// `POST /v1/layers`.
-    pub async fn add_layer(&self, label: &str, yaml: &str, combine: bool, inner: bool) -> Result<(), ClientError> {
+    pub async fn add_layer(
+        &self,
+        label: &str,
+        yaml: &str,
+        combine: bool,
+        inner: bool,
+    ) -> Result<(), ClientError> {
         let body = serde_json::json!({"action": "add", "label": label, "format": "yaml", "layer": yaml, "combine": combine, "inner": inner});
-        self.call(Method::POST, "/v1/layers", Some(body)).await.map(|_| ())
+        self.call(Method::POST, "/v1/layers", Some(body))
+            .await
+            .map(|_| ())
     }
 
     /// `GET /v1/plan?format=yaml`.
@@ -191,20 +232,34 @@ impl Client {
         if names.is_empty() {
             self.get("/v1/services").await
         } else {
-            self.get(&format!("/v1/services?names={}", encode(&names.join(",")))).await
+            self.get(&format!("/v1/services?names={}", encode(&names.join(","))))
+                .await
         }
     }
 
     /// `POST /v1/services`: returns the change id.
-    pub async fn services_action(&self, action: &str, names: &[String]) -> Result<String, ClientError> {
+    pub async fn services_action(
+        &self,
+        action: &str,
+        names: &[String],
+    ) -> Result<String, ClientError> {
         let env = self
-            .call(Method::POST, "/v1/services", Some(serde_json::json!({"action": action, "services": names})))
+            .call(
+                Method::POST,
+                "/v1/services",
+                Some(serde_json::json!({"action": action, "services": names})),
+            )
             .await?;
-        env.change.ok_or_else(|| ClientError::Protocol("async response without change".into()))
+        env.change
+            .ok_or_else(|| ClientError::Protocol("async response without change".into()))
     }
 
     /// `GET /v1/changes`.
-    pub async fn changes(&self, select: &str, service: Option<&str>) -> Result<Vec<ChangeInfo>, ClientError> {
+    pub async fn changes(
+        &self,
+        select: &str,
+        service: Option<&str>,
+    ) -> Result<Vec<ChangeInfo>, ClientError> {
         let mut path = format!("/v1/changes?select={}", encode(select));
         if let Some(s) = service {
             path.push_str(&format!("&for={}", encode(s)));
@@ -220,32 +275,58 @@ impl Client {
     /// `POST /v1/changes/{id}` with `abort`.
     pub async fn abort_change(&self, id: &str) -> Result<ChangeInfo, ClientError> {
         let env = self
-            .call(Method::POST, &format!("/v1/changes/{}", encode(id)), Some(serde_json::json!({"action": "abort"})))
+            .call(
+                Method::POST,
+                &format!("/v1/changes/{}", encode(id)),
+                Some(serde_json::json!({"action": "abort"})),
+            )
             .await?;
         serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     /// `GET /v1/changes/{id}/wait` (`None`: wait as long as it takes).
-    pub async fn wait_change(&self, id: &str, timeout: Option<Duration>) -> Result<ChangeInfo, ClientError> {
-        let t = timeout.map(cairn_plan::format_duration).unwrap_or_else(|| "0s".into());
-        self.get(&format!("/v1/changes/{}/wait?timeout={}", encode(id), encode(&t))).await
+    pub async fn wait_change(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ChangeInfo, ClientError> {
+        let t = timeout
+            .map(cairn_plan::format_duration)
+            .unwrap_or_else(|| "0s".into());
+        self.get(&format!(
+            "/v1/changes/{}/wait?timeout={}",
+            encode(id),
+            encode(&t)
+        ))
+        .await
     }
 
     /// Runs a services action and waits for its change; a failed change is an error.
-    pub async fn run_action(&self, action: &str, names: &[String]) -> Result<ChangeInfo, ClientError> {
+    pub async fn run_action(
+        &self,
+        action: &str,
+        names: &[String],
+    ) -> Result<ChangeInfo, ClientError> {
         let id = self.services_action(action, names).await?;
         let info = self.wait_change(&id, None).await?;
         match &info.err {
-            Some(err) => Err(ClientError::Change { change_id: id, err: err.clone() }),
+            Some(err) => Err(ClientError::Change {
+                change_id: id,
+                err: err.clone(),
+            }),
             None => Ok(info),
         }
     }
 
     /// `POST /v1/signals`.
     pub async fn send_signal(&self, signal: &str, names: &[String]) -> Result<(), ClientError> {
-        self.call(Method::POST, "/v1/signals", Some(serde_json::json!({"signal": signal, "services": names})))
-            .await
-            .map(|_| ())
+        self.call(
+            Method::POST,
+            "/v1/signals",
+            Some(serde_json::json!({"signal": signal, "services": names})),
+        )
+        .await
+        .map(|_| ())
     }
 
     fn logs_path(services: &[String], n: Option<i64>, follow: bool) -> String {
@@ -263,11 +344,22 @@ impl Client {
     }
 
     /// `GET /v1/logs` (`n`: None = server default 30, -1 = all).
-    pub async fn logs(&self, services: &[String], n: Option<i64>) -> Result<Vec<LogLine>, ClientError> {
-        let (code, bytes) = self.raw(Method::GET, &Self::logs_path(services, n, false), None).await?;
+    pub async fn logs(
+        &self,
+        services: &[String],
+        n: Option<i64>,
+    ) -> Result<Vec<LogLine>, ClientError> {
+        let (code, bytes) = self
+            .raw(Method::GET, &Self::logs_path(services, n, false), None)
+            .await?;
         if code != 200 {
-            let env: Envelope = serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
-            return Err(ClientError::Api { code, kind: String::new(), message: env.result["message"].as_str().unwrap_or("").into() });
+            let env: Envelope =
+                serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            return Err(ClientError::Api {
+                code,
+                kind: String::new(),
+                message: env.result["message"].as_str().unwrap_or("").into(),
+            });
         }
         bytes
             .split(|b| *b == b'\n')
@@ -277,10 +369,18 @@ impl Client {
     }
 
     /// `GET /v1/logs?follow=true`: lines as they come, on a connection of their own.
-    pub async fn follow_logs(&self, services: &[String], n: Option<i64>) -> Result<mpsc::Receiver<LogLine>, ClientError> {
+    pub async fn follow_logs(
+        &self,
+        services: &[String],
+        n: Option<i64>,
+    ) -> Result<mpsc::Receiver<LogLine>, ClientError> {
         let mut sender = self.connect().await?;
         let resp = sender
-            .send_request(Self::request(Method::GET, &Self::logs_path(services, n, true), None))
+            .send_request(Self::request(
+                Method::GET,
+                &Self::logs_path(services, n, true),
+                None,
+            ))
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let (tx, rx) = mpsc::channel(256);

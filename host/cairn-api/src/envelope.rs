@@ -86,7 +86,12 @@ impl Reply {
 
     /// A sync response with another code (health answers 502 this way).
     pub fn sync_with(code: u16, result: impl Serialize) -> Reply {
-        Reply::envelope("sync", code, None, serde_json::to_value(result).unwrap_or(Value::Null))
+        Reply::envelope(
+            "sync",
+            code,
+            None,
+            serde_json::to_value(result).unwrap_or(Value::Null),
+        )
     }
 
     /// `202 Accepted` for a change.
@@ -96,13 +101,22 @@ impl Reply {
 
     /// An error with Pebble's message and, if any, kind.
     pub fn error(code: u16, kind: &str, message: impl Into<String>) -> Reply {
-        let kind = if code == 401 && kind.is_empty() { "login-required" } else { kind };
+        let kind = if code == 401 && kind.is_empty() {
+            "login-required"
+        } else {
+            kind
+        };
         let result = ErrorResult {
             message: message.into(),
             kind: kind.into(),
             value: Value::Null,
         };
-        Reply::envelope("error", code, None, serde_json::to_value(result).unwrap_or(Value::Null))
+        Reply::envelope(
+            "error",
+            code,
+            None,
+            serde_json::to_value(result).unwrap_or(Value::Null),
+        )
     }
 
     /// `400 Bad Request`.
@@ -147,6 +161,9 @@ mod tests {
             json(&Reply::error(401, "", "access denied")),
             serde_json::json!({"type":"error","status-code":401,"status":"Unauthorized","result":{"message":"access denied","kind":"login-required"}})
         );
-        assert_eq!(json(&Reply::sync(Vec::<u8>::new()))["result"], serde_json::json!([]));
+        assert_eq!(
+            json(&Reply::sync(Vec::<u8>::new()))["result"],
+            serde_json::json!([])
+        );
     }
 }

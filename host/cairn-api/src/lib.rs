@@ -14,3 +14,6 @@ pub mod server;
 pub use client::{Client, ClientError};
 pub use envelope::{Envelope, Reply};
 pub use server::{ApiServer, ServerHandle, serve};
+
+#[cfg(test)]
+mod tests;

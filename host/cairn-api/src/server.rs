@@ -52,7 +52,9 @@ enum Caller {
 impl Caller {
     fn access(self) -> Option<Access> {
         match self {
-            Caller::Unix(uid) if uid == 0 || uid == nix::unistd::Uid::current().as_raw() => Some(Access::Admin),
+            Caller::Unix(uid) if uid == 0 || uid == nix::unistd::Uid::current().as_raw() => {
+                Some(Access::Admin)
+            }
             Caller::Unix(_) => Some(Access::Read),
             Caller::Http => None,
         }
@@ -68,17 +70,61 @@ struct Route {
 
 /// Pebble's route table (the endpoints served so far).
 const ROUTES: &[Route] = &[
-    Route { path: "/v1/system-info", read: Some(Access::Open), write: None },
-    Route { path: "/v1/health", read: Some(Access::Open), write: None },
-    Route { path: "/v1/changes", read: Some(Access::Read), write: None },
-    Route { path: "/v1/changes/{id}", read: Some(Access::Read), write: Some(Access::Admin) },
-    Route { path: "/v1/changes/{id}/wait", read: Some(Access::Read), write: None },
-    Route { path: "/v1/services", read: Some(Access::Read), write: Some(Access::Admin) },
-    Route { path: "/v1/services/{name}", read: Some(Access::Read), write: Some(Access::Admin) },
-    Route { path: "/v1/plan", read: Some(Access::Admin), write: None },
-    Route { path: "/v1/layers", read: None, write: Some(Access::Admin) },
-    Route { path: "/v1/logs", read: Some(Access::Read), write: None },
-    Route { path: "/v1/signals", read: None, write: Some(Access::Admin) },
+    Route {
+        path: "/v1/system-info",
+        read: Some(Access::Open),
+        write: None,
+    },
+    Route {
+        path: "/v1/health",
+        read: Some(Access::Open),
+        write: None,
+    },
+    Route {
+        path: "/v1/changes",
+        read: Some(Access::Read),
+        write: None,
+    },
+    Route {
+        path: "/v1/changes/{id}",
+        read: Some(Access::Read),
+        write: Some(Access::Admin),
+    },
+    Route {
+        path: "/v1/changes/{id}/wait",
+        read: Some(Access::Read),
+        write: None,
+    },
+    Route {
+        path: "/v1/services",
+        read: Some(Access::Read),
+        write: Some(Access::Admin),
+    },
+    Route {
+        path: "/v1/services/{name}",
+        read: Some(Access::Read),
+        write: Some(Access::Admin),
+    },
+    Route {
+        path: "/v1/plan",
+        read: Some(Access::Admin),
+        write: None,
+    },
+    Route {
+        path: "/v1/layers",
+        read: None,
+        write: Some(Access::Admin),
+    },
+    Route {
+        path: "/v1/logs",
+        read: Some(Access::Read),
+        write: None,
+    },
+    Route {
+        path: "/v1/signals",
+        read: None,
+        write: Some(Access::Admin),
+    },
 ];
 
 fn match_route(path: &str) -> Option<(&'static Route, Vec<String>)> {
@@ -127,7 +173,10 @@ impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
     }
 }
@@ -137,11 +186,19 @@ struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(q: Option<&str>) -> Query {
-        Query(form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect())
+        Query(
+            form_urlencoded::parse(q.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     fn get(&self, key: &str) -> &str {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("")
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
     }
 
     fn list(&self, key: &str) -> Vec<String> {
@@ -158,7 +215,9 @@ impl Query {
 
 fn sup_error(e: SupervisorError) -> Reply {
     match e {
-        SupervisorError::NoDefaultServices => Reply::error(400, "no-default-services", "no default services"),
+        SupervisorError::NoDefaultServices => {
+            Reply::error(400, "no-default-services", "no default services")
+        }
         SupervisorError::NotFound(m) => Reply::not_found(m),
         SupervisorError::Timeout(m) => Reply::error(504, "", m),
         SupervisorError::Io { .. } => Reply::server_error(e.to_string()),
@@ -185,7 +244,11 @@ impl ApiServer {
         let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
-        Arc::new(ApiServer { sup, boot_id, http_address })
+        Arc::new(ApiServer {
+            sup,
+            boot_id,
+            http_address,
+        })
     }
 
     async fn handle(self: Arc<Self>, caller: Caller, req: Request<Incoming>) -> Response<Body> {
@@ -200,7 +263,11 @@ impl ApiServer {
             _ => None,
         };
         let Some(need) = need else {
-            return full(Reply::error(405, "", format!("method {:?} not allowed", method.as_str())));
+            return full(Reply::error(
+                405,
+                "",
+                format!("method {:?} not allowed", method.as_str()),
+            ));
         };
         if need != Access::Open && caller.access().is_none_or(|have| have < need) {
             return full(Reply::error(401, "", "access denied"));
@@ -217,7 +284,11 @@ impl ApiServer {
             (Method::GET, "/v1/system-info") => self.system_info(),
             (Method::GET, "/v1/health") => self.health(&query),
             (Method::GET, "/v1/changes") => self.changes(&query),
-            (Method::GET, "/v1/changes/{id}") => self.sup.change(&vars[0]).map(Reply::sync).unwrap_or_else(sup_error),
+            (Method::GET, "/v1/changes/{id}") => self
+                .sup
+                .change(&vars[0])
+                .map(Reply::sync)
+                .unwrap_or_else(sup_error),
             (Method::POST, "/v1/changes/{id}") => self.post_change(&vars[0], &body),
             (Method::GET, "/v1/changes/{id}/wait") => self.wait_change(&vars[0], &query).await,
             (Method::GET, "/v1/services") => Reply::sync(self.sup.services(&query.list("names"))),
@@ -278,7 +349,10 @@ impl ApiServer {
         if p.action != "abort" {
             return Reply::bad_request(format!("invalid action {:?}", p.action));
         }
-        self.sup.abort_change(id).map(Reply::sync).unwrap_or_else(sup_error)
+        self.sup
+            .abort_change(id)
+            .map(Reply::sync)
+            .unwrap_or_else(sup_error)
     }
 
     async fn wait_change(&self, id: &str, q: &Query) -> Reply {
@@ -292,7 +366,11 @@ impl ApiServer {
                 Err(e) => return Reply::bad_request(format!("invalid timeout: {e}")),
             }
         };
-        self.sup.wait_change(id, timeout).await.map(Reply::sync).unwrap_or_else(sup_error)
+        self.sup
+            .wait_change(id, timeout)
+            .await
+            .map(Reply::sync)
+            .unwrap_or_else(sup_error)
     }
 
     fn post_services(&self, body: &[u8]) -> Reply {
@@ -349,7 +427,10 @@ impl ApiServer {
         if p.format != "yaml" {
             return Reply::bad_request(format!("invalid format {:?}", p.format));
         }
-        match self.sup.add_layer(&p.label, p.layer.as_bytes(), p.combine, p.inner) {
+        match self
+            .sup
+            .add_layer(&p.label, p.layer.as_bytes(), p.combine, p.inner)
+        {
             Ok(()) => Reply::sync(true),
             Err(e) => sup_error(e),
         }
@@ -381,7 +462,11 @@ impl ApiServer {
         let follow = match q.get("follow") {
             "" | "false" => false,
             "true" => true,
-            _ => return full(Reply::bad_request("follow parameter must be \"true\" or \"false\"")),
+            _ => {
+                return full(Reply::bad_request(
+                    "follow parameter must be \"true\" or \"false\"",
+                ));
+            }
         };
         let n: Option<usize> = match q.get("n") {
             "" if follow => Some(0),
@@ -394,7 +479,11 @@ impl ApiServer {
         };
         let names = q.list("services");
         let buffers = self.sup.log_buffers(&names);
-        let mut subs: Vec<_> = if follow { buffers.iter().map(|b| b.subscribe()).collect() } else { Vec::new() };
+        let mut subs: Vec<_> = if follow {
+            buffers.iter().map(|b| b.subscribe()).collect()
+        } else {
+            Vec::new()
+        };
         let backlog = match n {
             Some(0) => Vec::new(),
             n => self.sup.logs(&names, n),
@@ -483,7 +572,10 @@ where
             let api = api.clone();
             async move { Ok::<_, Infallible>(api.handle(caller, req).await) }
         });
-        if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
+        if let Err(e) = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), svc)
+            .await
+        {
             tracing::debug!("api connection: {e}");
         }
     });
@@ -491,7 +583,11 @@ where
 
 /// Serves the API on a unix socket (mode 0666, as Pebble's) and, if given, plain HTTP on
 /// `http` for the open endpoints.
-pub async fn serve(api: Arc<ApiServer>, socket: &Path, http: Option<SocketAddr>) -> std::io::Result<ServerHandle> {
+pub async fn serve(
+    api: Arc<ApiServer>,
+    socket: &Path,
+    http: Option<SocketAddr>,
+) -> std::io::Result<ServerHandle> {
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))?;
@@ -500,7 +596,9 @@ pub async fn serve(api: Arc<ApiServer>, socket: &Path, http: Option<SocketAddr>)
         let api = api.clone();
         tasks.push(tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
                 serve_conn(api.clone(), Caller::Unix(uid), stream);
             }
@@ -510,7 +608,9 @@ pub async fn serve(api: Arc<ApiServer>, socket: &Path, http: Option<SocketAddr>)
         let tcp = TcpListener::bind(addr).await?;
         tasks.push(tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = tcp.accept().await else { continue };
+                let Ok((stream, _)) = tcp.accept().await else {
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 serve_conn(api.clone(), Caller::Http, stream);
             }
@@ -532,7 +632,10 @@ mod tests {
     #[test]
     fn routes_match_with_variables() {
         let (r, v) = match_route("/v1/changes/12/wait").unwrap();
-        assert_eq!((r.path, v), ("/v1/changes/{id}/wait", vec!["12".to_string()]));
+        assert_eq!(
+            (r.path, v),
+            ("/v1/changes/{id}/wait", vec!["12".to_string()])
+        );
         assert!(match_route("/v1/nope").is_none());
         assert!(match_route("/v1/changes//wait").is_none());
     }

@@ -77,6 +77,16 @@ struct UnitHandle {
     shared: Arc<UnitShared>,
     task: tokio::task::JoinHandle<()>,
     ticker: tokio::task::JoinHandle<()>,
+    /// Each container's Pebble API on `<container dir>/.pebble.socket`.
+    apis: Vec<cairn_api::ServerHandle>,
+}
+
+impl UnitHandle {
+    fn stop_apis(&mut self) {
+        for api in self.apis.drain(..) {
+            api.stop();
+        }
+    }
 }
 
 struct AppEntry {
@@ -240,7 +250,7 @@ impl Host {
                 units: BTreeMap::new(),
             };
             for idx in &record.units {
-                let handle = self.start_unit(&entry, *idx, None)?;
+                let handle = self.start_unit(&entry, *idx, None).await?;
                 for c in handle.shared.containers.keys() {
                     handle.shared.enqueue(Event::PebbleReady {
                         container: c.clone(),
@@ -294,7 +304,7 @@ impl Host {
     }
 
     /// Opens (or creates) a unit: its record, its containers' supervisors, its actor.
-    fn start_unit(
+    async fn start_unit(
         &self,
         app: &AppEntry,
         idx: u32,
@@ -314,6 +324,7 @@ impl Host {
             }
         };
         let mut containers = BTreeMap::new();
+        let mut apis = Vec::new();
         for c in app.record.meta.containers.keys() {
             let cdir = dir.join("containers").join(c);
             let opts = SupervisorOptions {
@@ -330,6 +341,11 @@ impl Host {
             let sup = Supervisor::open(opts).map_err(|e| {
                 RuntimeError::State(format!("cannot open container {c:?} of {name}: {e}"))
             })?;
+            let socket = cdir.join(".pebble.socket");
+            let api = cairn_api::serve(cairn_api::ApiServer::new(sup.clone(), None), &socket, None)
+                .await
+                .map_err(|e| io_err("serve the API on", &socket, e))?;
+            apis.push(api);
             containers.insert(c.clone(), sup);
         }
         let shared = Arc::new(UnitShared {
@@ -360,6 +376,7 @@ impl Host {
             shared,
             task,
             ticker,
+            apis,
         })
     }
 
@@ -432,7 +449,7 @@ impl Host {
             queue,
             ..Default::default()
         };
-        let handle = self.start_unit(&entry, 0, Some(rec))?;
+        let handle = self.start_unit(&entry, 0, Some(rec)).await?;
         handle.shared.wake.notify_one();
         entry.units.insert(0, handle);
         apps.insert(app_name.clone(), entry);
@@ -504,9 +521,10 @@ impl Host {
             u.shared.enqueue(Event::Stop);
             u.shared.enqueue(Event::Remove);
         }
-        for (_, u) in entry.units {
+        for (_, mut u) in entry.units {
             u.ticker.abort();
-            let _ = u.task.await;
+            let _ = (&mut u.task).await;
+            u.stop_apis();
             for sup in u.shared.containers.values() {
                 sup.stop_all().await;
             }
@@ -613,7 +631,8 @@ impl Host {
                 u.task.abort();
                 u.ticker.abort();
             }
-            for u in entry.units.values() {
+            for u in entry.units.values_mut() {
+                u.stop_apis();
                 for sup in u.shared.containers.values() {
                     sup.stop_all().await;
                 }

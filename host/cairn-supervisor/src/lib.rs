@@ -143,7 +143,8 @@ impl Supervisor {
             })?;
         }
         for p in &state.layers {
-            if layers.iter().any(|l| l.label == p.label) {
+            // Reserved layers (service args) are derived state, re-applied by their owner.
+            if p.label.starts_with("pebble-") || layers.iter().any(|l| l.label == p.label) {
                 continue;
             }
             layers.push(cairn_plan::parse_layer(
@@ -198,8 +199,20 @@ impl Supervisor {
         if label.is_empty() {
             return Err(SupervisorError::BadRequest("label must be set".into()));
         }
-        let layer = cairn_plan::parse_layer(0, label, yaml)
-            .map_err(|e| SupervisorError::BadRequest(format!("cannot parse layer YAML: {e}")))?;
+        let layer = cairn_plan::parse_layer(0, label, yaml).map_err(|e| {
+            let msg = e.to_string();
+            // Pebble reports override problems when combining, without the parse prefix;
+            // cairn-plan finds them while parsing.
+            if msg.contains("\"override\" for service")
+                || msg.contains("\"override\" value for")
+                || msg.contains("\"override\" for check")
+                || msg.contains("\"override\" for log target")
+            {
+                SupervisorError::BadRequest(msg)
+            } else {
+                SupervisorError::BadRequest(format!("cannot parse layer YAML: {msg}"))
+            }
+        })?;
         {
             let mut layers = self.inner.layers.lock().unwrap();
             layers
@@ -497,6 +510,7 @@ impl Inner {
             let layers = layers
                 .layers()
                 .iter()
+                .filter(|l| !l.label.starts_with("pebble-"))
                 .map(|l| PersistedLayer {
                     order: l.order,
                     label: l.label.clone(),

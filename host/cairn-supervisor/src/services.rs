@@ -491,13 +491,17 @@ impl ServiceManager {
         let mut errors = Vec::new();
         for name in names {
             let Some(s) = services.get(name) else {
-                errors.push(format!("cannot send signal to {name:?}: service is not running"));
+                errors.push(format!(
+                    "cannot send signal to {name:?}: service is not running"
+                ));
                 continue;
             };
             match s.state {
                 State::Starting | State::Running => {
                     let Ok(sig) = signal.parse::<Signal>() else {
-                        errors.push(format!("cannot send signal to {name:?}: invalid signal name {signal:?}"));
+                        errors.push(format!(
+                            "cannot send signal to {name:?}: invalid signal name {signal:?}"
+                        ));
                         continue;
                     };
                     tracing::info!("Sending {signal} to service {name:?}");
@@ -507,11 +511,19 @@ impl ServiceManager {
                         errors.push(format!("cannot send signal to {name:?}: {e}"));
                     }
                 }
-                State::Initial => errors.push(format!("cannot send signal to {name:?}: invalid in state \"initial\"")),
-                _ => errors.push(format!("cannot send signal to {name:?}: service is not running")),
+                State::Initial => errors.push(format!(
+                    "cannot send signal to {name:?}: invalid in state \"initial\""
+                )),
+                _ => errors.push(format!(
+                    "cannot send signal to {name:?}: service is not running"
+                )),
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
     }
 
     fn start_process(&self, s: &mut ServiceData) -> Result<(), String> {
