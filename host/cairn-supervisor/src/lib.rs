@@ -110,6 +110,8 @@ struct Inner {
     book: Mutex<changes::ChangeBook>,
     version: watch::Sender<u64>,
     services: Arc<services::ServiceManager>,
+    /// Wakes the background saver: bursts of change updates become one write.
+    dirty: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -166,9 +168,23 @@ impl Supervisor {
                 book: Mutex::new(state.changes),
                 version: watch::channel(0).0,
                 services: services::ServiceManager::new(opts.env),
+                dirty: Arc::new(tokio::sync::Notify::new()),
             }),
         };
         sup.inner.save();
+        if sup.inner.persist {
+            let weak = Arc::downgrade(&sup.inner);
+            let dirty = sup.inner.dirty.clone();
+            tokio::spawn(async move {
+                loop {
+                    dirty.notified().await;
+                    match weak.upgrade() {
+                        Some(inner) => inner.save(),
+                        None => return,
+                    }
+                }
+            });
+        }
         Ok(sup)
     }
 
@@ -463,8 +479,7 @@ impl Supervisor {
                 }
             }
         }
-        self.inner.save();
-        self.inner.bump();
+        self.inner.changed();
         self.change(id)
     }
 
@@ -488,6 +503,7 @@ impl Supervisor {
             vec![],
         );
         let _ = self.wait_change(&id, Some(timeout)).await;
+        self.inner.save();
     }
 }
 
@@ -559,8 +575,7 @@ impl Inner {
             }
             (id, tids)
         };
-        self.save();
-        self.bump();
+        self.changed();
         let mut it = tids.into_iter();
         let mut attach =
             |lanes: Vec<Vec<String>>, kind: TaskKind| -> Vec<Vec<(u64, String, TaskKind)>> {
@@ -641,13 +656,17 @@ impl Inner {
                 .unwrap()
                 .set_task_status(*tid, Status::Hold);
         }
-        self.save();
-        self.bump();
+        self.changed();
     }
 
     fn set_status(&self, tid: u64, status: Status) {
         self.book.lock().unwrap().set_task_status(tid, status);
-        self.save();
+        self.changed();
+    }
+
+    /// Wakes waiters and schedules a state write (coalesced with others in flight).
+    fn changed(&self) {
+        self.dirty.notify_one();
         self.bump();
     }
 }
