@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cairn_supervisor::{ChangeInfo, ServiceInfo};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
@@ -59,10 +59,17 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// One kept-alive connection, driven inline by the request that uses it (no separate task,
+/// so a request costs no extra wake-ups).
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    driver: std::pin::Pin<Box<Connection<TokioIo<UnixStream>, Full<Bytes>>>>,
+}
+
 /// A client of one container's API.
 pub struct Client {
     socket: PathBuf,
-    conn: Mutex<Option<SendRequest<Full<Bytes>>>>,
+    conn: Mutex<Option<Conn>>,
 }
 
 impl Client {
@@ -79,7 +86,15 @@ impl Client {
         &self.socket
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+    async fn handshake(
+        &self,
+    ) -> Result<
+        (
+            SendRequest<Full<Bytes>>,
+            Connection<TokioIo<UnixStream>, Full<Bytes>>,
+        ),
+        ClientError,
+    > {
         let stream =
             UnixStream::connect(&self.socket)
                 .await
@@ -87,13 +102,17 @@ impl Client {
                     socket: self.socket.display().to_string(),
                     source,
                 })?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    async fn connect(&self) -> Result<Conn, ClientError> {
+        let (sender, driver) = self.handshake().await?;
+        Ok(Conn {
+            sender,
+            driver: Box::pin(driver),
+        })
     }
 
     fn request(method: Method, path: &str, body: Option<Vec<u8>>) -> Request<Full<Bytes>> {
@@ -118,33 +137,32 @@ impl Client {
     ) -> Result<(u16, Bytes), ClientError> {
         let mut guard = self.conn.lock().await;
         for attempt in 0..2 {
-            if guard.as_ref().is_none_or(|s| s.is_closed()) {
+            if guard.as_ref().is_none_or(|c| c.sender.is_closed()) {
                 *guard = Some(self.connect().await?);
             }
-            let sender = guard.as_mut().unwrap();
-            if sender.ready().await.is_err() {
-                *guard = None;
-                continue;
-            }
-            match sender
-                .send_request(Self::request(method.clone(), path, body.clone()))
-                .await
-            {
-                Ok(resp) => {
-                    let code = resp.status().as_u16();
-                    let bytes = resp
-                        .into_body()
-                        .collect()
-                        .await
-                        .map_err(|e| ClientError::Protocol(e.to_string()))?
-                        .to_bytes();
-                    return Ok((code, bytes));
-                }
+            let conn = guard.as_mut().unwrap();
+            let req = Self::request(method.clone(), path, body.clone());
+            let exchange = async {
+                let resp = conn.sender.send_request(req).await?;
+                let code = resp.status().as_u16();
+                let bytes = resp.into_body().collect().await?.to_bytes();
+                Ok::<_, hyper::Error>((code, bytes))
+            };
+            let result = tokio::select! {
+                biased;
+                r = exchange => r.map_err(|e| e.to_string()),
+                r = conn.driver.as_mut() => Err(match r {
+                    Ok(()) => "connection closed".to_string(),
+                    Err(e) => e.to_string(),
+                }),
+            };
+            match result {
+                Ok(r) => return Ok(r),
                 Err(e) if attempt == 0 => {
                     tracing::debug!("api connection lost, reconnecting: {e}");
                     *guard = None;
                 }
-                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+                Err(e) => return Err(ClientError::Protocol(e)),
             }
         }
         Err(ClientError::Protocol("connection closed".into()))
@@ -374,7 +392,10 @@ impl Client {
         services: &[String],
         n: Option<i64>,
     ) -> Result<mpsc::Receiver<LogLine>, ClientError> {
-        let mut sender = self.connect().await?;
+        let (mut sender, driver) = self.handshake().await?;
+        tokio::spawn(async move {
+            let _ = driver.await;
+        });
         let resp = sender
             .send_request(Self::request(
                 Method::GET,
