@@ -4,5 +4,6 @@
 
 mod common;
 mod lifecycle;
+mod ops_compat;
 mod restart;
 mod sandbox;

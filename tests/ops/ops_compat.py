@@ -50,9 +50,9 @@ step("add_layer")
 
 plan = client.get_plan()
 assert set(plan.services) == {"svc", "other"}, plan.services
-assert plan.services["svc"].command == "/bin/sh -c 'echo started; exec sleep 1000'"
+assert plan.services["svc"].command == "/bin/sh -c 'echo started; exec sleep 1000'", plan.services["svc"].command
 assert plan.services["svc"].environment == {"GREETING": "hi"}
-assert plan.services["svc"].startup == pebble.ServiceStartup.ENABLED
+assert plan.services["svc"].startup == "enabled", plan.services["svc"].startup
 step("get_plan")
 
 expect_api_error(
