@@ -274,6 +274,20 @@ pub fn env_value(vars: &[String], var: &str) -> Option<String> {
         .find_map(|v| v.strip_prefix(&format!("{var}=")).map(str::to_string))
 }
 
+/// History entries as `"<event> <outcome>"` lines, for assertions.
+pub fn event_lines(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap_or("?"),
+                e["outcome"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
 /// Context helper for Option.
 pub trait Must<T> {
     fn must(self, what: &str) -> Result<T>;

@@ -101,17 +101,7 @@ fn issue2_config_change_restarts_service_with_new_environment() -> Result<()> {
     let environ = std::fs::read(format!("/proc/{new}/environ"))?;
     assert!(String::from_utf8_lossy(&environ).contains("PAUSE_MESSAGE=second"));
     assert!(find("first").is_none(), "old process {old} still runs");
-    let events: Vec<String> = d
-        .events("pause/0")?
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {}",
-                e["event"].as_str().unwrap(),
-                e["outcome"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let events = event_lines(&d.events("pause/0")?);
     for want in [
         "install handled",
         "leader-elected handled",

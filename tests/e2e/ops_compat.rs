@@ -4,7 +4,7 @@
 //! it (once), then runs `tests/ops/ops_compat.py` against the server's socket.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};

@@ -110,16 +110,7 @@ fn issue2_deferred_event_is_redelivered_before_the_next_one() -> Result<()> {
         })
     })
     .must("deferred event re-delivered")?;
-    let tail: Vec<String> = events[events.len() - 3..]
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {}",
-                e["event"].as_str().unwrap(),
-                e["outcome"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let tail = event_lines(&events[events.len() - 3..]);
     assert_eq!(
         tail,
         [
