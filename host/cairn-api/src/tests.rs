@@ -217,85 +217,75 @@ async fn issue3_follow_logs_streams_new_lines() {
     h.stop();
 }
 
+/// Sends a raw request and asserts the status code and the start of the error message.
+#[track_caller]
+fn check(got: (u16, bytes::Bytes), code: u16, message: &str) {
+    let v: serde_json::Value = serde_json::from_slice(&got.1).unwrap();
+    let msg = v["result"]["message"].as_str().unwrap_or_default();
+    assert_eq!(got.0, code, "{v}");
+    assert!(
+        msg.starts_with(message),
+        "{msg:?} does not start with {message:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn issue3_malformed_requests_get_4xx_and_change_nothing() {
     let (_sup, c, h, _) = setup("bad").await;
-    let json = |b: &bytes::Bytes| serde_json::from_slice::<serde_json::Value>(b).unwrap();
-    let (code, b) = c
-        .raw(Method::POST, "/v1/services", Some(b"{not json".to_vec()))
-        .await
-        .unwrap();
-    assert_eq!(code, 400);
-    assert!(
-        json(&b)["result"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("cannot decode data from request body: ")
+    let post =
+        |path: &'static str, body: &'static [u8]| c.raw(Method::POST, path, Some(body.to_vec()));
+    check(
+        post("/v1/services", b"{not json").await.unwrap(),
+        400,
+        "cannot decode data from request body: ",
     );
-    let (code, b) = c
-        .raw(
-            Method::POST,
-            "/v1/services",
-            Some(br#"{"action":null,"services":null}"#.to_vec()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (code, json(&b)["result"]["message"].as_str().unwrap()),
-        (400, "must specify services for  action")
+    check(
+        post("/v1/services", br#"{"action":null,"services":null}"#)
+            .await
+            .unwrap(),
+        400,
+        "must specify services for  action",
     );
-    let (code, b) = c
-        .raw(
-            Method::POST,
+    check(
+        post(
             "/v1/layers",
-            Some(br#"{"action":"add","label":"x","format":"yaml","layer":"services: ["}"#.to_vec()),
+            br#"{"action":"add","label":"x","format":"yaml","layer":"services: ["}"#,
         )
         .await
-        .unwrap();
-    assert_eq!(code, 400);
-    assert!(
-        json(&b)["result"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("cannot parse layer YAML: ")
+        .unwrap(),
+        400,
+        "cannot parse layer YAML: ",
     );
-    let (code, b) = c
-        .raw(
-            Method::POST,
-            "/v1/layers",
-            Some(br#"{"action":"drop","label":"x"}"#.to_vec()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (code, json(&b)["result"]["message"].as_str().unwrap()),
-        (400, "invalid action \"drop\"")
+    check(
+        post("/v1/layers", br#"{"action":"drop","label":"x"}"#)
+            .await
+            .unwrap(),
+        400,
+        "invalid action \"drop\"",
     );
-    let (code, b) = c.raw(Method::GET, "/v1/nope", None).await.unwrap();
-    assert_eq!(
-        (code, json(&b)["result"]["message"].as_str().unwrap()),
-        (404, "invalid API endpoint requested")
+    check(
+        c.raw(Method::GET, "/v1/nope", None).await.unwrap(),
+        404,
+        "invalid API endpoint requested",
     );
-    let (code, b) = c.raw(Method::POST, "/v1/health", None).await.unwrap();
-    assert_eq!(
-        (code, json(&b)["result"]["message"].as_str().unwrap()),
-        (405, "method \"POST\" not allowed")
+    check(
+        c.raw(Method::POST, "/v1/health", None).await.unwrap(),
+        405,
+        "method \"POST\" not allowed",
     );
-    let (code, b) = c
-        .raw(Method::GET, "/v1/plan?format=json", None)
-        .await
-        .unwrap();
-    assert_eq!(
-        (code, json(&b)["result"]["message"].as_str().unwrap()),
-        (400, "invalid format \"json\"")
+    check(
+        c.raw(Method::GET, "/v1/plan?format=json", None)
+            .await
+            .unwrap(),
+        400,
+        "invalid format \"json\"",
     );
-    let (code, b) = c
-        .raw(Method::GET, "/v1/changes?select=some", None)
-        .await
-        .unwrap();
-    assert_eq!(
-        (code, json(&b)["result"]["message"].as_str().unwrap()),
-        (400, "select should be one of: all,in-progress,ready")
+    check(
+        c.raw(Method::GET, "/v1/changes?select=some", None)
+            .await
+            .unwrap(),
+        400,
+        "select should be one of: all,in-progress,ready",
     );
     assert_eq!(c.plan().await.unwrap(), "{}\n");
     assert!(c.changes("all", None).await.unwrap().is_empty());
