@@ -12,7 +12,7 @@
 pub mod changes;
 pub mod logs;
 pub mod persist;
-mod reaper;
+pub mod reaper;
 pub mod services;
 pub mod timefmt;
 mod users;

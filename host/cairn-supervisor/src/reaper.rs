@@ -1,13 +1,18 @@
 //! Reaps the supervisor's child processes and hands each exit status to whoever started it.
 //!
 //! One reaper per host process, on its own thread with a small tokio runtime listening for
-//! `SIGCHLD`, so it outlives any single caller's runtime. Only pids started through
-//! [`spawn`] are waited for; other children of the process (a test's `Command::output`) are
-//! left to their owners. Spawning holds the registry lock until the pid is recorded, so an
-//! exit can never be reaped before it is registered.
+//! `SIGCHLD`, so it outlives any single caller's runtime. Pids started through [`spawn`]
+//! are waited for and their exit codes delivered. Spawning holds the registry lock until the
+//! pid is recorded, so an exit can never be reaped before it is registered.
+//!
+//! A daemon that owns its process tree calls [`become_subreaper`]: the process becomes a
+//! child subreaper (orphaned grandchildren of services are re-parented to it, as to Pebble)
+//! and every other exited child is reaped too, so no zombie is left. Without it, children
+//! the reaper did not start (a test's `Command::output`) are left to their owners.
 
 use std::collections::HashMap;
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -16,6 +21,17 @@ use tokio::sync::oneshot;
 
 /// Exit code a process reports: its status, or 128 + signal number when a signal killed it.
 pub type ExitCode = i32;
+
+/// Whether children the reaper did not start are reaped too.
+static REAP_ALL: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process a child subreaper and reaps every exited child from now on.
+pub fn become_subreaper() -> std::io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from)?;
+    REAP_ALL.store(true, Ordering::Relaxed);
+    registry();
+    Ok(())
+}
 
 struct Registry {
     waiting: Mutex<HashMap<i32, oneshot::Sender<ExitCode>>>,
@@ -67,6 +83,30 @@ fn reap_registered() {
         if let Some(tx) = waiting.remove(&pid) {
             let _ = tx.send(code);
         }
+    }
+    if REAP_ALL.load(Ordering::Relaxed) {
+        reap_orphans(&waiting);
+    }
+}
+
+/// Reaps exited children nobody registered (orphans re-parented to a subreaper). Peeks
+/// first with `WNOWAIT`, so a registered child's status is never consumed here.
+fn reap_orphans(waiting: &HashMap<i32, oneshot::Sender<ExitCode>>) {
+    use nix::sys::wait::{Id, waitid};
+    loop {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        let pid = match waitid(Id::All, flags) {
+            Ok(status) => match status.pid() {
+                Some(p) => p,
+                None => return,
+            },
+            Err(_) => return,
+        };
+        if waiting.contains_key(&pid.as_raw()) {
+            // Registered: handled on the next pass with its exit code.
+            return;
+        }
+        let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
     }
 }
 

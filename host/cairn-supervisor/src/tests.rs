@@ -271,3 +271,41 @@ async fn crash_looping_service_backs_off() {
     sup.stop_all().await;
     assert_eq!(sup.services(&[])[0].current, ServiceStatus::Inactive);
 }
+
+/// Zombie children of this process.
+fn zombie_children() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+                s.lines().any(|l| l == format!("PPid:\t{me}"))
+                    && s.lines().any(|l| l.starts_with("State:\tZ"))
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue4_abandoned_grandchildren_leave_no_zombie() {
+    crate::reaper::become_subreaper().unwrap();
+    let sup = open(
+        "orphans",
+        "services:\n  svc:\n    override: replace\n    command: sh -c '(sleep 0.2 &); (sleep 0.3 &); exec sleep 1000'\n",
+    );
+    sup.run_action("start", &names(&["svc"])).await.unwrap();
+    // The grandchildren were re-parented to this process (the subreaper) and have exited.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut zombies = zombie_children();
+    for _ in 0..20 {
+        if zombies.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        zombies = zombie_children();
+    }
+    assert_eq!(zombies, Vec::<i32>::new(), "zombies left behind");
+    sup.stop_all().await;
+}

@@ -20,6 +20,10 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     let dir = opts.config.dir.clone();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let _lock = lock(&dir)?;
+    // Orphans of services are re-parented to the host and reaped, as with Pebble.
+    if let Err(e) = cairn_supervisor::reaper::become_subreaper() {
+        tracing::warn!("cannot become a child subreaper: {e}");
+    }
     let socket = dir.join(SOCKET);
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)
