@@ -58,3 +58,140 @@ fn issue3_python_ops_client_drives_a_unit_container() -> Result<()> {
     d.wait_status("mis/0", "active", "", Duration::from_secs(5))?;
     Ok(())
 }
+
+/// `pebble run --create-dirs` on a fresh `$PEBBLE` (through `program`: the `cairn` binary,
+/// or a `pebble` symlink to it), optionally with extra flags.
+fn pebble_run(dir: &Path, program: &str, extra: &[&str]) -> Result<std::process::Child> {
+    let mut cmd = Command::new(program);
+    if program == CAIRN {
+        cmd.arg("pebble");
+    }
+    Ok(cmd
+        .args(["run", "--create-dirs"])
+        .args(extra)
+        .env("PEBBLE", dir.join("pebble"))
+        .env_remove("PEBBLE_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("pebble.log"))?)
+        .spawn()?)
+}
+
+fn stop(child: &mut std::process::Child) -> Result<std::process::ExitStatus> {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    Ok(child.wait()?)
+}
+
+/// A `pebble` symlink to the binary under test, so `pebble run` goes through argv[0].
+fn pebble_symlink(dir: &Path) -> Result<PathBuf> {
+    let link = dir.join("pebble-bin").join("pebble");
+    std::fs::create_dir_all(link.parent().unwrap())?;
+    std::os::unix::fs::symlink(CAIRN, &link)?;
+    Ok(link)
+}
+
+#[test]
+fn issue3_python_ops_client_drives_cairn_pebble_run() -> Result<()> {
+    let dir = test_dir("opspebble");
+    let link = pebble_symlink(&dir)?;
+    let mut server = pebble_run(&dir, link.to_str().unwrap(), &[])?;
+    let socket = dir.join("pebble/.pebble.socket");
+    let up = wait_for(Duration::from_secs(10), || socket.exists().then_some(()));
+    let log = || std::fs::read_to_string(dir.join("pebble.log")).unwrap_or_default();
+    let result = match up {
+        Some(()) => run_ops_script(&socket, &log()),
+        None => Err(anyhow::anyhow!("server socket never appeared: {}", log())),
+    };
+    let status = stop(&mut server)?;
+    result?;
+    assert!(
+        status.success(),
+        "pebble run exited with {status:?}: {}",
+        log()
+    );
+    assert_eq!(processes_with(&dir.display().to_string()), vec![]);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn issue3_pebble_run_autostarts_serves_http_health_and_stops_cleanly() -> Result<()> {
+    let dir = test_dir("pebblerun");
+    let layers = dir.join("pebble/layers");
+    std::fs::create_dir_all(&layers)?;
+    std::fs::write(
+        layers.join("001-base.yaml"),
+        "services:\n  svc:\n    override: replace\n    command: sleep 1000\n    startup: enabled\n",
+    )?;
+    let port = free_port();
+    let mut server = pebble_run(&dir, CAIRN, &["--http", &format!("127.0.0.1:{port}")])?;
+    let pebble_dir = dir.join("pebble").display().to_string();
+    let server_pid = server.id() as i32;
+    let running = wait_for(Duration::from_secs(10), || {
+        let p: Vec<_> = processes_with(&pebble_dir)
+            .into_iter()
+            .filter(|(pid, _)| *pid != server_pid)
+            .collect();
+        (!p.is_empty()).then_some(p)
+    });
+    let health = wait_for(Duration::from_secs(5), || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"GET /v1/health HTTP/1.0\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    });
+    let services = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        s.write_all(b"GET /v1/services HTTP/1.0\r\nHost: x\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        out
+    };
+    let status = stop(&mut server)?;
+    let log = std::fs::read_to_string(dir.join("pebble.log")).unwrap_or_default();
+    assert!(running.is_some(), "default service did not start: {log}");
+    let health = health.must("health over TCP")?;
+    assert!(
+        health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"),
+        "{health}"
+    );
+    assert!(
+        health.ends_with(
+            r#"{"type":"sync","status-code":200,"status":"OK","result":{"healthy":true}}"#
+        ),
+        "{health}"
+    );
+    // Only open endpoints answer over plain HTTP.
+    assert!(services.contains("\"status-code\":401"), "{services}");
+    assert!(status.success(), "exit {status:?}: {log}");
+    assert_eq!(
+        processes_with(&pebble_dir),
+        vec![],
+        "services survived pebble run"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn issue3_pebble_run_without_its_directory_is_one_clear_error() -> Result<()> {
+    let dir = test_dir("pebblenodir");
+    let out = Command::new(CAIRN)
+        .args(["pebble", "run"])
+        .env("PEBBLE", dir.join("missing"))
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot find pebble directory") && err.contains("--create-dirs"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -9,6 +9,7 @@ mod control;
 mod daemon;
 mod demo;
 mod output;
+mod standalone;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -94,12 +95,34 @@ enum Command {
         /// The application.
         app: String,
     },
+    /// Pebble itself: `cairn pebble run` is a drop-in Pebble for a workload container.
+    Pebble {
+        #[command(subcommand)]
+        command: PebbleCommand,
+    },
     /// Build-free tour: start a daemon on a fresh directory, deploy the examples, show
     /// events and status, change config, remove.
     Demo {
         /// Keep the daemon's state directory afterwards.
         #[arg(long)]
         keep: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PebbleCommand {
+    /// Run the supervisor on $PEBBLE (default /var/lib/pebble/default), serving its API on
+    /// $PEBBLE_SOCKET or $PEBBLE/.pebble.socket.
+    Run {
+        /// Do not start the default services.
+        #[arg(long)]
+        hold: bool,
+        /// Also serve the open endpoints over plain HTTP on this address (e.g. :4000).
+        #[arg(long, value_name = "ADDRESS")]
+        http: Option<String>,
+        /// Create $PEBBLE and $PEBBLE/layers if missing.
+        #[arg(long)]
+        create_dirs: bool,
     },
 }
 
@@ -128,7 +151,17 @@ fn split_kv(items: &[String]) -> Result<Vec<(String, String)>> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // Invoked as `pebble` (a symlink), behave as `cairn pebble`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = args.first().and_then(|a| {
+        std::path::Path::new(a)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+    });
+    if invoked_as.as_deref() == Some("pebble") && args.get(1).is_some_and(|a| a == "run") {
+        args.insert(1, "pebble".into());
+    }
+    let cli = Cli::parse_from(args);
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cairn=info"));
     tracing_subscriber::fmt()
@@ -222,5 +255,21 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { keep } => demo::run(keep).await,
+        Command::Pebble {
+            command:
+                PebbleCommand::Run {
+                    hold,
+                    http,
+                    create_dirs,
+                },
+        } => {
+            let code = standalone::run(standalone::RunOptions {
+                hold,
+                http,
+                create_dirs,
+            })
+            .await?;
+            std::process::exit(code);
+        }
     }
 }

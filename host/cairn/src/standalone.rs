@@ -1,0 +1,128 @@
+//! `cairn pebble run`: a drop-in Pebble for a workload container.
+//!
+//! One supervisor on `$PEBBLE` (default `/var/lib/pebble/default`): layers from
+//! `$PEBBLE/layers`, the API on `$PEBBLE_SOCKET` or `$PEBBLE/.pebble.socket` (plus TCP for the
+//! open endpoints with `--http`), `startup: enabled` services started unless `--hold`. It
+//! exits on SIGINT/SIGTERM after stopping every service (code 0), or when a service's exit
+//! action asks for a shutdown (0 for success, 10 for failure, as Pebble).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use cairn_supervisor::{ShutdownRequest, Supervisor, SupervisorError, SupervisorOptions};
+
+/// Pebble's default directory.
+pub const DEFAULT_PEBBLE: &str = "/var/lib/pebble/default";
+
+/// Options of `pebble run`.
+pub struct RunOptions {
+    /// Do not start default services.
+    pub hold: bool,
+    /// Address of the plain-HTTP listener for open endpoints (`:4000`, `127.0.0.1:4000`).
+    pub http: Option<String>,
+    /// Create `$PEBBLE` and `$PEBBLE/layers` if missing.
+    pub create_dirs: bool,
+}
+
+/// `$PEBBLE`, as Pebble resolves it.
+pub fn pebble_dir() -> PathBuf {
+    std::env::var_os("PEBBLE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PEBBLE))
+}
+
+/// The API socket, as Pebble resolves it.
+pub fn pebble_socket() -> PathBuf {
+    std::env::var_os("PEBBLE_SOCKET")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| pebble_dir().join(".pebble.socket"))
+}
+
+/// Go-style listen address: `:4000` means every interface.
+fn parse_addr(s: &str) -> Result<SocketAddr> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse()
+        .with_context(|| format!("invalid --http address {s:?}"))
+}
+
+/// Runs until a signal or a shutdown request; returns the process exit code.
+pub async fn run(opts: RunOptions) -> Result<i32> {
+    let dir = pebble_dir();
+    let socket = pebble_socket();
+    if opts.create_dirs {
+        std::fs::create_dir_all(dir.join("layers"))
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    } else if !dir.is_dir() {
+        bail!(
+            "cannot find pebble directory {:?}: use --create-dirs to create it",
+            dir.display().to_string()
+        );
+    }
+    if let Err(e) = cairn_supervisor::reaper::become_subreaper() {
+        tracing::warn!("cannot become a child subreaper: {e}");
+    }
+    let http = opts.http.as_deref().map(parse_addr).transpose()?;
+    let sup = Supervisor::open(SupervisorOptions {
+        env: vec![
+            ("PEBBLE".into(), dir.display().to_string()),
+            ("PEBBLE_SOCKET".into(), socket.display().to_string()),
+        ],
+        ..SupervisorOptions::new(&dir)
+    })?;
+    let api = cairn_api::ApiServer::new(sup.clone(), opts.http.clone());
+    let server = cairn_api::serve(api, &socket, http)
+        .await
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    tracing::info!("Started daemon on {}", socket.display());
+    if !opts.hold {
+        match sup.services_action("autostart", &[]) {
+            Ok(_) | Err(SupervisorError::NoDefaultServices) => {}
+            Err(e) => tracing::warn!("Cannot start default services: {e}"),
+        }
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut shutdown = sup.shutdown_requests();
+    let code = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break 0,
+            _ = term.recv() => break 0,
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break 0;
+                }
+                match *shutdown.borrow() {
+                    Some(ShutdownRequest::Success) => break 0,
+                    Some(ShutdownRequest::Failure) => break 10,
+                    None => continue,
+                }
+            }
+        }
+    };
+    tracing::info!("Stopping all running services");
+    sup.stop_all().await;
+    server.stop();
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn go_style_addresses() {
+        assert_eq!(
+            super::parse_addr(":4000").unwrap().to_string(),
+            "0.0.0.0:4000"
+        );
+        assert_eq!(
+            super::parse_addr("127.0.0.1:80").unwrap().to_string(),
+            "127.0.0.1:80"
+        );
+        assert!(super::parse_addr("nope").is_err());
+    }
+}
