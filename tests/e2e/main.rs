@@ -5,5 +5,6 @@
 mod common;
 mod lifecycle;
 mod ops_compat;
+mod pebble_cli;
 mod restart;
 mod sandbox;

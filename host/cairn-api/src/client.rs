@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::net::UnixStream;
 use tokio::sync::{Mutex, mpsc};
@@ -52,7 +52,7 @@ pub struct SystemInfo {
 }
 
 /// One `GET /v1/logs` line.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct LogLine {
     pub time: String,
     pub service: String,

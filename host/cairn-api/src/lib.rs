@@ -11,7 +11,7 @@ pub mod client;
 pub mod envelope;
 pub mod server;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, LogLine, SystemInfo};
 pub use envelope::{Envelope, Reply};
 pub use server::{ApiServer, ServerHandle, serve};
 

@@ -305,7 +305,7 @@ impl ApiServer {
     fn system_info(&self) -> Reply {
         let mut v = serde_json::json!({
             "boot-id": self.boot_id,
-            "version": env!("CARGO_PKG_VERSION"),
+            "version": concat!("v", env!("CARGO_PKG_VERSION")),
         });
         if let Some(a) = &self.http_address {
             v["http-address"] = a.clone().into();
@@ -493,7 +493,7 @@ impl ApiServer {
             let mut v = serde_json::to_vec(&serde_json::json!({
                 "time": cairn_supervisor::timefmt::rfc3339(e.time),
                 "service": e.service,
-                "message": format!("{}\n", e.message),
+                "message": e.message,
             }))
             .unwrap_or_default();
             v.push(b'\n');

@@ -35,7 +35,7 @@ fn api_err(r: Result<impl std::fmt::Debug, ClientError>) -> (u16, String, String
 async fn issue3_system_info_health_layers_plan() {
     let (_sup, c, h, _) = setup("info").await;
     let info = c.system_info().await.unwrap();
-    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(info.version, concat!("v", env!("CARGO_PKG_VERSION")));
     assert!(!info.boot_id.is_empty());
     assert!(c.health(None, &[]).await.unwrap());
     assert!(c.health(Some("ready"), &[]).await.unwrap());
@@ -129,7 +129,7 @@ async fn issue3_services_changes_wait_logs_signals() {
     assert_eq!(logs.len(), 1, "{logs:?}");
     assert_eq!(
         (logs[0].service.as_str(), logs[0].message.as_str()),
-        ("srv", "hello\n")
+        ("srv", "hello")
     );
 
     c.send_signal("SIGCONT", &["srv".into()]).await.unwrap();
@@ -210,7 +210,7 @@ async fn issue3_follow_logs_streams_new_lines() {
             .unwrap();
         assert_eq!(
             (line.service.as_str(), line.message.as_str()),
-            ("tick", "tick\n")
+            ("tick", "tick")
         );
     }
     sup.stop_all().await;

@@ -240,6 +240,20 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Replaces the `[ default args ]` of services, as `pebble run --args` does: a reserved
+    /// `pebble-service-args` layer on top, never persisted (the owner re-applies it each run).
+    pub fn set_service_args(
+        &self,
+        args: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<(), SupervisorError> {
+        let mut layers = self.inner.layers.lock().unwrap();
+        layers
+            .set_service_args(args)
+            .map_err(|e| SupervisorError::BadRequest(e.to_string()))?;
+        *self.inner.plan.lock().unwrap() = Arc::new(layers.plan().clone());
+        Ok(())
+    }
+
     /// Services in the plan (all if `names` is empty), sorted by name.
     pub fn services(&self, names: &[String]) -> Vec<ServiceInfo> {
         self.inner.services.infos(&self.plan(), names)

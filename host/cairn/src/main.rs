@@ -9,6 +9,7 @@ mod control;
 mod daemon;
 mod demo;
 mod output;
+mod pebble;
 mod standalone;
 
 use std::path::PathBuf;
@@ -27,6 +28,10 @@ struct Cli {
     /// State directory of the host.
     #[arg(long, global = true, env = "CAIRN_DIR")]
     dir: Option<PathBuf>,
+    /// The container that Pebble-style commands act on, as <app>/<unit-number>[/<name>]
+    /// (default: $PEBBLE_SOCKET or $PEBBLE/.pebble.socket).
+    #[arg(long, global = true, value_name = "UNIT/NAME")]
+    container: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -100,6 +105,8 @@ enum Command {
         #[command(subcommand)]
         command: PebbleCommand,
     },
+    #[command(flatten)]
+    Container(pebble::ClientCommand),
     /// Build-free tour: start a daemon on a fresh directory, deploy the examples, show
     /// events and status, change config, remove.
     Demo {
@@ -113,6 +120,10 @@ enum Command {
 enum PebbleCommand {
     /// Run the supervisor on $PEBBLE (default /var/lib/pebble/default), serving its API on
     /// $PEBBLE_SOCKET or $PEBBLE/.pebble.socket.
+    ///
+    /// Additional arguments may be given to a service's `[ default args ]` command with
+    /// `--args <service> <arg>... ;` (repeatable; the list ends at `;` or the end of the
+    /// command line), for example: run --args myservice --port 8080 \; --hold
     Run {
         /// Do not start the default services.
         #[arg(long)]
@@ -124,6 +135,8 @@ enum PebbleCommand {
         #[arg(long)]
         create_dirs: bool,
     },
+    #[command(flatten)]
+    Client(pebble::ClientCommand),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -158,9 +171,11 @@ fn main() {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
     });
-    if invoked_as.as_deref() == Some("pebble") && args.get(1).is_some_and(|a| a == "run") {
+    if invoked_as.as_deref() == Some("pebble") && args.len() > 1 {
         args.insert(1, "pebble".into());
     }
+    let run_args = take_run_args(&mut args);
+    pebble::init_local_offset();
     let cli = Cli::parse_from(args);
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cairn=info"));
@@ -169,15 +184,68 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let rt = tokio::runtime::Runtime::new().expect("cannot start tokio runtime");
-    if let Err(e) = rt.block_on(dispatch(cli)) {
+    if let Err(e) = rt.block_on(dispatch(cli, run_args)) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn dispatch(cli: Cli) -> Result<()> {
+/// Takes `--args <service> <arg>... [;]` groups out of `pebble run`'s command line. They are
+/// parsed like go-flags' `terminator:";"` option, which clap cannot express: everything up to
+/// `;` (or the end) belongs to the group, dashes included.
+fn take_run_args(args: &mut Vec<std::ffi::OsString>) -> Vec<Vec<String>> {
+    let Some(run) = args
+        .windows(2)
+        .position(|w| w[0] == "pebble" && w[1] == "run")
+    else {
+        return Vec::new();
+    };
+    let mut groups = Vec::new();
+    let mut i = run + 2;
+    while i < args.len() {
+        if args[i] == "--args" {
+            let end = args[i + 1..]
+                .iter()
+                .position(|a| a == ";")
+                .map(|p| i + 1 + p)
+                .unwrap_or(args.len());
+            groups.push(
+                args[i + 1..end]
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+            );
+            args.drain(i..(end + 1).min(args.len()));
+        } else {
+            i += 1;
+        }
+    }
+    groups
+}
+
+async fn dispatch(cli: Cli, run_args: Vec<Vec<String>>) -> Result<()> {
     let dir = cli.dir.unwrap_or_else(default_dir);
-    match cli.command {
+    let client_command = match cli.command {
+        Command::Container(c)
+        | Command::Pebble {
+            command: PebbleCommand::Client(c),
+        } => Some(c),
+        command => {
+            return dispatch_host(dir, command, run_args).await;
+        }
+    };
+    if let Some(c) = client_command {
+        let socket = pebble::resolve_socket(&dir, cli.container.as_deref())?;
+        let code = pebble::run(&socket, c).await?;
+        if code != 0 {
+            std::process::exit(code);
+        }
+    }
+    Ok(())
+}
+
+async fn dispatch_host(dir: PathBuf, command: Command, run_args: Vec<Vec<String>>) -> Result<()> {
+    match command {
         Command::Run {
             update_status_interval,
             event_deadline,
@@ -255,6 +323,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { keep } => demo::run(keep).await,
+        Command::Container(_)
+        | Command::Pebble {
+            command: PebbleCommand::Client(_),
+        } => unreachable!("client commands are dispatched above"),
         Command::Pebble {
             command:
                 PebbleCommand::Run {
@@ -267,9 +339,27 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 hold,
                 http,
                 create_dirs,
+                args: run_args,
             })
             .await?;
             std::process::exit(code);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_args_end_at_semicolon_or_end() {
+        let mut argv: Vec<std::ffi::OsString> = [
+            "cairn", "pebble", "run", "--args", "srv", "--port", "80", ";", "--hold", "--args",
+            "b", "-x",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        let groups = super::take_run_args(&mut argv);
+        assert_eq!(groups, vec![vec!["srv", "--port", "80"], vec!["b", "-x"]]);
+        assert_eq!(argv, ["cairn", "pebble", "run", "--hold"]);
     }
 }

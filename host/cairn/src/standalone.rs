@@ -23,6 +23,22 @@ pub struct RunOptions {
     pub http: Option<String>,
     /// Create `$PEBBLE` and `$PEBBLE/layers` if missing.
     pub create_dirs: bool,
+    /// `--args <service> <arg>...` lists, one per use of the flag.
+    pub args: Vec<Vec<String>>,
+}
+
+/// Pebble's `convertArgs`: one list per service, named first, each service at most once.
+fn service_args(args: &[Vec<String>]) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
+    let mut map = std::collections::BTreeMap::new();
+    for list in args {
+        let Some((name, rest)) = list.split_first() else {
+            bail!("--args requires a service name");
+        };
+        if map.insert(name.clone(), rest.to_vec()).is_some() {
+            bail!("--args provided more than once for {name:?} service");
+        }
+    }
+    Ok(map)
 }
 
 /// `$PEBBLE`, as Pebble resolves it.
@@ -69,6 +85,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         tracing::warn!("cannot become a child subreaper: {e}");
     }
     let http = opts.http.as_deref().map(parse_addr).transpose()?;
+    let args = service_args(&opts.args)?;
     let sup = Supervisor::open(SupervisorOptions {
         env: vec![
             ("PEBBLE".into(), dir.display().to_string()),
@@ -76,6 +93,9 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         ],
         ..SupervisorOptions::new(&dir)
     })?;
+    if !args.is_empty() {
+        sup.set_service_args(&args)?;
+    }
     let api = cairn_api::ApiServer::new(sup.clone(), opts.http.clone());
     let server = cairn_api::serve(api, &socket, http)
         .await
@@ -124,5 +144,19 @@ mod tests {
             "127.0.0.1:80"
         );
         assert!(super::parse_addr("nope").is_err());
+    }
+
+    #[test]
+    fn service_args_like_convert_args() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let m = super::service_args(&[v(&["srv", "--port", "80"]), v(&["other"])]).unwrap();
+        assert_eq!(m["srv"], v(&["--port", "80"]));
+        assert!(m["other"].is_empty());
+        assert_eq!(
+            super::service_args(&[v(&["a"]), v(&["a", "x"])])
+                .unwrap_err()
+                .to_string(),
+            "--args provided more than once for \"a\" service"
+        );
     }
 }

@@ -1,0 +1,824 @@
+//! Pebble's command line against one container: `cairn --container web/0 services`, or with
+//! `PEBBLE`/`PEBBLE_SOCKET` set, or as `pebble services` through a symlink.
+//!
+//! Output follows Pebble's CLI: the same tables (Go's tabwriter with minwidth 5 and padding
+//! 2), the same human times ("today at 15:04 UTC"), the same messages on stderr for empty
+//! listings, and `start`/`stop`/`replan`… wait for their change (Ctrl-C aborts it) unless
+//! `--no-wait`, which prints the change ID.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, anyhow, bail};
+use cairn_api::{Client, ClientError};
+use cairn_supervisor::ChangeInfo;
+use clap::{Args, Subcommand};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+/// The commands that act on one container through its API.
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Show the plan with layers combined.
+    Plan,
+    /// Dynamically add a layer to the plan's layers.
+    Add {
+        /// Combine the new layer with an existing layer that has the given label (default is
+        /// to append).
+        #[arg(long)]
+        combine: bool,
+        /// Allow appending a new layer inside an existing subdirectory.
+        #[arg(long)]
+        inner: bool,
+        /// The layer's label.
+        label: String,
+        /// Path of the layer YAML.
+        layer_path: PathBuf,
+    },
+    /// Query the status of configured services.
+    Services {
+        #[command(flatten)]
+        time: TimeArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+        /// Services to show (default: all).
+        services: Vec<String>,
+    },
+    /// Start a service and its dependencies.
+    Start {
+        #[command(flatten)]
+        wait: WaitArgs,
+        /// Services to start.
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Stop a service and its dependents.
+    Stop {
+        #[command(flatten)]
+        wait: WaitArgs,
+        /// Services to stop.
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Restart a service.
+    Restart {
+        #[command(flatten)]
+        wait: WaitArgs,
+        /// Services to restart.
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Ensure running services match the current plan.
+    Replan {
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Start services set to start by default.
+    Autostart {
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// List system changes.
+    Changes {
+        #[command(flatten)]
+        time: TimeArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+        /// Only changes that touched this service.
+        service: Option<String>,
+    },
+    /// List a change's tasks.
+    Tasks {
+        /// Select last change of given type (start, stop, replan, ...). A question mark at the
+        /// end of the type means to do nothing if no change of the given type is found.
+        #[arg(long = "last", value_name = "TYPE")]
+        last: Option<String>,
+        #[command(flatten)]
+        time: TimeArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+        /// Change ID.
+        change_id: Option<String>,
+    },
+    /// Fetch service logs.
+    Logs {
+        /// Follow (tail) logs for given services until Ctrl-C is pressed. If no services are
+        /// specified, show logs from all services running when the command starts.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Number of logs to show (before following); defaults to 30. If 'all', show all
+        /// buffered logs.
+        #[arg(short = 'n')]
+        n: Option<String>,
+        /// Output format.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+        /// Services (default: all).
+        services: Vec<String>,
+    },
+    /// Send a signal to one or more running services.
+    Signal {
+        /// The signal, uppercase (HUP or SIGHUP).
+        signal: String,
+        /// Services to signal.
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Query health of checks (exit code 1 when unhealthy).
+    Health {
+        /// Check level to filter for.
+        #[arg(long, value_parser = ["alive", "ready"])]
+        level: Option<String>,
+        #[command(flatten)]
+        format: FormatArgs,
+        /// Checks (default: all).
+        checks: Vec<String>,
+    },
+    /// Show version details.
+    Version {
+        /// Only display the client version.
+        #[arg(long)]
+        client: bool,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+}
+
+/// `--abs-time`, as Pebble's time mixin.
+#[derive(Args)]
+pub struct TimeArgs {
+    /// Display absolute times (in RFC 3339 format). Otherwise, display relative times up to
+    /// 60 days, then YYYY-MM-DD.
+    #[arg(long)]
+    abs_time: bool,
+}
+
+/// `--format`, as Pebble's format mixin.
+#[derive(Args)]
+pub struct FormatArgs {
+    /// Output format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+}
+
+impl FormatArgs {
+    fn text(&self) -> bool {
+        self.format == "text"
+    }
+}
+
+/// `--no-wait`, as Pebble's wait mixin.
+#[derive(Args)]
+pub struct WaitArgs {
+    /// Do not wait for the operation to finish but just print the change id.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+static LOCAL_OFFSET: OnceLock<UtcOffset> = OnceLock::new();
+
+/// Reads the local UTC offset; call while the process is still single-threaded (the only
+/// time the offset can be read soundly), before the async runtime starts.
+pub fn init_local_offset() {
+    let off = UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC);
+    let _ = LOCAL_OFFSET.set(off);
+}
+
+fn local_offset() -> UtcOffset {
+    *LOCAL_OFFSET.get().unwrap_or(&UtcOffset::UTC)
+}
+
+/// Resolves the API socket of the selected container: `--container app/N[/name]` under the
+/// state directory, else `$PEBBLE_SOCKET` or `$PEBBLE/.pebble.socket`.
+pub fn resolve_socket(state_dir: &Path, container: Option<&str>) -> Result<PathBuf> {
+    let Some(sel) = container else {
+        let env_set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+        if env_set("PEBBLE_SOCKET") || env_set("PEBBLE") {
+            return Ok(crate::standalone::pebble_socket());
+        }
+        bail!(
+            "no container selected: use --container <unit>/<name>, or set PEBBLE or PEBBLE_SOCKET"
+        );
+    };
+    let mut parts = sel.splitn(3, '/');
+    let (app, num, name) = (parts.next(), parts.next(), parts.next());
+    let (Some(app), Some(num)) = (app, num) else {
+        bail!("invalid container {sel:?}: expected <app>/<unit-number>[/<container>]");
+    };
+    if app.is_empty() || num.parse::<u32>().is_err() {
+        bail!("invalid container {sel:?}: expected <app>/<unit-number>[/<container>]");
+    }
+    let unit_dir = state_dir.join("units").join(format!("{app}-{num}"));
+    let containers = unit_dir.join("containers");
+    if !unit_dir.is_dir() {
+        bail!(
+            "cannot find unit \"{app}/{num}\" in {}",
+            state_dir.display()
+        );
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&containers)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let name = match name {
+        Some(n) => {
+            if !names.iter().any(|x| x == n) {
+                bail!(
+                    "unit \"{app}/{num}\" has no container {n:?} (it has: {})",
+                    list_or_none(&names)
+                );
+            }
+            n.to_string()
+        }
+        None => match names.as_slice() {
+            [one] => one.clone(),
+            [] => bail!("unit \"{app}/{num}\" has no containers"),
+            _ => bail!(
+                "unit \"{app}/{num}\" has several containers, choose one of: {}",
+                names
+                    .iter()
+                    .map(|n| format!("{app}/{num}/{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    };
+    Ok(containers.join(name).join(".pebble.socket"))
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Runs one command against the container's API; returns the process exit code.
+pub async fn run(socket: &Path, cmd: ClientCommand) -> Result<i32> {
+    let client = Client::unix(socket);
+    let mut out = String::new();
+    let code = execute(&client, cmd, &mut out).await;
+    print!("{out}");
+    code
+}
+
+async fn execute(client: &Client, cmd: ClientCommand, out: &mut String) -> Result<i32> {
+    use std::fmt::Write;
+    match cmd {
+        ClientCommand::Plan => {
+            out.push_str(&client.plan().await?);
+        }
+        ClientCommand::Add {
+            combine,
+            inner,
+            label,
+            layer_path,
+        } => {
+            let data = std::fs::read_to_string(&layer_path)
+                .with_context(|| format!("cannot read {}", layer_path.display()))?;
+            client.add_layer(&label, &data, combine, inner).await?;
+            writeln!(
+                out,
+                "Layer {label:?} added successfully from {:?}",
+                layer_path.display().to_string()
+            )?;
+        }
+        ClientCommand::Services {
+            time,
+            format,
+            services,
+        } => {
+            let list = client.services(&services).await?;
+            if !format.text() {
+                let map: serde_json::Map<String, serde_json::Value> = list
+                    .iter()
+                    .map(|s| Ok((s.name.clone(), serde_json::to_value(s)?)))
+                    .collect::<Result<_>>()?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({ "services": map }))?
+                )?;
+            } else if list.is_empty() {
+                eprintln!(
+                    "{}",
+                    if services.is_empty() {
+                        "Plan has no services."
+                    } else {
+                        "No matching services."
+                    }
+                );
+            } else {
+                let mut rows = vec![row(["Service", "Startup", "Current", "Since"])];
+                for s in &list {
+                    let since = s
+                        .current_since
+                        .as_deref()
+                        .map(|t| fmt_time(t, time.abs_time))
+                        .unwrap_or_else(|| "-".into());
+                    rows.push(vec![
+                        s.name.clone(),
+                        s.startup.clone(),
+                        s.current.as_str().to_string(),
+                        since,
+                    ]);
+                }
+                out.push_str(&tabwriter(&rows));
+            }
+        }
+        ClientCommand::Start { wait, services } => {
+            return action(client, "start", &services, wait, out).await;
+        }
+        ClientCommand::Stop { wait, services } => {
+            return action(client, "stop", &services, wait, out).await;
+        }
+        ClientCommand::Restart { wait, services } => {
+            return action(client, "restart", &services, wait, out).await;
+        }
+        ClientCommand::Replan { wait } => return action(client, "replan", &[], wait, out).await,
+        ClientCommand::Autostart { wait } => {
+            return action(client, "autostart", &[], wait, out).await;
+        }
+        ClientCommand::Changes {
+            time,
+            format,
+            service,
+        } => {
+            if let Some(s) = service.as_deref()
+                && !s.is_empty()
+                && s.bytes().all(|b| b.is_ascii_digit())
+            {
+                bail!(
+                    "'{p} changes' command expects a service name, try '{p} tasks {s}'",
+                    p = program()
+                );
+            }
+            if service.as_deref() == Some("everything") {
+                writeln!(out, "Yes, yes it does.")?;
+                return Ok(0);
+            }
+            let mut changes = client.changes("all", service.as_deref()).await?;
+            changes.sort_by_key(|c| parse_time(&c.spawn_time));
+            if !format.text() {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({ "changes": changes }))?
+                )?;
+            } else if changes.is_empty() {
+                eprintln!("no changes found");
+            } else {
+                let mut rows = vec![row(["ID", "Status", "Spawn", "Ready", "Summary"])];
+                for c in &changes {
+                    rows.push(vec![
+                        c.id.clone(),
+                        c.status.clone(),
+                        fmt_time(&c.spawn_time, time.abs_time),
+                        c.ready_time
+                            .as_deref()
+                            .map(|t| fmt_time(t, time.abs_time))
+                            .unwrap_or_else(|| "-".into()),
+                        c.summary.clone(),
+                    ]);
+                }
+                out.push_str(&tabwriter(&rows));
+                out.push('\n');
+            }
+        }
+        ClientCommand::Tasks {
+            last,
+            time,
+            format,
+            change_id,
+        } => {
+            let id = match (change_id, last) {
+                (None, None) => bail!("please provide change ID or type with --last=<type>"),
+                (Some(_), Some(_)) => bail!("cannot use change ID and type together"),
+                (Some(id), None) => id,
+                (None, Some(kind)) => match last_change_id(client, &kind).await? {
+                    Some(id) => id,
+                    None => return Ok(0),
+                },
+            };
+            let chg = client.change(&id).await?;
+            if !format.text() {
+                writeln!(out, "{}", serde_json::to_string(&chg)?)?;
+            } else {
+                out.push_str(&tasks_text(&chg, time.abs_time));
+            }
+        }
+        ClientCommand::Logs {
+            follow,
+            n,
+            format,
+            services,
+        } => {
+            let n: i64 = match n.as_deref() {
+                None => 30,
+                Some("all") => -1,
+                Some(s) => match s.parse::<i64>() {
+                    Ok(v) if v >= 0 => v,
+                    _ => bail!("expected n to be a non-negative integer or \"all\", not {s:?}"),
+                },
+            };
+            let json = format == "json";
+            if follow {
+                let mut rx = client.follow_logs(&services, Some(n)).await?;
+                loop {
+                    tokio::select! {
+                        line = rx.recv() => match line {
+                            Some(l) => println!("{}", log_line(&l, json)?),
+                            None => break,
+                        },
+                        _ = tokio::signal::ctrl_c() => break,
+                    }
+                }
+            } else {
+                for l in client.logs(&services, Some(n)).await? {
+                    writeln!(out, "{}", log_line(&l, json)?)?;
+                }
+            }
+        }
+        ClientCommand::Signal { signal, services } => {
+            if signal.to_uppercase() != signal {
+                bail!("signal name must be uppercase, for example HUP");
+            }
+            let signal = if signal.starts_with("SIG") {
+                signal
+            } else {
+                format!("SIG{signal}")
+            };
+            client.send_signal(&signal, &services).await?;
+        }
+        ClientCommand::Health {
+            level,
+            format,
+            checks,
+        } => {
+            let healthy = client.health(level.as_deref(), &checks).await?;
+            if !format.text() {
+                writeln!(out, "{}", serde_json::json!({ "healthy": healthy }))?;
+            } else {
+                writeln!(out, "{}", if healthy { "healthy" } else { "unhealthy" })?;
+                if !healthy {
+                    return Ok(1);
+                }
+            }
+        }
+        ClientCommand::Version {
+            client: only,
+            format,
+        } => {
+            let mine = format!("v{}", env!("CARGO_PKG_VERSION"));
+            if only {
+                if format.text() {
+                    writeln!(out, "{mine}")?;
+                } else {
+                    writeln!(out, "{}", serde_json::json!({ "client": mine }))?;
+                }
+                return Ok(0);
+            }
+            let server = client.system_info().await;
+            if format.text() {
+                let sv = server
+                    .as_ref()
+                    .map(|s| s.version.clone())
+                    .unwrap_or_else(|_| "-".into());
+                out.push_str(&tabwriter(&[row(["client", &mine]), row(["server", &sv])]));
+            } else {
+                let sv = server?.version;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "client": mine, "server": sv })
+                )?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn program() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "cairn".into())
+}
+
+/// Posts a services action and, unless `--no-wait`, waits for its change.
+async fn action(
+    client: &Client,
+    action: &str,
+    services: &[String],
+    wait: WaitArgs,
+    out: &mut String,
+) -> Result<i32> {
+    use std::fmt::Write;
+    let id = client.services_action(action, services).await?;
+    if wait.no_wait {
+        writeln!(out, "{id}")?;
+        return Ok(0);
+    }
+    let chg = tokio::select! {
+        r = client.wait_change(&id, None) => r?,
+        _ = tokio::signal::ctrl_c() => {
+            // As Pebble: Ctrl-C aborts the change, then waits for it to finish.
+            let aborter = Client::unix(client.socket());
+            if let Err(e) = aborter.abort_change(&id).await {
+                eprintln!("{e}");
+            }
+            aborter.wait_change(&id, None).await?
+        }
+    };
+    finished(chg).map(|()| 0)
+}
+
+/// The outcome of a waited-for change, as Pebble's CLI reports it.
+fn finished(chg: ChangeInfo) -> Result<()> {
+    if !chg.ready {
+        bail!("change {} is not ready", chg.id);
+    }
+    if chg.status == "Done" {
+        return Ok(());
+    }
+    match chg.err {
+        Some(err) if !err.is_empty() => Err(anyhow!(ClientError::Change {
+            change_id: chg.id,
+            err,
+        })),
+        _ => bail!(
+            "change finished in status {:?} with no error message",
+            chg.status
+        ),
+    }
+}
+
+/// The newest change of a kind (`--last=kind`, `kind?` = fine if none).
+async fn last_change_id(client: &Client, kind: &str) -> Result<Option<String>> {
+    let (kind, optional) = match kind.strip_suffix('?') {
+        Some(k) => (k, true),
+        None => (kind, false),
+    };
+    let changes = client.changes("all", None).await?;
+    if changes.is_empty() {
+        if optional {
+            return Ok(None);
+        }
+        bail!("no changes found");
+    }
+    let latest = changes
+        .iter()
+        .filter(|c| c.kind == kind)
+        .max_by_key(|c| parse_time(&c.spawn_time));
+    match latest {
+        Some(c) => Ok(Some(c.id.clone())),
+        None if optional => Ok(None),
+        None => bail!("no changes of type {kind:?} found"),
+    }
+}
+
+fn tasks_text(chg: &ChangeInfo, abs: bool) -> String {
+    const LINE: &str = "......................................................................";
+    let mut rows = vec![row(["Status", "Spawn", "Ready", "Summary"])];
+    for t in &chg.tasks {
+        let mut summary = t.summary.clone();
+        if t.status == "Doing" && t.progress.total > 1 {
+            summary = format!(
+                "{summary} ({:.2}%)",
+                t.progress.done as f64 / t.progress.total as f64 * 100.0
+            );
+        }
+        rows.push(vec![
+            t.status.clone(),
+            fmt_time(&t.spawn_time, abs),
+            t.ready_time
+                .as_deref()
+                .map(|r| fmt_time(r, abs))
+                .unwrap_or_else(|| "-".into()),
+            summary,
+        ]);
+    }
+    let mut s = tabwriter(&rows);
+    for t in chg.tasks.iter().filter(|t| !t.log.is_empty()) {
+        s.push('\n');
+        s.push_str(LINE);
+        s.push('\n');
+        s.push_str(&t.summary);
+        s.push_str("\n\n");
+        for l in &t.log {
+            s.push_str(l);
+            s.push('\n');
+        }
+    }
+    s.push('\n');
+    s
+}
+
+fn log_line(l: &cairn_api::LogLine, json: bool) -> Result<String> {
+    if json {
+        return Ok(serde_json::to_string(l)?);
+    }
+    let time = parse_time(&l.time)
+        .map(|t| {
+            let millis = time::format_description::parse_borrowed::<2>(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]",
+            )
+            .ok()
+            .and_then(|f| t.format(&f).ok())
+            .unwrap_or_default();
+            format!("{millis}{}", zone_suffix(t.offset(), true))
+        })
+        .unwrap_or_else(|| l.time.clone());
+    Ok(format!("{time} [{}] {}", l.service, l.message))
+}
+
+fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// Go's `Z07:00` (`iso`) or a `MST`-like zone name (`UTC`, else the numeric offset).
+fn zone_suffix(off: UtcOffset, iso: bool) -> String {
+    if off.is_utc() {
+        return if iso { "Z".into() } else { "UTC".into() };
+    }
+    let (h, m, _) = off.as_hms();
+    let sign = if off.is_negative() { '-' } else { '+' };
+    if iso {
+        format!("{sign}{:02}:{:02}", h.abs(), m.abs())
+    } else {
+        format!("{sign}{:02}{:02}", h.abs(), m.abs())
+    }
+}
+
+/// Pebble's `fmtTime`: RFC 3339 with `--abs-time`, else `timeutil.Human` in local time.
+fn fmt_time(s: &str, abs: bool) -> String {
+    let Some(t) = parse_time(s) else {
+        return s.to_string();
+    };
+    let t = t.to_offset(local_offset());
+    if abs {
+        return t
+            .replace_nanosecond(0)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_else(|| s.to_string());
+    }
+    human(t, OffsetDateTime::now_utc().to_offset(local_offset()))
+}
+
+/// `timeutil.Human`: relative days up to 60, then the date.
+fn human(then: OffsetDateTime, now: OffsetDateTime) -> String {
+    let d = (then.date() - now.date()).whole_days();
+    let hm = format!(
+        "{:02}:{:02} {}",
+        then.hour(),
+        then.minute(),
+        zone_suffix(then.offset(), false)
+    );
+    match d {
+        -60..=-2 => format!("{} days ago, at {hm}", -d),
+        -1 => format!("yesterday at {hm}"),
+        0 => format!("today at {hm}"),
+        1 => format!("tomorrow at {hm}"),
+        2..=60 => format!("in {d} days, at {hm}"),
+        _ => format!(
+            "{:04}-{:02}-{:02}",
+            then.year(),
+            u8::from(then.month()),
+            then.day()
+        ),
+    }
+}
+
+fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+/// Go's `tabwriter.NewWriter(w, 5, 3, 2, ' ', 0)` for rows of equal length: every column
+/// but the last is padded to max(5, widest cell + 2).
+fn tabwriter(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols.saturating_sub(1))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count() + 2)
+                .max()
+                .unwrap_or(0)
+                .max(5)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate() {
+            out.push_str(cell);
+            if i + 1 < r.len() {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn tabwriter_pads_like_go() {
+        let t = tabwriter(&[
+            row(["Service", "Startup", "Current", "Since"]),
+            row(["srv1", "enabled", "active", "today at 10:00 UTC"]),
+            row(["x", "disabled", "inactive", "-"]),
+        ]);
+        assert_eq!(
+            t,
+            "Service  Startup   Current   Since\n\
+             srv1     enabled   active    today at 10:00 UTC\n\
+             x        disabled  inactive  -\n"
+        );
+        // Narrow columns still get the minimum width of 5.
+        assert_eq!(tabwriter(&[row(["a", "b"])]), "a    b\n");
+    }
+
+    #[test]
+    fn human_times_like_timeutil() {
+        let now = datetime!(2026-11-22 12:00 UTC);
+        assert_eq!(
+            human(datetime!(2026-11-22 07:47 UTC), now),
+            "today at 07:47 UTC"
+        );
+        assert_eq!(
+            human(datetime!(2026-11-21 23:59 UTC), now),
+            "yesterday at 23:59 UTC"
+        );
+        assert_eq!(
+            human(datetime!(2026-11-19 08:00 UTC), now),
+            "3 days ago, at 08:00 UTC"
+        );
+        assert_eq!(
+            human(
+                datetime!(2026-11-25 08:00 +01:00),
+                now.to_offset(time::macros::offset!(+1))
+            ),
+            "in 3 days, at 08:00 +0100"
+        );
+        assert_eq!(human(datetime!(2026-01-02 08:00 UTC), now), "2026-01-02");
+    }
+
+    #[test]
+    fn log_lines_like_pebble() {
+        let l = cairn_api::LogLine {
+            time: "2026-11-22T10:11:12.345678901Z".into(),
+            service: "srv1".into(),
+            message: "hello".into(),
+        };
+        assert_eq!(
+            log_line(&l, false).unwrap(),
+            "2026-11-22T10:11:12.345Z [srv1] hello"
+        );
+    }
+
+    #[test]
+    fn container_selection() {
+        let d = std::env::temp_dir().join(format!("cairn-select-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let c = d.join("units/web-0/containers");
+        std::fs::create_dir_all(c.join("web")).unwrap();
+        let s = resolve_socket(&d, Some("web/0")).unwrap();
+        assert_eq!(s, c.join("web/.pebble.socket"));
+        assert_eq!(resolve_socket(&d, Some("web/0/web")).unwrap(), s);
+        let e = resolve_socket(&d, Some("web/0/db")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unit \"web/0\" has no container \"db\" (it has: web)"
+        );
+        std::fs::create_dir_all(c.join("aux")).unwrap();
+        let e = resolve_socket(&d, Some("web/0")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unit \"web/0\" has several containers, choose one of: web/0/aux, web/0/web"
+        );
+        assert!(resolve_socket(&d, Some("web")).is_err());
+        assert!(
+            resolve_socket(&d, Some("db/1"))
+                .unwrap_err()
+                .to_string()
+                .starts_with("cannot find unit \"db/1\"")
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,256 @@
+//! Pebble's command line against one container (issue 3): `cairn --container web/0 …` on a
+//! unit of the daemon, and `pebble …` (a symlink) with `PEBBLE` set against `pebble run`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::common::*;
+
+/// Runs `cairn --container <c> args…` and returns (exit code, stdout, stderr).
+fn pebble_cli(d: &Daemon, container: &str, args: &[&str]) -> Result<(i32, String, String)> {
+    let mut all = vec!["--container", container];
+    all.extend_from_slice(args);
+    let out = d.cli(&all)?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// The row of `services` output for `svc`, split on whitespace runs.
+fn service_row(table: &str, svc: &str) -> Option<Vec<String>> {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(svc))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+}
+
+#[test]
+fn issue3_cli_drives_a_unit_container() -> Result<()> {
+    let d = Daemon::start("pebblecli", &[])?;
+    let port = free_port();
+    d.ok(&[
+        "deploy",
+        &example("web"),
+        "--config",
+        &format!("port={port}"),
+    ])?;
+    d.wait_status("web/0", "active", "", Duration::from_secs(10))?;
+
+    // services: Pebble's table.
+    let (code, out, _) = pebble_cli(&d, "web/0", &["services"])?;
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("Service  Startup  Current  Since\n"),
+        "{out}"
+    );
+    let row = service_row(&out, "http").must("http row")?;
+    assert_eq!(&row[..4], ["http", "enabled", "active", "today"], "{out}");
+    // The same container named in full.
+    let (_, full, _) = pebble_cli(&d, "web/0/web", &["services", "--abs-time"])?;
+    assert!(full.contains("http     enabled  active   20"), "{full}");
+
+    // logs -f follows the service's output as it comes.
+    let mut follower = Command::new(CAIRN)
+        .arg("--dir")
+        .arg(&d.dir)
+        .args(["--container", "web/0", "logs", "-f", "-n", "0", "http"])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let (tx, rx) = mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    http_get(port)?;
+    let line = rx.recv_timeout(Duration::from_secs(10));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(follower.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let status = follower.wait()?;
+    let line = line.map_err(|_| anyhow::anyhow!("logs -f showed nothing"))?;
+    assert!(
+        line.contains(" [http] ") && line.contains("\"GET / HTTP/1.0\" 200"),
+        "{line}"
+    );
+    assert!(status.success(), "logs -f ended with {status:?}");
+
+    // stop / start wait for their change; the workload really goes and comes back.
+    let (code, out, err) = pebble_cli(&d, "web/0", &["stop", "http"])?;
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(http_get(port).is_err(), "stopped service still answers");
+    let (_, out, _) = pebble_cli(&d, "web/0", &["services", "http"])?;
+    assert_eq!(service_row(&out, "http").must("row")?[2], "inactive");
+    let (code, id, _) = pebble_cli(&d, "web/0", &["start", "--no-wait", "http"])?;
+    assert_eq!(code, 0);
+    assert!(id.trim().parse::<u64>().is_ok(), "{id}");
+    wait_for(Duration::from_secs(10), || http_get(port).ok()).must("restarted workload")?;
+
+    // changes and tasks.
+    let (_, changes, _) = pebble_cli(&d, "web/0", &["changes"])?;
+    assert!(changes.starts_with("ID   Status  Spawn"), "{changes}");
+    assert!(changes.contains("Stop service \"http\""), "{changes}");
+    let (_, tasks, _) = pebble_cli(&d, "web/0", &["tasks", "--last=stop"])?;
+    assert!(tasks.starts_with("Status  Spawn"), "{tasks}");
+    assert!(tasks.contains("Done") && tasks.contains("Stop service \"http\""));
+    let (code, _, err) = pebble_cli(&d, "web/0", &["tasks", "--last=nothing"])?;
+    assert_eq!(code, 1);
+    assert_eq!(err.trim(), "error: no changes of type \"nothing\" found");
+    let (code, _, _) = pebble_cli(&d, "web/0", &["tasks", "--last=nothing?"])?;
+    assert_eq!(code, 0);
+
+    // plan, health, version.
+    let (_, plan, _) = pebble_cli(&d, "web/0", &["plan"])?;
+    assert!(
+        plan.contains(&format!("command: python3 -m http.server {port}")),
+        "{plan}"
+    );
+    let (code, health, _) = pebble_cli(&d, "web/0", &["health"])?;
+    assert_eq!((code, health.as_str()), (0, "healthy\n"));
+    let (_, version, _) = pebble_cli(&d, "web/0", &["version"])?;
+    let v = format!("v{}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(version, format!("client  {v}\nserver  {v}\n"));
+
+    // Errors are one line from the API, the exit code is 1 and nothing changes.
+    let (code, _, err) = pebble_cli(&d, "web/0", &["start", "nope"])?;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        "error: cannot start services: service \"nope\" does not exist"
+    );
+    let (code, _, err) = pebble_cli(&d, "web/0", &["signal", "hup", "http"])?;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        "error: signal name must be uppercase, for example HUP"
+    );
+    let (code, _, err) = pebble_cli(&d, "web/9", &["services"])?;
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: cannot find unit \"web/9\""),
+        "{err}"
+    );
+    assert!(http_get(port).is_ok());
+    Ok(())
+}
+
+/// A `pebble` symlink to the binary under test.
+fn pebble_link(dir: &Path) -> Result<std::path::PathBuf> {
+    let link = dir.join("bin/pebble");
+    std::fs::create_dir_all(link.parent().unwrap())?;
+    std::os::unix::fs::symlink(CAIRN, &link)?;
+    Ok(link)
+}
+
+#[test]
+fn issue3_pebble_cli_with_env_and_run_args() -> Result<()> {
+    let dir = test_dir("pebbleenv");
+    let pebble_dir = dir.join("pebble");
+    std::fs::create_dir_all(pebble_dir.join("layers"))?;
+    std::fs::write(
+        pebble_dir.join("layers/001-base.yaml"),
+        "services:\n  svc:\n    override: replace\n    command: sleep [ 1000 ]\n    startup: enabled\n",
+    )?;
+    let link = pebble_link(&dir)?;
+    let mut server = Command::new(&link)
+        .args(["run", "--args", "svc", "1234", ";", "--hold"])
+        .env("PEBBLE", &pebble_dir)
+        .env_remove("PEBBLE_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("pebble.log"))?)
+        .spawn()?;
+    let pebble = |args: &[&str]| -> Result<(i32, String, String)> {
+        let out = Command::new(&link)
+            .args(args)
+            .env("PEBBLE", &pebble_dir)
+            .env_remove("PEBBLE_SOCKET")
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    };
+    let result = (|| -> Result<()> {
+        wait_for(Duration::from_secs(10), || {
+            pebble_dir.join(".pebble.socket").exists().then_some(())
+        })
+        .must("socket")?;
+        // --hold: nothing started; --args replaced the default arguments.
+        let (_, out, _) = pebble(&["services"])?;
+        assert_eq!(
+            service_row(&out, "svc").must("row")?[..3],
+            ["svc", "enabled", "inactive"]
+        );
+        let (_, plan, _) = pebble(&["plan"])?;
+        assert!(plan.contains("command: sleep [ 1234 ]"), "{plan}");
+        let (code, _, err) = pebble(&["autostart"])?;
+        assert_eq!(code, 0, "{err}");
+        let procs = processes_with(&pebble_dir.display().to_string());
+        let server_pid = server.id() as i32;
+        let cmdlines: Vec<String> = procs
+            .iter()
+            .filter(|(pid, _)| *pid != server_pid)
+            .map(|(pid, _)| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(cmdlines, ["sleep 1234 "]);
+
+        // add a layer from a file, replan, and the new service runs.
+        let layer = dir.join("extra.yaml");
+        std::fs::write(
+            &layer,
+            "services:\n  two:\n    override: replace\n    command: sleep 999\n    startup: enabled\n",
+        )?;
+        let (code, out, err) = pebble(&["add", "extra", layer.to_str().unwrap()])?;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            out,
+            format!(
+                "Layer \"extra\" added successfully from {:?}\n",
+                layer.display().to_string()
+            )
+        );
+        let (code, _, err) = pebble(&["add", "extra", layer.to_str().unwrap()])?;
+        assert_eq!(code, 1);
+        assert_eq!(err.trim(), "error: layer \"extra\" already exists");
+        let (code, _, err) = pebble(&["replan"])?;
+        assert_eq!(code, 0, "{err}");
+        let (_, out, _) = pebble(&["services"])?;
+        assert_eq!(service_row(&out, "two").must("row")?[2], "active", "{out}");
+        let (code, _, err) = pebble(&["signal", "TERM", "two"])?;
+        assert_eq!(code, 0, "{err}");
+        let (_, out, _) = pebble(&["changes", "two"])?;
+        assert!(out.contains("Replan service \"svc\" and 1 more"), "{out}");
+        Ok(())
+    })();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = server.wait()?;
+    if let Err(e) = result {
+        bail!(
+            "{e:#}\n{}",
+            std::fs::read_to_string(dir.join("pebble.log")).unwrap_or_default()
+        );
+    }
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
