@@ -77,6 +77,8 @@ struct UnitHandle {
     shared: Arc<UnitShared>,
     task: tokio::task::JoinHandle<()>,
     ticker: tokio::task::JoinHandle<()>,
+    /// Per container: brings it back when a service's exit action shuts it down.
+    watchers: Vec<tokio::task::JoinHandle<()>>,
     /// Each container's Pebble API on `<container dir>/.pebble.socket`.
     apis: Vec<cairn_api::ServerHandle>,
 }
@@ -372,10 +374,22 @@ impl Host {
                 }
             })
         };
+        let watchers = shared
+            .containers
+            .iter()
+            .map(|(c, sup)| {
+                tokio::spawn(watch_shutdown(
+                    Arc::downgrade(&shared),
+                    c.clone(),
+                    sup.clone(),
+                ))
+            })
+            .collect();
         Ok(UnitHandle {
             shared,
             task,
             ticker,
+            watchers,
             apis,
         })
     }
@@ -523,6 +537,7 @@ impl Host {
         }
         for (_, mut u) in entry.units {
             u.ticker.abort();
+            u.watchers.iter().for_each(|w| w.abort());
             let _ = (&mut u.task).await;
             u.stop_apis();
             for sup in u.shared.containers.values() {
@@ -630,6 +645,7 @@ impl Host {
             for u in entry.units.values() {
                 u.task.abort();
                 u.ticker.abort();
+                u.watchers.iter().for_each(|w| w.abort());
             }
             for u in entry.units.values_mut() {
                 u.stop_apis();
@@ -665,5 +681,34 @@ mod tests {
         for bad in ["", "Web", "1web", "web-", "web--x", "web-2", "we_b"] {
             assert!(!super::valid_app_name(bad), "{bad}");
         }
+    }
+}
+
+/// Restarts a container whose supervisor was asked to shut down by a service's exit action
+/// (`shutdown`, `success-shutdown`, `failure-shutdown`), as Kubernetes restarts a container
+/// whose Pebble exited, then tells the charm with `pebble-ready`.
+async fn watch_shutdown(unit: std::sync::Weak<UnitShared>, container: String, sup: Supervisor) {
+    let mut requests = sup.shutdown_requests();
+    loop {
+        if requests.changed().await.is_err() {
+            return;
+        }
+        let Some(request) = *requests.borrow_and_update() else {
+            continue;
+        };
+        let Some(shared) = unit.upgrade() else {
+            return;
+        };
+        let unit_name = shared.record.lock().unwrap().name.clone();
+        tracing::warn!(
+            "container {container:?} of {unit_name} shut down by a service exit action ({request:?}); restarting it"
+        );
+        if let Err(e) = sup.restart().await {
+            tracing::error!("cannot restart container {container:?}: {e}");
+            continue;
+        }
+        shared.enqueue(Event::PebbleReady {
+            container: container.clone(),
+        });
     }
 }

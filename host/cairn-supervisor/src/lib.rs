@@ -10,6 +10,7 @@
 //! can be waited on with [`Supervisor::wait_change`].
 
 pub mod changes;
+pub mod groups;
 pub mod logs;
 pub mod persist;
 pub mod reaper;
@@ -129,12 +130,14 @@ impl Supervisor {
             move |source| SupervisorError::Io { action, source }
         };
         std::fs::create_dir_all(&opts.dir).map_err(io("create container directory"))?;
-        let layers_dir = opts.dir.join("layers");
-        let mut layers = if layers_dir.is_dir() {
-            cairn_plan::read_layers_dir(&layers_dir)?
-        } else {
-            Vec::new()
-        };
+        // A previous supervisor of this container killed outright may have left services
+        // running: terminate them before anything starts anew.
+        if opts.persist {
+            let left = groups::terminate_recorded(&opts.dir);
+            if !left.is_empty() {
+                tracing::warn!("Terminated services left running by a previous run: {left:?}");
+            }
+        }
         let state_path = opts.dir.join(STATE_FILE);
         let mut state = PersistedState::default();
         if opts.persist && state_path.exists() {
@@ -144,19 +147,7 @@ impl Supervisor {
                 source: std::io::Error::other(e),
             })?;
         }
-        for p in &state.layers {
-            // Reserved layers (service args) are derived state, re-applied by their owner.
-            if p.label.starts_with("pebble-") || layers.iter().any(|l| l.label == p.label) {
-                continue;
-            }
-            layers.push(cairn_plan::parse_layer(
-                p.order,
-                &p.label,
-                p.yaml.as_bytes(),
-            )?);
-        }
-        layers.sort_by_key(|l| l.order);
-        let layers = Layers::new(layers)?;
+        let layers = assemble_layers(&opts.dir, &state.layers)?;
         let plan = Arc::new(layers.plan().clone());
         state.changes.interrupt_unfinished();
         let sup = Supervisor {
@@ -167,7 +158,10 @@ impl Supervisor {
                 plan: Mutex::new(plan),
                 book: Mutex::new(state.changes),
                 version: watch::channel(0).0,
-                services: services::ServiceManager::new(opts.env),
+                services: services::ServiceManager::new(
+                    opts.env,
+                    opts.persist.then_some(opts.dir.as_path()),
+                ),
                 dirty: Arc::new(tokio::sync::Notify::new()),
             }),
         };
@@ -497,6 +491,33 @@ impl Supervisor {
         self.change(id)
     }
 
+    /// Brings the container back after a service's exit action shut it down, as Kubernetes
+    /// restarts a container whose Pebble exited: every service is stopped and forgotten, the
+    /// layers are read again (directory plus API-added ones), the change history stays, and
+    /// nothing is started (the charm replans on `pebble-ready`, as with `pebble run --hold`).
+    pub async fn restart(&self) -> Result<(), SupervisorError> {
+        self.stop_all().await;
+        self.inner.services.reset();
+        let persisted: Vec<PersistedLayer> = self
+            .layers()
+            .iter()
+            .map(|l| PersistedLayer {
+                order: l.order,
+                label: l.label.clone(),
+                yaml: l.to_yaml(),
+            })
+            .collect();
+        let layers = assemble_layers(&self.inner.dir, &persisted)?;
+        {
+            let mut current = self.inner.layers.lock().unwrap();
+            *self.inner.plan.lock().unwrap() = Arc::new(layers.plan().clone());
+            *current = layers;
+        }
+        self.inner.save();
+        self.inner.changed();
+        Ok(())
+    }
+
     /// Stops every running service in stop order ("Stop all running services"), waiting at
     /// most Pebble's stop timeout.
     pub async fn stop_all(&self) {
@@ -519,6 +540,30 @@ impl Supervisor {
         let _ = self.wait_change(&id, Some(timeout)).await;
         self.inner.save();
     }
+}
+
+/// The layers of a container: those of its `layers/` directory, then the given persisted
+/// (API-added) ones whose labels the directory does not have. Reserved `pebble-*` layers are
+/// derived state, re-applied by their owner.
+fn assemble_layers(dir: &Path, persisted: &[PersistedLayer]) -> Result<Layers, SupervisorError> {
+    let layers_dir = dir.join("layers");
+    let mut layers = if layers_dir.is_dir() {
+        cairn_plan::read_layers_dir(&layers_dir)?
+    } else {
+        Vec::new()
+    };
+    for p in persisted {
+        if p.label.starts_with("pebble-") || layers.iter().any(|l| l.label == p.label) {
+            continue;
+        }
+        layers.push(cairn_plan::parse_layer(
+            p.order,
+            &p.label,
+            p.yaml.as_bytes(),
+        )?);
+    }
+    layers.sort_by_key(|l| l.order);
+    Ok(Layers::new(layers)?)
 }
 
 fn parse_id(id: &str) -> Option<u64> {
@@ -687,3 +732,16 @@ impl Inner {
 
 #[cfg(test)]
 mod tests;
+
+/// Waits until process group `pgid` has `n` live members; returns them.
+#[cfg(test)]
+async fn wait_for_members(pgid: i32, n: usize) -> Vec<i32> {
+    for _ in 0..200 {
+        let m = groups::member_pids(pgid);
+        if m.len() >= n {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("process group {pgid} never had {n} members");
+}

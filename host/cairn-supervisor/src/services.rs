@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{oneshot, watch};
 
+use crate::groups::Groups;
 use crate::logs::{LineSplitter, LogBuffer};
 use crate::{reaper, users};
 
@@ -176,6 +177,18 @@ pub(crate) struct ServiceManager {
     env: Vec<(String, String)>,
     shutdown: watch::Sender<Option<ShutdownRequest>>,
     rng: Mutex<u64>,
+    /// The process groups of this container's services, mirrored to disk.
+    groups: Mutex<Groups>,
+}
+
+impl Drop for ServiceManager {
+    /// A supervisor dropped without stopping its services takes their process groups with
+    /// it (SIGKILL): services never outlive their supervisor.
+    fn drop(&mut self) {
+        if let Ok(g) = self.groups.get_mut() {
+            g.kill_all();
+        }
+    }
 }
 
 fn action_for(config: &Service, success: bool) -> (ServiceAction, &'static str) {
@@ -223,7 +236,11 @@ fn next_backoff(config: &Service, current: Duration) -> Duration {
 }
 
 impl ServiceManager {
-    pub(crate) fn new(env: Vec<(String, String)>) -> Arc<Self> {
+    /// A manager whose process groups are recorded in `groups_dir` (when given).
+    pub(crate) fn new(
+        env: Vec<(String, String)>,
+        groups_dir: Option<&std::path::Path>,
+    ) -> Arc<Self> {
         let seed = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 | 1;
         Arc::new_cyclic(|me| ServiceManager {
             me: me.clone(),
@@ -231,6 +248,7 @@ impl ServiceManager {
             env,
             shutdown: watch::channel(None).0,
             rng: Mutex::new(seed),
+            groups: Mutex::new(Groups::new(groups_dir)),
         })
     }
 
@@ -311,6 +329,14 @@ impl ServiceManager {
         }
         out.sort();
         out
+    }
+
+    /// Forgets every service (after they were stopped) and any shutdown request, as a new
+    /// supervisor process would start; groups that survived the stop are killed.
+    pub(crate) fn reset(&self) {
+        self.services.lock().unwrap().clear();
+        self.groups.lock().unwrap().kill_all();
+        self.shutdown.send_replace(None);
     }
 
     /// Services starting, running or backing off (what a shutdown must stop).
@@ -566,12 +592,22 @@ impl ServiceManager {
             .map_err(|e| format!("cannot start service: {e}"))?;
         cmd.stdout(Stdio::from(write)).stderr(Stdio::from(write2));
         tracing::info!("Service {:?} starting: {}", s.config.name, s.config.command);
-        let (child, exit) =
-            reaper::spawn(&mut cmd).map_err(|e| format!("cannot start service: {e}"))?;
+        let switching = creds.filter(|(uid, gid)| !users::is_current(*uid, *gid));
+        let (child, exit) = reaper::spawn(&mut cmd).map_err(|e| match switching {
+            Some((uid, gid)) if e.raw_os_error() == Some(nix::libc::EPERM) => format!(
+                "cannot start service: cannot run as user ID {uid} and group ID {gid}: the supervisor runs as user ID {} without the right to switch users",
+                nix::unistd::geteuid()
+            ),
+            _ => format!("cannot start service: {e}"),
+        })?;
         drop(cmd);
         let pid = child.id() as i32;
         s.pid = Some(pid);
         s.generation += 1;
+        self.groups
+            .lock()
+            .unwrap()
+            .started(pid, &s.config.name, s.kill_delay());
         spawn_log_reader(read, s.logs.clone());
         let me = self.me.clone();
         let (name, generation) = (s.config.name.clone(), s.generation);
@@ -579,6 +615,7 @@ impl ServiceManager {
             let code = exit.await.unwrap_or(-1);
             drop(child);
             if let Some(m) = me.upgrade() {
+                m.groups.lock().unwrap().leader_exited(pid);
                 m.exited(&name, generation, code);
             }
         });
@@ -810,7 +847,7 @@ mod tests {
 
     #[test]
     fn jitter_is_within_ten_percent() {
-        let m = ServiceManager::new(vec![]);
+        let m = ServiceManager::new(vec![], None);
         for _ in 0..1000 {
             let j = m.jitter(Duration::from_secs(10));
             assert!(j <= Duration::from_secs(1));

@@ -309,3 +309,385 @@ async fn issue4_abandoned_grandchildren_leave_no_zombie() {
     assert_eq!(zombies, Vec::<i32>::new(), "zombies left behind");
     sup.stop_all().await;
 }
+
+/// Lines of a file the test's services append to.
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A service that notes its start and its SIGTERM in `log`.
+fn noting_service(name: &str, log: &std::path::Path, extra: &str) -> String {
+    format!(
+        "  {name}:\n    override: replace\n    command: sh -c 'echo start {name} >> {log}; trap \"echo stop {name} >> {log}; exit 0\" TERM; while true; do sleep 0.05; done'\n{extra}",
+        log = log.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue4_requires_and_after_order_start_and_stop() {
+    let d = dir("order");
+    std::fs::create_dir_all(&d).unwrap();
+    let log = d.join("order.log");
+    // Declared in reverse so that name order cannot explain the result.
+    let layer = format!(
+        "services:\n{}{}{}{}",
+        noting_service("c", &log, "    requires: [b]\n    after: [b]\n"),
+        noting_service("b", &log, "    requires: [a]\n    after: [a]\n"),
+        noting_service("a", &log, ""),
+        noting_service("z", &log, "    before: [a]\n"),
+    );
+    let sup = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
+    sup.add_layer("base", layer.as_bytes(), false, false)
+        .unwrap();
+
+    // Starting c pulls in what it requires, in `after` order.
+    let info = sup.run_action("start", &names(&["c"])).await.unwrap();
+    assert_eq!(info.status, "Done", "{info:?}");
+    assert_eq!(lines(&log), ["start a", "start b", "start c"]);
+    let summaries: Vec<_> = info.tasks.iter().map(|t| t.summary.as_str()).collect();
+    assert_eq!(
+        summaries,
+        [
+            "Start service \"a\"",
+            "Start service \"b\"",
+            "Start service \"c\""
+        ]
+    );
+    // z is only ordered (before a), not required: it was not pulled in.
+    assert!(!lines(&log).contains(&"start z".to_string()));
+
+    // Stopping a pulls in its dependents, stopped first.
+    std::fs::write(&log, "").unwrap();
+    let info = sup.run_action("stop", &names(&["a"])).await.unwrap();
+    assert_eq!(info.status, "Done", "{info:?}");
+    assert_eq!(lines(&log), ["stop c", "stop b", "stop a"]);
+    for s in sup.services(&names(&["a", "b", "c"])) {
+        assert_eq!(s.current, ServiceStatus::Inactive, "{}", s.name);
+    }
+
+    // Naming both z and a orders them by before/after; Pebble puts services linked only by
+    // before/after in separate lanes, which start together, so the order of their start
+    // tasks in the change is what `before` decides.
+    std::fs::write(&log, "").unwrap();
+    let info = sup.run_action("start", &names(&["a", "z"])).await.unwrap();
+    let summaries: Vec<_> = info.tasks.iter().map(|t| t.summary.as_str()).collect();
+    assert_eq!(summaries, ["Start service \"z\"", "Start service \"a\""]);
+    sup.stop_all().await;
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue4_a_failing_service_does_not_block_unrelated_lanes() {
+    let sup = open(
+        "lanes",
+        "services:\n  bad:\n    override: replace\n    command: sh -c 'exit 2'\n    on-failure: ignore\n  after-bad:\n    override: replace\n    command: sleep 1000\n    requires: [bad]\n    after: [bad]\n  good:\n    override: replace\n    command: sleep 1000\n",
+    );
+    let started = Instant::now();
+    let id = sup
+        .services_action("start", &names(&["after-bad", "good"]))
+        .unwrap();
+    let info = sup.wait_change(&id, None).await.unwrap();
+    assert_eq!(info.status, "Error");
+    // Lanes run in parallel: the whole change takes one okay delay, not two.
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+    let status = |n: &str| sup.services(&names(&[n]))[0].current;
+    assert_eq!(status("good"), ServiceStatus::Active);
+    assert_eq!(status("after-bad"), ServiceStatus::Inactive);
+    assert_eq!(status("bad"), ServiceStatus::Error);
+    let by_summary = |s: &str| {
+        info.tasks
+            .iter()
+            .find(|t| t.summary == format!("Start service \"{s}\""))
+            .map(|t| t.status.clone())
+            .unwrap()
+    };
+    assert_eq!(by_summary("good"), "Done");
+    assert_eq!(by_summary("bad"), "Error");
+    assert_eq!(by_summary("after-bad"), "Hold");
+    sup.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue4_crash_loop_backs_off_doubling_with_jitter_up_to_the_limit() {
+    let d = dir("backoffseq");
+    std::fs::create_dir_all(&d).unwrap();
+    let starts = d.join("starts");
+    let layer = format!(
+        "services:\n  loop:\n    override: replace\n    command: sh -c 'date +%s.%N >> {}; exit 1'\n    backoff-delay: 500ms\n    backoff-factor: 2\n    backoff-limit: 2s\n",
+        starts.display()
+    );
+    let sup = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
+    sup.add_layer("base", layer.as_bytes(), false, false)
+        .unwrap();
+    let id = sup.services_action("start", &names(&["loop"])).unwrap();
+    let info = sup.wait_change(&id, None).await.unwrap();
+    // The start attempt fails ("exited quickly") and the restart action still applies.
+    assert_eq!(info.status, "Error");
+    assert_eq!(
+        info.err.as_deref(),
+        Some(
+            "cannot perform the following tasks:\n- Start service \"loop\" (service start attempt: exited quickly with code 1, will restart)"
+        )
+    );
+    let got = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if lines(&starts).len() >= 6 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "only {} starts", lines(&starts).len());
+    sup.stop_all().await;
+    let times: Vec<f64> = lines(&starts).iter().map(|l| l.parse().unwrap()).collect();
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    for (gap, expected) in gaps.iter().zip([0.5, 1.0, 2.0, 2.0, 2.0]) {
+        // The delay plus 0-10 % jitter, plus the time to fork a shell and run date.
+        assert!(
+            *gap >= expected && *gap <= expected * 1.1 + 0.15,
+            "gaps {gaps:?}: {gap} is not {expected} s + 0-10 %"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue4_on_failure_ignore_leaves_the_service_in_error() {
+    let sup = open(
+        "ignore",
+        "services:\n  svc:\n    override: replace\n    command: sh -c 'sleep 1.2; exit 7'\n    on-failure: ignore\n",
+    );
+    let info = sup.run_action("start", &names(&["svc"])).await.unwrap();
+    assert_eq!(info.status, "Done");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let s = &sup.services(&[])[0];
+    assert_eq!(s.current, ServiceStatus::Error);
+    assert_eq!(sup.service_pid("svc"), None);
+    // It stays there: no restart.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(sup.services(&[])[0].current, ServiceStatus::Error);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue4_shutdown_action_asks_and_restart_brings_the_container_back() {
+    let sup = open(
+        "shutdown",
+        "services:\n  svc:\n    override: replace\n    command: sh -c 'sleep 1.2; exit 3'\n    on-failure: shutdown\n  other:\n    override: replace\n    command: sleep 1000\n    startup: enabled\n",
+    );
+    let mut requests = sup.shutdown_requests();
+    sup.run_action("start", &names(&["svc", "other"]))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), requests.changed())
+        .await
+        .expect("no shutdown request")
+        .unwrap();
+    assert_eq!(
+        *requests.borrow_and_update(),
+        Some(crate::ShutdownRequest::Failure)
+    );
+    let other = sup.service_pid("other").unwrap();
+    sup.restart().await.unwrap();
+    // Everything stopped and forgotten; the plan is still there; nothing auto-started.
+    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(other), None).is_err());
+    assert!(
+        sup.services(&[])
+            .iter()
+            .all(|s| s.current == ServiceStatus::Inactive)
+    );
+    assert_eq!(sup.plan().services.len(), 2);
+    assert_eq!(*requests.borrow_and_update(), None);
+    sup.run_action("replan", &[]).await.unwrap();
+    assert_eq!(
+        sup.services(&names(&["other"]))[0].current,
+        ServiceStatus::Active
+    );
+    sup.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue4_a_service_runs_as_its_user_with_home_and_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: switching users needs root");
+        return;
+    }
+    let sup = open(
+        "user",
+        "services:\n  svc:\n    override: replace\n    command: sh -c 'echo \"$HOME $USER $(id -u) $(id -g)\"; exec sleep 1000'\n    user: nobody\n",
+    );
+    sup.run_action("start", &names(&["svc"])).await.unwrap();
+    let pid = sup.service_pid("svc").unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|u| u == "65534"),
+        "{uid_line}"
+    );
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let logs = sup.logs(&[], None);
+    assert_eq!(
+        logs[0].message,
+        format!(
+            "{} nobody 65534 {}",
+            nobody.dir.display(),
+            nobody.gid.as_raw()
+        )
+    );
+    sup.stop_all().await;
+
+    // user-id and user must agree, with Pebble's message.
+    let bad = sup.add_layer(
+        "bad",
+        b"services:\n  svc:\n    override: merge\n    user-id: 0\n",
+        false,
+        false,
+    );
+    assert!(bad.is_ok());
+    let info = sup.run_action("start", &names(&["svc"])).await.unwrap();
+    assert_eq!(
+        info.err.as_deref(),
+        Some(
+            "cannot perform the following tasks:\n- Start service \"svc\" (user \"nobody\" UID (65534) does not match user-id (0))"
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue4_a_log_flood_stays_in_the_ring_and_blocks_nothing() {
+    let sup = open(
+        "flood",
+        "services:\n  flood:\n    override: replace\n    command: sh -c 'exec yes flooding-the-supervisor-with-lines'\n  calm:\n    override: replace\n    command: sh -c 'echo calm; exec sleep 1000'\n",
+    );
+    sup.run_action("start", &names(&["flood"])).await.unwrap();
+    let buffer = sup.log_buffers(&names(&["flood"]))[0].clone();
+    // While the flood runs, the supervisor answers and starts other services promptly.
+    for _ in 0..20 {
+        let t = Instant::now();
+        let _ = sup.services(&[]);
+        assert!(t.elapsed() < Duration::from_millis(200));
+        assert!(
+            buffer.bytes() <= crate::logs::MAX_LOG_BYTES,
+            "{}",
+            buffer.bytes()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t = Instant::now();
+    sup.run_action("start", &names(&["calm"])).await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(buffer.bytes() > crate::logs::MAX_LOG_BYTES / 2);
+    assert!(buffer.bytes() <= crate::logs::MAX_LOG_BYTES);
+    let tail = sup.logs(&names(&["flood"]), Some(3));
+    assert_eq!(tail.len(), 3);
+    assert!(
+        tail.iter()
+            .all(|e| e.message == "flooding-the-supervisor-with-lines")
+    );
+    sup.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue4_services_left_by_a_killed_supervisor_are_terminated_on_reopen() {
+    use std::os::unix::process::CommandExt;
+    let d = dir("leftover");
+    std::fs::create_dir_all(&d).unwrap();
+    // What a supervisor killed with SIGKILL leaves: a recorded service group (leader and a
+    // grandchild, one ignoring SIGTERM) that nobody stops.
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "sh -c 'trap \"\" TERM; exec sleep 1001' & exec sleep 1002",
+        ])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let leader = child.id() as i32;
+    let members = crate::wait_for_members(leader, 2).await;
+    let grandchild = members.into_iter().find(|p| *p != leader).unwrap();
+    {
+        let mut g = crate::groups::Groups::new(Some(&d));
+        g.started(leader, "svc", Duration::from_millis(300));
+        std::mem::forget(g);
+    }
+    // A record of a group whose pid now belongs to someone else is left alone.
+    let alive = |pid: i32| crate::groups::proc_stat(pid).is_some();
+    let t = Instant::now();
+    let sup = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
+    let _ = child.wait();
+    assert!(!alive(leader), "leader survived");
+    assert!(!alive(grandchild), "TERM-ignoring grandchild survived");
+    // SIGTERM, then SIGKILL after the recorded kill-delay.
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(!d.join(crate::groups::GROUPS_FILE).exists());
+    drop(sup);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue4_a_dropped_supervisor_takes_its_processes_along() {
+    let sup = open(
+        "dropped",
+        "services:\n  svc:\n    override: replace\n    command: sh -c 'sleep 1003 & exec sleep 1004'\n",
+    );
+    sup.run_action("start", &names(&["svc"])).await.unwrap();
+    let leader = sup.service_pid("svc").unwrap();
+    let members = crate::wait_for_members(leader, 2).await;
+    drop(sup);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for pid in members {
+        assert!(crate::groups::proc_stat(pid).is_none(), "{pid} survived");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue4_a_reused_pid_in_the_records_is_not_killed() {
+    let d = dir("reused");
+    std::fs::create_dir_all(&d).unwrap();
+    use std::os::unix::process::CommandExt;
+    // A group leader, so that only the start-time guard keeps it alive.
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("1005")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = bystander.id() as i32;
+    // A record claiming this pid led one of our groups, started at another time.
+    {
+        let mut g = crate::groups::Groups::new(Some(&d));
+        g.started(pid, "svc", Duration::from_millis(100));
+        std::mem::forget(g);
+    }
+    let path = d.join(crate::groups::GROUPS_FILE);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (start, _) = crate::groups::proc_stat(pid).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(&format!("\"start_time\":{start}"), "\"start_time\":2"),
+    )
+    .unwrap();
+    let _sup = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
+    assert!(
+        crate::groups::proc_stat(pid).is_some(),
+        "bystander was killed"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let _ = std::fs::remove_dir_all(&d);
+}
