@@ -76,3 +76,98 @@ fn issue2_pending_events_survive_kill_9() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn issue4_after_kill_9_and_restart_no_process_from_before_survives() -> Result<()> {
+    let mut d = Daemon::start("kill9procs", &[])?;
+    let port = free_port();
+    d.ok(&[
+        "deploy",
+        &example("web"),
+        "--config",
+        &format!("port={port}"),
+    ])?;
+    d.wait_status("web/0", "active", "", Duration::from_secs(10))?;
+    wait_for(Duration::from_secs(5), || http_get(port).ok()).must("workload answers")?;
+    let dir = d.dir.display().to_string();
+    let before: Vec<i32> = processes_with(&dir).into_iter().map(|(p, _)| p).collect();
+    assert!(!before.is_empty());
+
+    d.stop_with(Signal::SIGKILL);
+    // The workload outlives the host...
+    let orphans: Vec<i32> = processes_with(&dir).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(orphans, before, "workload should outlive a SIGKILLed host");
+    // ...until the host comes back, terminates it, and the charm starts it anew.
+    d.spawn()?;
+    let gone = wait_for(Duration::from_secs(10), || {
+        let now: Vec<i32> = processes_with(&dir).into_iter().map(|(p, _)| p).collect();
+        before.iter().all(|p| !now.contains(p)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "processes from before survived: {before:?}\n{}",
+        d.log()
+    );
+    d.wait_status("web/0", "active", "", Duration::from_secs(10))?;
+    wait_for(Duration::from_secs(10), || http_get(port).ok()).must("workload back")?;
+    assert!(d.log().contains("left by a previous run"), "{}", d.log());
+    Ok(())
+}
+
+#[test]
+fn issue4_shutdown_action_restarts_the_container_and_fires_pebble_ready() -> Result<()> {
+    let d = Daemon::start("shutdownaction", &[])?;
+    d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
+    d.wait_status("mis/0", "active", "", Duration::from_secs(15))?;
+    let ready = |d: &Daemon| -> Result<usize> {
+        Ok(d.events("mis/0")?
+            .iter()
+            .filter(|e| e["event"] == "work-pebble-ready")
+            .count())
+    };
+    let before = ready(&d)?;
+    let layer = d.dir.join("shutdown.yaml");
+    std::fs::write(
+        &layer,
+        "services:\n  doomed:\n    override: replace\n    command: sh -c 'sleep 1.3; exit 4'\n    on-failure: shutdown\n  bystander:\n    override: replace\n    command: sleep 1000\n",
+    )?;
+    let pebble = |args: &[&str]| -> Result<String> {
+        let mut all = vec!["--container", "mis/0"];
+        all.extend_from_slice(args);
+        d.ok(&all)
+    };
+    pebble(&["add", "doomed", layer.to_str().unwrap()])?;
+    pebble(&["start", "doomed", "bystander"])?;
+    let bystander = wait_for(Duration::from_secs(5), || {
+        processes_with(&d.dir.display().to_string())
+            .into_iter()
+            .find(|(pid, _)| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.starts_with(b"sleep\x001000"))
+            })
+    })
+    .must("bystander running")?
+    .0;
+    // doomed exits with 4: its on-failure shutdown takes the container down (bystander
+    // stopped), the host brings it back, and the charm sees pebble-ready again.
+    let again = wait_for(Duration::from_secs(15), || {
+        (ready(&d).ok()? > before).then_some(())
+    });
+    assert!(again.is_some(), "no new pebble-ready:\n{}", d.log());
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(bystander), None).is_err(),
+        "bystander survived the container shutdown"
+    );
+    let services = pebble(&["services"])?;
+    assert!(
+        services.contains("bystander  disabled  inactive"),
+        "{services}"
+    );
+    assert!(
+        d.log().contains("shut down by a service exit action"),
+        "{}",
+        d.log()
+    );
+    d.wait_status("mis/0", "active", "", Duration::from_secs(10))?;
+    Ok(())
+}
