@@ -106,14 +106,20 @@ impl Container {
         self.handle.add_layer(label, &layer.layer_yaml(), combine)
     }
 
-    /// The combined plan of every layer.
+    /// The combined plan of every layer, typed (`ops.pebble.Plan`).
     pub fn get_plan(&self) -> Result<Plan> {
-        Plan::from_yaml(&self.handle.get_plan()?)
+        self.handle.get_plan()
     }
 
-    /// The combined plan as the YAML text the supervisor renders.
+    /// The combined plan as the YAML text the supervisor renders (`GET /v1/plan`).
     pub fn get_plan_yaml(&self) -> Result<String> {
-        self.handle.get_plan()
+        self.handle.get_plan_yaml()
+    }
+
+    /// Sends `signal` (`"SIGHUP"` or `"HUP"`) to the main process of each named service
+    /// (`ops.Container.send_signal`); an [`Error::Api`] names services not running.
+    pub fn send_signal(&self, signal: &str, services: &[&str]) -> Result<()> {
+        self.handle.send_signal(signal, &names(services))
     }
 
     /// Restarts services whose configuration changed and starts `startup: enabled` ones.

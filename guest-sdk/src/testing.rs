@@ -132,6 +132,7 @@ pub struct TestContainer {
     can_connect: bool,
     layers: Vec<(String, Layer)>,
     services: BTreeMap<String, ServiceState>,
+    signals: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -147,6 +148,7 @@ impl Default for TestContainer {
             can_connect: true,
             layers: Vec::new(),
             services: BTreeMap::new(),
+            signals: Vec::new(),
         }
     }
 }
@@ -214,6 +216,34 @@ impl TestContainer {
     /// How many times service `name` was started (restarts included).
     pub fn start_count(&self, name: &str) -> u32 {
         self.services.get(name).map_or(0, |s| s.starts)
+    }
+
+    /// Signals sent so far, as (service, signal with its `SIG` prefix), in order.
+    pub fn signals(&self) -> &[(String, String)] {
+        &self.signals
+    }
+
+    pub(crate) fn send_signal(&mut self, signal: &str, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Err(api(400, "must specify one or more services".into()));
+        }
+        let signal = if signal.starts_with("SIG") {
+            signal.to_string()
+        } else {
+            format!("SIG{signal}")
+        };
+        let errors: Vec<String> = names
+            .iter()
+            .filter(|n| !self.is_running(n))
+            .map(|n| format!("cannot send signal to {n:?}: service is not running"))
+            .collect();
+        if !errors.is_empty() {
+            return Err(api(400, errors.join("; ")));
+        }
+        for n in names {
+            self.signals.push((n.clone(), signal.clone()));
+        }
+        Ok(())
     }
 
     /// Sets a service's status, for example to simulate a crash (`ServiceStatus::Error`).

@@ -254,3 +254,24 @@ fn issue3_pebble_cli_with_env_and_run_args() -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+#[test]
+fn issue4_a_charm_reads_the_typed_plan_and_signals_services() -> Result<()> {
+    let d = Daemon::start("charmsignal", &[])?;
+    d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
+    d.wait_status("mis/0", "active", "", Duration::from_secs(15))?;
+    d.ok(&["config", "mis", "mode=pebble"])?;
+    d.wait_status("mis/0", "active", "pebble ok", Duration::from_secs(15))?;
+    // The guest's SIGHUP reached the probe's main process, which logged it.
+    let got = wait_for(Duration::from_secs(5), || {
+        let (_, logs, _) = pebble_cli(&d, "mis/0", &["logs", "probe"]).ok()?;
+        logs.contains("[probe] got-hup").then_some(logs)
+    });
+    assert!(got.is_some(), "{}", d.log());
+    // requires/after: helper started before probe in the replan change.
+    let (_, tasks, _) = pebble_cli(&d, "mis/0", &["tasks", "--last=replan"])?;
+    let helper = tasks.find("Start service \"helper\"").must("helper task")?;
+    let probe = tasks.find("Start service \"probe\"").must("probe task")?;
+    assert!(helper < probe, "{tasks}");
+    Ok(())
+}

@@ -109,8 +109,16 @@ impl ContainerHandle {
         with_world(|w| w.container(&self.0)?.add_layer(label, yaml, combine))
     }
 
-    pub fn get_plan(&self) -> Result<String, Error> {
+    pub fn get_plan(&self) -> Result<crate::layer::Plan, Error> {
+        with_world(|w| Ok(w.container(&self.0)?.plan()))
+    }
+
+    pub fn get_plan_yaml(&self) -> Result<String, Error> {
         with_world(|w| Ok(w.container(&self.0)?.plan().to_yaml()))
+    }
+
+    pub fn send_signal(&self, signal: &str, names: &[String]) -> Result<(), Error> {
+        with_world(|w| w.container(&self.0)?.send_signal(signal, names))
     }
 
     pub fn replan(&self) -> Result<(), Error> {

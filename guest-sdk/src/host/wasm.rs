@@ -3,6 +3,7 @@
 use crate::__bindings::cairn::charm::{pebble, types as wit, unit};
 use crate::container::{ServiceInfo, ServiceStartup, ServiceStatus};
 use crate::error::{ApiError, ChangeError, Error};
+use crate::layer;
 use crate::model::{ConfigValue, LogLevel, Status};
 
 pub fn unit_name() -> String {
@@ -97,8 +98,16 @@ impl ContainerHandle {
         self.0.add_layer(label, yaml, combine).map_err(error)
     }
 
-    pub fn get_plan(&self) -> Result<String, Error> {
-        self.0.get_plan().map_err(error)
+    pub fn get_plan(&self) -> Result<crate::layer::Plan, Error> {
+        self.0.get_plan().map(plan).map_err(error)
+    }
+
+    pub fn get_plan_yaml(&self) -> Result<String, Error> {
+        self.0.get_plan_yaml().map_err(error)
+    }
+
+    pub fn send_signal(&self, signal: &str, names: &[String]) -> Result<(), Error> {
+        self.0.send_signal(signal, names).map_err(error)
     }
 
     pub fn replan(&self) -> Result<(), Error> {
@@ -140,6 +149,133 @@ impl ContainerHandle {
                 current_since: s.current_since,
             })
             .collect())
+    }
+}
+
+fn map(pairs: Vec<(String, String)>) -> std::collections::BTreeMap<String, String> {
+    pairs.into_iter().collect()
+}
+
+fn override_kind(o: pebble::OverrideKind) -> Option<layer::Override> {
+    match o {
+        pebble::OverrideKind::Unset => None,
+        pebble::OverrideKind::Merge => Some(layer::Override::Merge),
+        pebble::OverrideKind::Replace => Some(layer::Override::Replace),
+    }
+}
+
+fn startup(s: pebble::ServiceStartup) -> layer::Startup {
+    match s {
+        pebble::ServiceStartup::Enabled => layer::Startup::Enabled,
+        pebble::ServiceStartup::Disabled => layer::Startup::Disabled,
+    }
+}
+
+fn action(a: pebble::ServiceAction) -> layer::ServiceAction {
+    match a {
+        pebble::ServiceAction::Restart => layer::ServiceAction::Restart,
+        pebble::ServiceAction::Shutdown => layer::ServiceAction::Shutdown,
+        pebble::ServiceAction::FailureShutdown => layer::ServiceAction::FailureShutdown,
+        pebble::ServiceAction::SuccessShutdown => layer::ServiceAction::SuccessShutdown,
+        pebble::ServiceAction::Ignore => layer::ServiceAction::Ignore,
+    }
+}
+
+/// The WIT plan as the SDK's serde types (the same shape `Plan::from_yaml` gives).
+fn plan(p: pebble::Plan) -> layer::Plan {
+    let services = p
+        .services
+        .into_iter()
+        .map(|s| {
+            let service = layer::Service {
+                override_: override_kind(s.override_),
+                summary: Some(s.summary).filter(|x| !x.is_empty()),
+                description: Some(s.description).filter(|x| !x.is_empty()),
+                command: Some(s.command).filter(|x| !x.is_empty()),
+                startup: s.startup.map(startup),
+                after: s.after,
+                before: s.before,
+                requires: s.requires,
+                environment: map(s.environment),
+                user: s.user,
+                user_id: s.user_id,
+                group: s.group,
+                group_id: s.group_id,
+                working_dir: s.working_dir,
+                on_success: s.on_success.map(action),
+                on_failure: s.on_failure.map(action),
+                on_check_failure: s
+                    .on_check_failure
+                    .into_iter()
+                    .map(|(k, a)| (k, action(a)))
+                    .collect(),
+                backoff_delay: s.backoff_delay,
+                backoff_factor: s.backoff_factor,
+                backoff_limit: s.backoff_limit,
+                kill_delay: s.kill_delay,
+            };
+            (s.name, service)
+        })
+        .collect();
+    let checks = p
+        .checks
+        .into_iter()
+        .map(|c| {
+            let check = layer::Check {
+                override_: override_kind(c.override_),
+                level: match c.level {
+                    wit::CheckLevel::Unset => None,
+                    wit::CheckLevel::Alive => Some(layer::CheckLevel::Alive),
+                    wit::CheckLevel::Ready => Some(layer::CheckLevel::Ready),
+                },
+                startup: c.startup.map(startup),
+                period: c.period,
+                timeout: c.timeout,
+                threshold: c.threshold,
+                http: c.http.map(|h| layer::HttpCheck {
+                    url: h.url,
+                    headers: map(h.headers),
+                }),
+                tcp: c.tcp.map(|t| layer::TcpCheck {
+                    port: t.port,
+                    host: t.host,
+                }),
+                exec: c.exec.map(|e| layer::ExecCheck {
+                    command: e.command,
+                    service_context: e.service_context,
+                    environment: map(e.environment),
+                    user: e.user,
+                    user_id: e.user_id,
+                    group: e.group,
+                    group_id: e.group_id,
+                    working_dir: e.working_dir,
+                }),
+            };
+            (c.name, check)
+        })
+        .collect();
+    let log_targets = p
+        .log_targets
+        .into_iter()
+        .map(|t| {
+            let target = layer::LogTarget {
+                override_: override_kind(t.override_),
+                type_: t.type_.map(|k| match k {
+                    pebble::LogTargetType::Loki => layer::LogTargetType::Loki,
+                    pebble::LogTargetType::Opentelemetry => layer::LogTargetType::Opentelemetry,
+                    pebble::LogTargetType::Syslog => layer::LogTargetType::Syslog,
+                }),
+                location: Some(t.location).filter(|x| !x.is_empty()),
+                services: t.services,
+                labels: map(t.labels),
+            };
+            (t.name, target)
+        })
+        .collect();
+    layer::Plan {
+        services,
+        checks,
+        log_targets,
     }
 }
 

@@ -286,6 +286,145 @@ fn api_error(e: SupervisorError) -> pebble::Error {
     })
 }
 
+fn pairs(m: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn duration(d: Option<std::time::Duration>) -> Option<String> {
+    d.map(cairn_plan::format_duration)
+}
+
+fn override_kind(o: cairn_plan::Override) -> pebble::OverrideKind {
+    match o {
+        cairn_plan::Override::Unknown => pebble::OverrideKind::Unset,
+        cairn_plan::Override::Merge => pebble::OverrideKind::Merge,
+        cairn_plan::Override::Replace => pebble::OverrideKind::Replace,
+    }
+}
+
+fn startup(s: cairn_plan::ServiceStartup) -> Option<pebble::ServiceStartup> {
+    match s {
+        cairn_plan::ServiceStartup::Unknown => None,
+        cairn_plan::ServiceStartup::Enabled => Some(pebble::ServiceStartup::Enabled),
+        cairn_plan::ServiceStartup::Disabled => Some(pebble::ServiceStartup::Disabled),
+    }
+}
+
+fn action(a: cairn_plan::ServiceAction) -> Option<pebble::ServiceAction> {
+    use cairn_plan::ServiceAction as A;
+    Some(match a {
+        A::Unset => return None,
+        A::Restart => pebble::ServiceAction::Restart,
+        A::Shutdown => pebble::ServiceAction::Shutdown,
+        A::FailureShutdown => pebble::ServiceAction::FailureShutdown,
+        A::SuccessShutdown => pebble::ServiceAction::SuccessShutdown,
+        A::Ignore => pebble::ServiceAction::Ignore,
+    })
+}
+
+/// The combined plan as the WIT `plan` record.
+fn typed_plan(plan: &cairn_plan::Plan) -> pebble::Plan {
+    let services = plan
+        .services
+        .values()
+        .map(|s| pebble::ServicePlan {
+            name: s.name.clone(),
+            summary: s.summary.clone(),
+            description: s.description.clone(),
+            startup: startup(s.startup),
+            override_: override_kind(s.override_),
+            command: s.command.clone(),
+            after: s.after.clone(),
+            before: s.before.clone(),
+            requires: s.requires.clone(),
+            environment: pairs(&s.environment),
+            user: non_empty(&s.user),
+            user_id: s.user_id,
+            group: non_empty(&s.group),
+            group_id: s.group_id,
+            working_dir: non_empty(&s.working_dir),
+            on_success: action(s.on_success),
+            on_failure: action(s.on_failure),
+            on_check_failure: s
+                .on_check_failure
+                .iter()
+                .filter_map(|(k, a)| Some((k.clone(), action(*a)?)))
+                .collect(),
+            backoff_delay: duration(s.backoff_delay),
+            backoff_factor: s.backoff_factor,
+            backoff_limit: duration(s.backoff_limit),
+            kill_delay: duration(s.kill_delay),
+        })
+        .collect();
+    let checks = plan
+        .checks
+        .values()
+        .map(|c| pebble::CheckPlan {
+            name: c.name.clone(),
+            override_: override_kind(c.override_),
+            level: match c.level {
+                cairn_plan::CheckLevel::Unset => wit::CheckLevel::Unset,
+                cairn_plan::CheckLevel::Alive => wit::CheckLevel::Alive,
+                cairn_plan::CheckLevel::Ready => wit::CheckLevel::Ready,
+            },
+            startup: match c.startup {
+                cairn_plan::CheckStartup::Unknown => None,
+                cairn_plan::CheckStartup::Enabled => Some(pebble::ServiceStartup::Enabled),
+                cairn_plan::CheckStartup::Disabled => Some(pebble::ServiceStartup::Disabled),
+            },
+            period: duration(c.period),
+            timeout: duration(c.timeout),
+            threshold: c.threshold,
+            http: c.http.as_ref().map(|h| pebble::HttpCheck {
+                url: h.url.clone(),
+                headers: pairs(&h.headers),
+            }),
+            tcp: c.tcp.as_ref().map(|t| pebble::TcpCheck {
+                port: u16::try_from(t.port).ok().filter(|p| *p != 0),
+                host: non_empty(&t.host),
+            }),
+            exec: c.exec.as_ref().map(|e| pebble::ExecCheck {
+                command: e.command.clone(),
+                service_context: non_empty(&e.service_context),
+                environment: pairs(&e.environment),
+                user: non_empty(&e.user),
+                user_id: e.user_id,
+                group: non_empty(&e.group),
+                group_id: e.group_id,
+                working_dir: non_empty(&e.working_dir),
+            }),
+        })
+        .collect();
+    let log_targets = plan
+        .log_targets
+        .values()
+        .map(|t| pebble::LogTargetPlan {
+            name: t.name.clone(),
+            override_: override_kind(t.override_),
+            type_: match t.type_ {
+                cairn_plan::LogTargetType::Unset => None,
+                cairn_plan::LogTargetType::Loki => Some(pebble::LogTargetType::Loki),
+                cairn_plan::LogTargetType::OpenTelemetry => {
+                    Some(pebble::LogTargetType::Opentelemetry)
+                }
+                cairn_plan::LogTargetType::Syslog => Some(pebble::LogTargetType::Syslog),
+            },
+            location: t.location.clone(),
+            services: t.services.clone(),
+            labels: pairs(&t.labels),
+        })
+        .collect();
+    pebble::Plan {
+        services,
+        checks,
+        log_targets,
+    }
+}
+
 impl StoreState {
     fn supervisor(&self, res: &Resource<ContainerRes>) -> Result<Supervisor, pebble::Error> {
         let name = &self
@@ -368,8 +507,27 @@ impl pebble::HostContainer for StoreState {
             .map_err(api_error)
     }
 
-    fn get_plan(&mut self, self_: Resource<ContainerRes>) -> Result<String, pebble::Error> {
+    fn get_plan(&mut self, self_: Resource<ContainerRes>) -> Result<pebble::Plan, pebble::Error> {
+        Ok(typed_plan(&self.supervisor(&self_)?.plan()))
+    }
+
+    fn get_plan_yaml(&mut self, self_: Resource<ContainerRes>) -> Result<String, pebble::Error> {
         Ok(self.supervisor(&self_)?.plan().to_yaml())
+    }
+
+    fn send_signal(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        signal: String,
+        names: Vec<String>,
+    ) -> Result<(), pebble::Error> {
+        let sup = self.supervisor(&self_)?;
+        let signal = if signal.starts_with("SIG") {
+            signal
+        } else {
+            format!("SIG{signal}")
+        };
+        sup.send_signal(&signal, &names).map_err(api_error)
     }
 
     fn replan(&mut self, self_: Resource<ContainerRes>) -> Result<(), pebble::Error> {

@@ -671,19 +671,6 @@ fn find_unit(
         .ok_or_else(|| RuntimeError::NotFound(format!("unit {unit:?} not found")))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn app_names_follow_juju_rules() {
-        for ok in ["web", "pause", "my-app", "a1", "web-2b"] {
-            assert!(super::valid_app_name(ok), "{ok}");
-        }
-        for bad in ["", "Web", "1web", "web-", "web--x", "web-2", "we_b"] {
-            assert!(!super::valid_app_name(bad), "{bad}");
-        }
-    }
-}
-
 /// Restarts a container whose supervisor was asked to shut down by a service's exit action
 /// (`shutdown`, `success-shutdown`, `failure-shutdown`), as Kubernetes restarts a container
 /// whose Pebble exited, then tells the charm with `pebble-ready`.
@@ -710,5 +697,18 @@ async fn watch_shutdown(unit: std::sync::Weak<UnitShared>, container: String, su
         shared.enqueue(Event::PebbleReady {
             container: container.clone(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn app_names_follow_juju_rules() {
+        for ok in ["web", "pause", "my-app", "a1", "web-2b"] {
+            assert!(super::valid_app_name(ok), "{ok}");
+        }
+        for bad in ["", "Web", "1web", "web-", "web--x", "web-2", "we_b"] {
+            assert!(!super::valid_app_name(bad), "{bad}");
+        }
     }
 }

@@ -220,6 +220,12 @@ pub fn terminate_recorded(dir: &Path) -> Vec<String> {
     services
 }
 
+/// Members of a process group, for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn member_pids(pgid: i32) -> Vec<i32> {
+    members(pgid).into_iter().map(|(p, _)| p).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,10 +250,4 @@ mod tests {
         };
         assert!(ours(me, &r).is_empty());
     }
-}
-
-/// Members of a process group, for tests elsewhere in the crate.
-#[cfg(test)]
-pub(crate) fn member_pids(pgid: i32) -> Vec<i32> {
-    members(pgid).into_iter().map(|(p, _)| p).collect()
 }

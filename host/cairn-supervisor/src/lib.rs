@@ -465,6 +465,11 @@ impl Supervisor {
     /// Sends a signal (by name, such as `SIGHUP`) to the main process of the named
     /// services, with Pebble's per-service errors joined by `; `.
     pub fn send_signal(&self, signal: &str, names: &[String]) -> Result<(), SupervisorError> {
+        if names.is_empty() {
+            return Err(SupervisorError::BadRequest(
+                "must specify one or more services".into(),
+            ));
+        }
         self.inner
             .services
             .send_signal(signal, names)

@@ -11,6 +11,7 @@
 //! | `loop` | spins forever without host calls |
 //! | `alloc` | allocates and touches memory without bound |
 //! | `defer` | defers the event the first time, then behaves as `ok` |
+//! | `pebble` | adds a `probe` service to container `work`, replans, checks the typed plan, sends the probe SIGHUP and a signal to a missing service; `active("pebble ok")` or `blocked(<what differed>)` |
 //!
 //! Every failing mode first adds one to the counter, so tests can check that a failed
 //! event's stored-state change is discarded. The counter is kept as decimal text.
@@ -70,6 +71,68 @@ fn hog() -> ! {
     }
 }
 
+/// Exercises the container API end to end: layer, replan, typed plan, signals.
+fn probe_pebble(ctx: &mut Context) -> Result<()> {
+    let work = ctx.container("work")?;
+    let layer = Layer::new().service(
+        "probe",
+        Service::new()
+            .command("sh -c 'trap \"echo got-hup\" HUP; echo probe-ready; while true; do sleep 0.05; done'")
+            .enabled()
+            .env("PROBE", "1")
+            .requires("helper")
+            .after("helper")
+            .kill_delay("1s")
+            .backoff_factor(1.5)
+            .on_failure(ServiceAction::Ignore),
+    ).service("helper", Service::new().command("sleep 1000").enabled());
+    work.add_layer("probe", &layer, true)?;
+    work.replan()?;
+    let plan = work.get_plan()?;
+    let probe = plan
+        .services
+        .get("probe")
+        .ok_or_else(|| Error::msg("typed plan has no probe service"))?;
+    let want = (
+        Some(Startup::Enabled),
+        Some("1s".to_string()),
+        Some(1.5),
+        Some(ServiceAction::Ignore),
+        vec!["helper".to_string()],
+        Some(&"1".to_string()),
+    );
+    let got = (
+        probe.startup,
+        probe.kill_delay.clone(),
+        probe.backoff_factor,
+        probe.on_failure,
+        probe.requires.clone(),
+        probe.environment.get("PROBE"),
+    );
+    if got != want {
+        return Err(Error::msg(format!("typed plan differs: {got:?}")));
+    }
+    if !work.get_plan_yaml()?.contains("kill-delay") {
+        return Err(Error::msg("plan YAML lacks kill-delay"));
+    }
+    let info = work.get_service("probe")?;
+    if !info.is_running() || info.startup != cairn_sdk::ServiceStartup::Enabled {
+        return Err(Error::msg(format!("probe not running: {info:?}")));
+    }
+    work.send_signal("HUP", &["probe"])?;
+    match work.send_signal("SIGHUP", &["absent"]) {
+        Err(cairn_sdk::Error::Api(e))
+            if e.code == 400
+                && e.message == "cannot send signal to \"absent\": service is not running" => {}
+        other => {
+            return Err(Error::msg(format!(
+                "signal to a missing service gave {other:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Misbehave {
     /// Acts on `mode`.
     fn act(&self, ctx: &mut Context, mode: &str) -> Result<()> {
@@ -104,6 +167,14 @@ impl Misbehave {
             "alloc" => {
                 bump(ctx);
                 hog()
+            }
+            "pebble" => {
+                let status = match probe_pebble(ctx) {
+                    Ok(()) => Status::active("pebble ok"),
+                    Err(e) => Status::blocked(e.to_string()),
+                };
+                ctx.set_unit_status(status);
+                Ok(())
             }
             other => {
                 ctx.set_unit_status(Status::blocked(format!("unknown mode {other:?}")));
@@ -153,6 +224,20 @@ mod tests {
 
     fn harness() -> Harness<Misbehave> {
         Harness::from_charmcraft(include_str!("../charmcraft.yaml")).unwrap()
+    }
+
+    #[test]
+    fn pebble_mode_drives_the_container_api() {
+        let mut h = harness();
+        h.deploy().unwrap();
+        h.update_config("mode", "pebble").unwrap();
+        assert_eq!(h.unit_status(), &Status::active("pebble ok"));
+        let work = h.container("work");
+        assert!(work.is_running("probe") && work.is_running("helper"));
+        assert_eq!(
+            work.signals(),
+            [("probe".to_string(), "SIGHUP".to_string())]
+        );
     }
 
     #[test]
