@@ -1,8 +1,8 @@
 //! Per-service output kept in a bounded ring, formatted the way Pebble keeps it.
 //!
-//! Every line is stored with its time and service name; the ring holds at most
-//! [`MAX_LOG_BYTES`] of formatted text and drops the oldest lines first, so a service
-//! printing as fast as it can never grows memory. Followers subscribe to new lines.
+//! Every line is stored with its time; the ring holds at most [`MAX_LOG_BYTES`] of
+//! formatted text and drops the oldest lines first, so a service printing as fast as it can
+//! never grows memory. Followers subscribe to new lines.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -38,65 +38,103 @@ impl LogEntry {
             self.message
         )
     }
-
-    fn cost(&self) -> usize {
-        // Timestamp (24) + brackets and spaces (4) + newline (1).
-        29 + self.service.len() + self.message.len()
-    }
 }
 
 /// A bounded ring of one service's output lines.
+///
+/// Messages live back to back in one byte buffer, with a 16-byte index entry per line
+/// (time and length); the service name is stored once. The accounted size is Pebble's
+/// formatted size, and the memory actually held is of the same order (no per-line
+/// allocations), so a flood of one-character lines cannot multiply it.
 pub struct LogBuffer {
     service: String,
     inner: Mutex<Ring>,
-    tx: broadcast::Sender<LogEntry>,
+    /// Created on the first follower: services nobody follows pay nothing for it.
+    tx: Mutex<Option<broadcast::Sender<LogEntry>>>,
 }
 
 struct Ring {
-    lines: VecDeque<LogEntry>,
+    /// Message bytes of the held lines, oldest first.
+    data: VecDeque<u8>,
+    /// Per line: unix time in nanoseconds and message length.
+    index: VecDeque<(i64, u32)>,
+    /// Formatted bytes held (what Pebble's ring would hold).
     bytes: usize,
 }
 
 impl LogBuffer {
     /// An empty ring for `service`.
     pub fn new(service: &str) -> Self {
-        let (tx, _) = broadcast::channel(1024);
         LogBuffer {
             service: service.to_string(),
             inner: Mutex::new(Ring {
-                lines: VecDeque::new(),
+                data: VecDeque::new(),
+                index: VecDeque::new(),
                 bytes: 0,
             }),
-            tx,
+            tx: Mutex::new(None),
+        }
+    }
+
+    /// Formatted size of a line: timestamp (24), brackets and spaces (4), newline (1).
+    fn cost(&self, message_len: usize) -> usize {
+        29 + self.service.len() + message_len
+    }
+
+    fn entry(&self, nanos: i64, message: String) -> LogEntry {
+        LogEntry {
+            time: OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            service: self.service.clone(),
+            message,
         }
     }
 
     /// Appends a line, evicting the oldest lines beyond [`MAX_LOG_BYTES`].
     pub fn push(&self, message: String) {
-        let entry = LogEntry {
-            time: OffsetDateTime::now_utc(),
-            service: self.service.clone(),
-            message,
-        };
+        let now = OffsetDateTime::now_utc();
+        let nanos = now.unix_timestamp_nanos() as i64;
         {
             let mut ring = self.inner.lock().unwrap();
-            ring.bytes += entry.cost();
-            ring.lines.push_back(entry.clone());
+            ring.bytes += self.cost(message.len());
+            ring.data.extend(message.as_bytes());
+            ring.index.push_back((nanos, message.len() as u32));
             while ring.bytes > MAX_LOG_BYTES {
-                match ring.lines.pop_front() {
-                    Some(old) => ring.bytes -= old.cost(),
-                    None => break,
-                }
+                let Some((_, len)) = ring.index.pop_front() else {
+                    break;
+                };
+                ring.data.drain(..len as usize);
+                ring.bytes -= self.cost(len as usize);
             }
         }
-        let _ = self.tx.send(entry);
+        let tx = self.tx.lock().unwrap();
+        if let Some(tx) = tx.as_ref().filter(|tx| tx.receiver_count() > 0) {
+            let _ = tx.send(LogEntry {
+                time: now,
+                service: self.service.clone(),
+                message,
+            });
+        }
     }
 
     /// The last `n` lines (all of them for `None`).
     pub fn last(&self, n: Option<usize>) -> Vec<LogEntry> {
         let ring = self.inner.lock().unwrap();
-        let skip = n.map_or(0, |n| ring.lines.len().saturating_sub(n));
-        ring.lines.iter().skip(skip).cloned().collect()
+        let skip = n.map_or(0, |n| ring.index.len().saturating_sub(n));
+        let mut offset: usize = ring.index.iter().take(skip).map(|(_, l)| *l as usize).sum();
+        ring.index
+            .iter()
+            .skip(skip)
+            .map(|(nanos, len)| {
+                let bytes: Vec<u8> = ring
+                    .data
+                    .range(offset..offset + *len as usize)
+                    .copied()
+                    .collect();
+                offset += *len as usize;
+                self.entry(*nanos, String::from_utf8_lossy(&bytes).into_owned())
+            })
+            .collect()
     }
 
     /// Bytes of formatted text held now (never above [`MAX_LOG_BYTES`]).
@@ -104,9 +142,19 @@ impl LogBuffer {
         self.inner.lock().unwrap().bytes
     }
 
+    /// Bytes of memory the ring's buffers hold now (capacity included).
+    pub fn allocated(&self) -> usize {
+        let ring = self.inner.lock().unwrap();
+        ring.data.capacity() + ring.index.capacity() * std::mem::size_of::<(i64, u32)>()
+    }
+
     /// New lines from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<LogEntry> {
-        self.tx.subscribe()
+        self.tx
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| broadcast::channel(1024).0)
+            .subscribe()
     }
 
     /// The last `n` lines indented, timestamps stripped, with `(...)` when cut, as Pebble
@@ -167,6 +215,38 @@ mod tests {
         assert!(buf.bytes() > MAX_LOG_BYTES - 200);
         let last = buf.last(Some(1));
         assert_eq!(last[0].message, format!("line 99999 {}", "x".repeat(50)));
+        assert_eq!(last[0].service, "svc");
+    }
+
+    #[test]
+    fn tiny_lines_cannot_multiply_memory() {
+        let buf = LogBuffer::new("svc");
+        for _ in 0..1_000_000 {
+            buf.push("y".into());
+        }
+        assert!(buf.bytes() <= MAX_LOG_BYTES);
+        // 100 KiB of formatted lines of "y": about 3000 lines of 1 byte plus 12-16 bytes of
+        // index each, in buffers that at most double while growing.
+        assert!(buf.allocated() <= 2 * MAX_LOG_BYTES, "{}", buf.allocated());
+        let all = buf.last(None);
+        assert_eq!(all.len(), MAX_LOG_BYTES / (29 + "svc".len() + 1));
+        assert!(all.iter().all(|e| e.message == "y"));
+    }
+
+    #[test]
+    fn followers_see_new_lines_in_order() {
+        let buf = LogBuffer::new("svc");
+        buf.push("before".into());
+        let mut rx = buf.subscribe();
+        buf.push("one".into());
+        buf.push("two".into());
+        assert_eq!(rx.try_recv().unwrap().message, "one");
+        assert_eq!(rx.try_recv().unwrap().message, "two");
+        assert!(rx.try_recv().is_err());
+        // Times survive the round trip through the index.
+        let last = buf.last(Some(2));
+        assert!(last[0].time <= last[1].time);
+        assert!(last[1].time > OffsetDateTime::UNIX_EPOCH);
     }
 
     #[test]

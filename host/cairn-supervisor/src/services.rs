@@ -795,7 +795,7 @@ fn spawn_log_reader(read: OwnedFd, logs: Arc<LogBuffer>) {
         let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) else {
             return;
         };
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = vec![0u8; 4 * 1024];
         let mut splitter = LineSplitter::default();
         loop {
             match rx.read(&mut buf).await {
