@@ -177,6 +177,8 @@ pub struct ChangeBook {
     tasks: BTreeMap<u64, Task>,
 }
 
+/// Ready changes older than this are pruned (Pebble's `pruneWait`, 7 days).
+const PRUNE_WAIT: time::Duration = time::Duration::days(7);
 /// Ready changes beyond this many are pruned, oldest first (Pebble keeps 1000).
 const MAX_READY_CHANGES: usize = 1000;
 /// Task logs keep this many most recent lines (Pebble keeps 10).
@@ -446,21 +448,30 @@ impl ChangeBook {
     }
 
     fn prune(&mut self) {
-        let ready: Vec<u64> = self
+        self.prune_at(OffsetDateTime::now_utc());
+    }
+
+    /// Pebble's pruning of ready changes: those ready for longer than [`PRUNE_WAIT`] go, and
+    /// beyond [`MAX_READY_CHANGES`] the oldest go first. Changes not ready stay.
+    fn prune_at(&mut self, now: OffsetDateTime) {
+        let mut ready: Vec<(OffsetDateTime, u64)> = self
             .changes
-            .keys()
-            .copied()
-            .filter(|id| self.change_status(*id).is_ready())
+            .values()
+            .filter(|c| self.change_status(c.id).is_ready())
+            .map(|c| (c.ready_time.unwrap_or(c.spawn_time), c.id))
             .collect();
-        if ready.len() <= MAX_READY_CHANGES {
-            return;
-        }
-        for id in &ready[..ready.len() - MAX_READY_CHANGES] {
-            if let Some(c) = self.changes.remove(id) {
+        ready.sort();
+        let mut count = ready.len();
+        for (ready_time, id) in ready {
+            if ready_time >= now - PRUNE_WAIT && count <= MAX_READY_CHANGES {
+                break;
+            }
+            if let Some(c) = self.changes.remove(&id) {
                 for t in c.tasks {
                     self.tasks.remove(&t);
                 }
             }
+            count -= 1;
         }
     }
 }
@@ -526,5 +537,41 @@ mod tests {
         let log = &b.tasks[&t[0]].log;
         assert_eq!(log.len(), 10);
         assert!(log[0].ends_with(" INFO m5"));
+    }
+
+    fn task() -> [(String, String); 1] {
+        [("start".to_string(), "Start service \"s\"".to_string())]
+    }
+
+    #[test]
+    fn pruning_drops_old_and_excess_ready_changes_only() {
+        let mut b = ChangeBook::default();
+        let (old, old_tasks) = b.new_change("start", "old", &task());
+        b.set_task_status(old_tasks[0], Status::Done);
+        let (pending, _) = b.new_change("start", "pending", &task());
+        let (fresh, fresh_tasks) = b.new_change("start", "fresh", &task());
+        b.set_task_status(fresh_tasks[0], Status::Done);
+        let eight_days = OffsetDateTime::now_utc() + time::Duration::days(8);
+        b.changes.get_mut(&fresh).unwrap().ready_time = Some(eight_days - time::Duration::hours(1));
+        b.prune_at(eight_days);
+        assert!(!b.contains(old), "a change ready for 8 days stays");
+        assert!(!b.tasks.contains_key(&old_tasks[0]));
+        assert!(b.contains(pending), "a change not ready was pruned");
+        assert!(b.contains(fresh), "a recent change was pruned");
+
+        // Beyond the limit, the oldest ready changes go first.
+        for i in 0..MAX_READY_CHANGES + 5 {
+            let (_, t) = b.new_change("start", &format!("c{i}"), &task());
+            b.set_task_status(t[0], Status::Done);
+        }
+        b.prune();
+        let ready = b.changes(ChangeSelect::Ready, None);
+        assert_eq!(ready.len(), MAX_READY_CHANGES);
+        assert!(b.contains(pending));
+        let summaries: Vec<&str> = ready.iter().map(|c| c.summary.as_str()).collect();
+        // `fresh` (ready "in 8 days") is the newest; c0..c5 were the oldest.
+        assert!(summaries.contains(&"fresh"));
+        assert!(!summaries.contains(&"c0") && !summaries.contains(&"c5"));
+        assert!(summaries.contains(&"c6"));
     }
 }

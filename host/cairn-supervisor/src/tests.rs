@@ -590,7 +590,11 @@ async fn issue4_a_log_flood_stays_in_the_ring_and_blocks_nothing() {
     );
     assert!(buffer.bytes() > crate::logs::MAX_LOG_BYTES / 2);
     assert!(buffer.bytes() <= crate::logs::MAX_LOG_BYTES);
-    assert!(buffer.allocated() <= 2 * crate::logs::MAX_LOG_BYTES, "{}", buffer.allocated());
+    assert!(
+        buffer.allocated() <= 2 * crate::logs::MAX_LOG_BYTES,
+        "{}",
+        buffer.allocated()
+    );
     let tail = sup.logs(&names(&["flood"]), Some(3));
     assert_eq!(tail.len(), 3);
     assert!(
