@@ -298,3 +298,23 @@ impl<T> Must<T> for Option<T> {
         self.context(what.to_string())
     }
 }
+
+/// A child process killed (SIGKILL) on drop together with every process whose environment
+/// mentions `needle`, so that a failing test leaves nothing running.
+pub struct ChildGuard {
+    pub child: Child,
+    pub needle: String,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for (pid, _) in processes_with(&self.needle) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}

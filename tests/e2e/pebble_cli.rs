@@ -164,13 +164,16 @@ fn issue3_pebble_cli_with_env_and_run_args() -> Result<()> {
         "services:\n  svc:\n    override: replace\n    command: sleep [ 1000 ]\n    startup: enabled\n",
     )?;
     let link = pebble_link(&dir)?;
-    let mut server = Command::new(&link)
-        .args(["run", "--args", "svc", "1234", ";", "--hold"])
-        .env("PEBBLE", &pebble_dir)
-        .env_remove("PEBBLE_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("pebble.log"))?)
-        .spawn()?;
+    let mut server = ChildGuard {
+        child: Command::new(&link)
+            .args(["run", "--args", "svc", "1234", ";", "--hold"])
+            .env("PEBBLE", &pebble_dir)
+            .env_remove("PEBBLE_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("pebble.log"))?)
+            .spawn()?,
+        needle: pebble_dir.display().to_string(),
+    };
     let pebble = |args: &[&str]| -> Result<(i32, String, String)> {
         let out = Command::new(&link)
             .args(args)
@@ -199,7 +202,7 @@ fn issue3_pebble_cli_with_env_and_run_args() -> Result<()> {
         let (code, _, err) = pebble(&["autostart"])?;
         assert_eq!(code, 0, "{err}");
         let procs = processes_with(&pebble_dir.display().to_string());
-        let server_pid = server.id() as i32;
+        let server_pid = server.child.id() as i32;
         let cmdlines: Vec<String> = procs
             .iter()
             .filter(|(pid, _)| *pid != server_pid)
@@ -240,10 +243,10 @@ fn issue3_pebble_cli_with_env_and_run_args() -> Result<()> {
         Ok(())
     })();
     let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::unistd::Pid::from_raw(server.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
-    let status = server.wait()?;
+    let status = server.child.wait()?;
     if let Err(e) = result {
         bail!(
             "{e:#}\n{}",
@@ -273,5 +276,66 @@ fn issue4_a_charm_reads_the_typed_plan_and_signals_services() -> Result<()> {
     let helper = tasks.find("Start service \"helper\"").must("helper task")?;
     let probe = tasks.find("Start service \"probe\"").must("probe task")?;
     assert!(helper < probe, "{tasks}");
+    Ok(())
+}
+
+/// Runs `cairn pebble run` on a layer until it exits by itself; returns its exit code.
+fn pebble_run_until_exit(name: &str, layer: &str) -> Result<Option<i32>> {
+    let dir = test_dir(name);
+    std::fs::create_dir_all(dir.join("layers"))?;
+    std::fs::write(dir.join("layers/001-base.yaml"), layer)?;
+    let mut child = Command::new(CAIRN)
+        .args(["pebble", "run"])
+        .env("PEBBLE", &dir)
+        .env_remove("PEBBLE_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let code = wait_for(Duration::from_secs(15), || child.try_wait().ok().flatten());
+    if code.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let left = processes_with(&dir.display().to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(left, vec![], "services outlived pebble run");
+    Ok(code.and_then(|s| s.code()))
+}
+
+#[test]
+fn issue4_pebble_run_exits_with_pebbles_codes_on_shutdown_actions() -> Result<()> {
+    let layer = |cmd: &str, on: &str, action: &str| {
+        format!(
+            "services:\n  svc:\n    override: replace\n    command: sh -c '{cmd}'\n    startup: enabled\n    {on}: {action}\n  other:\n    override: replace\n    command: sleep 1000\n    startup: enabled\n"
+        )
+    };
+    assert_eq!(
+        pebble_run_until_exit(
+            "exitfail",
+            &layer("sleep 1.2; exit 3", "on-failure", "shutdown")
+        )?,
+        Some(10)
+    );
+    assert_eq!(
+        pebble_run_until_exit(
+            "exitok",
+            &layer("sleep 1.2; exit 0", "on-success", "shutdown")
+        )?,
+        Some(0)
+    );
+    assert_eq!(
+        pebble_run_until_exit(
+            "exitsuccess",
+            &layer("sleep 1.2; exit 5", "on-failure", "success-shutdown")
+        )?,
+        Some(0)
+    );
+    assert_eq!(
+        pebble_run_until_exit(
+            "exitfailure",
+            &layer("sleep 1.2; exit 0", "on-success", "failure-shutdown")
+        )?,
+        Some(10)
+    );
     Ok(())
 }
