@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_supervisor::{ChangeInfo, ServiceInfo};
+use cairn_supervisor::{ChangeInfo, CheckInfo, ServiceInfo};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::{Method, Request};
@@ -345,6 +345,69 @@ impl Client {
         )
         .await
         .map(|_| ())
+    }
+
+    /// `GET /v1/checks` (level `alive`, `ready` or empty; all checks when `names` is empty).
+    pub async fn checks(
+        &self,
+        level: &str,
+        names: &[String],
+    ) -> Result<Vec<CheckInfo>, ClientError> {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        if !level.is_empty() {
+            q.append_pair("level", level);
+        }
+        if !names.is_empty() {
+            q.append_pair("names", &names.join(","));
+        }
+        self.get(&format!("/v1/checks?{}", q.finish())).await
+    }
+
+    /// `POST /v1/checks` with `start` or `stop`: the checks that changed, sorted.
+    pub async fn checks_action(
+        &self,
+        action: &str,
+        names: &[String],
+    ) -> Result<Vec<String>, ClientError> {
+        let env = self
+            .call(
+                Method::POST,
+                "/v1/checks",
+                Some(serde_json::json!({"action": action, "checks": names})),
+            )
+            .await?;
+        serde_json::from_value(env.result["changed"].clone())
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// `POST /v1/checks/refresh`: runs a check now; its info and the run's error, if any.
+    pub async fn refresh_check(
+        &self,
+        name: &str,
+    ) -> Result<(CheckInfo, Option<String>), ClientError> {
+        let env = self
+            .call(
+                Method::POST,
+                "/v1/checks/refresh",
+                Some(serde_json::json!({ "name": name })),
+            )
+            .await?;
+        let info = serde_json::from_value(env.result["info"].clone())
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok((info, env.result["error"].as_str().map(str::to_string)))
+    }
+
+    /// `GET /v1/metrics`: OpenMetrics text.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let (code, bytes) = self.raw(Method::GET, "/v1/metrics", None).await?;
+        if code != 200 {
+            return Err(ClientError::Api {
+                code,
+                kind: String::new(),
+                message: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     fn logs_path(services: &[String], n: Option<i64>, follow: bool) -> String {

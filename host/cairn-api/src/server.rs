@@ -125,6 +125,21 @@ const ROUTES: &[Route] = &[
         read: None,
         write: Some(Access::Admin),
     },
+    Route {
+        path: "/v1/checks",
+        read: Some(Access::Read),
+        write: Some(Access::Admin),
+    },
+    Route {
+        path: "/v1/checks/refresh",
+        read: None,
+        write: Some(Access::Admin),
+    },
+    Route {
+        path: "/v1/metrics",
+        read: Some(Access::Read),
+        write: None,
+    },
 ];
 
 fn match_route(path: &str) -> Option<(&'static Route, Vec<String>)> {
@@ -276,6 +291,13 @@ impl ApiServer {
         if route.path == "/v1/logs" {
             return self.logs(&query);
         }
+        if route.path == "/v1/metrics" {
+            return Response::builder()
+                .status(200)
+                .header("Content-Type", "text/plain; charset=utf-8")
+                .body(Full::new(Bytes::from(self.sup.metrics())).boxed())
+                .unwrap();
+        }
         let body = match req.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => return full(Reply::bad_request(format!("cannot read request body: {e}"))),
@@ -297,6 +319,9 @@ impl ApiServer {
             (Method::GET, "/v1/plan") => self.plan(&query),
             (Method::POST, "/v1/layers") => self.post_layers(&body),
             (Method::POST, "/v1/signals") => self.post_signals(&body),
+            (Method::GET, "/v1/checks") => self.checks(&query),
+            (Method::POST, "/v1/checks") => self.post_checks(&body),
+            (Method::POST, "/v1/checks/refresh") => self.refresh_check(&body).await,
             (m, _) => Reply::error(405, "", format!("method {:?} not allowed", m.as_str())),
         };
         full(reply)
@@ -318,8 +343,71 @@ impl ApiServer {
             "" | "alive" | "ready" => {}
             _ => return Reply::bad_request("level must be \"alive\" or \"ready\""),
         }
-        // No checks run yet, so every container is healthy.
-        Reply::sync_with(200, serde_json::json!({ "healthy": true }))
+        let healthy = self.sup.healthy(q.get("level"), &q.list("names"));
+        Reply::sync_with(
+            if healthy { 200 } else { 502 },
+            serde_json::json!({ "healthy": healthy }),
+        )
+    }
+
+    fn checks(&self, q: &Query) -> Reply {
+        let level = q.get("level");
+        match level {
+            "" | "alive" | "ready" => {}
+            _ => return Reply::bad_request("level must be \"alive\" or \"ready\""),
+        }
+        Reply::sync(self.sup.checks(level, &q.list("names")))
+    }
+
+    fn post_checks(&self, body: &[u8]) -> Reply {
+        #[derive(Deserialize)]
+        struct Payload {
+            #[serde(default, deserialize_with = "null_default")]
+            action: String,
+            #[serde(default, deserialize_with = "null_default")]
+            checks: Vec<String>,
+        }
+        let p: Payload = match decode(body, "cannot decode data from request body") {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        if p.checks.is_empty() {
+            return Reply::bad_request(format!("must specify checks for {} action", p.action));
+        }
+        let result = match p.action.as_str() {
+            "start" => self.sup.start_checks(&p.checks),
+            "stop" => self.sup.stop_checks(&p.checks),
+            other => return Reply::bad_request(format!("invalid action {other:?}")),
+        };
+        match result {
+            Ok(changed) => Reply::sync(serde_json::json!({ "changed": changed })),
+            Err(e) => sup_error(e),
+        }
+    }
+
+    async fn refresh_check(&self, body: &[u8]) -> Reply {
+        #[derive(Deserialize)]
+        struct Payload {
+            #[serde(default, deserialize_with = "null_default")]
+            name: String,
+        }
+        let p: Payload = match decode(body, "cannot decode data from request body") {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        if p.name.is_empty() {
+            return Reply::bad_request("must specify check name");
+        }
+        match self.sup.refresh_check(&p.name).await {
+            Ok((info, error)) => {
+                let mut v = serde_json::json!({ "info": info });
+                if let Some(e) = error {
+                    v["error"] = e.into();
+                }
+                Reply::sync(v)
+            }
+            Err(e) => sup_error(e),
+        }
     }
 
     fn changes(&self, q: &Query) -> Reply {

@@ -438,7 +438,12 @@ impl ChangeBook {
             .collect();
         for id in ids {
             let was_running = self.tasks[&id].status == Status::Doing;
-            if was_running {
+            let kind = self.tasks[&id].kind.as_str();
+            if kind == "perform-check" || kind == "recover-check" {
+                // As Pebble aborts check changes it cannot resume: the new supervisor starts
+                // its checks anew.
+                self.set_task_status(id, Status::Undone);
+            } else if was_running {
                 self.task_error(id, "task interrupted: daemon restarted");
                 self.set_task_status(id, Status::Error);
             } else {

@@ -10,8 +10,11 @@
 //! can be waited on with [`Supervisor::wait_change`].
 
 pub mod changes;
+pub mod checks;
 pub mod groups;
 pub mod logs;
+mod metrics;
+pub mod notices;
 pub mod persist;
 pub mod reaper;
 pub mod services;
@@ -27,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use changes::{ChangeInfo, ChangeSelect, Status, TaskInfo};
+pub use checks::{CheckFailure, CheckInfo};
 pub use logs::{LogBuffer, LogEntry};
 pub use services::{ServiceInfo, ServiceStatus, ShutdownRequest};
 
@@ -111,6 +115,7 @@ struct Inner {
     book: Mutex<changes::ChangeBook>,
     version: watch::Sender<u64>,
     services: Arc<services::ServiceManager>,
+    checks: checks::CheckManager,
     /// Wakes the background saver: bursts of change updates become one write.
     dirty: Arc<tokio::sync::Notify>,
 }
@@ -163,8 +168,12 @@ impl Supervisor {
                     opts.persist.then_some(opts.dir.as_path()),
                 ),
                 dirty: Arc::new(tokio::sync::Notify::new()),
+                checks: checks::CheckManager::default(),
             }),
         };
+        // Checks start as soon as the plan is loaded, whatever `--hold` says (as Pebble).
+        let plan = sup.plan();
+        sup.inner.checks_plan_changed(&plan);
         sup.inner.save();
         if sup.inner.persist {
             let weak = Arc::downgrade(&sup.inner);
@@ -231,6 +240,8 @@ impl Supervisor {
             *self.inner.plan.lock().unwrap() = Arc::new(layers.plan().clone());
         }
         self.inner.save();
+        let plan = self.plan();
+        self.inner.checks_plan_changed(&plan);
         Ok(())
     }
 
@@ -341,6 +352,8 @@ impl Supervisor {
                 (stop, plan.start_lanes(&names).map_err(order_err)?)
             }
             "replan" => {
+                // A replan also starts enabled checks that are not running.
+                self.inner.replan_checks();
                 let changed = self.inner.services.replan_changed(&plan);
                 let mut start: Vec<String> = plan
                     .services
@@ -501,6 +514,7 @@ impl Supervisor {
     /// layers are read again (directory plus API-added ones), the change history stays, and
     /// nothing is started (the charm replans on `pebble-ready`, as with `pebble run --hold`).
     pub async fn restart(&self) -> Result<(), SupervisorError> {
+        self.inner.checks.stop_all();
         self.stop_all().await;
         self.inner.services.reset();
         let persisted: Vec<PersistedLayer> = self
@@ -520,7 +534,58 @@ impl Supervisor {
         }
         self.inner.save();
         self.inner.changed();
+        let plan = self.plan();
+        self.inner.checks_plan_changed(&plan);
         Ok(())
+    }
+
+    /// Checks (all, or those named), filtered by level (`alive`, `ready` or empty), as
+    /// `GET /v1/checks`; sorted by name.
+    pub fn checks(&self, level: &str, names: &[String]) -> Vec<CheckInfo> {
+        self.inner
+            .checks
+            .infos()
+            .into_iter()
+            .filter(|c| level.is_empty() || c.level == level)
+            .filter(|c| names.is_empty() || names.contains(&c.name))
+            .collect()
+    }
+
+    /// `GET /v1/health`: false when any matching check is down. `ready` includes `alive`
+    /// checks (a workload that is not alive is not ready either).
+    pub fn healthy(&self, level: &str, names: &[String]) -> bool {
+        !self.inner.checks.infos().iter().any(|c| {
+            let level_match =
+                level.is_empty() || c.level == level || (level == "ready" && c.level == "alive");
+            let name_match = names.is_empty() || names.contains(&c.name);
+            level_match && name_match && c.status == "down"
+        })
+    }
+
+    /// Starts the named checks that are not running; returns those started, sorted.
+    pub fn start_checks(&self, names: &[String]) -> Result<Vec<String>, SupervisorError> {
+        self.inner.start_checks(names)
+    }
+
+    /// Stops the named running checks; returns those stopped, sorted.
+    pub fn stop_checks(&self, names: &[String]) -> Result<Vec<String>, SupervisorError> {
+        self.inner.stop_checks(names)
+    }
+
+    /// Runs a check now (`POST /v1/checks/refresh`): its info and the run's error, if any.
+    pub async fn refresh_check(
+        &self,
+        name: &str,
+    ) -> Result<(CheckInfo, Option<String>), SupervisorError> {
+        self.inner.refresh_check(name).await
+    }
+
+    /// Pebble's metrics in OpenMetrics text (`GET /v1/metrics`).
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        self.inner.services.write_metrics(&mut out);
+        self.inner.checks.write_metrics(&mut out);
+        out
     }
 
     /// Stops every running service in stop order ("Stop all running services"), waiting at
@@ -737,6 +802,8 @@ impl Inner {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_checks;
 
 /// Waits until process group `pgid` has `n` live members; returns them.
 #[cfg(test)]

@@ -119,6 +119,8 @@ pub enum ShutdownRequest {
     Success,
     /// Exit as a failure (Pebble exits 10).
     Failure,
+    /// A check failed with `on-check-failure: shutdown` (Pebble exits 11).
+    CheckFailure,
 }
 
 struct ServiceData {
@@ -136,6 +138,8 @@ struct ServiceData {
     epoch: u64,
     /// Bumped on every process start; exits of older processes are ignored.
     generation: u64,
+    /// Times the service was started (`pebble_service_start_count`).
+    start_count: u64,
 }
 
 impl ServiceData {
@@ -174,7 +178,8 @@ impl ServiceData {
 pub(crate) struct ServiceManager {
     me: Weak<ServiceManager>,
     services: Mutex<HashMap<String, ServiceData>>,
-    env: Vec<(String, String)>,
+    /// Environment given to services and exec checks on top of the host's.
+    pub(crate) env: Vec<(String, String)>,
     shutdown: watch::Sender<Option<ShutdownRequest>>,
     rng: Mutex<u64>,
     /// The process groups of this container's services, mirrored to disk.
@@ -331,6 +336,92 @@ impl ServiceManager {
         out
     }
 
+    /// Service metrics (`pebble_service_active`, `pebble_service_start_count`) of the
+    /// services the manager knows, by name.
+    pub(crate) fn write_metrics(&self, out: &mut String) {
+        use crate::metrics::{Kind, write};
+        let services = self.services.lock().unwrap();
+        let mut names: Vec<&String> = services.keys().collect();
+        names.sort();
+        for name in names {
+            let s = &services[name];
+            let label = ("service", name.as_str());
+            write(
+                out,
+                "pebble_service_active",
+                Kind::Gauge,
+                "Whether the service is currently active (1) or not (0)",
+                label,
+                u64::from(s.state.status() == ServiceStatus::Active),
+            );
+            write(
+                out,
+                "pebble_service_start_count",
+                Kind::Counter,
+                "Number of times the service has started",
+                label,
+                s.start_count,
+            );
+        }
+    }
+
+    /// Pebble's `CheckFailed`: runs the `on-check-failure` action of every service that
+    /// names check `check`.
+    pub(crate) fn check_failed(&self, check: &str) {
+        let mut services = self.services.lock().unwrap();
+        let names: Vec<String> = services.keys().cloned().collect();
+        for name in names {
+            let s = services.get_mut(&name).unwrap();
+            let Some(action) = s.config.on_check_failure.get(check).copied() else {
+                continue;
+            };
+            if !matches!(s.state, State::Running | State::Backoff | State::Exited) {
+                tracing::debug!(
+                    "Service {name:?}: ignoring on-check-failure action in state {}",
+                    s.state.name()
+                );
+                continue;
+            }
+            let on = "on-check-failure";
+            match action {
+                ServiceAction::Ignore | ServiceAction::Unset => {}
+                ServiceAction::Shutdown | ServiceAction::FailureShutdown => {
+                    tracing::info!(
+                        "Service {name:?} {on} action is \"shutdown\", triggering failure shutdown"
+                    );
+                    self.shutdown
+                        .send_replace(Some(ShutdownRequest::CheckFailure));
+                }
+                ServiceAction::SuccessShutdown => {
+                    tracing::info!(
+                        "Service {name:?} {on} action is \"success-shutdown\", triggering success shutdown"
+                    );
+                    self.shutdown.send_replace(Some(ShutdownRequest::Success));
+                }
+                ServiceAction::Restart => match s.state {
+                    State::Running => {
+                        tracing::info!(
+                            "Service {name:?} {on} action is \"restart\", terminating process before restarting"
+                        );
+                        if let Some(pid) = s.pid
+                            && let Err(e) = killpg(Pid::from_raw(pid), Signal::SIGTERM)
+                        {
+                            tracing::info!("Cannot send SIGTERM to process: {e}");
+                        }
+                        s.transition_restarting(State::Terminating, true);
+                        self.arm(&name, s.epoch, s.kill_delay(), Timer::Terminate);
+                    }
+                    State::Backoff => {
+                        tracing::info!(
+                            "Service {name:?} {on} action is \"restart\", waiting for current backoff"
+                        );
+                    }
+                    _ => self.do_backoff(&name, s, ServiceAction::Restart, on),
+                },
+            }
+        }
+    }
+
     /// Forgets every service (after they were stopped) and any shutdown request, as a new
     /// supervisor process would start; groups that survived the stop are killed.
     pub(crate) fn reset(&self) {
@@ -395,6 +486,7 @@ impl ServiceManager {
                             current_since: OffsetDateTime::now_utc(),
                             epoch: 0,
                             generation: 0,
+                            start_count: 0,
                         },
                     );
                     services.get_mut(&name).unwrap()
@@ -604,6 +696,7 @@ impl ServiceManager {
         let pid = child.id() as i32;
         s.pid = Some(pid);
         s.generation += 1;
+        s.start_count += 1;
         self.groups
             .lock()
             .unwrap()

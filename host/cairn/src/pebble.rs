@@ -134,6 +134,40 @@ pub enum ClientCommand {
         /// Checks (default: all).
         checks: Vec<String>,
     },
+    /// Query the status of configured health checks.
+    Checks {
+        /// Check level to filter for.
+        #[arg(long, value_parser = ["alive", "ready"])]
+        level: Option<String>,
+        #[command(flatten)]
+        format: FormatArgs,
+        /// Checks to show (default: all).
+        checks: Vec<String>,
+    },
+    /// Query the details of a configured health check.
+    Check {
+        /// Run the check now.
+        #[arg(long)]
+        refresh: bool,
+        #[command(flatten)]
+        format: FormatArgs,
+        /// The check.
+        check: String,
+    },
+    /// Start one or more checks.
+    #[command(name = "start-checks")]
+    StartChecks {
+        /// Checks to start.
+        #[arg(required = true)]
+        checks: Vec<String>,
+    },
+    /// Stop one or more checks.
+    #[command(name = "stop-checks")]
+    StopChecks {
+        /// Checks to stop.
+        #[arg(required = true)]
+        checks: Vec<String>,
+    },
     /// Show version details.
     Version {
         /// Only display the client version.
@@ -471,6 +505,116 @@ async fn execute(client: &Client, cmd: ClientCommand, out: &mut String) -> Resul
                 }
             }
         }
+        ClientCommand::Checks {
+            level,
+            format,
+            checks,
+        } => {
+            let list = client
+                .checks(level.as_deref().unwrap_or(""), &checks)
+                .await?;
+            if !format.text() {
+                let map: serde_json::Map<String, serde_json::Value> = list
+                    .iter()
+                    .map(|c| Ok((c.name.clone(), serde_json::to_value(c)?)))
+                    .collect::<Result<_>>()?;
+                writeln!(out, "{}", serde_json::json!({ "checks": map }))?;
+            } else if list.is_empty() {
+                eprintln!(
+                    "{}",
+                    if checks.is_empty() && level.is_none() {
+                        "Plan has no health checks."
+                    } else {
+                        "No matching health checks."
+                    }
+                );
+            } else {
+                let mut rows = vec![row([
+                    "Check",
+                    "Level",
+                    "Startup",
+                    "Status",
+                    "Successes",
+                    "Failures",
+                    "Change",
+                ])];
+                for c in &list {
+                    let inactive = c.status == "inactive";
+                    rows.push(vec![
+                        c.name.clone(),
+                        if c.level.is_empty() {
+                            "-".into()
+                        } else {
+                            c.level.clone()
+                        },
+                        c.startup.clone(),
+                        c.status.clone(),
+                        if inactive {
+                            "-".into()
+                        } else {
+                            c.successes.to_string()
+                        },
+                        if inactive {
+                            "-".into()
+                        } else {
+                            format!("{}/{}", c.failures, c.threshold)
+                        },
+                        change_info(client, c).await,
+                    ]);
+                }
+                out.push_str(&tabwriter(&rows));
+            }
+        }
+        ClientCommand::Check {
+            refresh,
+            format,
+            check,
+        } => {
+            let (info, error) = if refresh {
+                client.refresh_check(&check).await?
+            } else {
+                let found = client.checks("", std::slice::from_ref(&check)).await?;
+                match found.into_iter().next() {
+                    Some(i) => (i, None),
+                    None => bail!("cannot find check {check:?}"),
+                }
+            };
+            let mut logs = String::new();
+            if (info.failures > 0 || error.is_some()) && !info.change_id.is_empty() {
+                logs = task_logs(client, &info.change_id).await?;
+                if logs.is_empty() && !info.prev_change_id.is_empty() {
+                    logs = task_logs(client, &info.prev_change_id).await?;
+                }
+            }
+            let mut v = serde_json::to_value(&info)?;
+            if let Some(e) = error {
+                v["error"] = e.into();
+            }
+            if !logs.is_empty() {
+                v["logs"] = logs.into();
+            }
+            if format.text() {
+                out.push_str(&serde_yaml::to_string(&v)?);
+            } else {
+                writeln!(out, "{v}")?;
+            }
+        }
+        ClientCommand::StartChecks { checks } => {
+            let changed = client.checks_action("start", &checks).await?;
+            if changed.is_empty() {
+                writeln!(out, "Checks already started.")?;
+            } else {
+                writeln!(out, "Checks started: {}", changed.join(", "))?;
+            }
+        }
+        ClientCommand::StopChecks { checks } => {
+            let changed = client.checks_action("stop", &checks).await?;
+            if changed.is_empty() {
+                writeln!(out, "Checks already stopped.")?;
+            } else {
+                writeln!(out, "Checks stopped: {}", changed.join(", "))?;
+            }
+        }
         ClientCommand::Version {
             client: only,
             format,
@@ -502,6 +646,63 @@ async fn execute(client: &Client, cmd: ClientCommand, out: &mut String) -> Resul
         }
     }
     Ok(0)
+}
+
+/// Pebble's `checks` Change column: the change ID, with the last task log line when the
+/// check is failing (cut to 70 characters).
+async fn change_info(client: &Client, c: &cairn_supervisor::CheckInfo) -> String {
+    if c.change_id.is_empty() {
+        return "-".into();
+    }
+    if c.failures == 0 {
+        return c.change_id.clone();
+    }
+    let last = |id: String| async move {
+        let chg = client.change(&id).await?;
+        let log = chg
+            .tasks
+            .first()
+            .and_then(|t| t.log.last())
+            .map(|l| {
+                let l = l.splitn(3, ' ').nth(2).unwrap_or(l);
+                l.replace('\n', "\\n")
+            })
+            .unwrap_or_default();
+        Ok::<_, ClientError>((id, log))
+    };
+    let mut found = last(c.change_id.clone()).await;
+    if matches!(&found, Ok((_, log)) if log.is_empty()) && !c.prev_change_id.is_empty() {
+        found = last(c.prev_change_id.clone()).await;
+    }
+    match found {
+        Err(e) => format!("{} ({e})", c.change_id),
+        Ok((_, log)) if log.is_empty() => c.change_id.clone(),
+        Ok((id, mut log)) => {
+            const MAX: usize = 70;
+            if log.len() > MAX {
+                let more = format!("... run \"{} tasks {id}\" for more", program());
+                let mut cut = MAX.saturating_sub(more.len());
+                while !log.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                log = format!("{}{more}", &log[..cut]);
+            }
+            format!("{} ({log})", c.change_id)
+        }
+    }
+}
+
+/// Every log line of a change's first task, one per line.
+async fn task_logs(client: &Client, id: &str) -> Result<String> {
+    let chg = client
+        .change(id)
+        .await
+        .with_context(|| format!("cannot get task logs for change {id}"))?;
+    Ok(chg
+        .tasks
+        .first()
+        .map(|t| t.log.iter().map(|l| format!("{l}\n")).collect())
+        .unwrap_or_default())
 }
 
 fn program() -> String {

@@ -120,6 +120,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
                 match *shutdown.borrow() {
                     Some(ShutdownRequest::Success) => break 0,
                     Some(ShutdownRequest::Failure) => break 10,
+                    Some(ShutdownRequest::CheckFailure) => break 11,
                     None => continue,
                 }
             }

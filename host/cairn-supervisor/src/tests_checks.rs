@@ -1,0 +1,261 @@
+//! Checks on real sockets and processes (issue 5).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::{Supervisor, SupervisorOptions};
+
+fn dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("cairn-chk-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A tiny HTTP server answering every request with the status in `status` and a body.
+async fn http_server(status: Arc<AtomicU16>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let code = status.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let body = "line1\nline2\nline3\nline4\nline5\nline6\nline7\n";
+                let resp = format!(
+                    "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn check(sup: &Supervisor, name: &str) -> crate::CheckInfo {
+    sup.checks("", &[name.to_string()]).remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue5_http_check_goes_down_at_threshold_and_recovers() {
+    let status = Arc::new(AtomicU16::new(200));
+    let port = http_server(status.clone()).await;
+    let sup = Supervisor::open(SupervisorOptions::new(dir("http"))).unwrap();
+    sup.add_layer(
+        "checks",
+        format!(
+            "checks:\n  web:\n    override: replace\n    level: ready\n    period: 100ms\n    threshold: 2\n    http:\n      url: http://127.0.0.1:{port}/health\n"
+        )
+        .as_bytes(),
+        false,
+        false,
+    )
+    .unwrap();
+    let first = check(&sup, "web");
+    assert_eq!(first.status, "up");
+    assert_eq!(first.level, "ready");
+    let perform_id = first.change_id.clone();
+    let chg = sup.change(&perform_id).unwrap();
+    assert_eq!(chg.kind, "perform-check");
+    assert_eq!(chg.summary, "Perform HTTP check \"web\"");
+    assert_eq!(chg.status, "Doing");
+    assert_eq!(chg.data["check-name"], "web");
+    wait_until("a success", Duration::from_secs(5), || {
+        check(&sup, "web").successes >= 2
+    })
+    .await;
+    assert!(sup.healthy("ready", &[]));
+
+    status.store(500, Ordering::SeqCst);
+    wait_until("down", Duration::from_secs(5), || {
+        check(&sup, "web").status == "down"
+    })
+    .await;
+    let down = check(&sup, "web");
+    assert_eq!((down.failures, down.threshold), (2, 2));
+    assert_eq!(down.prev_change_id, perform_id);
+    assert!(!sup.healthy("ready", &[]));
+    assert!(!sup.healthy("", &[]));
+    assert!(
+        sup.healthy("alive", &[]),
+        "a ready check does not make alive fail"
+    );
+    let failed = sup.change(&perform_id).unwrap();
+    assert_eq!(failed.status, "Error");
+    assert_eq!(
+        failed.err.as_deref(),
+        Some(
+            "cannot perform the following tasks:\n- Perform HTTP check \"web\" (non-2xx status code 500; line1\nline2\nline3\nline4\nline5\n(...))\n- Perform HTTP check \"web\" (non-2xx status code 500; line1\nline2\nline3\nline4\nline5\n(...))"
+        )
+    );
+    let recover = sup.change(&down.change_id).unwrap();
+    assert_eq!(recover.kind, "recover-check");
+    assert_eq!(recover.summary, "Recover HTTP check \"web\"");
+
+    status.store(200, Ordering::SeqCst);
+    wait_until("up again", Duration::from_secs(5), || {
+        check(&sup, "web").status == "up"
+    })
+    .await;
+    let up = check(&sup, "web");
+    assert_eq!(up.prev_change_id, down.change_id);
+    assert_eq!(sup.change(&down.change_id).unwrap().status, "Done");
+    assert!(sup.healthy("ready", &[]));
+
+    let metrics = sup.metrics();
+    assert!(
+        metrics.contains("pebble_check_up{check=\"web\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "# TYPE pebble_check_failure_count counter\npebble_check_failure_count{check=\"web\"} "
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue5_exec_and_tcp_failures_carry_pebble_details() {
+    let sup = Supervisor::open(SupervisorOptions::new(dir("exec"))).unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    sup.add_layer(
+        "checks",
+        format!(
+            "checks:\n  ex:\n    override: replace\n    period: 50ms\n    threshold: 10\n    exec:\n      command: sh -c 'for i in 1 2 3 4 5 6; do echo out$i; done; echo \"$CHK\" >&2; exit 3'\n      environment:\n        CHK: from-env\n  port:\n    override: replace\n    period: 50ms\n    threshold: 10\n    tcp:\n      port: {closed}\n      host: 127.0.0.1\n  slow:\n    override: replace\n    period: 1s\n    timeout: 100ms\n    startup: disabled\n    exec:\n      command: sleep 5\n"
+        )
+        .as_bytes(),
+        false,
+        false,
+    )
+    .unwrap();
+    wait_until("failures", Duration::from_secs(5), || {
+        check(&sup, "ex").failures >= 1 && check(&sup, "port").failures >= 1
+    })
+    .await;
+    let ex = sup.change(&check(&sup, "ex").change_id).unwrap();
+    let log = &ex.tasks[0].log[0];
+    assert!(
+        log.ends_with(" ERROR exit status 3; out3\nout4\nout5\nout6\nfrom-env"),
+        "{log}"
+    );
+    let tcp = sup.change(&check(&sup, "port").change_id).unwrap();
+    let log = &tcp.tasks[0].log[0];
+    assert!(
+        log.ends_with(&format!(
+            " ERROR dial tcp 127.0.0.1:{closed}: connect: connection refused"
+        )),
+        "{log}"
+    );
+    // A disabled check is inactive until started; refresh runs it once and reports the error.
+    assert_eq!(check(&sup, "slow").status, "inactive");
+    let t = Instant::now();
+    let (info, err) = sup.refresh_check("slow").await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(info.status, "inactive");
+    assert_eq!(err.as_deref(), Some("check timed out after 100ms"));
+    assert_eq!(sup.start_checks(&["slow".into()]).unwrap(), ["slow"]);
+    assert_eq!(
+        sup.start_checks(&["slow".into()]).unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(check(&sup, "slow").status, "up");
+    let slow_change = check(&sup, "slow").change_id;
+    assert_eq!(
+        sup.stop_checks(&["slow".into(), "ex".into()]).unwrap(),
+        ["ex", "slow"]
+    );
+    assert_eq!(check(&sup, "slow").status, "inactive");
+    wait_until("undone", Duration::from_secs(2), || {
+        sup.change(&slow_change).unwrap().status == "Undone"
+    })
+    .await;
+    assert_eq!(
+        sup.start_checks(&["nope".into(), "aaa".into()])
+            .unwrap_err()
+            .to_string(),
+        "cannot start checks: cannot find checks in plan: aaa, nope"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue5_plan_change_restarts_only_changed_checks() {
+    let sup = Supervisor::open(SupervisorOptions::new(dir("replan"))).unwrap();
+    sup.add_layer(
+        "checks",
+        b"checks:\n  a:\n    override: replace\n    period: 1s\n    exec:\n      command: 'true'\n  b:\n    override: replace\n    period: 1s\n    exec:\n      command: 'true'\n",
+        false,
+        false,
+    )
+    .unwrap();
+    let (a, b) = (check(&sup, "a").change_id, check(&sup, "b").change_id);
+    sup.add_layer(
+        "more",
+        b"checks:\n  a:\n    override: merge\n    period: 2s\n",
+        false,
+        false,
+    )
+    .unwrap();
+    assert_ne!(
+        check(&sup, "a").change_id,
+        a,
+        "changed check kept its change"
+    );
+    assert_eq!(
+        check(&sup, "b").change_id,
+        b,
+        "unchanged check was restarted"
+    );
+    wait_until("old change undone", Duration::from_secs(2), || {
+        sup.change(&a).unwrap().status == "Undone"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue5_on_check_failure_restarts_the_service() {
+    let sup = Supervisor::open(SupervisorOptions::new(dir("onfail"))).unwrap();
+    let flag = dir("onfail-flag");
+    std::fs::create_dir_all(&flag).unwrap();
+    let flag = flag.join("ok");
+    std::fs::write(&flag, "").unwrap();
+    sup.add_layer(
+        "base",
+        format!(
+            "services:\n  svc:\n    override: replace\n    command: sleep 1000\n    on-check-failure:\n      probe: restart\n    backoff-delay: 50ms\nchecks:\n  probe:\n    override: replace\n    period: 50ms\n    threshold: 1\n    exec:\n      command: test -e {}\n",
+            flag.display()
+        )
+        .as_bytes(),
+        false,
+        false,
+    )
+    .unwrap();
+    sup.run_action("start", &["svc".to_string()]).await.unwrap();
+    let pid = sup.service_pid("svc").unwrap();
+    std::fs::remove_file(&flag).unwrap();
+    wait_until("a new process", Duration::from_secs(10), || {
+        sup.service_pid("svc").is_some_and(|p| p != pid)
+    })
+    .await;
+    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err());
+    let metrics = sup.metrics();
+    assert!(
+        metrics.contains("pebble_service_start_count{service=\"svc\"} 2\n"),
+        "{metrics}"
+    );
+    sup.stop_all().await;
+}
