@@ -3,6 +3,8 @@
 //!
 //! An out-of-range port blocks the unit (and stops the server if it runs); a valid one
 //! (re)writes the `web` layer, replans, and records the port served in stored state.
+//! The layer carries a `ready` HTTP check, `up`, on the server's root: when it fails the
+//! unit goes to `maintenance` with the reason, and back to `active` when it recovers.
 
 use cairn_sdk::prelude::*;
 
@@ -12,6 +14,8 @@ const WEB: &str = "web";
 const HTTP: &str = "http";
 /// Stored-state key of the port being served.
 const PORT_KEY: &str = "port";
+/// Name of the readiness check.
+const UP: &str = "up";
 
 /// The charm; it keeps nothing between events except the port in stored state.
 #[derive(Default)]
@@ -26,16 +30,25 @@ fn valid_port(port: i64) -> Result<u16, String> {
 }
 
 impl WebCharm {
-    /// The layer that serves on `port`.
-    fn layer(port: u16) -> Layer {
-        Layer::new().summary("web layer").service(
-            HTTP,
-            Service::new()
-                .summary("python http.server")
-                .command(format!("python3 -m http.server {port} --bind 127.0.0.1"))
-                .enabled()
-                .env("PORT", port.to_string()),
-        )
+    /// The layer that serves on `port`, with its readiness check.
+    fn layer(port: u16, period: &str) -> Layer {
+        Layer::new()
+            .summary("web layer")
+            .service(
+                HTTP,
+                Service::new()
+                    .summary("python http.server")
+                    .command(format!("python3 -m http.server {port} --bind 127.0.0.1"))
+                    .enabled()
+                    .env("PORT", port.to_string()),
+            )
+            .check(
+                UP,
+                Check::http(format!("http://127.0.0.1:{port}/"))
+                    .level(CheckLevel::Ready)
+                    .period(period)
+                    .threshold(3),
+            )
     }
 
     /// Brings the workload in line with the config.
@@ -61,7 +74,11 @@ impl WebCharm {
             ctx.set_unit_status(Status::waiting("waiting for Pebble in the web container"));
             return Ok(());
         }
-        web.add_layer(WEB, &Self::layer(port), true)?;
+        let period = ctx
+            .config()
+            .get_str("check-period")
+            .unwrap_or_else(|| "5s".into());
+        web.add_layer(WEB, &Self::layer(port, &period), true)?;
         web.replan()?;
         ctx.state().save(PORT_KEY, &port)?;
         info!("serving on port {port}");
@@ -79,6 +96,29 @@ impl Charm for WebCharm {
         let web = ctx.container(WEB)?;
         self.reconcile(ctx, &web)
     }
+
+    fn on_pebble_check_failed(&mut self, ctx: &mut Context, event: CheckEvent) -> Result<()> {
+        if event.info.name == UP {
+            warn!(
+                "check {:?} failed {} times",
+                event.info.name, event.info.failures
+            );
+            ctx.set_unit_status(Status::maintenance(format!(
+                "check {:?} failing; the server does not answer",
+                event.info.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn on_pebble_check_recovered(&mut self, ctx: &mut Context, event: CheckEvent) -> Result<()> {
+        if event.info.name == UP
+            && let Some(port) = ctx.state().load::<u16>(PORT_KEY)?
+        {
+            ctx.set_unit_status(Status::active(format!("serving on port {port}")));
+        }
+        Ok(())
+    }
 }
 
 export_charm!(WebCharm);
@@ -87,9 +127,43 @@ export_charm!(WebCharm);
 mod tests {
     use super::*;
     use cairn_sdk::testing::Harness;
+    use cairn_sdk::{CheckStatus, Event};
 
     fn harness() -> Harness<WebCharm> {
         Harness::from_charmcraft(include_str!("../charmcraft.yaml")).unwrap()
+    }
+
+    fn up_event(status: CheckStatus, failures: u32) -> CheckEvent {
+        CheckEvent {
+            container: WEB.into(),
+            info: CheckInfo {
+                name: UP.into(),
+                level: Some(CheckLevel::Ready),
+                status,
+                successes: 0,
+                failures,
+                threshold: 3,
+                change_id: Some("7".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn check_failure_and_recovery_move_the_status() {
+        let mut h = harness();
+        h.deploy().unwrap();
+        let check = &h.container(WEB).plan().checks[UP];
+        assert_eq!(check.level, Some(CheckLevel::Ready));
+        assert_eq!(check.period.as_deref(), Some("5s"));
+        h.run(Event::PebbleCheckFailed(up_event(CheckStatus::Down, 3)))
+            .unwrap();
+        assert_eq!(
+            h.unit_status(),
+            &Status::maintenance("check \"up\" failing; the server does not answer")
+        );
+        h.run(Event::PebbleCheckRecovered(up_event(CheckStatus::Up, 0)))
+            .unwrap();
+        assert_eq!(h.unit_status(), &Status::active("serving on port 8080"));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_supervisor::{ChangeInfo, CheckInfo, ServiceInfo};
+use cairn_supervisor::{ChangeInfo, CheckInfo, Notice, ServiceInfo};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::{Method, Request};
@@ -395,6 +395,46 @@ impl Client {
         let info = serde_json::from_value(env.result["info"].clone())
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok((info, env.result["error"].as_str().map(str::to_string)))
+    }
+
+    /// `POST /v1/notices`: records a custom notice; returns its id.
+    pub async fn notify(
+        &self,
+        key: &str,
+        data: &std::collections::BTreeMap<String, String>,
+        repeat_after: Option<Duration>,
+    ) -> Result<String, ClientError> {
+        let mut body = serde_json::json!({"action": "add", "type": "custom", "key": key});
+        if !data.is_empty() {
+            body["data"] = serde_json::to_value(data).unwrap_or_default();
+        }
+        if let Some(d) = repeat_after {
+            body["repeat-after"] = cairn_plan::format_duration(d).into();
+        }
+        let env = self.call(Method::POST, "/v1/notices", Some(body)).await?;
+        Ok(env.result["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// `GET /v1/notices` with a query such as `types=custom&keys=...` (already encoded);
+    /// with `timeout`, waits that long for a match.
+    pub async fn notices(
+        &self,
+        query: &[(&str, String)],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Notice>, ClientError> {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in query {
+            q.append_pair(k, v);
+        }
+        if let Some(t) = timeout {
+            q.append_pair("timeout", &cairn_plan::format_duration(t));
+        }
+        self.get(&format!("/v1/notices?{}", q.finish())).await
+    }
+
+    /// `GET /v1/notices/{id}`.
+    pub async fn notice(&self, id: &str) -> Result<Notice, ClientError> {
+        self.get(&format!("/v1/notices/{}", encode(id))).await
     }
 
     /// `GET /v1/metrics`: OpenMetrics text.

@@ -140,6 +140,16 @@ const ROUTES: &[Route] = &[
         read: Some(Access::Read),
         write: None,
     },
+    Route {
+        path: "/v1/notices",
+        read: Some(Access::Read),
+        write: Some(Access::Read),
+    },
+    Route {
+        path: "/v1/notices/{id}",
+        read: Some(Access::Read),
+        write: None,
+    },
 ];
 
 fn match_route(path: &str) -> Option<(&'static Route, Vec<String>)> {
@@ -214,6 +224,10 @@ impl Query {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
             .unwrap_or("")
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
     }
 
     fn list(&self, key: &str) -> Vec<String> {
@@ -322,6 +336,9 @@ impl ApiServer {
             (Method::GET, "/v1/checks") => self.checks(&query),
             (Method::POST, "/v1/checks") => self.post_checks(&body),
             (Method::POST, "/v1/checks/refresh") => self.refresh_check(&body).await,
+            (Method::GET, "/v1/notices") => self.notices(caller, &query).await,
+            (Method::POST, "/v1/notices") => self.post_notices(caller, &body),
+            (Method::GET, "/v1/notices/{id}") => self.notice(caller, &vars[0]),
             (m, _) => Reply::error(405, "", format!("method {:?} not allowed", m.as_str())),
         };
         full(reply)
@@ -348,6 +365,178 @@ impl ApiServer {
             if healthy { 200 } else { 502 },
             serde_json::json!({ "healthy": healthy }),
         )
+    }
+
+    async fn notices(&self, caller: Caller, q: &Query) -> Reply {
+        let Caller::Unix(uid) = caller else {
+            return Reply::error(
+                403,
+                "",
+                "cannot determine UID of request, so cannot retrieve notices",
+            );
+        };
+        let admin = caller.access() == Some(Access::Admin);
+        let mut user_id = Some(uid);
+        let user_ids = q.list("user-id");
+        if q.has("user-id") {
+            if !admin {
+                return Reply::error(403, "", "only admins may use the \"user-id\" filter");
+            }
+            if user_ids.len() != 1 {
+                return Reply::bad_request(
+                    "invalid \"user-id\" filter: must only include one \"user-id\"",
+                );
+            }
+            match user_ids[0].parse::<i64>() {
+                Ok(n) if (0..=u32::MAX as i64).contains(&n) => user_id = Some(n as u32),
+                Ok(n) => {
+                    return Reply::bad_request(format!(
+                        "invalid \"user-id\" filter: user ID is not a valid uint32: {n}"
+                    ));
+                }
+                Err(_) => {
+                    return Reply::bad_request(format!(
+                        "invalid \"user-id\" filter: strconv.ParseInt: parsing {:?}: invalid syntax",
+                        user_ids[0]
+                    ));
+                }
+            }
+        }
+        if q.has("users") {
+            if !admin {
+                return Reply::error(403, "", "only admins may use the \"users\" filter");
+            }
+            if q.has("user-id") {
+                return Reply::bad_request("cannot use both \"users\" and \"user-id\" parameters");
+            }
+            if q.get("users") != "all" {
+                return Reply::bad_request("invalid \"users\" filter: must be \"all\"");
+            }
+            user_id = None;
+        }
+        let requested = q.list("types");
+        let mut types: Vec<String> = Vec::new();
+        for t in &requested {
+            if cairn_supervisor::notices::valid_type(t) && !types.contains(t) {
+                types.push(t.clone());
+            }
+        }
+        if types.is_empty() && !requested.is_empty() {
+            return Reply::sync(Vec::<cairn_supervisor::notices::Notice>::new());
+        }
+        let after = match q.get("after") {
+            "" => None,
+            t => {
+                match time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        return Reply::bad_request(format!("invalid \"after\" timestamp: {e}"));
+                    }
+                }
+            }
+        };
+        let timeout = match q.get("timeout") {
+            "" => None,
+            t => match cairn_plan::parse_duration(t) {
+                Ok(d) => Some(d).filter(|d| !d.is_zero()),
+                Err(e) => return Reply::bad_request(format!("invalid timeout: {e}")),
+            },
+        };
+        let filter = cairn_supervisor::notices::NoticeFilter {
+            user_id,
+            types,
+            keys: q.list("keys"),
+            after,
+        };
+        let found = match timeout {
+            Some(t) => self.sup.wait_notices(&filter, t).await,
+            None => self.sup.notices(&filter),
+        };
+        Reply::sync(found)
+    }
+
+    fn post_notices(&self, caller: Caller, body: &[u8]) -> Reply {
+        let Caller::Unix(uid) = caller else {
+            return Reply::error(
+                403,
+                "",
+                "cannot determine UID of request, so cannot create notice",
+            );
+        };
+        #[derive(Deserialize)]
+        struct Payload {
+            #[serde(default, deserialize_with = "null_default")]
+            action: String,
+            #[serde(default, rename = "type", deserialize_with = "null_default")]
+            type_: String,
+            #[serde(default, deserialize_with = "null_default")]
+            key: String,
+            #[serde(default, rename = "repeat-after", deserialize_with = "null_default")]
+            repeat_after: String,
+            #[serde(default)]
+            data: Option<serde_json::Value>,
+        }
+        let p: Payload = match decode(body, "cannot decode request body") {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        if p.action != "add" {
+            return Reply::bad_request(format!("invalid action {:?}", p.action));
+        }
+        if p.type_ != "custom" {
+            return Reply::bad_request(format!(
+                "invalid type {:?} (can only add \"custom\" notices)",
+                p.type_
+            ));
+        }
+        let repeat_after = match p.repeat_after.as_str() {
+            "" => None,
+            d => match cairn_plan::parse_duration(d) {
+                Ok(d) => Some(d),
+                Err(e) => return Reply::bad_request(format!("invalid repeat-after: {e}")),
+            },
+        };
+        let raw = p.data.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        if raw.len() > cairn_supervisor::notices::MAX_DATA_SIZE {
+            return Reply::bad_request(format!(
+                "total size of data must be {} bytes or less",
+                cairn_supervisor::notices::MAX_DATA_SIZE
+            ));
+        }
+        let data: std::collections::BTreeMap<String, String> = match raw.as_str() {
+            "" | "null" => Default::default(),
+            raw => match serde_json::from_str(raw) {
+                Ok(d) => d,
+                Err(e) => return Reply::bad_request(format!("cannot decode notice data: {e}")),
+            },
+        };
+        match self.sup.notify(Some(uid), &p.key, data, repeat_after) {
+            Ok(id) => Reply::sync(serde_json::json!({ "id": id })),
+            Err(e) => sup_error(e),
+        }
+    }
+
+    fn notice(&self, caller: Caller, id: &str) -> Reply {
+        let Caller::Unix(uid) = caller else {
+            return Reply::error(
+                403,
+                "",
+                "cannot determine UID of request, so cannot retrieve notice",
+            );
+        };
+        let Some(n) = self.sup.notice(id) else {
+            return Reply::not_found(format!("cannot find notice with ID {id:?}"));
+        };
+        let admin = caller.access() == Some(Access::Admin);
+        if n.user_id.is_some_and(|owner| owner != uid) && !admin {
+            return Reply::error(
+                403,
+                "",
+                format!("not allowed to access notice with id {id:?}"),
+            );
+        }
+        Reply::sync(n)
     }
 
     fn checks(&self, q: &Query) -> Reply {

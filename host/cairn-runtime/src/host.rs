@@ -377,12 +377,19 @@ impl Host {
         let watchers = shared
             .containers
             .iter()
-            .map(|(c, sup)| {
-                tokio::spawn(watch_shutdown(
-                    Arc::downgrade(&shared),
-                    c.clone(),
-                    sup.clone(),
-                ))
+            .flat_map(|(c, sup)| {
+                [
+                    tokio::spawn(watch_shutdown(
+                        Arc::downgrade(&shared),
+                        c.clone(),
+                        sup.clone(),
+                    )),
+                    tokio::spawn(watch_notices(
+                        Arc::downgrade(&shared),
+                        c.clone(),
+                        sup.clone(),
+                    )),
+                ]
             })
             .collect();
         Ok(UnitHandle {
@@ -669,6 +676,110 @@ fn find_unit(
         .and_then(|e| e.units.get(&idx))
         .map(|u| u.shared.clone())
         .ok_or_else(|| RuntimeError::NotFound(format!("unit {unit:?} not found")))
+}
+
+/// Watches a container's notices as Juju does and queues the charm events they mean:
+/// every new occurrence or repeat of a `custom` notice is a `pebble-custom-notice`; a
+/// `change-update` of a `perform-check` change in `Error` is `pebble-check-failed`, of a
+/// `recover-check` change `Done` is `pebble-check-recovered`.
+async fn watch_notices(unit: std::sync::Weak<UnitShared>, container: String, sup: Supervisor) {
+    let mut after = time::OffsetDateTime::now_utc();
+    loop {
+        let filter = cairn_supervisor::NoticeFilter {
+            user_id: None,
+            types: vec!["custom".into(), "change-update".into()],
+            keys: Vec::new(),
+            after: Some(after),
+        };
+        let notices = sup
+            .wait_notices(&filter, std::time::Duration::from_secs(30))
+            .await;
+        let Some(shared) = unit.upgrade() else {
+            return;
+        };
+        for n in notices {
+            after = after.max(n.last_repeated);
+            if let Some(event) = notice_event(&container, &sup, &n) {
+                shared.enqueue(event);
+            }
+        }
+    }
+}
+
+/// The charm event a notice means, if any.
+fn notice_event(container: &str, sup: &Supervisor, n: &cairn_supervisor::Notice) -> Option<Event> {
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    match n.type_.as_str() {
+        "custom" => Some(Event::PebbleCustomNotice {
+            container: container.to_string(),
+            notice: crate::types::Notice {
+                id: n.id.clone(),
+                user_id: n.user_id,
+                r#type: n.type_.clone(),
+                key: n.key.clone(),
+                first_occurred: rfc(n.first_occurred),
+                last_occurred: rfc(n.last_occurred),
+                last_repeated: rfc(n.last_repeated),
+                occurrences: n.occurrences as u32,
+                last_data: n.last_data.clone(),
+                repeat_after_ms: cairn_plan::parse_duration(&n.repeat_after)
+                    .ok()
+                    .map(|d| d.as_millis() as u64),
+                expire_after_ms: cairn_plan::parse_duration(&n.expire_after)
+                    .ok()
+                    .map(|d| d.as_millis() as u64),
+            },
+        }),
+        "change-update" => {
+            let kind = n.last_data.get("kind")?;
+            let check = n.last_data.get("check-name")?;
+            // A pruned change is taken to have reached the status that matters.
+            let status =
+                sup.change(&n.key)
+                    .map(|c| c.status)
+                    .unwrap_or_else(|_| match kind.as_str() {
+                        "perform-check" => "Error".into(),
+                        _ => "Done".into(),
+                    });
+            let failed = kind == "perform-check" && status == "Error";
+            let recovered = kind == "recover-check" && status == "Done";
+            if !failed && !recovered {
+                return None;
+            }
+            let info = sup
+                .checks("", std::slice::from_ref(check))
+                .into_iter()
+                .next()
+                .map(|c| crate::types::CheckInfo {
+                    name: c.name,
+                    level: c.level,
+                    status: c.status,
+                    successes: c.successes,
+                    failures: c.failures,
+                    threshold: c.threshold,
+                    change_id: Some(c.change_id).filter(|s| !s.is_empty()),
+                })
+                .unwrap_or_else(|| crate::types::CheckInfo {
+                    name: check.clone(),
+                    level: String::new(),
+                    status: if failed { "down" } else { "up" }.into(),
+                    successes: 0,
+                    failures: 0,
+                    threshold: 0,
+                    change_id: Some(n.key.clone()),
+                });
+            let container = container.to_string();
+            Some(if failed {
+                Event::PebbleCheckFailed { container, info }
+            } else {
+                Event::PebbleCheckRecovered { container, info }
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Restarts a container whose supervisor was asked to shut down by a service's exit action

@@ -175,6 +175,12 @@ pub struct ChangeBook {
     last_task_id: u64,
     changes: BTreeMap<u64, Change>,
     tasks: BTreeMap<u64, Task>,
+    /// The status each change last recorded a `change-update` notice for.
+    #[serde(skip)]
+    noticed: BTreeMap<u64, Status>,
+    /// `change-update` notices to record: change id and notice data.
+    #[serde(skip)]
+    pending_notices: Vec<(u64, BTreeMap<String, String>)>,
 }
 
 /// Ready changes older than this are pruned (Pebble's `pruneWait`, 7 days).
@@ -232,8 +238,36 @@ impl ChangeBook {
                 data: Default::default(),
             },
         );
+        self.observe(id);
         self.prune();
         (id, ids)
+    }
+
+    /// Records a `change-update` notice when a change's status moved, as Pebble's
+    /// `notifyStatusChange` (Doing→Do and Undoing→Undo flips are skipped).
+    fn observe(&mut self, id: u64) {
+        let new = self.change_status(id);
+        let old = self.noticed.get(&id).copied().unwrap_or(Status::Default);
+        let skip = old == new
+            || (old == Status::Doing && new == Status::Do)
+            || (old == Status::Undoing && new == Status::Undo);
+        if skip {
+            return;
+        }
+        self.noticed.insert(id, new);
+        let Some(c) = self.changes.get(&id) else {
+            return;
+        };
+        let mut data: BTreeMap<String, String> = [("kind".to_string(), c.kind.clone())].into();
+        if let Some(name) = c.data.get("check-name").and_then(|v| v.as_str()) {
+            data.insert("check-name".into(), name.to_string());
+        }
+        self.pending_notices.push((id, data));
+    }
+
+    /// The `change-update` notices recorded since the last call.
+    pub fn take_notices(&mut self) -> Vec<(u64, BTreeMap<String, String>)> {
+        std::mem::take(&mut self.pending_notices)
     }
 
     /// Sets a change's data key.
@@ -273,6 +307,7 @@ impl ChangeBook {
         {
             c.ready_time = Some(now);
         }
+        self.observe(change_id);
     }
 
     /// A task's status.
@@ -476,6 +511,7 @@ impl ChangeBook {
                     self.tasks.remove(&t);
                 }
             }
+            self.noticed.remove(&id);
             count -= 1;
         }
     }
@@ -542,6 +578,25 @@ mod tests {
         let log = &b.tasks[&t[0]].log;
         assert_eq!(log.len(), 10);
         assert!(log[0].ends_with(" INFO m5"));
+    }
+
+    #[test]
+    fn status_transitions_record_change_update_notices() {
+        let (mut b, id, t) = book_with(1);
+        b.set_task_status(t[0], Status::Doing);
+        b.set_task_status(t[0], Status::Done);
+        let seen: Vec<String> = b
+            .take_notices()
+            .into_iter()
+            .map(|(cid, data)| {
+                assert_eq!(cid, id);
+                assert_eq!(data["kind"], "start");
+                b.change_status(cid).as_str().to_string()
+            })
+            .collect();
+        // Do (new), Doing, Done: three notices.
+        assert_eq!(seen.len(), 3);
+        assert!(b.take_notices().is_empty());
     }
 
     fn task() -> [(String, String); 1] {

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 pub use changes::{ChangeInfo, ChangeSelect, Status, TaskInfo};
 pub use checks::{CheckFailure, CheckInfo};
 pub use logs::{LogBuffer, LogEntry};
+pub use notices::{Notice, NoticeFilter};
 pub use services::{ServiceInfo, ServiceStatus, ShutdownRequest};
 
 /// Name of the state file in a container directory (Pebble's is `.pebble.state` too).
@@ -99,6 +100,8 @@ struct PersistedState {
     layers: Vec<PersistedLayer>,
     #[serde(default)]
     changes: changes::ChangeBook,
+    #[serde(default)]
+    notices: notices::NoticeBook,
 }
 
 /// The supervisor of one container: plan, services, changes.
@@ -116,6 +119,9 @@ struct Inner {
     version: watch::Sender<u64>,
     services: Arc<services::ServiceManager>,
     checks: checks::CheckManager,
+    notices: Mutex<notices::NoticeBook>,
+    /// Bumped when a notice is added or repeated (wakes long-polls).
+    notices_version: watch::Sender<u64>,
     /// Wakes the background saver: bursts of change updates become one write.
     dirty: Arc<tokio::sync::Notify>,
 }
@@ -169,6 +175,8 @@ impl Supervisor {
                 ),
                 dirty: Arc::new(tokio::sync::Notify::new()),
                 checks: checks::CheckManager::default(),
+                notices: Mutex::new(state.notices),
+                notices_version: watch::channel(0).0,
             }),
         };
         // Checks start as soon as the plan is loaded, whatever `--hold` says (as Pebble).
@@ -580,6 +588,91 @@ impl Supervisor {
         self.inner.refresh_check(name).await
     }
 
+    /// Records a `custom` notice for `user_id` (`POST /v1/notices`, `pebble notify`), with
+    /// Pebble's key and data checks; returns the notice's id.
+    pub fn notify(
+        &self,
+        user_id: Option<u32>,
+        key: &str,
+        data: std::collections::BTreeMap<String, String>,
+        repeat_after: Option<Duration>,
+    ) -> Result<String, SupervisorError> {
+        if !notices::valid_custom_key(key) {
+            return Err(SupervisorError::BadRequest(format!(
+                "invalid key {key:?} (must be in \"example.com/path\" format)"
+            )));
+        }
+        if key.len() > notices::MAX_KEY_LEN {
+            return Err(SupervisorError::BadRequest(format!(
+                "key must be {} bytes or less",
+                notices::MAX_KEY_LEN
+            )));
+        }
+        let size = serde_json::to_vec(&data).map(|v| v.len()).unwrap_or(0);
+        if size > notices::MAX_DATA_SIZE {
+            return Err(SupervisorError::BadRequest(format!(
+                "total size of data must be {} bytes or less",
+                notices::MAX_DATA_SIZE
+            )));
+        }
+        Ok(self
+            .inner
+            .add_notice(user_id, "custom", key, data, repeat_after))
+    }
+
+    /// Records a `warning` notice (repeating at most daily).
+    pub fn warn(&self, message: &str) {
+        self.inner.add_notice(
+            None,
+            "warning",
+            message,
+            Default::default(),
+            Some(notices::WARNING_REPEAT_AFTER),
+        );
+    }
+
+    /// Notices matching `filter`, oldest repeat first.
+    pub fn notices(&self, filter: &notices::NoticeFilter) -> Vec<notices::Notice> {
+        self.inner
+            .notices
+            .lock()
+            .unwrap()
+            .list(filter, time::OffsetDateTime::now_utc())
+    }
+
+    /// Like [`Supervisor::notices`], but when none match, waits up to `timeout` for one to
+    /// be added or repeated (`GET /v1/notices?timeout=`); empty if none came.
+    pub async fn wait_notices(
+        &self,
+        filter: &notices::NoticeFilter,
+        timeout: Duration,
+    ) -> Vec<notices::Notice> {
+        let mut rx = self.inner.notices_version.subscribe();
+        let wait = async {
+            loop {
+                let found = self.notices(filter);
+                if !found.is_empty() {
+                    return found;
+                }
+                if rx.changed().await.is_err() {
+                    return Vec::new();
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The notice with `id`.
+    pub fn notice(&self, id: &str) -> Option<notices::Notice> {
+        self.inner
+            .notices
+            .lock()
+            .unwrap()
+            .get(id, time::OffsetDateTime::now_utc())
+    }
+
     /// Pebble's metrics in OpenMetrics text (`GET /v1/metrics`).
     pub fn metrics(&self) -> String {
         let mut out = String::new();
@@ -662,9 +755,11 @@ impl Inner {
                     yaml: l.to_yaml(),
                 })
                 .collect();
+            let notices = self.notices.lock().unwrap();
             serde_json::to_vec(&PersistedState {
                 layers,
                 changes: book.clone(),
+                notices: notices.clone(),
             })
         };
         match state {
@@ -793,10 +888,51 @@ impl Inner {
         self.changed();
     }
 
-    /// Wakes waiters and schedules a state write (coalesced with others in flight).
+    /// Wakes waiters and schedules a state write (coalesced with others in flight);
+    /// records the `change-update` notices of the status transitions since the last call.
     fn changed(&self) {
+        let pending = self.book.lock().unwrap().take_notices();
+        if !pending.is_empty() {
+            let now = time::OffsetDateTime::now_utc();
+            let mut repeated = false;
+            {
+                let mut notices = self.notices.lock().unwrap();
+                for (id, data) in pending {
+                    repeated |= notices
+                        .add(None, "change-update", &id.to_string(), data, None, now)
+                        .1;
+                }
+            }
+            if repeated {
+                self.notices_version.send_modify(|v| *v += 1);
+            }
+        }
         self.dirty.notify_one();
         self.bump();
+    }
+
+    /// Records a notice occurrence and wakes long-polls if it is new or repeated.
+    fn add_notice(
+        &self,
+        user_id: Option<u32>,
+        type_: &str,
+        key: &str,
+        data: std::collections::BTreeMap<String, String>,
+        repeat_after: Option<Duration>,
+    ) -> String {
+        let (id, repeated) = self.notices.lock().unwrap().add(
+            user_id,
+            type_,
+            key,
+            data,
+            repeat_after,
+            time::OffsetDateTime::now_utc(),
+        );
+        if repeated {
+            self.notices_version.send_modify(|v| *v += 1);
+        }
+        self.dirty.notify_one();
+        id
     }
 }
 

@@ -168,6 +168,50 @@ pub enum ClientCommand {
         #[arg(required = true)]
         checks: Vec<String>,
     },
+    /// Record a custom notice.
+    Notify {
+        /// Prevent a notice with the same type and key from reoccurring within this duration.
+        #[arg(long, value_parser = parse_go_duration)]
+        repeat_after: Option<std::time::Duration>,
+        /// The notice key, such as example.com/backup/done.
+        key: String,
+        /// Data as name=value.
+        data: Vec<String>,
+    },
+    /// List notices.
+    Notices {
+        /// The only valid value is 'all': notices of any user (admin only; not with --uid).
+        #[arg(long)]
+        users: Option<String>,
+        /// Only notices with this user ID (admin only; not with --users).
+        #[arg(long)]
+        uid: Option<u32>,
+        /// Only notices of this type (repeatable).
+        #[arg(long = "type")]
+        types: Vec<String>,
+        /// Only notices with this key (repeatable).
+        #[arg(long = "key")]
+        keys: Vec<String>,
+        /// Wait up to this duration for matching notices to arrive.
+        #[arg(long, value_parser = parse_go_duration)]
+        timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        time: TimeArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Fetch a single notice, by ID or by type and key.
+    Notice {
+        /// Look up a notice of this user (admin only; with type and key).
+        #[arg(long)]
+        uid: Option<u32>,
+        #[command(flatten)]
+        format: FormatArgs,
+        /// The notice ID, or its type when a key follows.
+        id_or_type: String,
+        /// The key (look up by type and key).
+        key: Option<String>,
+    },
     /// Show version details.
     Version {
         /// Only display the client version.
@@ -207,6 +251,10 @@ pub struct WaitArgs {
     /// Do not wait for the operation to finish but just print the change id.
     #[arg(long)]
     no_wait: bool,
+}
+
+fn parse_go_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    cairn_plan::parse_duration(s).map_err(|e| e.to_string())
 }
 
 static LOCAL_OFFSET: OnceLock<UtcOffset> = OnceLock::new();
@@ -613,6 +661,121 @@ async fn execute(client: &Client, cmd: ClientCommand, out: &mut String) -> Resul
                 writeln!(out, "Checks already stopped.")?;
             } else {
                 writeln!(out, "Checks stopped: {}", changed.join(", "))?;
+            }
+        }
+        ClientCommand::Notify {
+            repeat_after,
+            key,
+            data,
+        } => {
+            let mut map = std::collections::BTreeMap::new();
+            for kv in &data {
+                let Some((k, v)) = kv.split_once('=') else {
+                    bail!("data args must be in \"name=value\" format, not {kv:?}");
+                };
+                map.insert(k.to_string(), v.to_string());
+            }
+            let id = client.notify(&key, &map, repeat_after).await?;
+            writeln!(out, "Recorded notice {id}")?;
+        }
+        ClientCommand::Notices {
+            users,
+            uid,
+            types,
+            keys,
+            timeout,
+            time,
+            format,
+        } => {
+            let mut q: Vec<(&str, String)> = Vec::new();
+            if let Some(u) = users {
+                q.push(("users", u));
+            }
+            if let Some(u) = uid {
+                q.push(("user-id", u.to_string()));
+            }
+            for t in types {
+                q.push(("types", t));
+            }
+            for k in keys {
+                q.push(("keys", k));
+            }
+            let list = client.notices(&q, timeout).await?;
+            if !format.text() {
+                writeln!(out, "{}", serde_json::json!({ "notices": list }))?;
+            } else if list.is_empty() {
+                match timeout {
+                    Some(t) => eprintln!(
+                        "No matching notices after waiting {}.",
+                        cairn_plan::format_duration(t)
+                    ),
+                    None => eprintln!("No matching notices."),
+                }
+            } else {
+                let mut rows = vec![row([
+                    "ID",
+                    "User",
+                    "Type",
+                    "Key",
+                    "First",
+                    "Repeated",
+                    "Occurrences",
+                ])];
+                for n in &list {
+                    let key = if n.key.len() > 32 && n.key.is_ascii() {
+                        format!("{}...{}", &n.key[..14], &n.key[n.key.len() - 15..])
+                    } else {
+                        n.key.clone()
+                    };
+                    let rfc = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+                    rows.push(vec![
+                        n.id.clone(),
+                        n.user_id.map_or("public".into(), |u| u.to_string()),
+                        n.type_.clone(),
+                        key,
+                        fmt_time(&rfc(n.first_occurred), time.abs_time),
+                        fmt_time(&rfc(n.last_repeated), time.abs_time),
+                        n.occurrences.to_string(),
+                    ]);
+                }
+                out.push_str(&tabwriter(&rows));
+            }
+        }
+        ClientCommand::Notice {
+            uid,
+            format,
+            id_or_type,
+            key,
+        } => {
+            let notice = match key {
+                Some(key) => {
+                    let mut q: Vec<(&str, String)> =
+                        vec![("types", id_or_type.clone()), ("keys", key.clone())];
+                    if let Some(u) = uid {
+                        q.push(("user-id", u.to_string()));
+                    }
+                    let found = client.notices(&q, None).await?;
+                    let Some(first) = found.first().cloned() else {
+                        bail!("cannot find {id_or_type} notice with key {key:?}");
+                    };
+                    found
+                        .iter()
+                        .skip(1)
+                        .find(|n| n.user_id.is_some())
+                        .cloned()
+                        .unwrap_or(first)
+                }
+                None => {
+                    if uid.is_some() {
+                        bail!("cannot use --uid option when looking up notice by key");
+                    }
+                    client.notice(&id_or_type).await?
+                }
+            };
+            if format.text() {
+                out.push_str(&serde_yaml::to_string(&notice)?);
+            } else {
+                writeln!(out, "{}", serde_json::to_string(&notice)?)?;
             }
         }
         ClientCommand::Version {
