@@ -4,7 +4,9 @@ Usage: python ops_compat.py <socket path>. Prints one line per passed step and e
 non-zero on the first failure (the Rust end-to-end test runs it).
 """
 
+import datetime
 import sys
+import time
 
 import ops
 from ops import pebble
@@ -123,6 +125,70 @@ try:
 except pebble.ChangeError as e:
     raise AssertionError(f"starting a running service failed: {e}")
 step("service errors")
+
+client.add_layer(
+    "checks",
+    {
+        "checks": {
+            "alive": {
+                "override": "replace",
+                "level": "alive",
+                "period": "100ms",
+                "threshold": 2,
+                "exec": {"command": "true"},
+            },
+            "dead": {
+                "override": "replace",
+                "period": "100ms",
+                "threshold": 1,
+                "exec": {"command": "false"},
+            },
+        }
+    },
+)
+deadline = time.time() + 10
+while time.time() < deadline:
+    checks = {c.name: c for c in client.get_checks()}
+    if "dead" in checks and checks["dead"].status == pebble.CheckStatus.DOWN:
+        break
+    time.sleep(0.05)
+assert checks["dead"].status == pebble.CheckStatus.DOWN, checks
+assert checks["dead"].failures >= 1 and checks["dead"].threshold == 1, checks
+assert checks["alive"].status == pebble.CheckStatus.UP, checks
+assert checks["alive"].level == pebble.CheckLevel.ALIVE, checks
+assert [c.name for c in client.get_checks(level=pebble.CheckLevel.ALIVE)] == ["alive"]
+assert [c.name for c in client.get_checks(names=["dead"])] == ["dead"]
+assert client.stop_checks(["dead", "alive"]) == ["alive", "dead"]
+assert client.get_checks(names=["dead"])[0].status == pebble.CheckStatus.INACTIVE
+assert client.start_checks(["dead"]) == ["dead"]
+step("get_checks + start_checks + stop_checks")
+
+nid = client.notify(pebble.NoticeType.CUSTOM, "example.com/ops/compat", data={"a": "b"})
+nid2 = client.notify(
+    pebble.NoticeType.CUSTOM,
+    "example.com/ops/compat",
+    data={"a": "c"},
+    repeat_after=datetime.timedelta(hours=1),
+)
+assert nid == nid2, (nid, nid2)
+found = client.get_notices(types=[pebble.NoticeType.CUSTOM], keys=["example.com/ops/compat"])
+assert len(found) == 1, found
+assert found[0].occurrences == 2 and found[0].last_data == {"a": "c"}, found
+notice = client.get_notice(nid)
+assert notice.key == "example.com/ops/compat" and notice.type == pebble.NoticeType.CUSTOM, notice
+assert notice.repeat_after == datetime.timedelta(hours=1), notice
+assert notice.expire_after == datetime.timedelta(days=7), notice
+changes = client.get_notices(types=[pebble.NoticeType.CHANGE_UPDATE])
+assert changes and all(n.type == pebble.NoticeType.CHANGE_UPDATE for n in changes), changes
+expect_api_error(
+    400,
+    'invalid key "bad" (must be in "example.com/path" format)',
+    client.notify,
+    pebble.NoticeType.CUSTOM,
+    "bad",
+)
+expect_api_error(404, 'cannot find notice with ID "999"', client.get_notice, "999")
+step("notify + get_notices + get_notice")
 
 client.stop_services(["svc"])
 print(f"ops {ops.__version__}: all steps passed", flush=True)
