@@ -59,6 +59,28 @@ impl ServiceInfo {
     }
 }
 
+/// Which notices [`Container::get_notices`] returns; empty fields do not filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NoticeFilter {
+    /// Only these types (`custom`, `change-update`, `warning`).
+    pub types: Vec<String>,
+    /// Only these keys.
+    pub keys: Vec<String>,
+    /// Only notices repeated after this RFC 3339 time.
+    pub after: Option<String>,
+}
+
+impl NoticeFilter {
+    /// Custom notices with `key`.
+    pub fn custom(key: impl Into<String>) -> Self {
+        NoticeFilter {
+            types: vec!["custom".into()],
+            keys: vec![key.into()],
+            after: None,
+        }
+    }
+}
+
 /// One of this unit's workload containers (`ops.Container`).
 ///
 /// Operations that change services (`replan`, `start`, `stop`, `restart`, `autostart`)
@@ -114,6 +136,51 @@ impl Container {
     /// The combined plan as the YAML text the supervisor renders (`GET /v1/plan`).
     pub fn get_plan_yaml(&self) -> Result<String> {
         self.handle.get_plan_yaml()
+    }
+
+    /// Checks (all when `names` is empty) at `level` (any level for `None`), sorted by name
+    /// (`ops.Container.get_checks`).
+    pub fn get_checks(
+        &self,
+        level: Option<crate::event::CheckLevel>,
+        checks: &[&str],
+    ) -> Result<Vec<crate::event::CheckInfo>> {
+        self.handle.get_checks(level, &names(checks))
+    }
+
+    /// The check `name`; an [`Error::Api`] with code 404 if the plan has no such check.
+    pub fn get_check(&self, name: &str) -> Result<crate::event::CheckInfo> {
+        self.get_checks(None, &[name])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Api(ApiError {
+                    code: 404,
+                    status: "Not Found".into(),
+                    kind: String::new(),
+                    message: format!("check {name:?} not found"),
+                })
+            })
+    }
+
+    /// Starts the named checks; returns those that were not already running.
+    pub fn start_checks(&self, checks: &[&str]) -> Result<Vec<String>> {
+        self.handle.start_checks(&names(checks))
+    }
+
+    /// Stops the named checks; returns those that were running.
+    pub fn stop_checks(&self, checks: &[&str]) -> Result<Vec<String>> {
+        self.handle.stop_checks(&names(checks))
+    }
+
+    /// Notices matching `filter`, oldest repeat first (`ops.Container.get_notices`).
+    pub fn get_notices(&self, filter: &NoticeFilter) -> Result<Vec<crate::event::Notice>> {
+        self.handle.get_notices(filter)
+    }
+
+    /// The notice with `id`; an [`Error::Api`] with code 404 if there is none.
+    pub fn get_notice(&self, id: &str) -> Result<crate::event::Notice> {
+        self.handle.get_notice(id)
     }
 
     /// Sends `signal` (`"SIGHUP"` or `"HUP"`) to the main process of each named service

@@ -133,7 +133,7 @@ mod model;
 pub mod testing;
 
 pub use charm::{Charm, Context, run_event};
-pub use container::{Container, ServiceInfo, ServiceStartup, ServiceStatus};
+pub use container::{Container, NoticeFilter, ServiceInfo, ServiceStartup, ServiceStatus};
 pub use error::{ApiError, BoxError, ChangeError, Error, Result, ResultExt};
 pub use event::{
     ActionEvent, CheckEvent, CheckInfo, CheckLevel, CheckStatus, Event, Notice, NoticeEvent,
@@ -150,7 +150,8 @@ pub mod prelude {
     };
     pub use crate::{
         ActionEvent, Charm, CheckEvent, CheckInfo, ConfigValue, Container, Context, Error, Event,
-        NoticeEvent, Outcome, Result, ResultExt, ServiceInfo, ServiceStatus, Status, StoredState,
+        NoticeEvent, NoticeFilter, Outcome, Result, ResultExt, ServiceInfo, ServiceStatus, Status,
+        StoredState,
     };
     pub use crate::{debug, error, export_charm, info, trace, warn};
 }
@@ -233,19 +234,7 @@ pub mod __private {
             WitEvent::PebbleCheckRecovered(e) => Event::PebbleCheckRecovered(check_event(e)),
             WitEvent::PebbleCustomNotice(e) => Event::PebbleCustomNotice(NoticeEvent {
                 container: e.container,
-                notice: Notice {
-                    id: e.notice.id,
-                    user_id: e.notice.user_id,
-                    kind: e.notice.type_,
-                    key: e.notice.key,
-                    first_occurred: e.notice.first_occurred,
-                    last_occurred: e.notice.last_occurred,
-                    last_repeated: e.notice.last_repeated,
-                    occurrences: e.notice.occurrences,
-                    last_data: map(e.notice.last_data),
-                    repeat_after: e.notice.repeat_after_ms.map(Duration::from_millis),
-                    expire_after: e.notice.expire_after_ms.map(Duration::from_millis),
-                },
+                notice: notice(e.notice),
             }),
             WitEvent::Action(a) => Event::Action(ActionEvent {
                 id: a.id,
@@ -267,23 +256,45 @@ pub mod __private {
     fn check_event(e: wit::CheckEvent) -> CheckEvent {
         CheckEvent {
             container: e.container,
-            info: CheckInfo {
-                name: e.info.name,
-                level: match e.info.level {
-                    wit::CheckLevel::Unset => None,
-                    wit::CheckLevel::Alive => Some(CheckLevel::Alive),
-                    wit::CheckLevel::Ready => Some(CheckLevel::Ready),
-                },
-                status: match e.info.status {
-                    wit::CheckStatus::Up => CheckStatus::Up,
-                    wit::CheckStatus::Down => CheckStatus::Down,
-                    wit::CheckStatus::Inactive => CheckStatus::Inactive,
-                },
-                successes: e.info.successes,
-                failures: e.info.failures,
-                threshold: e.info.threshold,
-                change_id: e.info.change_id,
+            info: check_info(e.info),
+        }
+    }
+
+    /// The SDK's view of a WIT check info.
+    pub(crate) fn check_info(i: wit::CheckInfo) -> CheckInfo {
+        CheckInfo {
+            name: i.name,
+            level: match i.level {
+                wit::CheckLevel::Unset => None,
+                wit::CheckLevel::Alive => Some(CheckLevel::Alive),
+                wit::CheckLevel::Ready => Some(CheckLevel::Ready),
             },
+            status: match i.status {
+                wit::CheckStatus::Up => CheckStatus::Up,
+                wit::CheckStatus::Down => CheckStatus::Down,
+                wit::CheckStatus::Inactive => CheckStatus::Inactive,
+            },
+            successes: i.successes,
+            failures: i.failures,
+            threshold: i.threshold,
+            change_id: i.change_id,
+        }
+    }
+
+    /// The SDK's view of a WIT notice.
+    pub(crate) fn notice(n: wit::Notice) -> Notice {
+        Notice {
+            id: n.id,
+            user_id: n.user_id,
+            kind: n.type_,
+            key: n.key,
+            first_occurred: n.first_occurred,
+            last_occurred: n.last_occurred,
+            last_repeated: n.last_repeated,
+            occurrences: n.occurrences,
+            last_data: map(n.last_data),
+            repeat_after: n.repeat_after_ms.map(Duration::from_millis),
+            expire_after: n.expire_after_ms.map(Duration::from_millis),
         }
     }
 }

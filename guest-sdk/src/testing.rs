@@ -50,7 +50,7 @@ use serde::de::DeserializeOwned;
 use crate::charm::{Charm, run_event};
 use crate::container::{ServiceInfo, ServiceStartup, ServiceStatus};
 use crate::error::{ApiError, Error, Result};
-use crate::event::{ActionEvent, Event, Outcome};
+use crate::event::{ActionEvent, CheckInfo, CheckLevel, CheckStatus, Event, Notice, Outcome};
 use crate::layer::{Check, Layer, LogTarget, Override, Plan, Service, Startup};
 use crate::model::{ConfigValue, LogLevel, Status};
 
@@ -133,6 +133,8 @@ pub struct TestContainer {
     layers: Vec<(String, Layer)>,
     services: BTreeMap<String, ServiceState>,
     signals: Vec<(String, String)>,
+    check_status: BTreeMap<String, CheckStatus>,
+    notices: Vec<Notice>,
 }
 
 #[derive(Clone, Debug)]
@@ -149,6 +151,8 @@ impl Default for TestContainer {
             layers: Vec::new(),
             services: BTreeMap::new(),
             signals: Vec::new(),
+            check_status: BTreeMap::new(),
+            notices: Vec::new(),
         }
     }
 }
@@ -216,6 +220,126 @@ impl TestContainer {
     /// How many times service `name` was started (restarts included).
     pub fn start_count(&self, name: &str) -> u32 {
         self.services.get(name).map_or(0, |s| s.starts)
+    }
+
+    /// Sets a check's status (checks of the plan start `up`, or `inactive` when their
+    /// startup is disabled), for example to go with a check-failed event.
+    pub fn set_check_status(&mut self, name: &str, status: CheckStatus) {
+        self.check_status.insert(name.to_string(), status);
+    }
+
+    /// Records a custom notice occurrence as a workload would (`pebble notify`); returns
+    /// the notice, to deliver with a custom-notice event.
+    pub fn add_notice(&mut self, key: &str, data: &[(&str, &str)]) -> Notice {
+        let data: BTreeMap<String, String> = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let now = "2026-01-01T00:00:00Z".to_string();
+        if let Some(n) = self.notices.iter_mut().find(|n| n.key == key) {
+            n.occurrences += 1;
+            n.last_data = data;
+            return n.clone();
+        }
+        let n = Notice {
+            id: (self.notices.len() + 1).to_string(),
+            user_id: Some(0),
+            kind: "custom".into(),
+            key: key.to_string(),
+            first_occurred: now.clone(),
+            last_occurred: now.clone(),
+            last_repeated: now,
+            occurrences: 1,
+            last_data: data,
+            repeat_after: None,
+            expire_after: Some(std::time::Duration::from_secs(7 * 24 * 3600)),
+        };
+        self.notices.push(n.clone());
+        n
+    }
+
+    pub(crate) fn check_infos(
+        &self,
+        level: Option<CheckLevel>,
+        names: &[String],
+    ) -> Vec<CheckInfo> {
+        self.plan()
+            .checks
+            .iter()
+            .filter(|(n, c)| {
+                (names.is_empty() || names.contains(n)) && (level.is_none() || c.level == level)
+            })
+            .map(|(n, c)| CheckInfo {
+                name: n.clone(),
+                level: c.level,
+                status: self.check_status.get(n).copied().unwrap_or(
+                    if c.startup == Some(Startup::Disabled) {
+                        CheckStatus::Inactive
+                    } else {
+                        CheckStatus::Up
+                    },
+                ),
+                successes: 0,
+                failures: 0,
+                threshold: c.threshold.unwrap_or(3),
+                change_id: None,
+            })
+            .collect()
+    }
+
+    pub(crate) fn checks_action(&mut self, start: bool, names: &[String]) -> Result<Vec<String>> {
+        let action = if start { "start" } else { "stop" };
+        if names.is_empty() {
+            return Err(api(400, format!("must specify checks for {action} action")));
+        }
+        let plan = self.plan();
+        let mut missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !plan.checks.contains_key(*n))
+            .collect();
+        if !missing.is_empty() {
+            missing.sort();
+            let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            return Err(api(
+                400,
+                format!(
+                    "cannot {action} checks: cannot find checks in plan: {}",
+                    list.join(", ")
+                ),
+            ));
+        }
+        let mut changed = Vec::new();
+        for info in self.check_infos(None, names) {
+            let running = info.status != CheckStatus::Inactive;
+            if running != start {
+                let status = if start {
+                    CheckStatus::Up
+                } else {
+                    CheckStatus::Inactive
+                };
+                self.check_status.insert(info.name.clone(), status);
+                changed.push(info.name);
+            }
+        }
+        changed.sort();
+        Ok(changed)
+    }
+
+    pub(crate) fn find_notices(&self, filter: &crate::container::NoticeFilter) -> Vec<Notice> {
+        self.notices
+            .iter()
+            .filter(|n| filter.types.is_empty() || filter.types.contains(&n.kind))
+            .filter(|n| filter.keys.is_empty() || filter.keys.contains(&n.key))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn notice(&self, id: &str) -> Result<Notice> {
+        self.notices
+            .iter()
+            .find(|n| n.id == id)
+            .cloned()
+            .ok_or_else(|| api(404, format!("cannot find notice with ID {id:?}")))
     }
 
     /// Signals sent so far, as (service, signal with its `SIG` prefix), in order.

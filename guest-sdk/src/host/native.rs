@@ -121,6 +121,33 @@ impl ContainerHandle {
         with_world(|w| w.container(&self.0)?.send_signal(signal, names))
     }
 
+    pub fn get_checks(
+        &self,
+        level: Option<crate::event::CheckLevel>,
+        names: &[String],
+    ) -> Result<Vec<crate::event::CheckInfo>, Error> {
+        with_world(|w| Ok(w.container(&self.0)?.check_infos(level, names)))
+    }
+
+    pub fn start_checks(&self, names: &[String]) -> Result<Vec<String>, Error> {
+        with_world(|w| w.container(&self.0)?.checks_action(true, names))
+    }
+
+    pub fn stop_checks(&self, names: &[String]) -> Result<Vec<String>, Error> {
+        with_world(|w| w.container(&self.0)?.checks_action(false, names))
+    }
+
+    pub fn get_notices(
+        &self,
+        filter: &crate::container::NoticeFilter,
+    ) -> Result<Vec<crate::event::Notice>, Error> {
+        with_world(|w| Ok(w.container(&self.0)?.find_notices(filter)))
+    }
+
+    pub fn get_notice(&self, id: &str) -> Result<crate::event::Notice, Error> {
+        with_world(|w| w.container(&self.0)?.notice(id))
+    }
+
     pub fn replan(&self) -> Result<(), Error> {
         with_world(|w| w.container(&self.0)?.replan())
     }

@@ -110,6 +110,51 @@ impl ContainerHandle {
         self.0.send_signal(signal, names).map_err(error)
     }
 
+    pub fn get_checks(
+        &self,
+        level: Option<crate::event::CheckLevel>,
+        names: &[String],
+    ) -> Result<Vec<crate::event::CheckInfo>, Error> {
+        let level = match level {
+            None => wit::CheckLevel::Unset,
+            Some(crate::event::CheckLevel::Alive) => wit::CheckLevel::Alive,
+            Some(crate::event::CheckLevel::Ready) => wit::CheckLevel::Ready,
+        };
+        let infos = self.0.get_checks(level, names).map_err(error)?;
+        Ok(infos
+            .into_iter()
+            .map(crate::__private::check_info)
+            .collect())
+    }
+
+    pub fn start_checks(&self, names: &[String]) -> Result<Vec<String>, Error> {
+        self.0.start_checks(names).map_err(error)
+    }
+
+    pub fn stop_checks(&self, names: &[String]) -> Result<Vec<String>, Error> {
+        self.0.stop_checks(names).map_err(error)
+    }
+
+    pub fn get_notices(
+        &self,
+        filter: &crate::container::NoticeFilter,
+    ) -> Result<Vec<crate::event::Notice>, Error> {
+        let f = pebble::NoticeFilter {
+            types: filter.types.clone(),
+            keys: filter.keys.clone(),
+            after: filter.after.clone(),
+        };
+        let found = self.0.get_notices(&f).map_err(error)?;
+        Ok(found.into_iter().map(crate::__private::notice).collect())
+    }
+
+    pub fn get_notice(&self, id: &str) -> Result<crate::event::Notice, Error> {
+        self.0
+            .get_notice(id)
+            .map(crate::__private::notice)
+            .map_err(error)
+    }
+
     pub fn replan(&self) -> Result<(), Error> {
         self.0.replan().map_err(error)
     }

@@ -99,19 +99,7 @@ pub(crate) fn to_wit_event(e: &Event) -> wit::Event {
         Event::PebbleCustomNotice { container, notice } => {
             wit::Event::PebbleCustomNotice(wit::NoticeEvent {
                 container: container.clone(),
-                notice: wit::Notice {
-                    id: notice.id.clone(),
-                    user_id: notice.user_id,
-                    type_: notice.r#type.clone(),
-                    key: notice.key.clone(),
-                    first_occurred: notice.first_occurred.clone(),
-                    last_occurred: notice.last_occurred.clone(),
-                    last_repeated: notice.last_repeated.clone(),
-                    occurrences: notice.occurrences,
-                    last_data: notice.last_data.clone().into_iter().collect(),
-                    repeat_after_ms: notice.repeat_after_ms,
-                    expire_after_ms: notice.expire_after_ms,
-                },
+                notice: wit_notice(notice),
             })
         }
         Event::Action {
@@ -123,6 +111,22 @@ pub(crate) fn to_wit_event(e: &Event) -> wit::Event {
             name: name.clone(),
             params_json: params_json.clone(),
         }),
+    }
+}
+
+fn wit_notice(notice: &types::Notice) -> wit::Notice {
+    wit::Notice {
+        id: notice.id.clone(),
+        user_id: notice.user_id,
+        type_: notice.r#type.clone(),
+        key: notice.key.clone(),
+        first_occurred: notice.first_occurred.clone(),
+        last_occurred: notice.last_occurred.clone(),
+        last_repeated: notice.last_repeated.clone(),
+        occurrences: notice.occurrences,
+        last_data: notice.last_data.clone().into_iter().collect(),
+        repeat_after_ms: notice.repeat_after_ms,
+        expire_after_ms: notice.expire_after_ms,
     }
 }
 
@@ -587,6 +591,101 @@ impl pebble::HostContainer for StoreState {
                 current_since: s.current_since,
             })
             .collect())
+    }
+
+    fn get_checks(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        level: wit::CheckLevel,
+        names: Vec<String>,
+    ) -> Result<Vec<wit::CheckInfo>, pebble::Error> {
+        let level = match level {
+            wit::CheckLevel::Unset => "",
+            wit::CheckLevel::Alive => "alive",
+            wit::CheckLevel::Ready => "ready",
+        };
+        Ok(self
+            .supervisor(&self_)?
+            .checks(level, &names)
+            .into_iter()
+            .map(|c| check_info(&c.into()))
+            .collect())
+    }
+
+    fn start_checks(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        names: Vec<String>,
+    ) -> Result<Vec<String>, pebble::Error> {
+        if names.is_empty() {
+            return Err(api_error(SupervisorError::BadRequest(
+                "must specify checks for start action".into(),
+            )));
+        }
+        self.supervisor(&self_)?
+            .start_checks(&names)
+            .map_err(api_error)
+    }
+
+    fn stop_checks(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        names: Vec<String>,
+    ) -> Result<Vec<String>, pebble::Error> {
+        if names.is_empty() {
+            return Err(api_error(SupervisorError::BadRequest(
+                "must specify checks for stop action".into(),
+            )));
+        }
+        self.supervisor(&self_)?
+            .stop_checks(&names)
+            .map_err(api_error)
+    }
+
+    fn get_notices(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        filter: pebble::NoticeFilter,
+    ) -> Result<Vec<wit::Notice>, pebble::Error> {
+        let after = match filter.after.as_deref() {
+            None | Some("") => None,
+            Some(t) => Some(
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| {
+                        api_error(SupervisorError::BadRequest(format!(
+                            "invalid \"after\" timestamp: {e}"
+                        )))
+                    })?,
+            ),
+        };
+        let filter = cairn_supervisor::NoticeFilter {
+            // As the host's own user: public notices and the host user's.
+            user_id: Some(nix::unistd::getuid().as_raw()),
+            types: filter.types,
+            keys: filter.keys,
+            after,
+        };
+        Ok(self
+            .supervisor(&self_)?
+            .notices(&filter)
+            .iter()
+            .map(|n| wit_notice(&n.into()))
+            .collect())
+    }
+
+    fn get_notice(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        id: String,
+    ) -> Result<wit::Notice, pebble::Error> {
+        self.supervisor(&self_)?
+            .notice(&id)
+            .map(|n| wit_notice(&(&n).into()))
+            .ok_or_else(|| {
+                api_error(SupervisorError::NotFound(format!(
+                    "cannot find notice with ID {id:?}"
+                )))
+            })
     }
 
     fn drop(&mut self, rep: Resource<ContainerRes>) -> wasmtime::Result<()> {

@@ -708,30 +708,10 @@ async fn watch_notices(unit: std::sync::Weak<UnitShared>, container: String, sup
 
 /// The charm event a notice means, if any.
 fn notice_event(container: &str, sup: &Supervisor, n: &cairn_supervisor::Notice) -> Option<Event> {
-    let rfc = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
     match n.type_.as_str() {
         "custom" => Some(Event::PebbleCustomNotice {
             container: container.to_string(),
-            notice: crate::types::Notice {
-                id: n.id.clone(),
-                user_id: n.user_id,
-                r#type: n.type_.clone(),
-                key: n.key.clone(),
-                first_occurred: rfc(n.first_occurred),
-                last_occurred: rfc(n.last_occurred),
-                last_repeated: rfc(n.last_repeated),
-                occurrences: n.occurrences as u32,
-                last_data: n.last_data.clone(),
-                repeat_after_ms: cairn_plan::parse_duration(&n.repeat_after)
-                    .ok()
-                    .map(|d| d.as_millis() as u64),
-                expire_after_ms: cairn_plan::parse_duration(&n.expire_after)
-                    .ok()
-                    .map(|d| d.as_millis() as u64),
-            },
+            notice: n.into(),
         }),
         "change-update" => {
             let kind = n.last_data.get("kind")?;
@@ -753,15 +733,7 @@ fn notice_event(container: &str, sup: &Supervisor, n: &cairn_supervisor::Notice)
                 .checks("", std::slice::from_ref(check))
                 .into_iter()
                 .next()
-                .map(|c| crate::types::CheckInfo {
-                    name: c.name,
-                    level: c.level,
-                    status: c.status,
-                    successes: c.successes,
-                    failures: c.failures,
-                    threshold: c.threshold,
-                    change_id: Some(c.change_id).filter(|s| !s.is_empty()),
-                })
+                .map(crate::types::CheckInfo::from)
                 .unwrap_or_else(|| crate::types::CheckInfo {
                     name: check.clone(),
                     level: String::new(),

@@ -216,3 +216,44 @@ pub struct LogLine {
     /// The line, prefixed with the unit name for guest output.
     pub message: String,
 }
+
+impl From<cairn_supervisor::CheckInfo> for CheckInfo {
+    fn from(c: cairn_supervisor::CheckInfo) -> Self {
+        CheckInfo {
+            name: c.name,
+            level: c.level,
+            status: c.status,
+            successes: c.successes,
+            failures: c.failures,
+            threshold: c.threshold,
+            change_id: Some(c.change_id).filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+impl From<&cairn_supervisor::Notice> for Notice {
+    fn from(n: &cairn_supervisor::Notice) -> Self {
+        let rfc = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let ms = |d: &str| {
+            cairn_plan::parse_duration(d)
+                .ok()
+                .map(|d| d.as_millis() as u64)
+        };
+        Notice {
+            id: n.id.clone(),
+            user_id: n.user_id,
+            r#type: n.type_.clone(),
+            key: n.key.clone(),
+            first_occurred: rfc(n.first_occurred),
+            last_occurred: rfc(n.last_occurred),
+            last_repeated: rfc(n.last_repeated),
+            occurrences: n.occurrences as u32,
+            last_data: n.last_data.clone(),
+            repeat_after_ms: ms(&n.repeat_after),
+            expire_after_ms: ms(&n.expire_after),
+        }
+    }
+}
