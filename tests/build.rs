@@ -8,6 +8,7 @@ use std::process::Command;
 const GUESTS: &[(&str, &str)] = &[
     ("PAUSE", "pause-charm"),
     ("WEB", "web-charm"),
+    ("BACKUP", "backup-charm"),
     ("MISBEHAVE", "misbehave-charm"),
 ];
 

@@ -176,3 +176,51 @@ fn issue5_a_workload_notice_repeated_within_repeat_after_is_one_event() -> Resul
     assert!(out.contains("occurrences: 2"), "{out}");
     Ok(())
 }
+
+#[test]
+fn issue5_backup_workload_reports_archives_to_its_charm_by_notice() -> Result<()> {
+    let d = Daemon::start("backupcharm", &[])?;
+    let source = d.dir.join("data");
+    std::fs::create_dir_all(&source)?;
+    std::fs::write(source.join("file.txt"), "precious\n")?;
+    let target = d.dir.join("archives");
+    d.ok(&[
+        "deploy",
+        &example("backup"),
+        "--config",
+        &format!("source={}", source.display()),
+        "--config",
+        &format!("target-dir={}", target.display()),
+        "--config",
+        "interval=1",
+    ])?;
+    // Two archives, two notices, two events: the charm shows the second.
+    d.wait_status(
+        "backup/0",
+        "active",
+        "backup 2 done: ",
+        Duration::from_secs(20),
+    )?;
+    let u = d.unit("backup/0")?;
+    let msg = u["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let path = msg
+        .split(": ")
+        .nth(1)
+        .and_then(|r| r.split(" (").next())
+        .must("archive path in the status")?;
+    assert!(std::path::Path::new(path).is_file(), "{msg}");
+    assert!(path.starts_with(&target.display().to_string()), "{msg}");
+    assert!(events_named(&d, "backup/0", "backup-pebble-custom-notice")? >= 2);
+    let notices = d.ok(&[
+        "--container",
+        "backup/0",
+        "notice",
+        "custom",
+        "example.com/backup/done",
+    ])?;
+    assert!(notices.contains("path: "), "{notices}");
+    Ok(())
+}

@@ -346,3 +346,158 @@ req("GET", "/v1/plan?format=yaml")
     );
     h.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue5_notices_and_checks_requests_get_pebbles_errors() {
+    let (_sup, c, h, _) = setup("notices").await;
+    let post =
+        |path: &'static str, body: String| c.raw(Method::POST, path, Some(body.into_bytes()));
+    check(
+        post(
+            "/v1/notices",
+            r#"{"action":"add","type":"warning","key":"x"}"#.into(),
+        )
+        .await
+        .unwrap(),
+        400,
+        "invalid type \"warning\" (can only add \"custom\" notices)",
+    );
+    check(
+        post(
+            "/v1/notices",
+            r#"{"action":"add","type":"custom","key":"nodomain/x"}"#.into(),
+        )
+        .await
+        .unwrap(),
+        400,
+        "invalid key \"nodomain/x\" (must be in \"example.com/path\" format)",
+    );
+    let long = format!("example.com/{}", "a".repeat(260));
+    check(
+        post(
+            "/v1/notices",
+            format!(r#"{{"action":"add","type":"custom","key":"{long}"}}"#),
+        )
+        .await
+        .unwrap(),
+        400,
+        "key must be 256 bytes or less",
+    );
+    check(
+        post(
+            "/v1/notices",
+            format!(
+                r#"{{"action":"add","type":"custom","key":"example.com/x","data":{{"k":"{}"}}}}"#,
+                "v".repeat(5000)
+            ),
+        )
+        .await
+        .unwrap(),
+        400,
+        "total size of data must be 4096 bytes or less",
+    );
+    check(
+        post("/v1/notices", r#"{"action":"remove"}"#.into())
+            .await
+            .unwrap(),
+        400,
+        "invalid action \"remove\"",
+    );
+    check(
+        post(
+            "/v1/notices",
+            r#"{"action":"add","type":"custom","key":"example.com/x","repeat-after":"soon"}"#
+                .into(),
+        )
+        .await
+        .unwrap(),
+        400,
+        "invalid repeat-after: ",
+    );
+    check(
+        c.raw(Method::GET, "/v1/notices?after=yesterday", None)
+            .await
+            .unwrap(),
+        400,
+        "invalid \"after\" timestamp: ",
+    );
+    check(
+        c.raw(Method::GET, "/v1/notices?users=some", None)
+            .await
+            .unwrap(),
+        400,
+        "invalid \"users\" filter: must be \"all\"",
+    );
+    check(
+        c.raw(Method::GET, "/v1/notices/42", None).await.unwrap(),
+        404,
+        "cannot find notice with ID \"42\"",
+    );
+    check(
+        post("/v1/checks", r#"{"action":"start","checks":[]}"#.into())
+            .await
+            .unwrap(),
+        400,
+        "must specify checks for start action",
+    );
+    check(
+        post("/v1/checks", r#"{"action":"pause","checks":["a"]}"#.into())
+            .await
+            .unwrap(),
+        400,
+        "invalid action \"pause\"",
+    );
+    check(
+        post("/v1/checks/refresh", r#"{"name":"nope"}"#.into())
+            .await
+            .unwrap(),
+        404,
+        "cannot find check with name \"nope\"",
+    );
+    check(
+        c.raw(Method::GET, "/v1/checks?level=sometimes", None)
+            .await
+            .unwrap(),
+        400,
+        "level must be \"alive\" or \"ready\"",
+    );
+    // Unknown types alone select nothing rather than everything.
+    c.notify("example.com/x", &Default::default(), None)
+        .await
+        .unwrap();
+    let none = c.notices(&[("types", "bogus".into())], None).await.unwrap();
+    assert!(none.is_empty());
+    let all = c
+        .notices(&[("types", "custom,bogus".into())], None)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    h.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue5_notices_long_poll_wakes_on_a_new_notice() {
+    let (sup, c, h, _) = setup("longpoll").await;
+    let since = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let query = [("types", "custom".to_string()), ("after", since)];
+    let waiter = c.notices(&query, Some(Duration::from_secs(10)));
+    let notifier = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sup.notify(
+            Some(0),
+            "example.com/wake",
+            [("a".to_string(), "1".to_string())].into(),
+            None,
+        )
+        .unwrap();
+    };
+    let (found, ()) = tokio::join!(waiter, notifier);
+    let found = found.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key, "example.com/wake");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    h.stop();
+}
