@@ -111,6 +111,31 @@ fn issue4_after_kill_9_and_restart_no_process_from_before_survives() -> Result<(
     d.wait_status("web/0", "active", "", Duration::from_secs(10))?;
     wait_for(Duration::from_secs(10), || http_get(port).ok()).must("workload back")?;
     assert!(d.log().contains("left by a previous run"), "{}", d.log());
+
+    // The supervisor also records a warning, which `warnings` lists until `okay`.
+    let config = d.dir.join("cli-config");
+    let pebble = |args: &[&str]| -> Result<std::process::Output> {
+        Ok(std::process::Command::new(CAIRN)
+            .arg("--dir")
+            .arg(&d.dir)
+            .args(["--container", "web/0"])
+            .args(args)
+            .env("XDG_CONFIG_HOME", &config)
+            .output()?)
+    };
+    let out = pebble(&["warnings"])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("last-occurrence:"), "{text}");
+    assert!(
+        text.contains("warning: |\n  processes of http left running by a previous run were terminated\n"),
+        "{text}"
+    );
+    assert!(pebble(&["okay"])?.status.success());
+    let out = pebble(&["warnings"])?;
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "No further warnings.\n");
+    let out = pebble(&["warnings", "--all"])?;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("left running"));
+    assert!(config.join("pebble/cli.json").is_file());
     Ok(())
 }
 

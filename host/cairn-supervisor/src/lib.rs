@@ -143,11 +143,13 @@ impl Supervisor {
         std::fs::create_dir_all(&opts.dir).map_err(io("create container directory"))?;
         // A previous supervisor of this container killed outright may have left services
         // running: terminate them before anything starts anew.
-        if opts.persist {
-            let left = groups::terminate_recorded(&opts.dir);
-            if !left.is_empty() {
-                tracing::warn!("Terminated services left running by a previous run: {left:?}");
-            }
+        let left = if opts.persist {
+            groups::terminate_recorded(&opts.dir)
+        } else {
+            Vec::new()
+        };
+        if !left.is_empty() {
+            tracing::warn!("Terminated services left running by a previous run: {left:?}");
         }
         let state_path = opts.dir.join(STATE_FILE);
         let mut state = PersistedState::default();
@@ -179,6 +181,12 @@ impl Supervisor {
                 notices_version: watch::channel(0).0,
             }),
         };
+        if !left.is_empty() {
+            sup.warn(&format!(
+                "processes of {} left running by a previous run were terminated",
+                left.join(", ")
+            ));
+        }
         // Checks start as soon as the plan is loaded, whatever `--hold` says (as Pebble).
         let plan = sup.plan();
         sup.inner.checks_plan_changed(&plan);

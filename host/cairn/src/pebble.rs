@@ -212,6 +212,25 @@ pub enum ClientCommand {
         /// The key (look up by type and key).
         key: Option<String>,
     },
+    /// List warnings (those not yet acknowledged with `okay`, unless --all).
+    Warnings {
+        /// Show all warnings, acknowledged or not.
+        #[arg(long)]
+        all: bool,
+        /// Show more information.
+        #[arg(long)]
+        verbose: bool,
+        #[command(flatten)]
+        time: TimeArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Acknowledge the notices and warnings listed so far.
+    Okay {
+        /// Only acknowledge warnings, not other notices.
+        #[arg(long)]
+        warnings: bool,
+    },
     /// Show version details.
     Version {
         /// Only display the client version.
@@ -700,7 +719,15 @@ async fn execute(client: &Client, cmd: ClientCommand, out: &mut String) -> Resul
             for k in keys {
                 q.push(("keys", k));
             }
+            let mut state = CliState::load(client.socket())?;
+            if let Some(after) = state.notices_last_okayed {
+                q.push(("after", rfc3339(after)));
+            }
             let list = client.notices(&q, timeout).await?;
+            if let Some(last) = list.last() {
+                state.notices_last_listed = Some(last.last_repeated);
+                state.save(client.socket())?;
+            }
             if !format.text() {
                 writeln!(out, "{}", serde_json::json!({ "notices": list }))?;
             } else if list.is_empty() {
@@ -776,6 +803,76 @@ async fn execute(client: &Client, cmd: ClientCommand, out: &mut String) -> Resul
                 out.push_str(&serde_yaml::to_string(&notice)?);
             } else {
                 writeln!(out, "{}", serde_json::to_string(&notice)?)?;
+            }
+        }
+        ClientCommand::Warnings {
+            all,
+            verbose,
+            time,
+            format,
+        } => {
+            let mut q: Vec<(&str, String)> = vec![("types", "warning".into())];
+            let mut state = CliState::load(client.socket())?;
+            if !all && let Some(after) = state.warnings_last_okayed {
+                q.push(("after", rfc3339(after)));
+            }
+            let list = client.notices(&q, None).await?;
+            if !all && let Some(last) = list.last() {
+                state.warnings_last_listed = Some(last.last_repeated);
+                state.save(client.socket())?;
+            }
+            if !format.text() {
+                writeln!(out, "{}", serde_json::json!({ "warnings": list }))?;
+            } else if list.is_empty() {
+                if all || state.warnings_last_okayed.is_none() {
+                    eprintln!("No warnings.");
+                } else {
+                    eprintln!("No further warnings.");
+                }
+            } else {
+                let t = |x: time::OffsetDateTime| fmt_time(&rfc3339(x), time.abs_time);
+                for (i, w) in list.iter().enumerate() {
+                    let mut rows = Vec::new();
+                    if verbose {
+                        rows.push(vec!["first-occurrence:".to_string(), t(w.first_occurred)]);
+                    }
+                    rows.push(vec!["last-occurrence:".to_string(), t(w.last_occurred)]);
+                    if verbose {
+                        rows.push(vec!["last-repeated:".to_string(), t(w.last_repeated)]);
+                        rows.push(vec!["repeats-after:".to_string(), w.repeat_after.clone()]);
+                        rows.push(vec!["expires-after:".to_string(), w.expire_after.clone()]);
+                    }
+                    if i > 0 {
+                        out.push_str("---\n");
+                    }
+                    out.push_str(&tabwriter(&rows));
+                    out.push_str("warning: |\n");
+                    for line in w.key.trim_end().split('\n') {
+                        writeln!(out, "  {line}")?;
+                    }
+                }
+            }
+        }
+        ClientCommand::Okay { warnings } => {
+            let mut state = CliState::load(client.socket())?;
+            let okayed_warnings = state.warnings_last_listed.is_some();
+            if okayed_warnings {
+                state.warnings_last_okayed = state.warnings_last_listed;
+            }
+            let mut okayed_notices = false;
+            if !warnings && state.notices_last_listed.is_some() {
+                okayed_notices = true;
+                state.notices_last_okayed = state.notices_last_listed;
+            }
+            state.save(client.socket())?;
+            let p = program();
+            if warnings && !okayed_warnings {
+                bail!("no warnings have been listed; try '{p} warnings'");
+            }
+            if !warnings && !okayed_notices && !okayed_warnings {
+                bail!(
+                    "no notices or warnings have been listed; try '{p} notices' or '{p} warnings'"
+                );
             }
         }
         ClientCommand::Version {
@@ -866,6 +963,88 @@ async fn task_logs(client: &Client, id: &str) -> Result<String> {
         .first()
         .map(|t| t.log.iter().map(|l| format!("{l}\n")).collect())
         .unwrap_or_default())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Pebble's client-side state (`$XDG_CONFIG_HOME/pebble/cli.json`, shared with Pebble's own
+/// CLI): per socket, what `notices`/`warnings` listed last and what `okay` acknowledged.
+#[derive(Default)]
+struct CliState {
+    notices_last_listed: Option<time::OffsetDateTime>,
+    notices_last_okayed: Option<time::OffsetDateTime>,
+    warnings_last_listed: Option<time::OffsetDateTime>,
+    warnings_last_okayed: Option<time::OffsetDateTime>,
+}
+
+/// Go's zero time, which Pebble writes for "never".
+const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+impl CliState {
+    fn path() -> PathBuf {
+        let config = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".config")
+            });
+        config.join("pebble").join("cli.json")
+    }
+
+    fn load_full() -> Result<serde_json::Value> {
+        match std::fs::read(Self::path()) {
+            Ok(data) => serde_json::from_slice(&data).context("cannot load CLI state"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(serde_json::json!({ "pebble": {} }))
+            }
+            Err(e) => Err(anyhow!(e).context("cannot load CLI state")),
+        }
+    }
+
+    fn load(socket: &Path) -> Result<CliState> {
+        let full = Self::load_full()?;
+        let entry = &full["pebble"][socket.display().to_string()];
+        let t = |k: &str| {
+            entry[k]
+                .as_str()
+                .filter(|v| *v != GO_ZERO_TIME)
+                .and_then(parse_time)
+        };
+        Ok(CliState {
+            notices_last_listed: t("notices-last-listed"),
+            notices_last_okayed: t("notices-last-okayed"),
+            warnings_last_listed: t("warnings-last-listed"),
+            warnings_last_okayed: t("warnings-last-okayed"),
+        })
+    }
+
+    fn save(&self, socket: &Path) -> Result<()> {
+        let mut full = Self::load_full()?;
+        let t = |v: Option<time::OffsetDateTime>| {
+            v.map(rfc3339).unwrap_or_else(|| GO_ZERO_TIME.to_string())
+        };
+        if !full["pebble"].is_object() {
+            full["pebble"] = serde_json::json!({});
+        }
+        full["pebble"][socket.display().to_string()] = serde_json::json!({
+            "notices-last-listed": t(self.notices_last_listed),
+            "notices-last-okayed": t(self.notices_last_okayed),
+            "warnings-last-listed": t(self.warnings_last_listed),
+            "warnings-last-okayed": t(self.warnings_last_okayed),
+        });
+        let path = Self::path();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).context("cannot save CLI state")?;
+        std::fs::write(&path, serde_json::to_vec(&full)?).context("cannot save CLI state")?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        Ok(())
+    }
 }
 
 fn program() -> String {
