@@ -297,8 +297,14 @@ fn pebble_run_until_exit(name: &str, layer: &str) -> Result<Option<i32>> {
         let _ = child.wait();
     }
     let left = processes_with(&dir.display().to_string());
+    for (pid, _) in &left {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(left, vec![], "services outlived pebble run");
+    assert_eq!(left.len(), 0, "services outlived pebble run");
     Ok(code.and_then(|s| s.code()))
 }
 
@@ -336,6 +342,16 @@ fn issue4_pebble_run_exits_with_pebbles_codes_on_shutdown_actions() -> Result<()
             &layer("sleep 1.2; exit 0", "on-success", "failure-shutdown")
         )?,
         Some(10)
+    );
+    // A failing check whose service says `on-check-failure: shutdown`: exit 11 (the check
+    // fails after the service's 1 s okay delay; Pebble ignores check failures while a
+    // service is still starting).
+    assert_eq!(
+        pebble_run_until_exit(
+            "exitcheck",
+            "services:\n  svc:\n    override: replace\n    command: sleep 1000\n    startup: enabled\n    on-check-failure:\n      probe: shutdown\nchecks:\n  probe:\n    override: replace\n    period: 700ms\n    threshold: 2\n    exec:\n      command: 'false'\n"
+        )?,
+        Some(11)
     );
     Ok(())
 }

@@ -127,12 +127,17 @@ fn issue4_after_kill_9_and_restart_no_process_from_before_survives() -> Result<(
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("last-occurrence:"), "{text}");
     assert!(
-        text.contains("warning: |\n  processes of http left running by a previous run were terminated\n"),
+        text.contains(
+            "warning: |\n  processes of http left running by a previous run were terminated\n"
+        ),
         "{text}"
     );
     assert!(pebble(&["okay"])?.status.success());
     let out = pebble(&["warnings"])?;
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "No further warnings.\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "No further warnings.\n"
+    );
     let out = pebble(&["warnings", "--all"])?;
     assert!(String::from_utf8_lossy(&out.stdout).contains("left running"));
     assert!(config.join("pebble/cli.json").is_file());
