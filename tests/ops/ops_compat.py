@@ -190,5 +190,55 @@ expect_api_error(
 expect_api_error(404, 'cannot find notice with ID "999"', client.get_notice, "999")
 step("notify + get_notices + get_notice")
 
+import os
+import tempfile
+
+root = tempfile.mkdtemp(prefix="cairn-ops-files-")
+client.push(f"{root}/a/b/hello.txt", "hello, world\n", make_dirs=True, permissions=0o600)
+assert client.pull(f"{root}/a/b/hello.txt").read() == "hello, world\n"
+blob = bytes(range(256)) * 4096
+client.push(f"{root}/blob.bin", blob)
+assert client.pull(f"{root}/blob.bin", encoding=None).read() == blob
+files = client.list_files(f"{root}/a/b")
+assert [f.name for f in files] == ["hello.txt"], files
+assert files[0].type == pebble.FileType.FILE and files[0].size == 13, files
+assert files[0].permissions == 0o600, files
+assert [f.name for f in client.list_files(root, pattern="*.bin")] == ["blob.bin"]
+itself = client.list_files(f"{root}/a", itself=True)
+assert len(itself) == 1 and itself[0].type == pebble.FileType.DIRECTORY, itself
+client.make_dir(f"{root}/x/y", make_parents=True, permissions=0o750)
+assert oct(os.stat(f"{root}/x/y").st_mode & 0o777) == oct(0o750)
+try:
+    client.make_dir(f"{root}/x")
+    raise AssertionError("make_dir of an existing directory succeeded")
+except pebble.PathError as e:
+    assert e.kind == "generic-file-error" and e.message == f"mkdir {root}/x: file exists", e
+try:
+    client.pull(f"{root}/missing")
+    raise AssertionError("pull of a missing file succeeded")
+except pebble.PathError as e:
+    assert e.kind == "not-found", e
+    assert e.message == f"stat {root}/missing: no such file or directory", e
+try:
+    client.push("relative/path", "x")
+    raise AssertionError("push of a relative path succeeded")
+except pebble.PathError as e:
+    assert e.kind == "generic-file-error" and "paths must be absolute" in e.message, e
+try:
+    client.push(f"{root}/nodir/f", "x")
+    raise AssertionError("push without make_dirs succeeded")
+except pebble.PathError as e:
+    assert e.kind == "not-found", e
+assert not os.path.exists(f"{root}/nodir")
+try:
+    client.remove_path(f"{root}/a")
+    raise AssertionError("non-recursive remove of a directory succeeded")
+except pebble.PathError as e:
+    assert e.message == f"remove {root}/a: directory not empty", e
+client.remove_path(f"{root}/a", recursive=True)
+assert not os.path.exists(f"{root}/a")
+client.remove_path(root, recursive=True)
+step("push + pull + list_files + make_dir + remove_path")
+
 client.stop_services(["svc"])
 print(f"ops {ops.__version__}: all steps passed", flush=True)

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod envelope;
+mod files_api;
 pub mod server;
 
 pub use client::{Client, ClientError, LogLine, SystemInfo};

@@ -141,6 +141,11 @@ const ROUTES: &[Route] = &[
         write: None,
     },
     Route {
+        path: "/v1/files",
+        read: Some(Access::Admin),
+        write: Some(Access::Admin),
+    },
+    Route {
         path: "/v1/notices",
         read: Some(Access::Read),
         write: Some(Access::Read),
@@ -181,9 +186,9 @@ pub struct ApiServer {
     http_address: Option<String>,
 }
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
-fn full(reply: Reply) -> Response<Body> {
+pub(crate) fn full(reply: Reply) -> Response<Body> {
     Response::builder()
         .status(reply.code)
         .header("Content-Type", "application/json")
@@ -192,7 +197,7 @@ fn full(reply: Reply) -> Response<Body> {
 }
 
 /// A streaming body fed by a channel (for `GET /v1/logs`).
-struct ChannelBody(mpsc::Receiver<Bytes>);
+pub(crate) struct ChannelBody(pub(crate) mpsc::Receiver<Bytes>);
 
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
@@ -207,7 +212,7 @@ impl hyper::body::Body for ChannelBody {
 }
 
 /// Query parameters, with Pebble's list rules (repeated and comma-joined both work).
-struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(q: Option<&str>) -> Query {
@@ -218,12 +223,21 @@ impl Query {
         )
     }
 
-    fn get(&self, key: &str) -> &str {
+    pub(crate) fn get(&self, key: &str) -> &str {
         self.0
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
             .unwrap_or("")
+    }
+
+    /// Every value of a repeated parameter, not split on commas (file paths may hold them).
+    pub(crate) fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     fn has(&self, key: &str) -> bool {
@@ -304,6 +318,12 @@ impl ApiServer {
         let query = Query::parse(req.uri().query());
         if route.path == "/v1/logs" {
             return self.logs(&query);
+        }
+        if route.path == "/v1/files" {
+            return match method {
+                Method::GET => crate::files_api::get(&req, &query),
+                _ => crate::files_api::post(req).await,
+            };
         }
         if route.path == "/v1/metrics" {
             return Response::builder()

@@ -11,6 +11,7 @@
 
 pub mod changes;
 pub mod checks;
+pub mod files;
 pub mod groups;
 pub mod logs;
 mod metrics;

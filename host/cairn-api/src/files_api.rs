@@ -1,0 +1,420 @@
+//! `GET/POST /v1/files`, exactly as Pebble's `api_files.go`: multipart reads (every file a
+//! `files` part named by its full path, then a `response` part with per-path errors, all in
+//! a 200 response), multipart writes (a `request` part with the metadata, then one `files`
+//! part per file), and JSON `make-dirs` and `remove`.
+//!
+//! Both directions stream: a read sends the file in 64 KiB chunks through a bounded
+//! channel, a write feeds each part's chunks to a blocking writer thread, so memory does
+//! not grow with file size.
+
+use bytes::Bytes;
+use cairn_supervisor::files::{self, FileError, Ownership, WriteItem};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::envelope::Reply;
+use crate::server::{Body, ChannelBody, full};
+
+/// Pebble's shortest accepted multipart boundary.
+const MIN_BOUNDARY: usize = 32;
+/// Read chunk size.
+const CHUNK: usize = 64 * 1024;
+
+/// One path's outcome in a files response.
+#[derive(Debug, Serialize, Deserialize)]
+struct FileResult {
+    path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorResult>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ErrorResult {
+    message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    kind: String,
+}
+
+fn result(path: &str, err: Option<FileError>) -> FileResult {
+    FileResult {
+        path: path.to_string(),
+        error: err.map(|e| ErrorResult {
+            message: e.message,
+            kind: e.kind,
+        }),
+    }
+}
+
+/// Go's quoting of a `Content-Disposition` parameter (`\` and `"` escaped).
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn boundary() -> String {
+    let mut b = [0u8; 30];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b[..16].copy_from_slice(&t.to_le_bytes());
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `GET /v1/files` with `action=read` (multipart) or `action=list` (JSON).
+pub(crate) fn get(req: &Request<Incoming>, q: &crate::server::Query) -> Response<Body> {
+    match q.get("action") {
+        "read" => {
+            let paths = q.all("path");
+            if paths.is_empty() {
+                return full(Reply::bad_request("must specify one or more paths"));
+            }
+            let accept = req
+                .headers()
+                .get("Accept")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if accept != "multipart/form-data" {
+                return full(Reply::bad_request("must accept multipart/form-data"));
+            }
+            read(paths)
+        }
+        "list" => {
+            let path = q.get("path");
+            if path.is_empty() {
+                return full(Reply::bad_request("must specify path"));
+            }
+            let itself = match q.get("itself") {
+                "" | "false" => false,
+                "true" => true,
+                _ => {
+                    return full(Reply::bad_request(
+                        "itself parameter must be \"true\" or \"false\"",
+                    ));
+                }
+            };
+            match files::list(path, q.get("pattern"), itself) {
+                Ok(list) => full(Reply::sync(list)),
+                Err(e) => full(Reply::error(e.status(), &e.kind, e.message)),
+            }
+        }
+        other => full(Reply::bad_request(format!("invalid action {other:?}"))),
+    }
+}
+
+/// Streams the files as multipart parts, then the `response` part.
+fn read(paths: Vec<String>) -> Response<Body> {
+    let b = boundary();
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let bb = b.clone();
+    tokio::task::spawn_blocking(move || {
+        let send = |data: Vec<u8>| tx.blocking_send(Bytes::from(data)).is_ok();
+        let mut results = Vec::new();
+        let mut first = true;
+        let sep = |first: &mut bool| {
+            let s = if *first {
+                format!("--{bb}\r\n")
+            } else {
+                format!("\r\n--{bb}\r\n")
+            };
+            *first = false;
+            s
+        };
+        for path in &paths {
+            let file = match files::open_read(path) {
+                Ok(f) => f,
+                Err(e) => {
+                    results.push(result(path, Some(e)));
+                    continue;
+                }
+            };
+            let head = format!(
+                "{}Content-Disposition: form-data; name=\"files\"; filename={}\r\nContent-Type: application/octet-stream\r\n\r\n",
+                sep(&mut first),
+                quote(path)
+            );
+            if !send(head.into_bytes()) {
+                return;
+            }
+            let mut file = file;
+            let mut err = None;
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                match std::io::Read::read(&mut file, &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if !send(buf) {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        err = Some(FileError {
+                            kind: "generic-file-error".into(),
+                            message: format!("read {path}: {e}"),
+                        });
+                        break;
+                    }
+                }
+            }
+            results.push(result(path, err));
+        }
+        let json = serde_json::json!({
+            "type": "sync",
+            "status-code": 200,
+            "status": "OK",
+            "result": results,
+        });
+        let tail = format!(
+            "{}Content-Disposition: form-data; name=\"response\"\r\nContent-Type: application/json\r\n\r\n{}\n\r\n--{bb}--\r\n",
+            sep(&mut first),
+            json
+        );
+        send(tail.into_bytes());
+    });
+    Response::builder()
+        .status(200)
+        .header("Content-Type", format!("multipart/form-data; boundary={b}"))
+        .body(BodyExt::boxed(ChannelBody(rx)))
+        .unwrap()
+}
+
+/// `POST /v1/files`: multipart `write`, or JSON `make-dirs` / `remove`.
+pub(crate) async fn post(req: Request<Incoming>) -> Response<Body> {
+    let ct = req
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let Ok(mime) = ct.parse::<mime::Mime>() else {
+        return full(Reply::bad_request(format!("invalid Content-Type {ct:?}")));
+    };
+    match (mime.type_().as_str(), mime.subtype().as_str()) {
+        ("multipart", "form-data") => {
+            let boundary = mime
+                .get_param("boundary")
+                .map(|b| b.as_str().to_string())
+                .unwrap_or_default();
+            if boundary.len() < MIN_BOUNDARY {
+                return full(Reply::bad_request(format!("invalid boundary {boundary:?}")));
+            }
+            full(write(req.into_body(), boundary).await)
+        }
+        ("application", "json") => {
+            let body = match req.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return full(Reply::bad_request(format!("cannot read request body: {e}")));
+                }
+            };
+            full(json_action(&body))
+        }
+        _ => full(Reply::bad_request(format!(
+            "invalid media type {:?}",
+            mime.essence_str()
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+struct MakeDirItem {
+    #[serde(default)]
+    path: String,
+    #[serde(default, rename = "make-parents")]
+    make_parents: bool,
+    #[serde(flatten)]
+    ownership: Ownership,
+}
+
+#[derive(Deserialize)]
+struct RemoveItem {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    recursive: bool,
+}
+
+fn json_action(body: &[u8]) -> Reply {
+    #[derive(Deserialize)]
+    struct Payload {
+        #[serde(default)]
+        action: Option<String>,
+        #[serde(default)]
+        dirs: Option<Vec<MakeDirItem>>,
+        #[serde(default)]
+        paths: Option<Vec<RemoveItem>>,
+    }
+    let p: Payload = match serde_json::from_slice(body) {
+        Ok(p) => p,
+        Err(e) => return Reply::bad_request(format!("cannot decode request body: {e}")),
+    };
+    match p.action.as_deref().unwrap_or("") {
+        "make-dirs" => Reply::sync(
+            p.dirs
+                .unwrap_or_default()
+                .iter()
+                .map(|d| {
+                    result(
+                        &d.path,
+                        files::make_dir(&d.path, d.make_parents, &d.ownership).err(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ),
+        "remove" => Reply::sync(
+            p.paths
+                .unwrap_or_default()
+                .iter()
+                .map(|r| result(&r.path, files::remove(&r.path, r.recursive).err()))
+                .collect::<Vec<_>>(),
+        ),
+        "write" => Reply::bad_request("must use multipart with \"write\" action"),
+        other => Reply::bad_request(format!("invalid action {other:?}")),
+    }
+}
+
+/// Writes each `files` part through a blocking writer fed chunk by chunk.
+async fn write(body: Incoming, boundary: String) -> Reply {
+    let stream = http_body_util::BodyStream::new(body);
+    let stream = futures_util::StreamExt::filter_map(stream, |frame| async move {
+        match frame {
+            Ok(f) => f.into_data().ok().map(Ok::<Bytes, hyper::Error>),
+            Err(e) => Some(Err(e)),
+        }
+    });
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let mut meta = match mp.next_field().await {
+        Ok(Some(f)) => f,
+        Ok(None) => return Reply::bad_request("cannot read request metadata: EOF"),
+        Err(e) => return Reply::bad_request(format!("cannot read request metadata: {e}")),
+    };
+    if meta.name() != Some("request") {
+        return Reply::bad_request(format!(
+            "metadata field name must be \"request\", got {:?}",
+            meta.name().unwrap_or("")
+        ));
+    }
+    let mut raw = Vec::new();
+    loop {
+        match meta.chunk().await {
+            Ok(Some(c)) => raw.extend_from_slice(&c),
+            Ok(None) => break,
+            Err(e) => return Reply::bad_request(format!("cannot read request metadata: {e}")),
+        }
+    }
+    drop(meta);
+    #[derive(Deserialize)]
+    struct Payload {
+        #[serde(default)]
+        action: Option<String>,
+        #[serde(default)]
+        files: Option<Vec<WriteItem>>,
+    }
+    let payload: Payload = match serde_json::from_slice(&raw) {
+        Ok(p) => p,
+        Err(e) => return Reply::bad_request(format!("cannot decode request metadata: {e}")),
+    };
+    let action = payload.action.unwrap_or_default();
+    if action != "write" {
+        return Reply::bad_request(format!(
+            "multipart action must be \"write\", got {action:?}"
+        ));
+    }
+    let items = payload.files.unwrap_or_default();
+    if items.is_empty() {
+        return Reply::bad_request("must specify one or more files");
+    }
+    let mut errors: std::collections::HashMap<String, Option<FileError>> =
+        std::collections::HashMap::new();
+    let mut i = 0;
+    loop {
+        let mut field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Reply::bad_request(format!("cannot read file part {i}: {e}")),
+        };
+        if field.name() != Some("files") {
+            return Reply::bad_request(format!(
+                "field name must be \"files\", got {:?}",
+                field.name().unwrap_or("")
+            ));
+        }
+        let path = field.file_name().unwrap_or("").to_string();
+        let Some(item) = items.iter().find(|it| it.path == path).cloned() else {
+            return Reply::bad_request(format!("no metadata for path {path:?}"));
+        };
+        // The writer runs on a blocking thread, fed through a small bounded channel; it
+        // commits only on the end marker (`None`), so a broken upload leaves nothing.
+        let (tx, mut rx) = mpsc::channel::<Option<Bytes>>(4);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut w = files::Writer::create(&item)?;
+            loop {
+                match rx.blocking_recv() {
+                    Some(Some(chunk)) => w.write_all(&chunk)?,
+                    Some(None) => return w.commit(),
+                    None => {
+                        return Err(FileError {
+                            kind: "generic-file-error".into(),
+                            message: "upload interrupted".into(),
+                        });
+                    }
+                }
+            }
+        });
+        let mut broken = None;
+        loop {
+            match field.chunk().await {
+                Ok(Some(c)) => {
+                    if tx.send(Some(c)).await.is_err() {
+                        // The writer failed; drain the part and report its error.
+                        while let Ok(Some(_)) = field.chunk().await {}
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    let _ = tx.send(None).await;
+                    break;
+                }
+                Err(e) => {
+                    broken = Some(format!("cannot read file part {i}: {e}"));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        if let Some(msg) = broken {
+            let _ = writer.await;
+            return Reply::bad_request(msg);
+        }
+        let outcome = writer.await.unwrap_or_else(|e| {
+            Err(FileError {
+                kind: "generic-file-error".into(),
+                message: e.to_string(),
+            })
+        });
+        errors.insert(path, outcome.err());
+        i += 1;
+    }
+    let results: Vec<FileResult> = items
+        .iter()
+        .map(|it| match errors.remove(&it.path) {
+            Some(err) => result(&it.path, err),
+            None => result(
+                &it.path,
+                Some(FileError {
+                    kind: "generic-file-error".into(),
+                    message: format!("no file content for path {:?}", it.path),
+                }),
+            ),
+        })
+        .collect();
+    Reply::sync(results)
+}

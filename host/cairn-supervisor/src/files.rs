@@ -1,0 +1,675 @@
+//! Pebble's files API semantics (`api_files.go`): list, read, atomic write, make-dirs and
+//! remove, with Pebble's error kinds and Go-style error texts (`stat /x: no such file or
+//! directory`).
+//!
+//! Reads and writes are streaming: a read hands out an open file to copy from, a write
+//! copies from any reader into a temporary file beside the target (fsync, chmod, chown,
+//! rename), so memory never grows with file size and a failed write leaves the old file.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::users;
+
+/// A failed file operation, as Pebble reports it per path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileError {
+    /// `not-found`, `permission-denied` or `generic-file-error`.
+    pub kind: String,
+    /// Go-style message, such as `stat /x: no such file or directory`.
+    pub message: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for FileError {}
+
+impl FileError {
+    fn generic(message: impl Into<String>) -> Self {
+        FileError {
+            kind: "generic-file-error".into(),
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status Pebble answers a list error with.
+    pub fn status(&self) -> u16 {
+        match self.kind.as_str() {
+            "not-found" => 404,
+            "permission-denied" => 403,
+            _ => 400,
+        }
+    }
+}
+
+/// Go's lowercase text of an OS error (`no such file or directory`).
+fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let desc = nix::errno::Errno::from_raw(code).desc();
+            let mut c = desc.chars();
+            c.next()
+                .map(|f| f.to_lowercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+        None => e.to_string(),
+    }
+}
+
+/// A Go `*PathError`: `<op> <path>: <errno text>`, with the kind Pebble derives from it.
+fn path_error(op: &str, path: &Path, e: &std::io::Error) -> FileError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => "not-found",
+        std::io::ErrorKind::PermissionDenied => "permission-denied",
+        _ => "generic-file-error",
+    };
+    FileError {
+        kind: kind.into(),
+        message: format!("{op} {}: {}", path.display(), errno_text(e)),
+    }
+}
+
+fn absolute(path: &str) -> Result<&Path, FileError> {
+    if path.starts_with('/') {
+        Ok(Path::new(path))
+    } else {
+        Err(FileError::generic(format!(
+            "paths must be absolute, got {path:?}"
+        )))
+    }
+}
+
+/// One entry of a listing, as `GET /v1/files?action=list` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FileInfo {
+    /// Full path.
+    pub path: String,
+    /// Base name.
+    pub name: String,
+    /// `file`, `directory`, `symlink`, `socket`, `named-pipe`, `device` or `unknown`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Size in bytes, for regular files only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Three octal digits, such as `644`.
+    pub permissions: String,
+    /// RFC 3339 modification time.
+    pub last_modified: String,
+    /// Owner's uid.
+    pub user_id: Option<u32>,
+    /// Owner's name (empty when unknown).
+    pub user: String,
+    /// Group's gid.
+    pub group_id: Option<u32>,
+    /// Group's name (empty when unknown).
+    pub group: String,
+}
+
+fn file_type(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_file() {
+        "file"
+    } else if ft.is_dir() {
+        "directory"
+    } else if ft.is_symlink() {
+        "symlink"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_fifo() {
+        "named-pipe"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device"
+    } else {
+        "unknown"
+    }
+}
+
+fn info(path: &Path, meta: &std::fs::Metadata) -> FileInfo {
+    let modified = time::OffsetDateTime::from_unix_timestamp(meta.mtime())
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let user = nix::unistd::User::from_uid(meta.uid().into())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    let group = nix::unistd::Group::from_gid(meta.gid().into())
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+        .unwrap_or_default();
+    FileInfo {
+        path: path.display().to_string(),
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into()),
+        type_: file_type(meta.file_type()).into(),
+        size: meta.is_file().then(|| meta.len()),
+        permissions: format!("{:03o}", meta.permissions().mode() & 0o777),
+        last_modified: modified,
+        user_id: Some(meta.uid()),
+        user,
+        group_id: Some(meta.gid()),
+        group,
+    }
+}
+
+/// Go's `path.Match` for one name: `*`, `?`, `[...]` classes (with `^` negation and ranges)
+/// and `\` escapes; a malformed pattern is an error.
+pub fn glob_match(pattern: &str, name: &str) -> Result<bool, FileError> {
+    fn class(p: &[char], c: char) -> Result<(bool, usize), ()> {
+        // p starts after '['; returns (matched, chars consumed including ']').
+        let mut i = 0;
+        let negate = p.first() == Some(&'^');
+        if negate {
+            i += 1;
+        }
+        let mut matched = false;
+        let mut first = true;
+        loop {
+            let Some(&ch) = p.get(i) else {
+                return Err(());
+            };
+            if ch == ']' && !first {
+                i += 1;
+                break;
+            }
+            first = false;
+            let lo = if ch == '\\' {
+                i += 1;
+                *p.get(i).ok_or(())?
+            } else {
+                ch
+            };
+            i += 1;
+            let mut hi = lo;
+            if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|c| *c != ']') {
+                i += 1;
+                hi = if p[i] == '\\' {
+                    i += 1;
+                    *p.get(i).ok_or(())?
+                } else {
+                    p[i]
+                };
+                i += 1;
+            }
+            if lo <= c && c <= hi {
+                matched = true;
+            }
+        }
+        Ok((matched != negate, i))
+    }
+    fn go(p: &[char], n: &[char]) -> Result<bool, ()> {
+        match p.first() {
+            None => Ok(n.is_empty()),
+            Some('*') => {
+                // '*' matches any run of non-'/' characters.
+                for k in 0..=n.len() {
+                    if k > 0 && n[k - 1] == '/' {
+                        break;
+                    }
+                    if go(&p[1..], &n[k..])? {
+                        return Ok(true);
+                    }
+                }
+                // Still validate the rest of the pattern.
+                go_validate(&p[1..])?;
+                Ok(false)
+            }
+            Some('?') => match n.first() {
+                Some(c) if *c != '/' => go(&p[1..], &n[1..]),
+                _ => go_validate(&p[1..]).map(|_| false),
+            },
+            Some('[') => {
+                let Some(&c) = n.first() else {
+                    let (_, used) = class(&p[1..], '\0')?;
+                    return go_validate(&p[1 + used..]).map(|_| false);
+                };
+                let (m, used) = class(&p[1..], c)?;
+                if m && c != '/' {
+                    go(&p[1 + used..], &n[1..])
+                } else {
+                    go_validate(&p[1 + used..]).map(|_| false)
+                }
+            }
+            Some('\\') => {
+                let lit = *p.get(1).ok_or(())?;
+                if n.first() == Some(&lit) {
+                    go(&p[2..], &n[1..])
+                } else {
+                    go_validate(&p[2..]).map(|_| false)
+                }
+            }
+            Some(&lit) => {
+                if n.first() == Some(&lit) {
+                    go(&p[1..], &n[1..])
+                } else {
+                    go_validate(&p[1..]).map(|_| false)
+                }
+            }
+        }
+    }
+    fn go_validate(p: &[char]) -> Result<(), ()> {
+        let mut i = 0;
+        while i < p.len() {
+            match p[i] {
+                '[' => {
+                    let (_, used) = class(&p[i + 1..], 'a')?;
+                    i += 1 + used;
+                }
+                '\\' => {
+                    if i + 1 >= p.len() {
+                        return Err(());
+                    }
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+        }
+        Ok(())
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n).map_err(|()| FileError::generic("syntax error in pattern"))
+}
+
+/// Lists a directory's entries (or the path itself, for a file or with `itself`), keeping
+/// names that match `pattern`.
+pub fn list(path: &str, pattern: &str, itself: bool) -> Result<Vec<FileInfo>, FileError> {
+    let p = if path.starts_with('/') {
+        Path::new(path)
+    } else {
+        return Err(FileError::generic(format!(
+            "path must be absolute, got {path:?}"
+        )));
+    };
+    let meta = std::fs::metadata(p).map_err(|e| path_error("stat", p, &e))?;
+    let mut out = Vec::new();
+    if !meta.is_dir() || itself {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "/".into());
+        if pattern.is_empty() || glob_match(pattern, &name)? {
+            out.push(info(p, &meta));
+        }
+        return Ok(out);
+    }
+    let rd = std::fs::read_dir(p).map_err(|e| path_error("open", p, &e))?;
+    let mut entries: Vec<std::fs::DirEntry> = rd.filter_map(|e| e.ok()).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !pattern.is_empty() && !glob_match(pattern, &name)? {
+            continue;
+        }
+        let full = p.join(&name);
+        let meta = std::fs::symlink_metadata(&full).map_err(|e| path_error("lstat", &full, &e))?;
+        out.push(info(&full, &meta));
+    }
+    Ok(out)
+}
+
+/// Opens a regular file for reading (`GET /v1/files?action=read`).
+pub fn open_read(path: &str) -> Result<std::fs::File, FileError> {
+    let p = absolute(path)?;
+    let meta = std::fs::metadata(p).map_err(|e| path_error("stat", p, &e))?;
+    if !meta.is_file() {
+        return Err(FileError::generic(format!(
+            "can only read a regular file: {path:?}"
+        )));
+    }
+    std::fs::File::open(p).map_err(|e| path_error("open", p, &e))
+}
+
+/// Owner and mode options shared by writes and make-dirs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Ownership {
+    /// Three octal digits; empty for the default.
+    #[serde(default)]
+    pub permissions: String,
+    /// Owner uid.
+    #[serde(default)]
+    pub user_id: Option<u32>,
+    /// Owner name.
+    #[serde(default)]
+    pub user: String,
+    /// Group gid.
+    #[serde(default)]
+    pub group_id: Option<u32>,
+    /// Group name.
+    #[serde(default)]
+    pub group: String,
+}
+
+fn parse_permissions(s: &str, default: u32) -> Result<u32, FileError> {
+    if s.is_empty() {
+        return Ok(default);
+    }
+    match u32::from_str_radix(s, 8) {
+        Ok(m) if s.len() == 3 => Ok(m),
+        _ => Err(FileError::generic(format!(
+            "permissions must be a 3-digit octal string, got {s:?}"
+        ))),
+    }
+}
+
+fn owner(o: &Ownership) -> Result<Option<(u32, u32)>, FileError> {
+    users::normalize(o.user_id, o.group_id, &o.user, &o.group)
+        .map_err(|e| FileError::generic(format!("cannot look up user and group: {e}")))
+}
+
+/// `mkdir -p` with the mode forced (umask ignored) and ownership applied to the
+/// directories it creates; existing directories are fine.
+fn mkdir_all(path: &Path, mode: u32, own: Option<(u32, u32)>) -> Result<(), FileError> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        mkdir_all(parent, mode, own)?;
+    }
+    match std::fs::create_dir(path) {
+        Ok(()) => finish_dir(path, mode, own),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(path_error("mkdir", path, &e)),
+    }
+}
+
+fn finish_dir(path: &Path, mode: u32, own: Option<(u32, u32)>) -> Result<(), FileError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| path_error("chmod", path, &e))?;
+    if let Some((uid, gid)) = own {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| path_error("chown", path, &e))?;
+    }
+    Ok(())
+}
+
+/// Creates a directory (`make-dirs`): with `make_parents` like `mkdir -p` (existing is
+/// fine), else exactly one level (existing is an error).
+pub fn make_dir(path: &str, make_parents: bool, o: &Ownership) -> Result<(), FileError> {
+    let p = absolute(path)?;
+    let mode = parse_permissions(&o.permissions, 0o755)?;
+    let own = owner(o)?;
+    if make_parents {
+        return mkdir_all(p, mode, own);
+    }
+    std::fs::create_dir(p).map_err(|e| path_error("mkdir", p, &e))?;
+    finish_dir(p, mode, own)
+}
+
+/// Removes a path (`remove`): recursively like `rm -rf` (a missing path is fine), or one
+/// file or empty directory.
+pub fn remove(path: &str, recursive: bool) -> Result<(), FileError> {
+    let p = absolute(path)?;
+    if recursive {
+        return match std::fs::symlink_metadata(p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(path_error("lstat", p, &e)),
+            Ok(m) if m.is_dir() => {
+                std::fs::remove_dir_all(p).map_err(|e| path_error("unlinkat", p, &e))
+            }
+            Ok(_) => std::fs::remove_file(p).map_err(|e| path_error("remove", p, &e)),
+        };
+    }
+    let meta = std::fs::symlink_metadata(p).map_err(|e| path_error("remove", p, &e))?;
+    if meta.is_dir() {
+        std::fs::remove_dir(p).map_err(|e| path_error("remove", p, &e))
+    } else {
+        std::fs::remove_file(p).map_err(|e| path_error("remove", p, &e))
+    }
+}
+
+/// A file to write (`write` metadata of `POST /v1/files`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WriteItem {
+    /// Absolute path.
+    pub path: String,
+    /// Create missing parent directories (mode 755, owned as the file).
+    #[serde(default)]
+    pub make_dirs: bool,
+    /// Mode and owner.
+    #[serde(flatten)]
+    pub ownership: Ownership,
+}
+
+/// A write in progress: content goes to a temporary file beside the target, which replaces
+/// the target only when [`Writer::commit`] succeeds. Dropped uncommitted, it leaves nothing.
+pub struct Writer {
+    target: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    file: Option<std::fs::File>,
+    mode: u32,
+    own: Option<(u32, u32)>,
+}
+
+impl Writer {
+    /// Checks the item and opens the temporary file.
+    pub fn create(item: &WriteItem) -> Result<Writer, FileError> {
+        let p = absolute(&item.path)?;
+        let own = owner(&item.ownership)?;
+        let dir = p.parent().unwrap_or(Path::new("/"));
+        if item.make_dirs {
+            mkdir_all(dir, 0o755, own).map_err(|e| FileError {
+                message: format!("cannot create directory: {}", e.message),
+                ..e
+            })?;
+        }
+        let mode = parse_permissions(&item.ownership.permissions, 0o644)?;
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let nonce: u64 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id()) << 32;
+        let tmp = dir.join(format!(".{name}.{nonce:x}~"));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| path_error("open", p, &e))?;
+        Ok(Writer {
+            target: p.to_path_buf(),
+            tmp,
+            file: Some(file),
+            mode,
+            own,
+        })
+    }
+
+    /// Appends content.
+    pub fn write_all(&mut self, data: &[u8]) -> Result<(), FileError> {
+        let target = self.target.clone();
+        self.file
+            .as_mut()
+            .expect("writer used after commit")
+            .write_all(data)
+            .map_err(|e| path_error("write", &target, &e))
+    }
+
+    /// Copies everything from `r`.
+    pub fn copy_from(&mut self, r: &mut impl Read) -> Result<u64, FileError> {
+        let target = self.target.clone();
+        std::io::copy(r, self.file.as_mut().expect("writer used after commit"))
+            .map_err(|e| path_error("write", &target, &e))
+    }
+
+    /// fsync, mode, owner, rename over the target.
+    pub fn commit(mut self) -> Result<(), FileError> {
+        let file = self.file.take().expect("writer committed twice");
+        let t = self.target.clone();
+        file.sync_all().map_err(|e| path_error("sync", &t, &e))?;
+        file.set_permissions(std::fs::Permissions::from_mode(self.mode))
+            .map_err(|e| path_error("chmod", &t, &e))?;
+        if let Some((uid, gid)) = self.own {
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+                .map_err(|e| path_error("chown", &t, &e))?;
+        }
+        drop(file);
+        std::fs::rename(&self.tmp, &t).map_err(|e| path_error("rename", &t, &e))?;
+        if let Some(dir) = t.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes a whole file from a reader (atomically), as one `write` item.
+pub fn write(item: &WriteItem, r: &mut impl Read) -> Result<(), FileError> {
+    let mut w = Writer::create(item)?;
+    w.copy_from(r)?;
+    w.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("cairn-files-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn glob_like_go_path_match() {
+        for (p, n, want) in [
+            ("*.txt", "a.txt", true),
+            ("*.txt", "a.md", false),
+            ("a?c", "abc", true),
+            ("[a-c]x", "bx", true),
+            ("[^a-c]x", "bx", false),
+            ("\\*", "*", true),
+            ("*", "", true),
+        ] {
+            assert_eq!(glob_match(p, n).unwrap(), want, "{p} {n}");
+        }
+        assert_eq!(
+            glob_match("[", "a").unwrap_err().message,
+            "syntax error in pattern"
+        );
+    }
+
+    #[test]
+    fn errors_read_like_go() {
+        let e = list("/nonexistent-cairn", "", false).unwrap_err();
+        assert_eq!(
+            (e.kind.as_str(), e.message.as_str(), e.status()),
+            (
+                "not-found",
+                "stat /nonexistent-cairn: no such file or directory",
+                404
+            )
+        );
+        let e = open_read("relative").unwrap_err();
+        assert_eq!(e.message, "paths must be absolute, got \"relative\"");
+        let d = tmp("errs");
+        let e = open_read(d.to_str().unwrap()).unwrap_err();
+        assert_eq!(
+            e.message,
+            format!(
+                "can only read a regular file: {:?}",
+                d.display().to_string()
+            )
+        );
+        let e = make_dir(d.to_str().unwrap(), false, &Ownership::default()).unwrap_err();
+        assert_eq!(e.message, format!("mkdir {}: file exists", d.display()));
+        std::fs::write(d.join("f"), "x").unwrap();
+        let e = remove(d.to_str().unwrap(), false).unwrap_err();
+        assert_eq!(
+            e.message,
+            format!("remove {}: directory not empty", d.display())
+        );
+        let bad = Ownership {
+            permissions: "7777".into(),
+            ..Ownership::default()
+        };
+        let e = make_dir(d.join("x").to_str().unwrap(), false, &bad).unwrap_err();
+        assert_eq!(
+            e.message,
+            "permissions must be a 3-digit octal string, got \"7777\""
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn write_is_atomic_with_mode_and_dirs() {
+        let d = tmp("write");
+        let path = d.join("a/b/file.txt");
+        let item = WriteItem {
+            path: path.display().to_string(),
+            make_dirs: true,
+            ownership: Ownership {
+                permissions: "600".into(),
+                ..Ownership::default()
+            },
+        };
+        write(&item, &mut &b"hello"[..]).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        // An abandoned write leaves the old content and no temporary file.
+        let mut w = Writer::create(&item).unwrap();
+        w.write_all(b"partial").unwrap();
+        drop(w);
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+        assert_eq!(std::fs::read_dir(d.join("a/b")).unwrap().count(), 1);
+        // Without make-dirs a missing parent is not-found, and nothing is written.
+        let e = write(
+            &WriteItem {
+                path: d.join("missing/f").display().to_string(),
+                ..WriteItem::default()
+            },
+            &mut &b"x"[..],
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, "not-found");
+        let listed = list(d.join("a/b").to_str().unwrap(), "*.txt", false).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (
+                listed[0].name.as_str(),
+                listed[0].type_.as_str(),
+                listed[0].size,
+                listed[0].permissions.as_str()
+            ),
+            ("file.txt", "file", Some(5), "600")
+        );
+        let itself = list(d.join("a").to_str().unwrap(), "", true).unwrap();
+        assert_eq!(itself[0].type_, "directory");
+        remove(d.join("a").to_str().unwrap(), true).unwrap();
+        assert!(!d.join("a").exists());
+        remove(d.join("a").to_str().unwrap(), true).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
