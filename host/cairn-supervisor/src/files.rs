@@ -158,7 +158,7 @@ fn info(path: &Path, meta: &std::fs::Metadata) -> FileInfo {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "/".into()),
         type_: file_type(meta.file_type()).into(),
-        size: meta.is_file().then(|| meta.len()),
+        size: meta.is_file().then_some(meta.len()),
         permissions: format!("{:03o}", meta.permissions().mode() & 0o777),
         last_modified: modified,
         user_id: Some(meta.uid()),
