@@ -355,3 +355,91 @@ fn issue4_pebble_run_exits_with_pebbles_codes_on_shutdown_actions() -> Result<()
     );
     Ok(())
 }
+
+#[test]
+fn issue6_cli_push_pull_ls_mkdir_rm() -> Result<()> {
+    let dir = test_dir("clifiles");
+    let pebble_dir = dir.join("pebble");
+    let server = ChildGuard {
+        child: Command::new(CAIRN)
+            .args(["pebble", "run", "--create-dirs"])
+            .env("PEBBLE", &pebble_dir)
+            .env_remove("PEBBLE_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+        needle: pebble_dir.display().to_string(),
+    };
+    wait_for(Duration::from_secs(10), || {
+        pebble_dir.join(".pebble.socket").exists().then_some(())
+    })
+    .must("socket")?;
+    let cli = |args: &[&str]| -> Result<(i32, String, String)> {
+        let out = Command::new(CAIRN)
+            .args(args)
+            .env("PEBBLE", &pebble_dir)
+            .env_remove("PEBBLE_SOCKET")
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    };
+    let remote = dir.join("remote");
+    let local = dir.join("local.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&local, &data)?;
+    let target = remote.join("sub/data.bin");
+    let (code, _, err) = cli(&[
+        "push",
+        "-p",
+        "-m",
+        "640",
+        local.to_str().unwrap(),
+        target.to_str().unwrap(),
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&target)?, data);
+    let (_, ls, _) = cli(&["ls", "-l", remote.join("sub").to_str().unwrap()])?;
+    assert!(ls.starts_with("-rw-r-----  root  root   300kB  "), "{ls}");
+    assert!(ls.trim_end().ends_with("data.bin"), "{ls}");
+    let (_, names, _) = cli(&["ls", &format!("{}/*.bin", remote.join("sub").display())])?;
+    assert_eq!(names, "data.bin\n");
+    let back = dir.join("back.bin");
+    let (code, _, err) = cli(&["pull", target.to_str().unwrap(), back.to_str().unwrap()])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&back)?, data);
+    let (code, _, err) = cli(&[
+        "pull",
+        remote.join("nope").to_str().unwrap(),
+        back.to_str().unwrap(),
+    ])?;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "error: stat {}: no such file or directory",
+            remote.join("nope").display()
+        )
+    );
+    assert_eq!(
+        std::fs::read(&back)?,
+        data,
+        "a failed pull changed the local file"
+    );
+    let (code, _, _) = cli(&["mkdir", "-p", remote.join("x/y").to_str().unwrap()])?;
+    assert_eq!(code, 0);
+    let (code, _, err) = cli(&["rm", remote.to_str().unwrap()])?;
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        format!("error: remove {}: directory not empty", remote.display())
+    );
+    let (code, _, _) = cli(&["rm", "-r", remote.to_str().unwrap()])?;
+    assert_eq!(code, 0);
+    assert!(!remote.exists());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -190,6 +190,24 @@ impl Client {
         Ok(env)
     }
 
+    /// A GET whose result decodes as `T` (for sibling modules).
+    pub(crate) async fn get_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        self.get(path).await
+    }
+
+    /// A call whose result is returned as JSON (for sibling modules).
+    pub(crate) async fn call_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, ClientError> {
+        Ok(self.call(method, path, Some(body)).await?.result)
+    }
+
     async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ClientError> {
         let env = self.call(Method::GET, path, None).await?;
         serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))
@@ -532,4 +550,20 @@ impl Client {
 
 fn encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Decodes an envelope; an error envelope becomes [`ClientError::Api`]; returns the result.
+pub(crate) fn decode_envelope(bytes: &[u8]) -> Result<Value, ClientError> {
+    let env: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    if env.kind == "error" {
+        let err: ErrorResult =
+            serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        return Err(ClientError::Api {
+            code: env.status_code,
+            kind: err.kind,
+            message: err.message,
+        });
+    }
+    Ok(env.result)
 }

@@ -8,6 +8,7 @@
 //! `ops.pebble.Client`, `pebble` itself, Kubernetes probes) work unchanged.
 
 pub mod client;
+mod client_files;
 pub mod envelope;
 mod files_api;
 pub mod server;

@@ -231,6 +231,64 @@ pub enum ClientCommand {
         #[arg(long)]
         warnings: bool,
     },
+    /// Transfer a file to the remote system.
+    Push {
+        /// Create parent directories for the file.
+        #[arg(short = 'p')]
+        parents: bool,
+        /// Override mode bits (3-digit octal).
+        #[arg(short = 'm')]
+        mode: Option<String>,
+        #[command(flatten)]
+        owner: OwnerArgs,
+        /// Local path.
+        local_path: PathBuf,
+        /// Remote path.
+        remote_path: String,
+    },
+    /// Retrieve a file from the remote system.
+    Pull {
+        /// Remote path.
+        remote_path: String,
+        /// Local path.
+        local_path: PathBuf,
+    },
+    /// List path contents.
+    Ls {
+        /// List matching entries themselves, not directory contents.
+        #[arg(short = 'd')]
+        directory: bool,
+        /// Use a long listing format.
+        #[arg(short = 'l')]
+        long: bool,
+        #[command(flatten)]
+        time: TimeArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+        /// Path (a glob in its last element filters).
+        path: String,
+    },
+    /// Create a directory.
+    Mkdir {
+        /// Create parent directories as needed, and don't fail if the path exists.
+        #[arg(short = 'p')]
+        parents: bool,
+        /// Override mode bits (3-digit octal).
+        #[arg(short = 'm')]
+        mode: Option<String>,
+        #[command(flatten)]
+        owner: OwnerArgs,
+        /// Directory path.
+        path: String,
+    },
+    /// Remove a file or directory.
+    Rm {
+        /// Remove all files and directories recursively in the specified path.
+        #[arg(short = 'r')]
+        recursive: bool,
+        /// Path.
+        path: String,
+    },
     /// Show version details.
     Version {
         /// Only display the client version.
@@ -239,6 +297,35 @@ pub enum ClientCommand {
         #[command(flatten)]
         format: FormatArgs,
     },
+}
+
+/// `--uid`, `--user`, `--gid`, `--group` of push and mkdir.
+#[derive(Args)]
+pub struct OwnerArgs {
+    /// Use specified user ID.
+    #[arg(long)]
+    uid: Option<u32>,
+    /// Use specified username.
+    #[arg(long)]
+    user: Option<String>,
+    /// Use specified group ID.
+    #[arg(long)]
+    gid: Option<u32>,
+    /// Use specified group name.
+    #[arg(long)]
+    group: Option<String>,
+}
+
+impl OwnerArgs {
+    fn ownership(&self, mode: Option<String>) -> cairn_supervisor::files::Ownership {
+        cairn_supervisor::files::Ownership {
+            permissions: mode.unwrap_or_default(),
+            user_id: self.uid,
+            user: self.user.clone().unwrap_or_default(),
+            group_id: self.gid,
+            group: self.group.clone().unwrap_or_default(),
+        }
+    }
 }
 
 /// `--abs-time`, as Pebble's time mixin.
@@ -875,6 +962,99 @@ async fn execute(client: &Client, cmd: ClientCommand, out: &mut String) -> Resul
                 );
             }
         }
+        ClientCommand::Push {
+            parents,
+            mode,
+            owner,
+            local_path,
+            remote_path,
+        } => {
+            let item = cairn_supervisor::files::WriteItem {
+                path: remote_path,
+                make_dirs: parents,
+                ownership: owner.ownership(mode),
+            };
+            client.push_file(&local_path, &item).await?;
+        }
+        ClientCommand::Pull {
+            remote_path,
+            local_path,
+        } => {
+            let tmp = local_path.with_extension(format!("{}.part", std::process::id()));
+            let mut f = tokio::fs::File::create(&tmp)
+                .await
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let pulled = client.pull(&remote_path, &mut f).await;
+            drop(f);
+            match pulled {
+                Ok(_) => std::fs::rename(&tmp, &local_path)
+                    .with_context(|| format!("cannot write {}", local_path.display()))?,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e.into());
+                }
+            }
+        }
+        ClientCommand::Ls {
+            directory,
+            long,
+            time,
+            format,
+            path,
+        } => {
+            let trimmed = path.trim_end_matches('/');
+            let (dir, file) = match trimmed.rfind('/') {
+                Some(i) => (&trimmed[..=i], &trimmed[i + 1..]),
+                None => ("", trimmed),
+            };
+            let glob = |s: &str| s.contains(['*', '?', '[']);
+            if glob(dir) {
+                bail!("can only use globs on the last path element");
+            }
+            let (path, pattern) = if glob(file) {
+                (dir.to_string(), Some(file))
+            } else {
+                (path.clone(), None)
+            };
+            let list = client.list_files(&path, pattern, directory).await?;
+            if !format.text() {
+                writeln!(out, "{}", serde_json::json!({ "files": list }))?;
+            } else if long {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|f| {
+                        vec![
+                            mode_string(&f.type_, &f.permissions),
+                            f.user.clone(),
+                            f.group.clone(),
+                            f.size.map_or("-".into(), |s| {
+                                format!("{:>6}", format!("{}B", amount(s)))
+                            }),
+                            fmt_time(&f.last_modified, time.abs_time),
+                            f.name.clone(),
+                        ]
+                    })
+                    .collect();
+                out.push_str(&tabwriter(&rows));
+            } else {
+                for f in &list {
+                    writeln!(out, "{}", f.name)?;
+                }
+            }
+        }
+        ClientCommand::Mkdir {
+            parents,
+            mode,
+            owner,
+            path,
+        } => {
+            client
+                .make_dir(&path, parents, &owner.ownership(mode))
+                .await?;
+        }
+        ClientCommand::Rm { recursive, path } => {
+            client.remove_path(&path, recursive).await?;
+        }
         ClientCommand::Version {
             client: only,
             format,
@@ -963,6 +1143,45 @@ async fn task_logs(client: &Client, id: &str) -> Result<String> {
         .first()
         .map(|t| t.log.iter().map(|l| format!("{l}\n")).collect())
         .unwrap_or_default())
+}
+
+/// Go's `FileMode.String()` for a listing entry: `-rw-r--r--`, `drwxr-xr-x`.
+fn mode_string(type_: &str, permissions: &str) -> String {
+    let t = match type_ {
+        "directory" => 'd',
+        "symlink" => 'L',
+        "socket" => 'S',
+        "named-pipe" => 'p',
+        "device" => 'D',
+        _ => '-',
+    };
+    let bits = u32::from_str_radix(permissions, 8).unwrap_or(0);
+    let mut s = String::from(t);
+    for (i, c) in "rwxrwxrwx".chars().enumerate() {
+        s.push(if bits & (1 << (8 - i)) != 0 { c } else { '-' });
+    }
+    s
+}
+
+/// snapd's `quantity.FormatAmount(n, -1)`: up to 3 significant digits with k/M/G/T/P/E.
+fn amount(n: u64) -> String {
+    if n < 1000 {
+        return n.to_string();
+    }
+    let mut v = n as f64;
+    let mut unit = 0;
+    let units = ["", "k", "M", "G", "T", "P", "E"];
+    while v >= 999.5 && unit < units.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if v < 9.995 {
+        format!("{v:.2}{}", units[unit])
+    } else if v < 99.95 {
+        format!("{v:.1}{}", units[unit])
+    } else {
+        format!("{v:.0}{}", units[unit])
+    }
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
