@@ -59,6 +59,65 @@ impl ServiceInfo {
     }
 }
 
+/// Mode and owner of pushed files and made directories; defaults: 0644 files, 0755
+/// directories, the supervisor's user, no parent directories created.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileOptions {
+    /// Create missing parent directories (`make_dirs` / `make_parents` in ops).
+    pub make_parents: bool,
+    /// Permission bits, such as `0o600`.
+    pub permissions: Option<u32>,
+    /// Owner uid.
+    pub user_id: Option<u32>,
+    /// Owner name.
+    pub user: Option<String>,
+    /// Group gid.
+    pub group_id: Option<u32>,
+    /// Group name.
+    pub group: Option<String>,
+}
+
+impl FileOptions {
+    /// Creating missing parent directories.
+    pub fn make_parents() -> Self {
+        FileOptions {
+            make_parents: true,
+            ..FileOptions::default()
+        }
+    }
+
+    /// With these permission bits.
+    pub fn permissions(mut self, mode: u32) -> Self {
+        self.permissions = Some(mode);
+        self
+    }
+}
+
+/// One entry of [`Container::list_files`] (`ops.pebble.FileInfo`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Full path.
+    pub path: String,
+    /// Base name.
+    pub name: String,
+    /// `file`, `directory`, `symlink`, `socket`, `named-pipe`, `device` or `unknown`.
+    pub kind: String,
+    /// Size of a regular file.
+    pub size: Option<u64>,
+    /// Permission bits.
+    pub permissions: u32,
+    /// RFC 3339 modification time.
+    pub last_modified: String,
+    /// Owner uid.
+    pub user_id: Option<u32>,
+    /// Owner name.
+    pub user: Option<String>,
+    /// Group gid.
+    pub group_id: Option<u32>,
+    /// Group name.
+    pub group: Option<String>,
+}
+
 /// Which notices [`Container::get_notices`] returns; empty fields do not filter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NoticeFilter {
@@ -181,6 +240,63 @@ impl Container {
     /// The notice with `id`; an [`Error::Api`] with code 404 if there is none.
     pub fn get_notice(&self, id: &str) -> Result<crate::event::Notice> {
         self.handle.get_notice(id)
+    }
+
+    /// Writes `data` to `path` atomically with default mode and owner (`ops.Container.push`).
+    pub fn push(&self, path: &str, data: impl AsRef<[u8]>) -> Result<()> {
+        self.handle
+            .push(path, data.as_ref(), &FileOptions::default())
+    }
+
+    /// Writes `data` to `path` with `options` (parent directories, mode, owner).
+    pub fn push_with(
+        &self,
+        path: &str,
+        data: impl AsRef<[u8]>,
+        options: &FileOptions,
+    ) -> Result<()> {
+        self.handle.push(path, data.as_ref(), options)
+    }
+
+    /// Reads a regular file (`ops.Container.pull`); a [`Error::Path`] if it cannot.
+    pub fn pull(&self, path: &str) -> Result<Vec<u8>> {
+        self.handle.pull(path)
+    }
+
+    /// Reads a regular file as UTF-8 text.
+    pub fn pull_string(&self, path: &str) -> Result<String> {
+        String::from_utf8(self.pull(path)?).map_err(|e| Error::msg(format!("{path}: {e}")))
+    }
+
+    /// A directory's entries (or the path itself, for a file or with `itself`), keeping
+    /// names that match the glob `pattern`.
+    pub fn list_files(
+        &self,
+        path: &str,
+        pattern: Option<&str>,
+        itself: bool,
+    ) -> Result<Vec<FileInfo>> {
+        self.handle.list_files(path, pattern, itself)
+    }
+
+    /// Creates a directory (`options.make_parents`: like `mkdir -p`).
+    pub fn make_dir(&self, path: &str, options: &FileOptions) -> Result<()> {
+        self.handle.make_dir(path, options)
+    }
+
+    /// Removes a file or an empty directory, or with `recursive` a whole tree.
+    pub fn remove_path(&self, path: &str, recursive: bool) -> Result<()> {
+        self.handle.remove_path(path, recursive)
+    }
+
+    /// Whether `path` exists in the container.
+    pub fn exists(&self, path: &str) -> Result<bool> {
+        self.handle.exists(path)
+    }
+
+    /// Whether `path` is a directory in the container.
+    pub fn is_dir(&self, path: &str) -> Result<bool> {
+        self.handle.is_dir(path)
     }
 
     /// Sends `signal` (`"SIGHUP"` or `"HUP"`) to the main process of each named service

@@ -27,6 +27,8 @@ pub enum Error {
     Change(ChangeError),
     /// Waiting for a Pebble change timed out (`ops.pebble.TimeoutError`).
     Timeout(String),
+    /// A file operation failed on its path (`ops.pebble.PathError`).
+    Path(PathError),
     /// A config option is missing or has another type than the charm expects.
     Config(String),
     /// Stored state could not be encoded or decoded.
@@ -55,6 +57,15 @@ pub struct ApiError {
     /// Pebble's error kind (such as `permission-denied`), empty when there is none.
     pub kind: String,
     /// The error message.
+    pub message: String,
+}
+
+/// A file operation that failed on its path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathError {
+    /// `not-found`, `permission-denied` or `generic-file-error`.
+    pub kind: String,
+    /// Pebble's message, such as `stat /x: no such file or directory`.
     pub message: String,
 }
 
@@ -116,6 +127,7 @@ impl fmt::Display for Error {
             | Error::State(m)
             | Error::Model(m) => f.write_str(m)?,
             Error::Api(e) => fmt::Display::fmt(e, f)?,
+            Error::Path(e) => f.write_str(&e.message)?,
             Error::Change(e) => fmt::Display::fmt(e, f)?,
             Error::Other(e) => fmt::Display::fmt(e, f)?,
             Error::Context { context, .. } => f.write_str(context)?,

@@ -133,8 +133,10 @@ mod model;
 pub mod testing;
 
 pub use charm::{Charm, Context, run_event};
-pub use container::{Container, NoticeFilter, ServiceInfo, ServiceStartup, ServiceStatus};
-pub use error::{ApiError, BoxError, ChangeError, Error, Result, ResultExt};
+pub use container::{
+    Container, FileInfo, FileOptions, NoticeFilter, ServiceInfo, ServiceStartup, ServiceStatus,
+};
+pub use error::{ApiError, BoxError, ChangeError, Error, PathError, Result, ResultExt};
 pub use event::{
     ActionEvent, CheckEvent, CheckInfo, CheckLevel, CheckStatus, Event, Notice, NoticeEvent,
     Outcome,

@@ -135,6 +135,9 @@ pub struct TestContainer {
     signals: Vec<(String, String)>,
     check_status: BTreeMap<String, CheckStatus>,
     notices: Vec<Notice>,
+    /// The fake filesystem: files (with their permissions) and directories.
+    files: BTreeMap<String, (Vec<u8>, u32)>,
+    dirs: BTreeMap<String, u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -153,6 +156,8 @@ impl Default for TestContainer {
             signals: Vec::new(),
             check_status: BTreeMap::new(),
             notices: Vec::new(),
+            files: BTreeMap::new(),
+            dirs: [("/".to_string(), 0o755)].into(),
         }
     }
 }
@@ -340,6 +345,204 @@ impl TestContainer {
             .find(|n| n.id == id)
             .cloned()
             .ok_or_else(|| api(404, format!("cannot find notice with ID {id:?}")))
+    }
+
+    /// The content of a file in the fake filesystem (what the charm pushed, or what the
+    /// test put there with [`TestContainer::put_file`]).
+    pub fn file(&self, path: &str) -> Option<&[u8]> {
+        self.files.get(path).map(|(d, _)| d.as_slice())
+    }
+
+    /// Puts a file into the fake filesystem, creating its parent directories.
+    pub fn put_file(&mut self, path: &str, data: impl AsRef<[u8]>) {
+        let mut parent = parent_of(path);
+        while let Some(p) = parent {
+            self.dirs.entry(p.to_string()).or_insert(0o755);
+            parent = parent_of(p);
+        }
+        self.files
+            .insert(path.to_string(), (data.as_ref().to_vec(), 0o644));
+    }
+
+    fn path_err(kind: &str, message: String) -> Error {
+        Error::Path(crate::error::PathError {
+            kind: kind.into(),
+            message,
+        })
+    }
+
+    fn absolute(path: &str) -> Result<()> {
+        if path.starts_with('/') {
+            Ok(())
+        } else {
+            Err(Self::path_err(
+                "generic-file-error",
+                format!("paths must be absolute, got {path:?}"),
+            ))
+        }
+    }
+
+    /// `Some(true)` for a directory, `Some(false)` for a file, `None` if absent.
+    pub(crate) fn fs_kind(&self, path: &str) -> Option<bool> {
+        if self.dirs.contains_key(path) {
+            Some(true)
+        } else if self.files.contains_key(path) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn fs_push(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        o: &crate::container::FileOptions,
+    ) -> Result<()> {
+        Self::absolute(path)?;
+        let parent = parent_of(path).unwrap_or("/");
+        if !self.dirs.contains_key(parent) {
+            if !o.make_parents {
+                return Err(Self::path_err(
+                    "not-found",
+                    format!("open {path}: no such file or directory"),
+                ));
+            }
+            self.put_file(path, b"");
+        }
+        self.files.insert(
+            path.to_string(),
+            (data.to_vec(), o.permissions.unwrap_or(0o644)),
+        );
+        Ok(())
+    }
+
+    pub(crate) fn fs_pull(&self, path: &str) -> Result<Vec<u8>> {
+        Self::absolute(path)?;
+        match self.fs_kind(path) {
+            Some(false) => Ok(self.files[path].0.clone()),
+            Some(true) => Err(Self::path_err(
+                "generic-file-error",
+                format!("can only read a regular file: {path:?}"),
+            )),
+            None => Err(Self::path_err(
+                "not-found",
+                format!("stat {path}: no such file or directory"),
+            )),
+        }
+    }
+
+    pub(crate) fn fs_list(
+        &self,
+        path: &str,
+        pattern: Option<&str>,
+        itself: bool,
+    ) -> Result<Vec<crate::container::FileInfo>> {
+        Self::absolute(path)?;
+        let info = |p: &str| {
+            let dir = self.dirs.get(p);
+            crate::container::FileInfo {
+                path: p.to_string(),
+                name: p
+                    .rsplit('/')
+                    .next()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("/")
+                    .to_string(),
+                kind: if dir.is_some() { "directory" } else { "file" }.into(),
+                size: self.files.get(p).map(|(d, _)| d.len() as u64),
+                permissions: dir
+                    .copied()
+                    .or(self.files.get(p).map(|(_, m)| *m))
+                    .unwrap_or(0),
+                last_modified: "2026-01-01T00:00:00Z".into(),
+                user_id: Some(0),
+                user: Some("root".into()),
+                group_id: Some(0),
+                group: Some("root".into()),
+            }
+        };
+        let Some(is_dir) = self.fs_kind(path) else {
+            return Err(Self::path_err(
+                "not-found",
+                format!("stat {path}: no such file or directory"),
+            ));
+        };
+        let matches = |name: &str| match pattern {
+            None | Some("") => true,
+            Some(p) => glob(p, name),
+        };
+        if !is_dir || itself {
+            let i = info(path);
+            return Ok(if matches(&i.name) { vec![i] } else { vec![] });
+        }
+        let children = self
+            .dirs
+            .keys()
+            .chain(self.files.keys())
+            .filter(|p| p.as_str() != path && parent_of(p) == Some(path))
+            .map(|p| info(p))
+            .filter(|i| matches(&i.name));
+        let mut out: Vec<_> = children.collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub(crate) fn fs_make_dir(
+        &mut self,
+        path: &str,
+        o: &crate::container::FileOptions,
+    ) -> Result<()> {
+        Self::absolute(path)?;
+        let mode = o.permissions.unwrap_or(0o755);
+        if self.fs_kind(path).is_some() {
+            if o.make_parents && self.fs_kind(path) == Some(true) {
+                return Ok(());
+            }
+            return Err(Self::path_err(
+                "generic-file-error",
+                format!("mkdir {path}: file exists"),
+            ));
+        }
+        let parent = parent_of(path).unwrap_or("/");
+        if !self.dirs.contains_key(parent) {
+            if !o.make_parents {
+                return Err(Self::path_err(
+                    "not-found",
+                    format!("mkdir {path}: no such file or directory"),
+                ));
+            }
+            self.fs_make_dir(parent, o)?;
+        }
+        self.dirs.insert(path.to_string(), mode);
+        Ok(())
+    }
+
+    pub(crate) fn fs_remove(&mut self, path: &str, recursive: bool) -> Result<()> {
+        Self::absolute(path)?;
+        let under = |p: &String| p.starts_with(&format!("{}/", path.trim_end_matches('/')));
+        if recursive {
+            self.files.retain(|p, _| p != path && !under(p));
+            self.dirs.retain(|p, _| p != path && !under(p));
+            return Ok(());
+        }
+        match self.fs_kind(path) {
+            None => Err(Self::path_err(
+                "not-found",
+                format!("remove {path}: no such file or directory"),
+            )),
+            Some(true) if self.files.keys().chain(self.dirs.keys()).any(under) => {
+                Err(Self::path_err(
+                    "generic-file-error",
+                    format!("remove {path}: directory not empty"),
+                ))
+            }
+            Some(_) => {
+                self.files.remove(path);
+                self.dirs.remove(path);
+                Ok(())
+            }
+        }
     }
 
     /// Signals sent so far, as (service, signal with its `SIG` prefix), in order.
@@ -1006,6 +1209,32 @@ impl<C: Charm> Harness<C> {
             params_json: params_json.to_string(),
         }))
     }
+}
+
+/// The parent of an absolute path (`None` for `/`).
+fn parent_of(path: &str) -> Option<&str> {
+    let t = path.trim_end_matches('/');
+    if t.is_empty() {
+        return None;
+    }
+    match t.rfind('/') {
+        Some(0) => Some("/"),
+        Some(i) => Some(&t[..i]),
+        None => None,
+    }
+}
+
+/// A small glob for the fake filesystem: `*` and `?`.
+fn glob(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some(b'*') => (0..=n.len()).any(|k| go(&p[1..], &n[k..])),
+            Some(b'?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
 }
 
 #[cfg(test)]

@@ -144,6 +144,44 @@ impl ContainerHandle {
         with_world(|w| Ok(w.container(&self.0)?.find_notices(filter)))
     }
 
+    pub fn push(
+        &self,
+        path: &str,
+        data: &[u8],
+        o: &crate::container::FileOptions,
+    ) -> Result<(), Error> {
+        with_world(|w| w.container(&self.0)?.fs_push(path, data, o))
+    }
+
+    pub fn pull(&self, path: &str) -> Result<Vec<u8>, Error> {
+        with_world(|w| w.container(&self.0)?.fs_pull(path))
+    }
+
+    pub fn list_files(
+        &self,
+        path: &str,
+        pattern: Option<&str>,
+        itself: bool,
+    ) -> Result<Vec<crate::container::FileInfo>, Error> {
+        with_world(|w| w.container(&self.0)?.fs_list(path, pattern, itself))
+    }
+
+    pub fn make_dir(&self, path: &str, o: &crate::container::FileOptions) -> Result<(), Error> {
+        with_world(|w| w.container(&self.0)?.fs_make_dir(path, o))
+    }
+
+    pub fn remove_path(&self, path: &str, recursive: bool) -> Result<(), Error> {
+        with_world(|w| w.container(&self.0)?.fs_remove(path, recursive))
+    }
+
+    pub fn exists(&self, path: &str) -> Result<bool, Error> {
+        with_world(|w| Ok(w.container(&self.0)?.fs_kind(path).is_some()))
+    }
+
+    pub fn is_dir(&self, path: &str) -> Result<bool, Error> {
+        with_world(|w| Ok(w.container(&self.0)?.fs_kind(path) == Some(true)))
+    }
+
     pub fn get_notice(&self, id: &str) -> Result<crate::event::Notice, Error> {
         with_world(|w| w.container(&self.0)?.notice(id))
     }

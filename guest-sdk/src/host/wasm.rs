@@ -148,6 +148,59 @@ impl ContainerHandle {
         Ok(found.into_iter().map(crate::__private::notice).collect())
     }
 
+    pub fn push(
+        &self,
+        path: &str,
+        data: &[u8],
+        o: &crate::container::FileOptions,
+    ) -> Result<(), Error> {
+        self.0.push(path, data, &file_options(o)).map_err(error)
+    }
+
+    pub fn pull(&self, path: &str) -> Result<Vec<u8>, Error> {
+        self.0.pull(path).map_err(error)
+    }
+
+    pub fn list_files(
+        &self,
+        path: &str,
+        pattern: Option<&str>,
+        itself: bool,
+    ) -> Result<Vec<crate::container::FileInfo>, Error> {
+        let list = self.0.list_files(path, pattern, itself).map_err(error)?;
+        Ok(list
+            .into_iter()
+            .map(|f| crate::container::FileInfo {
+                path: f.path,
+                name: f.name,
+                kind: f.type_,
+                size: f.size,
+                permissions: f.permissions,
+                last_modified: f.last_modified,
+                user_id: f.user_id,
+                user: f.user,
+                group_id: f.group_id,
+                group: f.group,
+            })
+            .collect())
+    }
+
+    pub fn make_dir(&self, path: &str, o: &crate::container::FileOptions) -> Result<(), Error> {
+        self.0.make_dir(path, &file_options(o)).map_err(error)
+    }
+
+    pub fn remove_path(&self, path: &str, recursive: bool) -> Result<(), Error> {
+        self.0.remove_path(path, recursive).map_err(error)
+    }
+
+    pub fn exists(&self, path: &str) -> Result<bool, Error> {
+        self.0.exists(path).map_err(error)
+    }
+
+    pub fn is_dir(&self, path: &str) -> Result<bool, Error> {
+        self.0.is_dir(path).map_err(error)
+    }
+
     pub fn get_notice(&self, id: &str) -> Result<crate::event::Notice, Error> {
         self.0
             .get_notice(id)
@@ -324,8 +377,23 @@ fn plan(p: pebble::Plan) -> layer::Plan {
     }
 }
 
+fn file_options(o: &crate::container::FileOptions) -> pebble::FileOptions {
+    pebble::FileOptions {
+        make_parents: o.make_parents,
+        permissions: o.permissions,
+        user_id: o.user_id,
+        user: o.user.clone(),
+        group_id: o.group_id,
+        group: o.group.clone(),
+    }
+}
+
 fn error(e: pebble::Error) -> Error {
     match e {
+        pebble::Error::Path(p) => Error::Path(crate::error::PathError {
+            kind: p.kind,
+            message: p.message,
+        }),
         pebble::Error::Connection(m) => Error::Connection(m),
         pebble::Error::Api(a) => Error::Api(ApiError {
             code: a.code,

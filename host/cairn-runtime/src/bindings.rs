@@ -274,6 +274,26 @@ impl unit::Host for StoreState {
     }
 }
 
+fn path_error(e: cairn_supervisor::files::FileError) -> pebble::Error {
+    pebble::Error::Path(pebble::PathError {
+        kind: e.kind,
+        message: e.message,
+    })
+}
+
+fn ownership(o: &pebble::FileOptions) -> cairn_supervisor::files::Ownership {
+    cairn_supervisor::files::Ownership {
+        permissions: o
+            .permissions
+            .map(|p| format!("{p:03o}"))
+            .unwrap_or_default(),
+        user_id: o.user_id,
+        user: o.user.clone().unwrap_or_default(),
+        group_id: o.group_id,
+        group: o.group.clone().unwrap_or_default(),
+    }
+}
+
 fn api_error(e: SupervisorError) -> pebble::Error {
     let (code, status, kind) = match &e {
         SupervisorError::Timeout(m) => return pebble::Error::Timeout(m.clone()),
@@ -686,6 +706,113 @@ impl pebble::HostContainer for StoreState {
                     "cannot find notice with ID {id:?}"
                 )))
             })
+    }
+
+    fn push(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        path: String,
+        data: Vec<u8>,
+        options: pebble::FileOptions,
+    ) -> Result<(), pebble::Error> {
+        self.supervisor(&self_)?;
+        let item = cairn_supervisor::files::WriteItem {
+            path,
+            make_dirs: options.make_parents,
+            ownership: ownership(&options),
+        };
+        cairn_supervisor::files::write(&item, &mut data.as_slice()).map_err(path_error)
+    }
+
+    fn pull(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        path: String,
+    ) -> Result<Vec<u8>, pebble::Error> {
+        self.supervisor(&self_)?;
+        let mut f = cairn_supervisor::files::open_read(&path).map_err(path_error)?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut out).map_err(|e| {
+            path_error(cairn_supervisor::files::FileError {
+                kind: "generic-file-error".into(),
+                message: format!("read {path}: {e}"),
+            })
+        })?;
+        Ok(out)
+    }
+
+    fn list_files(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        path: String,
+        pattern: Option<String>,
+        itself: bool,
+    ) -> Result<Vec<pebble::FileInfo>, pebble::Error> {
+        self.supervisor(&self_)?;
+        let list = cairn_supervisor::files::list(&path, pattern.as_deref().unwrap_or(""), itself)
+            .map_err(path_error)?;
+        Ok(list
+            .into_iter()
+            .map(|f| pebble::FileInfo {
+                path: f.path,
+                name: f.name,
+                type_: f.type_,
+                size: f.size,
+                permissions: u32::from_str_radix(&f.permissions, 8).unwrap_or(0),
+                last_modified: f.last_modified,
+                user_id: f.user_id,
+                user: Some(f.user).filter(|u| !u.is_empty()),
+                group_id: f.group_id,
+                group: Some(f.group).filter(|g| !g.is_empty()),
+            })
+            .collect())
+    }
+
+    fn make_dir(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        path: String,
+        options: pebble::FileOptions,
+    ) -> Result<(), pebble::Error> {
+        self.supervisor(&self_)?;
+        cairn_supervisor::files::make_dir(&path, options.make_parents, &ownership(&options))
+            .map_err(path_error)
+    }
+
+    fn remove_path(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        path: String,
+        recursive: bool,
+    ) -> Result<(), pebble::Error> {
+        self.supervisor(&self_)?;
+        cairn_supervisor::files::remove(&path, recursive).map_err(path_error)
+    }
+
+    fn exists(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        path: String,
+    ) -> Result<bool, pebble::Error> {
+        self.supervisor(&self_)?;
+        match cairn_supervisor::files::list(&path, "", true) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == "not-found" => Ok(false),
+            Err(e) => Err(path_error(e)),
+        }
+    }
+
+    fn is_dir(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        path: String,
+    ) -> Result<bool, pebble::Error> {
+        self.supervisor(&self_)?;
+        match cairn_supervisor::files::list(&path, "", true) {
+            Ok(l) => Ok(l.first().is_some_and(|f| f.type_ == "directory")),
+            Err(e) if e.kind == "not-found" => Ok(false),
+            Err(e) => Err(path_error(e)),
+        }
     }
 
     fn drop(&mut self, rep: Resource<ContainerRes>) -> wasmtime::Result<()> {

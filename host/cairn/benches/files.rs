@@ -59,7 +59,10 @@ async fn main() {
         push_rates.push(SIZE as f64 / (1 << 20) as f64 / t.elapsed().as_secs_f64());
         rss_max = rss_max.max(rss_mib(server.id()));
         let t = Instant::now();
-        let n = client.pull(&item.path, &mut tokio::io::sink()).await.unwrap();
+        let n = client
+            .pull(&item.path, &mut tokio::io::sink())
+            .await
+            .unwrap();
         assert_eq!(n as usize, SIZE);
         pull_rates.push(SIZE as f64 / (1 << 20) as f64 / t.elapsed().as_secs_f64());
         rss_max = rss_max.max(rss_mib(server.id()));
@@ -74,9 +77,7 @@ async fn main() {
         med(&mut push_rates),
         med(&mut pull_rates)
     );
-    println!(
-        "server RSS: {rss0:.1} MiB before, at most {rss_max:.1} MiB during the transfers"
-    );
+    println!("server RSS: {rss0:.1} MiB before, at most {rss_max:.1} MiB during the transfers");
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(server.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -119,6 +119,7 @@ fn probe_pebble(ctx: &mut Context) -> Result<()> {
     if !info.is_running() || info.startup != cairn_sdk::ServiceStartup::Enabled {
         return Err(Error::msg(format!("probe not running: {info:?}")));
     }
+    probe_files(&work)?;
     work.send_signal("HUP", &["probe"])?;
     match work.send_signal("SIGHUP", &["absent"]) {
         Err(cairn_sdk::Error::Api(e))
@@ -129,6 +130,46 @@ fn probe_pebble(ctx: &mut Context) -> Result<()> {
                 "signal to a missing service gave {other:?}"
             )));
         }
+    }
+    Ok(())
+}
+
+/// Exercises the files calls on a scratch directory of the container.
+fn probe_files(work: &Container) -> Result<()> {
+    let base = "/tmp/cairn-misbehave-probe-files";
+    work.remove_path(base, true)?;
+    work.make_dir(
+        &format!("{base}/sub"),
+        &cairn_sdk::FileOptions::make_parents(),
+    )?;
+    let file = format!("{base}/sub/data.txt");
+    work.push_with(
+        &file,
+        "probe data\n",
+        &cairn_sdk::FileOptions::default().permissions(0o600),
+    )?;
+    if work.pull_string(&file)? != "probe data\n" {
+        return Err(Error::msg("pulled content differs"));
+    }
+    let listed = work.list_files(&format!("{base}/sub"), Some("*.txt"), false)?;
+    let ok = listed.len() == 1
+        && listed[0].name == "data.txt"
+        && listed[0].size == Some(11)
+        && listed[0].permissions == 0o600
+        && listed[0].kind == "file";
+    if !ok {
+        return Err(Error::msg(format!("listing differs: {listed:?}")));
+    }
+    if !work.is_dir(base)? || !work.exists(&file)? || work.exists(&format!("{base}/nope"))? {
+        return Err(Error::msg("exists/is_dir differ"));
+    }
+    match work.pull(&format!("{base}/nope")) {
+        Err(cairn_sdk::Error::Path(e)) if e.kind == "not-found" => {}
+        other => return Err(Error::msg(format!("pull of a missing file gave {other:?}"))),
+    }
+    work.remove_path(base, true)?;
+    if work.exists(base)? {
+        return Err(Error::msg("remove_path left the directory"));
     }
     Ok(())
 }
