@@ -205,6 +205,26 @@ impl ActionEvent {
         })
     }
 
+    /// Sets results of this run (merged with earlier ones), as `event.set_results` in ops.
+    pub fn set_results<K: AsRef<str>, V: ToString>(&self, results: &[(K, V)]) -> Result<()> {
+        let pairs: Vec<(String, String)> = results
+            .iter()
+            .map(|(k, v)| (k.as_ref().to_string(), v.to_string()))
+            .collect();
+        crate::host::action_set_results(&pairs).map_err(Error::Model)
+    }
+
+    /// Records a progress message of this run, as `event.log` in ops.
+    pub fn log(&self, message: impl AsRef<str>) -> Result<()> {
+        crate::host::action_log(message.as_ref()).map_err(Error::Model)
+    }
+
+    /// Marks this run failed with `message`, as `event.fail` in ops; the handler may still
+    /// return `Ok` (status and stored state are then kept).
+    pub fn fail(&self, message: impl AsRef<str>) -> Result<()> {
+        crate::host::action_fail(message.as_ref()).map_err(Error::Model)
+    }
+
     /// One parameter decoded into `T`; `Ok(None)` if it is absent.
     pub fn param<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let mut all: BTreeMap<String, serde_json::Value> = self.params()?;

@@ -67,6 +67,19 @@ pub(crate) struct World {
     pub(crate) stored: BTreeMap<String, Vec<u8>>,
     pub(crate) containers: BTreeMap<String, TestContainer>,
     pub(crate) logs: Vec<(LogLevel, String)>,
+    /// The report of the action being run, if any.
+    pub(crate) action: Option<ActionOutput>,
+}
+
+/// What a charm reported about an action run in the harness.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ActionOutput {
+    /// Results set with `set_results`.
+    pub results: BTreeMap<String, String>,
+    /// Messages of `log`.
+    pub log: Vec<String>,
+    /// The message of `fail`, if the action failed.
+    pub failed: Option<String>,
 }
 
 impl World {
@@ -1202,12 +1215,25 @@ impl<C: Charm> Harness<C> {
         name: &str,
         params_json: &str,
     ) -> core::result::Result<Outcome, String> {
+        self.run_action(name, params_json).map(|_| Outcome::Handled)
+    }
+
+    /// Runs action `name` with JSON parameters and returns what the charm reported
+    /// (results, log, failure); `Err` if the handler itself failed.
+    pub fn run_action(
+        &mut self,
+        name: &str,
+        params_json: &str,
+    ) -> core::result::Result<ActionOutput, String> {
         let id = (self.history.len() + 1).to_string();
-        self.run(Event::Action(ActionEvent {
+        self.world.action = Some(ActionOutput::default());
+        let r = self.run(Event::Action(ActionEvent {
             id,
             name: name.to_string(),
             params_json: params_json.to_string(),
-        }))
+        }));
+        let out = self.world.action.take().unwrap_or_default();
+        r.map(|_| out)
     }
 }
 

@@ -2,6 +2,7 @@
 //! running the real example charms (built by the `cairn-test-programs` build script) that
 //! supervise real processes. One binary, one module per topic (as wasmtime's tests/all).
 
+mod actions;
 mod checks_notices;
 mod common;
 mod lifecycle;

@@ -47,6 +47,30 @@ pub fn app_status() -> Status {
     with_world(|w| w.app_status.clone())
 }
 
+pub fn action_set_results(results: &[(String, String)]) -> Result<(), String> {
+    with_world(|w| {
+        let a = w.action.as_mut().ok_or("not running an action")?;
+        a.results.extend(results.iter().cloned());
+        Ok(())
+    })
+}
+
+pub fn action_log(message: &str) -> Result<(), String> {
+    with_world(|w| {
+        let a = w.action.as_mut().ok_or("not running an action")?;
+        a.log.push(message.to_string());
+        Ok(())
+    })
+}
+
+pub fn action_fail(message: &str) -> Result<(), String> {
+    with_world(|w| {
+        let a = w.action.as_mut().ok_or("not running an action")?;
+        a.failed = Some(message.to_string());
+        Ok(())
+    })
+}
+
 pub fn set_app_status(status: &Status) -> Result<(), String> {
     with_world(|w| {
         if !w.leader {

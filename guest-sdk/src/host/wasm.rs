@@ -80,6 +80,18 @@ pub fn log(level: LogLevel, message: &str) {
     unit::log(level, message);
 }
 
+pub fn action_set_results(results: &[(String, String)]) -> Result<(), String> {
+    unit::action_set_results(results)
+}
+
+pub fn action_log(message: &str) -> Result<(), String> {
+    unit::action_log(message)
+}
+
+pub fn action_fail(message: &str) -> Result<(), String> {
+    unit::action_fail(message)
+}
+
 /// An open container resource.
 pub struct ContainerHandle(pebble::Container);
 

@@ -53,6 +53,19 @@ pub struct UnitContext {
     pub stored: BTreeMap<String, Vec<u8>>,
     /// Runtime used to wait on supervisor changes from host calls.
     pub handle: Option<tokio::runtime::Handle>,
+    /// What the running action reported, when the event is an action.
+    pub action: Option<ActionReport>,
+}
+
+/// What a charm reports about the action it handles.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActionReport {
+    /// Results set with `action-set-results`.
+    pub results: BTreeMap<String, String>,
+    /// Messages of `action-log`, with their times.
+    pub log: Vec<(String, String)>,
+    /// The message of `action-fail`.
+    pub failed: Option<String>,
 }
 
 /// Per-event store data.
@@ -256,6 +269,24 @@ impl unit::Host for StoreState {
 
     fn state_keys(&mut self) -> Vec<String> {
         self.ctx.stored.keys().cloned().collect()
+    }
+
+    fn action_set_results(&mut self, results: Vec<(String, String)>) -> Result<(), String> {
+        let a = self.ctx.action.as_mut().ok_or("not running an action")?;
+        a.results.extend(results);
+        Ok(())
+    }
+
+    fn action_log(&mut self, message: String) -> Result<(), String> {
+        let a = self.ctx.action.as_mut().ok_or("not running an action")?;
+        a.log.push((crate::now(), message));
+        Ok(())
+    }
+
+    fn action_fail(&mut self, message: String) -> Result<(), String> {
+        let a = self.ctx.action.as_mut().ok_or("not running an action")?;
+        a.failed = Some(message);
+        Ok(())
     }
 
     fn log(&mut self, level: wit::LogLevel, message: String) {

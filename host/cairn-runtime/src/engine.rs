@@ -349,6 +349,7 @@ mod tests {
             leader: true,
             stored: BTreeMap::new(),
             handle: None,
+            action: None,
         }
     }
 

@@ -158,6 +158,7 @@ struct HostInner {
     config: HostConfig,
     runtime: Arc<Runtime>,
     apps: tokio::sync::Mutex<BTreeMap<String, AppEntry>>,
+    actions: Arc<crate::actions::ActionStore>,
 }
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> RuntimeError {
@@ -204,11 +205,15 @@ impl Host {
         let runtime = tokio::task::spawn_blocking(move || Runtime::new(rt_config))
             .await
             .map_err(|e| RuntimeError::Engine(e.to_string()))??;
+        let actions = Arc::new(crate::actions::ActionStore::open(
+            config.dir.join("actions"),
+        )?);
         let host = Host {
             inner: Arc::new(HostInner {
                 config,
                 runtime: Arc::new(runtime),
                 apps: tokio::sync::Mutex::new(BTreeMap::new()),
+                actions,
             }),
         };
         host.restore().await?;
@@ -360,6 +365,7 @@ impl Host {
             app: app.view.clone(),
             retry_base: self.inner.config.retry_base,
             retry_max: self.inner.config.retry_max,
+            actions: self.inner.actions.clone(),
         });
         shared.save();
         let task = tokio::spawn(unit::run_actor(shared.clone(), self.inner.runtime.clone()));
@@ -633,6 +639,42 @@ impl Host {
         let rec = shared.record.lock().unwrap();
         let skip = n.map_or(0, |n| rec.history.len().saturating_sub(n));
         Ok(rec.history.iter().skip(skip).cloned().collect())
+    }
+
+    /// Queues an action on a unit after checking its parameters against the charm's
+    /// `actions:` schema (a bad parameter is refused before the charm runs).
+    pub async fn run_action(
+        &self,
+        unit: &str,
+        action: &str,
+        settings: &[(String, String)],
+    ) -> Result<crate::ActionRecord, RuntimeError> {
+        let apps = self.inner.apps.lock().await;
+        let shared = find_unit(&apps, unit)?;
+        let app = unit.split_once('/').map(|(a, _)| a).unwrap_or(unit);
+        let meta = &apps[app].record.meta;
+        let params = crate::actions::validate_params(meta, action, settings)?;
+        let rec = self.inner.actions.create(unit, action, params.clone())?;
+        shared.enqueue(Event::Action {
+            id: rec.id.clone(),
+            name: action.to_string(),
+            params_json: params.to_string(),
+        });
+        Ok(rec)
+    }
+
+    /// An action run's record.
+    pub fn show_action(&self, id: &str) -> Result<crate::ActionRecord, RuntimeError> {
+        self.inner.actions.get(id)
+    }
+
+    /// Waits (up to `timeout`) for an action run to finish; returns its record.
+    pub async fn wait_action(
+        &self,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<crate::ActionRecord, RuntimeError> {
+        self.inner.actions.wait(id, timeout).await
     }
 
     /// A unit's container supervisor (`app/N`, container name).

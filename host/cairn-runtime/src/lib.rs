@@ -7,6 +7,7 @@
 //! against a unit's own context and containers. [`host::Host`] is the model: apps, units,
 //! one actor per unit delivering events one at a time (design §4).
 
+pub mod actions;
 pub mod bindings;
 pub mod charm;
 pub mod engine;
@@ -14,6 +15,7 @@ pub mod host;
 pub mod types;
 pub mod unit;
 
+pub use actions::ActionRecord;
 pub use bindings::UnitContext;
 pub use engine::{Charm, Dispatched, Runtime, RuntimeConfig};
 pub use host::{Host, HostConfig, StatusReport};

@@ -87,6 +87,7 @@ pub(crate) struct UnitShared {
     pub(crate) app: Arc<Mutex<AppView>>,
     pub(crate) retry_base: Duration,
     pub(crate) retry_max: Duration,
+    pub(crate) actions: Arc<crate::actions::ActionStore>,
 }
 
 impl UnitShared {
@@ -228,9 +229,28 @@ async fn deliver(
                 leader: rec.leader,
                 stored: rec.stored.clone(),
                 handle: Some(tokio::runtime::Handle::current()),
+                action: None,
             },
             app.charm.clone(),
         )
+    };
+    let mut ctx = ctx;
+    // An action run: mark it running; the charm's report goes into its record.
+    let mut action = match event {
+        Event::Action { id, .. } => match unit.actions.get(id) {
+            Ok(mut a) => {
+                a.status = "running".into();
+                a.started = crate::now();
+                let _ = unit.actions.save(&a);
+                ctx.action = Some(crate::bindings::ActionReport::default());
+                Some(a)
+            }
+            Err(e) => {
+                tracing::warn!("action {id} has no record: {e}");
+                None
+            }
+        },
+        _ => None,
     };
     let rt = runtime.clone();
     let ev = event.clone();
@@ -243,6 +263,26 @@ async fn deliver(
         }
     };
     unit.append_log(&done.logs);
+    if let Some(a) = action.as_mut() {
+        let report = done.ctx.action.clone().unwrap_or_default();
+        a.results = report.results;
+        a.log = report.log;
+        a.completed = crate::now();
+        match (&done.outcome, report.failed) {
+            (Ok(_), None) => a.status = "completed".into(),
+            (Ok(_), Some(msg)) => {
+                a.status = "failed".into();
+                a.message = msg;
+            }
+            (Err(msg), _) => {
+                a.status = "failed".into();
+                a.message = msg.clone();
+            }
+        }
+        if let Err(e) = unit.actions.save(a) {
+            tracing::error!("cannot record action {}: {e}", a.id);
+        }
+    }
     let name = event.name();
     let entry = |outcome: String| HistoryEntry {
         time: crate::now(),
@@ -263,6 +303,12 @@ async fn deliver(
                 "deferred"
             };
             (Ok(*o), entry(label.into()))
+        }
+        // A failing action fails that run only, as in Juju: the unit is not in error and
+        // the action is not retried.
+        Err(msg) if action.is_some() => {
+            tracing::warn!("{}: {name} failed: {msg}", rec.name);
+            (Ok(Outcome::Handled), entry(format!("error: {msg}")))
         }
         Err(msg) => {
             tracing::warn!("{}: {name} failed: {msg}", rec.name);

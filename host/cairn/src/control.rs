@@ -33,6 +33,15 @@ pub enum Request {
     Events { unit: String, n: Option<usize> },
     /// Remove an app.
     Remove { app: String },
+    /// Queue an action on a unit; with `wait`, reply when it has finished.
+    RunAction {
+        unit: String,
+        action: String,
+        params: Vec<(String, String)>,
+        wait: Option<u64>,
+    },
+    /// An action run's record.
+    ShowAction { id: String },
 }
 
 /// The daemon's reply.

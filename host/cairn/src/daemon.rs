@@ -115,5 +115,22 @@ async fn handle(host: &Host, req: Request) -> Result<serde_json::Value> {
             host.remove(&app).await?;
             serde_json::json!({ "removed": app })
         }
+        Request::RunAction {
+            unit,
+            action,
+            params,
+            wait,
+        } => {
+            let rec = host.run_action(&unit, &action, &params).await?;
+            let rec = match wait {
+                Some(secs) => {
+                    host.wait_action(&rec.id, std::time::Duration::from_secs(secs))
+                        .await?
+                }
+                None => rec,
+            };
+            serde_json::to_value(rec)?
+        }
+        Request::ShowAction { id } => serde_json::to_value(host.show_action(&id)?)?,
     })
 }

@@ -95,6 +95,29 @@ enum Command {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// Run an action on a unit: `cairn run-action db/0 backup target=/x --wait`.
+    RunAction {
+        /// The unit, such as db/0.
+        unit: String,
+        /// The action's name.
+        action: String,
+        /// Parameters key=value, typed by the action's schema.
+        params: Vec<String>,
+        /// Wait for the result (up to this many seconds with a value; default 300).
+        #[arg(long, num_args = 0..=1, default_missing_value = "300", value_name = "SECONDS")]
+        wait: Option<u64>,
+        /// Output format.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Show an action run: status, results, log, failure.
+    ShowAction {
+        /// The action run's id.
+        id: String,
+        /// Output format.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Remove an application: stop and remove its units, stop their services.
     Remove {
         /// The application.
@@ -137,6 +160,19 @@ enum PebbleCommand {
     },
     #[command(flatten)]
     Client(pebble::ClientCommand),
+}
+
+/// Prints an action run; a failed run is an error (exit code 1) after it is shown.
+fn show_action(rec: &cairn_runtime::ActionRecord, format: &str) -> Result<()> {
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(rec)?);
+    } else {
+        print!("{}", output::action_text(rec));
+    }
+    if rec.status == "failed" {
+        bail!("action {} failed: {}", rec.id, rec.message);
+    }
+    Ok(())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -321,6 +357,42 @@ async fn dispatch_host(dir: PathBuf, command: Command, run_args: Vec<Vec<String>
             control::call(&dir, &Request::Remove { app: app.clone() }).await?;
             println!("Removed {app}");
             Ok(())
+        }
+        Command::RunAction {
+            unit,
+            action,
+            params,
+            wait,
+            format,
+        } => {
+            let v = control::call(
+                &dir,
+                &Request::RunAction {
+                    unit: unit.clone(),
+                    action,
+                    params: split_kv(&params)?,
+                    wait,
+                },
+            )
+            .await?;
+            let rec: cairn_runtime::ActionRecord = serde_json::from_value(v.clone())?;
+            if wait.is_none() {
+                if format == "json" {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    println!(
+                        "Action {} queued on {unit}; see it with: cairn show-action {}",
+                        rec.id, rec.id
+                    );
+                }
+                return Ok(());
+            }
+            show_action(&rec, &format)
+        }
+        Command::ShowAction { id, format } => {
+            let v = control::call(&dir, &Request::ShowAction { id }).await?;
+            let rec: cairn_runtime::ActionRecord = serde_json::from_value(v)?;
+            show_action(&rec, &format)
         }
         Command::Demo { keep } => demo::run(keep).await,
         Command::Container(_)

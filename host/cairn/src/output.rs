@@ -191,3 +191,44 @@ mod tests {
         assert_eq!(super::format_us(2_500_000), "2.50s");
     }
 }
+
+/// An action run as YAML-like text: id, unit, action, status, message, results, log,
+/// times.
+pub fn action_text(rec: &cairn_runtime::ActionRecord) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let _ = writeln!(out, "id: {}", q(&rec.id));
+    let _ = writeln!(out, "unit: {}", rec.unit);
+    let _ = writeln!(out, "action: {}", rec.action);
+    let _ = writeln!(out, "status: {}", rec.status);
+    if !rec.message.is_empty() {
+        let _ = writeln!(out, "message: {}", q(&rec.message));
+    }
+    if let Some(p) = rec.params.as_object().filter(|p| !p.is_empty()) {
+        let _ = writeln!(out, "params:");
+        for (k, v) in p {
+            let _ = writeln!(out, "  {k}: {v}");
+        }
+    }
+    if !rec.results.is_empty() {
+        let _ = writeln!(out, "results:");
+        for (k, v) in &rec.results {
+            let _ = writeln!(out, "  {k}: {}", q(v));
+        }
+    }
+    if !rec.log.is_empty() {
+        let _ = writeln!(out, "log:");
+        for (t, m) in &rec.log {
+            let _ = writeln!(out, "- {t} {m}");
+        }
+    }
+    let _ = writeln!(out, "enqueued: {}", rec.enqueued);
+    if !rec.started.is_empty() {
+        let _ = writeln!(out, "started: {}", rec.started);
+    }
+    if !rec.completed.is_empty() {
+        let _ = writeln!(out, "completed: {}", rec.completed);
+    }
+    out
+}

@@ -246,6 +246,24 @@ impl Charm for Misbehave {
         self.act(ctx, &mode)
     }
 
+    fn on_action(&mut self, _ctx: &mut Context, action: ActionEvent) -> Result<()> {
+        match action.name.as_str() {
+            "echo" => {
+                let message: String = action.param("message")?.unwrap_or_default();
+                let times: usize = action.param("times")?.unwrap_or(1);
+                action.log(format!("echoing {times} time(s)"))?;
+                action.set_results(&[
+                    ("echo", message.repeat(times)),
+                    ("times", times.to_string()),
+                ])?;
+                Ok(())
+            }
+            "fail" => action.fail("asked to fail"),
+            "crash" => panic!("misbehave: crash requested"),
+            other => Err(Error::msg(format!("unknown action {other:?}"))),
+        }
+    }
+
     fn on_update_status(&mut self, ctx: &mut Context) -> Result<()> {
         // The trivial event of the dispatch benchmark: in `ok` mode, one config read.
         let mode = Self::mode(ctx);
@@ -265,6 +283,20 @@ mod tests {
 
     fn harness() -> Harness<Misbehave> {
         Harness::from_charmcraft(include_str!("../charmcraft.yaml")).unwrap()
+    }
+
+    #[test]
+    fn actions_report_results_and_failures() {
+        let mut h = harness();
+        h.deploy().unwrap();
+        let out = h
+            .run_action("echo", r#"{"message":"hi","times":2}"#)
+            .unwrap();
+        assert_eq!(out.results["echo"], "hihi");
+        assert_eq!(out.log, ["echoing 2 time(s)"]);
+        assert_eq!(out.failed, None);
+        let out = h.run_action("fail", "{}").unwrap();
+        assert_eq!(out.failed.as_deref(), Some("asked to fail"));
     }
 
     #[test]

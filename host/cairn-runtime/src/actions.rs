@@ -1,0 +1,319 @@
+//! Actions: what an operator asks a unit's charm to do now (`cairn run-action web/0
+//! backup k=v`).
+//!
+//! `charmcraft.yaml` `actions:` declares each action with a JSON-schema `params` object;
+//! parameters given as `key=value` are typed by that schema (`string`, `integer`,
+//! `number`, `boolean`, or JSON for `array`/`object`), checked (`required`,
+//! `additionalProperties: false`, enums) and completed with defaults before the charm
+//! runs. Every run is a record persisted under `<state>/actions/<id>.json`: pending,
+//! running, then completed or failed, with the results, log messages and failure
+//! message the charm reported.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::RuntimeError;
+use crate::charm::CharmMeta;
+
+/// One action run, as `cairn show-action` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ActionRecord {
+    /// Increasing integer, as a string.
+    pub id: String,
+    /// The unit, such as `db/0`.
+    pub unit: String,
+    /// The action's name.
+    pub action: String,
+    /// Parameters after validation and defaults.
+    pub params: Value,
+    /// `pending`, `running`, `completed` or `failed`.
+    pub status: String,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Results the charm set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub results: BTreeMap<String, String>,
+    /// Progress messages the charm logged: (time, message).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<(String, String)>,
+    /// When it was queued, started and finished (RFC 3339).
+    pub enqueued: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub started: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub completed: String,
+}
+
+impl ActionRecord {
+    /// Whether it has finished.
+    pub fn done(&self) -> bool {
+        matches!(self.status.as_str(), "completed" | "failed")
+    }
+}
+
+/// The host's action records.
+pub(crate) struct ActionStore {
+    dir: PathBuf,
+    next: Mutex<u64>,
+    changed: watch::Sender<u64>,
+}
+
+impl ActionStore {
+    /// Opens `<state>/actions`, continuing its numbering.
+    pub(crate) fn open(dir: PathBuf) -> Result<Self, RuntimeError> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError::State(format!("cannot create {}: {e}", dir.display())))?;
+        let last = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()?
+                            .strip_suffix(".json")?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        Ok(ActionStore {
+            dir,
+            next: Mutex::new(last + 1),
+            changed: watch::channel(0).0,
+        })
+    }
+
+    /// Records a new pending run.
+    pub(crate) fn create(
+        &self,
+        unit: &str,
+        action: &str,
+        params: Value,
+    ) -> Result<ActionRecord, RuntimeError> {
+        let id = {
+            let mut n = self.next.lock().unwrap();
+            let id = *n;
+            *n += 1;
+            id
+        };
+        let rec = ActionRecord {
+            id: id.to_string(),
+            unit: unit.to_string(),
+            action: action.to_string(),
+            params,
+            status: "pending".into(),
+            message: String::new(),
+            results: BTreeMap::new(),
+            log: Vec::new(),
+            enqueued: crate::now(),
+            started: String::new(),
+            completed: String::new(),
+        };
+        self.save(&rec)?;
+        Ok(rec)
+    }
+
+    /// Replaces a record (atomically) and wakes waiters.
+    pub(crate) fn save(&self, rec: &ActionRecord) -> Result<(), RuntimeError> {
+        let path = self.dir.join(format!("{}.json", rec.id));
+        let data =
+            serde_json::to_vec_pretty(rec).map_err(|e| RuntimeError::State(e.to_string()))?;
+        cairn_supervisor::persist::atomic_write(&path, &data)
+            .map_err(|e| RuntimeError::State(format!("cannot write {}: {e}", path.display())))?;
+        self.changed.send_modify(|v| *v += 1);
+        Ok(())
+    }
+
+    /// The record of run `id`.
+    pub(crate) fn get(&self, id: &str) -> Result<ActionRecord, RuntimeError> {
+        let not_found = || RuntimeError::NotFound(format!("action {id:?} not found"));
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(not_found());
+        }
+        let data = std::fs::read(self.dir.join(format!("{id}.json"))).map_err(|_| not_found())?;
+        serde_json::from_slice(&data).map_err(|e| RuntimeError::State(e.to_string()))
+    }
+
+    /// Waits until run `id` has finished (or `timeout` passes); returns its record.
+    pub(crate) async fn wait(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<ActionRecord, RuntimeError> {
+        let mut rx = self.changed.subscribe();
+        let wait = async {
+            loop {
+                let rec = self.get(id)?;
+                if rec.done() {
+                    return Ok(rec);
+                }
+                if rx.changed().await.is_err() {
+                    return Ok(rec);
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(r) => r,
+            Err(_) => self.get(id),
+        }
+    }
+}
+
+/// Types `key=value` settings by the action's params schema, checks them and applies
+/// defaults; returns the parameters as a JSON object.
+pub fn validate_params(
+    meta: &CharmMeta,
+    action: &str,
+    settings: &[(String, String)],
+) -> Result<Value, RuntimeError> {
+    let Some(spec) = meta.actions.get(action) else {
+        let known: Vec<&str> = meta.actions.keys().map(String::as_str).collect();
+        return Err(RuntimeError::Config(format!(
+            "action {action:?} not defined by charm {:?} (it has: {})",
+            meta.name,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    let spec: Value = serde_json::to_value(spec).unwrap_or(Value::Null);
+    let props = spec["params"].as_object().cloned().unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    let bad = |msg: String| {
+        RuntimeError::Config(format!("invalid parameters for action {action:?}: {msg}"))
+    };
+    for (k, raw) in settings {
+        let Some(schema) = props.get(k) else {
+            if spec["additionalProperties"] == Value::Bool(false) {
+                return Err(bad(format!("unknown parameter {k:?}")));
+            }
+            out.insert(k.clone(), Value::String(raw.clone()));
+            continue;
+        };
+        let kind = schema["type"].as_str().unwrap_or("string");
+        let v = match kind {
+            "string" => Value::String(raw.clone()),
+            "integer" => raw
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| bad(format!("{k}: expected integer, got {raw:?}")))?,
+            "number" => raw
+                .parse::<f64>()
+                .ok()
+                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+                .ok_or_else(|| bad(format!("{k}: expected number, got {raw:?}")))?,
+            "boolean" => match raw.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => return Err(bad(format!("{k}: expected boolean, got {raw:?}"))),
+            },
+            "array" | "object" => {
+                let v: Value = serde_json::from_str(raw)
+                    .map_err(|_| bad(format!("{k}: expected {kind} as JSON, got {raw:?}")))?;
+                let ok = if kind == "array" {
+                    v.is_array()
+                } else {
+                    v.is_object()
+                };
+                if !ok {
+                    return Err(bad(format!("{k}: expected {kind}, got {raw:?}")));
+                }
+                v
+            }
+            other => {
+                return Err(bad(format!(
+                    "{k}: unsupported type {other:?} in the schema"
+                )));
+            }
+        };
+        if let Some(allowed) = schema["enum"].as_array()
+            && !allowed.contains(&v)
+        {
+            return Err(bad(format!(
+                "{k}: {v} is not one of {}",
+                Value::Array(allowed.clone())
+            )));
+        }
+        out.insert(k.clone(), v);
+    }
+    for (k, schema) in &props {
+        if !out.contains_key(k)
+            && let Some(d) = schema.get("default")
+        {
+            out.insert(k.clone(), d.clone());
+        }
+    }
+    for r in spec["required"].as_array().into_iter().flatten() {
+        if let Some(name) = r.as_str()
+            && !out.contains_key(name)
+        {
+            return Err(bad(format!("missing required parameter {name:?}")));
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> CharmMeta {
+        CharmMeta::parse(
+            "name: db\nactions:\n  backup:\n    description: x\n    params:\n      target:\n        type: string\n      level:\n        type: integer\n        default: 3\n      fast:\n        type: boolean\n      mode:\n        type: string\n        enum: [full, incr]\n    required: [target]\n    additionalProperties: false\n",
+        )
+        .unwrap()
+    }
+
+    fn kv(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn params_are_typed_checked_and_defaulted() {
+        let m = meta();
+        let p = validate_params(&m, "backup", &kv(&[("target", "/x"), ("fast", "true")])).unwrap();
+        assert_eq!(
+            p,
+            serde_json::json!({"target": "/x", "fast": true, "level": 3})
+        );
+        let e = |items: &[(&str, &str)]| {
+            validate_params(&m, "backup", &kv(items))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e(&[("target", "/x"), ("level", "high")]),
+            "invalid parameters for action \"backup\": level: expected integer, got \"high\""
+        );
+        assert_eq!(
+            e(&[]),
+            "invalid parameters for action \"backup\": missing required parameter \"target\""
+        );
+        assert_eq!(
+            e(&[("target", "/x"), ("extra", "1")]),
+            "invalid parameters for action \"backup\": unknown parameter \"extra\""
+        );
+        assert_eq!(
+            e(&[("target", "/x"), ("mode", "half")]),
+            "invalid parameters for action \"backup\": mode: \"half\" is not one of [\"full\",\"incr\"]"
+        );
+        assert_eq!(
+            validate_params(&m, "restore", &[]).unwrap_err().to_string(),
+            "action \"restore\" not defined by charm \"db\" (it has: backup)"
+        );
+    }
+}
