@@ -23,6 +23,7 @@ fn ctx() -> UnitContext {
         leader: true,
         stored: BTreeMap::new(),
         handle: None,
+        action: None,
     }
 }
 

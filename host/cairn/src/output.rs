@@ -161,37 +161,6 @@ pub fn print_config(v: &serde_json::Value) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn table_aligns_columns() {
-        let t = super::table(&[
-            vec!["a".into(), "bb".into()],
-            vec!["ccc".into(), "d".into()],
-        ]);
-        assert_eq!(t, "a    bb\nccc  d\n");
-    }
-
-    #[test]
-    fn times_are_cut_to_milliseconds() {
-        assert_eq!(
-            super::short_time("2026-11-22T13:52:21.690867358Z"),
-            "2026-11-22T13:52:21.690Z"
-        );
-        assert_eq!(
-            super::short_time("2026-11-22T13:52:21Z"),
-            "2026-11-22T13:52:21Z"
-        );
-    }
-
-    #[test]
-    fn durations_are_readable() {
-        assert_eq!(super::format_us(12), "12µs");
-        assert_eq!(super::format_us(1500), "1.5ms");
-        assert_eq!(super::format_us(2_500_000), "2.50s");
-    }
-}
-
 /// An action run as YAML-like text: id, unit, action, status, message, results, log,
 /// times.
 pub fn action_text(rec: &cairn_runtime::ActionRecord) -> String {
@@ -231,4 +200,35 @@ pub fn action_text(rec: &cairn_runtime::ActionRecord) -> String {
         let _ = writeln!(out, "completed: {}", rec.completed);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_aligns_columns() {
+        let t = super::table(&[
+            vec!["a".into(), "bb".into()],
+            vec!["ccc".into(), "d".into()],
+        ]);
+        assert_eq!(t, "a    bb\nccc  d\n");
+    }
+
+    #[test]
+    fn times_are_cut_to_milliseconds() {
+        assert_eq!(
+            super::short_time("2026-11-22T13:52:21.690867358Z"),
+            "2026-11-22T13:52:21.690Z"
+        );
+        assert_eq!(
+            super::short_time("2026-11-22T13:52:21Z"),
+            "2026-11-22T13:52:21Z"
+        );
+    }
+
+    #[test]
+    fn durations_are_readable() {
+        assert_eq!(super::format_us(12), "12µs");
+        assert_eq!(super::format_us(1500), "1.5ms");
+        assert_eq!(super::format_us(2_500_000), "2.50s");
+    }
 }
