@@ -263,7 +263,9 @@ fn sup_error(e: SupervisorError) -> Reply {
         }
         SupervisorError::NotFound(m) => Reply::not_found(m),
         SupervisorError::Timeout(m) => Reply::error(504, "", m),
-        SupervisorError::Io { .. } => Reply::server_error(e.to_string()),
+        SupervisorError::Io { .. } | SupervisorError::Internal(_) => {
+            Reply::server_error(e.to_string())
+        }
         other => Reply::bad_request(other.to_string()),
     }
 }

@@ -330,7 +330,9 @@ fn api_error(e: SupervisorError) -> pebble::Error {
         SupervisorError::Timeout(m) => return pebble::Error::Timeout(m.clone()),
         SupervisorError::NotFound(_) => (404, "Not Found", ""),
         SupervisorError::NoDefaultServices => (400, "Bad Request", "no-default-services"),
-        SupervisorError::Io { .. } => (500, "Internal Server Error", ""),
+        SupervisorError::Io { .. } | SupervisorError::Internal(_) => {
+            (500, "Internal Server Error", "")
+        }
         _ => (400, "Bad Request", ""),
     };
     pebble::Error::Api(pebble::ApiError {

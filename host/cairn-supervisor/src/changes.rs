@@ -310,6 +310,11 @@ impl ChangeBook {
         self.observe(change_id);
     }
 
+    /// A task's kind.
+    pub fn task_kind(&self, id: u64) -> Option<String> {
+        self.tasks.get(&id).map(|t| t.kind.clone())
+    }
+
     /// A task's status.
     pub fn task_status(&self, id: u64) -> Option<Status> {
         self.tasks.get(&id).map(|t| t.status)

@@ -124,7 +124,7 @@ pub(crate) fn merged(plan: &Plan, check: &Check) -> Check {
 }
 
 /// Go's lowercase rendering of an OS error (`connection refused`).
-fn os_error(e: &std::io::Error) -> String {
+pub(crate) fn os_error(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(code) => {
             let desc = nix::errno::Errno::from_raw(code).desc();

@@ -11,6 +11,7 @@
 
 pub mod changes;
 pub mod checks;
+pub mod exec;
 pub mod files;
 pub mod groups;
 pub mod logs;
@@ -54,6 +55,9 @@ pub enum SupervisorError {
     /// Waiting timed out (HTTP 504).
     #[error("{0}")]
     Timeout(String),
+    /// The supervisor could not do what was asked (HTTP 500).
+    #[error("{0}")]
+    Internal(String),
     /// A layer was rejected.
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -121,6 +125,8 @@ struct Inner {
     services: Arc<services::ServiceManager>,
     checks: checks::CheckManager,
     notices: Mutex<notices::NoticeBook>,
+    /// Execs waiting for (or running with) their I/O, by task id.
+    execs: Mutex<std::collections::HashMap<u64, exec::Pending>>,
     /// Bumped when a notice is added or repeated (wakes long-polls).
     notices_version: watch::Sender<u64>,
     /// Wakes the background saver: bursts of change updates become one write.
@@ -179,6 +185,7 @@ impl Supervisor {
                 dirty: Arc::new(tokio::sync::Notify::new()),
                 checks: checks::CheckManager::default(),
                 notices: Mutex::new(state.notices),
+                execs: Mutex::new(std::collections::HashMap::new()),
                 notices_version: watch::channel(0).0,
             }),
         };
@@ -597,6 +604,96 @@ impl Supervisor {
         self.inner.refresh_check(name).await
     }
 
+    /// Starts an exec (`POST /v1/exec`): an `exec` change whose task runs the command once
+    /// its I/O is connected with [`Supervisor::exec_connect`].
+    pub fn exec(&self, mut args: exec::ExecArgs) -> Result<exec::ExecStarted, SupervisorError> {
+        let Some(program) = args.command.first().cloned() else {
+            return Err(SupervisorError::BadRequest("must specify command".into()));
+        };
+        // As Pebble (Go's exec.LookPath at request time): argv0 is resolved on the
+        // supervisor's own PATH.
+        let own_path = std::env::var("PATH").unwrap_or_default();
+        let Some(resolved) = exec::look_path(&program, &own_path) else {
+            return Err(SupervisorError::BadRequest(format!(
+                "cannot find executable {program:?}"
+            )));
+        };
+        let (env, dir) = exec::resolve(&args, &self.inner.services.env)
+            .map_err(|e| SupervisorError::Internal(format!("cannot call exec: {e}")))?;
+        args.command[0] = resolved;
+        let summary = format!("Execute command {program:?}");
+        let (change, task) = {
+            let mut book = self.inner.book.lock().unwrap();
+            let (id, tids) = book.new_change("exec", &summary, &[("exec".into(), summary.clone())]);
+            book.set_task_status(tids[0], Status::Doing);
+            (id, tids[0])
+        };
+        self.inner.changed();
+        let (pending, ends) = exec::channels(args.split_stderr);
+        self.inner.execs.lock().unwrap().insert(task, pending);
+        let inner = self.inner.clone();
+        let (env2, dir2) = (env.clone(), dir.clone());
+        tokio::spawn(async move {
+            let done = exec::run(args, env2, dir2, task, ends).await;
+            inner.execs.lock().unwrap().remove(&task);
+            {
+                let mut book = inner.book.lock().unwrap();
+                book.set_task_data(task, "exit-code", done.exit_code.into());
+                match done.error {
+                    Some(e) => {
+                        book.task_error(task, &e);
+                        book.set_task_status(task, Status::Error);
+                    }
+                    None => book.set_task_status(task, Status::Done),
+                }
+            }
+            inner.changed();
+        });
+        Ok(exec::ExecStarted {
+            change_id: change.to_string(),
+            task_id: task.to_string(),
+            environment: env,
+            working_dir: dir,
+        })
+    }
+
+    /// Connects one I/O endpoint (`stdio`, `stderr`, `control`) of a running exec task.
+    pub fn exec_connect(&self, task_id: &str, id: &str) -> Result<exec::Endpoint, SupervisorError> {
+        let tid: u64 = task_id.parse().unwrap_or(0);
+        let kind = {
+            let book = self.inner.book.lock().unwrap();
+            book.task_kind(tid)
+        };
+        match kind.as_deref() {
+            None => {
+                return Err(SupervisorError::NotFound(format!(
+                    "cannot find task {task_id:?}"
+                )));
+            }
+            Some("exec") => {}
+            Some(other) => {
+                return Err(SupervisorError::BadRequest(format!(
+                    "{other:?} tasks do not have websockets"
+                )));
+            }
+        }
+        let mut execs = self.inner.execs.lock().unwrap();
+        let Some(p) = execs.get_mut(&tid) else {
+            return Err(SupervisorError::NotFound(format!(
+                "cannot find {id} websocket for task {task_id:?}"
+            )));
+        };
+        p.connect(id).map_err(|e| {
+            if e.ends_with("not found") {
+                SupervisorError::NotFound(format!(
+                    "cannot find {id} websocket for task {task_id:?}"
+                ))
+            } else {
+                SupervisorError::BadRequest(e)
+            }
+        })
+    }
+
     /// Records a `custom` notice for `user_id` (`POST /v1/notices`, `pebble notify`), with
     /// Pebble's key and data checks; returns the notice's id.
     pub fn notify(
@@ -949,6 +1046,8 @@ impl Inner {
 mod tests;
 #[cfg(test)]
 mod tests_checks;
+#[cfg(test)]
+mod tests_exec;
 
 /// Waits until process group `pgid` has `n` live members; returns them.
 #[cfg(test)]

@@ -1,0 +1,516 @@
+//! Pebble's command manager (`cmdstate`): one-off commands run in a container.
+//!
+//! [`Supervisor::exec`](crate::Supervisor::exec) resolves the environment and working
+//! directory as Pebble does (the supervisor's environment, then the service context and
+//! overrides; HOME and USER looked up for the target user; default PATH and LANG), creates
+//! an `exec` change with one task and returns. The command starts once its I/O is
+//! connected ([`Supervisor::exec_connect`](crate::Supervisor::exec_connect) for `stdio`
+//! and, with `split-stderr`, `stderr`; `control` is optional), at most 5 s later. Output
+//! and input flow through bounded channels that the API bridges to websockets. The task
+//! records the exit code (128 + the signal for a killed command) in its `exit-code` data;
+//! a timeout kills the command and fails the task with Pebble's "timed out" text.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::users;
+
+/// How long the I/O may take to connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Output chunk size.
+const CHUNK: usize = 32 * 1024;
+
+/// What to run, as `POST /v1/exec` asks it (service context already merged).
+#[derive(Clone, Debug, Default)]
+pub struct ExecArgs {
+    /// The command and its arguments; the first is looked up on PATH.
+    pub command: Vec<String>,
+    /// Environment overrides on top of the supervisor's environment.
+    pub environment: BTreeMap<String, String>,
+    /// Working directory; default HOME, else `/`.
+    pub working_dir: String,
+    /// Kill the command after this long.
+    pub timeout: Option<Duration>,
+    /// Run as this user.
+    pub user_id: Option<u32>,
+    /// Run as this group.
+    pub group_id: Option<u32>,
+    /// Run in a pseudo-terminal (stdout and stderr merged).
+    pub terminal: bool,
+    /// Forward stdin to the terminal (needs `terminal`).
+    pub interactive: bool,
+    /// Keep stderr apart from stdout.
+    pub split_stderr: bool,
+    /// Initial terminal size.
+    pub width: u16,
+    /// Initial terminal size.
+    pub height: u16,
+}
+
+/// What the API reports about a started exec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecStarted {
+    /// The `exec` change.
+    pub change_id: String,
+    /// Its task (websockets are addressed by it).
+    pub task_id: String,
+    /// The environment the command gets.
+    pub environment: BTreeMap<String, String>,
+    /// The directory it runs in.
+    pub working_dir: String,
+}
+
+/// Input to the command.
+#[derive(Debug)]
+pub enum Stdin {
+    /// Bytes to write.
+    Data(Bytes),
+    /// End of input (the pipe is closed).
+    End,
+}
+
+/// A control message (`control` websocket).
+#[derive(Debug)]
+pub enum Control {
+    /// Resize the terminal.
+    Resize { width: u16, height: u16 },
+    /// Send a signal (by name, such as `SIGINT`) to the command.
+    Signal(String),
+    /// The control connection broke: kill the command.
+    Kill,
+}
+
+/// One connected endpoint of an exec.
+pub enum Endpoint {
+    /// `stdio`: input to the command and its output (merged output without
+    /// `split-stderr`; the terminal's output in terminal mode).
+    Stdio {
+        stdin: mpsc::Sender<Stdin>,
+        stdout: mpsc::Receiver<Bytes>,
+    },
+    /// `stderr`, with `split-stderr`.
+    Stderr(mpsc::Receiver<Bytes>),
+    /// `control`.
+    Control(mpsc::Sender<Control>),
+}
+
+/// The API-facing ends of an exec, handed out once each.
+pub(crate) struct Pending {
+    pub(crate) stdio: Option<(mpsc::Sender<Stdin>, mpsc::Receiver<Bytes>)>,
+    pub(crate) stderr: Option<mpsc::Receiver<Bytes>>,
+    pub(crate) control: Option<mpsc::Sender<Control>>,
+    pub(crate) split: bool,
+    pub(crate) connected: Option<oneshot::Sender<()>>,
+}
+
+/// The process-facing ends, for the runner.
+pub(crate) struct Ends {
+    pub(crate) stdin: mpsc::Receiver<Stdin>,
+    pub(crate) stdout: mpsc::Sender<Bytes>,
+    pub(crate) stderr: Option<mpsc::Sender<Bytes>>,
+    pub(crate) control: mpsc::Receiver<Control>,
+    pub(crate) connected: oneshot::Receiver<()>,
+}
+
+/// Creates the channels of one exec.
+pub(crate) fn channels(split: bool) -> (Pending, Ends) {
+    let (stdin_tx, stdin_rx) = mpsc::channel(16);
+    let (out_tx, out_rx) = mpsc::channel(16);
+    let (err_tx, err_rx) = if split {
+        let (t, r) = mpsc::channel(16);
+        (Some(t), Some(r))
+    } else {
+        (None, None)
+    };
+    let (ctl_tx, ctl_rx) = mpsc::channel(16);
+    let (conn_tx, conn_rx) = oneshot::channel();
+    (
+        Pending {
+            stdio: Some((stdin_tx, out_rx)),
+            stderr: err_rx,
+            control: Some(ctl_tx),
+            split,
+            connected: Some(conn_tx),
+        },
+        Ends {
+            stdin: stdin_rx,
+            stdout: out_tx,
+            stderr: err_tx,
+            control: ctl_rx,
+            connected: conn_rx,
+        },
+    )
+}
+
+impl Pending {
+    /// Hands out endpoint `id` once; fires `connected` when the I/O is complete.
+    pub(crate) fn connect(&mut self, id: &str) -> Result<Endpoint, String> {
+        let ep = match id {
+            "stdio" => {
+                let (stdin, stdout) = self
+                    .stdio
+                    .take()
+                    .ok_or("stdio websocket already connected")?;
+                Endpoint::Stdio { stdin, stdout }
+            }
+            "stderr" if self.split => Endpoint::Stderr(
+                self.stderr
+                    .take()
+                    .ok_or("stderr websocket already connected")?,
+            ),
+            "control" => Endpoint::Control(
+                self.control
+                    .take()
+                    .ok_or("control websocket already connected")?,
+            ),
+            _ => return Err(format!("websocket {id:?} not found")),
+        };
+        if self.stdio.is_none()
+            && (!self.split || self.stderr.is_none())
+            && let Some(c) = self.connected.take()
+        {
+            let _ = c.send(());
+        }
+        Ok(ep)
+    }
+}
+
+/// Pebble's environment and working directory for an exec.
+pub(crate) fn resolve(
+    args: &ExecArgs,
+    base: &[(String, String)],
+) -> Result<(BTreeMap<String, String>, String), String> {
+    if args.interactive && !args.terminal {
+        return Err("cannot use interactive mode without a terminal".into());
+    }
+    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    env.extend(base.iter().cloned());
+    let me = nix::unistd::getuid().as_raw();
+    if args.user_id.is_some_and(|u| u != me) {
+        env.remove("HOME");
+        env.remove("USER");
+    }
+    env.extend(args.environment.clone());
+    env.entry("PATH".into())
+        .or_insert_with(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    if env.get("HOME").is_none_or(|h| h.is_empty()) || env.get("USER").is_none_or(|u| u.is_empty())
+    {
+        let uid = args.user_id.unwrap_or(me);
+        if let Some((home, user)) = users::home_and_name(uid) {
+            if env.get("HOME").is_none_or(|h| h.is_empty()) {
+                env.insert("HOME".into(), home);
+            }
+            if env.get("USER").is_none_or(|u| u.is_empty()) {
+                env.insert("USER".into(), user);
+            }
+        }
+    }
+    env.entry("LANG".into()).or_insert_with(|| "C.UTF-8".into());
+    let (dir, what) = if args.working_dir.is_empty() {
+        match env.get("HOME").filter(|h| !h.is_empty()) {
+            None => return Ok((env, "/".into())),
+            Some(h) => (h.clone(), "home directory"),
+        }
+    } else {
+        (args.working_dir.clone(), "working directory")
+    };
+    match std::fs::metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("{what} {dir:?} does not exist"))
+        }
+        Err(e) => Err(format!("cannot stat {what} {dir:?}: {e}")),
+        Ok(m) if !m.is_dir() => Err(format!("{what} {dir:?} not a directory")),
+        Ok(_) => Ok((env, dir)),
+    }
+}
+
+/// `exec.LookPath`: the program as given if it holds a `/`, else the first executable
+/// match on `path`.
+pub fn look_path(program: &str, path: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return executable(std::path::Path::new(program)).then(|| program.to_string());
+    }
+    path.split(':')
+        .map(|d| std::path::Path::new(if d.is_empty() { "." } else { d }).join(program))
+        .find(|p| executable(p))
+        .map(|p| p.display().to_string())
+}
+
+/// How a run ended: the exit code (or -1) and the task error, if any.
+pub(crate) struct Finished {
+    pub(crate) exit_code: i32,
+    pub(crate) error: Option<String>,
+}
+
+/// Copies a readable fd into a channel until EOF (or the channel closes). Reads run on
+/// tokio's blocking pool, which suits pipes and pty masters alike.
+async fn pump_out(fd: OwnedFd, tx: mpsc::Sender<Bytes>) {
+    use tokio::io::AsyncReadExt;
+    let mut f = tokio::fs::File::from_std(std::fs::File::from(fd));
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match f.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => {
+                if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                    return;
+                }
+            }
+            // A pty master reads EIO once the terminal's last writer is gone.
+            Err(_) => return,
+        }
+    }
+}
+
+/// Copies the channel into a writable fd until `End` (then the fd is closed).
+async fn pump_in(
+    fd: OwnedFd,
+    mut rx: mpsc::Receiver<Stdin>,
+    close_at_end: bool,
+    eof_byte: Option<u8>,
+) {
+    use tokio::io::AsyncWriteExt;
+    let mut f = tokio::fs::File::from_std(std::fs::File::from(fd));
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Stdin::Data(b) => {
+                if f.write_all(&b).await.is_err() {
+                    return;
+                }
+                let _ = f.flush().await;
+            }
+            Stdin::End => {
+                if let Some(b) = eof_byte {
+                    let _ = f.write_all(&[b]).await;
+                    let _ = f.flush().await;
+                }
+                if close_at_end {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Runs the command once its I/O is connected; returns how it ended.
+pub(crate) async fn run(
+    args: ExecArgs,
+    env: BTreeMap<String, String>,
+    dir: String,
+    task: u64,
+    ends: Ends,
+) -> Finished {
+    let Ends {
+        stdin,
+        stdout,
+        stderr,
+        mut control,
+        connected,
+    } = ends;
+    let fail = |msg: String| Finished {
+        exit_code: -1,
+        error: Some(msg),
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connected).await {
+        Ok(Ok(())) => {}
+        _ => {
+            return fail(format!(
+                "exec {task}: timeout waiting for websocket connections: context deadline exceeded"
+            ));
+        }
+    }
+    let mut cmd = std::process::Command::new(&args.command[0]);
+    cmd.args(&args.command[1..])
+        .env_clear()
+        .envs(&env)
+        .current_dir(&dir);
+    if let (Some(uid), Some(gid)) = (args.user_id, args.group_id)
+        && !users::is_current(uid, gid)
+    {
+        cmd.uid(uid).gid(gid);
+    }
+    let interactive_tty = args.terminal && args.interactive;
+    // SAFETY: setsid and TIOCSCTTY are async-signal-safe calls on the child's own state.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if interactive_tty {
+                // stdin is the terminal: make it the controlling one.
+                if nix::libc::ioctl(0, nix::libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut master: Option<OwnedFd> = None;
+    let mut pumps = Vec::new();
+    let stdin_fd: OwnedFd;
+    if args.terminal {
+        let size = nix::pty::Winsize {
+            ws_row: args.height,
+            ws_col: args.width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let size = (args.width > 0 && args.height > 0).then_some(size);
+        let pty = match nix::pty::openpty(size.as_ref(), None) {
+            Ok(p) => p,
+            Err(e) => return fail(format!("cannot open pty: {e}")),
+        };
+        let slave = pty.slave;
+        let clone = |fd: &OwnedFd| fd.try_clone().map(Stdio::from);
+        let (Ok(so), Ok(se)) = (clone(&slave), clone(&slave)) else {
+            return fail("cannot set up pty".into());
+        };
+        cmd.stdout(so);
+        if stderr.is_none() {
+            cmd.stderr(se);
+        }
+        if args.interactive {
+            let Ok(si) = clone(&slave) else {
+                return fail("cannot set up pty".into());
+            };
+            cmd.stdin(si);
+            let Ok(m_in) = pty.master.try_clone() else {
+                return fail("cannot set up pty".into());
+            };
+            stdin_fd = m_in;
+        } else {
+            let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+                Ok(p) => p,
+                Err(e) => return fail(e.to_string()),
+            };
+            cmd.stdin(Stdio::from(r));
+            stdin_fd = w;
+        }
+        let Ok(m_out) = pty.master.try_clone() else {
+            return fail("cannot set up pty".into());
+        };
+        pumps.push(tokio::spawn(pump_out(m_out, stdout)));
+        master = Some(pty.master);
+        drop(slave);
+    } else {
+        let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => return fail(e.to_string()),
+        };
+        cmd.stdin(Stdio::from(r));
+        stdin_fd = w;
+        let (or, ow) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => return fail(e.to_string()),
+        };
+        if stderr.is_none() {
+            let Ok(ow2) = ow.try_clone() else {
+                return fail("cannot set up pipes".into());
+            };
+            cmd.stderr(Stdio::from(ow2));
+        }
+        cmd.stdout(Stdio::from(ow));
+        pumps.push(tokio::spawn(pump_out(or, stdout)));
+    }
+    if let Some(tx) = stderr {
+        let (er, ew) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => p,
+            Err(e) => return fail(e.to_string()),
+        };
+        cmd.stderr(Stdio::from(ew));
+        pumps.push(tokio::spawn(pump_out(er, tx)));
+    }
+    let spawned = crate::reaper::spawn(&mut cmd);
+    drop(cmd);
+    let (child, exit) = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(format!(
+                "fork/exec {}: {}",
+                args.command[0],
+                crate::checks::os_error(&e)
+            ));
+        }
+    };
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let interactive = args.interactive && args.terminal;
+    let stdin_task = tokio::spawn(pump_in(
+        stdin_fd,
+        stdin,
+        !interactive,
+        interactive.then_some(4u8), // VEOF (^D) ends an interactive terminal's input
+    ));
+    let master_fd = master.as_ref().map(|m| m.as_raw_fd());
+    let deadline = async {
+        match args.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    tokio::pin!(exit);
+    let mut timed_out = false;
+    let code = loop {
+        tokio::select! {
+            code = &mut exit => break code.unwrap_or(-1),
+            _ = &mut deadline, if !timed_out => {
+                timed_out = true;
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            msg = control.recv() => match msg {
+                Some(Control::Signal(name)) => match name.parse::<nix::sys::signal::Signal>() {
+                    Ok(sig) => {
+                        tracing::info!("Exec {task}: forwarded signal {name} to PID {pid}");
+                        let _ = nix::sys::signal::kill(pid, sig);
+                    }
+                    Err(_) => tracing::info!("Exec {task}: invalid signal name {name:?}"),
+                },
+                Some(Control::Resize { width, height }) => {
+                    if let Some(fd) = master_fd {
+                        let ws = nix::libc::winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
+                        // SAFETY: TIOCSWINSZ with a valid winsize on an open pty master.
+                        unsafe { nix::libc::ioctl(fd, nix::libc::TIOCSWINSZ, &ws) };
+                    }
+                }
+                Some(Control::Kill) => {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                None => {
+                    // No control connection (or it went away cleanly): keep waiting.
+                    control = mpsc::channel(1).1;
+                }
+            },
+        }
+    };
+    drop(child);
+    stdin_task.abort();
+    // Output is drained before the task ends (the change stays open until then). With a
+    // terminal, the master reads EIO once the last writer is gone.
+    drop(master);
+    for p in pumps {
+        let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
+    }
+    if timed_out {
+        let t = args.timeout.unwrap_or_default();
+        return Finished {
+            exit_code: -1,
+            error: Some(format!(
+                "timed out after {}: context deadline exceeded",
+                cairn_plan::format_duration(t)
+            )),
+        };
+    }
+    // The reaper already reports 128 + signal for a command a signal killed.
+    Finished {
+        exit_code: code,
+        error: None,
+    }
+}

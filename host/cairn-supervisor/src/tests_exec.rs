@@ -1,0 +1,166 @@
+//! Exec on real processes, through the channels the API bridges to websockets (issue 6).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::exec::{Control, Endpoint, ExecArgs, Stdin};
+use crate::{Supervisor, SupervisorOptions};
+
+fn sup(name: &str) -> Supervisor {
+    let d = std::env::temp_dir().join(format!("cairn-exec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let mut o = SupervisorOptions::new(d);
+    o.env
+        .push(("PEBBLE_SOCKET".into(), "/x/.pebble.socket".into()));
+    Supervisor::open(o).unwrap()
+}
+
+fn args(cmd: &[&str]) -> ExecArgs {
+    ExecArgs {
+        command: cmd.iter().map(|s| s.to_string()).collect(),
+        ..ExecArgs::default()
+    }
+}
+
+/// Connects stdio, feeds `input` then end, collects output until the stream ends.
+async fn run_io(s: &Supervisor, task: &str, input: &[u8]) -> Vec<u8> {
+    let Endpoint::Stdio { stdin, mut stdout } = s.exec_connect(task, "stdio").unwrap() else {
+        panic!("not stdio");
+    };
+    if !input.is_empty() {
+        stdin
+            .send(Stdin::Data(Bytes::copy_from_slice(input)))
+            .await
+            .unwrap();
+    }
+    let _ = stdin.send(Stdin::End).await;
+    let mut out = Vec::new();
+    while let Some(b) = stdout.recv().await {
+        out.extend_from_slice(&b);
+    }
+    out
+}
+
+async fn exit_code(s: &Supervisor, change: &str) -> (i64, crate::ChangeInfo) {
+    let info = s
+        .wait_change(change, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let code = info.tasks[0].data["exit-code"].as_i64().unwrap();
+    (code, info)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue6_exec_streams_io_and_reports_exit_codes() {
+    let s = sup("io");
+    let started = s.exec(args(&["echo", "hi"])).unwrap();
+    assert_eq!(
+        s.change(&started.change_id).unwrap().summary,
+        "Execute command \"echo\""
+    );
+    assert_eq!(started.environment["LANG"], "C.UTF-8");
+    assert_eq!(started.environment["PEBBLE_SOCKET"], "/x/.pebble.socket");
+    assert_eq!(run_io(&s, &started.task_id, b"").await, b"hi\n");
+    let (code, info) = exit_code(&s, &started.change_id).await;
+    assert_eq!((code, info.status.as_str()), (0, "Done"));
+
+    let started = s.exec(args(&["cat"])).unwrap();
+    assert_eq!(run_io(&s, &started.task_id, b"piped in").await, b"piped in");
+
+    let started = s
+        .exec(args(&["sh", "-c", "echo out; echo err >&2; exit 42"]))
+        .unwrap();
+    let out = run_io(&s, &started.task_id, b"").await;
+    assert_eq!(out, b"out\nerr\n");
+    assert_eq!(exit_code(&s, &started.change_id).await.0, 42);
+
+    let mut split = args(&["sh", "-c", "echo out; echo err >&2"]);
+    split.split_stderr = true;
+    let started = s.exec(split).unwrap();
+    let Endpoint::Stderr(mut err) = s.exec_connect(&started.task_id, "stderr").unwrap() else {
+        panic!()
+    };
+    let out = run_io(&s, &started.task_id, b"").await;
+    let mut e = Vec::new();
+    while let Some(b) = err.recv().await {
+        e.extend_from_slice(&b);
+    }
+    assert_eq!(
+        (out.as_slice(), e.as_slice()),
+        (&b"out\n"[..], &b"err\n"[..])
+    );
+
+    // A second connection to the same endpoint is refused.
+    let started = s.exec(args(&["true"])).unwrap();
+    let _io = s.exec_connect(&started.task_id, "stdio").unwrap();
+    assert_eq!(
+        s.exec_connect(&started.task_id, "stdio")
+            .err()
+            .unwrap()
+            .to_string(),
+        "stdio websocket already connected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue6_exec_signals_timeouts_and_errors() {
+    let s = sup("sig");
+    let started = s.exec(args(&["sleep", "10"])).unwrap();
+    let Endpoint::Control(ctl) = s.exec_connect(&started.task_id, "control").unwrap() else {
+        panic!()
+    };
+    let io = tokio::spawn({
+        let s = s.clone();
+        let t = started.task_id.clone();
+        async move { run_io(&s, &t, b"").await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ctl.send(Control::Signal("SIGTERM".into())).await.unwrap();
+    io.await.unwrap();
+    assert_eq!(exit_code(&s, &started.change_id).await.0, 128 + 15);
+
+    let mut slow = args(&["sleep", "10"]);
+    slow.timeout = Some(Duration::from_millis(300));
+    let started = s.exec(slow).unwrap();
+    run_io(&s, &started.task_id, b"").await;
+    let (code, info) = exit_code(&s, &started.change_id).await;
+    assert_eq!(code, -1);
+    assert_eq!(
+        info.err.as_deref(),
+        Some(
+            "cannot perform the following tasks:\n- Execute command \"sleep\" (timed out after 300ms: context deadline exceeded)"
+        )
+    );
+
+    assert_eq!(
+        s.exec(args(&["no-such-command-cairn"]))
+            .unwrap_err()
+            .to_string(),
+        "cannot find executable \"no-such-command-cairn\""
+    );
+    let mut bad_dir = args(&["true"]);
+    bad_dir.working_dir = "/nonexistent-cairn".into();
+    assert_eq!(
+        s.exec(bad_dir).unwrap_err().to_string(),
+        "cannot call exec: working directory \"/nonexistent-cairn\" does not exist"
+    );
+    assert_eq!(
+        s.exec_connect("9999", "stdio").err().unwrap().to_string(),
+        "cannot find task \"9999\""
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue6_exec_in_a_terminal() {
+    let s = sup("tty");
+    let mut a = args(&["sh", "-c", "test -t 1 && stty size"]);
+    a.terminal = true;
+    a.interactive = true;
+    a.width = 100;
+    a.height = 40;
+    let started = s.exec(a).unwrap();
+    let out = run_io(&s, &started.task_id, b"").await;
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "40 100");
+    assert_eq!(exit_code(&s, &started.change_id).await.0, 0);
+}
