@@ -701,11 +701,16 @@ impl ServiceManager {
             .lock()
             .unwrap()
             .started(pid, &s.config.name, s.kill_delay());
-        spawn_log_reader(read, s.logs.clone());
+        let reader = spawn_log_reader(read, s.logs.clone());
+        // As Go's cmd.Wait with WaitDelay (Pebble sets 0.9 × kill-delay): the exit is
+        // handled once the output is read to its end, or after that delay if a
+        // grandchild keeps the pipe open.
+        let wait_delay = s.kill_delay().mul_f64(0.9);
         let me = self.me.clone();
         let (name, generation) = (s.config.name.clone(), s.generation);
         tokio::spawn(async move {
             let code = exit.await.unwrap_or(-1);
+            let _ = tokio::time::timeout(wait_delay, reader).await;
             drop(child);
             if let Some(m) = me.upgrade() {
                 m.groups.lock().unwrap().leader_exited(pid);
@@ -874,7 +879,8 @@ enum Timer {
     BackoffReset,
 }
 
-fn spawn_log_reader(read: OwnedFd, logs: Arc<LogBuffer>) {
+/// Reads a service's output into its ring; the handle finishes at end of output.
+fn spawn_log_reader(read: OwnedFd, logs: Arc<LogBuffer>) -> tokio::task::JoinHandle<()> {
     // Non-blocking so tokio can poll it.
     let flags = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_GETFL).unwrap_or(0);
     let _ = nix::fcntl::fcntl(
@@ -897,7 +903,7 @@ fn spawn_log_reader(read: OwnedFd, logs: Arc<LogBuffer>) {
             }
         }
         splitter.flush(&logs);
-    });
+    })
 }
 
 #[cfg(test)]
