@@ -240,5 +240,41 @@ assert not os.path.exists(f"{root}/a")
 client.remove_path(root, recursive=True)
 step("push + pull + list_files + make_dir + remove_path")
 
+out, err = client.exec(["echo", "hi"]).wait_output()
+assert (out, err) == ("hi\n", ""), (out, err)
+out, _ = client.exec(["cat"], stdin="piped in").wait_output()
+assert out == "piped in", out
+out, _ = client.exec(["cat"], stdin=b"\x00bytes\xff", encoding=None).wait_output()
+assert out == b"\x00bytes\xff", out
+out, _ = client.exec(
+    ["sh", "-c", "echo $FOO; pwd"], environment={"FOO": "bar"}, working_dir="/tmp"
+).wait_output()
+assert out == "bar\n/tmp\n", out
+try:
+    client.exec(["sh", "-c", "echo oops >&2; exit 42"]).wait_output()
+    raise AssertionError("exit 42 did not raise")
+except pebble.ExecError as e:
+    assert e.exit_code == 42 and e.stderr == "oops\n", e
+try:
+    client.exec(["sleep", "10"], timeout=0.5).wait_output()
+    raise AssertionError("timeout did not raise")
+except pebble.ChangeError as e:
+    # As with Pebble: the exec change fails with Go's timeout text.
+    assert "timed out after 500ms: context deadline exceeded" in e.err, e
+proc = client.exec(["sleep", "10"])
+time.sleep(0.2)
+proc.send_signal("SIGTERM")
+try:
+    proc.wait()
+    raise AssertionError("a signalled exec did not fail")
+except pebble.ExecError as e:
+    assert e.exit_code == 128 + 15, e
+try:
+    client.exec(["no-such-command-cairn"])
+    raise AssertionError("exec of a missing command succeeded")
+except pebble.APIError as e:
+    assert e.code == 400 and e.message == 'cannot find executable "no-such-command-cairn"', e
+step("exec + wait_output + ExecError + timeout + send_signal")
+
 client.stop_services(["svc"])
 print(f"ops {ops.__version__}: all steps passed", flush=True)

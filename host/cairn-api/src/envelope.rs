@@ -99,6 +99,11 @@ impl Reply {
         Reply::envelope("async", 202, Some(change), Value::Null)
     }
 
+    /// `202 Accepted` for a change, with a result (`POST /v1/exec` returns the task id).
+    pub fn async_with(change: String, result: Value) -> Reply {
+        Reply::envelope("async", 202, Some(change), result)
+    }
+
     /// An error with Pebble's message and, if any, kind.
     pub fn error(code: u16, kind: &str, message: impl Into<String>) -> Reply {
         let kind = if code == 401 && kind.is_empty() {

@@ -283,14 +283,36 @@ fn json_action(body: &[u8]) -> Reply {
 
 /// Writes each `files` part through a blocking writer fed chunk by chunk.
 async fn write(body: Incoming, boundary: String) -> Reply {
-    let stream = http_body_util::BodyStream::new(body);
-    let stream = futures_util::StreamExt::filter_map(stream, |frame| async move {
-        match frame {
-            Ok(f) => f.into_data().ok().map(Ok::<Bytes, hyper::Error>),
-            Err(e) => Some(Err(e)),
+    // The body is read to its very end by a task of its own, whatever the parser stops at
+    // (an early error, or the epilogue after the last boundary): a request body left unread
+    // would make hyper drop the connection under a client still sending.
+    let (tx, rx) = mpsc::channel::<Result<Bytes, hyper::Error>>(4);
+    let drain = tokio::spawn(async move {
+        let mut body = body;
+        let mut open = true;
+        while let Some(frame) = body.frame().await {
+            let item = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => Ok(d),
+                    Err(_) => continue,
+                },
+                Err(e) => Err(e),
+            };
+            if open && tx.send(item).await.is_err() {
+                open = false;
+            }
         }
     });
-    let mut mp = multer::Multipart::new(stream, boundary);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let reply = write_parts(multer::Multipart::new(stream, boundary)).await;
+    let _ = drain.await;
+    reply
+}
+
+/// Parses the multipart request and writes each file.
+async fn write_parts(mut mp: multer::Multipart<'static>) -> Reply {
     let mut meta = match mp.next_field().await {
         Ok(Some(f)) => f,
         Ok(None) => return Reply::bad_request("cannot read request metadata: EOF"),

@@ -10,6 +10,7 @@
 pub mod client;
 mod client_files;
 pub mod envelope;
+mod exec_api;
 mod files_api;
 pub mod server;
 

@@ -141,6 +141,16 @@ const ROUTES: &[Route] = &[
         write: None,
     },
     Route {
+        path: "/v1/exec",
+        read: None,
+        write: Some(Access::Admin),
+    },
+    Route {
+        path: "/v1/tasks/{task-id}/websocket/{websocket-id}",
+        read: Some(Access::Admin),
+        write: None,
+    },
+    Route {
         path: "/v1/files",
         read: Some(Access::Admin),
         write: Some(Access::Admin),
@@ -321,6 +331,9 @@ impl ApiServer {
         if route.path == "/v1/logs" {
             return self.logs(&query);
         }
+        if route.path == "/v1/tasks/{task-id}/websocket/{websocket-id}" {
+            return crate::exec_api::websocket(&self.sup, req, &vars[0], &vars[1]);
+        }
         if route.path == "/v1/files" {
             return match method {
                 Method::GET => crate::files_api::get(&req, &query),
@@ -357,6 +370,7 @@ impl ApiServer {
             (Method::POST, "/v1/signals") => self.post_signals(&body),
             (Method::GET, "/v1/checks") => self.checks(&query),
             (Method::POST, "/v1/checks") => self.post_checks(&body),
+            (Method::POST, "/v1/exec") => crate::exec_api::post(&self.sup, &body),
             (Method::POST, "/v1/checks/refresh") => self.refresh_check(&body).await,
             (Method::GET, "/v1/notices") => self.notices(caller, &query).await,
             (Method::POST, "/v1/notices") => self.post_notices(caller, &body),
@@ -873,6 +887,7 @@ where
         });
         if let Err(e) = http1::Builder::new()
             .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades()
             .await
         {
             tracing::debug!("api connection: {e}");

@@ -835,6 +835,17 @@ fn assemble_layers(dir: &Path, persisted: &[PersistedLayer]) -> Result<Layers, S
     Ok(Layers::new(layers)?)
 }
 
+/// Pebble's `NormalizeUidGid`: the uid and gid a user/group specification means, with
+/// Pebble's messages (for the API's exec requests).
+pub fn users_normalize(
+    user_id: Option<u32>,
+    group_id: Option<u32>,
+    user: &str,
+    group: &str,
+) -> Result<Option<(u32, u32)>, String> {
+    users::normalize(user_id, group_id, user, group)
+}
+
 fn parse_id(id: &str) -> Option<u64> {
     id.parse().ok()
 }
