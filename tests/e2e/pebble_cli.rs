@@ -439,6 +439,29 @@ fn issue6_cli_push_pull_ls_mkdir_rm() -> Result<()> {
     let (code, _, _) = cli(&["rm", "-r", remote.to_str().unwrap()])?;
     assert_eq!(code, 0);
     assert!(!remote.exists());
+
+    // exec: output, stderr, exit code and stdin pass through.
+    let (code, out, err) = cli(&[
+        "exec",
+        "--env",
+        "X=1",
+        "--",
+        "sh",
+        "-c",
+        "echo hi $X; echo err >&2; exit 3",
+    ])?;
+    assert_eq!((code, out.as_str(), err.as_str()), (3, "hi 1\n", "err\n"));
+    let out = Command::new(CAIRN)
+        .args(["exec", "cat"])
+        .env("PEBBLE", &pebble_dir)
+        .env_remove("PEBBLE_SOCKET")
+        .stdin(std::fs::File::open(&local)?)
+        .output()?;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, data);
+    let (code, _, err) = cli(&["exec", "--timeout", "200ms", "sleep", "5"])?;
+    assert_eq!(code, 1);
+    assert!(err.contains("timed out after 200ms"), "{err}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

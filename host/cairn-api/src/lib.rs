@@ -8,6 +8,7 @@
 //! `ops.pebble.Client`, `pebble` itself, Kubernetes probes) work unchanged.
 
 pub mod client;
+mod client_exec;
 mod client_files;
 pub mod envelope;
 mod exec_api;
@@ -15,6 +16,7 @@ mod files_api;
 pub mod server;
 
 pub use client::{Client, ClientError, LogLine, SystemInfo};
+pub use client_exec::{ExecOptions, ExecOutput};
 pub use envelope::{Envelope, Reply};
 pub use server::{ApiServer, ServerHandle, serve};
 

@@ -289,6 +289,36 @@ pub enum ClientCommand {
         /// Path.
         path: String,
     },
+    /// Execute a remote command and wait for it to finish (exit code passed through).
+    Exec {
+        /// Working directory to run the command in.
+        #[arg(short = 'w')]
+        working_dir: Option<String>,
+        /// Environment variable to set (repeatable), KEY=VALUE.
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Run as this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Run as this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Kill the command after this long.
+        #[arg(long, value_parser = parse_go_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Inherit the environment, user, group and working dir of this service.
+        #[arg(long)]
+        context: Option<String>,
+        /// Allocate a pseudo-terminal.
+        #[arg(short = 't')]
+        terminal: bool,
+        /// Forward stdin (read to its end) to the command.
+        #[arg(short = 'i')]
+        interactive: bool,
+        /// The command and its arguments (after `--`).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Show version details.
     Version {
         /// Only display the client version.
@@ -1054,6 +1084,50 @@ async fn execute(client: &Client, cmd: ClientCommand, out: &mut String) -> Resul
         }
         ClientCommand::Rm { recursive, path } => {
             client.remove_path(&path, recursive).await?;
+        }
+        ClientCommand::Exec {
+            working_dir,
+            env,
+            user,
+            group,
+            timeout,
+            context,
+            terminal,
+            interactive,
+            command,
+        } => {
+            let mut environment = std::collections::BTreeMap::new();
+            for kv in &env {
+                let Some((k, v)) = kv.split_once('=') else {
+                    bail!("invalid environment variable {kv:?}: expected KEY=VALUE");
+                };
+                environment.insert(k.to_string(), v.to_string());
+            }
+            let opts = cairn_api::ExecOptions {
+                command,
+                environment,
+                working_dir,
+                timeout,
+                user,
+                group,
+                service_context: context,
+                terminal,
+                interactive: interactive && terminal,
+                split_stderr: !terminal,
+            };
+            let mut input = Vec::new();
+            if interactive || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut input)
+                    .context("cannot read stdin")?;
+            }
+            let done = client.exec(&opts, &input).await?;
+            use std::io::Write as _;
+            std::io::stdout().write_all(&done.stdout)?;
+            std::io::stderr().write_all(&done.stderr)?;
+            if let Some(e) = done.error {
+                bail!("{e}");
+            }
+            return Ok(i32::try_from(done.exit_code).unwrap_or(1));
         }
         ClientCommand::Version {
             client: only,
