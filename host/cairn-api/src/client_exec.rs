@@ -110,12 +110,16 @@ impl Client {
         }
         let change = env["change"].as_str().unwrap_or("").to_string();
         let task = env["result"]["task-id"].as_str().unwrap_or("").to_string();
-        let control = self.websocket(&task, "control").await?;
-        let stdio = self.websocket(&task, "stdio").await?;
-        let stderr_ws = if opts.split_stderr {
-            Some(self.websocket(&task, "stderr").await?)
+        // The control websocket is optional (this client sends no signals); the I/O ones
+        // connect together.
+        let (stdio, stderr_ws) = if opts.split_stderr {
+            let (a, b) = tokio::join!(
+                self.websocket(&task, "stdio"),
+                self.websocket(&task, "stderr")
+            );
+            (a?, Some(b?))
         } else {
-            None
+            (self.websocket(&task, "stdio").await?, None)
         };
         let (mut io_tx, io_rx) = stdio.split();
         let input = Bytes::copy_from_slice(stdin);
@@ -148,7 +152,6 @@ impl Client {
         };
         let (mut io_tx, stdout, stderr) = tokio::join!(send, read(io_rx), err_read);
         let _ = io_tx.close().await;
-        drop(control);
         let info = self.wait_change(&change, None).await?;
         let exit_code = info
             .tasks

@@ -205,8 +205,12 @@ impl Supervisor {
             tokio::spawn(async move {
                 loop {
                     dirty.notified().await;
+                    // The write (with its fsyncs) runs off the async workers, so that a
+                    // burst of changes never stalls request handling.
                     match weak.upgrade() {
-                        Some(inner) => inner.save(),
+                        Some(inner) => {
+                            let _ = tokio::task::spawn_blocking(move || inner.save()).await;
+                        }
                         None => return,
                     }
                 }
