@@ -118,6 +118,77 @@ pub struct FileInfo {
     pub group: Option<String>,
 }
 
+/// How to run a command ([`Container::exec_with`]); defaults: the supervisor's environment,
+/// HOME as working directory, no timeout, stderr merged into stdout.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// Environment overrides.
+    pub environment: Vec<(String, String)>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// Kill the command after this long.
+    pub timeout: Option<std::time::Duration>,
+    /// Run as this user.
+    pub user: Option<String>,
+    /// Run as this group.
+    pub group: Option<String>,
+    /// Inherit this service's environment, user, group and working dir.
+    pub service_context: Option<String>,
+    /// Keep stderr apart from stdout.
+    pub split_stderr: bool,
+}
+
+/// A finished command's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code.
+    pub exit_code: i32,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error (with `split_stderr`).
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// Standard output as text (lossy UTF-8).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// A running command (`ops.pebble.ExecProcess`).
+pub struct Process {
+    command: Vec<String>,
+    handle: host::ProcessHandle,
+}
+
+impl Process {
+    /// Writes to the command's stdin.
+    pub fn write_stdin(&self, data: impl AsRef<[u8]>) -> Result<()> {
+        self.handle.write_stdin(data.as_ref())
+    }
+
+    /// Sends a signal (`"SIGTERM"` or `"TERM"`) to the command.
+    pub fn send_signal(&self, signal: &str) -> Result<()> {
+        self.handle.send_signal(signal)
+    }
+
+    /// Closes stdin, waits for the command and returns its output; a non-zero exit is an
+    /// [`Error::Exec`] carrying the code and output (as ops' `ExecError`).
+    pub fn wait_output(self) -> Result<ExecOutput> {
+        let out = self.handle.wait_output()?;
+        if out.exit_code != 0 {
+            return Err(Error::Exec(crate::error::ExecError {
+                command: self.command,
+                exit_code: out.exit_code,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            }));
+        }
+        Ok(out)
+    }
+}
+
 /// Which notices [`Container::get_notices`] returns; empty fields do not filter.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NoticeFilter {
@@ -240,6 +311,18 @@ impl Container {
     /// The notice with `id`; an [`Error::Api`] with code 404 if there is none.
     pub fn get_notice(&self, id: &str) -> Result<crate::event::Notice> {
         self.handle.get_notice(id)
+    }
+
+    /// Starts `command` with default options (`ops.Container.exec`).
+    pub fn exec(&self, command: &[&str]) -> Result<Process> {
+        self.exec_with(command, &ExecOptions::default())
+    }
+
+    /// Starts `command` with `options`.
+    pub fn exec_with(&self, command: &[&str], options: &ExecOptions) -> Result<Process> {
+        let command = names(command);
+        let handle = self.handle.exec(&command, options)?;
+        Ok(Process { command, handle })
     }
 
     /// Writes `data` to `path` atomically with default mode and owner (`ops.Container.push`).

@@ -29,6 +29,8 @@ pub enum Error {
     Timeout(String),
     /// A file operation failed on its path (`ops.pebble.PathError`).
     Path(PathError),
+    /// A command exited with a non-zero code (`ops.pebble.ExecError`).
+    Exec(ExecError),
     /// A config option is missing or has another type than the charm expects.
     Config(String),
     /// Stored state could not be encoded or decoded.
@@ -58,6 +60,19 @@ pub struct ApiError {
     pub kind: String,
     /// The error message.
     pub message: String,
+}
+
+/// A command that exited with a non-zero code, with its output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecError {
+    /// The command.
+    pub command: Vec<String>,
+    /// Its exit code (128 + signal when a signal killed it).
+    pub exit_code: i32,
+    /// Its standard output.
+    pub stdout: Vec<u8>,
+    /// Its standard error (empty unless stderr was kept apart).
+    pub stderr: Vec<u8>,
 }
 
 /// A file operation that failed on its path.
@@ -128,6 +143,14 @@ impl fmt::Display for Error {
             | Error::Model(m) => f.write_str(m)?,
             Error::Api(e) => fmt::Display::fmt(e, f)?,
             Error::Path(e) => f.write_str(&e.message)?,
+            Error::Exec(e) => write!(
+                f,
+                "non-zero exit code {} executing {:?}, stdout={:?}, stderr={:?}",
+                e.exit_code,
+                e.command,
+                String::from_utf8_lossy(&e.stdout),
+                String::from_utf8_lossy(&e.stderr)
+            )?,
             Error::Change(e) => fmt::Display::fmt(e, f)?,
             Error::Other(e) => fmt::Display::fmt(e, f)?,
             Error::Context { context, .. } => f.write_str(context)?,

@@ -134,9 +134,10 @@ pub mod testing;
 
 pub use charm::{Charm, Context, run_event};
 pub use container::{
-    Container, FileInfo, FileOptions, NoticeFilter, ServiceInfo, ServiceStartup, ServiceStatus,
+    Container, ExecOptions, ExecOutput, FileInfo, FileOptions, NoticeFilter, Process, ServiceInfo,
+    ServiceStartup, ServiceStatus,
 };
-pub use error::{ApiError, BoxError, ChangeError, Error, PathError, Result, ResultExt};
+pub use error::{ApiError, BoxError, ChangeError, Error, ExecError, PathError, Result, ResultExt};
 pub use event::{
     ActionEvent, CheckEvent, CheckInfo, CheckLevel, CheckStatus, Event, Notice, NoticeEvent,
     Outcome,

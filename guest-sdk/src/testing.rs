@@ -148,6 +148,10 @@ pub struct TestContainer {
     signals: Vec<(String, String)>,
     check_status: BTreeMap<String, CheckStatus>,
     notices: Vec<Notice>,
+    /// Registered exec results, by command prefix.
+    execs: Vec<(Vec<String>, crate::container::ExecOutput)>,
+    /// Commands the charm ran, in order.
+    exec_log: Vec<Vec<String>>,
     /// The fake filesystem: files (with their permissions) and directories.
     files: BTreeMap<String, (Vec<u8>, u32)>,
     dirs: BTreeMap<String, u32>,
@@ -169,6 +173,8 @@ impl Default for TestContainer {
             signals: Vec::new(),
             check_status: BTreeMap::new(),
             notices: Vec::new(),
+            execs: Vec::new(),
+            exec_log: Vec::new(),
             files: BTreeMap::new(),
             dirs: [("/".to_string(), 0o755)].into(),
         }
@@ -358,6 +364,42 @@ impl TestContainer {
             .find(|n| n.id == id)
             .cloned()
             .ok_or_else(|| api(404, format!("cannot find notice with ID {id:?}")))
+    }
+
+    /// Makes commands starting with `prefix` "run" with this exit code and output (the
+    /// longest matching prefix wins), as ops' `Harness.handle_exec`.
+    pub fn handle_exec(&mut self, prefix: &[&str], exit_code: i32, stdout: &str, stderr: &str) {
+        self.execs.push((
+            prefix.iter().map(|s| s.to_string()).collect(),
+            crate::container::ExecOutput {
+                exit_code,
+                stdout: stdout.as_bytes().to_vec(),
+                stderr: stderr.as_bytes().to_vec(),
+            },
+        ));
+    }
+
+    /// The commands the charm ran, in order.
+    pub fn exec_log(&self) -> &[Vec<String>] {
+        &self.exec_log
+    }
+
+    pub(crate) fn fake_exec(&mut self, command: &[String]) -> Result<crate::container::ExecOutput> {
+        self.exec_log.push(command.to_vec());
+        self.execs
+            .iter()
+            .filter(|(p, _)| command.starts_with(p))
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, o)| o.clone())
+            .ok_or_else(|| {
+                api(
+                    400,
+                    format!(
+                        "cannot find executable {:?} (no handle_exec registered for it)",
+                        command.first().map(String::as_str).unwrap_or("")
+                    ),
+                )
+            })
     }
 
     /// The content of a file in the fake filesystem (what the charm pushed, or what the

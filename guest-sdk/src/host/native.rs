@@ -168,6 +168,15 @@ impl ContainerHandle {
         with_world(|w| Ok(w.container(&self.0)?.find_notices(filter)))
     }
 
+    pub fn exec(
+        &self,
+        command: &[String],
+        _o: &crate::container::ExecOptions,
+    ) -> Result<ProcessHandle, Error> {
+        with_world(|w| w.container(&self.0)?.fake_exec(command))
+            .map(|out| ProcessHandle(std::cell::RefCell::new(Some(out))))
+    }
+
     pub fn push(
         &self,
         path: &str,
@@ -232,5 +241,25 @@ impl ContainerHandle {
 
     pub fn get_services(&self, names: &[String]) -> Result<Vec<ServiceInfo>, Error> {
         with_world(|w| Ok(w.container(&self.0)?.services(names)))
+    }
+}
+
+/// A command run by the harness: its registered result.
+pub struct ProcessHandle(std::cell::RefCell<Option<crate::container::ExecOutput>>);
+
+impl ProcessHandle {
+    pub fn write_stdin(&self, _data: &[u8]) -> Result<(), Error> {
+        Ok(())
+    }
+
+    pub fn send_signal(&self, _signal: &str) -> Result<(), Error> {
+        Ok(())
+    }
+
+    pub fn wait_output(&self) -> Result<crate::container::ExecOutput, Error> {
+        self.0
+            .borrow_mut()
+            .take()
+            .ok_or_else(|| Error::Connection("the process was already waited for".into()))
     }
 }

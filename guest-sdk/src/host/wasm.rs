@@ -92,6 +92,28 @@ pub fn action_fail(message: &str) -> Result<(), String> {
     unit::action_fail(message)
 }
 
+/// A running command resource.
+pub struct ProcessHandle(pebble::Process);
+
+impl ProcessHandle {
+    pub fn write_stdin(&self, data: &[u8]) -> Result<(), Error> {
+        self.0.write_stdin(data).map_err(error)
+    }
+
+    pub fn send_signal(&self, signal: &str) -> Result<(), Error> {
+        self.0.send_signal(signal).map_err(error)
+    }
+
+    pub fn wait_output(&self) -> Result<crate::container::ExecOutput, Error> {
+        let o = self.0.wait_output().map_err(error)?;
+        Ok(crate::container::ExecOutput {
+            exit_code: o.exit_code,
+            stdout: o.stdout,
+            stderr: o.stderr,
+        })
+    }
+}
+
 /// An open container resource.
 pub struct ContainerHandle(pebble::Container);
 
@@ -158,6 +180,28 @@ impl ContainerHandle {
         };
         let found = self.0.get_notices(&f).map_err(error)?;
         Ok(found.into_iter().map(crate::__private::notice).collect())
+    }
+
+    pub fn exec(
+        &self,
+        command: &[String],
+        o: &crate::container::ExecOptions,
+    ) -> Result<ProcessHandle, Error> {
+        let opts = pebble::ExecOptions {
+            environment: o.environment.clone(),
+            working_dir: o.working_dir.clone(),
+            timeout_ms: o.timeout.map(|t| t.as_millis() as u64),
+            user_id: None,
+            user: o.user.clone(),
+            group_id: None,
+            group: o.group.clone(),
+            service_context: o.service_context.clone(),
+            split_stderr: o.split_stderr,
+        };
+        self.0
+            .exec(command, &opts)
+            .map(ProcessHandle)
+            .map_err(error)
     }
 
     pub fn push(

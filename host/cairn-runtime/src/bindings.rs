@@ -17,7 +17,10 @@ mod generated {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "cairn:charm/charm",
-        with: { "cairn:charm/pebble.container": super::ContainerRes },
+        with: {
+            "cairn:charm/pebble.container": super::ContainerRes,
+            "cairn:charm/pebble.process": super::ProcessRes,
+        },
     });
 }
 
@@ -28,6 +31,16 @@ use generated::cairn::charm::{pebble, types as wit, unit};
 /// A container handle held by a guest: just the name, checked against the unit's containers.
 pub struct ContainerRes {
     name: String,
+}
+
+/// A command started by a guest: its I/O channels and change.
+pub struct ProcessRes {
+    sup: Supervisor,
+    change: String,
+    stdin: Option<tokio::sync::mpsc::Sender<cairn_supervisor::exec::Stdin>>,
+    stdout: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>,
+    stderr: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>,
+    control: Option<tokio::sync::mpsc::Sender<cairn_supervisor::exec::Control>>,
 }
 
 /// What the host lends one event: the unit's view of itself and its containers.
@@ -528,7 +541,180 @@ impl StoreState {
 
 impl pebble::Host for StoreState {}
 
+impl pebble::HostProcess for StoreState {
+    fn write_stdin(
+        &mut self,
+        self_: Resource<ProcessRes>,
+        data: Vec<u8>,
+    ) -> Result<(), pebble::Error> {
+        let handle = self.ctx.handle.clone();
+        let p = self
+            .table
+            .get(&self_)
+            .map_err(|e| pebble::Error::Connection(e.to_string()))?;
+        let (Some(tx), Some(h)) = (p.stdin.clone(), handle) else {
+            return Err(pebble::Error::Connection("stdin is closed".into()));
+        };
+        h.block_on(tx.send(cairn_supervisor::exec::Stdin::Data(data.into())))
+            .map_err(|_| pebble::Error::Connection("the command's stdin is closed".into()))
+    }
+
+    fn close_stdin(&mut self, self_: Resource<ProcessRes>) {
+        let handle = self.ctx.handle.clone();
+        if let Ok(p) = self.table.get_mut(&self_)
+            && let (Some(tx), Some(h)) = (p.stdin.take(), handle)
+        {
+            let _ = h.block_on(tx.send(cairn_supervisor::exec::Stdin::End));
+        }
+    }
+
+    fn send_signal(
+        &mut self,
+        self_: Resource<ProcessRes>,
+        signal: String,
+    ) -> Result<(), pebble::Error> {
+        let handle = self.ctx.handle.clone();
+        let p = self
+            .table
+            .get(&self_)
+            .map_err(|e| pebble::Error::Connection(e.to_string()))?;
+        let signal = if signal.starts_with("SIG") {
+            signal
+        } else {
+            format!("SIG{signal}")
+        };
+        let (Some(tx), Some(h)) = (p.control.clone(), handle) else {
+            return Err(pebble::Error::Connection("no control channel".into()));
+        };
+        h.block_on(tx.send(cairn_supervisor::exec::Control::Signal(signal)))
+            .map_err(|_| pebble::Error::Connection("the command has ended".into()))
+    }
+
+    fn wait_output(
+        &mut self,
+        self_: Resource<ProcessRes>,
+    ) -> Result<pebble::ExecOutput, pebble::Error> {
+        let handle = self
+            .ctx
+            .handle
+            .clone()
+            .ok_or_else(|| pebble::Error::Connection("no runtime to wait on".into()))?;
+        let p = self
+            .table
+            .get_mut(&self_)
+            .map_err(|e| pebble::Error::Connection(e.to_string()))?;
+        let stdin = p.stdin.take();
+        let mut out = p.stdout.take();
+        let mut err = p.stderr.take();
+        let (sup, change) = (p.sup.clone(), p.change.clone());
+        handle.block_on(async move {
+            if let Some(tx) = stdin {
+                let _ = tx.send(cairn_supervisor::exec::Stdin::End).await;
+            }
+            let collect = |rx: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>| async move {
+                let mut buf = Vec::new();
+                if let Some(mut rx) = rx {
+                    while let Some(b) = rx.recv().await {
+                        buf.extend_from_slice(&b);
+                    }
+                }
+                buf
+            };
+            let (stdout, stderr) = tokio::join!(collect(out.take()), collect(err.take()));
+            let info = sup.wait_change(&change, None).await.map_err(api_error)?;
+            let exit_code = info
+                .tasks
+                .first()
+                .and_then(|t| t.data.get("exit-code"))
+                .and_then(|v| v.as_i64())
+                .unwrap_or(-1) as i32;
+            if let Some(e) = info.err {
+                return Err(pebble::Error::Change(pebble::ChangeError {
+                    change_id: change,
+                    err: e,
+                }));
+            }
+            Ok(pebble::ExecOutput {
+                exit_code,
+                stdout,
+                stderr,
+            })
+        })
+    }
+
+    fn drop(&mut self, rep: Resource<ProcessRes>) -> wasmtime::Result<()> {
+        // A process dropped without waiting keeps running to its end; its output is
+        // discarded when the channels close.
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
 impl pebble::HostContainer for StoreState {
+    fn exec(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        command: Vec<String>,
+        options: pebble::ExecOptions,
+    ) -> Result<Resource<ProcessRes>, pebble::Error> {
+        let sup = self.supervisor(&self_)?;
+        let plan = sup.plan();
+        let overrides = cairn_plan::ContextOptions {
+            environment: options.environment.into_iter().collect(),
+            user_id: options.user_id,
+            user: options.user.unwrap_or_default(),
+            group_id: options.group_id,
+            group: options.group.unwrap_or_default(),
+            working_dir: options.working_dir.unwrap_or_default(),
+        };
+        let merged = plan
+            .merge_service_context(options.service_context.as_deref().unwrap_or(""), overrides)
+            .map_err(|e| api_error(SupervisorError::BadRequest(e.to_string())))?;
+        let ids = cairn_supervisor::users_normalize(
+            merged.user_id,
+            merged.group_id,
+            &merged.user,
+            &merged.group,
+        )
+        .map_err(|e| api_error(SupervisorError::BadRequest(e)))?;
+        let started = sup
+            .exec(cairn_supervisor::exec::ExecArgs {
+                command,
+                environment: merged.environment,
+                working_dir: merged.working_dir,
+                timeout: options.timeout_ms.map(std::time::Duration::from_millis),
+                user_id: ids.map(|(u, _)| u),
+                group_id: ids.map(|(_, g)| g),
+                split_stderr: options.split_stderr,
+                ..Default::default()
+            })
+            .map_err(api_error)?;
+        let connect = |id: &str| sup.exec_connect(&started.task_id, id).map_err(api_error);
+        let mut res = ProcessRes {
+            sup: sup.clone(),
+            change: started.change_id.clone(),
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            control: None,
+        };
+        if let cairn_supervisor::exec::Endpoint::Control(c) = connect("control")? {
+            res.control = Some(c);
+        }
+        if options.split_stderr
+            && let cairn_supervisor::exec::Endpoint::Stderr(e) = connect("stderr")?
+        {
+            res.stderr = Some(e);
+        }
+        if let cairn_supervisor::exec::Endpoint::Stdio { stdin, stdout } = connect("stdio")? {
+            res.stdin = Some(stdin);
+            res.stdout = Some(stdout);
+        }
+        self.table
+            .push(res)
+            .map_err(|e| pebble::Error::Connection(e.to_string()))
+    }
+
     fn open(&mut self, name: String) -> Result<Resource<ContainerRes>, pebble::Error> {
         if !self.ctx.containers.contains_key(&name) {
             return Err(pebble::Error::Connection(format!(

@@ -120,6 +120,7 @@ fn probe_pebble(ctx: &mut Context) -> Result<()> {
         return Err(Error::msg(format!("probe not running: {info:?}")));
     }
     probe_files(&work)?;
+    probe_exec(&work)?;
     work.send_signal("HUP", &["probe"])?;
     match work.send_signal("SIGHUP", &["absent"]) {
         Err(cairn_sdk::Error::Api(e))
@@ -132,6 +133,31 @@ fn probe_pebble(ctx: &mut Context) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Exercises exec: output, stdin, split stderr, a non-zero exit.
+fn probe_exec(work: &Container) -> Result<()> {
+    let p = work.exec(&["cat"])?;
+    p.write_stdin("through stdin")?;
+    let out = p.wait_output()?;
+    if out.stdout != b"through stdin" {
+        return Err(Error::msg(format!("cat gave {out:?}")));
+    }
+    let opts = cairn_sdk::ExecOptions {
+        split_stderr: true,
+        environment: vec![("PROBE_X".into(), "42".into())],
+        ..Default::default()
+    };
+    let out = work
+        .exec_with(&["sh", "-c", "echo $PROBE_X; echo err >&2"], &opts)?
+        .wait_output()?;
+    if (out.stdout.as_slice(), out.stderr.as_slice()) != (&b"42\n"[..], &b"err\n"[..]) {
+        return Err(Error::msg(format!("split exec gave {out:?}")));
+    }
+    match work.exec(&["sh", "-c", "exit 3"])?.wait_output() {
+        Err(cairn_sdk::Error::Exec(e)) if e.exit_code == 3 => Ok(()),
+        other => Err(Error::msg(format!("exit 3 gave {other:?}"))),
+    }
 }
 
 /// Exercises the files calls on a scratch directory of the container.
@@ -303,6 +329,15 @@ mod tests {
     fn pebble_mode_drives_the_container_api() {
         let mut h = harness();
         h.deploy().unwrap();
+        let work = h.container_mut("work");
+        work.handle_exec(&["cat"], 0, "through stdin", "");
+        work.handle_exec(
+            &["sh", "-c", "echo $PROBE_X; echo err >&2"],
+            0,
+            "42\n",
+            "err\n",
+        );
+        work.handle_exec(&["sh", "-c", "exit 3"], 3, "", "");
         h.update_config("mode", "pebble").unwrap();
         assert_eq!(h.unit_status(), &Status::active("pebble ok"));
         let work = h.container("work");
