@@ -596,6 +596,7 @@ impl ApiServer {
             Ok(p) => p,
             Err(r) => return r,
         };
+        // Pebble checks for names before the action, whatever the action is.
         if p.checks.is_empty() {
             return Reply::bad_request(format!("must specify checks for {} action", p.action));
         }

@@ -856,11 +856,6 @@ impl pebble::HostContainer for StoreState {
         self_: Resource<ContainerRes>,
         names: Vec<String>,
     ) -> Result<Vec<String>, pebble::Error> {
-        if names.is_empty() {
-            return Err(api_error(SupervisorError::BadRequest(
-                "must specify checks for start action".into(),
-            )));
-        }
         self.supervisor(&self_)?
             .start_checks(&names)
             .map_err(api_error)
@@ -871,11 +866,6 @@ impl pebble::HostContainer for StoreState {
         self_: Resource<ContainerRes>,
         names: Vec<String>,
     ) -> Result<Vec<String>, pebble::Error> {
-        if names.is_empty() {
-            return Err(api_error(SupervisorError::BadRequest(
-                "must specify checks for stop action".into(),
-            )));
-        }
         self.supervisor(&self_)?
             .stop_checks(&names)
             .map_err(api_error)

@@ -446,6 +446,15 @@ impl CheckManager {
         }
     }
 
+    /// Whether check `name` has a running change.
+    fn is_running(&self, name: &str) -> bool {
+        self.checks
+            .lock()
+            .unwrap()
+            .get(name)
+            .is_some_and(|d| !d.info.change_id.is_empty())
+    }
+
     /// Stops every running check (the supervisor is going away or restarting).
     pub(crate) fn stop_all(&self) {
         for d in self.checks.lock().unwrap().values_mut() {
@@ -647,13 +656,7 @@ impl Inner {
         missing_checks(&plan, names, "start")?;
         let mut started = Vec::new();
         for name in names {
-            let running = self
-                .checks
-                .checks
-                .lock()
-                .unwrap()
-                .get(name)
-                .is_some_and(|d| !d.info.change_id.is_empty());
+            let running = self.checks.is_running(name);
             if running || started.contains(name) {
                 continue;
             }
@@ -714,13 +717,7 @@ impl Inner {
             if !c.starts_enabled() {
                 continue;
             }
-            let running = self
-                .checks
-                .checks
-                .lock()
-                .unwrap()
-                .get(name)
-                .is_some_and(|d| !d.info.change_id.is_empty());
+            let running = self.checks.is_running(name);
             if !running {
                 self.start_check_change(TaskKind::Perform, merged(&plan, c), "", 0, 0);
             }
@@ -785,6 +782,11 @@ impl Inner {
 }
 
 fn missing_checks(plan: &Plan, names: &[String], action: &str) -> Result<(), SupervisorError> {
+    if names.is_empty() {
+        return Err(SupervisorError::BadRequest(format!(
+            "must specify checks for {action} action"
+        )));
+    }
     let mut missing: Vec<&String> = names
         .iter()
         .filter(|n| !plan.checks.contains_key(*n))
