@@ -34,15 +34,7 @@ fn events_named(d: &Daemon, unit: &str, name: &str) -> Result<usize> {
 #[test]
 fn issue5_stalled_workload_fails_its_check_and_the_charm_sees_it() -> Result<()> {
     let d = Daemon::start("checkfail", &[])?;
-    let port = free_port();
-    d.ok(&[
-        "deploy",
-        &example("web"),
-        "--config",
-        &format!("port={port}"),
-        "--config",
-        "check-period=200ms",
-    ])?;
+    let port = d.deploy_web(&["check-period=200ms"])?;
     d.wait_status("web/0", "active", "serving", Duration::from_secs(10))?;
     let socket = d.dir.join("units/web-0/containers/web/.pebble.socket");
     let healthy = wait_for(Duration::from_secs(5), || {

@@ -111,6 +111,21 @@ impl Daemon {
         Ok(String::from_utf8(out.stdout)?)
     }
 
+    /// Deploys the web example on a free port (plus `extra` config settings) and waits until
+    /// it is active; returns the port.
+    pub fn deploy_web(&self, extra: &[&str]) -> Result<u16> {
+        let port = free_port();
+        let port_setting = format!("port={port}");
+        let ex = example("web");
+        let mut args = vec!["deploy", ex.as_str(), "--config", &port_setting];
+        for e in extra {
+            args.extend(["--config", e]);
+        }
+        self.ok(&args)?;
+        self.wait_status("web/0", "active", "", Duration::from_secs(10))?;
+        Ok(port)
+    }
+
     /// `cairn status --format json`.
     pub fn status(&self) -> Result<Value> {
         Ok(serde_json::from_str(

@@ -60,14 +60,7 @@ fn issue2_web_deploys_active_serves_moves_and_leaves_nothing() -> Result<()> {
 #[test]
 fn issue2_invalid_port_blocks_with_reason_and_stops_service() -> Result<()> {
     let d = Daemon::start("webblock", &[])?;
-    let port = free_port();
-    d.ok(&[
-        "deploy",
-        &example("web"),
-        "--config",
-        &format!("port={port}"),
-    ])?;
-    d.wait_status("web/0", "active", "", Duration::from_secs(10))?;
+    let port = d.deploy_web(&[])?;
     d.ok(&["config", "web", "port=70000"])?;
     d.wait_status("web/0", "blocked", "70000", Duration::from_secs(10))?;
     let u = d.unit("web/0")?;

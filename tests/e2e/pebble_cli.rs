@@ -34,14 +34,7 @@ fn service_row(table: &str, svc: &str) -> Option<Vec<String>> {
 #[test]
 fn issue3_cli_drives_a_unit_container() -> Result<()> {
     let d = Daemon::start("pebblecli", &[])?;
-    let port = free_port();
-    d.ok(&[
-        "deploy",
-        &example("web"),
-        "--config",
-        &format!("port={port}"),
-    ])?;
-    d.wait_status("web/0", "active", "", Duration::from_secs(10))?;
+    let port = d.deploy_web(&[])?;
 
     // services: Pebble's table.
     let (code, out, _) = pebble_cli(&d, "web/0", &["services"])?;

@@ -80,14 +80,7 @@ fn issue2_pending_events_survive_kill_9() -> Result<()> {
 #[test]
 fn issue4_after_kill_9_and_restart_no_process_from_before_survives() -> Result<()> {
     let mut d = Daemon::start("kill9procs", &[])?;
-    let port = free_port();
-    d.ok(&[
-        "deploy",
-        &example("web"),
-        "--config",
-        &format!("port={port}"),
-    ])?;
-    d.wait_status("web/0", "active", "", Duration::from_secs(10))?;
+    let port = d.deploy_web(&[])?;
     wait_for(Duration::from_secs(5), || http_get(port).ok()).must("workload answers")?;
     let dir = d.dir.display().to_string();
     let before: Vec<i32> = processes_with(&dir).into_iter().map(|(p, _)| p).collect();

@@ -81,6 +81,16 @@ impl Client {
         }
     }
 
+    /// A new connection to the socket (the kept-alive one, streams and websockets).
+    pub(crate) async fn connect_stream(&self) -> Result<UnixStream, ClientError> {
+        UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ClientError::Connection {
+                socket: self.socket.display().to_string(),
+                source,
+            })
+    }
+
     /// The socket this client talks to.
     pub fn socket(&self) -> &Path {
         &self.socket
@@ -95,13 +105,7 @@ impl Client {
         ),
         ClientError,
     > {
-        let stream =
-            UnixStream::connect(&self.socket)
-                .await
-                .map_err(|source| ClientError::Connection {
-                    socket: self.socket.display().to_string(),
-                    source,
-                })?;
+        let stream = self.connect_stream().await?;
         hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))

@@ -54,13 +54,7 @@ type Ws = tokio_tungstenite::WebSocketStream<UnixStream>;
 
 impl Client {
     async fn websocket(&self, task: &str, id: &str) -> Result<Ws, ClientError> {
-        let stream =
-            UnixStream::connect(self.socket())
-                .await
-                .map_err(|source| ClientError::Connection {
-                    socket: self.socket().display().to_string(),
-                    source,
-                })?;
+        let stream = self.connect_stream().await?;
         let url = format!("ws://localhost/v1/tasks/{task}/websocket/{id}");
         let (ws, _) = tokio_tungstenite::client_async(url, stream)
             .await

@@ -10,7 +10,6 @@ use hyper::Method;
 use hyper::body::Frame;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::UnixStream;
 
 use crate::{Client, ClientError};
 
@@ -105,13 +104,7 @@ impl Client {
         >,
         ClientError,
     > {
-        let stream =
-            UnixStream::connect(self.socket())
-                .await
-                .map_err(|source| ClientError::Connection {
-                    socket: self.socket().display().to_string(),
-                    source,
-                })?;
+        let stream = self.connect_stream().await?;
         let (sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await

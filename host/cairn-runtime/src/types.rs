@@ -233,10 +233,7 @@ impl From<cairn_supervisor::CheckInfo> for CheckInfo {
 
 impl From<&cairn_supervisor::Notice> for Notice {
     fn from(n: &cairn_supervisor::Notice) -> Self {
-        let rfc = |t: time::OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        };
+        let rfc = cairn_supervisor::timefmt::rfc3339;
         let ms = |d: &str| {
             cairn_plan::parse_duration(d)
                 .ok()

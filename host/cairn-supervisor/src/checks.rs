@@ -123,20 +123,6 @@ pub(crate) fn merged(plan: &Plan, check: &Check) -> Check {
     c
 }
 
-/// Go's lowercase rendering of an OS error (`connection refused`).
-pub(crate) fn os_error(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => {
-            let desc = nix::errno::Errno::from_raw(code).desc();
-            let mut c = desc.chars();
-            c.next()
-                .map(|f| f.to_lowercase().chain(c).collect())
-                .unwrap_or_default()
-        }
-        None => e.to_string(),
-    }
-}
-
 fn first_lines(text: &str) -> String {
     let mut lines: Vec<&str> = text.trim().split('\n').collect();
     if lines.len() > MAX_ERROR_LINES {
@@ -175,9 +161,12 @@ async fn http_check(url: &str, headers: &BTreeMap<String, String>) -> Result<(),
     let host = uri.host().unwrap_or("localhost").to_string();
     let port = uri.port_u16().unwrap_or(80);
     let addr = format!("{host}:{port}");
-    let stream = tokio::net::TcpStream::connect(&addr)
-        .await
-        .map_err(|e| get_err(&format!("dial tcp {addr}: connect: {}", os_error(&e))))?;
+    let stream = tokio::net::TcpStream::connect(&addr).await.map_err(|e| {
+        get_err(&format!(
+            "dial tcp {addr}: connect: {}",
+            crate::errno_text(&e)
+        ))
+    })?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -234,7 +223,12 @@ async fn tcp_check(host: &str, port: u32) -> Result<(), CheckFailure> {
     tokio::net::TcpStream::connect(&addr)
         .await
         .map(drop)
-        .map_err(|e| fail(format!("dial tcp {addr}: connect: {}", os_error(&e))))
+        .map_err(|e| {
+            fail(format!(
+                "dial tcp {addr}: connect: {}",
+                crate::errno_text(&e)
+            ))
+        })
 }
 
 async fn exec_check(
@@ -266,7 +260,7 @@ async fn exec_check(
     let write2 = write.try_clone().map_err(|e| fail(e.to_string()))?;
     cmd.stdout(write).stderr(write2);
     let (child, exit) = reaper::spawn(&mut cmd)
-        .map_err(|e| fail(format!("fork/exec {}: {}", args[0], os_error(&e))))?;
+        .map_err(|e| fail(format!("fork/exec {}: {}", args[0], crate::errno_text(&e))))?;
     drop(cmd);
     let pid = child.id() as i32;
     let output = tokio::spawn(async move {

@@ -246,6 +246,11 @@ pub fn look_path(program: &str, path: &str) -> Option<String> {
         .map(|p| p.display().to_string())
 }
 
+/// A close-on-exec pipe (read end, write end).
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())
+}
+
 /// How a run ended: the exit code (or -1) and the task error, if any.
 pub(crate) struct Finished {
     pub(crate) exit_code: i32,
@@ -387,9 +392,9 @@ pub(crate) async fn run(
             };
             stdin_fd = m_in;
         } else {
-            let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            let (r, w) = match pipe() {
                 Ok(p) => p,
-                Err(e) => return fail(e.to_string()),
+                Err(e) => return fail(e),
             };
             cmd.stdin(Stdio::from(r));
             stdin_fd = w;
@@ -401,15 +406,15 @@ pub(crate) async fn run(
         master = Some(pty.master);
         drop(slave);
     } else {
-        let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        let (r, w) = match pipe() {
             Ok(p) => p,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return fail(e),
         };
         cmd.stdin(Stdio::from(r));
         stdin_fd = w;
-        let (or, ow) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        let (or, ow) = match pipe() {
             Ok(p) => p,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return fail(e),
         };
         if stderr.is_none() {
             let Ok(ow2) = ow.try_clone() else {
@@ -421,9 +426,9 @@ pub(crate) async fn run(
         pumps.push(tokio::spawn(pump_out(or, stdout)));
     }
     if let Some(tx) = stderr {
-        let (er, ew) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        let (er, ew) = match pipe() {
             Ok(p) => p,
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return fail(e),
         };
         cmd.stderr(Stdio::from(ew));
         pumps.push(tokio::spawn(pump_out(er, tx)));
@@ -436,7 +441,7 @@ pub(crate) async fn run(
             return fail(format!(
                 "fork/exec {}: {}",
                 args.command[0],
-                crate::checks::os_error(&e)
+                crate::errno_text(&e)
             ));
         }
     };

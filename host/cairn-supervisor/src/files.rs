@@ -49,20 +49,6 @@ impl FileError {
     }
 }
 
-/// Go's lowercase text of an OS error (`no such file or directory`).
-fn errno_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => {
-            let desc = nix::errno::Errno::from_raw(code).desc();
-            let mut c = desc.chars();
-            c.next()
-                .map(|f| f.to_lowercase().chain(c).collect())
-                .unwrap_or_default()
-        }
-        None => e.to_string(),
-    }
-}
-
 /// A Go `*PathError`: `<op> <path>: <errno text>`, with the kind Pebble derives from it.
 fn path_error(op: &str, path: &Path, e: &std::io::Error) -> FileError {
     let kind = match e.kind() {
@@ -72,7 +58,7 @@ fn path_error(op: &str, path: &Path, e: &std::io::Error) -> FileError {
     };
     FileError {
         kind: kind.into(),
-        message: format!("{op} {}: {}", path.display(), errno_text(e)),
+        message: format!("{op} {}: {}", path.display(), crate::errno_text(e)),
     }
 }
 
@@ -135,11 +121,7 @@ fn file_type(ft: std::fs::FileType) -> &'static str {
 
 fn info(path: &Path, meta: &std::fs::Metadata) -> FileInfo {
     let modified = time::OffsetDateTime::from_unix_timestamp(meta.mtime())
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .map(crate::timefmt::rfc3339)
         .unwrap_or_default();
     let user = nix::unistd::User::from_uid(meta.uid().into())
         .ok()

@@ -850,6 +850,21 @@ pub fn users_normalize(
     users::normalize(user_id, group_id, user, group)
 }
 
+/// Go's lowercase text of an OS error (`no such file or directory`), as Pebble's messages
+/// carry it.
+pub(crate) fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let desc = nix::errno::Errno::from_raw(code).desc();
+            let mut c = desc.chars();
+            c.next()
+                .map(|f| f.to_lowercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+        None => e.to_string(),
+    }
+}
+
 fn parse_id(id: &str) -> Option<u64> {
     id.parse().ok()
 }

@@ -1258,9 +1258,7 @@ fn amount(n: u64) -> String {
     }
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
+use cairn_supervisor::timefmt::rfc3339;
 
 /// Pebble's client-side state (`$XDG_CONFIG_HOME/pebble/cli.json`, shared with Pebble's own
 /// CLI): per socket, what `notices`/`warnings` listed last and what `okay` acknowledged.
