@@ -9,6 +9,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("PAUSE", "pause-charm"),
     ("WEB", "web-charm"),
     ("BACKUP", "backup-charm"),
+    ("DB", "db-charm"),
     ("MISBEHAVE", "misbehave-charm"),
 ];
 

@@ -173,8 +173,54 @@ impl Process {
         self.handle.send_signal(signal)
     }
 
-    /// Closes stdin, waits for the command and returns its output; a non-zero exit is an
-    /// [`Error::Exec`] carrying the code and output (as ops' `ExecError`).
+    /// Reads the next chunk of stdout (stderr merged in unless `split_stderr`), at most
+    /// `max` bytes, waiting until some arrive; `None` once the command closed it.
+    pub fn read_stdout(&self, max: usize) -> Result<Option<Vec<u8>>> {
+        self.handle.read_stdout(clamp_read(max))
+    }
+
+    /// Reads the next chunk of stderr (with `split_stderr`), as [`Process::read_stdout`].
+    pub fn read_stderr(&self, max: usize) -> Result<Option<Vec<u8>>> {
+        self.handle.read_stderr(clamp_read(max))
+    }
+
+    /// Stdout as a [`std::io::Read`], so output can be streamed into a parser or a push
+    /// without holding all of it (ops' `ExecProcess.stdout`).
+    pub fn stdout(&self) -> ProcessOutput<'_> {
+        ProcessOutput {
+            process: self,
+            stderr: false,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Stderr as a [`std::io::Read`] (with `split_stderr`).
+    pub fn stderr(&self) -> ProcessOutput<'_> {
+        ProcessOutput {
+            process: self,
+            stderr: true,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Closes stdin and waits for the command; output not read yet is discarded. A
+    /// non-zero exit is an [`Error::Exec`] with the code (as ops' `ExecProcess.wait`).
+    pub fn wait(self) -> Result<()> {
+        let exit_code = self.handle.wait()?;
+        if exit_code != 0 {
+            return Err(Error::Exec(crate::error::ExecError {
+                command: self.command,
+                exit_code,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Closes stdin, waits for the command and returns its output (what was not read with
+    /// [`Process::read_stdout`] yet); a non-zero exit is an [`Error::Exec`] carrying the code
+    /// and output (as ops' `ExecError`).
     pub fn wait_output(self) -> Result<ExecOutput> {
         let out = self.handle.wait_output()?;
         if out.exit_code != 0 {
@@ -186,6 +232,40 @@ impl Process {
             }));
         }
         Ok(out)
+    }
+}
+
+fn clamp_read(max: usize) -> u32 {
+    max.clamp(1, u32::MAX as usize) as u32
+}
+
+/// One output stream of a [`Process`] read as a [`std::io::Read`].
+pub struct ProcessOutput<'a> {
+    process: &'a Process,
+    stderr: bool,
+    pending: Vec<u8>,
+}
+
+impl std::io::Read for ProcessOutput<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.pending.is_empty() {
+            let next = if self.stderr {
+                self.process.read_stderr(buf.len())
+            } else {
+                self.process.read_stdout(buf.len())
+            };
+            match next.map_err(std::io::Error::other)? {
+                Some(chunk) => self.pending = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = self.pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
     }
 }
 

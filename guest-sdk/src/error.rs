@@ -31,6 +31,14 @@ pub enum Error {
     Path(PathError),
     /// A command exited with a non-zero code (`ops.pebble.ExecError`).
     Exec(ExecError),
+    /// Some paths of a recursive copy failed (`ops.pebble.MultiPushPullError`); the others
+    /// were copied.
+    PushPull {
+        /// How many paths failed.
+        message: String,
+        /// Each failed path with its error.
+        errors: Vec<(String, Error)>,
+    },
     /// A config option is missing or has another type than the charm expects.
     Config(String),
     /// Stored state could not be encoded or decoded.
@@ -143,6 +151,12 @@ impl fmt::Display for Error {
             | Error::Model(m) => f.write_str(m)?,
             Error::Api(e) => fmt::Display::fmt(e, f)?,
             Error::Path(e) => f.write_str(&e.message)?,
+            Error::PushPull { message, errors } => {
+                f.write_str(message)?;
+                for (i, (path, e)) in errors.iter().enumerate() {
+                    write!(f, "{}{path}: {e}", if i == 0 { ": " } else { "; " })?;
+                }
+            }
             Error::Exec(e) => write!(
                 f,
                 "non-zero exit code {} executing {:?}, stdout={:?}, stderr={:?}",

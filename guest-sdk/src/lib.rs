@@ -129,13 +129,14 @@ mod host;
 pub mod layer;
 mod log;
 mod model;
+mod paths;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
 pub use charm::{Charm, Context, run_event};
 pub use container::{
-    Container, ExecOptions, ExecOutput, FileInfo, FileOptions, NoticeFilter, Process, ServiceInfo,
-    ServiceStartup, ServiceStatus,
+    Container, ExecOptions, ExecOutput, FileInfo, FileOptions, NoticeFilter, Process,
+    ProcessOutput, ServiceInfo, ServiceStartup, ServiceStatus,
 };
 pub use error::{ApiError, BoxError, ChangeError, Error, ExecError, PathError, Result, ResultExt};
 pub use event::{
@@ -144,6 +145,7 @@ pub use event::{
 };
 pub use layer::{Check, Layer, Plan, Service};
 pub use model::{App, Config, ConfigValue, FromConfig, LogLevel, Status, StoredState, Unit, log};
+pub use paths::{FileTree, TreeEntry};
 
 /// Everything a charm usually needs: `use cairn_sdk::prelude::*;`.
 pub mod prelude {
@@ -153,8 +155,8 @@ pub mod prelude {
     };
     pub use crate::{
         ActionEvent, Charm, CheckEvent, CheckInfo, ConfigValue, Container, Context, Error, Event,
-        NoticeEvent, NoticeFilter, Outcome, Result, ResultExt, ServiceInfo, ServiceStatus, Status,
-        StoredState,
+        ExecOptions, FileOptions, FileTree, NoticeEvent, NoticeFilter, Outcome, Result, ResultExt,
+        ServiceInfo, ServiceStatus, Status, StoredState,
     };
     pub use crate::{debug, error, export_charm, info, trace, warn};
 }

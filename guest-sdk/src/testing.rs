@@ -148,13 +148,57 @@ pub struct TestContainer {
     signals: Vec<(String, String)>,
     check_status: BTreeMap<String, CheckStatus>,
     notices: Vec<Notice>,
-    /// Registered exec results, by command prefix.
-    execs: Vec<(Vec<String>, crate::container::ExecOutput)>,
+    /// Registered exec handlers, by command prefix.
+    execs: Vec<(Vec<String>, ExecHandler)>,
     /// Commands the charm ran, in order.
     exec_log: Vec<Vec<String>>,
     /// The fake filesystem: files (with their permissions) and directories.
     files: BTreeMap<String, (Vec<u8>, u32)>,
     dirs: BTreeMap<String, u32>,
+}
+
+/// What a command run in a [`TestContainer`] was given (ops' `testing.ExecArgs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecArgs {
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// The options the charm passed.
+    pub options: crate::container::ExecOptions,
+    /// Everything the charm wrote to stdin before it read output or waited.
+    pub stdin: Vec<u8>,
+}
+
+/// A handler registered with [`TestContainer::handle_exec`] or `handle_exec_with`.
+type ExecFn = dyn FnMut(&ExecArgs, &mut TestContainer) -> crate::container::ExecOutput;
+
+/// How the harness answers one command.
+#[derive(Clone)]
+pub(crate) enum ExecHandler {
+    Fixed(crate::container::ExecOutput),
+    Call(std::rc::Rc<RefCell<ExecFn>>),
+}
+
+impl std::fmt::Debug for ExecHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecHandler::Fixed(o) => f.debug_tuple("Fixed").field(o).finish(),
+            ExecHandler::Call(_) => f.write_str("Call(..)"),
+        }
+    }
+}
+
+impl ExecHandler {
+    /// Runs the command: a fixed result, or the handler on the container.
+    pub(crate) fn run(
+        &self,
+        args: &ExecArgs,
+        container: &mut TestContainer,
+    ) -> crate::container::ExecOutput {
+        match self {
+            ExecHandler::Fixed(o) => o.clone(),
+            ExecHandler::Call(f) => (f.borrow_mut())(args, container),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -371,11 +415,26 @@ impl TestContainer {
     pub fn handle_exec(&mut self, prefix: &[&str], exit_code: i32, stdout: &str, stderr: &str) {
         self.execs.push((
             prefix.iter().map(|s| s.to_string()).collect(),
-            crate::container::ExecOutput {
+            ExecHandler::Fixed(crate::container::ExecOutput {
                 exit_code,
                 stdout: stdout.as_bytes().to_vec(),
                 stderr: stderr.as_bytes().to_vec(),
-            },
+            }),
+        ));
+    }
+
+    /// Makes commands starting with `prefix` run `handler` (ops' `handle_exec` with a
+    /// handler): it gets the command, its options and the stdin the charm wrote, may change
+    /// this container (write the files a real command would), and returns the exit code and
+    /// output. It runs when the charm first reads output or waits.
+    pub fn handle_exec_with(
+        &mut self,
+        prefix: &[&str],
+        handler: impl FnMut(&ExecArgs, &mut TestContainer) -> crate::container::ExecOutput + 'static,
+    ) {
+        self.execs.push((
+            prefix.iter().map(|s| s.to_string()).collect(),
+            ExecHandler::Call(std::rc::Rc::new(RefCell::new(handler))),
         ));
     }
 
@@ -384,13 +443,15 @@ impl TestContainer {
         &self.exec_log
     }
 
-    pub(crate) fn fake_exec(&mut self, command: &[String]) -> Result<crate::container::ExecOutput> {
+    /// Finds the handler of a command the charm starts, or Pebble's error for a missing
+    /// executable.
+    pub(crate) fn fake_exec(&mut self, command: &[String]) -> Result<ExecHandler> {
         self.exec_log.push(command.to_vec());
         self.execs
             .iter()
             .filter(|(p, _)| command.starts_with(p))
             .max_by_key(|(p, _)| p.len())
-            .map(|(_, o)| o.clone())
+            .map(|(_, h)| h.clone())
             .ok_or_else(|| {
                 api(
                     400,

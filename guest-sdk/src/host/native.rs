@@ -171,10 +171,19 @@ impl ContainerHandle {
     pub fn exec(
         &self,
         command: &[String],
-        _o: &crate::container::ExecOptions,
+        o: &crate::container::ExecOptions,
     ) -> Result<ProcessHandle, Error> {
-        with_world(|w| w.container(&self.0)?.fake_exec(command))
-            .map(|out| ProcessHandle(std::cell::RefCell::new(Some(out))))
+        let handler = with_world(|w| w.container(&self.0)?.fake_exec(command))?;
+        Ok(ProcessHandle {
+            container: self.0.clone(),
+            handler,
+            args: std::cell::RefCell::new(crate::testing::ExecArgs {
+                command: command.to_vec(),
+                options: o.clone(),
+                stdin: Vec::new(),
+            }),
+            output: std::cell::RefCell::new(None),
+        })
     }
 
     pub fn push(
@@ -244,11 +253,22 @@ impl ContainerHandle {
     }
 }
 
-/// A command run by the harness: its registered result.
-pub struct ProcessHandle(std::cell::RefCell<Option<crate::container::ExecOutput>>);
+/// A command run by the harness: its handler runs when the charm first reads output or
+/// waits, with the stdin written until then.
+pub struct ProcessHandle {
+    container: String,
+    handler: crate::testing::ExecHandler,
+    args: std::cell::RefCell<crate::testing::ExecArgs>,
+    /// The result once run, less what was read.
+    output: std::cell::RefCell<Option<crate::container::ExecOutput>>,
+}
 
 impl ProcessHandle {
-    pub fn write_stdin(&self, _data: &[u8]) -> Result<(), Error> {
+    pub fn write_stdin(&self, data: &[u8]) -> Result<(), Error> {
+        if self.output.borrow().is_some() {
+            return Err(Error::Connection("the command's stdin is closed".into()));
+        }
+        self.args.borrow_mut().stdin.extend_from_slice(data);
         Ok(())
     }
 
@@ -256,10 +276,51 @@ impl ProcessHandle {
         Ok(())
     }
 
+    /// Runs the handler once and lends its (remaining) output.
+    fn with_output<R>(
+        &self,
+        f: impl FnOnce(&mut crate::container::ExecOutput) -> R,
+    ) -> Result<R, Error> {
+        let mut slot = self.output.borrow_mut();
+        if slot.is_none() {
+            let args = self.args.borrow().clone();
+            let out = with_world(|w| {
+                let c = w.container(&self.container)?;
+                Ok::<_, Error>(self.handler.run(&args, c))
+            })?;
+            *slot = Some(out);
+        }
+        Ok(f(slot.as_mut().expect("output was just set")))
+    }
+
+    fn read(&self, max: u32, stderr: bool) -> Result<Option<Vec<u8>>, Error> {
+        self.with_output(|o| {
+            let buf = if stderr { &mut o.stderr } else { &mut o.stdout };
+            if buf.is_empty() {
+                return None;
+            }
+            let n = buf.len().min(max as usize);
+            Some(buf.drain(..n).collect())
+        })
+    }
+
+    pub fn read_stdout(&self, max: u32) -> Result<Option<Vec<u8>>, Error> {
+        self.read(max, false)
+    }
+
+    pub fn read_stderr(&self, max: u32) -> Result<Option<Vec<u8>>, Error> {
+        self.read(max, true)
+    }
+
+    pub fn wait(&self) -> Result<i32, Error> {
+        self.with_output(|o| o.exit_code)
+    }
+
     pub fn wait_output(&self) -> Result<crate::container::ExecOutput, Error> {
-        self.0
-            .borrow_mut()
-            .take()
-            .ok_or_else(|| Error::Connection("the process was already waited for".into()))
+        self.with_output(|o| crate::container::ExecOutput {
+            exit_code: o.exit_code,
+            stdout: std::mem::take(&mut o.stdout),
+            stderr: std::mem::take(&mut o.stderr),
+        })
     }
 }

@@ -104,6 +104,18 @@ impl ProcessHandle {
         self.0.send_signal(signal).map_err(error)
     }
 
+    pub fn read_stdout(&self, max: u32) -> Result<Option<Vec<u8>>, Error> {
+        self.0.read_stdout(max).map_err(error)
+    }
+
+    pub fn read_stderr(&self, max: u32) -> Result<Option<Vec<u8>>, Error> {
+        self.0.read_stderr(max).map_err(error)
+    }
+
+    pub fn wait(&self) -> Result<i32, Error> {
+        self.0.wait().map_err(error)
+    }
+
     pub fn wait_output(&self) -> Result<crate::container::ExecOutput, Error> {
         let o = self.0.wait_output().map_err(error)?;
         Ok(crate::container::ExecOutput {

@@ -38,10 +38,43 @@ pub struct ProcessRes {
     sup: Supervisor,
     change: String,
     stdin: Option<tokio::sync::mpsc::Sender<cairn_supervisor::exec::Stdin>>,
-    stdout: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>,
-    stderr: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>,
+    stdout: OutputStream,
+    stderr: OutputStream,
     control: Option<tokio::sync::mpsc::Sender<cairn_supervisor::exec::Control>>,
 }
+
+/// One output stream of a command as the guest reads it: the channel from the supervisor
+/// and what was received but not yet handed over.
+#[derive(Default)]
+struct OutputStream {
+    rx: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>,
+    pending: bytes::Bytes,
+}
+
+impl OutputStream {
+    /// Up to `max` bytes, waiting for some; `None` at the end of the stream.
+    async fn read(&mut self, max: usize) -> Option<bytes::Bytes> {
+        while self.pending.is_empty() {
+            self.pending = self.rx.as_mut()?.recv().await?;
+        }
+        let n = self.pending.len().min(max.max(1));
+        Some(self.pending.split_to(n))
+    }
+
+    /// Everything left, to the end of the stream.
+    async fn read_to_end(&mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.pending).to_vec();
+        if let Some(rx) = self.rx.as_mut() {
+            while let Some(b) = rx.recv().await {
+                buf.extend_from_slice(&b);
+            }
+        }
+        buf
+    }
+}
+
+/// The most one `read-stdout`/`read-stderr` hands over, whatever the guest asks for.
+const MAX_READ: usize = 1 << 20;
 
 /// What the host lends one event: the unit's view of itself and its containers.
 #[derive(Clone)]
@@ -88,6 +121,9 @@ pub struct StoreState {
     pub(crate) limits: StoreLimits,
     pub(crate) ctx: UnitContext,
     pub(crate) logs: Vec<LogLine>,
+    /// When the event's deadline passes: host calls that wait (changes, exec output) give up
+    /// then, so a guest blocked in the host cannot outlive its deadline.
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl WasiView for StoreState {
@@ -496,6 +532,27 @@ fn typed_plan(plan: &cairn_plan::Plan) -> pebble::Plan {
 }
 
 impl StoreState {
+    /// Runs `fut` on the host's runtime until it ends or the event's deadline passes.
+    fn block_on<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T, pebble::Error>>,
+    ) -> Result<T, pebble::Error> {
+        let handle = self
+            .ctx
+            .handle
+            .clone()
+            .ok_or_else(|| pebble::Error::Connection(format!("cannot {what}: no runtime")))?;
+        let deadline = tokio::time::Instant::from_std(self.deadline);
+        handle
+            .block_on(async { tokio::time::timeout_at(deadline, fut).await })
+            .unwrap_or_else(|_| {
+                Err(pebble::Error::Timeout(format!(
+                    "cannot {what}: the event's deadline passed"
+                )))
+            })
+    }
+
     fn supervisor(&self, res: &Resource<ContainerRes>) -> Result<Supervisor, pebble::Error> {
         let name = &self
             .table
@@ -515,20 +572,17 @@ impl StoreState {
         names: Vec<String>,
     ) -> Result<(), pebble::Error> {
         let sup = self.supervisor(res)?;
-        let handle = self
-            .ctx
-            .handle
-            .clone()
-            .ok_or_else(|| pebble::Error::Connection("no runtime to wait on changes".into()))?;
         let id = match sup.services_action(action, &names) {
             Ok(id) => id,
             // ops' autostart with nothing to start is not an error.
             Err(SupervisorError::NoDefaultServices) if action == "autostart" => return Ok(()),
             Err(e) => return Err(api_error(e)),
         };
-        let info = handle
-            .block_on(sup.wait_change(&id, Some(std::time::Duration::from_secs(30))))
-            .map_err(api_error)?;
+        let info = self.block_on("wait for the change", async {
+            sup.wait_change(&id, Some(std::time::Duration::from_secs(30)))
+                .await
+                .map_err(api_error)
+        })?;
         match info.err {
             Some(err) => Err(pebble::Error::Change(pebble::ChangeError {
                 change_id: id,
@@ -547,24 +601,23 @@ impl pebble::HostProcess for StoreState {
         self_: Resource<ProcessRes>,
         data: Vec<u8>,
     ) -> Result<(), pebble::Error> {
-        let handle = self.ctx.handle.clone();
-        let p = self
-            .table
-            .get(&self_)
-            .map_err(|e| pebble::Error::Connection(e.to_string()))?;
-        let (Some(tx), Some(h)) = (p.stdin.clone(), handle) else {
-            return Err(pebble::Error::Connection("stdin is closed".into()));
-        };
-        h.block_on(tx.send(cairn_supervisor::exec::Stdin::Data(data.into())))
-            .map_err(|_| pebble::Error::Connection("the command's stdin is closed".into()))
+        let tx = self.process(&self_)?.stdin.clone();
+        let tx = tx.ok_or_else(|| pebble::Error::Connection("stdin is closed".into()))?;
+        self.block_on("write to the command's stdin", async move {
+            tx.send(cairn_supervisor::exec::Stdin::Data(data.into()))
+                .await
+                .map_err(|_| pebble::Error::Connection("the command's stdin is closed".into()))
+        })
     }
 
     fn close_stdin(&mut self, self_: Resource<ProcessRes>) {
-        let handle = self.ctx.handle.clone();
         if let Ok(p) = self.table.get_mut(&self_)
-            && let (Some(tx), Some(h)) = (p.stdin.take(), handle)
+            && let Some(tx) = p.stdin.take()
         {
-            let _ = h.block_on(tx.send(cairn_supervisor::exec::Stdin::End));
+            let _ = self.block_on("close the command's stdin", async move {
+                let _ = tx.send(cairn_supervisor::exec::Stdin::End).await;
+                Ok(())
+            });
         }
     }
 
@@ -573,54 +626,105 @@ impl pebble::HostProcess for StoreState {
         self_: Resource<ProcessRes>,
         signal: String,
     ) -> Result<(), pebble::Error> {
-        let handle = self.ctx.handle.clone();
-        let p = self
-            .table
-            .get(&self_)
-            .map_err(|e| pebble::Error::Connection(e.to_string()))?;
         let signal = if signal.starts_with("SIG") {
             signal
         } else {
             format!("SIG{signal}")
         };
-        let (Some(tx), Some(h)) = (p.control.clone(), handle) else {
-            return Err(pebble::Error::Connection("no control channel".into()));
-        };
-        h.block_on(tx.send(cairn_supervisor::exec::Control::Signal(signal)))
-            .map_err(|_| pebble::Error::Connection("the command has ended".into()))
+        let tx = self.process(&self_)?.control.clone();
+        let tx = tx.ok_or_else(|| pebble::Error::Connection("no control channel".into()))?;
+        self.block_on("send a signal to the command", async move {
+            tx.send(cairn_supervisor::exec::Control::Signal(signal))
+                .await
+                .map_err(|_| pebble::Error::Connection("the command has ended".into()))
+        })
+    }
+
+    fn read_stdout(
+        &mut self,
+        self_: Resource<ProcessRes>,
+        max: u32,
+    ) -> Result<Option<Vec<u8>>, pebble::Error> {
+        self.read_output(self_, max, false)
+    }
+
+    fn read_stderr(
+        &mut self,
+        self_: Resource<ProcessRes>,
+        max: u32,
+    ) -> Result<Option<Vec<u8>>, pebble::Error> {
+        self.read_output(self_, max, true)
+    }
+
+    fn wait(&mut self, self_: Resource<ProcessRes>) -> Result<i32, pebble::Error> {
+        self.finish(self_, false).map(|o| o.exit_code)
     }
 
     fn wait_output(
         &mut self,
         self_: Resource<ProcessRes>,
     ) -> Result<pebble::ExecOutput, pebble::Error> {
-        let handle = self
-            .ctx
-            .handle
-            .clone()
-            .ok_or_else(|| pebble::Error::Connection("no runtime to wait on".into()))?;
+        self.finish(self_, true)
+    }
+
+    fn drop(&mut self, rep: Resource<ProcessRes>) -> wasmtime::Result<()> {
+        // A process dropped without waiting keeps running to its end; its output is
+        // discarded when the channels close.
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl StoreState {
+    fn process(&self, res: &Resource<ProcessRes>) -> Result<&ProcessRes, pebble::Error> {
+        self.table
+            .get(res)
+            .map_err(|e| pebble::Error::Connection(e.to_string()))
+    }
+
+    /// One `read-stdout`/`read-stderr`: the stream is taken out of the table while the
+    /// host waits on it, and put back afterwards.
+    fn read_output(
+        &mut self,
+        res: Resource<ProcessRes>,
+        max: u32,
+        stderr: bool,
+    ) -> Result<Option<Vec<u8>>, pebble::Error> {
         let p = self
             .table
-            .get_mut(&self_)
+            .get_mut(&res)
+            .map_err(|e| pebble::Error::Connection(e.to_string()))?;
+        let slot = if stderr { &mut p.stderr } else { &mut p.stdout };
+        let mut stream = std::mem::take(slot);
+        let max = (max as usize).min(MAX_READ);
+        let what = if stderr { "read stderr" } else { "read stdout" };
+        let got = self.block_on(what, async { Ok(stream.read(max).await) });
+        if let Ok(p) = self.table.get_mut(&res) {
+            *(if stderr { &mut p.stderr } else { &mut p.stdout }) = stream;
+        }
+        got.map(|b| b.map(|b| b.to_vec()))
+    }
+
+    /// Closes stdin, drains the output (kept when `keep`), waits for the change and returns
+    /// the exit code and output; a change error (such as a timeout) is the error.
+    fn finish(
+        &mut self,
+        res: Resource<ProcessRes>,
+        keep: bool,
+    ) -> Result<pebble::ExecOutput, pebble::Error> {
+        let p = self
+            .table
+            .get_mut(&res)
             .map_err(|e| pebble::Error::Connection(e.to_string()))?;
         let stdin = p.stdin.take();
-        let mut out = p.stdout.take();
-        let mut err = p.stderr.take();
+        let mut out = std::mem::take(&mut p.stdout);
+        let mut err = std::mem::take(&mut p.stderr);
         let (sup, change) = (p.sup.clone(), p.change.clone());
-        handle.block_on(async move {
+        self.block_on("wait for the command", async move {
             if let Some(tx) = stdin {
                 let _ = tx.send(cairn_supervisor::exec::Stdin::End).await;
             }
-            let collect = |rx: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>| async move {
-                let mut buf = Vec::new();
-                if let Some(mut rx) = rx {
-                    while let Some(b) = rx.recv().await {
-                        buf.extend_from_slice(&b);
-                    }
-                }
-                buf
-            };
-            let (stdout, stderr) = tokio::join!(collect(out.take()), collect(err.take()));
+            let (stdout, stderr) = tokio::join!(out.read_to_end(), err.read_to_end());
             let info = sup.wait_change(&change, None).await.map_err(api_error)?;
             let exit_code = info
                 .tasks
@@ -634,19 +738,17 @@ impl pebble::HostProcess for StoreState {
                     err: e,
                 }));
             }
+            let (stdout, stderr) = if keep {
+                (stdout, stderr)
+            } else {
+                (Vec::new(), Vec::new())
+            };
             Ok(pebble::ExecOutput {
                 exit_code,
                 stdout,
                 stderr,
             })
         })
-    }
-
-    fn drop(&mut self, rep: Resource<ProcessRes>) -> wasmtime::Result<()> {
-        // A process dropped without waiting keeps running to its end; its output is
-        // discarded when the channels close.
-        self.table.delete(rep)?;
-        Ok(())
     }
 }
 
@@ -694,8 +796,8 @@ impl pebble::HostContainer for StoreState {
             sup: sup.clone(),
             change: started.change_id.clone(),
             stdin: None,
-            stdout: None,
-            stderr: None,
+            stdout: OutputStream::default(),
+            stderr: OutputStream::default(),
             control: None,
         };
         if let cairn_supervisor::exec::Endpoint::Control(c) = connect("control")? {
@@ -704,11 +806,11 @@ impl pebble::HostContainer for StoreState {
         if options.split_stderr
             && let cairn_supervisor::exec::Endpoint::Stderr(e) = connect("stderr")?
         {
-            res.stderr = Some(e);
+            res.stderr.rx = Some(e);
         }
         if let cairn_supervisor::exec::Endpoint::Stdio { stdin, stdout } = connect("stdio")? {
             res.stdin = Some(stdin);
-            res.stdout = Some(stdout);
+            res.stdout.rx = Some(stdout);
         }
         self.table
             .push(res)

@@ -239,6 +239,7 @@ impl Runtime {
                 limits,
                 ctx,
                 logs: Vec::new(),
+                deadline: Instant::now() + self.config.event_deadline,
             },
         );
         store.limiter(|s| &mut s.limits);

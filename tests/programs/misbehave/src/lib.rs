@@ -121,6 +121,7 @@ fn probe_pebble(ctx: &mut Context) -> Result<()> {
     }
     probe_files(&work)?;
     probe_exec(&work)?;
+    probe_paths(&work)?;
     work.send_signal("HUP", &["probe"])?;
     match work.send_signal("SIGHUP", &["absent"]) {
         Err(cairn_sdk::Error::Api(e))
@@ -155,9 +156,70 @@ fn probe_exec(work: &Container) -> Result<()> {
         return Err(Error::msg(format!("split exec gave {out:?}")));
     }
     match work.exec(&["sh", "-c", "exit 3"])?.wait_output() {
-        Err(cairn_sdk::Error::Exec(e)) if e.exit_code == 3 => Ok(()),
-        other => Err(Error::msg(format!("exit 3 gave {other:?}"))),
+        Err(cairn_sdk::Error::Exec(e)) if e.exit_code == 3 => {}
+        other => return Err(Error::msg(format!("exit 3 gave {other:?}"))),
     }
+    // Streaming reads: stdout through io::Read in small chunks, stderr apart, then wait.
+    let p = work.exec_with(
+        &["sh", "-c", "seq 1 2000; echo done >&2"],
+        &cairn_sdk::ExecOptions {
+            split_stderr: true,
+            ..Default::default()
+        },
+    )?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut p.stdout(), &mut text)?;
+    let want: String = (1..=2000).map(|i| format!("{i}\n")).collect();
+    if text != want {
+        return Err(Error::msg(format!(
+            "streamed stdout gave {} bytes",
+            text.len()
+        )));
+    }
+    let mut err = Vec::new();
+    while let Some(chunk) = p.read_stderr(3)? {
+        err.extend(chunk);
+    }
+    if err != b"done\n" {
+        return Err(Error::msg(format!("streamed stderr gave {err:?}")));
+    }
+    p.wait()?;
+    match work.exec(&["sh", "-c", "exit 4"])?.wait() {
+        Err(cairn_sdk::Error::Exec(e)) if e.exit_code == 4 => Ok(()),
+        other => Err(Error::msg(format!("wait on exit 4 gave {other:?}"))),
+    }
+}
+
+/// Exercises the recursive copies: a tree pushed, pulled back, copied within the container.
+fn probe_paths(work: &Container) -> Result<()> {
+    let base = "/tmp/cairn-misbehave-probe-paths";
+    work.remove_path(base, true)?;
+    let tree = cairn_sdk::FileTree::new()
+        .file("app/a.conf", "a")
+        .file("app/conf.d/b.conf", "bb")
+        .dir("app/empty");
+    work.push_path(&tree, &format!("{base}/src"))?;
+    let pulled = work.pull_path(&format!("{base}/src/app"))?;
+    if pulled.get("app/conf.d/b.conf") != Some(&b"bb"[..]) || pulled.len() != 5 {
+        return Err(Error::msg(format!("pull_path gave {pulled:?}")));
+    }
+    work.copy_path(
+        &format!("{base}/src/app/*.conf"),
+        work,
+        &format!("{base}/copy"),
+    )?;
+    if work.pull(&format!("{base}/copy/a.conf"))? != b"a" {
+        return Err(Error::msg("copy_path did not copy a.conf"));
+    }
+    match work.pull_path(&format!("{base}/missing")) {
+        Err(cairn_sdk::Error::PushPull { errors, .. }) if errors.len() == 1 => {}
+        other => {
+            return Err(Error::msg(format!(
+                "pull_path of a missing path gave {other:?}"
+            )));
+        }
+    }
+    work.remove_path(base, true)
 }
 
 /// Exercises the files calls on a scratch directory of the container.
@@ -338,6 +400,14 @@ mod tests {
             "err\n",
         );
         work.handle_exec(&["sh", "-c", "exit 3"], 3, "", "");
+        let seq: String = (1..=2000).map(|i| format!("{i}\n")).collect();
+        work.handle_exec(
+            &["sh", "-c", "seq 1 2000; echo done >&2"],
+            0,
+            &seq,
+            "done\n",
+        );
+        work.handle_exec(&["sh", "-c", "exit 4"], 4, "", "");
         h.update_config("mode", "pebble").unwrap();
         assert_eq!(h.unit_status(), &Status::active("pebble ok"));
         let work = h.container("work");
