@@ -107,3 +107,147 @@ fn issue6_run_action_prints_results_failures_and_refuses_bad_params() -> Result<
     );
     Ok(())
 }
+
+/// One HTTP/1.0 request to 127.0.0.1:`port`; returns the status line and the body.
+fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    Ok((
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    ))
+}
+
+/// The value of `key: "value"` in `run-action`/`show-action` output.
+fn result_value(out: &str, key: &str) -> Option<String> {
+    out.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix(&format!("{key}: "))
+            .map(|v| v.trim_matches('"').to_string())
+    })
+}
+
+#[test]
+fn issue6_db_backup_action_dumps_with_exec_pulls_and_reports() -> Result<()> {
+    let d = Daemon::start("db", &[])?;
+    let data = d.dir.join("db-data");
+    let port = free_port();
+    let (ex, port_setting, data_setting) = (
+        example("db"),
+        format!("port={port}"),
+        format!("data-dir={}", data.display()),
+    );
+    d.ok(&[
+        "deploy",
+        &ex,
+        "--config",
+        &port_setting,
+        "--config",
+        &data_setting,
+    ])?;
+    d.wait_status("db/0", "active", "serving on", Duration::from_secs(15))?;
+    // The charm pushed its program; the workload serves keys.
+    assert!(data.join("dbd.py").is_file());
+    let up = wait_for(Duration::from_secs(10), || {
+        http(port, "PUT", "/keys/greeting", "it's alive").ok()
+    })
+    .must("db answers")?;
+    assert_eq!(up.0, "HTTP/1.0 200 OK");
+    for i in 0..50 {
+        http(port, "PUT", &format!("/keys/k{i:02}"), &"x".repeat(i))?;
+    }
+
+    // The action runs the dump with exec, pulls it and reports it.
+    let out = d.ok(&["run-action", "db/0", "backup", "name=nightly", "--wait"])?;
+    assert!(out.contains("status: completed\n"), "{out}");
+    let path = data.join("backups/nightly.sql");
+    assert_eq!(
+        result_value(&out, "path").as_deref(),
+        Some(path.to_str().unwrap()),
+        "{out}"
+    );
+    let dump = std::fs::read(&path)?;
+    assert_eq!(
+        result_value(&out, "size"),
+        Some(dump.len().to_string()),
+        "{out}"
+    );
+    assert_eq!(result_value(&out, "rows").as_deref(), Some("51"), "{out}");
+    assert_eq!(result_value(&out, "sha256").map(|s| s.len()), Some(64));
+    let text = String::from_utf8(dump)?;
+    assert!(text.contains("VALUES('greeting','it''s alive');"), "{text}");
+    assert!(out.contains("dumping "), "{out}");
+
+    // Compressed, with the default name from the action id.
+    let out = d.ok(&["run-action", "db/0", "backup", "compress=true", "--wait"])?;
+    assert!(out.contains("compressed: \"true\""), "{out}");
+    let gz = result_value(&out, "path").must("path")?;
+    assert!(gz.ends_with(".sql.gz") && gz.contains("/backup-"), "{gz}");
+    assert_eq!(
+        std::fs::read(&gz)?.len().to_string(),
+        result_value(&out, "size").must("size")?
+    );
+
+    // The dump command fails: the action fails with its message, the unit stays active.
+    let out = d.cli(&["run-action", "db/0", "backup", "table=nope", "--wait"])?;
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("status: failed\n"), "{stdout}");
+    assert!(
+        stdout.contains("message: \"dump failed (exit code 2): cannot dump ")
+            && stdout.contains("no such table: nope\""),
+        "{stdout}"
+    );
+    d.wait_status("db/0", "active", "serving on", Duration::from_secs(5))?;
+
+    // A parameter of the wrong type is refused before the charm runs.
+    let before = d.events("db/0")?.len();
+    let out = d.cli(&["run-action", "db/0", "backup", "compress=maybe", "--wait"])?;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: invalid parameters for action \"backup\": compress: expected boolean, got \"maybe\""
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.events("db/0")?.len(), before);
+
+    // Scheduled backups: the workload dumps every second and records a notice, which
+    // the charm shows.
+    d.ok(&["config", "db", "backup-interval=1"])?;
+    d.wait_status(
+        "db/0",
+        "active",
+        "scheduled backup ",
+        Duration::from_secs(15),
+    )?;
+    let msg = d.unit("db/0")?["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let scheduled = msg
+        .split(": ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .must("scheduled path")?;
+    assert!(
+        std::path::Path::new(scheduled).is_file(),
+        "{msg}: {scheduled} missing"
+    );
+    let events = event_lines(&d.events("db/0")?);
+    assert!(
+        events
+            .iter()
+            .any(|e| e == "db-pebble-custom-notice handled"),
+        "{events:?}"
+    );
+    Ok(())
+}
