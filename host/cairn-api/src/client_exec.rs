@@ -53,8 +53,8 @@ pub struct ExecOutput {
 type Ws = tokio_tungstenite::WebSocketStream<UnixStream>;
 
 impl Client {
-    async fn websocket(&self, task: &str, id: &str) -> Result<Ws, ClientError> {
-        let stream = self.connect_stream().await?;
+    /// Upgrades a connection opened ahead of time to the task's websocket `id`.
+    async fn upgrade(stream: UnixStream, task: &str, id: &str) -> Result<Ws, ClientError> {
         let url = format!("ws://localhost/v1/tasks/{task}/websocket/{id}");
         let (ws, _) = tokio_tungstenite::client_async(url, stream)
             .await
@@ -86,13 +86,24 @@ impl Client {
         if let Some(c) = &opts.service_context {
             body["service-context"] = c.clone().into();
         }
-        let (code, bytes) = self
-            .raw(
-                Method::POST,
-                "/v1/exec",
-                Some(serde_json::to_vec(&body).unwrap_or_default()),
-            )
-            .await?;
+        // The I/O connections are opened while the request is under way; they are upgraded
+        // once the task id is known.
+        let post = self.raw(
+            Method::POST,
+            "/v1/exec",
+            Some(serde_json::to_vec(&body).unwrap_or_default()),
+        );
+        let streams = async {
+            if opts.split_stderr {
+                let (a, b) = tokio::join!(self.connect_stream(), self.connect_stream());
+                Ok::<_, ClientError>((a?, Some(b?)))
+            } else {
+                Ok((self.connect_stream().await?, None))
+            }
+        };
+        let (posted, streams) = tokio::join!(post, streams);
+        let (code, bytes) = posted?;
+        let (stdio_stream, stderr_stream) = streams?;
         let env: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
         if code != 202 {
@@ -106,14 +117,15 @@ impl Client {
         let task = env["result"]["task-id"].as_str().unwrap_or("").to_string();
         // The control websocket is optional (this client sends no signals); the I/O ones
         // connect together.
-        let (stdio, stderr_ws) = if opts.split_stderr {
-            let (a, b) = tokio::join!(
-                self.websocket(&task, "stdio"),
-                self.websocket(&task, "stderr")
-            );
-            (a?, Some(b?))
-        } else {
-            (self.websocket(&task, "stdio").await?, None)
+        let (stdio, stderr_ws) = match stderr_stream {
+            Some(err) => {
+                let (a, b) = tokio::join!(
+                    Self::upgrade(stdio_stream, &task, "stdio"),
+                    Self::upgrade(err, &task, "stderr")
+                );
+                (a?, Some(b?))
+            }
+            None => (Self::upgrade(stdio_stream, &task, "stdio").await?, None),
         };
         let (mut io_tx, io_rx) = stdio.split();
         let input = Bytes::copy_from_slice(stdin);

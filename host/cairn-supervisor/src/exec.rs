@@ -345,18 +345,26 @@ pub(crate) async fn run(
         cmd.uid(uid).gid(gid);
     }
     let interactive_tty = args.terminal && args.interactive;
-    // SAFETY: setsid and TIOCSCTTY are async-signal-safe calls on the child's own state.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            if interactive_tty {
-                // stdin is the terminal: make it the controlling one.
-                if nix::libc::ioctl(0, nix::libc::TIOCSCTTY as _, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
+    if args.terminal {
+        // A terminal needs a session of its own to be the controlling one.
+        // SAFETY: setsid and TIOCSCTTY are async-signal-safe calls on the child's own state.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if interactive_tty {
+                    // stdin is the terminal: make it the controlling one.
+                    if nix::libc::ioctl(0, nix::libc::TIOCSCTTY as _, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
-            }
-            Ok(())
-        });
+                Ok(())
+            });
+        }
+    } else {
+        // A process group of its own, as a session would give, but without a pre-exec
+        // hook: std then starts the command with posix_spawn (vfork) rather than fork,
+        // which copies none of the host's page tables.
+        cmd.process_group(0);
     }
     let mut master: Option<OwnedFd> = None;
     let mut pumps = Vec::new();

@@ -205,6 +205,9 @@ impl Supervisor {
             tokio::spawn(async move {
                 loop {
                     dirty.notified().await;
+                    // Transitions within a few milliseconds of each other (an exec's
+                    // change, its task and their notices) are saved together.
+                    tokio::time::sleep(SAVE_DELAY).await;
                     // The write (with its fsyncs) runs off the async workers, so that a
                     // burst of changes never stalls request handling.
                     match weak.upgrade() {
@@ -865,6 +868,10 @@ pub(crate) fn errno_text(e: &std::io::Error) -> String {
     }
 }
 
+/// How long the background saver waits after a change before writing, so that the
+/// transitions of one operation become one write.
+const SAVE_DELAY: Duration = Duration::from_millis(10);
+
 fn parse_id(id: &str) -> Option<u64> {
     id.parse().ok()
 }
@@ -878,6 +885,7 @@ impl Inner {
         if !self.persist {
             return;
         }
+        // A snapshot under the locks; the encoding, the slow part, after they are released.
         let state = {
             let layers = self.layers.lock().unwrap();
             let book = self.book.lock().unwrap();
@@ -892,13 +900,13 @@ impl Inner {
                 })
                 .collect();
             let notices = self.notices.lock().unwrap();
-            serde_json::to_vec(&PersistedState {
+            PersistedState {
                 layers,
                 changes: book.clone(),
                 notices: notices.clone(),
-            })
+            }
         };
-        match state {
+        match serde_json::to_vec(&state) {
             Ok(data) => {
                 if let Err(e) = persist::atomic_write(&self.dir.join(STATE_FILE), &data) {
                     tracing::warn!("Cannot write state file: {e}");
