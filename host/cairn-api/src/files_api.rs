@@ -9,6 +9,7 @@
 
 use bytes::Bytes;
 use cairn_supervisor::files::{self, FileError, Ownership, WriteItem};
+use cairn_supervisor::sandbox::Root;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -69,7 +70,11 @@ fn boundary() -> String {
 }
 
 /// `GET /v1/files` with `action=read` (multipart) or `action=list` (JSON).
-pub(crate) fn get(req: &Request<Incoming>, q: &crate::server::Query) -> Response<Body> {
+pub(crate) fn get(
+    req: &Request<Incoming>,
+    q: &crate::server::Query,
+    root: Option<Root>,
+) -> Response<Body> {
     match q.get("action") {
         "read" => {
             let paths = q.all("path");
@@ -84,7 +89,7 @@ pub(crate) fn get(req: &Request<Incoming>, q: &crate::server::Query) -> Response
             if accept != "multipart/form-data" {
                 return full(Reply::bad_request("must accept multipart/form-data"));
             }
-            read(paths)
+            read(root, paths)
         }
         "list" => {
             let path = q.get("path");
@@ -100,7 +105,7 @@ pub(crate) fn get(req: &Request<Incoming>, q: &crate::server::Query) -> Response
                     ));
                 }
             };
-            match files::list(path, q.get("pattern"), itself) {
+            match files::list(root.as_ref(), path, q.get("pattern"), itself) {
                 Ok(list) => full(Reply::sync(list)),
                 Err(e) => full(Reply::error(e.status(), &e.kind, e.message)),
             }
@@ -110,7 +115,7 @@ pub(crate) fn get(req: &Request<Incoming>, q: &crate::server::Query) -> Response
 }
 
 /// Streams the files as multipart parts, then the `response` part.
-fn read(paths: Vec<String>) -> Response<Body> {
+fn read(root: Option<Root>, paths: Vec<String>) -> Response<Body> {
     let b = boundary();
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let bb = b.clone();
@@ -128,7 +133,7 @@ fn read(paths: Vec<String>) -> Response<Body> {
             s
         };
         for path in &paths {
-            let file = match files::open_read(path) {
+            let file = match files::open_read(root.as_ref(), path) {
                 Ok(f) => f,
                 Err(e) => {
                     results.push(result(path, Some(e)));
@@ -187,7 +192,7 @@ fn read(paths: Vec<String>) -> Response<Body> {
 }
 
 /// `POST /v1/files`: multipart `write`, or JSON `make-dirs` / `remove`.
-pub(crate) async fn post(req: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn post(req: Request<Incoming>, root: Option<Root>) -> Response<Body> {
     let ct = req
         .headers()
         .get("Content-Type")
@@ -206,7 +211,7 @@ pub(crate) async fn post(req: Request<Incoming>) -> Response<Body> {
             if boundary.len() < MIN_BOUNDARY {
                 return full(Reply::bad_request(format!("invalid boundary {boundary:?}")));
             }
-            full(write(req.into_body(), boundary).await)
+            full(write(req.into_body(), boundary, root).await)
         }
         ("application", "json") => {
             let body = match req.into_body().collect().await {
@@ -215,7 +220,7 @@ pub(crate) async fn post(req: Request<Incoming>) -> Response<Body> {
                     return full(Reply::bad_request(format!("cannot read request body: {e}")));
                 }
             };
-            full(json_action(&body))
+            full(json_action(&body, root.as_ref()))
         }
         _ => full(Reply::bad_request(format!(
             "invalid media type {:?}",
@@ -242,7 +247,7 @@ struct RemoveItem {
     recursive: bool,
 }
 
-fn json_action(body: &[u8]) -> Reply {
+fn json_action(body: &[u8], root: Option<&Root>) -> Reply {
     #[derive(Deserialize)]
     struct Payload {
         #[serde(default)]
@@ -264,7 +269,7 @@ fn json_action(body: &[u8]) -> Reply {
                 .map(|d| {
                     result(
                         &d.path,
-                        files::make_dir(&d.path, d.make_parents, &d.ownership).err(),
+                        files::make_dir(root, &d.path, d.make_parents, &d.ownership).err(),
                     )
                 })
                 .collect::<Vec<_>>(),
@@ -273,7 +278,7 @@ fn json_action(body: &[u8]) -> Reply {
             p.paths
                 .unwrap_or_default()
                 .iter()
-                .map(|r| result(&r.path, files::remove(&r.path, r.recursive).err()))
+                .map(|r| result(&r.path, files::remove(root, &r.path, r.recursive).err()))
                 .collect::<Vec<_>>(),
         ),
         "write" => Reply::bad_request("must use multipart with \"write\" action"),
@@ -282,7 +287,7 @@ fn json_action(body: &[u8]) -> Reply {
 }
 
 /// Writes each `files` part through a blocking writer fed chunk by chunk.
-async fn write(body: Incoming, boundary: String) -> Reply {
+async fn write(body: Incoming, boundary: String, root: Option<Root>) -> Reply {
     // The body is read to its very end by a task of its own, whatever the parser stops at
     // (an early error, or the epilogue after the last boundary): a request body left unread
     // would make hyper drop the connection under a client still sending.
@@ -306,13 +311,13 @@ async fn write(body: Incoming, boundary: String) -> Reply {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    let reply = write_parts(multer::Multipart::new(stream, boundary)).await;
+    let reply = write_parts(multer::Multipart::new(stream, boundary), root).await;
     let _ = drain.await;
     reply
 }
 
 /// Parses the multipart request and writes each file.
-async fn write_parts(mut mp: multer::Multipart<'static>) -> Reply {
+async fn write_parts(mut mp: multer::Multipart<'static>, root: Option<Root>) -> Reply {
     let mut meta = match mp.next_field().await {
         Ok(Some(f)) => f,
         Ok(None) => return Reply::bad_request("cannot read request metadata: EOF"),
@@ -376,8 +381,9 @@ async fn write_parts(mut mp: multer::Multipart<'static>) -> Reply {
         // The writer runs on a blocking thread, fed through a small bounded channel; it
         // commits only on the end marker (`None`), so a broken upload leaves nothing.
         let (tx, mut rx) = mpsc::channel::<Option<Bytes>>(4);
+        let root = root.clone();
         let writer = tokio::task::spawn_blocking(move || {
-            let mut w = files::Writer::create(&item)?;
+            let mut w = files::Writer::create(root.as_ref(), &item)?;
             loop {
                 match rx.blocking_recv() {
                     Some(Some(chunk)) => w.write_all(&chunk)?,

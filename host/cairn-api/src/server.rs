@@ -336,8 +336,8 @@ impl ApiServer {
         }
         if route.path == "/v1/files" {
             return match method {
-                Method::GET => crate::files_api::get(&req, &query),
-                _ => crate::files_api::post(req).await,
+                Method::GET => crate::files_api::get(&req, &query, self.sup.root().cloned()),
+                _ => crate::files_api::post(req, self.sup.root().cloned()).await,
             };
         }
         if route.path == "/v1/metrics" {

@@ -1026,13 +1026,13 @@ impl pebble::HostContainer for StoreState {
         data: Vec<u8>,
         options: pebble::FileOptions,
     ) -> Result<(), pebble::Error> {
-        self.supervisor(&self_)?;
+        let sup = self.supervisor(&self_)?;
         let item = cairn_supervisor::files::WriteItem {
             path,
             make_dirs: options.make_parents,
             ownership: ownership(&options),
         };
-        cairn_supervisor::files::write(&item, &mut data.as_slice()).map_err(path_error)
+        cairn_supervisor::files::write(sup.root(), &item, &mut data.as_slice()).map_err(path_error)
     }
 
     fn pull(
@@ -1040,8 +1040,8 @@ impl pebble::HostContainer for StoreState {
         self_: Resource<ContainerRes>,
         path: String,
     ) -> Result<Vec<u8>, pebble::Error> {
-        self.supervisor(&self_)?;
-        let mut f = cairn_supervisor::files::open_read(&path).map_err(path_error)?;
+        let sup = self.supervisor(&self_)?;
+        let mut f = cairn_supervisor::files::open_read(sup.root(), &path).map_err(path_error)?;
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut f, &mut out).map_err(|e| {
             path_error(cairn_supervisor::files::FileError {
@@ -1059,9 +1059,14 @@ impl pebble::HostContainer for StoreState {
         pattern: Option<String>,
         itself: bool,
     ) -> Result<Vec<pebble::FileInfo>, pebble::Error> {
-        self.supervisor(&self_)?;
-        let list = cairn_supervisor::files::list(&path, pattern.as_deref().unwrap_or(""), itself)
-            .map_err(path_error)?;
+        let sup = self.supervisor(&self_)?;
+        let list = cairn_supervisor::files::list(
+            sup.root(),
+            &path,
+            pattern.as_deref().unwrap_or(""),
+            itself,
+        )
+        .map_err(path_error)?;
         Ok(list
             .into_iter()
             .map(|f| pebble::FileInfo {
@@ -1085,9 +1090,14 @@ impl pebble::HostContainer for StoreState {
         path: String,
         options: pebble::FileOptions,
     ) -> Result<(), pebble::Error> {
-        self.supervisor(&self_)?;
-        cairn_supervisor::files::make_dir(&path, options.make_parents, &ownership(&options))
-            .map_err(path_error)
+        let sup = self.supervisor(&self_)?;
+        cairn_supervisor::files::make_dir(
+            sup.root(),
+            &path,
+            options.make_parents,
+            &ownership(&options),
+        )
+        .map_err(path_error)
     }
 
     fn remove_path(
@@ -1096,8 +1106,8 @@ impl pebble::HostContainer for StoreState {
         path: String,
         recursive: bool,
     ) -> Result<(), pebble::Error> {
-        self.supervisor(&self_)?;
-        cairn_supervisor::files::remove(&path, recursive).map_err(path_error)
+        let sup = self.supervisor(&self_)?;
+        cairn_supervisor::files::remove(sup.root(), &path, recursive).map_err(path_error)
     }
 
     fn exists(
@@ -1105,8 +1115,8 @@ impl pebble::HostContainer for StoreState {
         self_: Resource<ContainerRes>,
         path: String,
     ) -> Result<bool, pebble::Error> {
-        self.supervisor(&self_)?;
-        match cairn_supervisor::files::list(&path, "", true) {
+        let sup = self.supervisor(&self_)?;
+        match cairn_supervisor::files::list(sup.root(), &path, "", true) {
             Ok(_) => Ok(true),
             Err(e) if e.kind == "not-found" => Ok(false),
             Err(e) => Err(path_error(e)),
@@ -1118,8 +1128,8 @@ impl pebble::HostContainer for StoreState {
         self_: Resource<ContainerRes>,
         path: String,
     ) -> Result<bool, pebble::Error> {
-        self.supervisor(&self_)?;
-        match cairn_supervisor::files::list(&path, "", true) {
+        let sup = self.supervisor(&self_)?;
+        match cairn_supervisor::files::list(sup.root(), &path, "", true) {
             Ok(l) => Ok(l.first().is_some_and(|f| f.type_ == "directory")),
             Err(e) if e.kind == "not-found" => Ok(false),
             Err(e) => Err(path_error(e)),

@@ -234,6 +234,7 @@ async fn tcp_check(host: &str, port: u32) -> Result<(), CheckFailure> {
 async fn exec_check(
     exec: &cairn_plan::ExecCheck,
     base_env: &[(String, String)],
+    root: Option<&crate::sandbox::Root>,
 ) -> Result<(), CheckFailure> {
     let args = shlex::split(&exec.command)
         .filter(|a| !a.is_empty())
@@ -246,15 +247,10 @@ async fn exec_check(
     env.extend(base_env.iter().cloned());
     env.extend(exec.environment.clone());
     cmd.env_clear().envs(env);
-    if !exec.working_dir.is_empty() {
-        cmd.current_dir(&exec.working_dir);
-    }
-    if let Some((uid, gid)) =
-        users::normalize(exec.user_id, exec.group_id, &exec.user, &exec.group).map_err(fail)?
-        && !users::is_current(uid, gid)
-    {
-        cmd.uid(uid).gid(gid);
-    }
+    let creds =
+        users::normalize(exec.user_id, exec.group_id, &exec.user, &exec.group).map_err(fail)?;
+    crate::sandbox::place(&mut cmd, root, &exec.working_dir, creds)
+        .map_err(|e| fail(e.to_string()))?;
     let (read, write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.to_string()))?;
     let write2 = write.try_clone().map_err(|e| fail(e.to_string()))?;
@@ -328,7 +324,11 @@ fn signal_name(sig: i32) -> String {
 }
 
 /// Runs a check once, bounded by its timeout.
-pub async fn run_check(check: &Check, base_env: &[(String, String)]) -> Result<(), CheckFailure> {
+pub async fn run_check(
+    check: &Check,
+    base_env: &[(String, String)],
+    root: Option<&crate::sandbox::Root>,
+) -> Result<(), CheckFailure> {
     let timeout = check.effective_timeout();
     let run = async {
         if let Some(h) = &check.http {
@@ -336,7 +336,7 @@ pub async fn run_check(check: &Check, base_env: &[(String, String)]) -> Result<(
         } else if let Some(t) = &check.tcp {
             tcp_check(&t.host, t.port).await
         } else if let Some(e) = &check.exec {
-            exec_check(e, base_env).await
+            exec_check(e, base_env, root).await
         } else {
             Err(fail("invalid check config"))
         }
@@ -741,12 +741,24 @@ impl Inner {
             Some(tx) => {
                 let (rtx, rrx) = oneshot::channel();
                 if tx.send(rtx).await.is_err() {
-                    run_check(&merged(&plan, check), &self.services.env).await
+                    run_check(
+                        &merged(&plan, check),
+                        &self.services.env,
+                        self.services.root.as_ref(),
+                    )
+                    .await
                 } else {
                     rrx.await.unwrap_or(Ok(()))
                 }
             }
-            None => run_check(&merged(&plan, check), &self.services.env).await,
+            None => {
+                run_check(
+                    &merged(&plan, check),
+                    &self.services.env,
+                    self.services.root.as_ref(),
+                )
+                .await
+            }
         };
         let info = self
             .checks
@@ -828,10 +840,11 @@ impl Run {
                 return;
             };
             let env = inner.services.env.clone();
+            let root = inner.services.root.clone();
             drop(inner);
             let result = tokio::select! {
                 _ = &mut stop => return self.stopped(),
-                r = run_check(&self.config, &env) => r,
+                r = run_check(&self.config, &env, root.as_ref()) => r,
             };
             let done = self.record(&result);
             if let Some(reply) = reply {

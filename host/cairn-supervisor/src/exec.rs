@@ -185,6 +185,7 @@ impl Pending {
 pub(crate) fn resolve(
     args: &ExecArgs,
     base: &[(String, String)],
+    root: Option<&crate::sandbox::Root>,
 ) -> Result<(BTreeMap<String, String>, String), String> {
     if args.interactive && !args.terminal {
         return Err("cannot use interactive mode without a terminal".into());
@@ -220,7 +221,11 @@ pub(crate) fn resolve(
     } else {
         (args.working_dir.clone(), "working directory")
     };
-    match std::fs::metadata(&dir) {
+    let on_host = match root {
+        Some(r) => r.lookup_path(std::path::Path::new(&dir)),
+        None => std::path::PathBuf::from(&dir),
+    };
+    match std::fs::metadata(on_host) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(format!("{what} {dir:?} does not exist"))
         }
@@ -231,11 +236,15 @@ pub(crate) fn resolve(
 }
 
 /// `exec.LookPath`: the program as given if it holds a `/`, else the first executable
-/// match on `path`.
-pub fn look_path(program: &str, path: &str) -> Option<String> {
+/// match on `path`; in an isolated container, looked up inside its `root`.
+pub fn look_path(program: &str, path: &str, root: Option<&crate::sandbox::Root>) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &std::path::Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        let on_host = match root {
+            Some(r) => r.lookup_path(p),
+            None => p.to_path_buf(),
+        };
+        std::fs::metadata(on_host).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if program.contains('/') {
         return executable(std::path::Path::new(program)).then(|| program.to_string());
@@ -314,6 +323,7 @@ pub(crate) async fn run(
     dir: String,
     task: u64,
     ends: Ends,
+    root: Option<crate::sandbox::Root>,
 ) -> Finished {
     let Ends {
         stdin,
@@ -335,14 +345,10 @@ pub(crate) async fn run(
         }
     }
     let mut cmd = std::process::Command::new(&args.command[0]);
-    cmd.args(&args.command[1..])
-        .env_clear()
-        .envs(&env)
-        .current_dir(&dir);
-    if let (Some(uid), Some(gid)) = (args.user_id, args.group_id)
-        && !users::is_current(uid, gid)
-    {
-        cmd.uid(uid).gid(gid);
+    cmd.args(&args.command[1..]).env_clear().envs(&env);
+    let creds = args.user_id.zip(args.group_id);
+    if let Err(e) = crate::sandbox::place(&mut cmd, root.as_ref(), &dir, creds) {
+        return fail(format!("cannot run command: {e}"));
     }
     let interactive_tty = args.terminal && args.interactive;
     if args.terminal {
@@ -361,9 +367,9 @@ pub(crate) async fn run(
             });
         }
     } else {
-        // A process group of its own, as a session would give, but without a pre-exec
-        // hook: std then starts the command with posix_spawn (vfork) rather than fork,
-        // which copies none of the host's page tables.
+        // A process group of its own, as a session would give, but (in a shared container)
+        // without a pre-exec hook: std then starts the command with posix_spawn (vfork)
+        // rather than fork, which copies none of the host's page tables.
         cmd.process_group(0);
     }
     let mut master: Option<OwnedFd> = None;

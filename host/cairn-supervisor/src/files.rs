@@ -5,6 +5,9 @@
 //! Reads and writes are streaming: a read hands out an open file to copy from, a write
 //! copies from any reader into a temporary file beside the target (fsync, chmod, chown,
 //! rename), so memory never grows with file size and a failed write leaves the old file.
+//!
+//! Every function takes the container's [`Root`] when it is isolated: paths then resolve
+//! inside it (see [`crate::sandbox`]), and messages still name the container's paths.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -12,7 +15,41 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sandbox::{Resolved, Root};
 use crate::users;
+
+/// A container path on the host: itself (shared container) or resolved in the root.
+enum HostPath {
+    Plain(std::path::PathBuf),
+    Resolved(Resolved),
+}
+
+impl HostPath {
+    fn path(&self) -> &Path {
+        match self {
+            HostPath::Plain(p) => p,
+            HostPath::Resolved(r) => r.path(),
+        }
+    }
+
+    /// The path, or `read-only file system` for a write into a system directory.
+    fn writable(&self) -> std::io::Result<&Path> {
+        match self {
+            HostPath::Resolved(r) if r.read_only() => {
+                Err(std::io::Error::from_raw_os_error(libc::EROFS))
+            }
+            _ => Ok(self.path()),
+        }
+    }
+}
+
+/// `path` on the host, its final element followed (`follow`) or named itself.
+fn host(root: Option<&Root>, path: &Path, follow: bool) -> std::io::Result<HostPath> {
+    match root {
+        None => Ok(HostPath::Plain(path.to_path_buf())),
+        Some(r) => r.resolve(path, follow).map(HostPath::Resolved),
+    }
+}
 
 /// A failed file operation, as Pebble reports it per path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,7 +308,12 @@ pub fn glob_match(pattern: &str, name: &str) -> Result<bool, FileError> {
 
 /// Lists a directory's entries (or the path itself, for a file or with `itself`), keeping
 /// names that match `pattern`.
-pub fn list(path: &str, pattern: &str, itself: bool) -> Result<Vec<FileInfo>, FileError> {
+pub fn list(
+    root: Option<&Root>,
+    path: &str,
+    pattern: &str,
+    itself: bool,
+) -> Result<Vec<FileInfo>, FileError> {
     let p = if path.starts_with('/') {
         Path::new(path)
     } else {
@@ -279,7 +321,8 @@ pub fn list(path: &str, pattern: &str, itself: bool) -> Result<Vec<FileInfo>, Fi
             "path must be absolute, got {path:?}"
         )));
     };
-    let meta = std::fs::metadata(p).map_err(|e| path_error("stat", p, &e))?;
+    let h = host(root, p, true).map_err(|e| path_error("stat", p, &e))?;
+    let meta = std::fs::metadata(h.path()).map_err(|e| path_error("stat", p, &e))?;
     let mut out = Vec::new();
     if !meta.is_dir() || itself {
         let name = p
@@ -291,7 +334,7 @@ pub fn list(path: &str, pattern: &str, itself: bool) -> Result<Vec<FileInfo>, Fi
         }
         return Ok(out);
     }
-    let rd = std::fs::read_dir(p).map_err(|e| path_error("open", p, &e))?;
+    let rd = std::fs::read_dir(h.path()).map_err(|e| path_error("open", p, &e))?;
     let mut entries: Vec<std::fs::DirEntry> = rd.filter_map(|e| e.ok()).collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -300,22 +343,24 @@ pub fn list(path: &str, pattern: &str, itself: bool) -> Result<Vec<FileInfo>, Fi
             continue;
         }
         let full = p.join(&name);
-        let meta = std::fs::symlink_metadata(&full).map_err(|e| path_error("lstat", &full, &e))?;
+        let meta = std::fs::symlink_metadata(h.path().join(&name))
+            .map_err(|e| path_error("lstat", &full, &e))?;
         out.push(info(&full, &meta));
     }
     Ok(out)
 }
 
 /// Opens a regular file for reading (`GET /v1/files?action=read`).
-pub fn open_read(path: &str) -> Result<std::fs::File, FileError> {
+pub fn open_read(root: Option<&Root>, path: &str) -> Result<std::fs::File, FileError> {
     let p = absolute(path)?;
-    let meta = std::fs::metadata(p).map_err(|e| path_error("stat", p, &e))?;
+    let h = host(root, p, true).map_err(|e| path_error("stat", p, &e))?;
+    let meta = std::fs::metadata(h.path()).map_err(|e| path_error("stat", p, &e))?;
     if !meta.is_file() {
         return Err(FileError::generic(format!(
             "can only read a regular file: {path:?}"
         )));
     }
-    std::fs::File::open(p).map_err(|e| path_error("open", p, &e))
+    std::fs::File::open(h.path()).map_err(|e| path_error("open", p, &e))
 }
 
 /// Owner and mode options shared by writes and make-dirs.
@@ -358,25 +403,46 @@ fn owner(o: &Ownership) -> Result<Option<(u32, u32)>, FileError> {
 
 /// `mkdir -p` with the mode forced (umask ignored) and ownership applied to the
 /// directories it creates; existing directories are fine.
-fn mkdir_all(path: &Path, mode: u32, own: Option<(u32, u32)>) -> Result<(), FileError> {
-    if path.is_dir() {
+fn mkdir_all(
+    root: Option<&Root>,
+    path: &Path,
+    mode: u32,
+    own: Option<(u32, u32)>,
+) -> Result<(), FileError> {
+    let is_dir = |p: &Path| host(root, p, true).is_ok_and(|h| h.path().is_dir());
+    if is_dir(path) {
         return Ok(());
     }
     if let Some(parent) = path.parent() {
-        mkdir_all(parent, mode, own)?;
+        mkdir_all(root, parent, mode, own)?;
     }
-    match std::fs::create_dir(path) {
-        Ok(()) => finish_dir(path, mode, own),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+    match create_dir(root, path) {
+        Ok(()) => finish_dir(root, path, mode, own),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && is_dir(path) => Ok(()),
         Err(e) => Err(path_error("mkdir", path, &e)),
     }
 }
 
-fn finish_dir(path: &Path, mode: u32, own: Option<(u32, u32)>) -> Result<(), FileError> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+/// Creates one directory (the final element is never followed).
+fn create_dir(root: Option<&Root>, path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir(host(root, path, false)?.writable()?)
+}
+
+/// Forces the mode and sets the owner of a directory just created, through a descriptor
+/// (so a directory swapped for a link meanwhile is not followed out of the root).
+fn finish_dir(
+    root: Option<&Root>,
+    path: &Path,
+    mode: u32,
+    own: Option<(u32, u32)>,
+) -> Result<(), FileError> {
+    let dir = host(root, path, true)
+        .and_then(|h| std::fs::File::open(h.path()))
+        .map_err(|e| path_error("chmod", path, &e))?;
+    dir.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(|e| path_error("chmod", path, &e))?;
     if let Some((uid, gid)) = own {
-        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        std::os::unix::fs::fchown(&dir, Some(uid), Some(gid))
             .map_err(|e| path_error("chown", path, &e))?;
     }
     Ok(())
@@ -384,36 +450,52 @@ fn finish_dir(path: &Path, mode: u32, own: Option<(u32, u32)>) -> Result<(), Fil
 
 /// Creates a directory (`make-dirs`): with `make_parents` like `mkdir -p` (existing is
 /// fine), else exactly one level (existing is an error).
-pub fn make_dir(path: &str, make_parents: bool, o: &Ownership) -> Result<(), FileError> {
+pub fn make_dir(
+    root: Option<&Root>,
+    path: &str,
+    make_parents: bool,
+    o: &Ownership,
+) -> Result<(), FileError> {
     let p = absolute(path)?;
     let mode = parse_permissions(&o.permissions, 0o755)?;
     let own = owner(o)?;
     if make_parents {
-        return mkdir_all(p, mode, own);
+        return mkdir_all(root, p, mode, own);
     }
-    std::fs::create_dir(p).map_err(|e| path_error("mkdir", p, &e))?;
-    finish_dir(p, mode, own)
+    create_dir(root, p).map_err(|e| path_error("mkdir", p, &e))?;
+    finish_dir(root, p, mode, own)
 }
 
 /// Removes a path (`remove`): recursively like `rm -rf` (a missing path is fine), or one
 /// file or empty directory.
-pub fn remove(path: &str, recursive: bool) -> Result<(), FileError> {
+pub fn remove(root: Option<&Root>, path: &str, recursive: bool) -> Result<(), FileError> {
     let p = absolute(path)?;
+    let h = host(root, p, false);
     if recursive {
-        return match std::fs::symlink_metadata(p) {
+        let h = match h {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            r => r.map_err(|e| path_error("lstat", p, &e))?,
+        };
+        return match std::fs::symlink_metadata(h.path()) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(path_error("lstat", p, &e)),
-            Ok(m) if m.is_dir() => {
-                std::fs::remove_dir_all(p).map_err(|e| path_error("unlinkat", p, &e))
+            Ok(m) => {
+                let hp = h.writable().map_err(|e| path_error("unlinkat", p, &e))?;
+                if m.is_dir() {
+                    std::fs::remove_dir_all(hp).map_err(|e| path_error("unlinkat", p, &e))
+                } else {
+                    std::fs::remove_file(hp).map_err(|e| path_error("remove", p, &e))
+                }
             }
-            Ok(_) => std::fs::remove_file(p).map_err(|e| path_error("remove", p, &e)),
         };
     }
-    let meta = std::fs::symlink_metadata(p).map_err(|e| path_error("remove", p, &e))?;
+    let h = h.map_err(|e| path_error("remove", p, &e))?;
+    let meta = std::fs::symlink_metadata(h.path()).map_err(|e| path_error("remove", p, &e))?;
+    let hp = h.writable().map_err(|e| path_error("remove", p, &e))?;
     if meta.is_dir() {
-        std::fs::remove_dir(p).map_err(|e| path_error("remove", p, &e))
+        std::fs::remove_dir(hp).map_err(|e| path_error("remove", p, &e))
     } else {
-        std::fs::remove_file(p).map_err(|e| path_error("remove", p, &e))
+        std::fs::remove_file(hp).map_err(|e| path_error("remove", p, &e))
     }
 }
 
@@ -434,8 +516,14 @@ pub struct WriteItem {
 /// A write in progress: content goes to a temporary file beside the target, which replaces
 /// the target only when [`Writer::commit`] succeeds. Dropped uncommitted, it leaves nothing.
 pub struct Writer {
+    /// The container path, for messages.
     target: std::path::PathBuf,
-    tmp: std::path::PathBuf,
+    /// The directory on the host (a descriptor's path in an isolated container), kept
+    /// open until the rename so that both names are looked up in the same directory.
+    dir: HostPath,
+    /// File names in it.
+    name: String,
+    tmp: String,
     file: Option<std::fs::File>,
     mode: u32,
     own: Option<(u32, u32)>,
@@ -443,12 +531,12 @@ pub struct Writer {
 
 impl Writer {
     /// Checks the item and opens the temporary file.
-    pub fn create(item: &WriteItem) -> Result<Writer, FileError> {
+    pub fn create(root: Option<&Root>, item: &WriteItem) -> Result<Writer, FileError> {
         let p = absolute(&item.path)?;
         let own = owner(&item.ownership)?;
         let dir = p.parent().unwrap_or(Path::new("/"));
         if item.make_dirs {
-            mkdir_all(dir, 0o755, own).map_err(|e| FileError {
+            mkdir_all(root, dir, 0o755, own).map_err(|e| FileError {
                 message: format!("cannot create directory: {}", e.message),
                 ..e
             })?;
@@ -463,14 +551,21 @@ impl Writer {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(std::process::id()) << 32;
-        let tmp = dir.join(format!(".{name}.{nonce:x}~"));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
+        let tmp = format!(".{name}.{nonce:x}~");
+        let host_dir = host(root, dir, true).map_err(|e| path_error("open", p, &e))?;
+        let file = host_dir
+            .writable()
+            .and_then(|d| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(d.join(&tmp))
+            })
             .map_err(|e| path_error("open", p, &e))?;
         Ok(Writer {
             target: p.to_path_buf(),
+            dir: host_dir,
+            name,
             tmp,
             file: Some(file),
             mode,
@@ -507,10 +602,10 @@ impl Writer {
                 .map_err(|e| path_error("chown", &t, &e))?;
         }
         drop(file);
-        std::fs::rename(&self.tmp, &t).map_err(|e| path_error("rename", &t, &e))?;
-        if let Some(dir) = t.parent()
-            && let Ok(d) = std::fs::File::open(dir)
-        {
+        let dir = self.dir.path();
+        std::fs::rename(dir.join(&self.tmp), dir.join(&self.name))
+            .map_err(|e| path_error("rename", &t, &e))?;
+        if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())
@@ -520,14 +615,14 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = std::fs::remove_file(self.dir.path().join(&self.tmp));
         }
     }
 }
 
 /// Writes a whole file from a reader (atomically), as one `write` item.
-pub fn write(item: &WriteItem, r: &mut impl Read) -> Result<(), FileError> {
-    let mut w = Writer::create(item)?;
+pub fn write(root: Option<&Root>, item: &WriteItem, r: &mut impl Read) -> Result<(), FileError> {
+    let mut w = Writer::create(root, item)?;
     w.copy_from(r)?;
     w.commit()
 }
@@ -564,7 +659,7 @@ mod tests {
 
     #[test]
     fn errors_read_like_go() {
-        let e = list("/nonexistent-cairn", "", false).unwrap_err();
+        let e = list(None, "/nonexistent-cairn", "", false).unwrap_err();
         assert_eq!(
             (e.kind.as_str(), e.message.as_str(), e.status()),
             (
@@ -573,10 +668,10 @@ mod tests {
                 404
             )
         );
-        let e = open_read("relative").unwrap_err();
+        let e = open_read(None, "relative").unwrap_err();
         assert_eq!(e.message, "paths must be absolute, got \"relative\"");
         let d = tmp("errs");
-        let e = open_read(d.to_str().unwrap()).unwrap_err();
+        let e = open_read(None, d.to_str().unwrap()).unwrap_err();
         assert_eq!(
             e.message,
             format!(
@@ -584,10 +679,10 @@ mod tests {
                 d.display().to_string()
             )
         );
-        let e = make_dir(d.to_str().unwrap(), false, &Ownership::default()).unwrap_err();
+        let e = make_dir(None, d.to_str().unwrap(), false, &Ownership::default()).unwrap_err();
         assert_eq!(e.message, format!("mkdir {}: file exists", d.display()));
         std::fs::write(d.join("f"), "x").unwrap();
-        let e = remove(d.to_str().unwrap(), false).unwrap_err();
+        let e = remove(None, d.to_str().unwrap(), false).unwrap_err();
         assert_eq!(
             e.message,
             format!("remove {}: directory not empty", d.display())
@@ -596,7 +691,7 @@ mod tests {
             permissions: "7777".into(),
             ..Ownership::default()
         };
-        let e = make_dir(d.join("x").to_str().unwrap(), false, &bad).unwrap_err();
+        let e = make_dir(None, d.join("x").to_str().unwrap(), false, &bad).unwrap_err();
         assert_eq!(
             e.message,
             "permissions must be a 3-digit octal string, got \"7777\""
@@ -616,18 +711,19 @@ mod tests {
                 ..Ownership::default()
             },
         };
-        write(&item, &mut &b"hello"[..]).unwrap();
+        write(None, &item, &mut &b"hello"[..]).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"hello");
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         // An abandoned write leaves the old content and no temporary file.
-        let mut w = Writer::create(&item).unwrap();
+        let mut w = Writer::create(None, &item).unwrap();
         w.write_all(b"partial").unwrap();
         drop(w);
         assert_eq!(std::fs::read(&path).unwrap(), b"hello");
         assert_eq!(std::fs::read_dir(d.join("a/b")).unwrap().count(), 1);
         // Without make-dirs a missing parent is not-found, and nothing is written.
         let e = write(
+            None,
             &WriteItem {
                 path: d.join("missing/f").display().to_string(),
                 ..WriteItem::default()
@@ -636,7 +732,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.kind, "not-found");
-        let listed = list(d.join("a/b").to_str().unwrap(), "*.txt", false).unwrap();
+        let listed = list(None, d.join("a/b").to_str().unwrap(), "*.txt", false).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(
             (
@@ -647,11 +743,11 @@ mod tests {
             ),
             ("file.txt", "file", Some(5), "600")
         );
-        let itself = list(d.join("a").to_str().unwrap(), "", true).unwrap();
+        let itself = list(None, d.join("a").to_str().unwrap(), "", true).unwrap();
         assert_eq!(itself[0].type_, "directory");
-        remove(d.join("a").to_str().unwrap(), true).unwrap();
+        remove(None, d.join("a").to_str().unwrap(), true).unwrap();
         assert!(!d.join("a").exists());
-        remove(d.join("a").to_str().unwrap(), true).unwrap();
+        remove(None, d.join("a").to_str().unwrap(), true).unwrap();
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -19,6 +19,7 @@ mod metrics;
 pub mod notices;
 pub mod persist;
 pub mod reaper;
+pub mod sandbox;
 pub mod services;
 pub mod timefmt;
 mod users;
@@ -79,6 +80,10 @@ pub struct SupervisorOptions {
     pub env: Vec<(String, String)>,
     /// Whether to persist layers and changes in the state file.
     pub persist: bool,
+    /// The container's root directory when it is isolated (design §6): services, exec
+    /// and exec checks run with it as `/`, and the files API resolves paths inside it.
+    /// `None` for a shared container, which sees the host's filesystem as Pebble in a pod.
+    pub root: Option<PathBuf>,
 }
 
 impl SupervisorOptions {
@@ -88,6 +93,7 @@ impl SupervisorOptions {
             dir: dir.into(),
             env: Vec::new(),
             persist: true,
+            root: None,
         }
     }
 }
@@ -158,6 +164,10 @@ impl Supervisor {
         if !left.is_empty() {
             tracing::warn!("Terminated services left running by a previous run: {left:?}");
         }
+        let root = match &opts.root {
+            Some(dir) => Some(sandbox::Root::prepare(dir).map_err(io("prepare container root"))?),
+            None => None,
+        };
         let state_path = opts.dir.join(STATE_FILE);
         let mut state = PersistedState::default();
         if opts.persist && state_path.exists() {
@@ -180,6 +190,7 @@ impl Supervisor {
                 version: watch::channel(0).0,
                 services: services::ServiceManager::new(
                     opts.env,
+                    root,
                     opts.persist.then_some(opts.dir.as_path()),
                 ),
                 dirty: Arc::new(tokio::sync::Notify::new()),
@@ -225,6 +236,12 @@ impl Supervisor {
     /// The container directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The root of an isolated container (`None` when shared): what the files functions
+    /// resolve paths in.
+    pub fn root(&self) -> Option<&sandbox::Root> {
+        self.inner.services.root.as_ref()
     }
 
     /// The current combined plan.
@@ -620,12 +637,13 @@ impl Supervisor {
         // As Pebble (Go's exec.LookPath at request time): argv0 is resolved on the
         // supervisor's own PATH.
         let own_path = std::env::var("PATH").unwrap_or_default();
-        let Some(resolved) = exec::look_path(&program, &own_path) else {
+        let root = self.inner.services.root.clone();
+        let Some(resolved) = exec::look_path(&program, &own_path, root.as_ref()) else {
             return Err(SupervisorError::BadRequest(format!(
                 "cannot find executable {program:?}"
             )));
         };
-        let (env, dir) = exec::resolve(&args, &self.inner.services.env)
+        let (env, dir) = exec::resolve(&args, &self.inner.services.env, root.as_ref())
             .map_err(|e| SupervisorError::Internal(format!("cannot call exec: {e}")))?;
         args.command[0] = resolved;
         let summary = format!("Execute command {program:?}");
@@ -641,7 +659,7 @@ impl Supervisor {
         let inner = self.inner.clone();
         let (env2, dir2) = (env.clone(), dir.clone());
         tokio::spawn(async move {
-            let done = exec::run(args, env2, dir2, task, ends).await;
+            let done = exec::run(args, env2, dir2, task, ends, root).await;
             inner.execs.lock().unwrap().remove(&task);
             {
                 let mut book = inner.book.lock().unwrap();
@@ -1086,6 +1104,8 @@ mod tests;
 mod tests_checks;
 #[cfg(test)]
 mod tests_exec;
+#[cfg(test)]
+mod tests_sandbox;
 
 /// Waits until process group `pgid` has `n` live members; returns them.
 #[cfg(test)]

@@ -180,6 +180,8 @@ pub(crate) struct ServiceManager {
     services: Mutex<HashMap<String, ServiceData>>,
     /// Environment given to services and exec checks on top of the host's.
     pub(crate) env: Vec<(String, String)>,
+    /// The container root, when isolated: where services, exec and checks run.
+    pub(crate) root: Option<crate::sandbox::Root>,
     shutdown: watch::Sender<Option<ShutdownRequest>>,
     rng: Mutex<u64>,
     /// The process groups of this container's services, mirrored to disk.
@@ -244,6 +246,7 @@ impl ServiceManager {
     /// A manager whose process groups are recorded in `groups_dir` (when given).
     pub(crate) fn new(
         env: Vec<(String, String)>,
+        root: Option<crate::sandbox::Root>,
         groups_dir: Option<&std::path::Path>,
     ) -> Arc<Self> {
         let seed = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 | 1;
@@ -251,6 +254,7 @@ impl ServiceManager {
             me: me.clone(),
             services: Mutex::new(HashMap::new()),
             env,
+            root,
             shutdown: watch::channel(None).0,
             rng: Mutex::new(seed),
             groups: Mutex::new(Groups::new(groups_dir)),
@@ -661,10 +665,7 @@ impl ServiceManager {
             &s.config.user,
             &s.config.group,
         )?;
-        if let Some((uid, gid)) = creds {
-            if !users::is_current(uid, gid) {
-                cmd.uid(uid).gid(gid);
-            }
+        if let Some((uid, _)) = creds {
             if (!svc_env.contains_key("HOME") || !svc_env.contains_key("USER"))
                 && let Some((home, user)) = users::home_and_name(uid)
             {
@@ -674,9 +675,8 @@ impl ServiceManager {
         }
         env.extend(svc_env);
         cmd.env_clear().envs(env);
-        if !s.config.working_dir.is_empty() {
-            cmd.current_dir(&s.config.working_dir);
-        }
+        crate::sandbox::place(&mut cmd, self.root.as_ref(), &s.config.working_dir, creds)
+            .map_err(|e| format!("cannot start service: {e}"))?;
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| format!("cannot start service: {e}"))?;
         let write2 = write
@@ -946,7 +946,7 @@ mod tests {
 
     #[test]
     fn jitter_is_within_ten_percent() {
-        let m = ServiceManager::new(vec![], None);
+        let m = ServiceManager::new(vec![], None, None);
         for _ in 0..1000 {
             let j = m.jitter(Duration::from_secs(10));
             assert!(j <= Duration::from_secs(1));

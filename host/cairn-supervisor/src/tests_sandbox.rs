@@ -1,0 +1,181 @@
+//! Isolated containers on real processes and a real root directory (issue 6: "a path
+//! outside what the container may touch … gets Pebble's error, and nothing is written").
+//! The supervisor enters mount namespaces, so these run as root, as CI does.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::exec::{Endpoint, ExecArgs, Stdin};
+use crate::files::{self, Ownership, WriteItem};
+use crate::{Supervisor, SupervisorOptions};
+
+/// An isolated supervisor: its container directory and its root inside it.
+fn isolated(name: &str) -> (Supervisor, PathBuf, PathBuf) {
+    let d = std::env::temp_dir().join(format!("cairn-iso-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let root = d.join("root");
+    let mut o = SupervisorOptions::new(&d);
+    o.root = Some(root.clone());
+    (Supervisor::open(o).unwrap(), d, root)
+}
+
+/// Runs `cmd` in the container; returns its exit code and merged output.
+async fn exec(s: &Supervisor, cmd: &[&str]) -> (i64, String) {
+    let started = s
+        .exec(ExecArgs {
+            command: cmd.iter().map(|c| c.to_string()).collect(),
+            ..ExecArgs::default()
+        })
+        .unwrap();
+    let Endpoint::Stdio { stdin, mut stdout } = s.exec_connect(&started.task_id, "stdio").unwrap()
+    else {
+        panic!("not stdio");
+    };
+    let _ = stdin.send(Stdin::End).await;
+    let mut out = Vec::new();
+    while let Some(b) = stdout.recv().await {
+        out.extend_from_slice(&b);
+    }
+    let info = s
+        .wait_change(&started.change_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let code = info.tasks[0].data["exit-code"].as_i64().unwrap();
+    (code, String::from_utf8_lossy(&out).into_owned())
+}
+
+fn write(s: &Supervisor, path: &str, data: &str, make_dirs: bool) -> Result<(), String> {
+    let item = WriteItem {
+        path: path.into(),
+        make_dirs,
+        ownership: Ownership::default(),
+    };
+    files::write(s.root(), &item, &mut data.as_bytes()).map_err(|e| e.message)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue6_isolated_exec_sees_the_root_as_slash() {
+    let (s, dir, root) = isolated("exec");
+    write(&s, "/etc/app.conf", "inside\n", true).unwrap();
+    assert_eq!(
+        std::fs::read(root.join("etc/app.conf")).unwrap(),
+        b"inside\n"
+    );
+    assert_eq!(
+        exec(&s, &["cat", "/etc/app.conf"]).await,
+        (0, "inside\n".into())
+    );
+    // The host's files outside the root are out of reach.
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "host only").unwrap();
+    let (code, out) = exec(&s, &["cat", secret.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("No such file or directory"), "{out}");
+    // System directories are there, read-only; /proc, /dev and /tmp work.
+    let (code, out) = exec(&s, &["touch", "/usr/cairn-isolated-x"]).await;
+    assert_ne!(code, 0);
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(!Path::new("/usr/cairn-isolated-x").exists());
+    let (code, out) = exec(
+        &s,
+        &[
+            "sh",
+            "-c",
+            "pwd; test -d /proc/self && echo proc; echo x > /dev/null && echo dev; echo t > /tmp/t && cat /tmp/t",
+        ],
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (0, "/root\nproc\ndev\nt\n"));
+    assert_eq!(std::fs::read(root.join("tmp/t")).unwrap(), b"t\n");
+    // The command is the process the supervisor started: its own signal death is 128+n.
+    assert_eq!(exec(&s, &["sh", "-c", "kill -TERM $$"]).await.0, 143);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue6_isolated_services_run_in_the_root_and_stop_as_in_pebble() {
+    let (s, dir, root) = isolated("svc");
+    let host_tmp = format!("/tmp/cairn-iso-svc-out-{}", std::process::id());
+    let layer = format!(
+        "services:\n  svc:\n    override: replace\n    command: sh -c 'echo up > {host_tmp}; trap \"echo bye > {host_tmp}.bye; exit 0\" TERM; while true; do sleep 0.1; done'\n    startup: enabled\n"
+    );
+    s.add_layer("base", layer.as_bytes(), false, false).unwrap();
+    s.run_action("autostart", &[]).await.unwrap();
+    let inside = root.join(host_tmp.trim_start_matches('/'));
+    assert_eq!(std::fs::read(&inside).unwrap(), b"up\n");
+    assert!(
+        !Path::new(&host_tmp).exists(),
+        "the service wrote on the host"
+    );
+    // SIGTERM reaches the service itself (no wrapper in between): its trap runs.
+    s.run_action("stop", &["svc".to_string()]).await.unwrap();
+    let bye = root.join(format!("{}.bye", host_tmp.trim_start_matches('/')));
+    assert_eq!(std::fs::read(bye).unwrap(), b"bye\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue6_isolated_files_never_leave_the_root() {
+    let (s, dir, root) = isolated("files");
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "host only").unwrap();
+    // An absolute link to a host file resolves inside the root: not found, nothing read.
+    std::os::unix::fs::symlink(&secret, root.join("evil")).unwrap();
+    let e = files::open_read(s.root(), "/evil").unwrap_err();
+    assert_eq!(
+        (e.kind.as_str(), e.message.as_str()),
+        ("not-found", "stat /evil: no such file or directory")
+    );
+    // A link to / and climbing with .. stay in the root too.
+    std::os::unix::fs::symlink("/", root.join("slash")).unwrap();
+    std::os::unix::fs::symlink("../../../..", root.join("up")).unwrap();
+    let target = format!("/slash{}", secret.display());
+    let e = write(&s, &target, "pwned", false).unwrap_err();
+    assert_eq!(e, format!("open {target}: no such file or directory"));
+    assert_eq!(std::fs::read(&secret).unwrap(), b"host only");
+    write(&s, "/up/../../tmp/landed", "in", false).unwrap();
+    assert_eq!(std::fs::read(root.join("tmp/landed")).unwrap(), b"in");
+    write(&s, "/slash/tmp/landed2", "in", false).unwrap();
+    assert!(root.join("tmp/landed2").is_file());
+    // A link as the final element is replaced by a write, never followed.
+    std::os::unix::fs::symlink(&secret, root.join("tmp/link")).unwrap();
+    write(&s, "/tmp/link", "replaced", false).unwrap();
+    assert_eq!(std::fs::read(&secret).unwrap(), b"host only");
+    assert_eq!(std::fs::read(root.join("tmp/link")).unwrap(), b"replaced");
+    // Removing through a link removes the link, inside the root.
+    std::os::unix::fs::symlink(&secret, root.join("tmp/link2")).unwrap();
+    files::remove(s.root(), "/tmp/link2", false).unwrap();
+    assert!(secret.exists());
+    // System directories read from the host and refuse writes, with nothing written.
+    let listed = files::list(s.root(), "/usr/bin", "sh", false).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].path, "/usr/bin/sh");
+    let e = write(&s, "/usr/cairn-isolated-y", "x", false).unwrap_err();
+    assert_eq!(e, "open /usr/cairn-isolated-y: read-only file system");
+    let e = files::make_dir(
+        s.root(),
+        "/usr/cairn-isolated-d",
+        false,
+        &Ownership::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "mkdir /usr/cairn-isolated-d: read-only file system"
+    );
+    assert!(!Path::new("/usr/cairn-isolated-y").exists());
+    assert!(!Path::new("/usr/cairn-isolated-d").exists());
+    // Relative and missing paths get Pebble's errors as in a shared container.
+    let e = write(&s, "tmp/x", "x", false).unwrap_err();
+    assert_eq!(e, "paths must be absolute, got \"tmp/x\"");
+    let e = files::open_read(s.root(), "/nope").unwrap_err();
+    assert_eq!(e.message, "stat /nope: no such file or directory");
+    // Listing / shows the root's own entries.
+    let names: Vec<String> = files::list(s.root(), "/", "", false)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert!(names.contains(&"evil".to_string()) && names.contains(&"usr".to_string()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
