@@ -251,3 +251,54 @@ fn issue6_db_backup_action_dumps_with_exec_pulls_and_reports() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn issue6_db_in_isolated_containers_keeps_everything_in_the_root() -> Result<()> {
+    let d = Daemon::start("db-iso", &["--containers", "isolated"])?;
+    let port = free_port();
+    let (ex, port_setting) = (example("db"), format!("port={port}"));
+    d.ok(&["deploy", &ex, "--config", &port_setting])?;
+    d.wait_status("db/0", "active", "serving on", Duration::from_secs(15))?;
+    let root = d.dir.join("units/db-0/containers/db/root");
+    // The charm's push landed in the root, and the service runs from there.
+    assert!(root.join("tmp/cairn-db/dbd.py").is_file());
+    wait_for(Duration::from_secs(10), || {
+        http(port, "PUT", "/keys/where", "inside").ok()
+    })
+    .must("db answers")?;
+
+    // The action's exec, dump and pull all happen inside the root.
+    let out = d.ok(&["run-action", "db/0", "backup", "name=iso", "--wait"])?;
+    assert!(out.contains("status: completed\n"), "{out}");
+    assert_eq!(
+        result_value(&out, "path").as_deref(),
+        Some("/tmp/cairn-db/backups/iso.sql")
+    );
+    let dump = std::fs::read_to_string(root.join("tmp/cairn-db/backups/iso.sql"))?;
+    assert!(dump.contains("VALUES('where','inside');"), "{dump}");
+    assert_eq!(result_value(&out, "size"), Some(dump.len().to_string()));
+    assert!(!std::path::Path::new("/tmp/cairn-db/backups/iso.sql").exists());
+
+    // Pebble's CLI sees the container's own tree; exec runs in it.
+    let ls = d.ok(&["--container", "db/0", "ls", "/tmp/cairn-db"])?;
+    assert!(ls.contains("dbd.py") && ls.contains("db.sqlite"), "{ls}");
+    let out = d.cli(&["--container", "db/0", "exec", "cat", "/etc/hostname"])?;
+    assert_ne!(out.status.code(), Some(0));
+    let out = d.cli(&["--container", "db/0", "push", "/etc/hostname", "/usr/x"])?;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("read-only file system"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The workload reaches its Pebble through the socket in its root: scheduled backups
+    // come back as notices.
+    d.ok(&["config", "db", "backup-interval=1"])?;
+    d.wait_status(
+        "db/0",
+        "active",
+        "scheduled backup ",
+        Duration::from_secs(15),
+    )?;
+    Ok(())
+}

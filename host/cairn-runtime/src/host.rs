@@ -42,7 +42,24 @@ pub struct HostConfig {
     pub retry_base: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// Whether unit containers share the host's filesystem or each get a root of its own.
+    pub containers: ContainerMode,
 }
+
+/// How unit containers see the filesystem (design §6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContainerMode {
+    /// Paths are the host's real filesystem, as Pebble inside a pod sees its own.
+    #[default]
+    Shared,
+    /// Each container has a root directory (`<container dir>/root`) that its services,
+    /// exec and checks see as `/` and that the files API never leaves; the workload
+    /// reaches its Pebble API at [`IN_ROOT_SOCKET`].
+    Isolated,
+}
+
+/// Where an isolated container's workload finds its Pebble socket (as Juju mounts it).
+pub const IN_ROOT_SOCKET: &str = "/charm/container/pebble.socket";
 
 impl HostConfig {
     /// Defaults for a state directory: model `cairn`, update-status every 5 minutes, retries
@@ -59,6 +76,7 @@ impl HostConfig {
             update_status_interval: Duration::from_secs(300),
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
+            containers: ContainerMode::Shared,
         }
     }
 }
@@ -334,25 +352,42 @@ impl Host {
         let mut apis = Vec::new();
         for c in app.record.meta.containers.keys() {
             let cdir = dir.join("containers").join(c);
+            let socket = cdir.join(".pebble.socket");
+            let isolated = self.inner.config.containers == ContainerMode::Isolated;
+            // The workload's view of its Pebble: the host path, or the socket in its root.
+            let (pebble, pebble_socket) = if isolated {
+                let s = Path::new(IN_ROOT_SOCKET);
+                (s.parent().unwrap_or(s).to_path_buf(), s.to_path_buf())
+            } else {
+                (cdir.clone(), socket.clone())
+            };
             let opts = SupervisorOptions {
                 env: vec![
-                    ("PEBBLE".into(), cdir.display().to_string()),
-                    (
-                        "PEBBLE_SOCKET".into(),
-                        cdir.join(".pebble.socket").display().to_string(),
-                    ),
+                    ("PEBBLE".into(), pebble.display().to_string()),
+                    ("PEBBLE_SOCKET".into(), pebble_socket.display().to_string()),
                     ("JUJU_UNIT_NAME".into(), name.clone()),
                 ],
+                root: isolated.then(|| cdir.join("root")),
                 ..SupervisorOptions::new(&cdir)
             };
             let sup = Supervisor::open(opts).map_err(|e| {
                 RuntimeError::State(format!("cannot open container {c:?} of {name}: {e}"))
             })?;
-            let socket = cdir.join(".pebble.socket");
-            let api = cairn_api::serve(cairn_api::ApiServer::new(sup.clone(), None), &socket, None)
-                .await
-                .map_err(|e| io_err("serve the API on", &socket, e))?;
-            apis.push(api);
+            let mut sockets = vec![socket];
+            if let Some(root) = sup.root() {
+                let inside = root.dir().join(IN_ROOT_SOCKET.trim_start_matches('/'));
+                if let Some(parent) = inside.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| io_err("create", parent, e))?;
+                }
+                sockets.push(inside);
+            }
+            for socket in sockets {
+                let server = cairn_api::ApiServer::new(sup.clone(), None);
+                let api = cairn_api::serve(server, &socket, None)
+                    .await
+                    .map_err(|e| io_err("serve the API on", &socket, e))?;
+                apis.push(api);
+            }
             containers.insert(c.clone(), sup);
         }
         let shared = Arc::new(UnitShared {

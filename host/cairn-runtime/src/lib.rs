@@ -18,6 +18,7 @@ pub mod unit;
 pub use actions::ActionRecord;
 pub use bindings::UnitContext;
 pub use engine::{Charm, Dispatched, Runtime, RuntimeConfig};
+pub use host::{ContainerMode, IN_ROOT_SOCKET};
 pub use host::{Host, HostConfig, StatusReport};
 pub use types::{ConfigValue, Event, Outcome, Status};
 

@@ -36,6 +36,15 @@ struct Cli {
     command: Command,
 }
 
+/// `cairn run --containers`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Containers {
+    /// The host's filesystem.
+    Shared,
+    /// A root directory per container.
+    Isolated,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the host daemon on the state directory.
@@ -56,6 +65,11 @@ enum Command {
         /// several hosts of the same version.
         #[arg(long, env = "CAIRN_CACHE_DIR")]
         cache_dir: Option<PathBuf>,
+        /// How unit containers see the filesystem: `shared` (the host's, as Pebble in a
+        /// pod) or `isolated` (a root directory each, entered by services, exec and checks;
+        /// needs root).
+        #[arg(long, value_enum, default_value_t = Containers::Shared)]
+        containers: Containers,
     },
     /// Deploy a charm (a directory with charmcraft.yaml and its built component).
     Deploy {
@@ -288,8 +302,13 @@ async fn dispatch_host(dir: PathBuf, command: Command, run_args: Vec<Vec<String>
             memory_limit_mib,
             retry_delay,
             cache_dir,
+            containers,
         } => {
             let mut config = HostConfig::new(&dir);
+            config.containers = match containers {
+                Containers::Shared => cairn_runtime::ContainerMode::Shared,
+                Containers::Isolated => cairn_runtime::ContainerMode::Isolated,
+            };
             if let Some(c) = cache_dir {
                 config.runtime.cache_dir = Some(c);
             }
