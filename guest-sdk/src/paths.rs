@@ -141,6 +141,10 @@ fn split_glob(source: &str) -> Option<(&str, &str)> {
     Some((if dir.is_empty() { "/" } else { dir }, last))
 }
 
+/// What [`Container::walk`] calls for each entry: its relative name, its info and its
+/// content (`None` for a directory).
+type Visit<'a> = dyn FnMut(&str, &FileInfo, Option<Vec<u8>>) + 'a;
+
 /// Failures of one recursive copy, gathered as ops' `MultiPushPullError` does.
 #[derive(Default)]
 struct Failures(Vec<(String, Error)>);
@@ -267,7 +271,7 @@ impl Container {
         info: &FileInfo,
         name: &str,
         failures: &mut Failures,
-        visit: &mut dyn FnMut(&str, &FileInfo, Option<Vec<u8>>),
+        visit: &mut Visit<'_>,
     ) {
         match info.kind.as_str() {
             "file" => {

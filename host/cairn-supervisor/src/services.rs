@@ -665,13 +665,12 @@ impl ServiceManager {
             &s.config.user,
             &s.config.group,
         )?;
-        if let Some((uid, _)) = creds {
-            if (!svc_env.contains_key("HOME") || !svc_env.contains_key("USER"))
-                && let Some((home, user)) = users::home_and_name(uid)
-            {
-                svc_env.entry("HOME".into()).or_insert(home);
-                svc_env.entry("USER".into()).or_insert(user);
-            }
+        if let Some((uid, _)) = creds
+            && (!svc_env.contains_key("HOME") || !svc_env.contains_key("USER"))
+            && let Some((home, user)) = users::home_and_name(uid)
+        {
+            svc_env.entry("HOME".into()).or_insert(home);
+            svc_env.entry("USER".into()).or_insert(user);
         }
         env.extend(svc_env);
         cmd.env_clear().envs(env);
