@@ -266,13 +266,7 @@ impl Container {
     /// Visits `info` and, for a directory, everything under it, reading each file; `visit`
     /// gets the relative destination name, the entry and the content (`None` for a
     /// directory). Symlinks and special files are skipped, as ops does.
-    fn walk(
-        &self,
-        info: &FileInfo,
-        name: &str,
-        failures: &mut Failures,
-        visit: &mut Visit<'_>,
-    ) {
+    fn walk(&self, info: &FileInfo, name: &str, failures: &mut Failures, visit: &mut Visit<'_>) {
         match info.kind.as_str() {
             "file" => {
                 if let Some(data) = failures.record(&info.path, self.pull(&info.path)) {

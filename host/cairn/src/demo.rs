@@ -2,7 +2,8 @@
 //!
 //! Starts a real daemon (`cairn run`) on a fresh state directory, deploys the example
 //! charms built by `cargo build-charms`, waits for them to go active, shows events and
-//! status, checks the web workload answers, moves it to another port, and removes both.
+//! status, checks the web workload answers, writes a key into the db workload and runs its
+//! `backup` action, moves web to another port, and removes everything.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -60,19 +61,25 @@ async fn wait_active(dir: &Path, unit: &str, want_message: &str) -> Result<Durat
     }
 }
 
-fn http_get(port: u16) -> Result<String> {
+/// First line of the reply to one HTTP/1.0 request to 127.0.0.1:`port`.
+fn http(port: u16, method: &str, path: &str, body: &str) -> Result<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
     Ok(buf.lines().next().unwrap_or_default().to_string())
 }
 
-async fn http_get_retry(port: u16) -> Result<String> {
+/// [`http`], retried for up to 10 s while the workload comes up.
+async fn http_retry(port: u16, method: &str, path: &str, body: &str) -> Result<String> {
     let start = Instant::now();
     loop {
-        match http_get(port) {
+        match http(port, method, path, body) {
             Ok(l) => return Ok(l),
             Err(e) if start.elapsed() > Duration::from_secs(10) => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -121,9 +128,18 @@ pub async fn run(keep: bool) -> Result<()> {
     );
 
     let port = free_port()?;
+    let db_port = free_port()?;
+    let db_data = dir.join("db-data").display().to_string();
     for (charm, config) in [
         ("pause", vec![]),
         ("web", vec![("port".to_string(), port.to_string())]),
+        (
+            "db",
+            vec![
+                ("port".to_string(), db_port.to_string()),
+                ("data-dir".to_string(), db_data.clone()),
+            ],
+        ),
     ] {
         let path = examples.join(charm);
         let shown: Vec<String> = config
@@ -143,14 +159,36 @@ pub async fn run(keep: bool) -> Result<()> {
     }
     let t = wait_active(&dir, "web/0", &port.to_string()).await?;
     wait_active(&dir, "pause/0", "").await?;
+    wait_active(&dir, "db/0", "serving").await?;
     println!("  web/0 active {t:?} after deploy");
     println!(
         "$ curl http://127.0.0.1:{port}/\n  {}",
-        http_get_retry(port).await?
+        http_retry(port, "GET", "/", "").await?
     );
     println!("$ cairn status");
     print!("{}", output::status_table(&status(&dir).await?));
-    for unit in ["pause/0", "web/0"] {
+    println!("$ curl -X PUT http://127.0.0.1:{db_port}/keys/greeting -d hello");
+    println!(
+        "  {}",
+        http_retry(db_port, "PUT", "/keys/greeting", "hello").await?
+    );
+    println!("$ cairn run-action db/0 backup name=demo --wait");
+    let v = control::call(
+        &dir,
+        &Request::RunAction {
+            unit: "db/0".into(),
+            action: "backup".into(),
+            params: vec![("name".into(), "demo".into())],
+            wait: Some(30),
+        },
+    )
+    .await?;
+    let rec: cairn_runtime::ActionRecord = serde_json::from_value(v)?;
+    print!("{}", output::action_text(&rec));
+    if rec.status != "completed" {
+        bail!("the backup action did not complete: {}", rec.message);
+    }
+    for unit in ["pause/0", "web/0", "db/0"] {
         println!("$ cairn events {unit}");
         let v = control::call(
             &dir,
@@ -177,7 +215,7 @@ pub async fn run(keep: bool) -> Result<()> {
     wait_active(&dir, "web/0", &port2.to_string()).await?;
     println!(
         "$ curl http://127.0.0.1:{port2}/\n  {}",
-        http_get_retry(port2).await?
+        http_retry(port2, "GET", "/", "").await?
     );
     println!("$ cairn config web port=0");
     control::call(
@@ -207,7 +245,7 @@ pub async fn run(keep: bool) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for app in ["web", "pause"] {
+    for app in ["web", "pause", "db"] {
         println!("$ cairn remove {app}");
         control::call(&dir, &Request::Remove { app: app.into() }).await?;
     }
