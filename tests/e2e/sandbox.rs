@@ -121,3 +121,47 @@ fn issue2_deferred_event_is_redelivered_before_the_next_one() -> Result<()> {
     );
     Ok(())
 }
+
+/// The daemon's resident memory, in KiB.
+fn daemon_rss_kib(d: &Daemon) -> Result<u64> {
+    let pid = d.pid().must("daemon pid")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .must("VmRSS")
+}
+
+#[test]
+fn issue6_host_calls_of_an_exec_stop_at_the_deadline_and_never_buffer_past_the_limit() -> Result<()>
+{
+    let d = Daemon::start("exec-limits", &["--event-deadline", "2s"])?;
+    d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
+    d.wait_status("mis/0", "active", "handled 1", Duration::from_secs(15))?;
+
+    // 100 MB of output for a 64 MiB guest: refused, drained, not held by the host.
+    let out = d.ok(&["run-action", "mis/0", "flood", "--wait"])?;
+    assert!(out.contains("code: \"413\""), "{out}");
+    assert!(
+        out.contains("it exceeds 64 MiB, the unit's memory limit; read it with read-stdout"),
+        "{out}"
+    );
+    let rss = daemon_rss_kib(&d)?;
+    assert!(rss < 200 * 1024, "daemon RSS {rss} KiB after the flood");
+    // Within the limit, the output arrives whole.
+    let out = d.ok(&["run-action", "mis/0", "flood", "bytes=1000000", "--wait"])?;
+    assert!(out.contains("bytes: \"1000000\""), "{out}");
+
+    // A guest blocked on a command that outlives its deadline is released at the deadline.
+    let start = std::time::Instant::now();
+    let out = d.cli(&["run-action", "mis/0", "hang", "--wait"])?;
+    let took = start.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("status: failed\n"), "{stdout}");
+    assert!(stdout.contains("deadline"), "{stdout}");
+    assert!(took < Duration::from_secs(10), "hang took {took:?}");
+    d.wait_status("mis/0", "active", "", Duration::from_secs(5))?;
+    Ok(())
+}

@@ -43,6 +43,16 @@ pub struct ProcessRes {
     control: Option<tokio::sync::mpsc::Sender<cairn_supervisor::exec::Control>>,
 }
 
+impl Drop for ProcessRes {
+    /// A command the guest did not wait for dies with its event, as Pebble kills one whose
+    /// client went away (its control websocket closed abnormally when the hook ended).
+    fn drop(&mut self) {
+        if let Some(c) = &self.control {
+            let _ = c.try_send(cairn_supervisor::exec::Control::Kill);
+        }
+    }
+}
+
 /// One output stream of a command as the guest reads it: the channel from the supervisor
 /// and what was received but not yet handed over.
 #[derive(Default)]
@@ -61,15 +71,23 @@ impl OutputStream {
         Some(self.pending.split_to(n))
     }
 
-    /// Everything left, to the end of the stream.
-    async fn read_to_end(&mut self) -> Vec<u8> {
+    /// Everything left, to the end of the stream, keeping at most `limit` bytes (the rest
+    /// is read and dropped, so the command is never blocked on a full pipe); `None` when
+    /// the output went past the limit.
+    async fn read_to_end(&mut self, limit: usize) -> Option<Vec<u8>> {
         let mut buf = std::mem::take(&mut self.pending).to_vec();
+        let mut over = buf.len() > limit;
         if let Some(rx) = self.rx.as_mut() {
             while let Some(b) = rx.recv().await {
-                buf.extend_from_slice(&b);
+                if !over && buf.len() + b.len() <= limit {
+                    buf.extend_from_slice(&b);
+                } else if !over {
+                    over = true;
+                    buf = Vec::new();
+                }
             }
         }
-        buf
+        (!over).then_some(buf)
     }
 }
 
@@ -124,6 +142,9 @@ pub struct StoreState {
     /// When the event's deadline passes: host calls that wait (changes, exec output) give up
     /// then, so a guest blocked in the host cannot outlive its deadline.
     pub(crate) deadline: std::time::Instant,
+    /// The most output `wait-output` collects for the guest (its memory limit: more could
+    /// never reach it, and the host would hold it for nothing).
+    pub(crate) output_limit: usize,
 }
 
 impl WasiView for StoreState {
@@ -668,8 +689,7 @@ impl pebble::HostProcess for StoreState {
     }
 
     fn drop(&mut self, rep: Resource<ProcessRes>) -> wasmtime::Result<()> {
-        // A process dropped without waiting keeps running to its end; its output is
-        // discarded when the channels close.
+        // A process dropped without waiting is killed (`ProcessRes`'s Drop).
         self.table.delete(rep)?;
         Ok(())
     }
@@ -720,11 +740,13 @@ impl StoreState {
         let mut out = std::mem::take(&mut p.stdout);
         let mut err = std::mem::take(&mut p.stderr);
         let (sup, change) = (p.sup.clone(), p.change.clone());
+        // What is not kept is still drained, so the command can run to its end.
+        let limit = if keep { self.output_limit } else { 0 };
         self.block_on("wait for the command", async move {
             if let Some(tx) = stdin {
                 let _ = tx.send(cairn_supervisor::exec::Stdin::End).await;
             }
-            let (stdout, stderr) = tokio::join!(out.read_to_end(), err.read_to_end());
+            let (stdout, stderr) = tokio::join!(out.read_to_end(limit), err.read_to_end(limit));
             let info = sup.wait_change(&change, None).await.map_err(api_error)?;
             let exit_code = info
                 .tasks
@@ -738,10 +760,21 @@ impl StoreState {
                     err: e,
                 }));
             }
-            let (stdout, stderr) = if keep {
-                (stdout, stderr)
-            } else {
-                (Vec::new(), Vec::new())
+            let (stdout, stderr) = match (keep, stdout, stderr) {
+                (false, _, _) => (Vec::new(), Vec::new()),
+                (true, Some(o), Some(e)) => (o, e),
+                _ => {
+                    return Err(pebble::Error::Api(pebble::ApiError {
+                        code: 413,
+                        status: "Request Entity Too Large".into(),
+                        kind: String::new(),
+                        message: format!(
+                            "cannot wait for the command's output: it exceeds {} MiB, the unit's \
+                             memory limit; read it with read-stdout",
+                            limit >> 20
+                        ),
+                    }));
+                }
             };
             Ok(pebble::ExecOutput {
                 exit_code,

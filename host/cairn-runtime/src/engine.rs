@@ -240,6 +240,7 @@ impl Runtime {
                 ctx,
                 logs: Vec::new(),
                 deadline: Instant::now() + self.config.event_deadline,
+                output_limit: self.config.memory_limit,
             },
         );
         store.limiter(|s| &mut s.limits);

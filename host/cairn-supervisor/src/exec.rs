@@ -116,10 +116,12 @@ pub(crate) struct Ends {
     pub(crate) stderr: Option<mpsc::Sender<Bytes>>,
     pub(crate) control: mpsc::Receiver<Control>,
     pub(crate) connected: oneshot::Receiver<()>,
+    /// Notified when the supervisor stops: the command is killed.
+    pub(crate) kill: std::sync::Arc<tokio::sync::Notify>,
 }
 
-/// Creates the channels of one exec.
-pub(crate) fn channels(split: bool) -> (Pending, Ends) {
+/// Creates the channels of one exec; `kill` ends it from the supervisor's side.
+pub(crate) fn channels(split: bool, kill: std::sync::Arc<tokio::sync::Notify>) -> (Pending, Ends) {
     let (stdin_tx, stdin_rx) = mpsc::channel(16);
     let (out_tx, out_rx) = mpsc::channel(16);
     let (err_tx, err_rx) = if split {
@@ -144,6 +146,7 @@ pub(crate) fn channels(split: bool) -> (Pending, Ends) {
             stderr: err_tx,
             control: ctl_rx,
             connected: conn_rx,
+            kill,
         },
     )
 }
@@ -331,12 +334,17 @@ pub(crate) async fn run(
         stderr,
         mut control,
         connected,
+        kill,
     } = ends;
     let fail = |msg: String| Finished {
         exit_code: -1,
         error: Some(msg),
     };
-    match tokio::time::timeout(CONNECT_TIMEOUT, connected).await {
+    let connected = tokio::select! {
+        c = tokio::time::timeout(CONNECT_TIMEOUT, connected) => c,
+        _ = kill.notified() => return fail("cannot run command: the supervisor is stopping".into()),
+    };
+    match connected {
         Ok(Ok(())) => {}
         _ => {
             return fail(format!(
@@ -482,6 +490,9 @@ pub(crate) async fn run(
             code = &mut exit => break code.unwrap_or(-1),
             _ = &mut deadline, if !timed_out => {
                 timed_out = true;
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            _ = kill.notified() => {
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             }
             msg = control.recv() => match msg {

@@ -133,6 +133,8 @@ struct Inner {
     notices: Mutex<notices::NoticeBook>,
     /// Execs waiting for (or running with) their I/O, by task id.
     execs: Mutex<std::collections::HashMap<u64, exec::Pending>>,
+    /// How to kill each exec still running, by task id ([`Supervisor::stop_all`]).
+    exec_kills: Mutex<std::collections::HashMap<u64, Arc<tokio::sync::Notify>>>,
     /// Bumped when a notice is added or repeated (wakes long-polls).
     notices_version: watch::Sender<u64>,
     /// Wakes the background saver: bursts of change updates become one write.
@@ -197,6 +199,7 @@ impl Supervisor {
                 checks: checks::CheckManager::default(),
                 notices: Mutex::new(state.notices),
                 execs: Mutex::new(std::collections::HashMap::new()),
+                exec_kills: Mutex::new(std::collections::HashMap::new()),
                 notices_version: watch::channel(0).0,
             }),
         };
@@ -654,13 +657,16 @@ impl Supervisor {
             (id, tids[0])
         };
         self.inner.changed();
-        let (pending, ends) = exec::channels(args.split_stderr);
+        let kill = Arc::new(tokio::sync::Notify::new());
+        let (pending, ends) = exec::channels(args.split_stderr, kill.clone());
         self.inner.execs.lock().unwrap().insert(task, pending);
+        self.inner.exec_kills.lock().unwrap().insert(task, kill);
         let inner = self.inner.clone();
         let (env2, dir2) = (env.clone(), dir.clone());
         tokio::spawn(async move {
             let done = exec::run(args, env2, dir2, task, ends, root).await;
             inner.execs.lock().unwrap().remove(&task);
+            inner.exec_kills.lock().unwrap().remove(&task);
             {
                 let mut book = inner.book.lock().unwrap();
                 book.set_task_data(task, "exit-code", done.exit_code.into());
@@ -813,8 +819,12 @@ impl Supervisor {
     }
 
     /// Stops every running service in stop order ("Stop all running services"), waiting at
-    /// most Pebble's stop timeout.
+    /// most Pebble's stop timeout, and kills the commands of execs still running (as
+    /// Pebble's exit ends them), so none outlives the supervisor.
     pub async fn stop_all(&self) {
+        for kill in self.inner.exec_kills.lock().unwrap().values() {
+            kill.notify_one();
+        }
         let names = self.inner.services.active_names();
         if names.is_empty() {
             return;

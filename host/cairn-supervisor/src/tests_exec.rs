@@ -164,3 +164,23 @@ async fn issue6_exec_in_a_terminal() {
     assert_eq!(String::from_utf8_lossy(&out).trim(), "40 100");
     assert_eq!(exit_code(&s, &started.change_id).await.0, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue6_stopping_the_supervisor_kills_running_execs() {
+    let s = sup("stopall");
+    let started = s.exec(args(&["sleep", "600"])).unwrap();
+    let Endpoint::Stdio { stdin: _stdin, .. } = s.exec_connect(&started.task_id, "stdio").unwrap()
+    else {
+        panic!("not stdio");
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = std::time::Instant::now();
+    s.stop_all().await;
+    let (code, _) = exit_code(&s, &started.change_id).await;
+    assert_eq!(code, 137, "SIGKILLed");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+}

@@ -234,7 +234,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let rt = tokio::runtime::Runtime::new().expect("cannot start tokio runtime");
-    if let Err(e) = rt.block_on(dispatch(cli, run_args)) {
+    let result = rt.block_on(dispatch(cli, run_args));
+    // Blocking reads still parked on pipes must not keep the process alive.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

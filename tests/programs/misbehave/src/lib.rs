@@ -347,6 +347,28 @@ impl Charm for Misbehave {
                 Ok(())
             }
             "fail" => action.fail("asked to fail"),
+            "hang" => {
+                // Blocks in the host on a command that outlives the event's deadline.
+                let work = Container::get("work")?;
+                work.exec(&["sleep", "600"])?.wait_output()?;
+                action.set_results(&[("slept", "600")])
+            }
+            "flood" => {
+                // More output than the unit's memory could hold: refused, not buffered.
+                let bytes: u64 = action.param("bytes")?.unwrap_or(100_000_000);
+                let work = Container::get("work")?;
+                let count = bytes.to_string();
+                match work
+                    .exec(&["head", "-c", &count, "/dev/zero"])?
+                    .wait_output()
+                {
+                    Ok(out) => action.set_results(&[("bytes", out.stdout.len())]),
+                    Err(Error::Api(e)) => {
+                        action.set_results(&[("code", e.code.to_string()), ("message", e.message)])
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             "crash" => panic!("misbehave: crash requested"),
             other => Err(Error::msg(format!("unknown action {other:?}"))),
         }
