@@ -108,25 +108,6 @@ fn issue6_run_action_prints_results_failures_and_refuses_bad_params() -> Result<
     Ok(())
 }
 
-/// One HTTP/1.0 request to 127.0.0.1:`port`; returns the status line and the body.
-fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(String, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply)?;
-    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
-    Ok((
-        head.lines().next().unwrap_or_default().to_string(),
-        body.to_string(),
-    ))
-}
-
 /// The value of `key: "value"` in `run-action`/`show-action` output.
 fn result_value(out: &str, key: &str) -> Option<String> {
     out.lines().find_map(|l| {
@@ -134,6 +115,22 @@ fn result_value(out: &str, key: &str) -> Option<String> {
             .strip_prefix(&format!("{key}: "))
             .map(|v| v.trim_matches('"').to_string())
     })
+}
+
+/// Turns on db/0's scheduled backups (every second) and waits until the charm shows one
+/// (it hears of it by a custom notice); returns the status message.
+fn scheduled_backup_shown(d: &Daemon) -> Result<String> {
+    d.ok(&["config", "db", "backup-interval=1"])?;
+    d.wait_status(
+        "db/0",
+        "active",
+        "scheduled backup ",
+        Duration::from_secs(15),
+    )?;
+    Ok(d.unit("db/0")?["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
 }
 
 #[test]
@@ -222,17 +219,7 @@ fn issue6_db_backup_action_dumps_with_exec_pulls_and_reports() -> Result<()> {
 
     // Scheduled backups: the workload dumps every second and records a notice, which
     // the charm shows.
-    d.ok(&["config", "db", "backup-interval=1"])?;
-    d.wait_status(
-        "db/0",
-        "active",
-        "scheduled backup ",
-        Duration::from_secs(15),
-    )?;
-    let msg = d.unit("db/0")?["status"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let msg = scheduled_backup_shown(&d)?;
     let scheduled = msg
         .split(": ")
         .nth(1)
@@ -293,12 +280,6 @@ fn issue6_db_in_isolated_containers_keeps_everything_in_the_root() -> Result<()>
 
     // The workload reaches its Pebble through the socket in its root: scheduled backups
     // come back as notices.
-    d.ok(&["config", "db", "backup-interval=1"])?;
-    d.wait_status(
-        "db/0",
-        "active",
-        "scheduled backup ",
-        Duration::from_secs(15),
-    )?;
+    scheduled_backup_shown(&d)?;
     Ok(())
 }

@@ -247,15 +247,28 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// First line of an HTTP/1.0 GET to 127.0.0.1:`port`.
-pub fn http_get(port: u16) -> Result<String> {
+/// One HTTP/1.0 request to 127.0.0.1:`port`; returns the status line and the body.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(String, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf)?;
-    Ok(buf.lines().next().unwrap_or_default().to_string())
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    Ok((
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    ))
+}
+
+/// First line of an HTTP/1.0 GET of `/` on 127.0.0.1:`port`.
+pub fn http_get(port: u16) -> Result<String> {
+    Ok(http(port, "GET", "/", "")?.0)
 }
 
 /// Polls `f` until it returns Some or `timeout` passes.
