@@ -269,6 +269,10 @@ pub(crate) struct Finished {
     pub(crate) error: Option<String>,
 }
 
+/// Told the command's pid once it starts (leading a process group of its own), so the
+/// supervisor can record the group for recovery after a crash.
+pub(crate) type OnStart<'a> = &'a (dyn Fn(i32) + Send + Sync);
+
 /// Copies a readable fd into a channel until EOF (or the channel closes). Reads run on
 /// tokio's blocking pool, which suits pipes and pty masters alike.
 async fn pump_out(fd: OwnedFd, tx: mpsc::Sender<Bytes>) {
@@ -327,6 +331,7 @@ pub(crate) async fn run(
     task: u64,
     ends: Ends,
     root: Option<crate::sandbox::Root>,
+    on_start: OnStart<'_>,
 ) -> Finished {
     let Ends {
         stdin,
@@ -468,6 +473,7 @@ pub(crate) async fn run(
         }
     };
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    on_start(pid.as_raw());
     let interactive = args.interactive && args.terminal;
     let stdin_task = tokio::spawn(pump_in(
         stdin_fd,

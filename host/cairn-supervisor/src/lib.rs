@@ -664,7 +664,12 @@ impl Supervisor {
         let inner = self.inner.clone();
         let (env2, dir2) = (env.clone(), dir.clone());
         tokio::spawn(async move {
-            let done = exec::run(args, env2, dir2, task, ends, root).await;
+            let started = std::sync::Mutex::new(None);
+            let on_start = |pid: i32| {
+                inner.services.exec_started(pid, task);
+                *started.lock().unwrap() = Some(pid);
+            };
+            let done = exec::run(args, env2, dir2, task, ends, root, &on_start).await;
             inner.execs.lock().unwrap().remove(&task);
             inner.exec_kills.lock().unwrap().remove(&task);
             {
@@ -679,6 +684,10 @@ impl Supervisor {
                 }
             }
             inner.changed();
+            // After the waiters are woken: the record only matters if the host crashes.
+            if let Some(pid) = started.into_inner().unwrap() {
+                inner.services.exec_exited(pid);
+            }
         });
         Ok(exec::ExecStarted {
             change_id: change.to_string(),

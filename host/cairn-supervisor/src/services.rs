@@ -261,6 +261,20 @@ impl ServiceManager {
         })
     }
 
+    /// Records the process group of an exec command (`exec <task>`), so that a supervisor
+    /// opened after a crash terminates it as it does services.
+    pub(crate) fn exec_started(&self, pid: i32, task: u64) {
+        self.groups
+            .lock()
+            .unwrap()
+            .started(pid, &format!("exec {task}"), KILL_DELAY_DEFAULT);
+    }
+
+    /// The exec command leading group `pid` exited.
+    pub(crate) fn exec_exited(&self, pid: i32) {
+        self.groups.lock().unwrap().leader_exited(pid);
+    }
+
     /// Watch for a service asking the supervisor to shut down.
     pub(crate) fn shutdown_requests(&self) -> watch::Receiver<Option<ShutdownRequest>> {
         self.shutdown.subscribe()

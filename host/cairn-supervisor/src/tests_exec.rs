@@ -184,3 +184,32 @@ async fn issue6_stopping_the_supervisor_kills_running_execs() {
         t.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue6_exec_groups_are_recorded_for_recovery_after_a_crash() {
+    let s = sup("groups");
+    let groups = s.dir().join(crate::groups::GROUPS_FILE);
+    let started = s.exec(args(&["sleep", "600"])).unwrap();
+    let Endpoint::Stdio { stdin: _stdin, .. } = s.exec_connect(&started.task_id, "stdio").unwrap()
+    else {
+        panic!("not stdio");
+    };
+    let name = format!("exec {}", started.task_id);
+    let recorded = |want: bool| async move {
+        for _ in 0..100 {
+            let text = std::fs::read_to_string(&groups).unwrap_or_default();
+            if text.contains(&format!("\"{name}\"")) == want {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    };
+    assert!(
+        recorded.clone()(true).await,
+        "the exec's group is not recorded"
+    );
+    s.stop_all().await;
+    exit_code(&s, &started.change_id).await;
+    assert!(recorded(false).await, "the ended exec is still recorded");
+}
