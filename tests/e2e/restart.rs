@@ -83,10 +83,32 @@ fn issue4_after_kill_9_and_restart_no_process_from_before_survives() -> Result<(
     let port = d.deploy_web(&[])?;
     wait_for(Duration::from_secs(5), || http_get(port).ok()).must("workload answers")?;
     let dir = d.dir.display().to_string();
+    // An exec in flight too: its command must not outlive the host's restart either.
+    let mut exec = ChildGuard {
+        child: std::process::Command::new(CAIRN)
+            .arg("--dir")
+            .arg(&d.dir)
+            .args(["--container", "web/0", "exec", "sleep", "1005"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?,
+        needle: dir.clone(),
+    };
+    let sleeping = wait_for(Duration::from_secs(10), || {
+        processes_with(&dir)
+            .into_iter()
+            .find(|(pid, _)| {
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.contains("1005"))
+            })
+            .map(|(pid, _)| pid)
+    })
+    .must("the exec's command runs")?;
     let before: Vec<i32> = processes_with(&dir).into_iter().map(|(p, _)| p).collect();
-    assert!(!before.is_empty());
+    assert!(before.contains(&sleeping));
 
     d.stop_with(Signal::SIGKILL);
+    let _ = exec.child.wait();
     // The workload outlives the host...
     let orphans: Vec<i32> = processes_with(&dir).into_iter().map(|(p, _)| p).collect();
     assert_eq!(orphans, before, "workload should outlive a SIGKILLed host");
@@ -119,10 +141,13 @@ fn issue4_after_kill_9_and_restart_no_process_from_before_survives() -> Result<(
     let out = pebble(&["warnings"])?;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("last-occurrence:"), "{text}");
+    // The service and the exec are both named.
+    let warning = text.lines().nth(2).unwrap_or_default().trim().to_string();
     assert!(
-        text.contains(
-            "warning: |\n  processes of http left running by a previous run were terminated\n"
-        ),
+        warning.starts_with("processes of ")
+            && warning.contains("http")
+            && warning.contains("exec ")
+            && warning.ends_with(" left running by a previous run were terminated"),
         "{text}"
     );
     assert!(pebble(&["okay"])?.status.success());
