@@ -27,6 +27,11 @@ async fn exec(s: &Supervisor, cmd: &[&str]) -> (i64, String) {
             ..ExecArgs::default()
         })
         .unwrap();
+    collect(s, started).await
+}
+
+/// Connects a started exec, closes its stdin and collects its exit code and output.
+async fn collect(s: &Supervisor, started: crate::exec::ExecStarted) -> (i64, String) {
     let Endpoint::Stdio { stdin, mut stdout } = s.exec_connect(&started.task_id, "stdio").unwrap()
     else {
         panic!("not stdio");
@@ -89,6 +94,17 @@ async fn issue6_isolated_exec_sees_the_root_as_slash() {
     assert_eq!(std::fs::read(root.join("tmp/t")).unwrap(), b"t\n");
     // The command is the process the supervisor started: its own signal death is 128+n.
     assert_eq!(exec(&s, &["sh", "-c", "kill -TERM $$"]).await.0, 143);
+    // The user switch happens inside, after the mounts.
+    let started = s
+        .exec(ExecArgs {
+            command: vec!["sh".into(), "-c".into(), "id -u; pwd".into()],
+            user_id: Some(65534),
+            group_id: Some(65534),
+            working_dir: "/tmp".into(),
+            ..ExecArgs::default()
+        })
+        .unwrap();
+    assert_eq!(collect(&s, started).await, (0, "65534\n/tmp\n".into()));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
