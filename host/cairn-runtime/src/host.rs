@@ -373,20 +373,33 @@ impl Host {
             let sup = Supervisor::open(opts).map_err(|e| {
                 RuntimeError::State(format!("cannot open container {c:?} of {name}: {e}"))
             })?;
-            let mut sockets = vec![socket];
-            if let Some(root) = sup.root() {
-                let inside = root.dir().join(IN_ROOT_SOCKET.trim_start_matches('/'));
-                if let Some(parent) = inside.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| io_err("create", parent, e))?;
-                }
-                sockets.push(inside);
-            }
-            for socket in sockets {
+            let serve = |socket: PathBuf| {
                 let server = cairn_api::ApiServer::new(sup.clone(), None);
-                let api = cairn_api::serve(server, &socket, None)
-                    .await
-                    .map_err(|e| io_err("serve the API on", &socket, e))?;
-                apis.push(api);
+                async move {
+                    cairn_api::serve(server, &socket, None)
+                        .await
+                        .map_err(|e| io_err("serve the API on", &socket, e))
+                }
+            };
+            apis.push(serve(socket).await?);
+            if let Some(root) = sup.root() {
+                // The workload's socket: bound on the host side, then moved into the root
+                // through it (a directory or link the container put on the way is not
+                // followed out of the root).
+                let inside = Path::new(IN_ROOT_SOCKET);
+                let parent = inside.parent().unwrap_or(inside).display().to_string();
+                let mk = cairn_supervisor::files::make_dir(
+                    Some(root),
+                    &parent,
+                    true,
+                    &cairn_supervisor::files::Ownership::default(),
+                );
+                mk.map_err(|e| RuntimeError::State(format!("cannot create {parent}: {e}")))?;
+                let staged = cdir.join(".pebble.socket.root");
+                apis.push(serve(staged.clone()).await?);
+                root.move_in(&staged, inside).map_err(|e| {
+                    RuntimeError::State(format!("cannot put the Pebble socket in the root: {e}"))
+                })?;
             }
             containers.insert(c.clone(), sup);
         }

@@ -400,6 +400,14 @@ pub(crate) async fn run(
             Ok(p) => p,
             Err(e) => return fail(format!("cannot open pty: {e}")),
         };
+        // openpty gives descriptors without close-on-exec: every process the host starts
+        // meanwhile (another container's service, say) would inherit the terminal.
+        for fd in [&pty.master, &pty.slave] {
+            let _ = nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            );
+        }
         let slave = pty.slave;
         let clone = |fd: &OwnedFd| fd.try_clone().map(Stdio::from);
         let (Ok(so), Ok(se)) = (clone(&slave), clone(&slave)) else {
@@ -496,10 +504,10 @@ pub(crate) async fn run(
             code = &mut exit => break code.unwrap_or(-1),
             _ = &mut deadline, if !timed_out => {
                 timed_out = true;
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
             }
             _ = kill.notified() => {
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
             }
             msg = control.recv() => match msg {
                 Some(Control::Signal(name)) => match name.parse::<nix::sys::signal::Signal>() {
@@ -517,7 +525,7 @@ pub(crate) async fn run(
                     }
                 }
                 Some(Control::Kill) => {
-                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
                 }
                 None => {
                     // No control connection (or it went away cleanly): keep waiting.
@@ -531,8 +539,15 @@ pub(crate) async fn run(
     // Output is drained before the task ends (the change stays open until then). With a
     // terminal, the master reads EIO once the last writer is gone.
     drop(master);
-    for p in pumps {
-        let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
+    // A pipe a grandchild keeps open is given up after 5 s: the pump ends (its channel
+    // closes, so readers see the end) even though the grandchild may write on.
+    for mut p in pumps {
+        if tokio::time::timeout(Duration::from_secs(5), &mut p)
+            .await
+            .is_err()
+        {
+            p.abort();
+        }
     }
     if timed_out {
         let t = args.timeout.unwrap_or_default();

@@ -436,8 +436,15 @@ fn finish_dir(
     mode: u32,
     own: Option<(u32, u32)>,
 ) -> Result<(), FileError> {
-    let dir = host(root, path, true)
-        .and_then(|h| std::fs::File::open(h.path()))
+    use std::os::unix::fs::OpenOptionsExt;
+    // Not following a link, and only a directory (a FIFO put in its place cannot block).
+    let dir = host(root, path, false)
+        .and_then(|h| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                .open(h.path())
+        })
         .map_err(|e| path_error("chmod", path, &e))?;
     dir.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(|e| path_error("chmod", path, &e))?;

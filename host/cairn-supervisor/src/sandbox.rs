@@ -5,7 +5,7 @@
 //! directories (`/usr`, and `/bin`, `/sbin`, `/lib*` where they are not links into it)
 //! bound read-only, a fresh `/proc`, a small `/dev` (null, zero, full, random, urandom,
 //! tty) and writable `/tmp`. The child enters it between fork and exec
-//! ([`Root::confine`]): `unshare(CLONE_NEWNS)`, the bind mounts, `chroot`, `chdir`, then the
+//! ([`Root::confine`]): `unshare(CLONE_NEWNS)`, the bind mounts, `pivot_root`, `chdir`, then the
 //! user switch. The command is the process the supervisor started: its signals, exit code
 //! and process group are exactly those of a shared container (a wrapper such as bubblewrap
 //! would leave a monitor process in between that does not forward signals).
@@ -13,7 +13,13 @@
 //! The files API sees the same tree from the host side ([`Root::resolve`]): paths resolve
 //! inside the root as the kernel's `openat2(RESOLVE_IN_ROOT)` does, so `..` and symlinks
 //! (absolute or relative) can never leave it; the read-only system directories read from
-//! the host and refuse writes with `read-only file system`.
+//! the host beneath themselves only (`RESOLVE_BENEATH`: a link out of `/usr` is `permission
+//! denied`) and refuse writes with `read-only file system`, as do `/proc` and `/dev`.
+//!
+//! What this is not: a boundary against a workload that runs as root. The container has
+//! no user or pid namespace, so such a process keeps root's capabilities and sees the
+//! host's processes in `/proc` (and through `/proc/<pid>/root`, the filesystems of those
+//! of its own uid). Run untrusted workloads as a `user:` of their own, not root.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -44,38 +50,37 @@ struct RootInner {
     dir: PathBuf,
     /// An open descriptor of it, for `openat2`.
     fd: OwnedFd,
-    /// System directories bound read-only: (name under `/`, host directory).
-    binds: Vec<String>,
+    /// System directories bound read-only: their name under `/` and a descriptor of the
+    /// host's directory.
+    binds: Vec<(String, OwnedFd)>,
     /// System names that are links on the host (`bin -> usr/bin`): (name, target).
     links: Vec<(String, String)>,
 }
 
+/// Names under `/` that are mount points inside the container (`/proc`, `/dev`): the files
+/// API treats them as read-only, so nothing it writes hides under a mount.
+const RESERVED: &[&str] = &["proc", "dev"];
+
 /// Where a container path leads on the host.
-pub(crate) enum Resolved {
-    /// Inside the root: the host path to use and the descriptor that keeps it valid.
-    InRoot {
-        /// `/proc/self/fd/<dir>/<name>` (the final element not followed) or
-        /// `/proc/self/fd/<fd>` (followed).
-        path: PathBuf,
-        /// The descriptor the path goes through.
-        _fd: OwnedFd,
-    },
-    /// In a read-only system directory: the host's own path.
-    System(PathBuf),
+pub(crate) struct Resolved {
+    /// `/proc/self/fd/<dir>/<name>` (the final element not followed) or `/proc/self/fd/<fd>`
+    /// (followed).
+    path: PathBuf,
+    /// The descriptor the path goes through, kept open while the path is used.
+    _fd: OwnedFd,
+    /// A system directory (bound read-only) or a mount point: writes are refused.
+    read_only: bool,
 }
 
 impl Resolved {
     /// The host path.
     pub(crate) fn path(&self) -> &Path {
-        match self {
-            Resolved::InRoot { path, .. } => path,
-            Resolved::System(p) => p,
-        }
+        &self.path
     }
 
     /// Whether writes must be refused.
     pub(crate) fn read_only(&self) -> bool {
-        matches!(self, Resolved::System(_))
+        self.read_only
     }
 }
 
@@ -99,13 +104,92 @@ fn cstr(p: &Path) -> std::io::Result<CString> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path holds a NUL"))
 }
 
+fn os_err(e: nix::Error) -> std::io::Error {
+    std::io::Error::from(e)
+}
+
+/// `openat2` from `dir` with `resolve`; a link leading out of a system directory
+/// (`EXDEV`) is refused as `permission denied`.
+fn open_in(
+    dir: &OwnedFd,
+    rel: &Path,
+    flags: OFlag,
+    resolve: ResolveFlag,
+) -> std::io::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(resolve | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    nix::fcntl::openat2(dir, rel, how).map_err(|e| match e {
+        nix::Error::EXDEV => std::io::Error::from_raw_os_error(libc::EACCES),
+        e => os_err(e),
+    })
+}
+
+/// Makes the entry `name` of `dir` a directory with `mode`, replacing whatever else the
+/// container left there (a link, a file); never follows a link.
+fn ensure_dir(dir: &OwnedFd, name: &str, mode: u32) -> std::io::Result<()> {
+    use nix::sys::stat::{SFlag, fstatat};
+    use nix::unistd::{UnlinkatFlags, unlinkat};
+    let follow = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+    match fstatat(dir, name, follow) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR => {}
+        Ok(_) => {
+            unlinkat(dir, name, UnlinkatFlags::NoRemoveDir).map_err(os_err)?;
+            nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(mode)).map_err(os_err)?;
+        }
+        Err(nix::Error::ENOENT) => {
+            nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(mode)).map_err(os_err)?;
+        }
+        Err(e) => return Err(os_err(e)),
+    }
+    let d = nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(os_err)?;
+    nix::sys::stat::fchmod(&d, Mode::from_bits_truncate(mode)).map_err(os_err)
+}
+
+/// Makes the entry `name` of `dir` the link `target`, replacing whatever else is there.
+fn ensure_link(dir: &OwnedFd, name: &str, target: &Path) -> std::io::Result<()> {
+    use nix::unistd::{UnlinkatFlags, unlinkat};
+    if nix::fcntl::readlinkat(dir, name).is_ok_and(|t| Path::new(&t) == target) {
+        return Ok(());
+    }
+    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(nix::Error::ENOENT) => {}
+        // A directory in its place: the container made one; it must go.
+        Err(nix::Error::EISDIR) => {
+            let path = PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()));
+            std::fs::remove_dir_all(path)?;
+        }
+        Err(e) => return Err(os_err(e)),
+    }
+    nix::unistd::symlinkat(target, dir, name).map_err(os_err)
+}
+
 impl Root {
-    /// Prepares `dir` as a container root (creating it and the mount points it needs) and
-    /// opens it.
+    /// Prepares `dir` as a container root (creating it and the mount points it needs,
+    /// through descriptors, so links the container left are never followed) and opens it.
     pub fn prepare(dir: impl Into<PathBuf>) -> std::io::Result<Root> {
-        use std::os::unix::fs::PermissionsExt;
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
+        let fd = nix::fcntl::open(
+            &dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(os_err)?;
+        // The root itself for the *at calls below (O_PATH cannot fchmod or mkdirat on all
+        // kernels, so a readable descriptor).
+        let rw = nix::fcntl::open(
+            &dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(os_err)?;
         let mut binds = Vec::new();
         let mut links = Vec::new();
         for name in SYSTEM_DIRS {
@@ -113,20 +197,19 @@ impl Root {
             let Ok(meta) = std::fs::symlink_metadata(&host) else {
                 continue;
             };
-            let inside = dir.join(name);
             if meta.file_type().is_symlink() {
                 let target = std::fs::read_link(&host)?;
-                match std::fs::read_link(&inside) {
-                    Ok(t) if t == target => {}
-                    _ => {
-                        let _ = std::fs::remove_file(&inside);
-                        std::os::unix::fs::symlink(&target, &inside)?;
-                    }
-                }
+                ensure_link(&rw, name, &target)?;
                 links.push((name.to_string(), target.to_string_lossy().into_owned()));
             } else if meta.is_dir() {
-                std::fs::create_dir_all(&inside)?;
-                binds.push(name.to_string());
+                ensure_dir(&rw, name, 0o755)?;
+                let host_fd = nix::fcntl::open(
+                    &host,
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(os_err)?;
+                binds.push((name.to_string(), host_fd));
             }
         }
         for (name, mode) in [
@@ -135,18 +218,8 @@ impl Root {
             ("tmp", 0o1777),
             ("root", 0o700),
         ] {
-            let p = dir.join(name);
-            if !p.is_dir() {
-                std::fs::create_dir_all(&p)?;
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
-            }
+            ensure_dir(&rw, name, mode)?;
         }
-        let fd = nix::fcntl::open(
-            &dir,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(std::io::Error::from)?;
         Ok(Root {
             inner: Arc::new(RootInner {
                 dir,
@@ -162,36 +235,48 @@ impl Root {
         &self.inner.dir
     }
 
-    /// The system directory a cleaned path starts in, if any, following the host's
-    /// system links (`/bin/sh` is `/usr/bin/sh` on a merged-/usr host).
-    fn system_path(&self, elems: &[String]) -> Option<PathBuf> {
+    /// The system directory a cleaned path starts in, following the host's system links
+    /// (`/bin/sh` is `/usr/bin/sh` on a merged-/usr host): the bind's descriptor and the
+    /// rest of the path.
+    fn system_path(&self, elems: &[String]) -> Option<(&OwnedFd, Vec<String>)> {
         let first = elems.first()?;
-        if self.inner.binds.iter().any(|b| b == first) {
-            return Some(elems.iter().fold(PathBuf::from("/"), |p, e| p.join(e)));
+        let find = |name: &str| {
+            self.inner
+                .binds
+                .iter()
+                .find(|(b, _)| b == name)
+                .map(|(_, f)| f)
+        };
+        if let Some(fd) = find(first) {
+            return Some((fd, elems[1..].to_vec()));
         }
         let (_, target) = self.inner.links.iter().find(|(n, _)| n == first)?;
         let mut rest: Vec<String> = clean(&Path::new("/").join(target));
         rest.extend(elems[1..].iter().cloned());
-        let first = rest.first()?;
-        self.inner
-            .binds
-            .iter()
-            .any(|b| b == first)
-            .then(|| rest.iter().fold(PathBuf::from("/"), |p, e| p.join(e)))
+        let fd = find(rest.first()?)?;
+        Some((fd, rest[1..].to_vec()))
     }
 
     /// Where the container path `path` (absolute) leads on the host. With `follow`, a
-    /// final symlink is followed (inside the root); without, the path names the entry
-    /// itself, through a descriptor of its parent.
+    /// final symlink is followed; without, the path names the entry itself, through a
+    /// descriptor of its parent. Paths resolve inside the root (`RESOLVE_IN_ROOT`), and
+    /// inside a system directory without leaving it (`RESOLVE_BENEATH`: a link out of it
+    /// is `permission denied`), so no path reaches the host outside the two.
     pub(crate) fn resolve(&self, path: &Path, follow: bool) -> std::io::Result<Resolved> {
         let elems = clean(path);
-        if let Some(system) = self.system_path(&elems) {
-            return Ok(Resolved::System(system));
-        }
-        let how = |flags: OFlag| {
-            OpenHow::new()
-                .flags(flags | OFlag::O_CLOEXEC)
-                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+        let (base, elems, resolve, read_only) = match self.system_path(&elems) {
+            Some((fd, rest)) => (fd, rest, ResolveFlag::RESOLVE_BENEATH, true),
+            None => {
+                let reserved = elems
+                    .first()
+                    .is_some_and(|e| RESERVED.contains(&e.as_str()));
+                (
+                    &self.inner.fd,
+                    elems,
+                    ResolveFlag::RESOLVE_IN_ROOT,
+                    reserved,
+                )
+            }
         };
         let rel = |e: &[String]| {
             if e.is_empty() {
@@ -201,32 +286,50 @@ impl Root {
             }
         };
         if follow || elems.is_empty() {
-            let fd = nix::fcntl::openat2(&self.inner.fd, &rel(&elems), how(OFlag::O_PATH))
-                .map_err(std::io::Error::from)?;
-            return Ok(Resolved::InRoot {
+            let fd = open_in(base, &rel(&elems), OFlag::O_PATH, resolve)?;
+            return Ok(Resolved {
                 path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
                 _fd: fd,
+                read_only,
             });
         }
         let (name, parent) = elems.split_last().expect("not empty");
-        let fd = nix::fcntl::openat2(
-            &self.inner.fd,
+        let fd = open_in(
+            base,
             &rel(parent),
-            how(OFlag::O_PATH | OFlag::O_DIRECTORY),
-        )
-        .map_err(std::io::Error::from)?;
-        Ok(Resolved::InRoot {
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            resolve,
+        )?;
+        Ok(Resolved {
             path: PathBuf::from(format!("/proc/self/fd/{}/{name}", fd.as_raw_fd())),
             _fd: fd,
+            read_only,
         })
+    }
+
+    /// Moves the host file `from` (on the same filesystem) to the container path `to`,
+    /// replacing what is there without following it: how the host puts a socket it bound
+    /// outside into the root.
+    pub fn move_in(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        let dest = self.resolve(to, false)?;
+        if dest.read_only() {
+            return Err(std::io::Error::from_raw_os_error(libc::EROFS));
+        }
+        std::fs::rename(from, dest.path())
     }
 
     /// A host path good for lookups only (is this program there?), not for writes: the
     /// lexical mapping of `path` into the root.
     pub fn lookup_path(&self, path: &Path) -> PathBuf {
         let elems = clean(path);
-        self.system_path(&elems)
-            .unwrap_or_else(|| elems.iter().fold(self.inner.dir.clone(), |p, e| p.join(e)))
+        match self.system_path(&elems) {
+            Some((fd, rest)) => {
+                let host = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                    .unwrap_or_default();
+                rest.iter().fold(host, |p, e| p.join(e))
+            }
+            None => elems.iter().fold(self.inner.dir.clone(), |p, e| p.join(e)),
+        }
     }
 
     /// Makes `cmd` start inside the container: between fork and exec the child enters a
@@ -242,7 +345,7 @@ impl Root {
         let root = &self.inner.dir;
         let root_c = cstr(root)?;
         let mut binds = Vec::new();
-        for b in &self.inner.binds {
+        for (b, _) in &self.inner.binds {
             binds.push((cstr(&Path::new("/").join(b))?, cstr(&root.join(b))?));
         }
         let proc_c = cstr(&root.join("proc"))?;
@@ -291,6 +394,14 @@ impl Root {
                     c"/".as_ptr(),
                     none,
                     libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ))?;
+                // The root becomes a mount of its own, so that it can be pivoted to.
+                check(libc::mount(
+                    root_c.as_ptr(),
+                    root_c.as_ptr(),
+                    none,
+                    libc::MS_BIND | libc::MS_REC,
                     std::ptr::null(),
                 ))?;
                 for (src, dst) in &binds {
@@ -342,7 +453,14 @@ impl Root {
                 for (target, link) in &dev_links {
                     check(libc::symlink(target.as_ptr(), link.as_ptr()))?;
                 }
-                check(libc::chroot(root_c.as_ptr()))?;
+                // pivot_root, not chroot: the host's tree is detached from this namespace
+                // altogether, so no chroot trick leads back to it.
+                check(libc::chdir(root_c.as_ptr()))?;
+                check(
+                    libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr())
+                        as libc::c_int,
+                )?;
+                check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
                 check(libc::chdir(wd.as_ptr()))?;
                 if let Some((uid, gid)) = creds {
                     check(libc::setgroups(0, std::ptr::null()))?;

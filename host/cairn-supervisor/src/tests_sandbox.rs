@@ -195,3 +195,77 @@ async fn issue6_isolated_files_never_leave_the_root() {
     assert!(names.contains(&"evil".to_string()) && names.contains(&"usr".to_string()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue6_isolated_files_stay_beneath_system_dirs_and_off_mount_points() {
+    let (s, dir, root) = isolated("beneath");
+    // A link in the host's /usr that points out of it (as /usr/lib/ssl/private does):
+    // inside the container it would lead into the root, so the files API refuses it.
+    let link = PathBuf::from(format!("/usr/local/cairn-iso-link-{}", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/etc", &link).unwrap();
+    struct Unlink(PathBuf);
+    impl Drop for Unlink {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _guard = Unlink(link.clone());
+    let through = format!("{}/hostname", link.display());
+    let e = files::open_read(s.root(), &through).unwrap_err();
+    assert_eq!(
+        (e.kind.as_str(), e.message),
+        (
+            "permission-denied",
+            format!("stat {through}: permission denied")
+        )
+    );
+    let e = files::list(s.root(), &link.display().to_string(), "", false).unwrap_err();
+    assert_eq!(e.kind, "permission-denied");
+    // /proc and /dev are mount points inside: nothing is written or removed there.
+    let e = write(&s, "/proc/x", "x", false).unwrap_err();
+    assert_eq!(e, "open /proc/x: read-only file system");
+    let e = files::remove(s.root(), "/dev", true).unwrap_err();
+    assert_eq!(e.message, "unlinkat /dev: read-only file system");
+    assert!(root.join("dev").is_dir() && !root.join("proc/x").exists());
+    // What the container left in place of the mount points and links is put right on the
+    // next open, without following it.
+    let outside = dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::remove_dir(root.join("tmp")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("tmp")).unwrap();
+    drop(s);
+    let mut o = SupervisorOptions::new(&dir);
+    o.root = Some(root.clone());
+    let s = Supervisor::open(o).unwrap();
+    assert!(
+        std::fs::symlink_metadata(root.join("tmp"))
+            .unwrap()
+            .is_dir()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&outside).unwrap().permissions().mode() & 0o7777;
+    assert_ne!(
+        mode, 0o1777,
+        "the host directory was chmodded through the link"
+    );
+    assert_eq!(
+        exec(&s, &["sh", "-c", "echo ok > /tmp/ok && cat /tmp/ok"]).await,
+        (0, "ok\n".into())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue6_exec_output_ends_when_a_grandchild_keeps_the_pipe() {
+    let (s, dir, _root) = isolated("grandchild");
+    let t = std::time::Instant::now();
+    let (code, out) = exec(&s, &["sh", "-c", "sleep 30 & echo started"]).await;
+    assert_eq!((code, out.as_str()), (0, "started\n"));
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        t.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
