@@ -223,6 +223,13 @@ impl Container {
     /// container `to`, one file at a time, keeping permissions: a charm's way to move files
     /// between its containers without holding a whole tree in memory.
     pub fn copy_path(&self, source: &str, to: &Container, dest_dir: &str) -> Result<()> {
+        let src = source.trim_end_matches('/');
+        if self.name() == to.name() && (dest_dir == src || dest_dir.starts_with(&format!("{src}/")))
+        {
+            return Err(Error::msg(format!(
+                "cannot copy {source:?} into itself ({dest_dir:?})"
+            )));
+        }
         let mut failures = Failures::default();
         failures.record(
             dest_dir,
@@ -265,10 +272,12 @@ impl Container {
 
     /// Visits `info` and, for a directory, everything under it, reading each file; `visit`
     /// gets the relative destination name, the entry and the content (`None` for a
-    /// directory). Symlinks and special files are skipped, as ops does.
+    /// directory). Sockets, pipes and devices are skipped, as ops does.
     fn walk(&self, info: &FileInfo, name: &str, failures: &mut Failures, visit: &mut Visit<'_>) {
         match info.kind.as_str() {
-            "file" => {
+            // A link is read as the file it leads to (a link to a directory fails), as ops'
+            // pull_path does.
+            "file" | "symlink" => {
                 if let Some(data) = failures.record(&info.path, self.pull(&info.path)) {
                     visit(name, info, Some(data));
                 }

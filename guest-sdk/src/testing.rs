@@ -1353,17 +1353,42 @@ fn parent_of(path: &str) -> Option<&str> {
     }
 }
 
-/// A small glob for the fake filesystem: `*` and `?`.
+/// A small glob for the fake filesystem, as Go's `path.Match` reads one: `*`, `?` and
+/// classes (`[abc]`, `[a-z]`, `[^x]`).
 fn glob(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
+    /// Whether `c` is in the class that starts `p` (after its `[`), and the class's length.
+    fn class(p: &[char], c: char) -> Option<(bool, usize)> {
+        let (negate, mut i) = match p.first() {
+            Some('^') | Some('!') => (true, 1),
+            _ => (false, 0),
+        };
+        let mut hit = false;
+        let start = i;
+        while i < p.len() && (p[i] != ']' || i == start) {
+            if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+                hit |= p[i] <= c && c <= p[i + 2];
+                i += 3;
+            } else {
+                hit |= p[i] == c;
+                i += 1;
+            }
+        }
+        (i < p.len()).then_some((hit != negate, i + 1))
+    }
+    fn go(p: &[char], n: &[char]) -> bool {
         match p.first() {
             None => n.is_empty(),
-            Some(b'*') => (0..=n.len()).any(|k| go(&p[1..], &n[k..])),
-            Some(b'?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('*') => (0..=n.len()).any(|k| go(&p[1..], &n[k..])),
+            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('[') => match (n.first(), class(&p[1..], *n.first().unwrap_or(&'\0'))) {
+                (Some(_), Some((true, len))) => go(&p[1 + len..], &n[1..]),
+                _ => false,
+            },
             Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
         }
     }
-    go(pattern.as_bytes(), name.as_bytes())
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    go(&p, &n)
 }
 
 #[cfg(test)]
@@ -1390,6 +1415,15 @@ mod tests {
             crate::info!("handled {}", n + 1);
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_fake_glob_reads_classes_as_go_does() {
+        assert!(glob("*.conf", "a.conf") && !glob("*.conf", "a.cfg"));
+        assert!(glob("[ab]?.txt", "b1.txt") && !glob("[ab]?.txt", "c1.txt"));
+        assert!(glob("x[0-9]", "x7") && !glob("x[0-9]", "xa"));
+        assert!(glob("[^a]*", "bc") && !glob("[^a]*", "ac"));
+        assert!(!glob("[ab", "a"), "an unclosed class matches nothing");
     }
 
     #[test]

@@ -211,6 +211,12 @@ fn probe_paths(work: &Container) -> Result<()> {
     if work.pull(&format!("{base}/copy/a.conf"))? != b"a" {
         return Err(Error::msg("copy_path did not copy a.conf"));
     }
+    if work
+        .copy_path(&format!("{base}/src"), work, &format!("{base}/src/inner"))
+        .is_ok()
+    {
+        return Err(Error::msg("copy_path into its own source was not refused"));
+    }
     match work.pull_path(&format!("{base}/missing")) {
         Err(cairn_sdk::Error::PushPull { errors, .. }) if errors.len() == 1 => {}
         other => {
