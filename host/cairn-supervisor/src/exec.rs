@@ -224,11 +224,7 @@ pub(crate) fn resolve(
     } else {
         (args.working_dir.clone(), "working directory")
     };
-    let on_host = match root {
-        Some(r) => r.lookup_path(std::path::Path::new(&dir)),
-        None => std::path::PathBuf::from(&dir),
-    };
-    match std::fs::metadata(on_host) {
+    match crate::sandbox::metadata(root, std::path::Path::new(&dir)) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(format!("{what} {dir:?} does not exist"))
         }
@@ -243,11 +239,8 @@ pub(crate) fn resolve(
 pub fn look_path(program: &str, path: &str, root: Option<&crate::sandbox::Root>) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &std::path::Path| {
-        let on_host = match root {
-            Some(r) => r.lookup_path(p),
-            None => p.to_path_buf(),
-        };
-        std::fs::metadata(on_host).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        crate::sandbox::metadata(root, p)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if program.contains('/') {
         return executable(std::path::Path::new(program)).then(|| program.to_string());

@@ -318,20 +318,6 @@ impl Root {
         std::fs::rename(from, dest.path())
     }
 
-    /// A host path good for lookups only (is this program there?), not for writes: the
-    /// lexical mapping of `path` into the root.
-    pub fn lookup_path(&self, path: &Path) -> PathBuf {
-        let elems = clean(path);
-        match self.system_path(&elems) {
-            Some((fd, rest)) => {
-                let host = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-                    .unwrap_or_default();
-                rest.iter().fold(host, |p, e| p.join(e))
-            }
-            None => elems.iter().fold(self.inner.dir.clone(), |p, e| p.join(e)),
-        }
-    }
-
     /// Makes `cmd` start inside the container: between fork and exec the child enters a
     /// mount namespace of its own rooted at the container root, changes to `working_dir`
     /// (in the container) and switches to `creds` (uid, gid) when given. Replaces
@@ -471,6 +457,15 @@ impl Root {
             });
         }
         Ok(())
+    }
+}
+
+/// The metadata of `path` as the container sees it (links followed inside the root), or as
+/// the host does for a shared container.
+pub(crate) fn metadata(root: Option<&Root>, path: &Path) -> std::io::Result<std::fs::Metadata> {
+    match root {
+        Some(r) => std::fs::metadata(r.resolve(path, true)?.path()),
+        None => std::fs::metadata(path),
     }
 }
 
