@@ -251,6 +251,28 @@ pub fn look_path(program: &str, path: &str, root: Option<&crate::sandbox::Root>)
         .map(|p| p.display().to_string())
 }
 
+/// A pseudo-terminal whose two descriptors are close-on-exec from the start (openpty's are
+/// not: a process another thread forks meanwhile, another container's service say, would
+/// inherit the terminal).
+fn open_pty(size: Option<&nix::pty::Winsize>) -> nix::Result<nix::pty::OpenptyResult> {
+    use nix::fcntl::OFlag;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    nix::pty::grantpt(&master)?;
+    nix::pty::unlockpt(&master)?;
+    let name = nix::pty::ptsname_r(&master)?;
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let master = OwnedFd::from(master);
+    if let Some(ws) = size {
+        // SAFETY: TIOCSWINSZ with a valid winsize on an open pty master.
+        unsafe { nix::libc::ioctl(master.as_raw_fd(), nix::libc::TIOCSWINSZ, ws) };
+    }
+    Ok(nix::pty::OpenptyResult { master, slave })
+}
+
 /// A close-on-exec pipe (read end, write end).
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())
@@ -389,18 +411,10 @@ pub(crate) async fn run(
             ws_ypixel: 0,
         };
         let size = (args.width > 0 && args.height > 0).then_some(size);
-        let pty = match nix::pty::openpty(size.as_ref(), None) {
+        let pty = match open_pty(size.as_ref()) {
             Ok(p) => p,
             Err(e) => return fail(format!("cannot open pty: {e}")),
         };
-        // openpty gives descriptors without close-on-exec: every process the host starts
-        // meanwhile (another container's service, say) would inherit the terminal.
-        for fd in [&pty.master, &pty.slave] {
-            let _ = nix::fcntl::fcntl(
-                fd,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            );
-        }
         let slave = pty.slave;
         let clone = |fd: &OwnedFd| fd.try_clone().map(Stdio::from);
         let (Ok(so), Ok(se)) = (clone(&slave), clone(&slave)) else {

@@ -560,6 +560,13 @@ impl Writer {
             ^ u64::from(std::process::id()) << 32;
         let tmp = format!(".{name}.{nonce:x}~");
         let host_dir = host(root, dir, true).map_err(|e| path_error("open", p, &e))?;
+        // The target itself may be a system name at the top (`/lib64`) or a mount point.
+        if let Some(r) = root {
+            r.resolve(p, false)
+                .map(HostPath::Resolved)
+                .and_then(|h| h.writable().map(drop))
+                .map_err(|e| path_error("open", p, &e))?;
+        }
         let file = host_dir
             .writable()
             .and_then(|d| {

@@ -38,6 +38,18 @@ const SYSTEM_DIRS: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "l
 /// Device nodes bound into the container's `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
 /// The root directory of an isolated container, shared by its supervisor's managers.
 #[derive(Clone, Debug)]
 pub struct Root {
@@ -287,6 +299,7 @@ impl Root {
         };
         if follow || elems.is_empty() {
             let fd = open_in(base, &rel(&elems), OFlag::O_PATH, resolve)?;
+            let read_only = read_only || self.under_mount_point(&fd);
             return Ok(Resolved {
                 path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
                 _fd: fd,
@@ -300,11 +313,88 @@ impl Root {
             OFlag::O_PATH | OFlag::O_DIRECTORY,
             resolve,
         )?;
+        // A name at the top that is a system link or mount point (`/lib64`, `/proc`).
+        let top = parent.is_empty()
+            && (RESERVED.contains(&name.as_str())
+                || self.inner.links.iter().any(|(n, _)| n == name)
+                || self.inner.binds.iter().any(|(b, _)| b == name));
+        let read_only = read_only || top || self.under_mount_point(&fd);
         Ok(Resolved {
             path: PathBuf::from(format!("/proc/self/fd/{}/{name}", fd.as_raw_fd())),
             _fd: fd,
             read_only,
         })
+    }
+
+    /// Whether what `fd` resolved to (inside the root) lies under one of the root's mount
+    /// points (`usr`, `proc`, …), reached through a link the container made: the host
+    /// sees only the empty directory there, which the container never sees, so writes are
+    /// refused rather than hidden under the mount.
+    fn under_mount_point(&self, fd: &OwnedFd) -> bool {
+        let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+            return true;
+        };
+        let Ok(rest) = real.strip_prefix(&self.inner.dir) else {
+            return false;
+        };
+        let first = rest
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy());
+        first.is_some_and(|f| {
+            RESERVED.contains(&f.as_ref()) || self.inner.binds.iter().any(|(b, _)| *b == f)
+        })
+    }
+
+    /// The metadata of `path` as a process in the container sees it, links followed the
+    /// way its kernel would (into the system directories too, where the root alone has
+    /// only mount points): for looking programs and directories up, never for writing.
+    pub(crate) fn view_metadata(&self, path: &Path) -> std::io::Result<std::fs::Metadata> {
+        let mut todo: std::collections::VecDeque<String> = clean(path).into();
+        let mut cur: Vec<String> = Vec::new();
+        let mut hops = 0;
+        let host = |cur: &[String]| -> PathBuf {
+            match self.system_path(cur) {
+                Some((fd, rest)) => {
+                    let base = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                        .unwrap_or_default();
+                    rest.iter().fold(base, |p, e| p.join(e))
+                }
+                None => cur.iter().fold(self.inner.dir.clone(), |p, e| p.join(e)),
+            }
+        };
+        while let Some(e) = todo.pop_front() {
+            cur.push(e);
+            let h = host(&cur);
+            if !std::fs::symlink_metadata(&h)?.file_type().is_symlink() {
+                continue;
+            }
+            hops += 1;
+            if hops > 40 {
+                return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            let target = std::fs::read_link(&h)?;
+            cur.pop();
+            let mut next: Vec<String> = if target.is_absolute() {
+                Vec::new()
+            } else {
+                cur.clone()
+            };
+            for c in target.components() {
+                match c {
+                    Component::Normal(n) => next.push(n.to_string_lossy().into_owned()),
+                    Component::ParentDir => {
+                        next.pop();
+                    }
+                    _ => {}
+                }
+            }
+            for e in next.into_iter().rev() {
+                todo.push_front(e);
+            }
+            cur.clear();
+        }
+        std::fs::metadata(host(&cur))
     }
 
     /// Moves the host file `from` (on the same filesystem) to the container path `to`,
@@ -398,13 +488,31 @@ impl Root {
                         libc::MS_BIND | libc::MS_REC,
                         std::ptr::null(),
                     ))?;
-                    check(libc::mount(
-                        none,
+                    // Read-only with every submount (mount_setattr, Linux 5.12); else the
+                    // top mount only.
+                    let attr = MountAttr {
+                        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+                        attr_clr: 0,
+                        propagation: 0,
+                        userns_fd: 0,
+                    };
+                    let r = libc::syscall(
+                        libc::SYS_mount_setattr,
+                        libc::AT_FDCWD,
                         dst.as_ptr(),
-                        none,
-                        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID,
-                        std::ptr::null(),
-                    ))?;
+                        AT_RECURSIVE,
+                        &attr as *const MountAttr,
+                        std::mem::size_of::<MountAttr>(),
+                    );
+                    if r < 0 {
+                        check(libc::mount(
+                            none,
+                            dst.as_ptr(),
+                            none,
+                            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID,
+                            std::ptr::null(),
+                        ))?;
+                    }
                 }
                 check(libc::mount(
                     proc_fs.as_ptr(),
@@ -441,12 +549,14 @@ impl Root {
                 }
                 // pivot_root, not chroot: the host's tree is detached from this namespace
                 // altogether, so no chroot trick leads back to it.
+                // Where pivot_root cannot work (the host itself runs in a chroot or from an
+                // initramfs root), chroot is the fallback.
                 check(libc::chdir(root_c.as_ptr()))?;
-                check(
-                    libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr())
-                        as libc::c_int,
-                )?;
-                check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
+                if libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) == 0 {
+                    check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))?;
+                } else {
+                    check(libc::chroot(c".".as_ptr()))?;
+                }
                 check(libc::chdir(wd.as_ptr()))?;
                 if let Some((uid, gid)) = creds {
                     check(libc::setgroups(0, std::ptr::null()))?;
@@ -464,7 +574,7 @@ impl Root {
 /// the host does for a shared container.
 pub(crate) fn metadata(root: Option<&Root>, path: &Path) -> std::io::Result<std::fs::Metadata> {
     match root {
-        Some(r) => std::fs::metadata(r.resolve(path, true)?.path()),
+        Some(r) => r.view_metadata(path),
         None => std::fs::metadata(path),
     }
 }

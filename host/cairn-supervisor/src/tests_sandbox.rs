@@ -269,3 +269,26 @@ async fn issue6_exec_output_ends_when_a_grandchild_keeps_the_pipe() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue6_isolated_links_into_system_dirs_are_followed_as_inside() {
+    let (s, dir, root) = isolated("links");
+    // A link the container made into /usr (as a virtualenv's bin/python is): exec finds the
+    // program the way the container's kernel would.
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/sh", root.join("app/sh")).unwrap();
+    assert_eq!(
+        exec(&s, &["/app/sh", "-c", "echo through the link"]).await,
+        (0, "through the link\n".into())
+    );
+    // Writes through a link into /usr, or onto a system name, are refused, not hidden
+    // under the mount point.
+    std::os::unix::fs::symlink("/usr", root.join("tmp/u")).unwrap();
+    let e = write(&s, "/tmp/u/x", "x", false).unwrap_err();
+    assert_eq!(e, "open /tmp/u/x: read-only file system");
+    assert!(!root.join("usr/x").exists());
+    let e = write(&s, "/bin", "x", false).unwrap_err();
+    assert_eq!(e, "open /bin: read-only file system");
+    assert!(std::fs::symlink_metadata(root.join("bin")).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
