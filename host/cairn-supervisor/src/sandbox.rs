@@ -98,7 +98,13 @@ impl Resolved {
 
 /// `path.Clean` of an absolute path, as a list of its elements (`..` at `/` stays at `/`).
 fn clean(path: &Path) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    walk_onto(&mut out, path);
+    out
+}
+
+/// Applies the elements of `path` to the element list `out` (`..` drops one, at `/` none).
+fn walk_onto(out: &mut Vec<String>, path: &Path) {
     for c in path.components() {
         match c {
             Component::Normal(n) => out.push(n.to_string_lossy().into_owned()),
@@ -108,7 +114,6 @@ fn clean(path: &Path) -> Vec<String> {
             _ => {}
         }
     }
-    out
 }
 
 fn cstr(p: &Path) -> std::io::Result<CString> {
@@ -250,23 +255,17 @@ impl Root {
     /// The system directory a cleaned path starts in, following the host's system links
     /// (`/bin/sh` is `/usr/bin/sh` on a merged-/usr host): the bind's descriptor and the
     /// rest of the path.
-    fn system_path(&self, elems: &[String]) -> Option<(&OwnedFd, Vec<String>)> {
+    fn system_path(&self, elems: &[String]) -> Option<(&(String, OwnedFd), Vec<String>)> {
         let first = elems.first()?;
-        let find = |name: &str| {
-            self.inner
-                .binds
-                .iter()
-                .find(|(b, _)| b == name)
-                .map(|(_, f)| f)
-        };
-        if let Some(fd) = find(first) {
-            return Some((fd, elems[1..].to_vec()));
+        let find = |name: &str| self.inner.binds.iter().find(|(b, _)| b == name);
+        if let Some(bind) = find(first) {
+            return Some((bind, elems[1..].to_vec()));
         }
         let (_, target) = self.inner.links.iter().find(|(n, _)| n == first)?;
         let mut rest: Vec<String> = clean(&Path::new("/").join(target));
         rest.extend(elems[1..].iter().cloned());
-        let fd = find(rest.first()?)?;
-        Some((fd, rest[1..].to_vec()))
+        let bind = find(rest.first()?)?;
+        Some((bind, rest[1..].to_vec()))
     }
 
     /// Where the container path `path` (absolute) leads on the host. With `follow`, a
@@ -277,7 +276,7 @@ impl Root {
     pub(crate) fn resolve(&self, path: &Path, follow: bool) -> std::io::Result<Resolved> {
         let elems = clean(path);
         let (base, elems, resolve, read_only) = match self.system_path(&elems) {
-            Some((fd, rest)) => (fd, rest, ResolveFlag::RESOLVE_BENEATH, true),
+            Some(((_, fd), rest)) => (fd, rest, ResolveFlag::RESOLVE_BENEATH, true),
             None => {
                 let reserved = elems
                     .first()
@@ -355,11 +354,9 @@ impl Root {
         let mut hops = 0;
         let host = |cur: &[String]| -> PathBuf {
             match self.system_path(cur) {
-                Some((fd, rest)) => {
-                    let base = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-                        .unwrap_or_default();
-                    rest.iter().fold(base, |p, e| p.join(e))
-                }
+                Some(((name, _), rest)) => rest
+                    .iter()
+                    .fold(Path::new("/").join(name), |p, e| p.join(e)),
                 None => cur.iter().fold(self.inner.dir.clone(), |p, e| p.join(e)),
             }
         };
@@ -380,15 +377,7 @@ impl Root {
             } else {
                 cur.clone()
             };
-            for c in target.components() {
-                match c {
-                    Component::Normal(n) => next.push(n.to_string_lossy().into_owned()),
-                    Component::ParentDir => {
-                        next.pop();
-                    }
-                    _ => {}
-                }
-            }
+            walk_onto(&mut next, &target);
             for e in next.into_iter().rev() {
                 todo.push_front(e);
             }
