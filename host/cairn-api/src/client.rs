@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_supervisor::{ChangeInfo, CheckInfo, Notice, ServiceInfo};
+use crate::types::{ChangeInfo, CheckInfo, Notice, ServiceInfo};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::{Method, Request};

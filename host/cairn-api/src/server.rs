@@ -15,7 +15,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_supervisor::{ChangeSelect, Supervisor, SupervisorError};
+use cairn_plan::CheckLevel;
+use cairn_supervisor::notices::NoticeType;
+use cairn_supervisor::{ChangeSelect, ServicesAction, Supervisor, SupervisorError};
+
+use crate::types;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
@@ -266,17 +270,17 @@ impl Query {
     }
 }
 
-fn sup_error(e: SupervisorError) -> Reply {
-    match e {
-        SupervisorError::NoDefaultServices => {
-            Reply::error(400, "no-default-services", "no default services")
-        }
-        SupervisorError::NotFound(m) => Reply::not_found(m),
-        SupervisorError::Timeout(m) => Reply::error(504, "", m),
-        SupervisorError::Io { .. } | SupervisorError::Internal(_) => {
-            Reply::server_error(e.to_string())
-        }
-        other => Reply::bad_request(other.to_string()),
+pub(crate) fn sup_error(e: SupervisorError) -> Reply {
+    let e = crate::ApiError::from(&e);
+    Reply::error(e.code, e.kind, e.message)
+}
+
+/// The level a validated `level=` query names (`None` for all).
+fn check_level(level: &str) -> Option<CheckLevel> {
+    match level {
+        "alive" => Some(CheckLevel::Alive),
+        "ready" => Some(CheckLevel::Ready),
+        _ => None,
     }
 }
 
@@ -358,11 +362,13 @@ impl ApiServer {
             (Method::GET, "/v1/changes/{id}") => self
                 .sup
                 .change(&vars[0])
-                .map(Reply::sync)
+                .map(|c| Reply::sync(types::ChangeInfo::from(&c)))
                 .unwrap_or_else(sup_error),
             (Method::POST, "/v1/changes/{id}") => self.post_change(&vars[0], &body),
             (Method::GET, "/v1/changes/{id}/wait") => self.wait_change(&vars[0], &query).await,
-            (Method::GET, "/v1/services") => Reply::sync(self.sup.services(&query.list("names"))),
+            (Method::GET, "/v1/services") => Reply::sync(types::wire::<_, types::ServiceInfo>(
+                &self.sup.services(&query.list("names")),
+            )),
             (Method::POST, "/v1/services") => self.post_services(&body),
             (_, "/v1/services/{name}") => Reply::bad_request("not implemented"),
             (Method::GET, "/v1/plan") => self.plan(&query),
@@ -396,7 +402,7 @@ impl ApiServer {
             "" | "alive" | "ready" => {}
             _ => return Reply::bad_request("level must be \"alive\" or \"ready\""),
         }
-        let healthy = self.sup.healthy(q.get("level"), &q.list("names"));
+        let healthy = self.sup.healthy(check_level(q.get("level")), &q.list("names"));
         Reply::sync_with(
             if healthy { 200 } else { 502 },
             serde_json::json!({ "healthy": healthy }),
@@ -451,14 +457,14 @@ impl ApiServer {
             user_id = None;
         }
         let requested = q.list("types");
-        let mut types: Vec<String> = Vec::new();
-        for t in &requested {
-            if cairn_supervisor::notices::valid_type(t) && !types.contains(t) {
-                types.push(t.clone());
+        let mut types: Vec<NoticeType> = Vec::new();
+        for t in requested.iter().filter_map(|t| NoticeType::from_name(t)) {
+            if !types.contains(&t) {
+                types.push(t);
             }
         }
         if types.is_empty() && !requested.is_empty() {
-            return Reply::sync(Vec::<cairn_supervisor::notices::Notice>::new());
+            return Reply::sync(Vec::<types::Notice>::new());
         }
         let after = match q.get("after") {
             "" => None,
@@ -489,7 +495,7 @@ impl ApiServer {
             Some(t) => self.sup.wait_notices(&filter, t).await,
             None => self.sup.notices(&filter),
         };
-        Reply::sync(found)
+        Reply::sync(types::wire::<_, types::Notice>(&found))
     }
 
     fn post_notices(&self, caller: Caller, body: &[u8]) -> Reply {
@@ -572,7 +578,7 @@ impl ApiServer {
                 format!("not allowed to access notice with id {id:?}"),
             );
         }
-        Reply::sync(n)
+        Reply::sync(types::Notice::from(&n))
     }
 
     fn checks(&self, q: &Query) -> Reply {
@@ -581,7 +587,9 @@ impl ApiServer {
             "" | "alive" | "ready" => {}
             _ => return Reply::bad_request("level must be \"alive\" or \"ready\""),
         }
-        Reply::sync(self.sup.checks(level, &q.list("names")))
+        Reply::sync(types::wire::<_, types::CheckInfo>(
+            &self.sup.checks(check_level(level), &q.list("names")),
+        ))
     }
 
     fn post_checks(&self, body: &[u8]) -> Reply {
@@ -626,7 +634,7 @@ impl ApiServer {
         }
         match self.sup.refresh_check(&p.name).await {
             Ok((info, error)) => {
-                let mut v = serde_json::json!({ "info": info });
+                let mut v = serde_json::json!({ "info": types::CheckInfo::from(&info) });
                 if let Some(e) = error {
                     v["error"] = e.into();
                 }
@@ -644,7 +652,9 @@ impl ApiServer {
             _ => return Reply::bad_request("select should be one of: all,in-progress,ready"),
         };
         let svc = Some(q.get("for")).filter(|s| !s.is_empty());
-        Reply::sync(self.sup.changes(select, svc))
+        Reply::sync(types::wire::<_, types::ChangeInfo>(
+            &self.sup.changes(select, svc),
+        ))
     }
 
     fn post_change(&self, id: &str, body: &[u8]) -> Reply {
@@ -665,7 +675,7 @@ impl ApiServer {
         }
         self.sup
             .abort_change(id)
-            .map(Reply::sync)
+            .map(|c| Reply::sync(types::ChangeInfo::from(&c)))
             .unwrap_or_else(sup_error)
     }
 
@@ -683,7 +693,7 @@ impl ApiServer {
         self.sup
             .wait_change(id, timeout)
             .await
-            .map(Reply::sync)
+            .map(|c| Reply::sync(types::ChangeInfo::from(&c)))
             .unwrap_or_else(sup_error)
     }
 
@@ -699,7 +709,11 @@ impl ApiServer {
             Ok(p) => p,
             Err(r) => return r,
         };
-        match self.sup.services_action(&p.action, &p.services) {
+        let action = match p.action.parse::<ServicesAction>() {
+            Ok(a) => a,
+            Err(e) => return sup_error(e),
+        };
+        match self.sup.services_action(action, &p.services) {
             Ok(id) => Reply::async_change(id),
             Err(e) => sup_error(e),
         }

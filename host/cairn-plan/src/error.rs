@@ -23,6 +23,10 @@ pub enum PlanError {
     /// A `service-context` named a service the plan does not define.
     #[error("context service {} not found", quote(.0))]
     ContextServiceNotFound(String),
+    /// A definition without a valid `override` (Pebble finds these when combining, so the
+    /// API reports them without the "cannot parse layer YAML" prefix of parse errors).
+    #[error("{0}")]
+    Override(String),
     /// Service arguments were given for a service the plan does not define.
     #[error("service {} not found in plan", quote(.0))]
     ServiceNotFound(String),
@@ -31,7 +35,10 @@ pub enum PlanError {
 impl PlanError {
     /// Whether Pebble's API reports this error as a bad request (400) rather than a server error (500).
     pub fn is_client_error(&self) -> bool {
-        matches!(self, PlanError::Format(_) | PlanError::LabelExists(_))
+        matches!(
+            self,
+            PlanError::Format(_) | PlanError::LabelExists(_) | PlanError::Override(_)
+        )
     }
 }
 

@@ -114,6 +114,16 @@ struct RawLayer {
     pairing_mode: String,
 }
 
+/// Parses a layer given to a running daemon (`POST /v1/layers`, a charm's `add-layer`) with
+/// the texts Pebble's API gives: a parse or validation error is prefixed with "cannot parse
+/// layer YAML: ", an `override` problem (which Pebble finds when combining) is not.
+pub fn parse_api_layer(label: &str, data: &[u8]) -> Result<Layer, PlanError> {
+    parse_layer(0, label, data).map_err(|e| match e {
+        PlanError::Override(_) => e,
+        other => PlanError::Format(format!("cannot parse layer YAML: {other}")),
+    })
+}
+
 /// Parses and validates one layer's YAML, as Pebble's `ParseLayer` does.
 pub fn parse_layer(order: u32, label: &str, data: &[u8]) -> Result<Layer, PlanError> {
     let parse_failed =

@@ -53,7 +53,7 @@ pub use command::{command_string, quote_word, split_command};
 pub use dir::{load_layers_dir, read_layers_dir};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::PlanError;
-pub use layer::parse_layer;
+pub use layer::{parse_api_layer, parse_layer};
 pub use layers::{Layers, SERVICE_ARGS_LABEL};
 pub use quote::quote;
 pub use types::*;

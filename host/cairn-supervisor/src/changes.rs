@@ -13,7 +13,7 @@ use crate::timefmt;
 
 /// A change's or task's status, with Pebble's names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Status {
+pub enum ChangeStatus {
     /// Not decided: a change's status is then derived from its tasks.
     Default,
     /// Waiting to run.
@@ -38,21 +38,21 @@ pub enum Status {
     Wait,
 }
 
-impl Status {
+impl ChangeStatus {
     /// Pebble's name for the status.
     pub fn as_str(self) -> &'static str {
         match self {
-            Status::Default => "Default",
-            Status::Do => "Do",
-            Status::Doing => "Doing",
-            Status::Done => "Done",
-            Status::Abort => "Abort",
-            Status::Undo => "Undo",
-            Status::Undoing => "Undoing",
-            Status::Undone => "Undone",
-            Status::Hold => "Hold",
-            Status::Error => "Error",
-            Status::Wait => "Wait",
+            ChangeStatus::Default => "Default",
+            ChangeStatus::Do => "Do",
+            ChangeStatus::Doing => "Doing",
+            ChangeStatus::Done => "Done",
+            ChangeStatus::Abort => "Abort",
+            ChangeStatus::Undo => "Undo",
+            ChangeStatus::Undoing => "Undoing",
+            ChangeStatus::Undone => "Undone",
+            ChangeStatus::Hold => "Hold",
+            ChangeStatus::Error => "Error",
+            ChangeStatus::Wait => "Wait",
         }
     }
 
@@ -60,23 +60,23 @@ impl Status {
     pub fn is_ready(self) -> bool {
         matches!(
             self,
-            Status::Done | Status::Undone | Status::Hold | Status::Error
+            ChangeStatus::Done | ChangeStatus::Undone | ChangeStatus::Hold | ChangeStatus::Error
         )
     }
 }
 
 /// Pebble's priority when deriving a change's status from its tasks' statuses.
-const STATUS_ORDER: [Status; 10] = [
-    Status::Abort,
-    Status::Undoing,
-    Status::Undo,
-    Status::Doing,
-    Status::Do,
-    Status::Wait,
-    Status::Error,
-    Status::Undone,
-    Status::Done,
-    Status::Hold,
+const STATUS_ORDER: [ChangeStatus; 10] = [
+    ChangeStatus::Abort,
+    ChangeStatus::Undoing,
+    ChangeStatus::Undo,
+    ChangeStatus::Doing,
+    ChangeStatus::Do,
+    ChangeStatus::Wait,
+    ChangeStatus::Error,
+    ChangeStatus::Undone,
+    ChangeStatus::Done,
+    ChangeStatus::Hold,
 ];
 
 /// A task as stored.
@@ -86,7 +86,7 @@ pub struct Task {
     pub change: u64,
     pub kind: String,
     pub summary: String,
-    pub status: Status,
+    pub status: ChangeStatus,
     pub log: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub spawn_time: OffsetDateTime,
@@ -101,7 +101,7 @@ pub struct Change {
     pub id: u64,
     pub kind: String,
     pub summary: String,
-    pub status: Status,
+    pub status: ChangeStatus,
     pub tasks: Vec<u64>,
     #[serde(with = "time::serde::rfc3339")]
     pub spawn_time: OffsetDateTime,
@@ -110,49 +110,53 @@ pub struct Change {
     pub data: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Task progress as the API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Progress {
-    pub label: String,
-    pub done: u32,
-    pub total: u32,
-}
-
-/// A task as `GET /v1/changes/{id}` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// A task as the supervisor reports it (`GET /v1/changes/{id}` renders it).
+#[derive(Clone, Debug, PartialEq)]
 pub struct TaskInfo {
+    /// The task's id.
     pub id: String,
+    /// What the task does (`start`, `stop`, `exec`, `perform-check`, …).
     pub kind: String,
+    /// Pebble's one-line summary.
     pub summary: String,
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Where the task is.
+    pub status: ChangeStatus,
+    /// The most recent log lines (`<time> INFO|ERROR <message>`).
     pub log: Vec<String>,
-    pub progress: Progress,
-    pub spawn_time: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready_time: Option<String>,
-    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    /// Units of work done (1 once ready).
+    pub done: u32,
+    /// Units of work in all.
+    pub total: u32,
+    /// When it was created.
+    pub spawn_time: OffsetDateTime,
+    /// When it became ready.
+    pub ready_time: Option<OffsetDateTime>,
+    /// Task data (an exec's `exit-code`).
     pub data: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A change as `GET /v1/changes` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// A change as the supervisor reports it (`GET /v1/changes` renders it).
+#[derive(Clone, Debug, PartialEq)]
 pub struct ChangeInfo {
+    /// The change's id.
     pub id: String,
+    /// What the change does (`start`, `replan`, `exec`, …).
     pub kind: String,
+    /// Pebble's one-line summary.
     pub summary: String,
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Derived from its tasks with Pebble's priority order.
+    pub status: ChangeStatus,
+    /// Its tasks in order.
     pub tasks: Vec<TaskInfo>,
+    /// Whether nothing more will happen to it.
     pub ready: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Pebble's error text when it failed.
     pub err: Option<String>,
-    pub spawn_time: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ready_time: Option<String>,
-    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    /// When it was created.
+    pub spawn_time: OffsetDateTime,
+    /// When it became ready.
+    pub ready_time: Option<OffsetDateTime>,
+    /// Change data (`service-names`, `check-name`).
     pub data: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -177,7 +181,7 @@ pub struct ChangeBook {
     tasks: BTreeMap<u64, Task>,
     /// The status each change last recorded a `change-update` notice for.
     #[serde(skip)]
-    noticed: BTreeMap<u64, Status>,
+    noticed: BTreeMap<u64, ChangeStatus>,
     /// `change-update` notices to record: change id and notice data.
     #[serde(skip)]
     pending_notices: Vec<(u64, BTreeMap<String, String>)>,
@@ -212,7 +216,7 @@ impl ChangeBook {
                     change: id,
                     kind: tkind.clone(),
                     summary: tsummary.clone(),
-                    status: Status::Do,
+                    status: ChangeStatus::Do,
                     log: Vec::new(),
                     spawn_time: now,
                     ready_time: None,
@@ -228,9 +232,9 @@ impl ChangeBook {
                 kind: kind.to_string(),
                 summary: summary.to_string(),
                 status: if tasks.is_empty() {
-                    Status::Done
+                    ChangeStatus::Done
                 } else {
-                    Status::Default
+                    ChangeStatus::Default
                 },
                 tasks: ids.clone(),
                 spawn_time: now,
@@ -247,10 +251,10 @@ impl ChangeBook {
     /// `notifyStatusChange` (Doing→Do and Undoing→Undo flips are skipped).
     fn observe(&mut self, id: u64) {
         let new = self.change_status(id);
-        let old = self.noticed.get(&id).copied().unwrap_or(Status::Default);
+        let old = self.noticed.get(&id).copied().unwrap_or(ChangeStatus::Default);
         let skip = old == new
-            || (old == Status::Doing && new == Status::Do)
-            || (old == Status::Undoing && new == Status::Undo);
+            || (old == ChangeStatus::Doing && new == ChangeStatus::Do)
+            || (old == ChangeStatus::Undoing && new == ChangeStatus::Undo);
         if skip {
             return;
         }
@@ -290,7 +294,7 @@ impl ChangeBook {
     }
 
     /// Moves a task to `status`, stamping its ready time, and the change's when it becomes ready.
-    pub fn set_task_status(&mut self, id: u64, status: Status) {
+    pub fn set_task_status(&mut self, id: u64, status: ChangeStatus) {
         let now = OffsetDateTime::now_utc();
         let Some(task) = self.tasks.get_mut(&id) else {
             return;
@@ -316,7 +320,7 @@ impl ChangeBook {
     }
 
     /// A task's status.
-    pub fn task_status(&self, id: u64) -> Option<Status> {
+    pub fn task_status(&self, id: u64) -> Option<ChangeStatus> {
         self.tasks.get(&id).map(|t| t.status)
     }
 
@@ -342,17 +346,17 @@ impl ChangeBook {
     }
 
     /// A change's status, derived from its tasks unless set explicitly.
-    pub fn change_status(&self, id: u64) -> Status {
+    pub fn change_status(&self, id: u64) -> ChangeStatus {
         let Some(c) = self.changes.get(&id) else {
-            return Status::Default;
+            return ChangeStatus::Default;
         };
-        if c.status != Status::Default {
+        if c.status != ChangeStatus::Default {
             return c.status;
         }
         if c.tasks.is_empty() {
-            return Status::Hold;
+            return ChangeStatus::Hold;
         }
-        let statuses: Vec<Status> = c
+        let statuses: Vec<ChangeStatus> = c
             .tasks
             .iter()
             .filter_map(|t| self.task_status(*t))
@@ -361,19 +365,19 @@ impl ChangeBook {
             .iter()
             .copied()
             .find(|s| statuses.contains(s))
-            .unwrap_or(Status::Hold)
+            .unwrap_or(ChangeStatus::Hold)
     }
 
     /// Pebble's change error: each failed task's summary with its logged errors.
     pub fn change_err(&self, id: u64) -> Option<String> {
-        if self.change_status(id) != Status::Error {
+        if self.change_status(id) != ChangeStatus::Error {
             return None;
         }
         let c = self.changes.get(&id)?;
         let mut out = String::from("cannot perform the following tasks:");
         let mut any = false;
         for t in c.tasks.iter().filter_map(|t| self.tasks.get(t)) {
-            if t.status != Status::Error {
+            if t.status != ChangeStatus::Error {
                 continue;
             }
             for line in &t.log {
@@ -418,15 +422,12 @@ impl ChangeBook {
                 id: t.id.to_string(),
                 kind: t.kind.clone(),
                 summary: t.summary.clone(),
-                status: t.status.as_str().to_string(),
+                status: t.status,
                 log: t.log.clone(),
-                progress: Progress {
-                    label: String::new(),
-                    done: u32::from(t.status.is_ready()),
-                    total: 1,
-                },
-                spawn_time: timefmt::rfc3339(t.spawn_time),
-                ready_time: t.ready_time.map(timefmt::rfc3339),
+                done: u32::from(t.status.is_ready()),
+                total: 1,
+                spawn_time: t.spawn_time,
+                ready_time: t.ready_time,
                 data: t.data.clone(),
             })
             .collect();
@@ -434,12 +435,12 @@ impl ChangeBook {
             id: c.id.to_string(),
             kind: c.kind.clone(),
             summary: c.summary.clone(),
-            status: status.as_str().to_string(),
+            status,
             tasks,
             ready: status.is_ready(),
             err: self.change_err(id),
-            spawn_time: timefmt::rfc3339(c.spawn_time),
-            ready_time: c.ready_time.map(timefmt::rfc3339),
+            spawn_time: c.spawn_time,
+            ready_time: c.ready_time,
             data: c.data.clone(),
         })
     }
@@ -477,17 +478,17 @@ impl ChangeBook {
             .map(|t| t.id)
             .collect();
         for id in ids {
-            let was_running = self.tasks[&id].status == Status::Doing;
+            let was_running = self.tasks[&id].status == ChangeStatus::Doing;
             let kind = self.tasks[&id].kind.as_str();
             if kind == "perform-check" || kind == "recover-check" {
                 // As Pebble aborts check changes it cannot resume: the new supervisor starts
                 // its checks anew.
-                self.set_task_status(id, Status::Undone);
+                self.set_task_status(id, ChangeStatus::Undone);
             } else if was_running {
                 self.task_error(id, "task interrupted: daemon restarted");
-                self.set_task_status(id, Status::Error);
+                self.set_task_status(id, ChangeStatus::Error);
             } else {
-                self.set_task_status(id, Status::Hold);
+                self.set_task_status(id, ChangeStatus::Hold);
             }
         }
     }
@@ -538,14 +539,14 @@ mod tests {
     #[test]
     fn status_derives_with_pebble_priority() {
         let (mut b, id, t) = book_with(3);
-        assert_eq!(b.change_status(id), Status::Do);
-        b.set_task_status(t[0], Status::Doing);
-        assert_eq!(b.change_status(id), Status::Doing);
-        b.set_task_status(t[0], Status::Error);
-        assert_eq!(b.change_status(id), Status::Do);
-        b.set_task_status(t[1], Status::Done);
-        b.set_task_status(t[2], Status::Hold);
-        assert_eq!(b.change_status(id), Status::Error);
+        assert_eq!(b.change_status(id), ChangeStatus::Do);
+        b.set_task_status(t[0], ChangeStatus::Doing);
+        assert_eq!(b.change_status(id), ChangeStatus::Doing);
+        b.set_task_status(t[0], ChangeStatus::Error);
+        assert_eq!(b.change_status(id), ChangeStatus::Do);
+        b.set_task_status(t[1], ChangeStatus::Done);
+        b.set_task_status(t[2], ChangeStatus::Hold);
+        assert_eq!(b.change_status(id), ChangeStatus::Error);
         assert!(b.change_info(id).unwrap().ready);
     }
 
@@ -557,8 +558,8 @@ mod tests {
             t[0],
             "service start attempt: exited quickly with code 1, will restart",
         );
-        b.set_task_status(t[0], Status::Error);
-        b.set_task_status(t[1], Status::Hold);
+        b.set_task_status(t[0], ChangeStatus::Error);
+        b.set_task_status(t[1], ChangeStatus::Hold);
         assert_eq!(
             b.change_err(id).unwrap(),
             "cannot perform the following tasks:\n- Start service \"s0\" (service start attempt: exited quickly with code 1, will restart)"
@@ -570,7 +571,7 @@ mod tests {
         let mut b = ChangeBook::default();
         let (id, _) = b.new_change("replan", "Replan - no services", &[]);
         let info = b.change_info(id).unwrap();
-        assert_eq!(info.status, "Done");
+        assert_eq!(info.status, ChangeStatus::Done);
         assert!(info.ready);
     }
 
@@ -588,8 +589,8 @@ mod tests {
     #[test]
     fn status_transitions_record_change_update_notices() {
         let (mut b, id, t) = book_with(1);
-        b.set_task_status(t[0], Status::Doing);
-        b.set_task_status(t[0], Status::Done);
+        b.set_task_status(t[0], ChangeStatus::Doing);
+        b.set_task_status(t[0], ChangeStatus::Done);
         let seen: Vec<String> = b
             .take_notices()
             .into_iter()
@@ -612,10 +613,10 @@ mod tests {
     fn pruning_drops_old_and_excess_ready_changes_only() {
         let mut b = ChangeBook::default();
         let (old, old_tasks) = b.new_change("start", "old", &task());
-        b.set_task_status(old_tasks[0], Status::Done);
+        b.set_task_status(old_tasks[0], ChangeStatus::Done);
         let (pending, _) = b.new_change("start", "pending", &task());
         let (fresh, fresh_tasks) = b.new_change("start", "fresh", &task());
-        b.set_task_status(fresh_tasks[0], Status::Done);
+        b.set_task_status(fresh_tasks[0], ChangeStatus::Done);
         let eight_days = OffsetDateTime::now_utc() + time::Duration::days(8);
         b.changes.get_mut(&fresh).unwrap().ready_time = Some(eight_days - time::Duration::hours(1));
         b.prune_at(eight_days);
@@ -627,7 +628,7 @@ mod tests {
         // Beyond the limit, the oldest ready changes go first.
         for i in 0..MAX_READY_CHANGES + 5 {
             let (_, t) = b.new_change("start", &format!("c{i}"), &task());
-            b.set_task_status(t[0], Status::Done);
+            b.set_task_status(t[0], ChangeStatus::Done);
         }
         b.prune();
         let ready = b.changes(ChangeSelect::Ready, None);

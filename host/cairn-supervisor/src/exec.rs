@@ -151,28 +151,27 @@ pub(crate) fn channels(split: bool, kill: std::sync::Arc<tokio::sync::Notify>) -
     )
 }
 
+/// Why an exec's I/O endpoint could not be handed out.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ConnectError {
+    /// The exec has no endpoint of that name (no `stderr` unless split).
+    NotFound,
+    /// The endpoint was already handed out.
+    AlreadyConnected,
+}
+
 impl Pending {
     /// Hands out endpoint `id` once; fires `connected` when the I/O is complete.
-    pub(crate) fn connect(&mut self, id: &str) -> Result<Endpoint, String> {
+    pub(crate) fn connect(&mut self, id: &str) -> Result<Endpoint, ConnectError> {
+        let taken = ConnectError::AlreadyConnected;
         let ep = match id {
             "stdio" => {
-                let (stdin, stdout) = self
-                    .stdio
-                    .take()
-                    .ok_or("stdio websocket already connected")?;
+                let (stdin, stdout) = self.stdio.take().ok_or(taken)?;
                 Endpoint::Stdio { stdin, stdout }
             }
-            "stderr" if self.split => Endpoint::Stderr(
-                self.stderr
-                    .take()
-                    .ok_or("stderr websocket already connected")?,
-            ),
-            "control" => Endpoint::Control(
-                self.control
-                    .take()
-                    .ok_or("control websocket already connected")?,
-            ),
-            _ => return Err(format!("websocket {id:?} not found")),
+            "stderr" if self.split => Endpoint::Stderr(self.stderr.take().ok_or(taken)?),
+            "control" => Endpoint::Control(self.control.take().ok_or(taken)?),
+            _ => return Err(ConnectError::NotFound),
         };
         if self.stdio.is_none()
             && (!self.split || self.stderr.is_none())

@@ -23,7 +23,40 @@ pub const MAX_KEY_LEN: usize = 256;
 /// Largest custom notice data, as JSON.
 pub const MAX_DATA_SIZE: usize = 4 * 1024;
 
-/// A notice as `GET /v1/notices` shows it.
+/// The kinds of notice Pebble knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoticeType {
+    /// Recorded by a client (`POST /v1/notices`, `pebble notify`).
+    Custom,
+    /// Recorded on every change status transition.
+    ChangeUpdate,
+    /// A warning of the daemon's.
+    Warning,
+}
+
+impl NoticeType {
+    /// Pebble's name for the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeType::Custom => "custom",
+            NoticeType::ChangeUpdate => "change-update",
+            NoticeType::Warning => "warning",
+        }
+    }
+
+    /// The type named `t`, if Pebble knows it.
+    pub fn from_name(t: &str) -> Option<Self> {
+        match t {
+            "custom" => Some(NoticeType::Custom),
+            "change-update" => Some(NoticeType::ChangeUpdate),
+            "warning" => Some(NoticeType::Warning),
+            _ => None,
+        }
+    }
+}
+
+/// A notice as the supervisor keeps it (persisted, and rendered by `GET /v1/notices`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Notice {
@@ -31,9 +64,9 @@ pub struct Notice {
     pub id: String,
     /// Owner's uid; `None` for public notices.
     pub user_id: Option<u32>,
-    /// `custom`, `change-update` or `warning`.
+    /// What kind of notice it is.
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: NoticeType,
     /// The key, unique per user and type.
     pub key: String,
     /// When it first occurred.
@@ -64,7 +97,7 @@ pub struct NoticeFilter {
     /// Only public notices and this user's; `None` means every user's.
     pub user_id: Option<u32>,
     /// Only these types.
-    pub types: Vec<String>,
+    pub types: Vec<NoticeType>,
     /// Only these keys.
     pub keys: Vec<String>,
     /// Only notices repeated strictly after this time.
@@ -93,9 +126,23 @@ impl NoticeFilter {
     }
 }
 
-/// Whether `t` is a notice type Pebble knows.
-pub fn valid_type(t: &str) -> bool {
-    matches!(t, "custom" | "change-update" | "warning")
+/// Pebble's checks of a custom notice's key and data, with its messages.
+pub fn validate_custom(key: &str, data: &BTreeMap<String, String>) -> Result<(), String> {
+    if !valid_custom_key(key) {
+        return Err(format!(
+            "invalid key {key:?} (must be in \"example.com/path\" format)"
+        ));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(format!("key must be {MAX_KEY_LEN} bytes or less"));
+    }
+    let size = serde_json::to_vec(data).map(|v| v.len()).unwrap_or(0);
+    if size > MAX_DATA_SIZE {
+        return Err(format!(
+            "total size of data must be {MAX_DATA_SIZE} bytes or less"
+        ));
+    }
+    Ok(())
 }
 
 /// Pebble's custom key rule: `example.com/path` (a domain with a dot, then `/`-separated
@@ -135,7 +182,7 @@ impl NoticeBook {
     pub fn add(
         &mut self,
         user_id: Option<u32>,
-        type_: &str,
+        type_: NoticeType,
         key: &str,
         data: BTreeMap<String, String>,
         repeat_after: Option<Duration>,
@@ -165,7 +212,7 @@ impl NoticeBook {
                 self.notices.push(Notice {
                     id: id.clone(),
                     user_id,
-                    type_: type_.to_string(),
+                    type_,
                     key: key.to_string(),
                     first_occurred: now,
                     last_occurred: now,
@@ -260,7 +307,7 @@ mod tests {
         let hour = Some(Duration::from_secs(3600));
         let (id, new) = b.add(
             Some(0),
-            "custom",
+            NoticeType::Custom,
             "example.com/a",
             data("path", "/x"),
             hour,
@@ -270,7 +317,7 @@ mod tests {
         let t1 = t0 + Duration::from_secs(1);
         let (id2, repeated) = b.add(
             Some(0),
-            "custom",
+            NoticeType::Custom,
             "example.com/a",
             data("path", "/y"),
             hour,
@@ -286,7 +333,7 @@ mod tests {
         // Another user's notice with the same key is another notice.
         let (other, _) = b.add(
             Some(7),
-            "custom",
+            NoticeType::Custom,
             "example.com/a",
             BTreeMap::new(),
             None,
@@ -319,7 +366,7 @@ mod tests {
     fn notices_expire_and_are_capped() {
         let mut b = NoticeBook::default();
         let t0 = OffsetDateTime::now_utc();
-        b.add(None, "warning", "w", BTreeMap::new(), None, t0);
+        b.add(None, NoticeType::Warning, "w", BTreeMap::new(), None, t0);
         assert!(
             b.list(
                 &NoticeFilter::default(),
@@ -330,7 +377,7 @@ mod tests {
         for i in 0..MAX_NOTICES + 10 {
             b.add(
                 None,
-                "custom",
+                NoticeType::Custom,
                 &format!("example.com/k{i}"),
                 BTreeMap::new(),
                 None,

@@ -97,19 +97,17 @@ impl ServiceStatus {
     }
 }
 
-/// One service as `GET /v1/services` reports it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// One service as the supervisor reports it (`GET /v1/services` renders it).
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServiceInfo {
     /// The service's name.
     pub name: String,
-    /// `enabled` or `disabled`.
-    pub startup: String,
+    /// `Enabled` or `Disabled` (an unset startup is reported as disabled, as Pebble does).
+    pub startup: ServiceStartup,
     /// Current status.
     pub current: ServiceStatus,
-    /// When `current` last changed, RFC 3339; absent for never-started services.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_since: Option<String>,
+    /// When `current` last changed; `None` for never-started services.
+    pub current_since: Option<OffsetDateTime>,
 }
 
 /// Why a service asked the whole supervisor to go down (exit actions `shutdown` and friends).
@@ -178,10 +176,8 @@ impl ServiceData {
 pub(crate) struct ServiceManager {
     me: Weak<ServiceManager>,
     services: Mutex<HashMap<String, ServiceData>>,
-    /// Environment given to services and exec checks on top of the host's.
-    pub(crate) env: Vec<(String, String)>,
-    /// The container root, when isolated: where services, exec and checks run.
-    pub(crate) root: Option<crate::sandbox::Root>,
+    /// Environment and root of the container.
+    container: Arc<crate::container::ContainerEnv>,
     shutdown: watch::Sender<Option<ShutdownRequest>>,
     rng: Mutex<u64>,
     /// The process groups of this container's services, mirrored to disk.
@@ -245,16 +241,14 @@ fn next_backoff(config: &Service, current: Duration) -> Duration {
 impl ServiceManager {
     /// A manager whose process groups are recorded in `groups_dir` (when given).
     pub(crate) fn new(
-        env: Vec<(String, String)>,
-        root: Option<crate::sandbox::Root>,
+        container: Arc<crate::container::ContainerEnv>,
         groups_dir: Option<&std::path::Path>,
     ) -> Arc<Self> {
         let seed = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 | 1;
         Arc::new_cyclic(|me| ServiceManager {
             me: me.clone(),
             services: Mutex::new(HashMap::new()),
-            env,
-            root,
+            container,
             shutdown: watch::channel(None).0,
             rng: Mutex::new(seed),
             groups: Mutex::new(Groups::new(groups_dir)),
@@ -300,16 +294,16 @@ impl ServiceManager {
                 let mut info = ServiceInfo {
                     name: name.clone(),
                     startup: if config.startup == ServiceStartup::Enabled {
-                        "enabled".into()
+                        ServiceStartup::Enabled
                     } else {
-                        "disabled".into()
+                        ServiceStartup::Disabled
                     },
                     current: ServiceStatus::Inactive,
                     current_since: None,
                 };
                 if let Some(s) = services.get(name) {
                     info.current = s.state.status();
-                    info.current_since = Some(crate::timefmt::rfc3339(s.current_since));
+                    info.current_since = Some(s.current_since);
                 }
                 info
             })
@@ -671,7 +665,7 @@ impl ServiceManager {
         let mut cmd = Command::new(program);
         cmd.args(rest).process_group(0).stdin(Stdio::null());
         let mut env: HashMap<String, String> = std::env::vars().collect();
-        env.extend(self.env.iter().cloned());
+        env.extend(self.container.env.iter().cloned());
         let mut svc_env = s.config.environment.clone();
         let creds = users::normalize(
             s.config.user_id,
@@ -688,7 +682,7 @@ impl ServiceManager {
         }
         env.extend(svc_env);
         cmd.env_clear().envs(env);
-        crate::sandbox::place(&mut cmd, self.root.as_ref(), &s.config.working_dir, creds)
+        crate::sandbox::place(&mut cmd, self.container.root.as_ref(), &s.config.working_dir, creds)
             .map_err(|e| format!("cannot start service: {e}"))?;
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| format!("cannot start service: {e}"))?;
@@ -959,7 +953,7 @@ mod tests {
 
     #[test]
     fn jitter_is_within_ten_percent() {
-        let m = ServiceManager::new(vec![], None, None);
+        let m = ServiceManager::new(Default::default(), None);
         for _ in 0..1000 {
             let j = m.jitter(Duration::from_secs(10));
             assert!(j <= Duration::from_secs(1));

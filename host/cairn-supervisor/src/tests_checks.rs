@@ -4,7 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{Supervisor, SupervisorOptions};
+use cairn_plan::CheckLevel;
+#[allow(unused_imports)]
+use crate::{ChangeStatus, CheckStatus};
+use crate::{ServicesAction, Supervisor, SupervisorOptions};
 
 fn dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("cairn-chk-{name}-{}", std::process::id()));
@@ -47,7 +50,7 @@ async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) 
 }
 
 fn check(sup: &Supervisor, name: &str) -> crate::CheckInfo {
-    sup.checks("", &[name.to_string()]).remove(0)
+    sup.checks(None, &[name.to_string()]).remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -66,36 +69,36 @@ async fn issue5_http_check_goes_down_at_threshold_and_recovers() {
     )
     .unwrap();
     let first = check(&sup, "web");
-    assert_eq!(first.status, "up");
-    assert_eq!(first.level, "ready");
+    assert_eq!(first.status, CheckStatus::Up);
+    assert_eq!(first.level, CheckLevel::Ready);
     let perform_id = first.change_id.clone();
     let chg = sup.change(&perform_id).unwrap();
     assert_eq!(chg.kind, "perform-check");
     assert_eq!(chg.summary, "Perform HTTP check \"web\"");
-    assert_eq!(chg.status, "Doing");
+    assert_eq!(chg.status, ChangeStatus::Doing);
     assert_eq!(chg.data["check-name"], "web");
     wait_until("a success", Duration::from_secs(5), || {
         check(&sup, "web").successes >= 2
     })
     .await;
-    assert!(sup.healthy("ready", &[]));
+    assert!(sup.healthy(Some(CheckLevel::Ready), &[]));
 
     status.store(500, Ordering::SeqCst);
     wait_until("down", Duration::from_secs(5), || {
-        check(&sup, "web").status == "down"
+        check(&sup, "web").status == CheckStatus::Down
     })
     .await;
     let down = check(&sup, "web");
     assert_eq!((down.failures, down.threshold), (2, 2));
     assert_eq!(down.prev_change_id, perform_id);
-    assert!(!sup.healthy("ready", &[]));
-    assert!(!sup.healthy("", &[]));
+    assert!(!sup.healthy(Some(CheckLevel::Ready), &[]));
+    assert!(!sup.healthy(None, &[]));
     assert!(
-        sup.healthy("alive", &[]),
+        sup.healthy(Some(CheckLevel::Alive), &[]),
         "a ready check does not make alive fail"
     );
     let failed = sup.change(&perform_id).unwrap();
-    assert_eq!(failed.status, "Error");
+    assert_eq!(failed.status, ChangeStatus::Error);
     assert_eq!(
         failed.err.as_deref(),
         Some(
@@ -108,13 +111,13 @@ async fn issue5_http_check_goes_down_at_threshold_and_recovers() {
 
     status.store(200, Ordering::SeqCst);
     wait_until("up again", Duration::from_secs(5), || {
-        check(&sup, "web").status == "up"
+        check(&sup, "web").status == CheckStatus::Up
     })
     .await;
     let up = check(&sup, "web");
     assert_eq!(up.prev_change_id, down.change_id);
-    assert_eq!(sup.change(&down.change_id).unwrap().status, "Done");
-    assert!(sup.healthy("ready", &[]));
+    assert_eq!(sup.change(&down.change_id).unwrap().status, ChangeStatus::Done);
+    assert!(sup.healthy(Some(CheckLevel::Ready), &[]));
 
     let metrics = sup.metrics();
     assert!(
@@ -162,26 +165,26 @@ async fn issue5_exec_and_tcp_failures_carry_pebble_details() {
         "{log}"
     );
     // A disabled check is inactive until started; refresh runs it once and reports the error.
-    assert_eq!(check(&sup, "slow").status, "inactive");
+    assert_eq!(check(&sup, "slow").status, CheckStatus::Inactive);
     let t = Instant::now();
     let (info, err) = sup.refresh_check("slow").await.unwrap();
     assert!(t.elapsed() < Duration::from_secs(2));
-    assert_eq!(info.status, "inactive");
+    assert_eq!(info.status, CheckStatus::Inactive);
     assert_eq!(err.as_deref(), Some("check timed out after 100ms"));
     assert_eq!(sup.start_checks(&["slow".into()]).unwrap(), ["slow"]);
     assert_eq!(
         sup.start_checks(&["slow".into()]).unwrap(),
         Vec::<String>::new()
     );
-    assert_eq!(check(&sup, "slow").status, "up");
+    assert_eq!(check(&sup, "slow").status, CheckStatus::Up);
     let slow_change = check(&sup, "slow").change_id;
     assert_eq!(
         sup.stop_checks(&["slow".into(), "ex".into()]).unwrap(),
         ["ex", "slow"]
     );
-    assert_eq!(check(&sup, "slow").status, "inactive");
+    assert_eq!(check(&sup, "slow").status, CheckStatus::Inactive);
     wait_until("undone", Duration::from_secs(2), || {
-        sup.change(&slow_change).unwrap().status == "Undone"
+        sup.change(&slow_change).unwrap().status == ChangeStatus::Undone
     })
     .await;
     assert_eq!(
@@ -221,7 +224,7 @@ async fn issue5_plan_change_restarts_only_changed_checks() {
         "unchanged check was restarted"
     );
     wait_until("old change undone", Duration::from_secs(2), || {
-        sup.change(&a).unwrap().status == "Undone"
+        sup.change(&a).unwrap().status == ChangeStatus::Undone
     })
     .await;
 }
@@ -244,7 +247,7 @@ async fn issue5_on_check_failure_restarts_the_service() {
         false,
     )
     .unwrap();
-    sup.run_action("start", &["svc".to_string()]).await.unwrap();
+    sup.run_services_action(ServicesAction::Start, &["svc".to_string()]).await.unwrap();
     let pid = sup.service_pid("svc").unwrap();
     std::fs::remove_file(&flag).unwrap();
     wait_until("a new process", Duration::from_secs(10), || {
@@ -258,4 +261,36 @@ async fn issue5_on_check_failure_restarts_the_service() {
         "{metrics}"
     );
     sup.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aborting_a_check_change_kills_its_running_exec_command() {
+    let cmd = ["sleep", "600.0419"];
+    let layer = format!(
+        "checks:\n  slow:\n    override: replace\n    period: 100ms\n    timeout: 60s\n    exec:\n      command: {}\n",
+        cmd.join(" ")
+    );
+    let d = dir("abort-check");
+    std::fs::create_dir_all(d.join("layers")).unwrap();
+    std::fs::write(d.join("layers/001-base.yaml"), layer).unwrap();
+    let sup = Supervisor::open(SupervisorOptions::new(d)).unwrap();
+    let running = crate::tests_exec::within(Duration::from_secs(5), || {
+        !crate::tests_exec::pids_running(&cmd).is_empty()
+    });
+    assert!(running.await, "the check's command never started");
+    let change = check(&sup, "slow").change_id;
+    let info = sup.abort_change(&change).unwrap();
+    assert!(
+        [ChangeStatus::Abort, ChangeStatus::Undone].contains(&info.tasks[0].status),
+        "{info:?}"
+    );
+    let gone = crate::tests_exec::within(crate::services::KILL_DELAY_DEFAULT, || {
+        crate::tests_exec::pids_running(&cmd).is_empty()
+    });
+    assert!(gone.await, "the check's command outlived the abort");
+    let info = sup
+        .wait_change(&change, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert!(info.ready, "{info:?}");
 }

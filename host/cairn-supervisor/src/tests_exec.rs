@@ -5,6 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::exec::{Control, Endpoint, ExecArgs, Stdin};
+#[allow(unused_imports)]
+use crate::{ChangeStatus, CheckStatus};
 use crate::{Supervisor, SupervisorOptions};
 
 fn sup(name: &str) -> Supervisor {
@@ -63,7 +65,7 @@ async fn issue6_exec_streams_io_and_reports_exit_codes() {
     assert_eq!(started.environment["PEBBLE_SOCKET"], "/x/.pebble.socket");
     assert_eq!(run_io(&s, &started.task_id, b"").await, b"hi\n");
     let (code, info) = exit_code(&s, &started.change_id).await;
-    assert_eq!((code, info.status.as_str()), (0, "Done"));
+    assert_eq!((code, info.status), (0, ChangeStatus::Done));
 
     let started = s.exec(args(&["cat"])).unwrap();
     assert_eq!(run_io(&s, &started.task_id, b"piped in").await, b"piped in");
@@ -212,4 +214,70 @@ async fn issue6_exec_groups_are_recorded_for_recovery_after_a_crash() {
     s.stop_all().await;
     exit_code(&s, &started.change_id).await;
     assert!(recorded(false).await, "the ended exec is still recorded");
+}
+
+/// Pids of live processes running `cmd` (its program by base name, then its arguments).
+pub(crate) fn pids_running(cmd: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = cmd[1..]
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    let matches = |c: Vec<u8>| {
+        let Some(end) = c.iter().position(|b| *b == 0) else {
+            return false;
+        };
+        let argv0 = String::from_utf8_lossy(&c[..end]).to_string();
+        argv0.rsplit('/').next() == Some(cmd[0]) && c[end + 1..] == want[..]
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // A zombie has exited already.
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z')
+                && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(matches)
+        })
+        .collect()
+}
+
+/// Waits up to `timeout` for `f` to hold; whether it did.
+pub(crate) async fn within(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    f()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aborting_an_exec_change_kills_its_command_and_ends_the_change() {
+    let s = sup("abort");
+    let cmd = ["sleep", "600.0417"];
+    let started = s.exec(args(&cmd)).unwrap();
+    let Endpoint::Stdio { stdin, stdout: _out } = s.exec_connect(&started.task_id, "stdio").unwrap()
+    else {
+        panic!("not stdio");
+    };
+    let _control = s.exec_connect(&started.task_id, "control").unwrap();
+    assert!(
+        within(Duration::from_secs(5), || !pids_running(&cmd).is_empty()).await,
+        "the command never started"
+    );
+    let info = s.abort_change(&started.change_id).unwrap();
+    assert_eq!(info.tasks[0].status, ChangeStatus::Abort);
+    // Pebble ends the command at once; the kill-delay is the most a stop may take.
+    assert!(
+        within(crate::services::KILL_DELAY_DEFAULT, || pids_running(&cmd).is_empty()).await,
+        "the command outlived the abort"
+    );
+    let (code, info) = exit_code(&s, &started.change_id).await;
+    assert_eq!((code, info.status, info.ready), (137, ChangeStatus::Done, true));
+    drop(stdin);
 }

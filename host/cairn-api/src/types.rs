@@ -1,0 +1,260 @@
+//! Pebble's JSON shapes of the API's results, shared by the server (which renders the
+//! supervisor's domain types into them) and the client (which decodes them). The
+//! supervisor's types are typed states; these are the protocol.
+
+use std::collections::BTreeMap;
+
+use cairn_plan::{CheckLevel, CheckStartup, ServiceStartup};
+use cairn_supervisor::timefmt::rfc3339;
+use serde::{Deserialize, Serialize};
+
+/// Task progress as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// A label for the units (always empty here).
+    pub label: String,
+    /// Units done.
+    pub done: u32,
+    /// Units in all.
+    pub total: u32,
+}
+
+/// A task as `GET /v1/changes/{id}` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TaskInfo {
+    /// The task's id.
+    pub id: String,
+    /// What the task does (`start`, `exec`, …).
+    pub kind: String,
+    /// One line saying what it does.
+    pub summary: String,
+    /// Pebble's status name (`Do`, `Doing`, `Done`, …).
+    pub status: String,
+    /// Recent log lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
+    /// How far it got.
+    pub progress: Progress,
+    /// When it was created, RFC 3339.
+    pub spawn_time: String,
+    /// When it became ready, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_time: Option<String>,
+    /// Task data (an exec's `exit-code`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A change as `GET /v1/changes` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ChangeInfo {
+    /// The change's id.
+    pub id: String,
+    /// What the change does (`start`, `replan`, `exec`, …).
+    pub kind: String,
+    /// One line saying what it does.
+    pub summary: String,
+    /// Pebble's status name.
+    pub status: String,
+    /// Its tasks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskInfo>,
+    /// Whether nothing more will happen to it.
+    pub ready: bool,
+    /// Pebble's error text when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub err: Option<String>,
+    /// When it was created, RFC 3339.
+    pub spawn_time: String,
+    /// When it became ready, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_time: Option<String>,
+    /// Change data.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<&cairn_supervisor::TaskInfo> for TaskInfo {
+    fn from(t: &cairn_supervisor::TaskInfo) -> Self {
+        TaskInfo {
+            id: t.id.clone(),
+            kind: t.kind.clone(),
+            summary: t.summary.clone(),
+            status: t.status.as_str().to_string(),
+            log: t.log.clone(),
+            progress: Progress {
+                label: String::new(),
+                done: t.done,
+                total: t.total,
+            },
+            spawn_time: rfc3339(t.spawn_time),
+            ready_time: t.ready_time.map(rfc3339),
+            data: t.data.clone(),
+        }
+    }
+}
+
+impl From<&cairn_supervisor::ChangeInfo> for ChangeInfo {
+    fn from(c: &cairn_supervisor::ChangeInfo) -> Self {
+        ChangeInfo {
+            id: c.id.clone(),
+            kind: c.kind.clone(),
+            summary: c.summary.clone(),
+            status: c.status.as_str().to_string(),
+            tasks: c.tasks.iter().map(TaskInfo::from).collect(),
+            ready: c.ready,
+            err: c.err.clone(),
+            spawn_time: rfc3339(c.spawn_time),
+            ready_time: c.ready_time.map(rfc3339),
+            data: c.data.clone(),
+        }
+    }
+}
+
+/// One service as `GET /v1/services` reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ServiceInfo {
+    /// The service's name.
+    pub name: String,
+    /// `enabled` or `disabled`.
+    pub startup: String,
+    /// `active`, `inactive`, `backoff` or `error`.
+    pub current: String,
+    /// When `current` last changed, RFC 3339; absent for never-started services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_since: Option<String>,
+}
+
+impl From<&cairn_supervisor::ServiceInfo> for ServiceInfo {
+    fn from(s: &cairn_supervisor::ServiceInfo) -> Self {
+        ServiceInfo {
+            name: s.name.clone(),
+            startup: match s.startup {
+                ServiceStartup::Enabled => "enabled",
+                ServiceStartup::Disabled | ServiceStartup::Unknown => "disabled",
+            }
+            .into(),
+            current: s.current.as_str().into(),
+            current_since: s.current_since.map(rfc3339),
+        }
+    }
+}
+
+/// A check as `GET /v1/checks` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CheckInfo {
+    /// The check's name.
+    pub name: String,
+    /// `alive`, `ready` or empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub level: String,
+    /// `enabled` or `disabled`.
+    pub startup: String,
+    /// `up`, `down` or `inactive`.
+    pub status: String,
+    /// Successful runs in the current change.
+    pub successes: u32,
+    /// Consecutive failures.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
+    /// Failures that make the check down.
+    pub threshold: u32,
+    /// The running change, if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub change_id: String,
+    /// The change before it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prev_change_id: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Pebble's name for a check level (empty when unset).
+pub fn level_name(l: CheckLevel) -> &'static str {
+    match l {
+        CheckLevel::Unset => "",
+        CheckLevel::Alive => "alive",
+        CheckLevel::Ready => "ready",
+    }
+}
+
+impl From<&cairn_supervisor::CheckInfo> for CheckInfo {
+    fn from(c: &cairn_supervisor::CheckInfo) -> Self {
+        CheckInfo {
+            name: c.name.clone(),
+            level: level_name(c.level).into(),
+            startup: match c.startup {
+                CheckStartup::Disabled => "disabled",
+                CheckStartup::Enabled | CheckStartup::Unknown => "enabled",
+            }
+            .into(),
+            status: c.status.as_str().into(),
+            successes: c.successes,
+            failures: c.failures,
+            threshold: c.threshold,
+            change_id: c.change_id.clone(),
+            prev_change_id: c.prev_change_id.clone(),
+        }
+    }
+}
+
+/// A notice as `GET /v1/notices` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Notice {
+    /// Increasing integer, as a string.
+    pub id: String,
+    /// Owner's uid; `None` for public notices.
+    pub user_id: Option<u32>,
+    /// `custom`, `change-update` or `warning`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The key, unique per user and type.
+    pub key: String,
+    /// When it first occurred, RFC 3339.
+    pub first_occurred: String,
+    /// When it last occurred, RFC 3339.
+    pub last_occurred: String,
+    /// When it last occurred outside `repeat-after`, RFC 3339.
+    pub last_repeated: String,
+    /// How many times it occurred.
+    pub occurrences: u64,
+    /// Data of the last occurrence.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub last_data: BTreeMap<String, String>,
+    /// Go duration; absent when 0.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub repeat_after: String,
+    /// Go duration.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub expire_after: String,
+}
+
+impl From<&cairn_supervisor::Notice> for Notice {
+    fn from(n: &cairn_supervisor::Notice) -> Self {
+        Notice {
+            id: n.id.clone(),
+            user_id: n.user_id,
+            type_: n.type_.as_str().into(),
+            key: n.key.clone(),
+            first_occurred: rfc3339(n.first_occurred),
+            last_occurred: rfc3339(n.last_occurred),
+            last_repeated: rfc3339(n.last_repeated),
+            occurrences: n.occurrences,
+            last_data: n.last_data.clone(),
+            repeat_after: n.repeat_after.clone(),
+            expire_after: n.expire_after.clone(),
+        }
+    }
+}
+
+/// Renders a list of domain values as their wire shapes.
+pub fn wire<'a, D: 'a, W: From<&'a D>>(items: &'a [D]) -> Vec<W> {
+    items.iter().map(W::from).collect()
+}
