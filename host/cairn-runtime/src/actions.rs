@@ -33,8 +33,8 @@ pub struct ActionRecord {
     pub action: String,
     /// Parameters after validation and defaults.
     pub params: Value,
-    /// `pending`, `running`, `completed` or `failed`.
-    pub status: String,
+    /// Where the run is.
+    pub status: ActionStatus,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
@@ -55,7 +55,40 @@ pub struct ActionRecord {
 impl ActionRecord {
     /// Whether it has finished.
     pub fn done(&self) -> bool {
-        matches!(self.status.as_str(), "completed" | "failed")
+        matches!(self.status, ActionStatus::Completed | ActionStatus::Failed)
+    }
+}
+
+/// Where an action run is; records store it as `pending`, `running`, `completed` or
+/// `failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionStatus {
+    /// Queued on the unit, not started.
+    Pending,
+    /// The charm is handling it.
+    Running,
+    /// The charm handled it without failing it.
+    Completed,
+    /// The charm failed it (`action-fail`), or its event failed.
+    Failed,
+}
+
+impl ActionStatus {
+    /// The status as records and `cairn show-action` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Pending => "pending",
+            ActionStatus::Running => "running",
+            ActionStatus::Completed => "completed",
+            ActionStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ActionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -110,7 +143,7 @@ impl ActionStore {
             unit: unit.to_string(),
             action: action.to_string(),
             params,
-            status: "pending".into(),
+            status: ActionStatus::Pending,
             message: String::new(),
             results: BTreeMap::new(),
             log: Vec::new(),

@@ -32,10 +32,11 @@ impl std::fmt::Display for ConfigValue {
     }
 }
 
-/// A unit's or app's workload status.
+/// A unit's or app's workload status, as the charm sets it (Juju's names; not to be
+/// confused with the supervisor's change and service statuses).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(tag = "status", content = "message", rename_all = "lowercase")]
-pub enum Status {
+pub enum WorkloadStatus {
     /// Nothing set yet.
     #[default]
     Unknown,
@@ -51,40 +52,40 @@ pub enum Status {
     Error(String),
 }
 
-impl Status {
+impl WorkloadStatus {
     /// The status name (`active`, `blocked`, …).
     pub fn name(&self) -> &'static str {
         match self {
-            Status::Unknown => "unknown",
-            Status::Active(_) => "active",
-            Status::Blocked(_) => "blocked",
-            Status::Maintenance(_) => "maintenance",
-            Status::Waiting(_) => "waiting",
-            Status::Error(_) => "error",
+            WorkloadStatus::Unknown => "unknown",
+            WorkloadStatus::Active(_) => "active",
+            WorkloadStatus::Blocked(_) => "blocked",
+            WorkloadStatus::Maintenance(_) => "maintenance",
+            WorkloadStatus::Waiting(_) => "waiting",
+            WorkloadStatus::Error(_) => "error",
         }
     }
 
     /// How much the status needs attention (error highest), to summarise several.
     pub fn severity(&self) -> u8 {
         match self {
-            Status::Unknown => 0,
-            Status::Active(_) => 1,
-            Status::Waiting(_) => 2,
-            Status::Maintenance(_) => 3,
-            Status::Blocked(_) => 4,
-            Status::Error(_) => 5,
+            WorkloadStatus::Unknown => 0,
+            WorkloadStatus::Active(_) => 1,
+            WorkloadStatus::Waiting(_) => 2,
+            WorkloadStatus::Maintenance(_) => 3,
+            WorkloadStatus::Blocked(_) => 4,
+            WorkloadStatus::Error(_) => 5,
         }
     }
 
     /// The status message (empty for `unknown`).
     pub fn message(&self) -> &str {
         match self {
-            Status::Unknown => "",
-            Status::Active(m)
-            | Status::Blocked(m)
-            | Status::Maintenance(m)
-            | Status::Waiting(m)
-            | Status::Error(m) => m,
+            WorkloadStatus::Unknown => "",
+            WorkloadStatus::Active(m)
+            | WorkloadStatus::Blocked(m)
+            | WorkloadStatus::Maintenance(m)
+            | WorkloadStatus::Waiting(m)
+            | WorkloadStatus::Error(m) => m,
         }
     }
 }

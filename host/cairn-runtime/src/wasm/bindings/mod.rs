@@ -19,11 +19,11 @@ mod unit;
 use std::collections::BTreeMap;
 
 use cairn_supervisor::Supervisor;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::types::{ConfigValue, LogLine, Status};
+use super::limits::GuestLimiter;
+use crate::types::{ConfigValue, LogLine, WorkloadStatus};
 
 pub use container::ContainerRes;
 pub(crate) use convert::{from_wit_outcome, to_wit_event};
@@ -41,7 +41,7 @@ mod generated {
 }
 
 pub(crate) use generated::Charm as Charm_;
-pub use generated::CharmPre;
+pub(crate) use generated::CharmPre;
 use generated::cairn::charm::{pebble, types as wit};
 
 /// What the host lends one event: the unit's view of itself and its containers.
@@ -58,9 +58,9 @@ pub struct UnitContext {
     /// Effective config (defaults plus settings).
     pub config: BTreeMap<String, ConfigValue>,
     /// Workload status.
-    pub unit_status: Status,
+    pub unit_status: WorkloadStatus,
     /// Application status.
-    pub app_status: Status,
+    pub app_status: WorkloadStatus,
     /// Leadership.
     pub leader: bool,
     /// Stored state.
@@ -86,7 +86,8 @@ pub struct ActionReport {
 pub struct StoreState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    /// What the store may allocate, and whether the guest hit the memory limit.
+    pub(crate) limiter: GuestLimiter,
     pub(crate) ctx: UnitContext,
     pub(crate) logs: Vec<LogLine>,
     /// When the event's deadline passes: host calls that wait (changes, exec output) give up

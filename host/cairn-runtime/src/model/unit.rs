@@ -7,17 +7,19 @@
 //! event arrives); the status and stored-state changes of a failed event are discarded.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_supervisor::Supervisor;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
 
-use crate::bindings::UnitContext;
-use crate::engine::{Charm, Runtime};
-use crate::types::{ConfigValue, Event, LogLine, Outcome, Status};
+use crate::RuntimeError;
+use crate::actions::{ActionStatus, ActionStore};
+use crate::types::{ConfigValue, Event, LogLine, Outcome, WorkloadStatus};
+use crate::wasm::{ActionReport, Charm, Runtime, UnitContext};
 
 /// History entries kept per unit.
 const MAX_HISTORY: usize = 500;
@@ -43,9 +45,9 @@ pub struct UnitRecord {
     /// Whether it leads its app.
     pub leader: bool,
     /// Workload status, as last committed by the charm.
-    pub status: Status,
+    pub status: WorkloadStatus,
     /// Application status (meaningful for the leader).
-    pub app_status: Status,
+    pub app_status: WorkloadStatus,
     /// The failure holding the queue, if any.
     pub error: Option<String>,
     /// Stored state.
@@ -62,46 +64,178 @@ pub struct UnitRecord {
 
 impl UnitRecord {
     /// The status to show: `error` while an event is failing, else the charm's.
-    pub fn display_status(&self) -> Status {
+    pub fn display_status(&self) -> WorkloadStatus {
         match &self.error {
-            Some(e) => Status::Error(e.clone()),
+            Some(e) => WorkloadStatus::Error(e.clone()),
             None => self.status.clone(),
         }
     }
+
+    /// Reads the record a unit left in its directory.
+    pub(crate) fn load(dir: &Path) -> Result<Self, RuntimeError> {
+        let path = dir.join(RECORD_FILE);
+        let data = std::fs::read(&path).map_err(|e| RuntimeError::io("read", &path, e))?;
+        serde_json::from_slice(&data).map_err(|source| RuntimeError::Record {
+            action: "parse",
+            path,
+            source,
+        })
+    }
 }
 
-/// The app-level facts a unit's events need.
+/// The app-level facts a unit's events need; the host updates them (config) in place.
 pub(crate) struct AppView {
+    /// Effective config (defaults plus settings).
     pub(crate) config: BTreeMap<String, ConfigValue>,
+    /// The app's compiled charm.
     pub(crate) charm: Arc<Charm>,
 }
 
-/// State shared between a unit's actor and the host.
-pub(crate) struct UnitShared {
+/// How a unit retries a failed event: after `base`, doubling up to `max`, or at once when
+/// a new event arrives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Retry {
+    /// The first delay.
+    pub(crate) base: Duration,
+    /// The longest delay.
+    pub(crate) max: Duration,
+}
+
+/// Everything a unit is given when the host starts it, handed over once.
+pub(crate) struct UnitSettings {
+    /// The app the unit belongs to.
     pub(crate) app_name: String,
+    /// The model's name, as charms see it.
     pub(crate) model: String,
+    /// Where its record and log live.
     pub(crate) dir: PathBuf,
-    pub(crate) record: Mutex<UnitRecord>,
-    pub(crate) wake: Notify,
+    /// Its containers, opened by the host.
     pub(crate) containers: BTreeMap<String, Supervisor>,
+    /// The app's config and charm.
     pub(crate) app: Arc<Mutex<AppView>>,
-    pub(crate) retry_base: Duration,
-    pub(crate) retry_max: Duration,
-    pub(crate) actions: Arc<crate::actions::ActionStore>,
+    /// How failed events are retried.
+    pub(crate) retry: Retry,
+    /// Period of `update-status`.
+    pub(crate) update_status_interval: Duration,
+    /// The host's action records.
+    pub(crate) actions: Arc<ActionStore>,
+}
+
+/// The file of a unit's record in its directory.
+const RECORD_FILE: &str = "unit.json";
+
+/// A running unit: its state, its actor, and the tasks that feed its queue (the
+/// update-status ticker and one notice and one shutdown watcher per container).
+pub(crate) struct Unit {
+    shared: Arc<UnitShared>,
+    actor: JoinHandle<()>,
+    feeders: JoinSet<()>,
+}
+
+impl Unit {
+    /// Persists `record` and starts the unit's actor and feeders; the actor delivers what
+    /// the record's queue holds at once.
+    pub(crate) fn start(settings: UnitSettings, record: UnitRecord, runtime: Arc<Runtime>) -> Self {
+        let shared = Arc::new(UnitShared {
+            settings,
+            record: Mutex::new(record),
+            wake: Notify::new(),
+        });
+        shared.save();
+        let actor = tokio::spawn(run_actor(shared.clone(), runtime));
+        let mut feeders = JoinSet::new();
+        let every = shared.settings.update_status_interval;
+        let ticked = Arc::downgrade(&shared);
+        feeders.spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                match ticked.upgrade() {
+                    Some(unit) => unit.enqueue(Event::UpdateStatus),
+                    None => return,
+                }
+            }
+        });
+        for (c, sup) in &shared.settings.containers {
+            let weak = Arc::downgrade(&shared);
+            feeders.spawn(super::watch::watch_shutdown(
+                weak.clone(),
+                c.clone(),
+                sup.clone(),
+            ));
+            feeders.spawn(super::watch::watch_notices(weak, c.clone(), sup.clone()));
+        }
+        Unit {
+            shared,
+            actor,
+            feeders,
+        }
+    }
+
+    /// Queues an event (persisted) and wakes the actor.
+    pub(crate) fn enqueue(&self, event: Event) {
+        self.shared.enqueue(event);
+    }
+
+    /// The unit's containers.
+    pub(crate) fn containers(&self) -> &BTreeMap<String, Supervisor> {
+        &self.shared.settings.containers
+    }
+
+    /// The unit's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.shared.settings.dir
+    }
+
+    /// A look at the unit's record.
+    pub(crate) fn with_record<T>(&self, f: impl FnOnce(&UnitRecord) -> T) -> T {
+        f(&self.shared.record.lock().unwrap())
+    }
+
+    /// Starts the unit's removal: `stop` and `remove` are queued, and the actor ends once
+    /// its queue is empty (a failing event no longer holds it).
+    pub(crate) fn begin_removal(&self) {
+        self.shared.record.lock().unwrap().removing = true;
+        self.shared.enqueue(Event::Stop);
+        self.shared.enqueue(Event::Remove);
+    }
+
+    /// Waits for the actor to end (after `begin_removal`); the feeders stop first.
+    pub(crate) async fn finish_removal(&mut self) {
+        self.feeders.abort_all();
+        let _ = (&mut self.actor).await;
+    }
+
+    /// Stops the actor and the feeders now; the queue stays persisted.
+    pub(crate) fn abort(&mut self) {
+        self.actor.abort();
+        self.feeders.abort_all();
+    }
+}
+
+/// State shared between a unit's actor, its feeders and the host.
+pub(crate) struct UnitShared {
+    settings: UnitSettings,
+    record: Mutex<UnitRecord>,
+    wake: Notify,
 }
 
 impl UnitShared {
+    /// `app/N`.
+    pub(crate) fn name(&self) -> String {
+        self.record.lock().unwrap().name.clone()
+    }
+
     /// Persists the record atomically.
-    pub(crate) fn save(&self) {
+    fn save(&self) {
         let data = {
             let rec = self.record.lock().unwrap();
             serde_json::to_vec(&*rec)
         };
         match data {
             Ok(d) => {
-                if let Err(e) =
-                    cairn_supervisor::persist::atomic_write(&self.dir.join("unit.json"), &d)
-                {
+                let path = self.settings.dir.join(RECORD_FILE);
+                if let Err(e) = cairn_supervisor::persist::atomic_write(&path, &d) {
                     tracing::error!("cannot write unit state: {e}");
                 }
             }
@@ -122,6 +256,27 @@ impl UnitShared {
         self.wake.notify_one();
     }
 
+    /// What one event is lent: the unit's identity, containers, config, statuses and
+    /// stored state as they are now, and the app's charm.
+    fn context(&self) -> (UnitContext, Arc<Charm>) {
+        let rec = self.record.lock().unwrap();
+        let app = self.settings.app.lock().unwrap();
+        let ctx = UnitContext {
+            unit_name: rec.name.clone(),
+            app_name: self.settings.app_name.clone(),
+            model_name: self.settings.model.clone(),
+            containers: self.settings.containers.clone(),
+            config: app.config.clone(),
+            unit_status: rec.status.clone(),
+            app_status: rec.app_status.clone(),
+            leader: rec.leader,
+            stored: rec.stored.clone(),
+            handle: Some(tokio::runtime::Handle::current()),
+            action: None,
+        };
+        (ctx, app.charm.clone())
+    }
+
     fn append_log(&self, logs: &[LogLine]) {
         if logs.is_empty() {
             return;
@@ -133,7 +288,7 @@ impl UnitShared {
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("unit.log"))
+            .open(self.settings.dir.join("unit.log"))
         {
             for l in logs {
                 let _ = writeln!(f, "{} {:?} {}", l.time, l.level, l.message);
@@ -143,8 +298,9 @@ impl UnitShared {
 }
 
 /// Runs a unit's events until it is removed and its queue is empty.
-pub(crate) async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
-    let mut retry = unit.retry_base;
+async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
+    let policy = unit.settings.retry;
+    let mut retry = policy.base;
     loop {
         let next = {
             let rec = unit.record.lock().unwrap();
@@ -200,9 +356,9 @@ pub(crate) async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
                 _ = tokio::time::sleep(retry) => {}
                 _ = unit.wake.notified() => {}
             }
-            retry = (retry * 2).min(unit.retry_max);
+            retry = (retry * 2).min(policy.max);
         } else {
-            retry = unit.retry_base;
+            retry = policy.base;
         }
     }
 }
@@ -214,35 +370,15 @@ async fn deliver(
     runtime: &Arc<Runtime>,
     event: &Event,
 ) -> Result<Outcome, ()> {
-    let (ctx, charm) = {
-        let rec = unit.record.lock().unwrap();
-        let app = unit.app.lock().unwrap();
-        (
-            UnitContext {
-                unit_name: rec.name.clone(),
-                app_name: unit.app_name.clone(),
-                model_name: unit.model.clone(),
-                containers: unit.containers.clone(),
-                config: app.config.clone(),
-                unit_status: rec.status.clone(),
-                app_status: rec.app_status.clone(),
-                leader: rec.leader,
-                stored: rec.stored.clone(),
-                handle: Some(tokio::runtime::Handle::current()),
-                action: None,
-            },
-            app.charm.clone(),
-        )
-    };
-    let mut ctx = ctx;
+    let (mut ctx, charm) = unit.context();
     // An action run: mark it running; the charm's report goes into its record.
     let mut action = match event {
-        Event::Action { id, .. } => match unit.actions.get(id) {
+        Event::Action { id, .. } => match unit.settings.actions.get(id) {
             Ok(mut a) => {
-                a.status = "running".into();
+                a.status = ActionStatus::Running;
                 a.started = crate::now();
-                let _ = unit.actions.save(&a);
-                ctx.action = Some(crate::bindings::ActionReport::default());
+                let _ = unit.settings.actions.save(&a);
+                ctx.action = Some(ActionReport::default());
                 Some(a)
             }
             Err(e) => {
@@ -269,17 +405,17 @@ async fn deliver(
         a.log = report.log;
         a.completed = crate::now();
         match (&done.outcome, report.failed) {
-            (Ok(_), None) => a.status = "completed".into(),
+            (Ok(_), None) => a.status = ActionStatus::Completed,
             (Ok(_), Some(msg)) => {
-                a.status = "failed".into();
+                a.status = ActionStatus::Failed;
                 a.message = msg;
             }
-            (Err(msg), _) => {
-                a.status = "failed".into();
-                a.message = msg.clone();
+            (Err(failure), _) => {
+                a.status = ActionStatus::Failed;
+                a.message = failure.to_string();
             }
         }
-        if let Err(e) = unit.actions.save(a) {
+        if let Err(e) = unit.settings.actions.save(a) {
             tracing::error!("cannot record action {}: {e}", a.id);
         }
     }
@@ -306,14 +442,14 @@ async fn deliver(
         }
         // A failing action fails that run only, as in Juju: the unit is not in error and
         // the action is not retried.
-        Err(msg) if action.is_some() => {
-            tracing::warn!("{}: {name} failed: {msg}", rec.name);
-            (Ok(Outcome::Handled), entry(format!("error: {msg}")))
+        Err(failure) if action.is_some() => {
+            tracing::warn!("{}: {name} failed: {failure}", rec.name);
+            (Ok(Outcome::Handled), entry(format!("error: {failure}")))
         }
-        Err(msg) => {
-            tracing::warn!("{}: {name} failed: {msg}", rec.name);
-            rec.error = Some(format!("hook failed: {name:?}: {msg}"));
-            (Err(()), entry(format!("error: {msg}")))
+        Err(failure) => {
+            tracing::warn!("{}: {name} failed: {failure}", rec.name);
+            rec.error = Some(format!("hook failed: {name:?}: {failure}"));
+            (Err(()), entry(format!("error: {failure}")))
         }
     };
     rec.history.push_back(h);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use cairn_supervisor::SupervisorError;
 
 use super::{pebble, wit};
-use crate::types::{self, ConfigValue, Event, LogLevel, Outcome, Status};
+use crate::types::{self, ConfigValue, Event, LogLevel, Outcome, WorkloadStatus};
 
 /// An event as the guest's `handle` receives it.
 pub(crate) fn to_wit_event(e: &Event) -> wit::Event {
@@ -98,25 +98,25 @@ pub(crate) fn from_wit_outcome(o: wit::Outcome) -> Outcome {
 }
 
 /// A status as the guest reads it (`error` is the host's own and reads as `blocked`).
-pub(super) fn to_wit_status(s: &Status) -> wit::Status {
+pub(super) fn to_wit_status(s: &WorkloadStatus) -> wit::Status {
     match s {
-        Status::Unknown => wit::Status::Unknown,
-        Status::Active(m) => wit::Status::Active(m.clone()),
-        Status::Blocked(m) => wit::Status::Blocked(m.clone()),
-        Status::Maintenance(m) => wit::Status::Maintenance(m.clone()),
-        Status::Waiting(m) => wit::Status::Waiting(m.clone()),
-        Status::Error(m) => wit::Status::Blocked(m.clone()),
+        WorkloadStatus::Unknown => wit::Status::Unknown,
+        WorkloadStatus::Active(m) => wit::Status::Active(m.clone()),
+        WorkloadStatus::Blocked(m) => wit::Status::Blocked(m.clone()),
+        WorkloadStatus::Maintenance(m) => wit::Status::Maintenance(m.clone()),
+        WorkloadStatus::Waiting(m) => wit::Status::Waiting(m.clone()),
+        WorkloadStatus::Error(m) => wit::Status::Blocked(m.clone()),
     }
 }
 
 /// A status the guest set.
-pub(super) fn from_wit_status(s: wit::Status) -> Status {
+pub(super) fn from_wit_status(s: wit::Status) -> WorkloadStatus {
     match s {
-        wit::Status::Unknown => Status::Unknown,
-        wit::Status::Active(m) => Status::Active(m),
-        wit::Status::Blocked(m) => Status::Blocked(m),
-        wit::Status::Maintenance(m) => Status::Maintenance(m),
-        wit::Status::Waiting(m) => Status::Waiting(m),
+        wit::Status::Unknown => WorkloadStatus::Unknown,
+        wit::Status::Active(m) => WorkloadStatus::Active(m),
+        wit::Status::Blocked(m) => WorkloadStatus::Blocked(m),
+        wit::Status::Maintenance(m) => WorkloadStatus::Maintenance(m),
+        wit::Status::Waiting(m) => WorkloadStatus::Waiting(m),
     }
 }
 
