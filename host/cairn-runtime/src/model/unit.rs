@@ -458,3 +458,182 @@ async fn deliver(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    //! The actor's delivery rules, through a real runtime and the `misbehave` guest, without
+    //! a daemon or containers.
+
+    use super::*;
+
+    /// A directory for one test, removed when the test ends (also when it fails).
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("cairn-runtime-unit-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A unit `t/0` of the misbehave charm in `mode`, with `queue` to deliver; the app view
+    /// is returned so a test can change the config.
+    fn start(dir: &TempDir, mode: &str, queue: &[Event]) -> (Unit, Arc<Mutex<AppView>>) {
+        let runtime = Runtime::new(crate::wasm::RuntimeConfig {
+            max_instances: 4,
+            ..Default::default()
+        })
+        .unwrap();
+        let wasm = cairn_test_programs::read(cairn_test_programs::MISBEHAVE_WASM);
+        let charm = Arc::new(runtime.load(&wasm).unwrap());
+        let app = Arc::new(Mutex::new(AppView {
+            config: BTreeMap::from([("mode".to_string(), ConfigValue::String(mode.into()))]),
+            charm,
+        }));
+        let settings = UnitSettings {
+            app_name: "t".into(),
+            model: "m".into(),
+            dir: dir.0.join("unit"),
+            containers: BTreeMap::new(),
+            app: app.clone(),
+            retry: Retry {
+                base: Duration::from_millis(20),
+                max: Duration::from_millis(80),
+            },
+            update_status_interval: Duration::from_secs(3600),
+            actions: Arc::new(ActionStore::open(dir.0.join("actions")).unwrap()),
+        };
+        std::fs::create_dir_all(&settings.dir).unwrap();
+        let record = UnitRecord {
+            name: "t/0".into(),
+            leader: true,
+            queue: queue.iter().cloned().collect(),
+            ..Default::default()
+        };
+        (Unit::start(settings, record, Arc::new(runtime)), app)
+    }
+
+    /// Waits (up to 30 s) until the unit's record satisfies `cond`.
+    async fn until(unit: &Unit, what: &str, cond: impl Fn(&UnitRecord) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !unit.with_record(&cond) {
+            if tokio::time::Instant::now() > deadline {
+                panic!("{what}: {:#?}", unit.with_record(Clone::clone));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The outcomes of the history, as `event outcome`.
+    fn history(rec: &UnitRecord) -> Vec<String> {
+        rec.history
+            .iter()
+            .map(|h| format!("{} {}", h.event, h.outcome))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_event_holds_the_queue_and_is_retried_until_it_succeeds() {
+        let dir = TempDir::new("retry");
+        let (mut unit, app) = start(&dir, "error", &[Event::ConfigChanged]);
+        let failed = "config-changed error: misbehave: error requested";
+        until(&unit, "retried with backoff", |r| {
+            history(r).iter().filter(|h| *h == failed).count() >= 3
+        })
+        .await;
+        unit.with_record(|r| {
+            assert_eq!(
+                r.error.as_deref(),
+                Some("hook failed: \"config-changed\": misbehave: error requested")
+            );
+            assert_eq!(
+                r.display_status(),
+                WorkloadStatus::Error(r.error.clone().unwrap())
+            );
+            // Still at the head of the queue; the failed events' state changes discarded.
+            assert_eq!(r.queue.front(), Some(&Event::ConfigChanged));
+            assert!(!r.stored.contains_key("handled"), "{:?}", r.stored);
+        });
+        // A new event wakes the actor, which retries the failed one first.
+        app.lock()
+            .unwrap()
+            .config
+            .insert("mode".into(), ConfigValue::String("ok".into()));
+        unit.enqueue(Event::UpdateStatus);
+        until(&unit, "queue drained", |r| r.queue.is_empty()).await;
+        unit.with_record(|r| {
+            assert_eq!(r.error, None);
+            assert_eq!(r.status, WorkloadStatus::Active("handled 1".into()));
+            assert_eq!(r.stored.get("handled").map(Vec::as_slice), Some(&b"1"[..]));
+            let h = history(r);
+            assert_eq!(
+                h[h.len() - 2..],
+                [
+                    "config-changed handled".to_string(),
+                    "update-status handled".to_string()
+                ]
+            );
+        });
+        // The record on disk is the one in memory.
+        let saved = UnitRecord::load(&dir.0.join("unit")).unwrap();
+        assert!(saved.queue.is_empty() && saved.error.is_none());
+        unit.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deferred_event_is_delivered_again_before_the_next_one() {
+        let dir = TempDir::new("defer");
+        let (mut unit, _app) = start(&dir, "defer", &[Event::ConfigChanged]);
+        until(&unit, "deferred", |r| {
+            r.queue.is_empty() && !r.history.is_empty()
+        })
+        .await;
+        unit.with_record(|r| {
+            assert_eq!(r.deferred, [Event::ConfigChanged]);
+            assert_eq!(history(r), ["config-changed deferred"]);
+        });
+        unit.enqueue(Event::UpdateStatus);
+        until(&unit, "delivered", |r| {
+            r.queue.is_empty() && r.history.len() == 3
+        })
+        .await;
+        unit.with_record(|r| {
+            assert!(r.deferred.is_empty());
+            assert_eq!(
+                history(r),
+                [
+                    "config-changed deferred",
+                    "config-changed handled",
+                    "update-status handled"
+                ]
+            );
+            assert_eq!(r.status, WorkloadStatus::Active("handled 2".into()));
+        });
+        unit.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_unit_being_removed_does_not_wait_on_a_failing_event() {
+        let dir = TempDir::new("remove");
+        let (mut unit, _app) = start(&dir, "error", &[Event::ConfigChanged]);
+        until(&unit, "failed once", |r| r.error.is_some()).await;
+        unit.begin_removal();
+        tokio::time::timeout(Duration::from_secs(30), unit.finish_removal())
+            .await
+            .expect("the actor did not end");
+        unit.with_record(|r| {
+            assert!(r.queue.is_empty(), "{:?}", r.queue);
+            let h = history(r);
+            assert_eq!(h[h.len() - 2..], ["stop handled", "remove handled"]);
+        });
+    }
+}

@@ -9,6 +9,8 @@
 mod bindings;
 mod engine;
 mod limits;
+#[cfg(test)]
+mod tests;
 
 pub use bindings::{ActionReport, UnitContext};
 pub use engine::{Charm, Dispatched, Failure, Runtime, RuntimeConfig};
