@@ -44,10 +44,12 @@ pub struct ActionRecord {
     /// Progress messages the charm logged: (time, message).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log: Vec<(String, String)>,
-    /// When it was queued, started and finished (RFC 3339).
+    /// When it was queued (RFC 3339).
     pub enqueued: String,
+    /// When the charm started on it (RFC 3339; empty while pending).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub started: String,
+    /// When it finished (RFC 3339; empty until then).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub completed: String,
 }
@@ -89,6 +91,31 @@ impl ActionStatus {
 impl std::fmt::Display for ActionStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn records_keep_their_lowercase_status() {
+        for (status, text) in [
+            (ActionStatus::Pending, "pending"),
+            (ActionStatus::Running, "running"),
+            (ActionStatus::Completed, "completed"),
+            (ActionStatus::Failed, "failed"),
+        ] {
+            let record = format!(
+                r#"{{"id":"7","unit":"db/0","action":"backup","params":{{}},"status":"{text}","enqueued":"2026-01-01T00:00:00Z"}}"#
+            );
+            let parsed: ActionRecord = serde_json::from_str(&record).unwrap();
+            assert_eq!(parsed.status, status);
+            assert_eq!(parsed.status.to_string(), text);
+            assert_eq!(serde_json::to_string(&parsed).unwrap(), record);
+        }
+        let misspelt = r#"{"id":"7","unit":"db/0","action":"b","params":{},"status":"complete","enqueued":""}"#;
+        assert!(serde_json::from_str::<ActionRecord>(misspelt).is_err());
     }
 }
 

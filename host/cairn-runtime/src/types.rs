@@ -112,16 +112,27 @@ pub struct CheckInfo {
 /// A Pebble notice as notice events carry it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Notice {
+    /// The notice's ID.
     pub id: String,
+    /// The user it belongs to (`None`: public).
     pub user_id: Option<u32>,
+    /// `custom`, `change-update`, …
     pub r#type: String,
+    /// The key, such as `example.com/thing`.
     pub key: String,
+    /// First occurrence (RFC 3339).
     pub first_occurred: String,
+    /// Latest occurrence (RFC 3339).
     pub last_occurred: String,
+    /// Latest occurrence that counted as a repeat (RFC 3339).
     pub last_repeated: String,
+    /// How many times it occurred.
     pub occurrences: u32,
+    /// The data of the latest occurrence.
     pub last_data: BTreeMap<String, String>,
+    /// Occurrences closer than this are not repeats.
     pub repeat_after_ms: Option<u64>,
+    /// When an unrepeated notice is dropped.
     pub expire_after_ms: Option<u64>,
 }
 
@@ -129,32 +140,55 @@ pub struct Notice {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Event {
+    /// The unit was deployed.
     Install,
+    /// After install and config-changed.
     Start,
+    /// The unit is going away.
     Stop,
+    /// Last event of a unit.
     Remove,
+    /// The app's config changed (and once after install).
     ConfigChanged,
+    /// The charm was upgraded.
     UpgradeCharm,
+    /// Periodic.
     UpdateStatus,
+    /// The unit became its app's leader.
     LeaderElected,
+    /// A container's Pebble is up.
     PebbleReady {
+        /// The container.
         container: String,
     },
+    /// A check reached its failure threshold.
     PebbleCheckFailed {
+        /// The container.
         container: String,
+        /// The check.
         info: CheckInfo,
     },
+    /// A failed check passed again.
     PebbleCheckRecovered {
+        /// The container.
         container: String,
+        /// The check.
         info: CheckInfo,
     },
+    /// A custom notice occurred (or repeated).
     PebbleCustomNotice {
+        /// The container.
         container: String,
+        /// The notice.
         notice: Notice,
     },
+    /// An operator ran an action.
     Action {
+        /// The run's ID (its record in `<state>/actions`).
         id: String,
+        /// The action's name.
         name: String,
+        /// Its validated parameters, as a JSON object.
         params_json: String,
     },
 }
@@ -200,10 +234,15 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
+    /// Finest.
     Trace,
+    /// For debugging.
     Debug,
+    /// Normal (guest stdout).
     Info,
+    /// Something to look at (guest stderr).
     Warning,
+    /// A failure.
     Error,
 }
 
