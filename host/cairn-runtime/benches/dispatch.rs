@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cairn_runtime::{ConfigValue, Event, Runtime, RuntimeConfig, Status, UnitContext};
+use cairn_runtime::{ConfigValue, Event, Runtime, RuntimeConfig, UnitContext, WorkloadStatus};
 
 fn ctx() -> UnitContext {
     let mut config = BTreeMap::new();
@@ -18,8 +18,8 @@ fn ctx() -> UnitContext {
         model_name: "cairn".into(),
         containers: BTreeMap::new(),
         config,
-        unit_status: Status::Unknown,
-        app_status: Status::Unknown,
+        unit_status: WorkloadStatus::Unknown,
+        app_status: WorkloadStatus::Unknown,
         leader: true,
         stored: BTreeMap::new(),
         handle: None,

@@ -33,8 +33,8 @@ pub struct ActionRecord {
     pub action: String,
     /// Parameters after validation and defaults.
     pub params: Value,
-    /// `pending`, `running`, `completed` or `failed`.
-    pub status: String,
+    /// Where the run is.
+    pub status: ActionStatus,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
@@ -44,10 +44,12 @@ pub struct ActionRecord {
     /// Progress messages the charm logged: (time, message).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log: Vec<(String, String)>,
-    /// When it was queued, started and finished (RFC 3339).
+    /// When it was queued (RFC 3339).
     pub enqueued: String,
+    /// When the charm started on it (RFC 3339; empty while pending).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub started: String,
+    /// When it finished (RFC 3339; empty until then).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub completed: String,
 }
@@ -55,7 +57,65 @@ pub struct ActionRecord {
 impl ActionRecord {
     /// Whether it has finished.
     pub fn done(&self) -> bool {
-        matches!(self.status.as_str(), "completed" | "failed")
+        matches!(self.status, ActionStatus::Completed | ActionStatus::Failed)
+    }
+}
+
+/// Where an action run is; records store it as `pending`, `running`, `completed` or
+/// `failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionStatus {
+    /// Queued on the unit, not started.
+    Pending,
+    /// The charm is handling it.
+    Running,
+    /// The charm handled it without failing it.
+    Completed,
+    /// The charm failed it (`action-fail`), or its event failed.
+    Failed,
+}
+
+impl ActionStatus {
+    /// The status as records and `cairn show-action` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Pending => "pending",
+            ActionStatus::Running => "running",
+            ActionStatus::Completed => "completed",
+            ActionStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ActionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn records_keep_their_lowercase_status() {
+        for (status, text) in [
+            (ActionStatus::Pending, "pending"),
+            (ActionStatus::Running, "running"),
+            (ActionStatus::Completed, "completed"),
+            (ActionStatus::Failed, "failed"),
+        ] {
+            let record = format!(
+                r#"{{"id":"7","unit":"db/0","action":"backup","params":{{}},"status":"{text}","enqueued":"2026-01-01T00:00:00Z"}}"#
+            );
+            let parsed: ActionRecord = serde_json::from_str(&record).unwrap();
+            assert_eq!(parsed.status, status);
+            assert_eq!(parsed.status.to_string(), text);
+            assert_eq!(serde_json::to_string(&parsed).unwrap(), record);
+        }
+        let misspelt = r#"{"id":"7","unit":"db/0","action":"b","params":{},"status":"complete","enqueued":""}"#;
+        assert!(serde_json::from_str::<ActionRecord>(misspelt).is_err());
     }
 }
 
@@ -110,7 +170,7 @@ impl ActionStore {
             unit: unit.to_string(),
             action: action.to_string(),
             params,
-            status: "pending".into(),
+            status: ActionStatus::Pending,
             message: String::new(),
             results: BTreeMap::new(),
             log: Vec::new(),

@@ -1,39 +1,87 @@
-//! The wasm side of Cairn: engine, component cache, WIT bindings, sandbox, unit actors.
+//! The charm runtime: the wasm side (engine, component cache, WIT bindings, sandbox
+//! limits) and the host model (apps, units, their actors and records).
 //!
-//! The only crate that knows wasmtime. [`engine::Runtime`] owns the engine (pooling
-//! allocator where available, epoch deadline per event, memory limit per store) and turns
-//! charm components into ready-to-instantiate [`engine::Charm`]s, cached on disk by content
-//! hash and engine compatibility. [`bindings`] implements the `cairn:charm` world's imports
-//! against a unit's own context and containers. [`host::Host`] is the model: apps, units,
-//! one actor per unit delivering events one at a time (design §4).
+//! The only crate that knows wasmtime, and it knows it only in [`wasm`]: [`Runtime`] owns
+//! the engine (pooling allocator where available, epoch deadline per event, memory limit
+//! per store) and turns charm components into ready-to-instantiate [`Charm`]s, cached on
+//! disk by content hash and engine compatibility; its bindings implement the
+//! `cairn:charm` world's imports against a unit's own context and containers. [`model`]
+//! is the rest: [`Host`] holds apps and units, one actor per unit delivering its events
+//! one at a time, and reaches the wasm side only through [`Runtime::load`] and
+//! [`Runtime::dispatch`].
+
+use std::path::PathBuf;
 
 pub mod actions;
-pub mod bindings;
 pub mod charm;
-pub mod engine;
-pub mod host;
+pub mod model;
 pub mod types;
-pub mod unit;
+pub mod wasm;
 
-pub use actions::ActionRecord;
-pub use bindings::UnitContext;
-pub use engine::{Charm, Dispatched, Runtime, RuntimeConfig};
-pub use host::{ContainerMode, IN_ROOT_SOCKET};
-pub use host::{Host, HostConfig, StatusReport};
-pub use types::{ConfigValue, Event, Outcome, Status};
+pub use actions::{ActionRecord, ActionStatus};
+pub use model::host::{ContainerMode, Host, HostConfig, IN_ROOT_SOCKET};
+pub use model::report::{AppReport, ContainerReport, ServiceReport, StatusReport, UnitReport};
+pub use model::unit::{HistoryEntry, UnitRecord};
+pub use types::{ConfigValue, Event, Outcome, WorkloadStatus};
+pub use wasm::{ActionReport, Charm, Dispatched, Failure, Runtime, RuntimeConfig, UnitContext};
+
+/// An error from a layer below that is not a `std::error::Error` itself (wasmtime's).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Errors at the runtime's boundary.
+///
+/// A variant with a source does not repeat it in its message: print the chain (`{:#}`
+/// through anyhow) to see the whole "cannot X: reason".
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// The engine could not be built.
-    #[error("cannot start wasm engine: {0}")]
-    Engine(String),
+    /// The engine (or a blocking task of the runtime) could not be started.
+    #[error("cannot start wasm engine")]
+    Engine(#[source] BoxError),
     /// A component failed to compile or link.
-    #[error("cannot load charm: {0}")]
-    Compile(String),
-    /// The compiled-component cache failed.
-    #[error("cannot use component cache: {0}")]
-    Cache(String),
+    #[error("cannot load charm")]
+    Compile(#[source] BoxError),
+    /// The compiled-component cache could not be written.
+    #[error("cannot use component cache: cannot {action} {}", path.display())]
+    Cache {
+        /// What was done: `create`, `write`.
+        action: &'static str,
+        /// The cache directory or entry.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file or directory of the state directory could not be read or written.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was done: `read`, `write`, `create`, `serve the API on`.
+        action: &'static str,
+        /// The file, directory or socket.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record of the state directory could not be parsed or encoded.
+    #[error("cannot {action} {}", path.display())]
+    Record {
+        /// `parse` or `encode`.
+        action: &'static str,
+        /// The record's file.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A unit's container could not be opened or set up.
+    #[error("cannot {what}")]
+    Container {
+        /// What was attempted, such as `open container "web" of web/0`.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: BoxError,
+    },
     /// Charm metadata or files are wrong.
     #[error("{0}")]
     Charm(String),
@@ -43,9 +91,37 @@ pub enum RuntimeError {
     /// An app or unit does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// The state directory could not be read or written.
+    /// The state directory could not be read or written (the cause is in the message).
     #[error("{0}")]
     State(String),
+}
+
+impl RuntimeError {
+    /// A state-directory I/O failure.
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        RuntimeError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A component-cache I/O failure.
+    pub(crate) fn cache(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        RuntimeError::Cache {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
 }
 
 /// Now, RFC 3339 UTC.

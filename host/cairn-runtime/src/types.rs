@@ -32,10 +32,11 @@ impl std::fmt::Display for ConfigValue {
     }
 }
 
-/// A unit's or app's workload status.
+/// A unit's or app's workload status, as the charm sets it (Juju's names; not to be
+/// confused with the supervisor's change and service statuses).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(tag = "status", content = "message", rename_all = "lowercase")]
-pub enum Status {
+pub enum WorkloadStatus {
     /// Nothing set yet.
     #[default]
     Unknown,
@@ -51,40 +52,40 @@ pub enum Status {
     Error(String),
 }
 
-impl Status {
+impl WorkloadStatus {
     /// The status name (`active`, `blocked`, …).
     pub fn name(&self) -> &'static str {
         match self {
-            Status::Unknown => "unknown",
-            Status::Active(_) => "active",
-            Status::Blocked(_) => "blocked",
-            Status::Maintenance(_) => "maintenance",
-            Status::Waiting(_) => "waiting",
-            Status::Error(_) => "error",
+            WorkloadStatus::Unknown => "unknown",
+            WorkloadStatus::Active(_) => "active",
+            WorkloadStatus::Blocked(_) => "blocked",
+            WorkloadStatus::Maintenance(_) => "maintenance",
+            WorkloadStatus::Waiting(_) => "waiting",
+            WorkloadStatus::Error(_) => "error",
         }
     }
 
     /// How much the status needs attention (error highest), to summarise several.
     pub fn severity(&self) -> u8 {
         match self {
-            Status::Unknown => 0,
-            Status::Active(_) => 1,
-            Status::Waiting(_) => 2,
-            Status::Maintenance(_) => 3,
-            Status::Blocked(_) => 4,
-            Status::Error(_) => 5,
+            WorkloadStatus::Unknown => 0,
+            WorkloadStatus::Active(_) => 1,
+            WorkloadStatus::Waiting(_) => 2,
+            WorkloadStatus::Maintenance(_) => 3,
+            WorkloadStatus::Blocked(_) => 4,
+            WorkloadStatus::Error(_) => 5,
         }
     }
 
     /// The status message (empty for `unknown`).
     pub fn message(&self) -> &str {
         match self {
-            Status::Unknown => "",
-            Status::Active(m)
-            | Status::Blocked(m)
-            | Status::Maintenance(m)
-            | Status::Waiting(m)
-            | Status::Error(m) => m,
+            WorkloadStatus::Unknown => "",
+            WorkloadStatus::Active(m)
+            | WorkloadStatus::Blocked(m)
+            | WorkloadStatus::Maintenance(m)
+            | WorkloadStatus::Waiting(m)
+            | WorkloadStatus::Error(m) => m,
         }
     }
 }
@@ -111,16 +112,27 @@ pub struct CheckInfo {
 /// A Pebble notice as notice events carry it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Notice {
+    /// The notice's ID.
     pub id: String,
+    /// The user it belongs to (`None`: public).
     pub user_id: Option<u32>,
+    /// `custom`, `change-update`, …
     pub r#type: String,
+    /// The key, such as `example.com/thing`.
     pub key: String,
+    /// First occurrence (RFC 3339).
     pub first_occurred: String,
+    /// Latest occurrence (RFC 3339).
     pub last_occurred: String,
+    /// Latest occurrence that counted as a repeat (RFC 3339).
     pub last_repeated: String,
+    /// How many times it occurred.
     pub occurrences: u32,
+    /// The data of the latest occurrence.
     pub last_data: BTreeMap<String, String>,
+    /// Occurrences closer than this are not repeats.
     pub repeat_after_ms: Option<u64>,
+    /// When an unrepeated notice is dropped.
     pub expire_after_ms: Option<u64>,
 }
 
@@ -128,32 +140,55 @@ pub struct Notice {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Event {
+    /// The unit was deployed.
     Install,
+    /// After install and config-changed.
     Start,
+    /// The unit is going away.
     Stop,
+    /// Last event of a unit.
     Remove,
+    /// The app's config changed (and once after install).
     ConfigChanged,
+    /// The charm was upgraded.
     UpgradeCharm,
+    /// Periodic.
     UpdateStatus,
+    /// The unit became its app's leader.
     LeaderElected,
+    /// A container's Pebble is up.
     PebbleReady {
+        /// The container.
         container: String,
     },
+    /// A check reached its failure threshold.
     PebbleCheckFailed {
+        /// The container.
         container: String,
+        /// The check.
         info: CheckInfo,
     },
+    /// A failed check passed again.
     PebbleCheckRecovered {
+        /// The container.
         container: String,
+        /// The check.
         info: CheckInfo,
     },
+    /// A custom notice occurred (or repeated).
     PebbleCustomNotice {
+        /// The container.
         container: String,
+        /// The notice.
         notice: Notice,
     },
+    /// An operator ran an action.
     Action {
+        /// The run's ID (its record in `<state>/actions`).
         id: String,
+        /// The action's name.
         name: String,
+        /// Its validated parameters, as a JSON object.
         params_json: String,
     },
 }
@@ -199,10 +234,15 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
+    /// Finest.
     Trace,
+    /// For debugging.
     Debug,
+    /// Normal (guest stdout).
     Info,
+    /// Something to look at (guest stderr).
     Warning,
+    /// A failure.
     Error,
 }
 

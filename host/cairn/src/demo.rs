@@ -185,7 +185,7 @@ pub async fn run(keep: bool) -> Result<()> {
     .await?;
     let rec: cairn_runtime::ActionRecord = serde_json::from_value(v)?;
     print!("{}", output::action_text(&rec));
-    if rec.status != "completed" {
+    if rec.status != cairn_runtime::ActionStatus::Completed {
         bail!("the backup action did not complete: {}", rec.message);
     }
     for unit in ["pause/0", "web/0", "db/0"] {
@@ -198,7 +198,7 @@ pub async fn run(keep: bool) -> Result<()> {
             },
         )
         .await?;
-        let events: Vec<cairn_runtime::unit::HistoryEntry> = serde_json::from_value(v)?;
+        let events: Vec<cairn_runtime::HistoryEntry> = serde_json::from_value(v)?;
         print!("{}", output::events_table(&events));
     }
     let port2 = free_port()?;

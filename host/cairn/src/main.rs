@@ -70,6 +70,11 @@ enum Command {
         /// needs root).
         #[arg(long, value_enum, default_value_t = Containers::Shared)]
         containers: Containers,
+        /// Whether to use wasmtime's pooling allocator where the machine allows it
+        /// (`false` to allocate instances on demand).
+        #[arg(long, env = "CAIRN_POOLING", default_value_t = true, action = clap::ArgAction::Set,
+              value_parser = clap::builder::BoolishValueParser::new())]
+        pooling: bool,
     },
     /// Deploy a charm (a directory with charmcraft.yaml and its built component).
     Deploy {
@@ -183,7 +188,7 @@ fn show_action(rec: &cairn_runtime::ActionRecord, format: &str) -> Result<()> {
     } else {
         print!("{}", output::action_text(rec));
     }
-    if rec.status == "failed" {
+    if rec.status == cairn_runtime::ActionStatus::Failed {
         bail!("action {} failed: {}", rec.id, rec.message);
     }
     Ok(())
@@ -306,6 +311,7 @@ async fn dispatch_host(dir: PathBuf, command: Command, run_args: Vec<Vec<String>
             retry_delay,
             cache_dir,
             containers,
+            pooling,
         } => {
             let mut config = HostConfig::new(&dir);
             config.containers = match containers {
@@ -318,6 +324,7 @@ async fn dispatch_host(dir: PathBuf, command: Command, run_args: Vec<Vec<String>
             config.update_status_interval = update_status_interval;
             config.runtime.event_deadline = event_deadline;
             config.runtime.memory_limit = memory_limit_mib << 20;
+            config.runtime.pooling = pooling;
             config.retry_base = retry_delay;
             daemon::run(daemon::DaemonOptions { config }).await
         }
@@ -370,7 +377,7 @@ async fn dispatch_host(dir: PathBuf, command: Command, run_args: Vec<Vec<String>
             if format == "json" {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                let events: Vec<cairn_runtime::unit::HistoryEntry> = serde_json::from_value(v)?;
+                let events: Vec<cairn_runtime::HistoryEntry> = serde_json::from_value(v)?;
                 print!("{}", output::events_table(&events));
             }
             Ok(())

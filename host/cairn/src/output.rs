@@ -1,7 +1,7 @@
 //! Human-readable tables for status, events and config.
 
+use cairn_runtime::HistoryEntry;
 use cairn_runtime::StatusReport;
-use cairn_runtime::unit::HistoryEntry;
 
 /// Formats rows as left-aligned columns separated by two spaces.
 pub fn table(rows: &[Vec<String>]) -> String {

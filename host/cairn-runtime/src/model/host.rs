@@ -1,8 +1,8 @@
-//! The model: applications, their units, and the containers of each unit.
+//! The host: applications, their units, and the containers of each unit.
 //!
 //! [`Host`] deploys charms, changes config, removes apps and reports status. Each unit owns
-//! one [`Supervisor`] per declared container and one actor task delivering its events. All
-//! state lives under the host's state directory:
+//! one [`Supervisor`] per declared container (served on its Pebble socket) and one actor
+//! delivering its events. All state lives under the host's state directory:
 //!
 //! ```text
 //! <dir>/charms/<sha256>.wasm          components, by content
@@ -18,14 +18,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_supervisor::{ServiceInfo, Supervisor, SupervisorOptions};
+use cairn_supervisor::{Supervisor, SupervisorOptions};
 use serde::{Deserialize, Serialize};
 
+use super::report::{AppReport, ContainerReport, StatusReport, UnitReport};
+use super::unit::{AppView, HistoryEntry, Retry, Unit, UnitRecord, UnitSettings};
 use crate::RuntimeError;
+use crate::actions::{ActionRecord, ActionStore};
 use crate::charm::{CharmMeta, CharmSource};
-use crate::engine::{Runtime, RuntimeConfig};
-use crate::types::{ConfigValue, Event, Status};
-use crate::unit::{self, AppView, HistoryEntry, UnitRecord, UnitShared};
+use crate::types::{ConfigValue, Event, WorkloadStatus};
+use crate::wasm::{Charm, Runtime, RuntimeConfig};
 
 /// How the host runs.
 #[derive(Clone, Debug)]
@@ -91,12 +93,9 @@ struct AppRecord {
     next_unit: u32,
 }
 
+/// A unit as the host holds it: the unit and its containers' API servers.
 struct UnitHandle {
-    shared: Arc<UnitShared>,
-    task: tokio::task::JoinHandle<()>,
-    ticker: tokio::task::JoinHandle<()>,
-    /// Per container: brings it back when a service's exit action shuts it down.
-    watchers: Vec<tokio::task::JoinHandle<()>>,
+    unit: Unit,
     /// Each container's Pebble API on `<container dir>/.pebble.socket`.
     apis: Vec<cairn_api::ServerHandle>,
 }
@@ -115,57 +114,6 @@ struct AppEntry {
     units: BTreeMap<u32, UnitHandle>,
 }
 
-/// A container and its services, as status shows it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ContainerReport {
-    pub name: String,
-    pub services: Vec<ServiceReport>,
-}
-
-/// One service line of a status report.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ServiceReport {
-    pub name: String,
-    pub startup: String,
-    pub current: String,
-}
-
-impl From<ServiceInfo> for ServiceReport {
-    fn from(s: ServiceInfo) -> Self {
-        ServiceReport {
-            name: s.name,
-            startup: s.startup,
-            current: s.current.as_str().into(),
-        }
-    }
-}
-
-/// One unit of a status report.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct UnitReport {
-    pub name: String,
-    pub status: Status,
-    pub leader: bool,
-    pub queued: usize,
-    pub containers: Vec<ContainerReport>,
-}
-
-/// One application of a status report.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AppReport {
-    pub name: String,
-    pub charm: String,
-    pub status: Status,
-    pub units: Vec<UnitReport>,
-}
-
-/// The whole model's status.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StatusReport {
-    pub model: String,
-    pub apps: Vec<AppReport>,
-}
-
 /// The charm host: runtime plus model.
 #[derive(Clone)]
 pub struct Host {
@@ -176,11 +124,7 @@ struct HostInner {
     config: HostConfig,
     runtime: Arc<Runtime>,
     apps: tokio::sync::Mutex<BTreeMap<String, AppEntry>>,
-    actions: Arc<crate::actions::ActionStore>,
-}
-
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> RuntimeError {
-    RuntimeError::State(format!("cannot {what} {}: {e}", path.display()))
+    actions: Arc<ActionStore>,
 }
 
 fn valid_app_name(name: &str) -> bool {
@@ -217,15 +161,13 @@ impl Host {
     pub async fn open(config: HostConfig) -> Result<Self, RuntimeError> {
         for sub in ["apps", "units", "charms"] {
             let p = config.dir.join(sub);
-            std::fs::create_dir_all(&p).map_err(|e| io_err("create", &p, e))?;
+            std::fs::create_dir_all(&p).map_err(|e| RuntimeError::io("create", &p, e))?;
         }
         let rt_config = config.runtime.clone();
         let runtime = tokio::task::spawn_blocking(move || Runtime::new(rt_config))
             .await
-            .map_err(|e| RuntimeError::Engine(e.to_string()))??;
-        let actions = Arc::new(crate::actions::ActionStore::open(
-            config.dir.join("actions"),
-        )?);
+            .map_err(|e| RuntimeError::Engine(e.into()))??;
+        let actions = Arc::new(ActionStore::open(config.dir.join("actions"))?);
         let host = Host {
             inner: Arc::new(HostInner {
                 config,
@@ -251,19 +193,23 @@ impl Host {
     async fn restore(&self) -> Result<(), RuntimeError> {
         let apps_dir = self.inner.config.dir.join("apps");
         let mut entries: Vec<PathBuf> = std::fs::read_dir(&apps_dir)
-            .map_err(|e| io_err("read", &apps_dir, e))?
+            .map_err(|e| RuntimeError::io("read", &apps_dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();
         entries.sort();
         let mut apps = self.inner.apps.lock().await;
         for path in entries {
-            let data = std::fs::read(&path).map_err(|e| io_err("read", &path, e))?;
-            let record: AppRecord = serde_json::from_slice(&data).map_err(|e| {
-                RuntimeError::State(format!("cannot parse {}: {e}", path.display()))
-            })?;
+            let data = std::fs::read(&path).map_err(|e| RuntimeError::io("read", &path, e))?;
+            let record: AppRecord =
+                serde_json::from_slice(&data).map_err(|source| RuntimeError::Record {
+                    action: "parse",
+                    path: path.clone(),
+                    source,
+                })?;
             let wasm_path = self.charm_path(&record.charm_hash);
-            let wasm = std::fs::read(&wasm_path).map_err(|e| io_err("read", &wasm_path, e))?;
+            let wasm =
+                std::fs::read(&wasm_path).map_err(|e| RuntimeError::io("read", &wasm_path, e))?;
             let charm = self.load_charm(wasm).await?;
             let view = Arc::new(Mutex::new(AppView {
                 config: record.meta.effective_config(&record.settings),
@@ -276,8 +222,8 @@ impl Host {
             };
             for idx in &record.units {
                 let handle = self.start_unit(&entry, *idx, None).await?;
-                for c in handle.shared.containers.keys() {
-                    handle.shared.enqueue(Event::PebbleReady {
+                for c in handle.unit.containers().keys() {
+                    handle.unit.enqueue(Event::PebbleReady {
                         container: c.clone(),
                     });
                 }
@@ -301,11 +247,11 @@ impl Host {
             .join(format!("{hash}.wasm"))
     }
 
-    async fn load_charm(&self, wasm: Vec<u8>) -> Result<crate::engine::Charm, RuntimeError> {
+    async fn load_charm(&self, wasm: Vec<u8>) -> Result<Charm, RuntimeError> {
         let rt = self.inner.runtime.clone();
         tokio::task::spawn_blocking(move || rt.load(&wasm))
             .await
-            .map_err(|e| RuntimeError::Engine(e.to_string()))?
+            .map_err(|e| RuntimeError::Engine(e.into()))?
     }
 
     fn unit_dir(&self, app: &str, idx: u32) -> PathBuf {
@@ -323,12 +269,16 @@ impl Host {
             .dir
             .join("apps")
             .join(format!("{}.json", record.name));
-        let data =
-            serde_json::to_vec_pretty(record).map_err(|e| RuntimeError::State(e.to_string()))?;
-        cairn_supervisor::persist::atomic_write(&path, &data).map_err(|e| io_err("write", &path, e))
+        let data = serde_json::to_vec_pretty(record).map_err(|source| RuntimeError::Record {
+            action: "encode",
+            path: path.clone(),
+            source,
+        })?;
+        cairn_supervisor::persist::atomic_write(&path, &data)
+            .map_err(|e| RuntimeError::io("write", &path, e))
     }
 
-    /// Opens (or creates) a unit: its record, its containers' supervisors, its actor.
+    /// Opens (or creates, from `fresh`) a unit: its record, its containers, its actor.
     async fn start_unit(
         &self,
         app: &AppEntry,
@@ -337,122 +287,102 @@ impl Host {
     ) -> Result<UnitHandle, RuntimeError> {
         let name = format!("{}/{idx}", app.record.name);
         let dir = self.unit_dir(&app.record.name, idx);
-        std::fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("create", &dir, e))?;
         let record = match fresh {
             Some(r) => r,
-            None => {
-                let p = dir.join("unit.json");
-                let data = std::fs::read(&p).map_err(|e| io_err("read", &p, e))?;
-                serde_json::from_slice(&data).map_err(|e| {
-                    RuntimeError::State(format!("cannot parse {}: {e}", p.display()))
-                })?
-            }
+            None => UnitRecord::load(&dir)?,
         };
         let mut containers = BTreeMap::new();
         let mut apis = Vec::new();
         for c in app.record.meta.containers.keys() {
-            let cdir = dir.join("containers").join(c);
-            let socket = cdir.join(".pebble.socket");
-            let isolated = self.inner.config.containers == ContainerMode::Isolated;
-            // The workload's view of its Pebble: the host path, or the socket in its root.
-            let (pebble, pebble_socket) = if isolated {
-                let s = Path::new(IN_ROOT_SOCKET);
-                (s.parent().unwrap_or(s).to_path_buf(), s.to_path_buf())
-            } else {
-                (cdir.clone(), socket.clone())
-            };
-            let opts = SupervisorOptions {
-                env: vec![
-                    ("PEBBLE".into(), pebble.display().to_string()),
-                    ("PEBBLE_SOCKET".into(), pebble_socket.display().to_string()),
-                    ("JUJU_UNIT_NAME".into(), name.clone()),
-                ],
-                root: isolated.then(|| cdir.join("root")),
-                ..SupervisorOptions::new(&cdir)
-            };
-            let sup = Supervisor::open(opts).map_err(|e| {
-                RuntimeError::State(format!("cannot open container {c:?} of {name}: {e}"))
-            })?;
-            let serve = |socket: PathBuf| {
-                let server = cairn_api::ApiServer::new(sup.clone(), None);
-                async move {
-                    cairn_api::serve(server, &socket, None)
-                        .await
-                        .map_err(|e| io_err("serve the API on", &socket, e))
-                }
-            };
-            apis.push(serve(socket).await?);
-            if let Some(root) = sup.root() {
-                // The workload's socket: bound on the host side, then moved into the root
-                // through it (a directory or link the container put on the way is not
-                // followed out of the root).
-                let inside = Path::new(IN_ROOT_SOCKET);
-                let parent = inside.parent().unwrap_or(inside).display().to_string();
-                let mk = cairn_supervisor::files::make_dir(
-                    Some(root),
-                    &parent,
-                    true,
-                    &cairn_supervisor::files::Ownership::default(),
-                );
-                mk.map_err(|e| RuntimeError::State(format!("cannot create {parent}: {e}")))?;
-                let staged = cdir.join(".pebble.socket.root");
-                apis.push(serve(staged.clone()).await?);
-                root.move_in(&staged, inside).map_err(|e| {
-                    RuntimeError::State(format!("cannot put the Pebble socket in the root: {e}"))
-                })?;
-            }
+            let sup = self.open_container(&name, &dir, c, &mut apis).await?;
             containers.insert(c.clone(), sup);
         }
-        let shared = Arc::new(UnitShared {
+        let config = &self.inner.config;
+        let settings = UnitSettings {
             app_name: app.record.name.clone(),
-            model: self.inner.config.model.clone(),
+            model: config.model.clone(),
             dir,
-            record: Mutex::new(record),
-            wake: tokio::sync::Notify::new(),
             containers,
             app: app.view.clone(),
-            retry_base: self.inner.config.retry_base,
-            retry_max: self.inner.config.retry_max,
+            retry: Retry {
+                base: config.retry_base,
+                max: config.retry_max,
+            },
+            update_status_interval: config.update_status_interval,
             actions: self.inner.actions.clone(),
-        });
-        shared.save();
-        let task = tokio::spawn(unit::run_actor(shared.clone(), self.inner.runtime.clone()));
-        let ticker = {
-            let shared = shared.clone();
-            let every = self.inner.config.update_status_interval;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                loop {
-                    tick.tick().await;
-                    shared.enqueue(Event::UpdateStatus);
-                }
-            })
         };
-        let watchers = shared
-            .containers
-            .iter()
-            .flat_map(|(c, sup)| {
-                [
-                    tokio::spawn(watch_shutdown(
-                        Arc::downgrade(&shared),
-                        c.clone(),
-                        sup.clone(),
-                    )),
-                    tokio::spawn(watch_notices(
-                        Arc::downgrade(&shared),
-                        c.clone(),
-                        sup.clone(),
-                    )),
-                ]
-            })
-            .collect();
-        Ok(UnitHandle {
-            shared,
-            task,
-            ticker,
-            watchers,
-            apis,
-        })
+        let unit = Unit::start(settings, record, self.inner.runtime.clone());
+        Ok(UnitHandle { unit, apis })
+    }
+
+    /// Opens one container of a unit: its supervisor on `<unit dir>/containers/<name>`,
+    /// its Pebble API on the container's socket and, in an isolated container, on the
+    /// socket inside its root (the servers are added to `apis`).
+    async fn open_container(
+        &self,
+        unit: &str,
+        unit_dir: &Path,
+        c: &str,
+        apis: &mut Vec<cairn_api::ServerHandle>,
+    ) -> Result<Supervisor, RuntimeError> {
+        let cdir = unit_dir.join("containers").join(c);
+        let socket = cdir.join(".pebble.socket");
+        let isolated = self.inner.config.containers == ContainerMode::Isolated;
+        // The workload's view of its Pebble: the host path, or the socket in its root.
+        let (pebble, pebble_socket) = if isolated {
+            let s = Path::new(IN_ROOT_SOCKET);
+            (s.parent().unwrap_or(s).to_path_buf(), s.to_path_buf())
+        } else {
+            (cdir.clone(), socket.clone())
+        };
+        let opts = SupervisorOptions {
+            env: vec![
+                ("PEBBLE".into(), pebble.display().to_string()),
+                ("PEBBLE_SOCKET".into(), pebble_socket.display().to_string()),
+                ("JUJU_UNIT_NAME".into(), unit.to_string()),
+            ],
+            root: isolated.then(|| cdir.join("root")),
+            ..SupervisorOptions::new(&cdir)
+        };
+        let sup = Supervisor::open(opts).map_err(|e| RuntimeError::Container {
+            what: format!("open container {c:?} of {unit}"),
+            source: e.into(),
+        })?;
+        let serve = |socket: PathBuf| {
+            let server = cairn_api::ApiServer::new(sup.clone(), None);
+            async move {
+                cairn_api::serve(server, &socket, None)
+                    .await
+                    .map_err(|e| RuntimeError::io("serve the API on", &socket, e))
+            }
+        };
+        apis.push(serve(socket).await?);
+        if let Some(root) = sup.root() {
+            // The workload's socket: bound on the host side, then moved into the root
+            // through it (a directory or link the container put on the way is not
+            // followed out of the root).
+            let inside = Path::new(IN_ROOT_SOCKET);
+            let parent = inside.parent().unwrap_or(inside).display().to_string();
+            cairn_supervisor::files::make_dir(
+                Some(root),
+                &parent,
+                true,
+                &cairn_supervisor::files::Ownership::default(),
+            )
+            .map_err(|e| RuntimeError::Container {
+                what: format!("create {parent}"),
+                source: e.into(),
+            })?;
+            let staged = cdir.join(".pebble.socket.root");
+            apis.push(serve(staged.clone()).await?);
+            root.move_in(&staged, inside)
+                .map_err(|e| RuntimeError::Container {
+                    what: "put the Pebble socket in the root".into(),
+                    source: e.into(),
+                })?;
+        }
+        Ok(sup)
     }
 
     /// Deploys the charm at `source` as an app (named after the charm unless `name` is given)
@@ -475,7 +405,7 @@ impl Host {
         for (k, v) in settings {
             parsed.insert(k.clone(), src.meta.parse_setting(k, v)?);
         }
-        let wasm = std::fs::read(&src.wasm).map_err(|e| io_err("read", &src.wasm, e))?;
+        let wasm = std::fs::read(&src.wasm).map_err(|e| RuntimeError::io("read", &src.wasm, e))?;
         let mut apps = self.inner.apps.lock().await;
         if apps.contains_key(&app_name) {
             return Err(RuntimeError::Config(format!(
@@ -486,7 +416,7 @@ impl Host {
         let stored = self.charm_path(&charm.hash);
         if !stored.exists() {
             cairn_supervisor::persist::atomic_write(&stored, &wasm)
-                .map_err(|e| io_err("write", &stored, e))?;
+                .map_err(|e| RuntimeError::io("write", &stored, e))?;
         }
         let record = AppRecord {
             name: app_name.clone(),
@@ -525,7 +455,6 @@ impl Host {
             ..Default::default()
         };
         let handle = self.start_unit(&entry, 0, Some(rec)).await?;
-        handle.shared.wake.notify_one();
         entry.units.insert(0, handle);
         apps.insert(app_name.clone(), entry);
         tracing::info!("deployed {app_name}");
@@ -563,7 +492,7 @@ impl Host {
         }
         entry.view.lock().unwrap().config = new;
         for u in entry.units.values() {
-            u.shared.enqueue(Event::ConfigChanged);
+            u.unit.enqueue(Event::ConfigChanged);
         }
         Ok(true)
     }
@@ -589,22 +518,15 @@ impl Host {
                 .ok_or_else(|| RuntimeError::NotFound(format!("application {app:?} not found")))?
         };
         for u in entry.units.values() {
-            {
-                let mut rec = u.shared.record.lock().unwrap();
-                rec.removing = true;
-            }
-            u.shared.enqueue(Event::Stop);
-            u.shared.enqueue(Event::Remove);
+            u.unit.begin_removal();
         }
         for (_, mut u) in entry.units {
-            u.ticker.abort();
-            u.watchers.iter().for_each(|w| w.abort());
-            let _ = (&mut u.task).await;
+            u.unit.finish_removal().await;
             u.stop_apis();
-            for sup in u.shared.containers.values() {
+            for sup in u.unit.containers().values() {
                 sup.stop_all().await;
             }
-            let _ = std::fs::remove_dir_all(&u.shared.dir);
+            let _ = std::fs::remove_dir_all(u.unit.dir());
         }
         let path = self
             .inner
@@ -620,8 +542,7 @@ impl Host {
     /// Queues an event on a unit (`app/N`).
     pub async fn emit(&self, unit: &str, event: Event) -> Result<(), RuntimeError> {
         let apps = self.inner.apps.lock().await;
-        let shared = find_unit(&apps, unit)?;
-        shared.enqueue(event);
+        find_unit(&apps, unit)?.enqueue(event);
         Ok(())
     }
 
@@ -631,15 +552,23 @@ impl Host {
         let mut out = Vec::new();
         for (name, entry) in apps.iter() {
             let mut units = Vec::new();
-            let mut app_status = Status::Unknown;
+            let mut app_status = WorkloadStatus::Unknown;
             for u in entry.units.values() {
-                let rec = u.shared.record.lock().unwrap().clone();
-                if rec.leader {
-                    app_status = rec.app_status.clone();
+                let (name, status, leader, leader_app_status, queued) = u.unit.with_record(|r| {
+                    (
+                        r.name.clone(),
+                        r.display_status(),
+                        r.leader,
+                        r.app_status.clone(),
+                        r.queue.len(),
+                    )
+                });
+                if leader {
+                    app_status = leader_app_status;
                 }
                 let containers = u
-                    .shared
-                    .containers
+                    .unit
+                    .containers()
                     .iter()
                     .map(|(c, sup)| ContainerReport {
                         name: c.clone(),
@@ -647,20 +576,20 @@ impl Host {
                     })
                     .collect();
                 units.push(UnitReport {
-                    name: rec.name.clone(),
-                    status: rec.display_status(),
-                    leader: rec.leader,
-                    queued: rec.queue.len(),
+                    name,
+                    status,
+                    leader,
+                    queued,
                     containers,
                 });
             }
-            if app_status == Status::Unknown {
+            if app_status == WorkloadStatus::Unknown {
                 // As Juju: without a status set by the leader, the app shows its units'
                 // most severe status.
                 app_status = units
                     .iter()
                     .map(|u| u.status.clone())
-                    .max_by_key(Status::severity)
+                    .max_by_key(WorkloadStatus::severity)
                     .unwrap_or_default();
             }
             out.push(AppReport {
@@ -683,10 +612,10 @@ impl Host {
         n: Option<usize>,
     ) -> Result<Vec<HistoryEntry>, RuntimeError> {
         let apps = self.inner.apps.lock().await;
-        let shared = find_unit(&apps, unit)?;
-        let rec = shared.record.lock().unwrap();
-        let skip = n.map_or(0, |n| rec.history.len().saturating_sub(n));
-        Ok(rec.history.iter().skip(skip).cloned().collect())
+        Ok(find_unit(&apps, unit)?.with_record(|rec| {
+            let skip = n.map_or(0, |n| rec.history.len().saturating_sub(n));
+            rec.history.iter().skip(skip).cloned().collect()
+        }))
     }
 
     /// Queues an action on a unit after checking its parameters against the charm's
@@ -696,14 +625,14 @@ impl Host {
         unit: &str,
         action: &str,
         settings: &[(String, String)],
-    ) -> Result<crate::ActionRecord, RuntimeError> {
+    ) -> Result<ActionRecord, RuntimeError> {
         let apps = self.inner.apps.lock().await;
-        let shared = find_unit(&apps, unit)?;
+        let target = find_unit(&apps, unit)?;
         let app = unit.split_once('/').map(|(a, _)| a).unwrap_or(unit);
         let meta = &apps[app].record.meta;
         let params = crate::actions::validate_params(meta, action, settings)?;
         let rec = self.inner.actions.create(unit, action, params.clone())?;
-        shared.enqueue(Event::Action {
+        target.enqueue(Event::Action {
             id: rec.id.clone(),
             name: action.to_string(),
             params_json: params.to_string(),
@@ -712,7 +641,7 @@ impl Host {
     }
 
     /// An action run's record.
-    pub fn show_action(&self, id: &str) -> Result<crate::ActionRecord, RuntimeError> {
+    pub fn show_action(&self, id: &str) -> Result<ActionRecord, RuntimeError> {
         self.inner.actions.get(id)
     }
 
@@ -720,16 +649,16 @@ impl Host {
     pub async fn wait_action(
         &self,
         id: &str,
-        timeout: std::time::Duration,
-    ) -> Result<crate::ActionRecord, RuntimeError> {
+        timeout: Duration,
+    ) -> Result<ActionRecord, RuntimeError> {
         self.inner.actions.wait(id, timeout).await
     }
 
     /// A unit's container supervisor (`app/N`, container name).
     pub async fn container(&self, unit: &str, container: &str) -> Result<Supervisor, RuntimeError> {
         let apps = self.inner.apps.lock().await;
-        let shared = find_unit(&apps, unit)?;
-        shared.containers.get(container).cloned().ok_or_else(|| {
+        let target = find_unit(&apps, unit)?;
+        target.containers().get(container).cloned().ok_or_else(|| {
             RuntimeError::NotFound(format!("unit {unit} has no container {container:?}"))
         })
     }
@@ -739,14 +668,12 @@ impl Host {
     pub async fn shutdown(&self) {
         let mut apps = self.inner.apps.lock().await;
         for entry in apps.values_mut() {
-            for u in entry.units.values() {
-                u.task.abort();
-                u.ticker.abort();
-                u.watchers.iter().for_each(|w| w.abort());
+            for u in entry.units.values_mut() {
+                u.unit.abort();
             }
             for u in entry.units.values_mut() {
                 u.stop_apis();
-                for sup in u.shared.containers.values() {
+                for sup in u.unit.containers().values() {
                     sup.stop_all().await;
                 }
             }
@@ -754,123 +681,19 @@ impl Host {
     }
 }
 
-fn find_unit(
-    apps: &BTreeMap<String, AppEntry>,
+/// The unit named `app/N`.
+fn find_unit<'a>(
+    apps: &'a BTreeMap<String, AppEntry>,
     unit: &str,
-) -> Result<Arc<UnitShared>, RuntimeError> {
+) -> Result<&'a Unit, RuntimeError> {
     let (app, idx) = unit
         .split_once('/')
         .and_then(|(a, i)| i.parse::<u32>().ok().map(|i| (a, i)))
         .ok_or_else(|| RuntimeError::Config(format!("invalid unit name {unit:?}")))?;
     apps.get(app)
         .and_then(|e| e.units.get(&idx))
-        .map(|u| u.shared.clone())
+        .map(|u| &u.unit)
         .ok_or_else(|| RuntimeError::NotFound(format!("unit {unit:?} not found")))
-}
-
-/// Watches a container's notices as Juju does and queues the charm events they mean:
-/// every new occurrence or repeat of a `custom` notice is a `pebble-custom-notice`; a
-/// `change-update` of a `perform-check` change in `Error` is `pebble-check-failed`, of a
-/// `recover-check` change `Done` is `pebble-check-recovered`.
-async fn watch_notices(unit: std::sync::Weak<UnitShared>, container: String, sup: Supervisor) {
-    let mut after = time::OffsetDateTime::now_utc();
-    loop {
-        let filter = cairn_supervisor::NoticeFilter {
-            user_id: None,
-            types: vec!["custom".into(), "change-update".into()],
-            keys: Vec::new(),
-            after: Some(after),
-        };
-        let notices = sup
-            .wait_notices(&filter, std::time::Duration::from_secs(30))
-            .await;
-        let Some(shared) = unit.upgrade() else {
-            return;
-        };
-        for n in notices {
-            after = after.max(n.last_repeated);
-            if let Some(event) = notice_event(&container, &sup, &n) {
-                shared.enqueue(event);
-            }
-        }
-    }
-}
-
-/// The charm event a notice means, if any.
-fn notice_event(container: &str, sup: &Supervisor, n: &cairn_supervisor::Notice) -> Option<Event> {
-    match n.type_.as_str() {
-        "custom" => Some(Event::PebbleCustomNotice {
-            container: container.to_string(),
-            notice: n.into(),
-        }),
-        "change-update" => {
-            let kind = n.last_data.get("kind")?;
-            let check = n.last_data.get("check-name")?;
-            // A pruned change is taken to have reached the status that matters.
-            let status =
-                sup.change(&n.key)
-                    .map(|c| c.status)
-                    .unwrap_or_else(|_| match kind.as_str() {
-                        "perform-check" => "Error".into(),
-                        _ => "Done".into(),
-                    });
-            let failed = kind == "perform-check" && status == "Error";
-            let recovered = kind == "recover-check" && status == "Done";
-            if !failed && !recovered {
-                return None;
-            }
-            let info = sup
-                .checks("", std::slice::from_ref(check))
-                .into_iter()
-                .next()
-                .map(crate::types::CheckInfo::from)
-                .unwrap_or_else(|| crate::types::CheckInfo {
-                    name: check.clone(),
-                    level: String::new(),
-                    status: if failed { "down" } else { "up" }.into(),
-                    successes: 0,
-                    failures: 0,
-                    threshold: 0,
-                    change_id: Some(n.key.clone()),
-                });
-            let container = container.to_string();
-            Some(if failed {
-                Event::PebbleCheckFailed { container, info }
-            } else {
-                Event::PebbleCheckRecovered { container, info }
-            })
-        }
-        _ => None,
-    }
-}
-
-/// Restarts a container whose supervisor was asked to shut down by a service's exit action
-/// (`shutdown`, `success-shutdown`, `failure-shutdown`), as Kubernetes restarts a container
-/// whose Pebble exited, then tells the charm with `pebble-ready`.
-async fn watch_shutdown(unit: std::sync::Weak<UnitShared>, container: String, sup: Supervisor) {
-    let mut requests = sup.shutdown_requests();
-    loop {
-        if requests.changed().await.is_err() {
-            return;
-        }
-        let Some(request) = *requests.borrow_and_update() else {
-            continue;
-        };
-        let Some(shared) = unit.upgrade() else {
-            return;
-        };
-        let unit_name = shared.record.lock().unwrap().name.clone();
-        tracing::warn!(
-            "container {container:?} of {unit_name} shut down by a service exit action ({request:?}); restarting it"
-        );
-        if let Err(e) = sup.restart().await {
-            tracing::error!("cannot restart container {container:?}: {e}");
-            continue;
-        }
-        shared.enqueue(Event::PebbleReady {
-            container: container.clone(),
-        });
-    }
 }
 
 #[cfg(test)]

@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use super::bindings::{CharmPre, StoreState, UnitContext};
+use super::limits::GuestLimiter;
 use crate::RuntimeError;
-use crate::bindings::{CharmPre, StoreState, UnitContext};
 use crate::types::{Event, LogLevel, LogLine, Outcome};
 
 /// How often the engine-wide epoch advances.
@@ -40,7 +39,8 @@ pub struct RuntimeConfig {
     pub event_deadline: Duration,
     /// Instances that may exist at once (the pooling allocator's size).
     pub max_instances: u32,
-    /// Whether to try the pooling allocator.
+    /// Whether to try the pooling allocator (the binary may turn it off, e.g. where
+    /// reserving its virtual memory is not allowed).
     pub pooling: bool,
 }
 
@@ -74,14 +74,40 @@ pub struct Charm {
 
 /// The result of delivering one event.
 pub struct Dispatched {
-    /// What the handler returned, or why the event failed (trap, limit, deadline, error).
-    pub outcome: Result<Outcome, String>,
+    /// What the handler returned, or why the event failed.
+    pub outcome: Result<Outcome, Failure>,
     /// The unit context after the handler (status and stored state as the handler left them).
     pub ctx: UnitContext,
     /// Charm log calls and guest output, in order.
     pub logs: Vec<LogLine>,
     /// Wall time of instantiate + handle.
     pub duration: Duration,
+}
+
+/// Why an event failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The handler returned an error.
+    #[error("{0}")]
+    Handler(String),
+    /// The event ran past its deadline (the epoch interrupted it).
+    #[error("event deadline of {} exceeded", cairn_plan::format_duration(*.0))]
+    Deadline(Duration),
+    /// The guest tried to grow its memory past the limit (bytes).
+    #[error("memory limit of {} MiB exceeded", .0 >> 20)]
+    MemoryLimit(usize),
+    /// The guest trapped: the trap, then what it printed last (a panic's message).
+    #[error("guest trapped: {trap}{}", detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Trap {
+        /// The trap's description.
+        trap: String,
+        /// The last line of the guest's stderr.
+        detail: Option<String>,
+    },
+    /// Instantiation or the call failed otherwise (the error chain, flattened for the
+    /// unit's history).
+    #[error("guest failed: {0}")]
+    Guest(String),
 }
 
 fn base_config() -> Config {
@@ -95,7 +121,7 @@ fn base_config() -> Config {
 impl Runtime {
     /// Builds the engine (trying the pooling allocator first), the linker and the ticker.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        let pooled = if config.pooling && std::env::var("CAIRN_POOLING").as_deref() != Ok("0") {
+        let pooled = if config.pooling {
             let mut pool = PoolingAllocationConfig::default();
             let n = config.max_instances.max(1);
             pool.total_component_instances(n);
@@ -118,16 +144,16 @@ impl Runtime {
         let pooling = pooled.is_some();
         let engine = match pooled {
             Some(e) => e,
-            None => Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(e.to_string()))?,
+            None => Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(e.into()))?,
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        crate::bindings::Charm_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            .map_err(|e| RuntimeError::Engine(e.into()))?;
+        super::bindings::Charm_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |s| s,
         )
-        .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        .map_err(|e| RuntimeError::Engine(e.into()))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -140,12 +166,10 @@ impl Runtime {
                         engine.increment_epoch();
                     }
                 })
-                .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+                .map_err(|e| RuntimeError::Engine(e.into()))?;
         }
         if let Some(dir) = &config.cache_dir {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                RuntimeError::Cache(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir).map_err(|e| RuntimeError::cache("create", dir, e))?;
         }
         Ok(Runtime {
             engine,
@@ -190,25 +214,25 @@ impl Runtime {
                         let bytes = self
                             .engine
                             .precompile_component(wasm)
-                            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-                        cairn_supervisor::persist::atomic_write(&path, &bytes).map_err(|e| {
-                            RuntimeError::Cache(format!("cannot write {}: {e}", path.display()))
-                        })?;
+                            .map_err(|e| RuntimeError::Compile(e.into()))?;
+                        cairn_supervisor::persist::atomic_write(&path, &bytes)
+                            .map_err(|e| RuntimeError::cache("write", &path, e))?;
                         // SAFETY: produced just now by this engine.
                         unsafe { Component::deserialize_file(&self.engine, &path) }
-                            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?
+                            .map_err(|e| RuntimeError::Compile(e.into()))?
                     }
                 }
             }
-            None => Component::new(&self.engine, wasm)
-                .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?,
+            None => {
+                Component::new(&self.engine, wasm).map_err(|e| RuntimeError::Compile(e.into()))?
+            }
         };
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| RuntimeError::Compile(format!("cannot link charm: {e:#}")))?;
+            .map_err(|e| RuntimeError::Compile(e.context("cannot link charm").into()))?;
         let pre = CharmPre::new(pre)
-            .map_err(|e| RuntimeError::Compile(format!("component is not a charm: {e:#}")))?;
+            .map_err(|e| RuntimeError::Compile(e.context("component is not a charm").into()))?;
         Ok(Charm { pre, hash })
     }
 
@@ -223,42 +247,34 @@ impl Runtime {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.config.memory_limit)
-            .instances(16)
-            .tables(16)
-            .table_elements(100_000)
-            .trap_on_grow_failure(true)
-            .build();
         let unit = ctx.unit_name.clone();
         let mut store = Store::new(
             &self.engine,
             StoreState {
                 wasi,
                 table: ResourceTable::new(),
-                limits,
+                limiter: GuestLimiter::new(self.config.memory_limit),
                 ctx,
                 logs: Vec::new(),
                 deadline: Instant::now() + self.config.event_deadline,
                 output_limit: self.config.memory_limit,
             },
         );
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.limiter);
         let ticks = (self.config.event_deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         let start = Instant::now();
-        let wit_event = crate::bindings::to_wit_event(event);
+        let wit_event = super::bindings::to_wit_event(event);
         let result = charm.pre.instantiate(&mut store).and_then(|inst| {
             inst.cairn_charm_handler()
                 .call_handle(&mut store, &wit_event)
         });
         let duration = start.elapsed();
-        let err_tail = last_line(&stderr.contents());
         let outcome = match result {
-            Ok(Ok(o)) => Ok(crate::bindings::from_wit_outcome(o)),
-            Ok(Err(msg)) => Err(msg),
-            Err(e) => Err(self.describe_failure(&e, err_tail.as_deref())),
+            Ok(Ok(o)) => Ok(super::bindings::from_wit_outcome(o)),
+            Ok(Err(msg)) => Err(Failure::Handler(msg)),
+            Err(e) => Err(self.failure(&e, store.data().limiter.memory_limit_hit(), &stderr)),
         };
         let mut state = store.into_data();
         let mut logs = std::mem::take(&mut state.logs);
@@ -279,28 +295,20 @@ impl Runtime {
         }
     }
 
-    fn describe_failure(&self, e: &wasmtime::Error, stderr_tail: Option<&str>) -> String {
-        if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-            if *trap == wasmtime::Trap::Interrupt {
-                return format!(
-                    "event deadline of {} exceeded",
-                    cairn_plan::format_duration(self.config.event_deadline)
-                );
-            }
-            let mut msg = format!("guest trapped: {trap}");
-            if let Some(tail) = stderr_tail {
-                msg.push_str(&format!(" ({tail})"));
-            }
-            return msg;
+    /// Why a call into the guest failed: the limiter's record first (a refused growth
+    /// traps), then the trap, else the error chain.
+    fn failure(&self, e: &wasmtime::Error, memory_hit: bool, stderr: &MemoryOutputPipe) -> Failure {
+        if memory_hit {
+            return Failure::MemoryLimit(self.config.memory_limit);
         }
-        let text = format!("{e:#}");
-        if text.contains("forcing trap when growing memory") {
-            return format!(
-                "memory limit of {} MiB exceeded",
-                self.config.memory_limit >> 20
-            );
+        match e.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => Failure::Deadline(self.config.event_deadline),
+            Some(trap) => Failure::Trap {
+                trap: trap.to_string(),
+                detail: last_line(&stderr.contents()),
+            },
+            None => Failure::Guest(format!("{e:#}")),
         }
-        format!("guest failed: {text}")
     }
 }
 
@@ -336,7 +344,7 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Status;
+    use crate::types::WorkloadStatus;
     use std::collections::BTreeMap;
 
     fn ctx() -> UnitContext {
@@ -346,8 +354,8 @@ mod tests {
             model_name: "m".into(),
             containers: BTreeMap::new(),
             config: BTreeMap::new(),
-            unit_status: Status::Unknown,
-            app_status: Status::Unknown,
+            unit_status: WorkloadStatus::Unknown,
+            app_status: WorkloadStatus::Unknown,
             leader: true,
             stored: BTreeMap::new(),
             handle: None,
@@ -425,10 +433,12 @@ mod tests {
     #[test]
     fn a_component_that_is_not_a_charm_is_refused() {
         let (rt, dir) = runtime("notcharm");
-        let err = rt.load(b"\0asm\x0d\0\x01\0").err().unwrap().to_string();
-        assert!(err.starts_with("cannot load charm: "), "{err}");
-        let err = rt.load(b"garbage").err().unwrap().to_string();
-        assert!(err.starts_with("cannot load charm: "), "{err}");
+        for bytes in [&b"\0asm\x0d\0\x01\0"[..], b"garbage"] {
+            let err = rt.load(bytes).err().unwrap();
+            assert!(matches!(err, RuntimeError::Compile(_)), "{err:?}");
+            let text = format!("{:#}", anyhow::Error::from(err));
+            assert!(text.starts_with("cannot load charm: "), "{text}");
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,0 +1,639 @@
+//! One actor per unit: delivers its events one at a time, in order, as Juju does.
+//!
+//! The unit's record (status, stored state, queue, deferred events, history) is persisted
+//! with an atomic write before an event is acknowledged, so after a crash every
+//! unacknowledged event is delivered again. A failed event puts the unit in `error`, keeps
+//! its place at the head of the queue and is retried with backoff (or at once when a new
+//! event arrives); the status and stored-state changes of a failed event are discarded.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_supervisor::Supervisor;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::RuntimeError;
+use crate::actions::{ActionStatus, ActionStore};
+use crate::types::{ConfigValue, Event, LogLine, Outcome, WorkloadStatus};
+use crate::wasm::{ActionReport, Charm, Runtime, UnitContext};
+
+/// History entries kept per unit.
+const MAX_HISTORY: usize = 500;
+
+/// One delivered event, as `cairn events` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When delivery finished (RFC 3339).
+    pub time: String,
+    /// The event's name (`config-changed`, `web-pebble-ready`).
+    pub event: String,
+    /// `handled`, `deferred` or `error: <why>`.
+    pub outcome: String,
+    /// Wall time of the dispatch, in microseconds.
+    pub duration_us: u64,
+}
+
+/// Everything persisted about a unit.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct UnitRecord {
+    /// `app/N`.
+    pub name: String,
+    /// Whether it leads its app.
+    pub leader: bool,
+    /// Workload status, as last committed by the charm.
+    pub status: WorkloadStatus,
+    /// Application status (meaningful for the leader).
+    pub app_status: WorkloadStatus,
+    /// The failure holding the queue, if any.
+    pub error: Option<String>,
+    /// Stored state.
+    pub stored: BTreeMap<String, Vec<u8>>,
+    /// Events not yet acknowledged, in arrival order.
+    pub queue: VecDeque<Event>,
+    /// Deferred events, re-delivered before the next event.
+    pub deferred: Vec<Event>,
+    /// Recent deliveries.
+    pub history: VecDeque<HistoryEntry>,
+    /// Set once `remove` was asked for: the actor exits when the queue is empty.
+    pub removing: bool,
+}
+
+impl UnitRecord {
+    /// The status to show: `error` while an event is failing, else the charm's.
+    pub fn display_status(&self) -> WorkloadStatus {
+        match &self.error {
+            Some(e) => WorkloadStatus::Error(e.clone()),
+            None => self.status.clone(),
+        }
+    }
+
+    /// Reads the record a unit left in its directory.
+    pub(crate) fn load(dir: &Path) -> Result<Self, RuntimeError> {
+        let path = dir.join(RECORD_FILE);
+        let data = std::fs::read(&path).map_err(|e| RuntimeError::io("read", &path, e))?;
+        serde_json::from_slice(&data).map_err(|source| RuntimeError::Record {
+            action: "parse",
+            path,
+            source,
+        })
+    }
+}
+
+/// The app-level facts a unit's events need; the host updates them (config) in place.
+pub(crate) struct AppView {
+    /// Effective config (defaults plus settings).
+    pub(crate) config: BTreeMap<String, ConfigValue>,
+    /// The app's compiled charm.
+    pub(crate) charm: Arc<Charm>,
+}
+
+/// How a unit retries a failed event: after `base`, doubling up to `max`, or at once when
+/// a new event arrives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Retry {
+    /// The first delay.
+    pub(crate) base: Duration,
+    /// The longest delay.
+    pub(crate) max: Duration,
+}
+
+/// Everything a unit is given when the host starts it, handed over once.
+pub(crate) struct UnitSettings {
+    /// The app the unit belongs to.
+    pub(crate) app_name: String,
+    /// The model's name, as charms see it.
+    pub(crate) model: String,
+    /// Where its record and log live.
+    pub(crate) dir: PathBuf,
+    /// Its containers, opened by the host.
+    pub(crate) containers: BTreeMap<String, Supervisor>,
+    /// The app's config and charm.
+    pub(crate) app: Arc<Mutex<AppView>>,
+    /// How failed events are retried.
+    pub(crate) retry: Retry,
+    /// Period of `update-status`.
+    pub(crate) update_status_interval: Duration,
+    /// The host's action records.
+    pub(crate) actions: Arc<ActionStore>,
+}
+
+/// The file of a unit's record in its directory.
+const RECORD_FILE: &str = "unit.json";
+
+/// A running unit: its state, its actor, and the tasks that feed its queue (the
+/// update-status ticker and one notice and one shutdown watcher per container).
+pub(crate) struct Unit {
+    shared: Arc<UnitShared>,
+    actor: JoinHandle<()>,
+    feeders: JoinSet<()>,
+}
+
+impl Unit {
+    /// Persists `record` and starts the unit's actor and feeders; the actor delivers what
+    /// the record's queue holds at once.
+    pub(crate) fn start(settings: UnitSettings, record: UnitRecord, runtime: Arc<Runtime>) -> Self {
+        let shared = Arc::new(UnitShared {
+            settings,
+            record: Mutex::new(record),
+            wake: Notify::new(),
+        });
+        shared.save();
+        let actor = tokio::spawn(run_actor(shared.clone(), runtime));
+        let mut feeders = JoinSet::new();
+        let every = shared.settings.update_status_interval;
+        let ticked = Arc::downgrade(&shared);
+        feeders.spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                match ticked.upgrade() {
+                    Some(unit) => unit.enqueue(Event::UpdateStatus),
+                    None => return,
+                }
+            }
+        });
+        for (c, sup) in &shared.settings.containers {
+            let weak = Arc::downgrade(&shared);
+            feeders.spawn(super::watch::watch_shutdown(
+                weak.clone(),
+                c.clone(),
+                sup.clone(),
+            ));
+            feeders.spawn(super::watch::watch_notices(weak, c.clone(), sup.clone()));
+        }
+        Unit {
+            shared,
+            actor,
+            feeders,
+        }
+    }
+
+    /// Queues an event (persisted) and wakes the actor.
+    pub(crate) fn enqueue(&self, event: Event) {
+        self.shared.enqueue(event);
+    }
+
+    /// The unit's containers.
+    pub(crate) fn containers(&self) -> &BTreeMap<String, Supervisor> {
+        &self.shared.settings.containers
+    }
+
+    /// The unit's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.shared.settings.dir
+    }
+
+    /// A look at the unit's record.
+    pub(crate) fn with_record<T>(&self, f: impl FnOnce(&UnitRecord) -> T) -> T {
+        f(&self.shared.record.lock().unwrap())
+    }
+
+    /// Starts the unit's removal: `stop` and `remove` are queued, and the actor ends once
+    /// its queue is empty (a failing event no longer holds it).
+    pub(crate) fn begin_removal(&self) {
+        self.shared.record.lock().unwrap().removing = true;
+        self.shared.enqueue(Event::Stop);
+        self.shared.enqueue(Event::Remove);
+    }
+
+    /// Waits for the actor to end (after `begin_removal`); the feeders stop first.
+    pub(crate) async fn finish_removal(&mut self) {
+        self.feeders.abort_all();
+        let _ = (&mut self.actor).await;
+    }
+
+    /// Stops the actor and the feeders now; the queue stays persisted.
+    pub(crate) fn abort(&mut self) {
+        self.actor.abort();
+        self.feeders.abort_all();
+    }
+}
+
+/// State shared between a unit's actor, its feeders and the host.
+pub(crate) struct UnitShared {
+    settings: UnitSettings,
+    record: Mutex<UnitRecord>,
+    wake: Notify,
+}
+
+impl UnitShared {
+    /// `app/N`.
+    pub(crate) fn name(&self) -> String {
+        self.record.lock().unwrap().name.clone()
+    }
+
+    /// Persists the record atomically.
+    fn save(&self) {
+        let data = {
+            let rec = self.record.lock().unwrap();
+            serde_json::to_vec(&*rec)
+        };
+        match data {
+            Ok(d) => {
+                let path = self.settings.dir.join(RECORD_FILE);
+                if let Err(e) = cairn_supervisor::persist::atomic_write(&path, &d) {
+                    tracing::error!("cannot write unit state: {e}");
+                }
+            }
+            Err(e) => tracing::error!("cannot encode unit state: {e}"),
+        }
+    }
+
+    /// Queues an event (persisted) and wakes the actor.
+    pub(crate) fn enqueue(&self, event: Event) {
+        {
+            let mut rec = self.record.lock().unwrap();
+            if event == Event::UpdateStatus && rec.queue.contains(&Event::UpdateStatus) {
+                return;
+            }
+            rec.queue.push_back(event);
+        }
+        self.save();
+        self.wake.notify_one();
+    }
+
+    /// What one event is lent: the unit's identity, containers, config, statuses and
+    /// stored state as they are now, and the app's charm.
+    fn context(&self) -> (UnitContext, Arc<Charm>) {
+        let rec = self.record.lock().unwrap();
+        let app = self.settings.app.lock().unwrap();
+        let ctx = UnitContext {
+            unit_name: rec.name.clone(),
+            app_name: self.settings.app_name.clone(),
+            model_name: self.settings.model.clone(),
+            containers: self.settings.containers.clone(),
+            config: app.config.clone(),
+            unit_status: rec.status.clone(),
+            app_status: rec.app_status.clone(),
+            leader: rec.leader,
+            stored: rec.stored.clone(),
+            handle: Some(tokio::runtime::Handle::current()),
+            action: None,
+        };
+        (ctx, app.charm.clone())
+    }
+
+    fn append_log(&self, logs: &[LogLine]) {
+        if logs.is_empty() {
+            return;
+        }
+        use std::io::Write;
+        for l in logs {
+            tracing::info!(target: "cairn::unit", "{}", l.message);
+        }
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.settings.dir.join("unit.log"))
+        {
+            for l in logs {
+                let _ = writeln!(f, "{} {:?} {}", l.time, l.level, l.message);
+            }
+        }
+    }
+}
+
+/// Runs a unit's events until it is removed and its queue is empty.
+async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
+    let policy = unit.settings.retry;
+    let mut retry = policy.base;
+    loop {
+        let next = {
+            let rec = unit.record.lock().unwrap();
+            if rec.queue.is_empty() && rec.removing {
+                return;
+            }
+            rec.queue.front().cloned()
+        };
+        let Some(head) = next else {
+            unit.wake.notified().await;
+            continue;
+        };
+        // Deferred events go first, then the new one.
+        let deferred: Vec<Event> = unit.record.lock().unwrap().deferred.clone();
+        let mut failed = false;
+        let mut still_deferred = Vec::new();
+        for ev in deferred {
+            match deliver(&unit, &runtime, &ev).await {
+                Ok(Outcome::Deferred) => still_deferred.push(ev),
+                Ok(Outcome::Handled) => {}
+                Err(()) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if !failed {
+            unit.record.lock().unwrap().deferred = still_deferred;
+            match deliver(&unit, &runtime, &head).await {
+                Ok(outcome) => {
+                    let mut rec = unit.record.lock().unwrap();
+                    rec.queue.pop_front();
+                    if outcome == Outcome::Deferred {
+                        rec.deferred.push(head);
+                    }
+                }
+                Err(()) => failed = true,
+            }
+            unit.save();
+        }
+        if failed {
+            unit.save();
+            let removing = unit.record.lock().unwrap().removing;
+            if removing {
+                // A unit being removed does not wait on a failing charm.
+                let mut rec = unit.record.lock().unwrap();
+                rec.queue.pop_front();
+                drop(rec);
+                unit.save();
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(retry) => {}
+                _ = unit.wake.notified() => {}
+            }
+            retry = (retry * 2).min(policy.max);
+        } else {
+            retry = policy.base;
+        }
+    }
+}
+
+/// Delivers one event; on success commits status and stored state, on failure records the
+/// error; either way records history and persists.
+async fn deliver(
+    unit: &Arc<UnitShared>,
+    runtime: &Arc<Runtime>,
+    event: &Event,
+) -> Result<Outcome, ()> {
+    let (mut ctx, charm) = unit.context();
+    // An action run: mark it running; the charm's report goes into its record.
+    let mut action = match event {
+        Event::Action { id, .. } => match unit.settings.actions.get(id) {
+            Ok(mut a) => {
+                a.status = ActionStatus::Running;
+                a.started = crate::now();
+                let _ = unit.settings.actions.save(&a);
+                ctx.action = Some(ActionReport::default());
+                Some(a)
+            }
+            Err(e) => {
+                tracing::warn!("action {id} has no record: {e}");
+                None
+            }
+        },
+        _ => None,
+    };
+    let rt = runtime.clone();
+    let ev = event.clone();
+    let done = tokio::task::spawn_blocking(move || rt.dispatch(&charm, ctx, &ev)).await;
+    let done = match done {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("dispatch task failed: {e}");
+            return Err(());
+        }
+    };
+    unit.append_log(&done.logs);
+    if let Some(a) = action.as_mut() {
+        let report = done.ctx.action.clone().unwrap_or_default();
+        a.results = report.results;
+        a.log = report.log;
+        a.completed = crate::now();
+        match (&done.outcome, report.failed) {
+            (Ok(_), None) => a.status = ActionStatus::Completed,
+            (Ok(_), Some(msg)) => {
+                a.status = ActionStatus::Failed;
+                a.message = msg;
+            }
+            (Err(failure), _) => {
+                a.status = ActionStatus::Failed;
+                a.message = failure.to_string();
+            }
+        }
+        if let Err(e) = unit.settings.actions.save(a) {
+            tracing::error!("cannot record action {}: {e}", a.id);
+        }
+    }
+    let name = event.name();
+    let entry = |outcome: String| HistoryEntry {
+        time: crate::now(),
+        event: name.clone(),
+        outcome,
+        duration_us: done.duration.as_micros() as u64,
+    };
+    let mut rec = unit.record.lock().unwrap();
+    let (result, h) = match &done.outcome {
+        Ok(o) => {
+            rec.status = done.ctx.unit_status.clone();
+            rec.app_status = done.ctx.app_status.clone();
+            rec.stored = done.ctx.stored.clone();
+            rec.error = None;
+            let label = if *o == Outcome::Handled {
+                "handled"
+            } else {
+                "deferred"
+            };
+            (Ok(*o), entry(label.into()))
+        }
+        // A failing action fails that run only, as in Juju: the unit is not in error and
+        // the action is not retried.
+        Err(failure) if action.is_some() => {
+            tracing::warn!("{}: {name} failed: {failure}", rec.name);
+            (Ok(Outcome::Handled), entry(format!("error: {failure}")))
+        }
+        Err(failure) => {
+            tracing::warn!("{}: {name} failed: {failure}", rec.name);
+            rec.error = Some(format!("hook failed: {name:?}: {failure}"));
+            (Err(()), entry(format!("error: {failure}")))
+        }
+    };
+    rec.history.push_back(h);
+    while rec.history.len() > MAX_HISTORY {
+        rec.history.pop_front();
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    //! The actor's delivery rules, through a real runtime and the `misbehave` guest, without
+    //! a daemon or containers.
+
+    use super::*;
+
+    /// A directory for one test, removed when the test ends (also when it fails).
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("cairn-runtime-unit-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A unit `t/0` of the misbehave charm in `mode`, with `queue` to deliver; the app view
+    /// is returned so a test can change the config.
+    fn start(dir: &TempDir, mode: &str, queue: &[Event]) -> (Unit, Arc<Mutex<AppView>>) {
+        let runtime = Runtime::new(crate::wasm::RuntimeConfig {
+            max_instances: 4,
+            ..Default::default()
+        })
+        .unwrap();
+        let wasm = cairn_test_programs::read(cairn_test_programs::MISBEHAVE_WASM);
+        let charm = Arc::new(runtime.load(&wasm).unwrap());
+        let app = Arc::new(Mutex::new(AppView {
+            config: BTreeMap::from([("mode".to_string(), ConfigValue::String(mode.into()))]),
+            charm,
+        }));
+        let settings = UnitSettings {
+            app_name: "t".into(),
+            model: "m".into(),
+            dir: dir.0.join("unit"),
+            containers: BTreeMap::new(),
+            app: app.clone(),
+            retry: Retry {
+                base: Duration::from_millis(20),
+                max: Duration::from_millis(80),
+            },
+            update_status_interval: Duration::from_secs(3600),
+            actions: Arc::new(ActionStore::open(dir.0.join("actions")).unwrap()),
+        };
+        std::fs::create_dir_all(&settings.dir).unwrap();
+        let record = UnitRecord {
+            name: "t/0".into(),
+            leader: true,
+            queue: queue.iter().cloned().collect(),
+            ..Default::default()
+        };
+        (Unit::start(settings, record, Arc::new(runtime)), app)
+    }
+
+    /// Waits (up to 30 s) until the unit's record satisfies `cond`.
+    async fn until(unit: &Unit, what: &str, cond: impl Fn(&UnitRecord) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !unit.with_record(&cond) {
+            if tokio::time::Instant::now() > deadline {
+                panic!("{what}: {:#?}", unit.with_record(Clone::clone));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The outcomes of the history, as `event outcome`.
+    fn history(rec: &UnitRecord) -> Vec<String> {
+        rec.history
+            .iter()
+            .map(|h| format!("{} {}", h.event, h.outcome))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_event_holds_the_queue_and_is_retried_until_it_succeeds() {
+        let dir = TempDir::new("retry");
+        let (mut unit, app) = start(&dir, "error", &[Event::ConfigChanged]);
+        let failed = "config-changed error: misbehave: error requested";
+        until(&unit, "retried with backoff", |r| {
+            history(r).iter().filter(|h| *h == failed).count() >= 3
+        })
+        .await;
+        unit.with_record(|r| {
+            assert_eq!(
+                r.error.as_deref(),
+                Some("hook failed: \"config-changed\": misbehave: error requested")
+            );
+            assert_eq!(
+                r.display_status(),
+                WorkloadStatus::Error(r.error.clone().unwrap())
+            );
+            // Still at the head of the queue; the failed events' state changes discarded.
+            assert_eq!(r.queue.front(), Some(&Event::ConfigChanged));
+            assert!(!r.stored.contains_key("handled"), "{:?}", r.stored);
+        });
+        // A new event wakes the actor, which retries the failed one first.
+        app.lock()
+            .unwrap()
+            .config
+            .insert("mode".into(), ConfigValue::String("ok".into()));
+        unit.enqueue(Event::UpdateStatus);
+        until(&unit, "queue drained", |r| r.queue.is_empty()).await;
+        unit.with_record(|r| {
+            assert_eq!(r.error, None);
+            assert_eq!(r.status, WorkloadStatus::Active("handled 1".into()));
+            assert_eq!(r.stored.get("handled").map(Vec::as_slice), Some(&b"1"[..]));
+            let h = history(r);
+            assert_eq!(
+                h[h.len() - 2..],
+                [
+                    "config-changed handled".to_string(),
+                    "update-status handled".to_string()
+                ]
+            );
+        });
+        // The record on disk is the one in memory.
+        let saved = UnitRecord::load(&dir.0.join("unit")).unwrap();
+        assert!(saved.queue.is_empty() && saved.error.is_none());
+        unit.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deferred_event_is_delivered_again_before_the_next_one() {
+        let dir = TempDir::new("defer");
+        let (mut unit, _app) = start(&dir, "defer", &[Event::ConfigChanged]);
+        until(&unit, "deferred", |r| {
+            r.queue.is_empty() && !r.history.is_empty()
+        })
+        .await;
+        unit.with_record(|r| {
+            assert_eq!(r.deferred, [Event::ConfigChanged]);
+            assert_eq!(history(r), ["config-changed deferred"]);
+        });
+        unit.enqueue(Event::UpdateStatus);
+        until(&unit, "delivered", |r| {
+            r.queue.is_empty() && r.history.len() == 3
+        })
+        .await;
+        unit.with_record(|r| {
+            assert!(r.deferred.is_empty());
+            assert_eq!(
+                history(r),
+                [
+                    "config-changed deferred",
+                    "config-changed handled",
+                    "update-status handled"
+                ]
+            );
+            assert_eq!(r.status, WorkloadStatus::Active("handled 2".into()));
+        });
+        unit.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_unit_being_removed_does_not_wait_on_a_failing_event() {
+        let dir = TempDir::new("remove");
+        let (mut unit, _app) = start(&dir, "error", &[Event::ConfigChanged]);
+        until(&unit, "failed once", |r| r.error.is_some()).await;
+        unit.begin_removal();
+        tokio::time::timeout(Duration::from_secs(30), unit.finish_removal())
+            .await
+            .expect("the actor did not end");
+        unit.with_record(|r| {
+            assert!(r.queue.is_empty(), "{:?}", r.queue);
+            let h = history(r);
+            assert_eq!(h[h.len() - 2..], ["stop handled", "remove handled"]);
+        });
+    }
+}

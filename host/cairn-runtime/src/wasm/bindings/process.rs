@@ -1,0 +1,270 @@
+//! The `process` resource: a command a guest started with `exec`, its stdin, its output
+//! streams (read piecewise or to the end) and its signals.
+
+use cairn_supervisor::Supervisor;
+use cairn_supervisor::exec::{Control, Endpoint, ExecStarted, Stdin};
+use wasmtime::component::Resource;
+
+use super::convert::api_error;
+use super::{StoreState, pebble};
+
+/// A command started by a guest: its I/O channels and change.
+pub struct ProcessRes {
+    sup: Supervisor,
+    change: String,
+    stdin: Option<tokio::sync::mpsc::Sender<Stdin>>,
+    stdout: OutputStream,
+    stderr: OutputStream,
+    control: Option<tokio::sync::mpsc::Sender<Control>>,
+}
+
+impl ProcessRes {
+    /// Connects to a started command's streams: control, stderr when split, then stdio.
+    pub(super) fn connect(
+        sup: Supervisor,
+        started: &ExecStarted,
+        split_stderr: bool,
+    ) -> Result<Self, pebble::Error> {
+        let connect = |id: &str| sup.exec_connect(&started.task_id, id).map_err(api_error);
+        let mut res = ProcessRes {
+            sup: sup.clone(),
+            change: started.change_id.clone(),
+            stdin: None,
+            stdout: OutputStream::default(),
+            stderr: OutputStream::default(),
+            control: None,
+        };
+        if let Endpoint::Control(c) = connect("control")? {
+            res.control = Some(c);
+        }
+        if split_stderr && let Endpoint::Stderr(e) = connect("stderr")? {
+            res.stderr.rx = Some(e);
+        }
+        if let Endpoint::Stdio { stdin, stdout } = connect("stdio")? {
+            res.stdin = Some(stdin);
+            res.stdout.rx = Some(stdout);
+        }
+        Ok(res)
+    }
+}
+
+impl Drop for ProcessRes {
+    /// A command the guest did not wait for dies with its event, as Pebble kills one whose
+    /// client went away (its control websocket closed abnormally when the hook ended).
+    fn drop(&mut self) {
+        if let Some(c) = &self.control {
+            let _ = c.try_send(Control::Kill);
+        }
+    }
+}
+
+/// One output stream of a command as the guest reads it: the channel from the supervisor
+/// and what was received but not yet handed over.
+#[derive(Default)]
+struct OutputStream {
+    rx: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>,
+    pending: bytes::Bytes,
+}
+
+impl OutputStream {
+    /// Up to `max` bytes, waiting for some; `None` at the end of the stream.
+    async fn read(&mut self, max: usize) -> Option<bytes::Bytes> {
+        while self.pending.is_empty() {
+            self.pending = self.rx.as_mut()?.recv().await?;
+        }
+        let n = self.pending.len().min(max.max(1));
+        Some(self.pending.split_to(n))
+    }
+
+    /// Everything left, to the end of the stream, keeping at most `limit` bytes (the rest
+    /// is read and dropped, so the command is never blocked on a full pipe); `None` when
+    /// the output went past the limit.
+    async fn read_to_end(&mut self, limit: usize) -> Option<Vec<u8>> {
+        let mut buf = std::mem::take(&mut self.pending).to_vec();
+        let mut over = buf.len() > limit;
+        if let Some(rx) = self.rx.as_mut() {
+            while let Some(b) = rx.recv().await {
+                if !over && buf.len() + b.len() <= limit {
+                    buf.extend_from_slice(&b);
+                } else if !over {
+                    over = true;
+                    buf = Vec::new();
+                }
+            }
+        }
+        (!over).then_some(buf)
+    }
+}
+
+/// The most one `read-stdout`/`read-stderr` hands over, whatever the guest asks for.
+const MAX_READ: usize = 1 << 20;
+
+impl pebble::HostProcess for StoreState {
+    fn write_stdin(
+        &mut self,
+        self_: Resource<ProcessRes>,
+        data: Vec<u8>,
+    ) -> Result<(), pebble::Error> {
+        let tx = self.process(&self_)?.stdin.clone();
+        let tx = tx.ok_or_else(|| pebble::Error::Connection("stdin is closed".into()))?;
+        self.block_on("write to the command's stdin", async move {
+            tx.send(Stdin::Data(data.into()))
+                .await
+                .map_err(|_| pebble::Error::Connection("the command's stdin is closed".into()))
+        })
+    }
+
+    fn close_stdin(&mut self, self_: Resource<ProcessRes>) {
+        if let Ok(p) = self.table.get_mut(&self_)
+            && let Some(tx) = p.stdin.take()
+        {
+            let _ = self.block_on("close the command's stdin", async move {
+                let _ = tx.send(Stdin::End).await;
+                Ok(())
+            });
+        }
+    }
+
+    fn send_signal(
+        &mut self,
+        self_: Resource<ProcessRes>,
+        signal: String,
+    ) -> Result<(), pebble::Error> {
+        let signal = if signal.starts_with("SIG") {
+            signal
+        } else {
+            format!("SIG{signal}")
+        };
+        let tx = self.process(&self_)?.control.clone();
+        let tx = tx.ok_or_else(|| pebble::Error::Connection("no control channel".into()))?;
+        self.block_on("send a signal to the command", async move {
+            tx.send(Control::Signal(signal))
+                .await
+                .map_err(|_| pebble::Error::Connection("the command has ended".into()))
+        })
+    }
+
+    fn read_stdout(
+        &mut self,
+        self_: Resource<ProcessRes>,
+        max: u32,
+    ) -> Result<Option<Vec<u8>>, pebble::Error> {
+        self.read_output(self_, max, false)
+    }
+
+    fn read_stderr(
+        &mut self,
+        self_: Resource<ProcessRes>,
+        max: u32,
+    ) -> Result<Option<Vec<u8>>, pebble::Error> {
+        self.read_output(self_, max, true)
+    }
+
+    fn wait(&mut self, self_: Resource<ProcessRes>) -> Result<i32, pebble::Error> {
+        self.finish(self_, false).map(|o| o.exit_code)
+    }
+
+    fn wait_output(
+        &mut self,
+        self_: Resource<ProcessRes>,
+    ) -> Result<pebble::ExecOutput, pebble::Error> {
+        self.finish(self_, true)
+    }
+
+    fn drop(&mut self, rep: Resource<ProcessRes>) -> wasmtime::Result<()> {
+        // A process dropped without waiting is killed (`ProcessRes`'s Drop).
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl StoreState {
+    /// The process a handle names.
+    fn process(&self, res: &Resource<ProcessRes>) -> Result<&ProcessRes, pebble::Error> {
+        self.table
+            .get(res)
+            .map_err(|e| pebble::Error::Connection(e.to_string()))
+    }
+
+    /// One `read-stdout`/`read-stderr`: the stream is taken out of the table while the
+    /// host waits on it, and put back afterwards.
+    fn read_output(
+        &mut self,
+        res: Resource<ProcessRes>,
+        max: u32,
+        stderr: bool,
+    ) -> Result<Option<Vec<u8>>, pebble::Error> {
+        let p = self
+            .table
+            .get_mut(&res)
+            .map_err(|e| pebble::Error::Connection(e.to_string()))?;
+        let slot = if stderr { &mut p.stderr } else { &mut p.stdout };
+        let mut stream = std::mem::take(slot);
+        let max = (max as usize).min(MAX_READ);
+        let what = if stderr { "read stderr" } else { "read stdout" };
+        let got = self.block_on(what, async { Ok(stream.read(max).await) });
+        if let Ok(p) = self.table.get_mut(&res) {
+            *(if stderr { &mut p.stderr } else { &mut p.stdout }) = stream;
+        }
+        got.map(|b| b.map(|b| b.to_vec()))
+    }
+
+    /// Closes stdin, drains the output (kept when `keep`), waits for the change and returns
+    /// the exit code and output; a change error (such as a timeout) is the error.
+    fn finish(
+        &mut self,
+        res: Resource<ProcessRes>,
+        keep: bool,
+    ) -> Result<pebble::ExecOutput, pebble::Error> {
+        let p = self
+            .table
+            .get_mut(&res)
+            .map_err(|e| pebble::Error::Connection(e.to_string()))?;
+        let stdin = p.stdin.take();
+        let mut out = std::mem::take(&mut p.stdout);
+        let mut err = std::mem::take(&mut p.stderr);
+        let (sup, change) = (p.sup.clone(), p.change.clone());
+        // What is not kept is still drained, so the command can run to its end.
+        let limit = if keep { self.output_limit } else { 0 };
+        self.block_on("wait for the command", async move {
+            if let Some(tx) = stdin {
+                let _ = tx.send(Stdin::End).await;
+            }
+            let (stdout, stderr) = tokio::join!(out.read_to_end(limit), err.read_to_end(limit));
+            let info = sup.wait_change(&change, None).await.map_err(api_error)?;
+            let exit_code = info
+                .tasks
+                .first()
+                .and_then(|t| t.data.get("exit-code"))
+                .and_then(|v| v.as_i64())
+                .unwrap_or(-1) as i32;
+            if let Some(e) = info.err {
+                return Err(pebble::Error::Change(pebble::ChangeError {
+                    change_id: change,
+                    err: e,
+                }));
+            }
+            let (stdout, stderr) = match (keep, stdout, stderr) {
+                (false, _, _) => (Vec::new(), Vec::new()),
+                (true, Some(o), Some(e)) => (o, e),
+                _ => {
+                    return Err(pebble::Error::Api(pebble::ApiError {
+                        code: 413,
+                        status: "Request Entity Too Large".into(),
+                        kind: String::new(),
+                        message: format!(
+                            "cannot wait for the command's output: it exceeds {} MiB, the unit's \
+                             memory limit; read it with read-stdout",
+                            limit >> 20
+                        ),
+                    }));
+                }
+            };
+            Ok(pebble::ExecOutput {
+                exit_code,
+                stdout,
+                stderr,
+            })
+        })
+    }
+}

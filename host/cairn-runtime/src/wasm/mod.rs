@@ -1,0 +1,16 @@
+//! The wasm side: the engine, the component cache, per-event dispatch under limits, and
+//! the host side of the `cairn:charm` world.
+//!
+//! The model (`crate::model`) reaches it through one seam: [`Runtime::load`] turns a
+//! component into a [`Charm`], and [`Runtime::dispatch`] delivers one event to a fresh
+//! instance with a [`UnitContext`] the model lends it, returning what the handler did
+//! ([`Dispatched`]). Nothing here knows apps, queues or records.
+
+mod bindings;
+mod engine;
+mod limits;
+#[cfg(test)]
+mod tests;
+
+pub use bindings::{ActionReport, UnitContext};
+pub use engine::{Charm, Dispatched, Failure, Runtime, RuntimeConfig};
