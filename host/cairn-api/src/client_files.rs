@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use cairn_supervisor::files::{FileInfo, Ownership, WriteItem};
+use cairn_supervisor::files::{Ownership, WriteItem};
+
+use crate::types::FileInfo;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::Method;
 use hyper::body::Frame;

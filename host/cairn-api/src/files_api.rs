@@ -106,7 +106,9 @@ pub(crate) fn get(
                 }
             };
             match files::list(root.as_ref(), path, q.get("pattern"), itself) {
-                Ok(list) => full(Reply::sync(list)),
+                Ok(list) => full(Reply::sync(crate::types::wire::<_, crate::types::FileInfo>(
+                    &list,
+                ))),
                 Err(e) => full(Reply::error(e.status(), &e.kind, e.message)),
             }
         }

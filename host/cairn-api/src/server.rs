@@ -711,6 +711,13 @@ impl ApiServer {
         };
         let action = match p.action.parse::<ServicesAction>() {
             Ok(a) => a,
+            // Pebble asks for service names before it looks at the verb.
+            Err(_) if p.services.is_empty() => {
+                return Reply::bad_request(format!(
+                    "must specify services for {} action",
+                    p.action
+                ));
+            }
             Err(e) => return sup_error(e),
         };
         match self.sup.services_action(action, &p.services) {

@@ -217,12 +217,15 @@ pub struct Notice {
     pub type_: String,
     /// The key, unique per user and type.
     pub key: String,
-    /// When it first occurred, RFC 3339.
-    pub first_occurred: String,
-    /// When it last occurred, RFC 3339.
-    pub last_occurred: String,
-    /// When it last occurred outside `repeat-after`, RFC 3339.
-    pub last_repeated: String,
+    /// When it first occurred.
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_occurred: time::OffsetDateTime,
+    /// When it last occurred.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_occurred: time::OffsetDateTime,
+    /// When it last occurred outside `repeat-after`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_repeated: time::OffsetDateTime,
     /// How many times it occurred.
     pub occurrences: u64,
     /// Data of the last occurrence.
@@ -243,13 +246,58 @@ impl From<&cairn_supervisor::Notice> for Notice {
             user_id: n.user_id,
             type_: n.type_.as_str().into(),
             key: n.key.clone(),
-            first_occurred: rfc3339(n.first_occurred),
-            last_occurred: rfc3339(n.last_occurred),
-            last_repeated: rfc3339(n.last_repeated),
+            first_occurred: n.first_occurred,
+            last_occurred: n.last_occurred,
+            last_repeated: n.last_repeated,
             occurrences: n.occurrences,
             last_data: n.last_data.clone(),
             repeat_after: n.repeat_after.clone(),
             expire_after: n.expire_after.clone(),
+        }
+    }
+}
+
+/// One entry of a listing, as `GET /v1/files?action=list` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FileInfo {
+    /// Full path.
+    pub path: String,
+    /// Base name.
+    pub name: String,
+    /// `file`, `directory`, `symlink`, `socket`, `named-pipe`, `device` or `unknown`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Size in bytes, for regular files only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Three octal digits, such as `644`.
+    pub permissions: String,
+    /// RFC 3339 modification time.
+    pub last_modified: String,
+    /// Owner's uid.
+    pub user_id: Option<u32>,
+    /// Owner's name (empty when unknown).
+    pub user: String,
+    /// Group's gid.
+    pub group_id: Option<u32>,
+    /// Group's name (empty when unknown).
+    pub group: String,
+}
+
+impl From<&cairn_supervisor::files::FileInfo> for FileInfo {
+    fn from(f: &cairn_supervisor::files::FileInfo) -> Self {
+        FileInfo {
+            path: f.path.clone(),
+            name: f.name.clone(),
+            type_: f.type_.as_str().into(),
+            size: f.size,
+            permissions: format!("{:03o}", f.permissions),
+            last_modified: rfc3339(f.last_modified),
+            user_id: f.user_id,
+            user: f.user.clone(),
+            group_id: f.group_id,
+            group: f.group.clone(),
         }
     }
 }

@@ -95,10 +95,12 @@ impl WorkloadStatus {
 pub struct CheckInfo {
     /// The check's name.
     pub name: String,
-    /// `alive`, `ready` or empty.
-    pub level: String,
-    /// `up`, `down` or `inactive`.
-    pub status: String,
+    /// `alive`, `ready` or unset (stored as Pebble's names, empty when unset).
+    #[serde(with = "level_name")]
+    pub level: cairn_plan::CheckLevel,
+    /// Up, down or inactive (stored as Pebble's names).
+    #[serde(with = "check_status_name")]
+    pub status: cairn_supervisor::CheckStatus,
     /// Successes counted so far.
     pub successes: u32,
     /// Consecutive failures.
@@ -107,6 +109,47 @@ pub struct CheckInfo {
     pub threshold: u32,
     /// The check's current change.
     pub change_id: Option<String>,
+}
+
+/// Check levels in records, by Pebble's names.
+mod level_name {
+    use cairn_plan::CheckLevel;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(l: &CheckLevel, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match l {
+            CheckLevel::Unset => "",
+            CheckLevel::Alive => "alive",
+            CheckLevel::Ready => "ready",
+        })
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CheckLevel, D::Error> {
+        Ok(match String::deserialize(d)?.as_str() {
+            "alive" => CheckLevel::Alive,
+            "ready" => CheckLevel::Ready,
+            _ => CheckLevel::Unset,
+        })
+    }
+}
+
+/// Check statuses in records, by Pebble's names.
+mod check_status_name {
+    use cairn_supervisor::CheckStatus;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(c: &CheckStatus, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(c.as_str())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<CheckStatus, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "up" => Ok(CheckStatus::Up),
+            "down" => Ok(CheckStatus::Down),
+            "inactive" => Ok(CheckStatus::Inactive),
+            other => Err(D::Error::custom(format!("unknown check status {other:?}"))),
+        }
+    }
 }
 
 /// A Pebble notice as notice events carry it.
@@ -282,7 +325,7 @@ impl From<&cairn_supervisor::Notice> for Notice {
         Notice {
             id: n.id.clone(),
             user_id: n.user_id,
-            r#type: n.type_.clone(),
+            r#type: n.type_.as_str().to_string(),
             key: n.key.clone(),
             first_occurred: rfc(n.first_occurred),
             last_occurred: rfc(n.last_occurred),

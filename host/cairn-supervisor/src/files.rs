@@ -109,24 +109,74 @@ fn absolute(path: &str) -> Result<&Path, FileError> {
     }
 }
 
-/// One entry of a listing, as `GET /v1/files?action=list` returns it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// What kind of file a listing entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileType {
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+    /// A symbolic link (listings do not follow them).
+    Symlink,
+    /// A unix socket.
+    Socket,
+    /// A FIFO.
+    NamedPipe,
+    /// A block or character device.
+    Device,
+    /// Anything else.
+    Unknown,
+}
+
+impl FileType {
+    /// Pebble's name for the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileType::File => "file",
+            FileType::Directory => "directory",
+            FileType::Symlink => "symlink",
+            FileType::Socket => "socket",
+            FileType::NamedPipe => "named-pipe",
+            FileType::Device => "device",
+            FileType::Unknown => "unknown",
+        }
+    }
+
+    fn of(ft: std::fs::FileType) -> Self {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_file() {
+            FileType::File
+        } else if ft.is_dir() {
+            FileType::Directory
+        } else if ft.is_symlink() {
+            FileType::Symlink
+        } else if ft.is_socket() {
+            FileType::Socket
+        } else if ft.is_fifo() {
+            FileType::NamedPipe
+        } else if ft.is_block_device() || ft.is_char_device() {
+            FileType::Device
+        } else {
+            FileType::Unknown
+        }
+    }
+}
+
+/// One entry of a listing (`GET /v1/files?action=list` renders it).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileInfo {
     /// Full path.
     pub path: String,
     /// Base name.
     pub name: String,
-    /// `file`, `directory`, `symlink`, `socket`, `named-pipe`, `device` or `unknown`.
-    #[serde(rename = "type")]
-    pub type_: String,
+    /// What kind of file it is.
+    pub type_: FileType,
     /// Size in bytes, for regular files only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// Three octal digits, such as `644`.
-    pub permissions: String,
-    /// RFC 3339 modification time.
-    pub last_modified: String,
+    /// Permission bits (`0o644`).
+    pub permissions: u32,
+    /// Modification time.
+    pub last_modified: time::OffsetDateTime,
     /// Owner's uid.
     pub user_id: Option<u32>,
     /// Owner's name (empty when unknown).
@@ -137,29 +187,9 @@ pub struct FileInfo {
     pub group: String,
 }
 
-fn file_type(ft: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if ft.is_file() {
-        "file"
-    } else if ft.is_dir() {
-        "directory"
-    } else if ft.is_symlink() {
-        "symlink"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_fifo() {
-        "named-pipe"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "device"
-    } else {
-        "unknown"
-    }
-}
-
 fn info(path: &Path, meta: &std::fs::Metadata) -> FileInfo {
     let modified = time::OffsetDateTime::from_unix_timestamp(meta.mtime())
-        .map(crate::timefmt::rfc3339)
-        .unwrap_or_default();
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let user = nix::unistd::User::from_uid(meta.uid().into())
         .ok()
         .flatten()
@@ -176,9 +206,9 @@ fn info(path: &Path, meta: &std::fs::Metadata) -> FileInfo {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "/".into()),
-        type_: file_type(meta.file_type()).into(),
+        type_: FileType::of(meta.file_type()),
         size: meta.is_file().then_some(meta.len()),
-        permissions: format!("{:03o}", meta.permissions().mode() & 0o777),
+        permissions: meta.permissions().mode() & 0o777,
         last_modified: modified,
         user_id: Some(meta.uid()),
         user,
@@ -753,12 +783,12 @@ mod tests {
                 listed[0].name.as_str(),
                 listed[0].type_.as_str(),
                 listed[0].size,
-                listed[0].permissions.as_str()
+                format!("{:03o}", listed[0].permissions).as_str()
             ),
             ("file.txt", "file", Some(5), "600")
         );
         let itself = list(None, d.join("a").to_str().unwrap(), "", true).unwrap();
-        assert_eq!(itself[0].type_, "directory");
+        assert_eq!(itself[0].type_, FileType::Directory);
         remove(None, d.join("a").to_str().unwrap(), true).unwrap();
         assert!(!d.join("a").exists());
         remove(None, d.join("a").to_str().unwrap(), true).unwrap();

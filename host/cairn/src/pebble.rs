@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, Result, anyhow, bail};
 use cairn_api::{Client, ClientError};
-use cairn_supervisor::ChangeInfo;
+use cairn_api::types::ChangeInfo;
 use clap::{Args, Subcommand};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
@@ -1164,7 +1164,7 @@ async fn execute(client: &Client, cmd: ClientCommand, out: &mut String) -> Resul
 
 /// Pebble's `checks` Change column: the change ID, with the last task log line when the
 /// check is failing (cut to 70 characters).
-async fn change_info(client: &Client, c: &cairn_supervisor::CheckInfo) -> String {
+async fn change_info(client: &Client, c: &cairn_api::types::CheckInfo) -> String {
     if c.change_id.is_empty() {
         return "-".into();
     }

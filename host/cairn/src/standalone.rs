@@ -102,7 +102,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
     tracing::info!("Started daemon on {}", socket.display());
     if !opts.hold {
-        match sup.services_action("autostart", &[]) {
+        match sup.services_action(cairn_supervisor::ServicesAction::Autostart, &[]) {
             Ok(_) | Err(SupervisorError::NoDefaultServices) => {}
             Err(e) => tracing::warn!("Cannot start default services: {e}"),
         }

@@ -29,7 +29,11 @@ impl From<ServiceInfo> for ServiceReport {
     fn from(s: ServiceInfo) -> Self {
         ServiceReport {
             name: s.name,
-            startup: s.startup,
+            startup: if s.startup == cairn_plan::ServiceStartup::Enabled {
+                "enabled".into()
+            } else {
+                "disabled".into()
+            },
             current: s.current.as_str().into(),
         }
     }

@@ -5,7 +5,8 @@
 use std::sync::Weak;
 use std::time::Duration;
 
-use cairn_supervisor::Supervisor;
+use cairn_supervisor::notices::NoticeType;
+use cairn_supervisor::{ChangeStatus, CheckStatus, Supervisor};
 
 use super::unit::UnitShared;
 use crate::types::{CheckInfo, Event};
@@ -23,7 +24,7 @@ pub(super) async fn watch_notices(unit: Weak<UnitShared>, container: String, sup
     loop {
         let filter = cairn_supervisor::NoticeFilter {
             user_id: None,
-            types: vec!["custom".into(), "change-update".into()],
+            types: vec![NoticeType::Custom, NoticeType::ChangeUpdate],
             keys: Vec::new(),
             after: Some(after),
         };
@@ -42,36 +43,40 @@ pub(super) async fn watch_notices(unit: Weak<UnitShared>, container: String, sup
 
 /// The charm event a notice means, if any.
 fn notice_event(container: &str, sup: &Supervisor, n: &cairn_supervisor::Notice) -> Option<Event> {
-    match n.type_.as_str() {
-        "custom" => Some(Event::PebbleCustomNotice {
+    match n.type_ {
+        NoticeType::Custom => Some(Event::PebbleCustomNotice {
             container: container.to_string(),
             notice: n.into(),
         }),
-        "change-update" => {
+        NoticeType::ChangeUpdate => {
             let kind = n.last_data.get("kind")?;
             let check = n.last_data.get("check-name")?;
             // A pruned change is taken to have reached the status that matters.
             let status =
                 sup.change(&n.key)
                     .map(|c| c.status)
-                    .unwrap_or_else(|_| match kind.as_str() {
-                        "perform-check" => "Error".into(),
-                        _ => "Done".into(),
+                    .unwrap_or(match kind.as_str() {
+                        "perform-check" => ChangeStatus::Error,
+                        _ => ChangeStatus::Done,
                     });
-            let failed = kind == "perform-check" && status == "Error";
-            let recovered = kind == "recover-check" && status == "Done";
+            let failed = kind == "perform-check" && status == ChangeStatus::Error;
+            let recovered = kind == "recover-check" && status == ChangeStatus::Done;
             if !failed && !recovered {
                 return None;
             }
             let info = sup
-                .checks("", std::slice::from_ref(check))
+                .checks(None, std::slice::from_ref(check))
                 .into_iter()
                 .next()
                 .map(CheckInfo::from)
                 .unwrap_or_else(|| CheckInfo {
                     name: check.clone(),
-                    level: String::new(),
-                    status: if failed { "down" } else { "up" }.into(),
+                    level: cairn_plan::CheckLevel::Unset,
+                    status: if failed {
+                        CheckStatus::Down
+                    } else {
+                        CheckStatus::Up
+                    },
                     successes: 0,
                     failures: 0,
                     threshold: 0,
@@ -84,7 +89,7 @@ fn notice_event(container: &str, sup: &Supervisor, n: &cairn_supervisor::Notice)
                 Event::PebbleCheckRecovered { container, info }
             })
         }
-        _ => None,
+        NoticeType::Warning => None,
     }
 }
 

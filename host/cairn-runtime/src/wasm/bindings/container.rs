@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use cairn_supervisor::{Supervisor, SupervisorError};
+use cairn_supervisor::files::FileType;
+use cairn_supervisor::notices::NoticeType;
+use cairn_supervisor::{ServicesAction, Supervisor, SupervisorError};
 use wasmtime::component::Resource;
 
 use super::convert::{
@@ -40,14 +42,16 @@ impl StoreState {
     fn run(
         &self,
         res: &Resource<ContainerRes>,
-        action: &str,
+        action: ServicesAction,
         names: Vec<String>,
     ) -> Result<(), pebble::Error> {
         let sup = self.supervisor(res)?;
         let id = match sup.services_action(action, &names) {
             Ok(id) => id,
             // ops' autostart with nothing to start is not an error.
-            Err(SupervisorError::NoDefaultServices) if action == "autostart" => return Ok(()),
+            Err(SupervisorError::NoDefaultServices) if action == ServicesAction::Autostart => {
+                return Ok(());
+            }
             Err(e) => return Err(api_error(e)),
         };
         let info = self.block_on("wait for the change", async {
@@ -171,11 +175,11 @@ impl pebble::HostContainer for StoreState {
     }
 
     fn replan(&mut self, self_: Resource<ContainerRes>) -> Result<(), pebble::Error> {
-        self.run(&self_, "replan", vec![])
+        self.run(&self_, ServicesAction::Replan, vec![])
     }
 
     fn autostart(&mut self, self_: Resource<ContainerRes>) -> Result<(), pebble::Error> {
-        self.run(&self_, "autostart", vec![])
+        self.run(&self_, ServicesAction::Autostart, vec![])
     }
 
     fn start(
@@ -183,7 +187,7 @@ impl pebble::HostContainer for StoreState {
         self_: Resource<ContainerRes>,
         names: Vec<String>,
     ) -> Result<(), pebble::Error> {
-        self.run(&self_, "start", names)
+        self.run(&self_, ServicesAction::Start, names)
     }
 
     fn stop(
@@ -191,7 +195,7 @@ impl pebble::HostContainer for StoreState {
         self_: Resource<ContainerRes>,
         names: Vec<String>,
     ) -> Result<(), pebble::Error> {
-        self.run(&self_, "stop", names)
+        self.run(&self_, ServicesAction::Stop, names)
     }
 
     fn restart(
@@ -199,7 +203,7 @@ impl pebble::HostContainer for StoreState {
         self_: Resource<ContainerRes>,
         names: Vec<String>,
     ) -> Result<(), pebble::Error> {
-        self.run(&self_, "restart", names)
+        self.run(&self_, ServicesAction::Restart, names)
     }
 
     fn get_services(
@@ -262,10 +266,20 @@ impl pebble::HostContainer for StoreState {
                     })?,
             ),
         };
+        // As the API: types Pebble does not know are ignored, and asking only for such
+        // types finds nothing.
+        let types: Vec<NoticeType> = filter
+            .types
+            .iter()
+            .filter_map(|t| NoticeType::from_name(t))
+            .collect();
+        if types.is_empty() && !filter.types.is_empty() {
+            return Ok(Vec::new());
+        }
         let filter = cairn_supervisor::NoticeFilter {
             // As the host's own user: public notices and the host user's.
             user_id: Some(nix::unistd::getuid().as_raw()),
-            types: filter.types,
+            types,
             keys: filter.keys,
             after,
         };
@@ -389,7 +403,7 @@ impl pebble::HostContainer for StoreState {
     ) -> Result<bool, pebble::Error> {
         let sup = self.supervisor(&self_)?;
         match cairn_supervisor::files::list(sup.root(), &path, "", true) {
-            Ok(l) => Ok(l.first().is_some_and(|f| f.type_ == "directory")),
+            Ok(l) => Ok(l.first().is_some_and(|f| f.type_ == FileType::Directory)),
             Err(e) if e.kind == "not-found" => Ok(false),
             Err(e) => Err(path_error(e)),
         }

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use cairn_supervisor::SupervisorError;
+use cairn_plan::CheckLevel;
+use cairn_supervisor::{CheckStatus, SupervisorError};
 
 use super::{pebble, wit};
 use crate::types::{self, ConfigValue, Event, LogLevel, Outcome, WorkloadStatus};
@@ -72,15 +73,15 @@ pub(super) fn wit_notice(notice: &types::Notice) -> wit::Notice {
 pub(super) fn check_info(i: &types::CheckInfo) -> wit::CheckInfo {
     wit::CheckInfo {
         name: i.name.clone(),
-        level: match i.level.as_str() {
-            "alive" => wit::CheckLevel::Alive,
-            "ready" => wit::CheckLevel::Ready,
-            _ => wit::CheckLevel::Unset,
+        level: match i.level {
+            CheckLevel::Alive => wit::CheckLevel::Alive,
+            CheckLevel::Ready => wit::CheckLevel::Ready,
+            CheckLevel::Unset => wit::CheckLevel::Unset,
         },
-        status: match i.status.as_str() {
-            "up" => wit::CheckStatus::Up,
-            "down" => wit::CheckStatus::Down,
-            _ => wit::CheckStatus::Inactive,
+        status: match i.status {
+            CheckStatus::Up => wit::CheckStatus::Up,
+            CheckStatus::Down => wit::CheckStatus::Down,
+            CheckStatus::Inactive => wit::CheckStatus::Inactive,
         },
         successes: i.successes,
         failures: i.failures,
@@ -158,20 +159,16 @@ pub(super) fn ownership(o: &pebble::FileOptions) -> cairn_supervisor::files::Own
 /// The one place that maps supervisor errors for guests; it mirrors the HTTP server's
 /// mapping (`cairn-api`), which is to become the single shared mapping.
 pub(super) fn api_error(e: SupervisorError) -> pebble::Error {
-    let (code, status, kind) = match &e {
-        SupervisorError::Timeout(m) => return pebble::Error::Timeout(m.clone()),
-        SupervisorError::NotFound(_) => (404, "Not Found", ""),
-        SupervisorError::NoDefaultServices => (400, "Bad Request", "no-default-services"),
-        SupervisorError::Io { .. } | SupervisorError::Internal(_) => {
-            (500, "Internal Server Error", "")
-        }
-        _ => (400, "Bad Request", ""),
-    };
+    if e.kind() == cairn_supervisor::ErrorKind::Timeout {
+        return pebble::Error::Timeout(e.to_string());
+    }
+    // The same code, reason and kind an HTTP client of the container's API would get.
+    let api = cairn_api::ApiError::from(&e);
     pebble::Error::Api(pebble::ApiError {
-        code,
-        status: status.into(),
-        kind: kind.into(),
-        message: e.to_string(),
+        code: api.code,
+        status: api.status.into(),
+        kind: api.kind.into(),
+        message: api.message,
     })
 }
 
@@ -332,11 +329,11 @@ pub(super) fn from_wit_log_level(level: wit::LogLevel) -> LogLevel {
 }
 
 /// A check level filter as the supervisor takes it (empty for all levels).
-pub(super) fn check_level_filter(level: wit::CheckLevel) -> &'static str {
+pub(super) fn check_level_filter(level: wit::CheckLevel) -> Option<CheckLevel> {
     match level {
-        wit::CheckLevel::Unset => "",
-        wit::CheckLevel::Alive => "alive",
-        wit::CheckLevel::Ready => "ready",
+        wit::CheckLevel::Unset => None,
+        wit::CheckLevel::Alive => Some(CheckLevel::Alive),
+        wit::CheckLevel::Ready => Some(CheckLevel::Ready),
     }
 }
 
@@ -344,7 +341,7 @@ pub(super) fn check_level_filter(level: wit::CheckLevel) -> &'static str {
 pub(super) fn service_info(s: cairn_supervisor::ServiceInfo) -> pebble::ServiceInfo {
     pebble::ServiceInfo {
         name: s.name,
-        startup: if s.startup == "enabled" {
+        startup: if s.startup == cairn_plan::ServiceStartup::Enabled {
             pebble::ServiceStartup::Enabled
         } else {
             pebble::ServiceStartup::Disabled
@@ -355,7 +352,7 @@ pub(super) fn service_info(s: cairn_supervisor::ServiceInfo) -> pebble::ServiceI
             cairn_supervisor::ServiceStatus::Backoff => pebble::ServiceStatus::Backoff,
             cairn_supervisor::ServiceStatus::Error => pebble::ServiceStatus::Error,
         },
-        current_since: s.current_since,
+        current_since: s.current_since.map(cairn_supervisor::timefmt::rfc3339),
     }
 }
 
@@ -364,10 +361,10 @@ pub(super) fn file_info(f: cairn_supervisor::files::FileInfo) -> pebble::FileInf
     pebble::FileInfo {
         path: f.path,
         name: f.name,
-        type_: f.type_,
+        type_: f.type_.as_str().to_string(),
         size: f.size,
-        permissions: u32::from_str_radix(&f.permissions, 8).unwrap_or(0),
-        last_modified: f.last_modified,
+        permissions: f.permissions,
+        last_modified: cairn_supervisor::timefmt::rfc3339(f.last_modified),
         user_id: f.user_id,
         user: Some(f.user).filter(|u| !u.is_empty()),
         group_id: f.group_id,
