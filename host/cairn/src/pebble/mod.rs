@@ -24,6 +24,9 @@ mod socket;
 mod times;
 mod version;
 
+#[cfg(test)]
+mod tests;
+
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
