@@ -180,18 +180,17 @@ impl Drop for Container {
 /// Replaces the clock in Pebble's human times ("today at 15:04 UTC") with `HH:MM`, keeping
 /// the length so that tables stay aligned.
 fn mask_clock(s: &str) -> String {
+    const MARKER: &str = "today at ";
     let mut out = s.to_string();
-    for marker in ["today at ", "yesterday at "] {
-        let mut from = 0;
-        while let Some(i) = out[from..].find(marker) {
-            let at = from + i + marker.len();
-            if out.len() >= at + 5 {
-                out.replace_range(at..at + 5, "HH:MM");
-            }
-            from = at;
+    let mut from = 0;
+    while let Some(i) = out[from..].find(MARKER) {
+        let at = from + i + MARKER.len();
+        if out.len() >= at + 5 {
+            out.replace_range(at..at + 5, "HH:MM");
         }
+        from = at;
     }
-    out.replace("yesterday at HH:MM", "today at HH:MM")
+    out
 }
 
 /// Replaces RFC 3339 timestamps (`2026-11-22T10:11:12.345Z`, with any fraction and zone)
