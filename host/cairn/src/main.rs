@@ -5,12 +5,14 @@
 (or `CAIRN_DIR`); the default is `$XDG_STATE_HOME/cairn`, else `~/.local/state/cairn`.
 */
 
+mod args;
 mod control;
 mod daemon;
 mod demo;
 mod output;
 mod pebble;
 mod standalone;
+mod table;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use cairn_runtime::HostConfig;
 use clap::{Parser, Subcommand};
 
+use args::{FormatArgs, parse_duration};
 use control::Request;
 
 /// The Cairn charm host: WebAssembly charms driving a Pebble-compatible supervisor.
@@ -99,9 +102,8 @@ enum Command {
     },
     /// Show applications, units, their status and their services.
     Status {
-        /// Output format.
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        #[command(flatten)]
+        format: FormatArgs,
     },
     /// Show a unit's event history (event, outcome, duration).
     Events {
@@ -110,9 +112,8 @@ enum Command {
         /// Only the last N events.
         #[arg(short = 'n', long)]
         n: Option<usize>,
-        /// Output format.
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        #[command(flatten)]
+        format: FormatArgs,
     },
     /// Run an action on a unit: `cairn run-action db/0 backup target=/x --wait`.
     RunAction {
@@ -125,17 +126,15 @@ enum Command {
         /// Wait for the result (up to this many seconds with a value; default 300).
         #[arg(long, num_args = 0..=1, default_missing_value = "300", value_name = "SECONDS")]
         wait: Option<u64>,
-        /// Output format.
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        #[command(flatten)]
+        format: FormatArgs,
     },
     /// Show an action run: status, results, log, failure.
     ShowAction {
         /// The action run's id.
         id: String,
-        /// Output format.
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        #[command(flatten)]
+        format: FormatArgs,
     },
     /// Remove an application: stop and remove its units, stop their services.
     Remove {
@@ -182,8 +181,8 @@ enum PebbleCommand {
 }
 
 /// Prints an action run; a failed run is an error (exit code 1) after it is shown.
-fn show_action(rec: &cairn_runtime::ActionRecord, format: &str) -> Result<()> {
-    if format == "json" {
+fn show_action(rec: &cairn_runtime::ActionRecord, format: &FormatArgs) -> Result<()> {
+    if format.json() {
         println!("{}", serde_json::to_string_pretty(rec)?);
     } else {
         print!("{}", output::action_text(rec));
@@ -192,10 +191,6 @@ fn show_action(rec: &cairn_runtime::ActionRecord, format: &str) -> Result<()> {
         bail!("action {} failed: {}", rec.id, rec.message);
     }
     Ok(())
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    cairn_plan::parse_duration(s).map_err(|e| e.to_string())
 }
 
 fn default_dir() -> PathBuf {
@@ -242,9 +237,13 @@ fn main() {
     let result = rt.block_on(dispatch(cli, run_args));
     // Blocking reads still parked on pipes must not keep the process alive.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
@@ -281,28 +280,39 @@ fn take_run_args(args: &mut Vec<std::ffi::OsString>) -> Vec<Vec<String>> {
     groups
 }
 
-async fn dispatch(cli: Cli, run_args: Vec<Vec<String>>) -> Result<()> {
+/// Runs the command; returns the process exit code (an error is exit code 1).
+async fn dispatch(cli: Cli, run_args: Vec<Vec<String>>) -> Result<i32> {
     let dir = cli.dir.unwrap_or_else(default_dir);
-    let client_command = match cli.command {
+    match cli.command {
         Command::Container(c)
         | Command::Pebble {
             command: PebbleCommand::Client(c),
-        } => Some(c),
-        command => {
-            return dispatch_host(dir, command, run_args).await;
+        } => {
+            let socket = pebble::resolve_socket(&dir, cli.container.as_deref())?;
+            pebble::run(&socket, c).await
         }
-    };
-    if let Some(c) = client_command {
-        let socket = pebble::resolve_socket(&dir, cli.container.as_deref())?;
-        let code = pebble::run(&socket, c).await?;
-        if code != 0 {
-            std::process::exit(code);
+        Command::Pebble {
+            command:
+                PebbleCommand::Run {
+                    hold,
+                    http,
+                    create_dirs,
+                },
+        } => {
+            standalone::run(standalone::RunOptions {
+                hold,
+                http,
+                create_dirs,
+                args: run_args,
+            })
+            .await
         }
+        command => dispatch_host(dir, command).await.map(|()| 0),
     }
-    Ok(())
 }
 
-async fn dispatch_host(dir: PathBuf, command: Command, run_args: Vec<Vec<String>>) -> Result<()> {
+/// The commands of the charm host (everything but Pebble's).
+async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
     match command {
         Command::Run {
             update_status_interval,
@@ -364,7 +374,7 @@ async fn dispatch_host(dir: PathBuf, command: Command, run_args: Vec<Vec<String>
         }
         Command::Status { format } => {
             let v = control::call(&dir, &Request::Status).await?;
-            if format == "json" {
+            if format.json() {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let report: cairn_runtime::StatusReport = serde_json::from_value(v)?;
@@ -374,7 +384,7 @@ async fn dispatch_host(dir: PathBuf, command: Command, run_args: Vec<Vec<String>
         }
         Command::Events { unit, n, format } => {
             let v = control::call(&dir, &Request::Events { unit, n }).await?;
-            if format == "json" {
+            if format.json() {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let events: Vec<cairn_runtime::HistoryEntry> = serde_json::from_value(v)?;
@@ -406,7 +416,7 @@ async fn dispatch_host(dir: PathBuf, command: Command, run_args: Vec<Vec<String>
             .await?;
             let rec: cairn_runtime::ActionRecord = serde_json::from_value(v.clone())?;
             if wait.is_none() {
-                if format == "json" {
+                if format.json() {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 } else {
                     println!(
@@ -424,26 +434,8 @@ async fn dispatch_host(dir: PathBuf, command: Command, run_args: Vec<Vec<String>
             show_action(&rec, &format)
         }
         Command::Demo { keep } => demo::run(keep).await,
-        Command::Container(_)
-        | Command::Pebble {
-            command: PebbleCommand::Client(_),
-        } => unreachable!("client commands are dispatched above"),
-        Command::Pebble {
-            command:
-                PebbleCommand::Run {
-                    hold,
-                    http,
-                    create_dirs,
-                },
-        } => {
-            let code = standalone::run(standalone::RunOptions {
-                hold,
-                http,
-                create_dirs,
-                args: run_args,
-            })
-            .await?;
-            std::process::exit(code);
+        Command::Container(_) | Command::Pebble { .. } => {
+            unreachable!("Pebble's commands are dispatched by dispatch()")
         }
     }
 }

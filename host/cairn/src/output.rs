@@ -3,33 +3,7 @@
 use cairn_runtime::HistoryEntry;
 use cairn_runtime::StatusReport;
 
-/// Formats rows as left-aligned columns separated by two spaces.
-pub fn table(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
+use crate::table::render_trimmed as table;
 
 /// `cairn status` as text: apps, units, then each unit's containers and services.
 pub fn status_table(r: &StatusReport) -> String {
@@ -204,15 +178,6 @@ pub fn action_text(rec: &cairn_runtime::ActionRecord) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn table_aligns_columns() {
-        let t = super::table(&[
-            vec!["a".into(), "bb".into()],
-            vec!["ccc".into(), "d".into()],
-        ]);
-        assert_eq!(t, "a    bb\nccc  d\n");
-    }
-
     #[test]
     fn times_are_cut_to_milliseconds() {
         assert_eq!(

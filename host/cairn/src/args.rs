@@ -1,0 +1,112 @@
+//! Command-line pieces shared by the host commands and the Pebble-style commands: the
+//! `--format` option, Pebble's `--abs-time` and `--no-wait` mixins, and Go-style durations.
+
+use std::time::Duration;
+
+use clap::builder::PossibleValue;
+use clap::{Args, ValueEnum};
+
+/// How a command prints its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Tables and text for people (the default).
+    Text,
+    /// JSON for programs.
+    Json,
+}
+
+// By hand rather than derived: a derived `ValueEnum` turns the variants' doc comments into
+// help text, which would change every `--help` page into clap's long layout.
+impl ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Format::Text, Format::Json]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            Format::Text => "text",
+            Format::Json => "json",
+        }))
+    }
+}
+
+/// `--format`, as Pebble's format mixin.
+#[derive(Args)]
+pub struct FormatArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl FormatArgs {
+    /// True for the default text output.
+    pub fn text(&self) -> bool {
+        self.format == Format::Text
+    }
+
+    /// True for `--format json`.
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+}
+
+/// `--abs-time`, as Pebble's time mixin.
+#[derive(Args)]
+pub struct TimeArgs {
+    /// Display absolute times (in RFC 3339 format). Otherwise, display relative times up to
+    /// 60 days, then YYYY-MM-DD.
+    #[arg(long)]
+    pub abs_time: bool,
+}
+
+/// `--no-wait`, as Pebble's wait mixin.
+#[derive(Args)]
+pub struct WaitArgs {
+    /// Do not wait for the operation to finish but just print the change id.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// A Go-style duration (`5m`, `1h30m`, `200ms`) as clap's value parser, with the plan's
+/// parser so that the CLI and layers accept the same texts.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    cairn_plan::parse_duration(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        format: FormatArgs,
+        #[arg(long, value_parser = parse_duration)]
+        after: Option<Duration>,
+    }
+
+    #[test]
+    fn format_defaults_to_text_and_refuses_other_names() {
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert!(cli.format.text() && !cli.format.json());
+        let cli = Cli::try_parse_from(["x", "--format", "json"]).unwrap();
+        assert!(cli.format.json());
+        let err = Cli::try_parse_from(["x", "--format", "yaml"])
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("error: invalid value 'yaml' for '--format <FORMAT>'\n  [possible values: text, json]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn durations_are_go_style() {
+        let cli = Cli::try_parse_from(["x", "--after", "1m30s"]).unwrap();
+        assert_eq!(cli.after, Some(Duration::from_secs(90)));
+        assert!(Cli::try_parse_from(["x", "--after", "soon"]).is_err());
+    }
+}
