@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use cairn_plan::{CheckLevel, CheckStartup, ServiceStartup};
 use cairn_supervisor::timefmt::rfc3339;
+use cairn_supervisor::{ChangeStatus, CheckStatus};
 use serde::{Deserialize, Serialize};
 
 /// Task progress as the API shows it.
@@ -74,6 +75,27 @@ pub struct ChangeInfo {
     /// Change data.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TaskInfo {
+    /// The status as the supervisor's type (`None` for a name Pebble does not use).
+    pub fn status(&self) -> Option<ChangeStatus> {
+        ChangeStatus::from_name(&self.status)
+    }
+}
+
+impl ChangeInfo {
+    /// The status as the supervisor's type (`None` for a name Pebble does not use).
+    pub fn status(&self) -> Option<ChangeStatus> {
+        ChangeStatus::from_name(&self.status)
+    }
+}
+
+impl CheckInfo {
+    /// The status as the supervisor's type (`None` for a name Pebble does not use).
+    pub fn status(&self) -> Option<CheckStatus> {
+        CheckStatus::from_name(&self.status)
+    }
 }
 
 impl From<&cairn_supervisor::TaskInfo> for TaskInfo {

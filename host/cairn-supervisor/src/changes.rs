@@ -56,6 +56,15 @@ impl ChangeStatus {
         }
     }
 
+    /// The status Pebble names `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        STATUS_ORDER
+            .iter()
+            .chain(&[ChangeStatus::Default])
+            .copied()
+            .find(|s| s.as_str() == name)
+    }
+
     /// Whether nothing more will happen to a change or task in this status.
     pub fn is_ready(self) -> bool {
         matches!(

@@ -47,6 +47,13 @@ impl CheckStatus {
             CheckStatus::Inactive => "inactive",
         }
     }
+
+    /// The status Pebble names `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [CheckStatus::Up, CheckStatus::Down, CheckStatus::Inactive]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
 }
 
 /// A check as the supervisor reports it (`GET /v1/checks` renders it).

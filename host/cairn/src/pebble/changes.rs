@@ -3,7 +3,8 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use cairn_api::{Client, ClientError};
-use cairn_supervisor::ChangeInfo;
+use cairn_api::types::ChangeInfo;
+use cairn_supervisor::ChangeStatus;
 use clap::Args;
 
 use super::Io;
@@ -142,7 +143,7 @@ fn finished(chg: ChangeInfo) -> Result<()> {
     if !chg.ready {
         bail!("change {} is not ready", chg.id);
     }
-    if chg.status == "Done" {
+    if chg.status() == Some(ChangeStatus::Done) {
         return Ok(());
     }
     match chg.err {
@@ -200,7 +201,7 @@ fn tasks_text(chg: &ChangeInfo, abs: bool) -> String {
     let mut rows = vec![row(["Status", "Spawn", "Ready", "Summary"])];
     for t in &chg.tasks {
         let mut summary = t.summary.clone();
-        if t.status == "Doing" && t.progress.total > 1 {
+        if t.status() == Some(ChangeStatus::Doing) && t.progress.total > 1 {
             summary = format!(
                 "{summary} ({:.2}%)",
                 t.progress.done as f64 / t.progress.total as f64 * 100.0

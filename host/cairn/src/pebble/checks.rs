@@ -2,7 +2,8 @@
 
 use anyhow::{Result, bail};
 use cairn_api::{Client, ClientError};
-use cairn_supervisor::CheckInfo;
+use cairn_api::types::CheckInfo;
+use cairn_supervisor::CheckStatus;
 use clap::Args;
 
 use super::Io;
@@ -107,7 +108,7 @@ pub async fn checks(client: &Client, args: ChecksArgs, io: &mut Io<'_>) -> Resul
             "Change",
         ])];
         for c in &list {
-            let inactive = c.status == "inactive";
+            let inactive = c.status() == Some(CheckStatus::Inactive);
             rows.push(vec![
                 c.name.clone(),
                 if c.level.is_empty() {
