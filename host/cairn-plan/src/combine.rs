@@ -100,7 +100,7 @@ pub fn combine_layers(layers: &[Layer]) -> Result<Layer, PlanError> {
 }
 
 fn missing_override(label: &str, kind: &str, name: &str) -> PlanError {
-    format_err(format!(
+    PlanError::Override(format!(
         r#"layer {} must define "override" for {kind} {}"#,
         quote(label),
         quote(name)
@@ -109,7 +109,7 @@ fn missing_override(label: &str, kind: &str, name: &str) -> PlanError {
 
 /// The message Pebble gives when combining a definition whose `override` is not merge/replace.
 pub(crate) fn invalid_override(label: &str, kind: &str, name: &str) -> PlanError {
-    format_err(format!(
+    PlanError::Override(format!(
         r#"layer {} has invalid "override" value for {kind} {}"#,
         quote(label),
         quote(name)

@@ -114,6 +114,21 @@ struct RawLayer {
     pairing_mode: String,
 }
 
+/// Parses a layer given to add-layer (`POST /v1/layers`, a charm's `add-layer`) with the
+/// messages Pebble's API gives: an empty label is [`PlanError::LabelRequired`], and a
+/// layer that does not parse is [`PlanError::LayerYaml`] (`cannot parse layer YAML: ...`),
+/// except for `override` problems ([`PlanError::Override`]), which Pebble only finds when
+/// combining and so reports without the prefix.
+pub fn parse_added_layer(label: &str, data: &[u8]) -> Result<Layer, PlanError> {
+    if label.is_empty() {
+        return Err(PlanError::LabelRequired);
+    }
+    parse_layer(0, label, data).map_err(|e| match e {
+        PlanError::Override(_) => e,
+        other => PlanError::LayerYaml(Box::new(other)),
+    })
+}
+
 /// Parses and validates one layer's YAML, as Pebble's `ParseLayer` does.
 pub fn parse_layer(order: u32, label: &str, data: &[u8]) -> Result<Layer, PlanError> {
     let parse_failed =
