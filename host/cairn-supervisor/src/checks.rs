@@ -890,6 +890,15 @@ impl Run {
                         "Check {name:?} threshold {threshold} hit, triggering action and recovering"
                     );
                     inner.services.check_failed(&name);
+                    // Count this failure in the check's info before the change fails: the
+                    // change's Error is what check-failed events are made from.
+                    inner.checks.update(
+                        &self.config,
+                        &change_id,
+                        &self.prev_change_id,
+                        self.successes,
+                        self.failures,
+                    );
                     {
                         let mut book = inner.book.lock().unwrap();
                         book.task_error(self.task, &e.to_string());
