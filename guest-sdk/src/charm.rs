@@ -232,16 +232,22 @@ impl Context {
 }
 
 /// Builds a fresh `C` and lets it handle `event`: what the host's call of the exported
-/// handler does, and what the native `testing::Harness` runs.
+/// handler does, and what the native `testing::Harness` runs. A failure is the error's
+/// whole chain as text, as the host shows it.
 pub fn run_event<C: Charm>(event: Event) -> core::result::Result<Outcome, String> {
+    dispatch::<C>(event).map_err(|e| e.chain_message())
+}
+
+/// [`run_event`] with the handler's error kept as an [`Error`](crate::Error).
+pub(crate) fn dispatch<C: Charm>(event: Event) -> Result<Outcome> {
     let mut ctx = Context::new(event.clone());
     let mut charm = C::default();
-    let result = charm
+    charm
         .setup(&mut ctx)
-        .and_then(|()| charm.handle(&mut ctx, event));
-    match result {
-        Ok(()) if ctx.deferred => Ok(Outcome::Deferred),
-        Ok(()) => Ok(Outcome::Handled),
-        Err(e) => Err(format!("{e:#}")),
-    }
+        .and_then(|()| charm.handle(&mut ctx, event))?;
+    Ok(if ctx.deferred {
+        Outcome::Deferred
+    } else {
+        Outcome::Handled
+    })
 }

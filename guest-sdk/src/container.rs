@@ -119,7 +119,8 @@ pub struct FileInfo {
 }
 
 /// How to run a command ([`Container::exec_with`]); defaults: the supervisor's environment,
-/// HOME as working directory, no timeout, stderr merged into stdout.
+/// HOME as working directory, no timeout, stderr kept apart from stdout (as ops'
+/// `Container.exec`, whose `combine_stderr` is false by default).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExecOptions {
     /// Environment overrides.
@@ -134,8 +135,9 @@ pub struct ExecOptions {
     pub group: Option<String>,
     /// Inherit this service's environment, user, group and working dir.
     pub service_context: Option<String>,
-    /// Keep stderr apart from stdout.
-    pub split_stderr: bool,
+    /// Send stderr into stdout, as one stream (ops' `combine_stderr=True`); then
+    /// [`Process::read_stderr`] and [`ExecOutput::stderr`] stay empty.
+    pub combine_stderr: bool,
 }
 
 /// A finished command's output.
@@ -145,7 +147,7 @@ pub struct ExecOutput {
     pub exit_code: i32,
     /// Standard output.
     pub stdout: Vec<u8>,
-    /// Standard error (with `split_stderr`).
+    /// Standard error (empty with `combine_stderr`).
     pub stderr: Vec<u8>,
 }
 
@@ -173,13 +175,14 @@ impl Process {
         self.handle.send_signal(signal)
     }
 
-    /// Reads the next chunk of stdout (stderr merged in unless `split_stderr`), at most
+    /// Reads the next chunk of stdout (stderr merged in with `combine_stderr`), at most
     /// `max` bytes, waiting until some arrive; `None` once the command closed it.
     pub fn read_stdout(&self, max: usize) -> Result<Option<Vec<u8>>> {
         self.handle.read_stdout(clamp_read(max))
     }
 
-    /// Reads the next chunk of stderr (with `split_stderr`), as [`Process::read_stdout`].
+    /// Reads the next chunk of stderr (nothing with `combine_stderr`), as
+    /// [`Process::read_stdout`].
     pub fn read_stderr(&self, max: usize) -> Result<Option<Vec<u8>>> {
         self.handle.read_stderr(clamp_read(max))
     }
@@ -194,7 +197,7 @@ impl Process {
         }
     }
 
-    /// Stderr as a [`std::io::Read`] (with `split_stderr`).
+    /// Stderr as a [`std::io::Read`] (empty with `combine_stderr`).
     pub fn stderr(&self) -> ProcessOutput<'_> {
         ProcessOutput {
             process: self,

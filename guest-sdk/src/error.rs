@@ -79,7 +79,7 @@ pub struct ExecError {
     pub exit_code: i32,
     /// Its standard output.
     pub stdout: Vec<u8>,
-    /// Its standard error (empty unless stderr was kept apart).
+    /// Its standard error (empty when it went into stdout, with `combine_stderr`).
     pub stderr: Vec<u8>,
 }
 

@@ -154,9 +154,10 @@ pub mod prelude {
         Startup,
     };
     pub use crate::{
-        ActionEvent, Charm, CheckEvent, CheckInfo, ConfigValue, Container, Context, Error, Event,
-        ExecOptions, FileOptions, FileTree, NoticeEvent, NoticeFilter, Outcome, Result, ResultExt,
-        ServiceInfo, ServiceStatus, Status, StoredState,
+        ActionEvent, Charm, CheckEvent, CheckInfo, CheckStatus, ConfigValue, Container, Context,
+        Error, Event, ExecError, ExecOptions, ExecOutput, FileOptions, FileTree, NoticeEvent,
+        NoticeFilter, Outcome, Process, ProcessOutput, Result, ResultExt, ServiceInfo,
+        ServiceStatus, Status, StoredState,
     };
     pub use crate::{debug, error, export_charm, info, trace, warn};
 }

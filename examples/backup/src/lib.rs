@@ -144,7 +144,6 @@ export_charm!(BackupCharm);
 mod tests {
     use super::*;
     use cairn_sdk::testing::Harness;
-    use cairn_sdk::{Event, NoticeEvent};
 
     fn harness() -> Harness<BackupCharm> {
         Harness::from_charmcraft(include_str!("../charmcraft.yaml")).unwrap()
@@ -177,14 +176,8 @@ mod tests {
         h.deploy().unwrap();
         h.container_mut(BACKUP)
             .add_notice(DONE, &[("path", "/b/1.tar.gz"), ("bytes", "10")]);
-        let notice = h
-            .container_mut(BACKUP)
-            .add_notice(DONE, &[("path", "/b/2.tar.gz"), ("bytes", "12")]);
-        h.run(Event::PebbleCustomNotice(NoticeEvent {
-            container: BACKUP.into(),
-            notice,
-        }))
-        .unwrap();
+        h.custom_notice(BACKUP, DONE, &[("path", "/b/2.tar.gz"), ("bytes", "12")])
+            .unwrap();
         assert_eq!(
             h.unit_status(),
             &Status::active("backup 2 done: /b/2.tar.gz (12 bytes)")
@@ -197,14 +190,8 @@ mod tests {
                 count: 2
             })
         );
-        let failed = h
-            .container_mut(BACKUP)
-            .add_notice(FAILED, &[("error", "disk full")]);
-        h.run(Event::PebbleCustomNotice(NoticeEvent {
-            container: BACKUP.into(),
-            notice: failed,
-        }))
-        .unwrap();
+        h.custom_notice(BACKUP, FAILED, &[("error", "disk full")])
+            .unwrap();
         assert_eq!(
             h.unit_status(),
             &Status::blocked("backup failed: disk full")

@@ -217,7 +217,6 @@ impl DbCharm {
         }
         action.log(format!("dumping {database} into {out}"))?;
         let options = ExecOptions {
-            split_stderr: true,
             timeout: Some(std::time::Duration::from_secs(30)),
             ..ExecOptions::default()
         };
@@ -312,12 +311,12 @@ export_charm!(DbCharm);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_sdk::ExecOutput;
     use cairn_sdk::testing::{ExecArgs, Harness, TestContainer};
-    use cairn_sdk::{Event, ExecOutput};
 
     fn harness() -> Harness<DbCharm> {
         let mut h = Harness::from_charmcraft(include_str!("../charmcraft.yaml")).unwrap();
-        h.set_config("data-dir", "/srv/db");
+        h.set_config("data-dir", "/srv/db").unwrap();
         h
     }
 
@@ -366,7 +365,7 @@ mod tests {
                  --backup-dir /srv/db/backups --backup-interval 3600"
             )
         );
-        h.set_config("port", 0i64);
+        h.set_config("port", 0i64).unwrap();
         h.config_changed().unwrap();
         assert!(matches!(h.unit_status(), Status::Blocked(m) if m.contains("invalid port 0")));
     }
@@ -407,17 +406,40 @@ mod tests {
     }
 
     #[test]
+    fn parameters_the_schema_refuses_never_reach_the_charm() {
+        let mut h = harness();
+        h.deploy().unwrap();
+        let delivered = h.history().len();
+        // The messages `cairn run-action` gives for the same parameters (tests/e2e/actions.rs).
+        for (params, message) in [
+            (
+                r#"{"nmae": "nightly"}"#,
+                "invalid parameters for action \"backup\": unknown parameter \"nmae\"",
+            ),
+            (
+                r#"{"compress": "maybe"}"#,
+                "invalid parameters for action \"backup\": compress: expected boolean, got \"maybe\"",
+            ),
+        ] {
+            let err = h.run_action("backup", params).unwrap_err();
+            assert_eq!(err.to_string(), message, "{params}");
+        }
+        assert_eq!(
+            h.history().len(),
+            delivered,
+            "refused runs are not delivered"
+        );
+    }
+
+    #[test]
     fn scheduled_backups_are_kept_and_shown() {
         let mut h = harness();
         h.deploy().unwrap();
-        let notice = h.container_mut(DB).add_notice(
+        h.custom_notice(
+            DB,
             SCHEDULED,
             &[("path", "/srv/db/backups/scheduled-1.sql"), ("bytes", "99")],
-        );
-        h.run(Event::PebbleCustomNotice(NoticeEvent {
-            container: DB.into(),
-            notice,
-        }))
+        )
         .unwrap();
         assert_eq!(
             h.unit_status(),

@@ -127,25 +127,9 @@ export_charm!(WebCharm);
 mod tests {
     use super::*;
     use cairn_sdk::testing::Harness;
-    use cairn_sdk::{CheckStatus, Event};
 
     fn harness() -> Harness<WebCharm> {
         Harness::from_charmcraft(include_str!("../charmcraft.yaml")).unwrap()
-    }
-
-    fn up_event(status: CheckStatus, failures: u32) -> CheckEvent {
-        CheckEvent {
-            container: WEB.into(),
-            info: CheckInfo {
-                name: UP.into(),
-                level: Some(CheckLevel::Ready),
-                status,
-                successes: 0,
-                failures,
-                threshold: 3,
-                change_id: Some("7".into()),
-            },
-        }
     }
 
     #[test]
@@ -155,14 +139,13 @@ mod tests {
         let check = &h.container(WEB).plan().checks[UP];
         assert_eq!(check.level, Some(CheckLevel::Ready));
         assert_eq!(check.period.as_deref(), Some("5s"));
-        h.run(Event::PebbleCheckFailed(up_event(CheckStatus::Down, 3)))
-            .unwrap();
+        h.check_failed(WEB, UP).unwrap();
+        assert_eq!(h.container(WEB).check_status(UP), Some(CheckStatus::Down));
         assert_eq!(
             h.unit_status(),
             &Status::maintenance("check \"up\" failing; the server does not answer")
         );
-        h.run(Event::PebbleCheckRecovered(up_event(CheckStatus::Up, 0)))
-            .unwrap();
+        h.check_recovered(WEB, UP).unwrap();
         assert_eq!(h.unit_status(), &Status::active("serving on port 8080"));
     }
 

@@ -138,7 +138,7 @@ impl ContainerHandle {
     }
 
     pub fn get_plan_yaml(&self) -> Result<String, Error> {
-        with_world(|w| Ok(w.container(&self.0)?.plan().to_yaml()))
+        with_world(|w| Ok(w.container(&self.0)?.plan_yaml()))
     }
 
     pub fn send_signal(&self, signal: &str, names: &[String]) -> Result<(), Error> {

@@ -208,7 +208,7 @@ impl ContainerHandle {
             group_id: None,
             group: o.group.clone(),
             service_context: o.service_context.clone(),
-            split_stderr: o.split_stderr,
+            split_stderr: !o.combine_stderr,
         };
         self.0
             .exec(command, &opts)

@@ -23,13 +23,22 @@ pub enum PlanError {
     /// A `service-context` named a service the plan does not define.
     #[error("context service {} not found", quote(.0))]
     ContextServiceNotFound(String),
-    /// A definition without a valid `override` (Pebble finds these when combining, so the
-    /// API reports them without the "cannot parse layer YAML" prefix of parse errors).
-    #[error("{0}")]
-    Override(String),
     /// Service arguments were given for a service the plan does not define.
     #[error("service {} not found in plan", quote(.0))]
     ServiceNotFound(String),
+    /// A service, check or log target whose `override` is missing or not `merge`/`replace`.
+    /// Pebble finds these when combining layers, so an added layer's message carries no
+    /// parse prefix even though Cairn finds invalid values while parsing.
+    #[error("{0}")]
+    Override(String),
+    /// An add-layer request without a label.
+    #[error("label must be set")]
+    LabelRequired,
+    /// An added layer's YAML was refused: what `POST /v1/layers` answers for a layer that
+    /// does not parse. The inner error is the parser's; it is part of this message, so it
+    /// is not also given as `source()` (a chain would print it twice).
+    #[error("cannot parse layer YAML: {0}")]
+    LayerYaml(Box<PlanError>),
 }
 
 impl PlanError {
@@ -37,7 +46,11 @@ impl PlanError {
     pub fn is_client_error(&self) -> bool {
         matches!(
             self,
-            PlanError::Format(_) | PlanError::LabelExists(_) | PlanError::Override(_)
+            PlanError::Format(_)
+                | PlanError::LabelExists(_)
+                | PlanError::Override(_)
+                | PlanError::LabelRequired
+                | PlanError::LayerYaml(_)
         )
     }
 }

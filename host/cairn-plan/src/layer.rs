@@ -114,13 +114,18 @@ struct RawLayer {
     pairing_mode: String,
 }
 
-/// Parses a layer given to a running daemon (`POST /v1/layers`, a charm's `add-layer`) with
-/// the texts Pebble's API gives: a parse or validation error is prefixed with "cannot parse
-/// layer YAML: ", an `override` problem (which Pebble finds when combining) is not.
-pub fn parse_api_layer(label: &str, data: &[u8]) -> Result<Layer, PlanError> {
+/// Parses a layer given to add-layer (`POST /v1/layers`, a charm's `add-layer`) with the
+/// messages Pebble's API gives: an empty label is [`PlanError::LabelRequired`], and a
+/// layer that does not parse is [`PlanError::LayerYaml`] (`cannot parse layer YAML: ...`),
+/// except for `override` problems ([`PlanError::Override`]), which Pebble only finds when
+/// combining and so reports without the prefix.
+pub fn parse_added_layer(label: &str, data: &[u8]) -> Result<Layer, PlanError> {
+    if label.is_empty() {
+        return Err(PlanError::LabelRequired);
+    }
     parse_layer(0, label, data).map_err(|e| match e {
         PlanError::Override(_) => e,
-        other => PlanError::Format(format!("cannot parse layer YAML: {other}")),
+        other => PlanError::LayerYaml(Box::new(other)),
     })
 }
 

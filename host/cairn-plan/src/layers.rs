@@ -66,6 +66,20 @@ impl Layers {
         }
     }
 
+    /// Adds a layer given as YAML, as `POST /v1/layers` and a charm's `add-layer` do:
+    /// [`parse_added_layer`](crate::parse_added_layer) (Pebble's API messages), then
+    /// [`Layers::add`]. On error nothing changes.
+    pub fn add_yaml(
+        &mut self,
+        label: &str,
+        yaml: &[u8],
+        combine: bool,
+        inner: bool,
+    ) -> Result<(), PlanError> {
+        let layer = crate::parse_added_layer(label, yaml)?;
+        self.add(layer, combine, inner)
+    }
+
     /// Replaces the `[ ... ]` arguments of the named services, as `pebble run --args` does,
     /// by appending a `pebble-service-args` layer.
     pub fn set_service_args(

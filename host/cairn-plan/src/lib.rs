@@ -6,13 +6,16 @@
 //! combined in order ([`combine_layers`]) into the *plan* ([`Plan::from_layers`]), which
 //! the supervisor runs: start/stop ordering and lanes ([`Plan::start_lanes`]), command
 //! splitting with `[ default args ]` ([`Service::parse_command`]), and rendering exactly
-//! as `pebble plan` prints it ([`Plan::to_yaml`]).
+//! as `pebble plan` prints it ([`Plan::to_yaml`]). Layers added through the API go through
+//! [`Layers::add_yaml`], which gives Pebble's API messages. [`glob_match`] is Go's
+//! `path.Match`, which the files API filters listings with.
 //!
 //! Behaviour and error texts follow Pebble (`internals/plan`, `internals/overlord/planstate`).
 //! YAML is parsed with libyaml (the parser Go's `yaml.v3` is a port of) and decoded with
 //! `yaml.v3`'s rules, so values and messages match; rendering reproduces `yaml.v3`'s emitter.
 //!
-//! The crate is pure: no I/O except reading a layers directory, no async, no processes.
+//! The crate is pure: no I/O except reading a layers directory, no async, no processes, so
+//! the SDK's native testing harness runs the same code as the host.
 //!
 //! # Where Cairn cannot match Pebble exactly
 //! - User and group names are not resolved here (Pebble's `NormalizeUidGid`, also used to
@@ -39,6 +42,7 @@ mod command;
 mod dir;
 mod duration;
 mod error;
+mod glob;
 mod layer;
 mod layers;
 mod order;
@@ -53,7 +57,8 @@ pub use command::{command_string, quote_word, split_command};
 pub use dir::{load_layers_dir, read_layers_dir};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::PlanError;
-pub use layer::{parse_api_layer, parse_layer};
+pub use glob::{BadPattern, glob_match};
+pub use layer::{parse_added_layer, parse_layer};
 pub use layers::{Layers, SERVICE_ARGS_LABEL};
 pub use quote::quote;
 pub use types::*;

@@ -5,7 +5,7 @@
 //! parameters given as `key=value` are typed by that schema (`string`, `integer`,
 //! `number`, `boolean`, or JSON for `array`/`object`), checked (`required`,
 //! `additionalProperties: false`, enums) and completed with defaults before the charm
-//! runs. Every run is a record persisted under `<state>/actions/<id>.json`: pending,
+//! runs (the rules live in `cairn-charm`, shared with the SDK's testing harness). Every run is a record persisted under `<state>/actions/<id>.json`: pending,
 //! running, then completed or failed, with the results, log messages and failure
 //! message the charm reported.
 
@@ -229,99 +229,13 @@ impl ActionStore {
 }
 
 /// Types `key=value` settings by the action's params schema, checks them and applies
-/// defaults; returns the parameters as a JSON object.
+/// defaults; returns the parameters as a JSON object (`cairn_charm`'s rules and messages).
 pub fn validate_params(
     meta: &CharmMeta,
     action: &str,
     settings: &[(String, String)],
 ) -> Result<Value, RuntimeError> {
-    let Some(spec) = meta.actions.get(action) else {
-        let known: Vec<&str> = meta.actions.keys().map(String::as_str).collect();
-        return Err(RuntimeError::Config(format!(
-            "action {action:?} not defined by charm {:?} (it has: {})",
-            meta.name,
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )));
-    };
-    let spec: Value = serde_json::to_value(spec).unwrap_or(Value::Null);
-    let props = spec["params"].as_object().cloned().unwrap_or_default();
-    let mut out = serde_json::Map::new();
-    let bad = |msg: String| {
-        RuntimeError::Config(format!("invalid parameters for action {action:?}: {msg}"))
-    };
-    for (k, raw) in settings {
-        let Some(schema) = props.get(k) else {
-            if spec["additionalProperties"] == Value::Bool(false) {
-                return Err(bad(format!("unknown parameter {k:?}")));
-            }
-            out.insert(k.clone(), Value::String(raw.clone()));
-            continue;
-        };
-        let kind = schema["type"].as_str().unwrap_or("string");
-        let v = match kind {
-            "string" => Value::String(raw.clone()),
-            "integer" => raw
-                .parse::<i64>()
-                .map(Value::from)
-                .map_err(|_| bad(format!("{k}: expected integer, got {raw:?}")))?,
-            "number" => raw
-                .parse::<f64>()
-                .ok()
-                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
-                .ok_or_else(|| bad(format!("{k}: expected number, got {raw:?}")))?,
-            "boolean" => match raw.as_str() {
-                "true" => Value::Bool(true),
-                "false" => Value::Bool(false),
-                _ => return Err(bad(format!("{k}: expected boolean, got {raw:?}"))),
-            },
-            "array" | "object" => {
-                let v: Value = serde_json::from_str(raw)
-                    .map_err(|_| bad(format!("{k}: expected {kind} as JSON, got {raw:?}")))?;
-                let ok = if kind == "array" {
-                    v.is_array()
-                } else {
-                    v.is_object()
-                };
-                if !ok {
-                    return Err(bad(format!("{k}: expected {kind}, got {raw:?}")));
-                }
-                v
-            }
-            other => {
-                return Err(bad(format!(
-                    "{k}: unsupported type {other:?} in the schema"
-                )));
-            }
-        };
-        if let Some(allowed) = schema["enum"].as_array()
-            && !allowed.contains(&v)
-        {
-            return Err(bad(format!(
-                "{k}: {v} is not one of {}",
-                Value::Array(allowed.clone())
-            )));
-        }
-        out.insert(k.clone(), v);
-    }
-    for (k, schema) in &props {
-        if !out.contains_key(k)
-            && let Some(d) = schema.get("default")
-        {
-            out.insert(k.clone(), d.clone());
-        }
-    }
-    for r in spec["required"].as_array().into_iter().flatten() {
-        if let Some(name) = r.as_str()
-            && !out.contains_key(name)
-        {
-            return Err(bad(format!("missing required parameter {name:?}")));
-        }
-    }
-    Ok(Value::Object(out))
+    Ok(meta.validate_params(action, settings)?)
 }
 
 #[cfg(test)]
@@ -343,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn params_are_typed_checked_and_defaulted() {
+    fn bad_params_are_config_errors_with_the_schema_messages() {
         let m = meta();
         let p = validate_params(&m, "backup", &kv(&[("target", "/x"), ("fast", "true")])).unwrap();
         assert_eq!(

@@ -1,129 +1,20 @@
-//! Charm metadata (`charmcraft.yaml`) and locating a charm's built component.
+//! Charm metadata (`charmcraft.yaml`, modelled and checked by the pure `cairn-charm` crate,
+//! which the SDK's testing harness shares) and locating a charm's built component.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+pub use cairn_charm::{ActionSpec, CharmError, CharmMeta, ConfigOption, ConfigSection};
 
 use crate::RuntimeError;
-use crate::types::ConfigValue;
 
-/// The parts of `charmcraft.yaml` the host uses (real charmcraft keys).
-#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
-pub struct CharmMeta {
-    /// The charm's name (the default app name).
-    pub name: String,
-    /// One-line summary.
-    #[serde(default)]
-    pub summary: String,
-    /// Workload containers, by name.
-    #[serde(default)]
-    pub containers: BTreeMap<String, serde_yaml::Value>,
-    /// Config options.
-    #[serde(default)]
-    pub config: ConfigSection,
-    /// Actions, by name (parameters are validated by a later host version).
-    #[serde(default)]
-    pub actions: BTreeMap<String, serde_yaml::Value>,
-}
-
-/// `config:` of charmcraft.yaml.
-#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Default)]
-pub struct ConfigSection {
-    /// Options by name.
-    #[serde(default)]
-    pub options: BTreeMap<String, ConfigOption>,
-}
-
-/// One config option: its type, default and description.
-#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
-pub struct ConfigOption {
-    /// `string`, `int`, `float`, `boolean` or `secret`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The default, if any.
-    #[serde(default)]
-    pub default: Option<serde_yaml::Value>,
-    /// Shown to operators.
-    #[serde(default)]
-    pub description: String,
-}
-
-impl CharmMeta {
-    /// Parses `charmcraft.yaml` text.
-    pub fn parse(text: &str) -> Result<Self, RuntimeError> {
-        let meta: CharmMeta = serde_yaml::from_str(text)
-            .map_err(|e| RuntimeError::Charm(format!("cannot parse charmcraft.yaml: {e}")))?;
-        for (name, opt) in &meta.config.options {
-            if !matches!(
-                opt.kind.as_str(),
-                "string" | "int" | "float" | "boolean" | "secret"
-            ) {
-                return Err(RuntimeError::Charm(format!(
-                    "config option {name:?} has unknown type {:?}",
-                    opt.kind
-                )));
-            }
-            if let Some(d) = &opt.default {
-                opt.value_of(d).map_err(|e| {
-                    RuntimeError::Charm(format!("config option {name:?} default: {e}"))
-                })?;
-            }
-        }
-        Ok(meta)
-    }
-
-    /// Defaults merged with the user's settings: the config a charm sees.
-    pub fn effective_config(
-        &self,
-        settings: &BTreeMap<String, ConfigValue>,
-    ) -> BTreeMap<String, ConfigValue> {
-        let mut out = BTreeMap::new();
-        for (name, opt) in &self.config.options {
-            if let Some(v) = settings.get(name) {
-                out.insert(name.clone(), v.clone());
-            } else if let Some(d) = opt.default.as_ref().and_then(|d| opt.value_of(d).ok()) {
-                out.insert(name.clone(), d);
-            }
-        }
-        out
-    }
-
-    /// Parses an operator's `key=value` for option `key` by its declared type.
-    pub fn parse_setting(&self, key: &str, value: &str) -> Result<ConfigValue, RuntimeError> {
-        let opt = self
-            .config
-            .options
-            .get(key)
-            .ok_or_else(|| RuntimeError::Config(format!("unknown option {key:?}")))?;
-        let bad = || {
-            RuntimeError::Config(format!(
-                "option {key:?} expected {}, got {value:?}",
-                opt.kind
-            ))
-        };
-        Ok(match opt.kind.as_str() {
-            "int" => ConfigValue::Int(value.trim().parse().map_err(|_| bad())?),
-            "float" => ConfigValue::Float(value.trim().parse().map_err(|_| bad())?),
-            "boolean" => ConfigValue::Bool(match value.trim() {
-                "true" => true,
-                "false" => false,
-                _ => return Err(bad()),
-            }),
-            _ => ConfigValue::String(value.to_string()),
-        })
-    }
-}
-
-impl ConfigOption {
-    fn value_of(&self, v: &serde_yaml::Value) -> Result<ConfigValue, String> {
-        use serde_yaml::Value;
-        match (self.kind.as_str(), v) {
-            ("int", Value::Number(n)) if n.is_i64() => Ok(ConfigValue::Int(n.as_i64().unwrap())),
-            ("float", Value::Number(n)) => Ok(ConfigValue::Float(n.as_f64().unwrap_or(0.0))),
-            ("boolean", Value::Bool(b)) => Ok(ConfigValue::Bool(*b)),
-            ("string" | "secret", Value::String(s)) => Ok(ConfigValue::String(s.clone())),
-            (kind, other) => Err(format!("expected {kind}, got {other:?}")),
+impl From<CharmError> for RuntimeError {
+    /// Metadata problems are the charm's; a bad setting, action or parameter is the
+    /// operator's (`Config`).
+    fn from(e: CharmError) -> Self {
+        if e.is_metadata_error() {
+            RuntimeError::Charm(e.to_string())
+        } else {
+            RuntimeError::Config(e.to_string())
         }
     }
 }
@@ -241,44 +132,15 @@ mod toml_lite {
 mod tests {
     use super::*;
 
-    const META: &str = "name: web\ncontainers:\n  web:\n    resource: web-image\nconfig:\n  options:\n    port:\n      type: int\n      default: 8080\n    debug:\n      type: boolean\n    name:\n      type: string\n      default: x\n";
-
     #[test]
-    fn settings_are_parsed_by_declared_type() {
-        let m = CharmMeta::parse(META).unwrap();
-        assert_eq!(
-            m.parse_setting("port", "9090").unwrap(),
-            ConfigValue::Int(9090)
-        );
-        assert_eq!(
-            m.parse_setting("debug", "true").unwrap(),
-            ConfigValue::Bool(true)
-        );
-        assert_eq!(
-            m.parse_setting("port", "abc").unwrap_err().to_string(),
-            "option \"port\" expected int, got \"abc\""
-        );
-        assert_eq!(
-            m.parse_setting("nope", "1").unwrap_err().to_string(),
-            "unknown option \"nope\""
-        );
-    }
-
-    #[test]
-    fn defaults_fill_unset_options() {
-        let m = CharmMeta::parse(META).unwrap();
-        let mut s = BTreeMap::new();
-        s.insert("name".to_string(), ConfigValue::String("y".into()));
-        let c = m.effective_config(&s);
-        assert_eq!(c["port"], ConfigValue::Int(8080));
-        assert_eq!(c["name"], ConfigValue::String("y".into()));
-        assert!(!c.contains_key("debug"));
-    }
-
-    #[test]
-    fn bad_default_type_is_refused() {
+    fn metadata_errors_are_the_charms_and_setting_errors_the_operators() {
         let bad = "name: x\nconfig:\n  options:\n    port:\n      type: int\n      default: nope\n";
-        assert!(CharmMeta::parse(bad).is_err());
+        let e = RuntimeError::from(CharmMeta::parse(bad).unwrap_err());
+        assert!(matches!(e, RuntimeError::Charm(_)), "{e:?}");
+        let m = CharmMeta::parse("name: x\n").unwrap();
+        let e = RuntimeError::from(m.parse_setting("nope", "1").unwrap_err());
+        assert_eq!(e.to_string(), "unknown option \"nope\"");
+        assert!(matches!(e, RuntimeError::Config(_)), "{e:?}");
     }
 
     #[test]

@@ -7,30 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// A typed config value, as declared in `charmcraft.yaml`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ConfigValue {
-    /// `type: boolean`.
-    Bool(bool),
-    /// `type: int`.
-    Int(i64),
-    /// `type: float`.
-    Float(f64),
-    /// `type: string` (and `secret`).
-    String(String),
-}
-
-impl std::fmt::Display for ConfigValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConfigValue::Bool(b) => write!(f, "{b}"),
-            ConfigValue::Int(i) => write!(f, "{i}"),
-            ConfigValue::Float(x) => write!(f, "{x}"),
-            ConfigValue::String(s) => write!(f, "{s}"),
-        }
-    }
-}
+pub use cairn_charm::ConfigValue;
 
 /// A unit's or app's workload status, as the charm sets it (Juju's names; not to be
 /// confused with the supervisor's change and service statuses).

@@ -219,16 +219,13 @@ impl Supervisor {
         combine: bool,
         inner: bool,
     ) -> Result<(), SupervisorError> {
-        if label.is_empty() {
-            return Err(SupervisorError::BadRequest("label must be set".into()));
-        }
         let bad = |e: cairn_plan::PlanError| SupervisorError::BadRequest(e.to_string());
-        let layer = cairn_plan::parse_api_layer(label, yaml).map_err(bad)?;
+        // Parsed outside the lock; adding changes nothing on error.
+        let layer = cairn_plan::parse_added_layer(label, yaml).map_err(bad)?;
         let plan = {
             let mut state = self.inner.state.lock().unwrap();
-            let mut layers = state.layers.clone();
-            layers.add(layer, combine, inner).map_err(bad)?;
-            state.set_layers(layers);
+            state.layers.add(layer, combine, inner).map_err(bad)?;
+            state.plan = Arc::new(state.layers.plan().clone());
             state.plan.clone()
         };
         self.inner.save();

@@ -294,3 +294,51 @@ async fn aborting_a_check_change_kills_its_running_exec_command() {
         .unwrap();
     assert!(info.ready, "{info:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_whose_perform_change_failed_shows_the_failure_that_hit_the_threshold() {
+    // What the runtime does for a check-failed event: on the change-update notice of a
+    // perform-check change in Error, read the check's info. It must count the failure
+    // that hit the threshold (the supervisor logged "failure 2/2 ... threshold 2 hit").
+    // Several checks fail at once, so that a read racing the update would be seen.
+    let sup = Supervisor::open(SupervisorOptions::new(dir("threshold-info"))).unwrap();
+    let mut layer = String::from("checks:\n");
+    for i in 0..12 {
+        layer.push_str(&format!(
+            "  chk{i}:\n    override: replace\n    period: 200ms\n    threshold: 2\n    exec:\n      command: 'false'\n"
+        ));
+    }
+    sup.add_layer("checks", layer.as_bytes(), false, false)
+        .unwrap();
+    let mut after = time::OffsetDateTime::now_utc() - Duration::from_secs(1);
+    let mut seen = std::collections::BTreeSet::new();
+    let start = Instant::now();
+    while seen.len() < 12 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "failed perform-checks seen: {seen:?}"
+        );
+        let filter = crate::NoticeFilter {
+            user_id: None,
+            types: vec![crate::notices::NoticeType::ChangeUpdate],
+            keys: Vec::new(),
+            after: Some(after),
+        };
+        for n in sup.wait_notices(&filter, Duration::from_secs(1)).await {
+            after = after.max(n.last_repeated);
+            let failed = n.last_data.get("kind").map(String::as_str) == Some("perform-check")
+                && sup.change(&n.key).is_ok_and(|c| c.status == ChangeStatus::Error);
+            if !failed {
+                continue;
+            }
+            let name = n.last_data["check-name"].clone();
+            let info = check(&sup, &name);
+            assert_eq!(
+                (info.status, info.failures, info.threshold),
+                (CheckStatus::Down, 2, 2),
+                "{name}"
+            );
+            seen.insert(name);
+        }
+    }
+}

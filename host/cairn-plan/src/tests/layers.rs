@@ -312,3 +312,73 @@ fn workloads_are_immutable_after_load() {
         r#"cannot change immutable section "workloads""#
     );
 }
+
+#[test]
+fn added_yaml_gets_the_api_messages() {
+    let mut layers = Layers::new(vec![]).unwrap();
+    layers
+        .add_yaml(
+            "base",
+            b"services:\n  a:\n    override: replace\n    command: sleep 1\n",
+            false,
+            false,
+        )
+        .unwrap();
+    let before = layers.clone();
+    let add = |layers: &mut Layers, label: &str, text: &str| {
+        layers
+            .add_yaml(label, yaml(text).as_bytes(), false, false)
+            .unwrap_err()
+    };
+
+    let err = add(&mut layers, "x", "services: [");
+    assert!(matches!(err, PlanError::LayerYaml(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "cannot parse layer YAML: cannot parse layer \"x\": yaml: line 1: did not find \
+         expected node content"
+    );
+    let err = add(&mut layers, "x", "checks:\n  c:\n    override: sideways\n");
+    assert_eq!(
+        err,
+        PlanError::Override(r#"layer "x" has invalid "override" value for check "c""#.into())
+    );
+    let err = add(&mut layers, "x", "services:\n  b:\n    command: x\n");
+    assert_eq!(
+        err.to_string(),
+        r#"layer "x" must define "override" for service "b""#
+    );
+    assert!(matches!(err, PlanError::Override(_)));
+    let err = add(&mut layers, "pebble-x", "summary: s\n");
+    assert_eq!(
+        err.to_string(),
+        r#"cannot parse layer YAML: cannot use reserved label prefix "pebble-""#
+    );
+    assert_eq!(
+        add(&mut layers, "", "summary: s\n"),
+        PlanError::LabelRequired
+    );
+    assert_eq!(PlanError::LabelRequired.to_string(), "label must be set");
+
+    // Plan rules come from the combined plan, without a prefix.
+    let err = add(
+        &mut layers,
+        "x",
+        "checks:\n  up:\n    override: replace\n    http: {}\n",
+    );
+    assert_eq!(
+        err.to_string(),
+        r#"plan must set "url" for http check "up""#
+    );
+    let err = add(
+        &mut layers,
+        "x",
+        "checks:\n  up:\n    override: replace\n    exec:\n      command: true\n      service-context: nope\n",
+    );
+    assert_eq!(
+        err.to_string(),
+        r#"plan check "up" service context specifies non-existent service "nope""#
+    );
+    assert!(err.is_client_error());
+    assert_eq!(layers, before, "a refused layer changes nothing");
+}

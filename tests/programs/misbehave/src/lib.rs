@@ -144,16 +144,23 @@ fn probe_exec(work: &Container) -> Result<()> {
     if out.stdout != b"through stdin" {
         return Err(Error::msg(format!("cat gave {out:?}")));
     }
+    // Stderr is kept apart by default, and goes into stdout with `combine_stderr`.
     let opts = cairn_sdk::ExecOptions {
-        split_stderr: true,
         environment: vec![("PROBE_X".into(), "42".into())],
         ..Default::default()
     };
-    let out = work
-        .exec_with(&["sh", "-c", "echo $PROBE_X; echo err >&2"], &opts)?
-        .wait_output()?;
+    let probe = ["sh", "-c", "echo $PROBE_X; echo err >&2"];
+    let out = work.exec_with(&probe, &opts)?.wait_output()?;
     if (out.stdout.as_slice(), out.stderr.as_slice()) != (&b"42\n"[..], &b"err\n"[..]) {
         return Err(Error::msg(format!("split exec gave {out:?}")));
+    }
+    let combined = cairn_sdk::ExecOptions {
+        combine_stderr: true,
+        ..opts
+    };
+    let out = work.exec_with(&probe, &combined)?.wait_output()?;
+    if (out.stdout.as_slice(), out.stderr.as_slice()) != (&b"42\nerr\n"[..], &b""[..]) {
+        return Err(Error::msg(format!("combined exec gave {out:?}")));
     }
     match work.exec(&["sh", "-c", "exit 3"])?.wait_output() {
         Err(cairn_sdk::Error::Exec(e)) if e.exit_code == 3 => {}
@@ -162,10 +169,7 @@ fn probe_exec(work: &Container) -> Result<()> {
     // Streaming reads: stdout through io::Read in small chunks, stderr apart, then wait.
     let p = work.exec_with(
         &["sh", "-c", "seq 1 2000; echo done >&2"],
-        &cairn_sdk::ExecOptions {
-            split_stderr: true,
-            ..Default::default()
-        },
+        &cairn_sdk::ExecOptions::default(),
     )?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut p.stdout(), &mut text)?;
@@ -461,8 +465,10 @@ mod tests {
         let mut h = harness();
         h.deploy().unwrap();
         assert_eq!(
-            h.update_config("mode", "error"),
-            Err("misbehave: error requested".into())
+            h.update_config("mode", "error")
+                .unwrap_err()
+                .chain_message(),
+            "misbehave: error requested"
         );
         assert_eq!(h.state(HANDLED), Some(&b"1"[..]));
         h.update_config("mode", "ok").unwrap();
@@ -472,8 +478,8 @@ mod tests {
     #[test]
     fn defer_defers_once() {
         let mut h = harness().with_config("mode", "defer");
-        assert_eq!(h.config_changed(), Ok(Outcome::Deferred));
-        assert_eq!(h.config_changed(), Ok(Outcome::Handled));
+        assert_eq!(h.config_changed().unwrap(), Outcome::Deferred);
+        assert_eq!(h.config_changed().unwrap(), Outcome::Handled);
         // The deferred event came back first, then the new one.
         assert_eq!(h.unit_status(), &Status::active("handled 2"));
     }
