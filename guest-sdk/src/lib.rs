@@ -130,6 +130,7 @@ pub mod layer;
 mod log;
 mod model;
 mod paths;
+mod yaml;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 

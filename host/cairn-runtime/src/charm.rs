@@ -31,8 +31,9 @@ pub struct CharmSource {
 impl CharmSource {
     /// Finds a charm from a directory (`charmcraft.yaml` plus `charm.wasm`, or the
     /// directory's crate built for wasm32-wasip2 under a `target/` above it) or from a
-    /// `.wasm` file with `charmcraft.yaml` beside it.
-    pub fn locate(path: &Path) -> Result<Self, RuntimeError> {
+    /// `.wasm` file with `charmcraft.yaml` beside it. `target_dirs` are Cargo target
+    /// directories searched before the `target/` directories above the charm.
+    pub fn locate(path: &Path, target_dirs: &[PathBuf]) -> Result<Self, RuntimeError> {
         let (dir, wasm) = if path.extension().is_some_and(|e| e == "wasm") {
             (
                 path.parent().unwrap_or(Path::new(".")).to_path_buf(),
@@ -48,7 +49,7 @@ impl CharmSource {
         let meta = CharmMeta::parse(&text)?;
         let wasm = match wasm {
             Some(w) => w,
-            None => find_component(&dir)?,
+            None => find_component(&dir, target_dirs)?,
         };
         if !wasm.is_file() {
             return Err(RuntimeError::Charm(format!(
@@ -60,7 +61,7 @@ impl CharmSource {
     }
 }
 
-fn find_component(dir: &Path) -> Result<PathBuf, RuntimeError> {
+fn find_component(dir: &Path, target_dirs: &[PathBuf]) -> Result<PathBuf, RuntimeError> {
     let direct = dir.join("charm.wasm");
     if direct.is_file() {
         return Ok(direct);
@@ -80,10 +81,7 @@ fn find_component(dir: &Path) -> Result<PathBuf, RuntimeError> {
         )));
     };
     let file = format!("{}.wasm", package.replace('-', "_"));
-    let mut roots: Vec<PathBuf> = Vec::new();
-    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
-        roots.push(PathBuf::from(t));
-    }
+    let mut roots: Vec<PathBuf> = target_dirs.to_vec();
     let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     for anc in abs.ancestors() {
         roots.push(anc.join("target"));

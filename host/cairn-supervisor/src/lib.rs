@@ -715,22 +715,3 @@ impl Inner {
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_checks;
-#[cfg(test)]
-mod tests_exec;
-#[cfg(test)]
-mod tests_sandbox;
-
-/// Waits until process group `pgid` has `n` live members; returns them.
-#[cfg(test)]
-async fn wait_for_members(pgid: i32, n: usize) -> Vec<i32> {
-    for _ in 0..200 {
-        let m = groups::member_pids(pgid);
-        if m.len() >= n {
-            return m;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("process group {pgid} never had {n} members");
-}

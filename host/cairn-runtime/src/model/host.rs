@@ -46,6 +46,10 @@ pub struct HostConfig {
     pub retry_max: Duration,
     /// Whether unit containers share the host's filesystem or each get a root of its own.
     pub containers: ContainerMode,
+    /// Cargo target directories searched first for a charm directory's built component
+    /// (the binary passes `CARGO_TARGET_DIR`); `target/` directories above the charm are
+    /// searched after them.
+    pub target_dirs: Vec<PathBuf>,
 }
 
 /// How unit containers see the filesystem (design §6).
@@ -79,6 +83,7 @@ impl HostConfig {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             containers: ContainerMode::Shared,
+            target_dirs: Vec::new(),
         }
     }
 }
@@ -128,13 +133,12 @@ struct HostInner {
 }
 
 fn valid_app_name(name: &str) -> bool {
-    let re = regex_lite(name);
-    re && name.len() <= 64
+    follows_juju_name_rule(name) && name.len() <= 64
 }
 
 /// Juju's application name rule: lowercase letters, digits and single hyphens, starting with
 /// a letter, not ending with a hyphen or a hyphen followed by digits only.
-fn regex_lite(name: &str) -> bool {
+fn follows_juju_name_rule(name: &str) -> bool {
     let bytes = name.as_bytes();
     if bytes.is_empty()
         || !bytes[0].is_ascii_lowercase()
@@ -394,7 +398,7 @@ impl Host {
         name: Option<&str>,
         settings: &[(String, String)],
     ) -> Result<String, RuntimeError> {
-        let src = CharmSource::locate(source)?;
+        let src = CharmSource::locate(source, &self.inner.config.target_dirs)?;
         let app_name = name.unwrap_or(&src.meta.name).to_string();
         if !valid_app_name(&app_name) {
             return Err(RuntimeError::Config(format!(

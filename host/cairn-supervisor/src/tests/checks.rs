@@ -1,4 +1,4 @@
-//! Checks on real sockets and processes (issue 5).
+//! Checks on real sockets and processes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -10,9 +10,7 @@ use crate::{ChangeStatus, CheckStatus};
 use crate::{ServicesAction, Supervisor, SupervisorOptions};
 
 fn dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("cairn-chk-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    super::temp_dir("chk", name)
 }
 
 /// A tiny HTTP server answering every request with the status in `status` and a body.
@@ -54,7 +52,7 @@ fn check(sup: &Supervisor, name: &str) -> crate::CheckInfo {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue5_http_check_goes_down_at_threshold_and_recovers() {
+async fn http_check_goes_down_at_threshold_and_recovers() {
     let status = Arc::new(AtomicU16::new(200));
     let port = http_server(status.clone()).await;
     let sup = Supervisor::open(SupervisorOptions::new(dir("http"))).unwrap();
@@ -130,7 +128,7 @@ async fn issue5_http_check_goes_down_at_threshold_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue5_exec_and_tcp_failures_carry_pebble_details() {
+async fn exec_and_tcp_failures_carry_pebble_details() {
     let sup = Supervisor::open(SupervisorOptions::new(dir("exec"))).unwrap();
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -196,7 +194,7 @@ async fn issue5_exec_and_tcp_failures_carry_pebble_details() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue5_plan_change_restarts_only_changed_checks() {
+async fn plan_change_restarts_only_changed_checks() {
     let sup = Supervisor::open(SupervisorOptions::new(dir("replan"))).unwrap();
     sup.add_layer(
         "checks",
@@ -230,7 +228,7 @@ async fn issue5_plan_change_restarts_only_changed_checks() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue5_on_check_failure_restarts_the_service() {
+async fn on_check_failure_restarts_the_service() {
     let sup = Supervisor::open(SupervisorOptions::new(dir("onfail"))).unwrap();
     let flag = dir("onfail-flag");
     std::fs::create_dir_all(&flag).unwrap();
@@ -274,8 +272,8 @@ async fn aborting_a_check_change_kills_its_running_exec_command() {
     std::fs::create_dir_all(d.join("layers")).unwrap();
     std::fs::write(d.join("layers/001-base.yaml"), layer).unwrap();
     let sup = Supervisor::open(SupervisorOptions::new(d)).unwrap();
-    let running = crate::tests_exec::within(Duration::from_secs(5), || {
-        !crate::tests_exec::pids_running(&cmd).is_empty()
+    let running = super::within(Duration::from_secs(5), || {
+        !super::pids_running(&cmd).is_empty()
     });
     assert!(running.await, "the check's command never started");
     let change = check(&sup, "slow").change_id;
@@ -284,8 +282,8 @@ async fn aborting_a_check_change_kills_its_running_exec_command() {
         [ChangeStatus::Abort, ChangeStatus::Undone].contains(&info.tasks[0].status),
         "{info:?}"
     );
-    let gone = crate::tests_exec::within(crate::services::KILL_DELAY_DEFAULT, || {
-        crate::tests_exec::pids_running(&cmd).is_empty()
+    let gone = super::within(crate::services::KILL_DELAY_DEFAULT, || {
+        super::pids_running(&cmd).is_empty()
     });
     assert!(gone.await, "the check's command outlived the abort");
     let info = sup

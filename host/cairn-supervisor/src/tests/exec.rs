@@ -1,4 +1,4 @@
-//! Exec on real processes, through the channels the API bridges to websockets (issue 6).
+//! Exec on real processes, through the channels the API bridges to websockets.
 
 use std::time::Duration;
 
@@ -7,12 +7,11 @@ use bytes::Bytes;
 use crate::exec::{Control, Endpoint, ExecArgs, Stdin};
 #[allow(unused_imports)]
 use crate::{ChangeStatus, CheckStatus};
+use super::{pids_running, within};
 use crate::{Supervisor, SupervisorOptions};
 
 fn sup(name: &str) -> Supervisor {
-    let d = std::env::temp_dir().join(format!("cairn-exec-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    let mut o = SupervisorOptions::new(d);
+    let mut o = SupervisorOptions::new(super::temp_dir("exec", name));
     o.env
         .push(("PEBBLE_SOCKET".into(), "/x/.pebble.socket".into()));
     Supervisor::open(o).unwrap()
@@ -54,7 +53,7 @@ async fn exit_code(s: &Supervisor, change: &str) -> (i64, crate::ChangeInfo) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue6_exec_streams_io_and_reports_exit_codes() {
+async fn exec_streams_io_and_reports_exit_codes() {
     let s = sup("io");
     let started = s.exec(args(&["echo", "hi"])).unwrap();
     assert_eq!(
@@ -106,7 +105,7 @@ async fn issue6_exec_streams_io_and_reports_exit_codes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue6_exec_signals_timeouts_and_errors() {
+async fn exec_signals_timeouts_and_errors() {
     let s = sup("sig");
     let started = s.exec(args(&["sleep", "10"])).unwrap();
     let Endpoint::Control(ctl) = s.exec_connect(&started.task_id, "control").unwrap() else {
@@ -154,7 +153,7 @@ async fn issue6_exec_signals_timeouts_and_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue6_exec_in_a_terminal() {
+async fn exec_in_a_terminal() {
     let s = sup("tty");
     let mut a = args(&["sh", "-c", "test -t 1 && stty size"]);
     a.terminal = true;
@@ -168,7 +167,7 @@ async fn issue6_exec_in_a_terminal() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue6_stopping_the_supervisor_kills_running_execs() {
+async fn stopping_the_supervisor_kills_running_execs() {
     let s = sup("stopall");
     let started = s.exec(args(&["sleep", "600"])).unwrap();
     let Endpoint::Stdio { stdin: _stdin, .. } = s.exec_connect(&started.task_id, "stdio").unwrap()
@@ -188,7 +187,7 @@ async fn issue6_stopping_the_supervisor_kills_running_execs() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue6_exec_groups_are_recorded_for_recovery_after_a_crash() {
+async fn exec_groups_are_recorded_for_recovery_after_a_crash() {
     let s = sup("groups");
     let groups = s.dir().join(crate::groups::GROUPS_FILE);
     let started = s.exec(args(&["sleep", "600"])).unwrap();
@@ -214,46 +213,6 @@ async fn issue6_exec_groups_are_recorded_for_recovery_after_a_crash() {
     s.stop_all().await;
     exit_code(&s, &started.change_id).await;
     assert!(recorded(false).await, "the ended exec is still recorded");
-}
-
-/// Pids of live processes running `cmd` (its program by base name, then its arguments).
-pub(crate) fn pids_running(cmd: &[&str]) -> Vec<i32> {
-    let want: Vec<u8> = cmd[1..]
-        .iter()
-        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
-        .collect();
-    let matches = |c: Vec<u8>| {
-        let Some(end) = c.iter().position(|b| *b == 0) else {
-            return false;
-        };
-        let argv0 = String::from_utf8_lossy(&c[..end]).to_string();
-        argv0.rsplit('/').next() == Some(cmd[0]) && c[end + 1..] == want[..]
-    };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // A zombie has exited already.
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z')
-                && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(matches)
-        })
-        .collect()
-}
-
-/// Waits up to `timeout` for `f` to hold; whether it did.
-pub(crate) async fn within(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    f()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,9 +9,7 @@ use crate::{
 };
 
 fn dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("cairn-sup-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    super::temp_dir("sup", name)
 }
 
 fn open(name: &str, layer: &str) -> Supervisor {
@@ -293,7 +291,7 @@ fn zombie_children() -> Vec<i32> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue4_abandoned_grandchildren_leave_no_zombie() {
+async fn abandoned_grandchildren_leave_no_zombie() {
     crate::reaper::become_subreaper().unwrap();
     let sup = open(
         "orphans",
@@ -332,7 +330,7 @@ fn noting_service(name: &str, log: &std::path::Path, extra: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue4_requires_and_after_order_start_and_stop() {
+async fn requires_and_after_order_start_and_stop() {
     let d = dir("order");
     std::fs::create_dir_all(&d).unwrap();
     let log = d.join("order.log");
@@ -385,7 +383,7 @@ async fn issue4_requires_and_after_order_start_and_stop() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue4_a_failing_service_does_not_block_unrelated_lanes() {
+async fn a_failing_service_does_not_block_unrelated_lanes() {
     let sup = open(
         "lanes",
         "services:\n  bad:\n    override: replace\n    command: sh -c 'exit 2'\n    on-failure: ignore\n  after-bad:\n    override: replace\n    command: sleep 1000\n    requires: [bad]\n    after: [bad]\n  good:\n    override: replace\n    command: sleep 1000\n",
@@ -420,7 +418,7 @@ async fn issue4_a_failing_service_does_not_block_unrelated_lanes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue4_crash_loop_backs_off_doubling_with_jitter_up_to_the_limit() {
+async fn crash_loop_backs_off_doubling_with_jitter_up_to_the_limit() {
     let d = dir("backoffseq");
     std::fs::create_dir_all(&d).unwrap();
     let starts = d.join("starts");
@@ -465,7 +463,7 @@ async fn issue4_crash_loop_backs_off_doubling_with_jitter_up_to_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue4_on_failure_ignore_leaves_the_service_in_error() {
+async fn on_failure_ignore_leaves_the_service_in_error() {
     let sup = open(
         "ignore",
         "services:\n  svc:\n    override: replace\n    command: sh -c 'sleep 1.2; exit 7'\n    on-failure: ignore\n",
@@ -482,7 +480,7 @@ async fn issue4_on_failure_ignore_leaves_the_service_in_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue4_shutdown_action_asks_and_restart_brings_the_container_back() {
+async fn shutdown_action_asks_and_restart_brings_the_container_back() {
     let sup = open(
         "shutdown",
         "services:\n  svc:\n    override: replace\n    command: sh -c 'sleep 1.2; exit 3'\n    on-failure: shutdown\n  other:\n    override: replace\n    command: sleep 1000\n    startup: enabled\n",
@@ -519,7 +517,7 @@ async fn issue4_shutdown_action_asks_and_restart_brings_the_container_back() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue4_a_service_runs_as_its_user_with_home_and_user() {
+async fn a_service_runs_as_its_user_with_home_and_user() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: switching users needs root");
         return;
@@ -566,7 +564,7 @@ async fn issue4_a_service_runs_as_its_user_with_home_and_user() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue4_a_log_flood_stays_in_the_ring_and_blocks_nothing() {
+async fn a_log_flood_stays_in_the_ring_and_blocks_nothing() {
     let sup = open(
         "flood",
         "services:\n  flood:\n    override: replace\n    command: sh -c 'exec yes flooding-the-supervisor-with-lines'\n  calm:\n    override: replace\n    command: sh -c 'echo calm; exec sleep 1000'\n",
@@ -609,7 +607,7 @@ async fn issue4_a_log_flood_stays_in_the_ring_and_blocks_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue4_services_left_by_a_killed_supervisor_are_terminated_on_reopen() {
+async fn services_left_by_a_killed_supervisor_are_terminated_on_reopen() {
     use std::os::unix::process::CommandExt;
     let d = dir("leftover");
     std::fs::create_dir_all(&d).unwrap();
@@ -624,7 +622,7 @@ async fn issue4_services_left_by_a_killed_supervisor_are_terminated_on_reopen() 
         .spawn()
         .unwrap();
     let leader = child.id() as i32;
-    let members = crate::wait_for_members(leader, 2).await;
+    let members = super::wait_for_members(leader, 2).await;
     let grandchild = members.into_iter().find(|p| *p != leader).unwrap();
     {
         let mut g = crate::groups::Groups::new(Some(&d));
@@ -650,14 +648,14 @@ async fn issue4_services_left_by_a_killed_supervisor_are_terminated_on_reopen() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue4_a_dropped_supervisor_takes_its_processes_along() {
+async fn a_dropped_supervisor_takes_its_processes_along() {
     let sup = open(
         "dropped",
         "services:\n  svc:\n    override: replace\n    command: sh -c 'sleep 1003 & exec sleep 1004'\n",
     );
     sup.run_services_action(ServicesAction::Start, &names(&["svc"])).await.unwrap();
     let leader = sup.service_pid("svc").unwrap();
-    let members = crate::wait_for_members(leader, 2).await;
+    let members = super::wait_for_members(leader, 2).await;
     drop(sup);
     tokio::time::sleep(Duration::from_millis(100)).await;
     for pid in members {
@@ -666,7 +664,7 @@ async fn issue4_a_dropped_supervisor_takes_its_processes_along() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn issue4_a_reused_pid_in_the_records_is_not_killed() {
+async fn a_reused_pid_in_the_records_is_not_killed() {
     let d = dir("reused");
     std::fs::create_dir_all(&d).unwrap();
     use std::os::unix::process::CommandExt;
