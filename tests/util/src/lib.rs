@@ -93,6 +93,13 @@ impl AsRef<Path> for TempDir {
     }
 }
 
+/// So that a `TempDir` goes straight into `Command::arg` and `Command::env`.
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         if std::env::var_os(KEEP_DIRS_VAR).is_some_and(|v| !v.is_empty()) {

@@ -69,18 +69,21 @@ pub enum SetupError {
     },
     /// `rustup target add` ran and failed (offline, for example).
     #[error(
-        "cannot build for {target}: its standard library is not installed and `rustup target add {target}` failed; run it yourself (network needed), then retry"
+        "cannot build for {target}: its standard library is not installed and `rustup target add {target}` failed ({reason}); run it yourself (it needs the network), then retry"
     )]
     InstallFailed {
         /// The target asked for.
         target: String,
+        /// rustup's own error line.
+        reason: String,
     },
 }
 
 /// Makes sure `rustc` can build for `target`: when the target's standard library is not
 /// in the toolchain's sysroot, installs it with `rustup target add` (for the toolchain
 /// rustup chose for this workspace: `RUSTUP_TOOLCHAIN`, which rustup sets for the
-/// processes it starts, or `rust-toolchain.toml`). rustup's progress goes to stderr.
+/// processes it starts, or `rust-toolchain.toml`). It says so on stderr first; rustup's
+/// own output is kept back, and only its error line is reported, inside the one-line error.
 pub fn ensure_target(rustc: &OsStr, target: &str) -> Result<TargetSetup, SetupError> {
     let libdir = target_libdir(rustc, target)?;
     if has_std(&libdir) {
@@ -89,17 +92,27 @@ pub fn ensure_target(rustc: &OsStr, target: &str) -> Result<TargetSetup, SetupEr
     eprintln!("the {target} target is not installed: running `rustup target add {target}`");
     let added = Command::new("rustup")
         .args(["target", "add", target])
-        .stdout(Stdio::null())
-        .status();
+        .stdin(Stdio::null())
+        .output();
     match added {
         Err(_) => Err(SetupError::NoRustup {
             target: target.into(),
             libdir: libdir.display().to_string(),
         }),
-        Ok(status) if status.success() && has_std(&libdir) => Ok(TargetSetup::Installed),
-        Ok(_) => Err(SetupError::InstallFailed {
-            target: target.into(),
-        }),
+        Ok(out) if out.status.success() && has_std(&libdir) => Ok(TargetSetup::Installed),
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let reason = stderr
+                .lines()
+                .find_map(|l| l.strip_prefix("error: "))
+                .unwrap_or("no error given")
+                .trim()
+                .to_string();
+            Err(SetupError::InstallFailed {
+                target: target.into(),
+                reason,
+            })
+        }
     }
 }
 
