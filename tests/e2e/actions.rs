@@ -1,4 +1,4 @@
-//! Actions: `cairn run-action` through the daemon into the charm and back (issue 6).
+//! Actions: `cairn run-action` through the daemon into the charm and back.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::common::*;
 
 #[test]
-fn issue6_run_action_prints_results_failures_and_refuses_bad_params() -> Result<()> {
+fn run_action_prints_results_failures_and_refuses_bad_params() -> Result<()> {
     let d = Daemon::start("actions", &[])?;
     d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
     d.wait_status("mis/0", "active", "", Duration::from_secs(15))?;
@@ -94,7 +94,7 @@ fn issue6_run_action_prints_results_failures_and_refuses_bad_params() -> Result<
     // Without --wait it is queued; show-action finds it finished later.
     let out = d.ok(&["run-action", "mis/0", "echo", "message=later"])?;
     let id = out.split_whitespace().nth(1).must("action id")?.to_string();
-    let shown = wait_for(Duration::from_secs(10), || {
+    let shown = eventually(Duration::from_secs(10), || {
         let s = d.ok(&["show-action", &id]).ok()?;
         s.contains("status: completed").then_some(s)
     })
@@ -134,7 +134,7 @@ fn scheduled_backup_shown(d: &Daemon) -> Result<String> {
 }
 
 #[test]
-fn issue6_db_backup_action_dumps_with_exec_pulls_and_reports() -> Result<()> {
+fn db_backup_action_dumps_with_exec_pulls_and_reports() -> Result<()> {
     let d = Daemon::start("db", &[])?;
     let data = d.dir.join("db-data");
     let port = free_port();
@@ -154,7 +154,7 @@ fn issue6_db_backup_action_dumps_with_exec_pulls_and_reports() -> Result<()> {
     d.wait_status("db/0", "active", "serving on", Duration::from_secs(15))?;
     // The charm pushed its program; the workload serves keys.
     assert!(data.join("dbd.py").is_file());
-    let up = wait_for(Duration::from_secs(10), || {
+    let up = eventually(Duration::from_secs(10), || {
         http(port, "PUT", "/keys/greeting", "it's alive").ok()
     })
     .must("db answers")?;
@@ -240,7 +240,8 @@ fn issue6_db_backup_action_dumps_with_exec_pulls_and_reports() -> Result<()> {
 }
 
 #[test]
-fn issue6_db_in_isolated_containers_keeps_everything_in_the_root() -> Result<()> {
+fn db_in_isolated_containers_keeps_everything_in_the_root() -> Result<()> {
+    require_root!("--containers isolated mounts the container's root in a namespace");
     let d = Daemon::start("db-iso", &["--containers", "isolated"])?;
     let port = free_port();
     let (ex, port_setting) = (example("db"), format!("port={port}"));
@@ -249,7 +250,7 @@ fn issue6_db_in_isolated_containers_keeps_everything_in_the_root() -> Result<()>
     let root = d.dir.join("units/db-0/containers/db/root");
     // The charm's push landed in the root, and the service runs from there.
     assert!(root.join("tmp/cairn-db/dbd.py").is_file());
-    wait_for(Duration::from_secs(10), || {
+    eventually(Duration::from_secs(10), || {
         http(port, "PUT", "/keys/where", "inside").ok()
     })
     .must("db answers")?;

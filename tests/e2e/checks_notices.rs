@@ -1,4 +1,4 @@
-//! Health checks and notices delivered to charms as events (issue 5).
+//! Health checks and notices delivered to charms as events.
 
 use std::time::Duration;
 
@@ -32,12 +32,12 @@ fn events_named(d: &Daemon, unit: &str, name: &str) -> Result<usize> {
 }
 
 #[test]
-fn issue5_stalled_workload_fails_its_check_and_the_charm_sees_it() -> Result<()> {
+fn stalled_workload_fails_its_check_and_the_charm_sees_it() -> Result<()> {
     let d = Daemon::start("checkfail", &[])?;
     let port = d.deploy_web(&["check-period=200ms"])?;
     d.wait_status("web/0", "active", "serving", Duration::from_secs(10))?;
     let socket = d.dir.join("units/web-0/containers/web/.pebble.socket");
-    let healthy = wait_for(Duration::from_secs(5), || {
+    let healthy = eventually(Duration::from_secs(5), || {
         api_get(&socket, "/v1/health?level=ready")
             .ok()
             .filter(|(c, _)| *c == 200)
@@ -65,7 +65,7 @@ fn issue5_stalled_workload_fails_its_check_and_the_charm_sees_it() -> Result<()>
     );
 
     // Stall the server: connections open but nothing answers, so the check times out.
-    let (pid, _) = wait_for(Duration::from_secs(5), || {
+    let (pid, _) = eventually(Duration::from_secs(5), || {
         processes_with(&d.dir.display().to_string())
             .into_iter()
             .find(|(_, env)| env_value(env, "PORT").as_deref() == Some(&port.to_string()))
@@ -116,7 +116,7 @@ fn issue5_stalled_workload_fails_its_check_and_the_charm_sees_it() -> Result<()>
 }
 
 #[test]
-fn issue5_a_workload_notice_repeated_within_repeat_after_is_one_event() -> Result<()> {
+fn a_workload_notice_repeated_within_repeat_after_is_one_event() -> Result<()> {
     let d = Daemon::start("customnotice", &[])?;
     d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
     d.wait_status("mis/0", "active", "", Duration::from_secs(15))?;
@@ -139,7 +139,7 @@ fn issue5_a_workload_notice_repeated_within_repeat_after_is_one_event() -> Resul
     ])?;
     d.ok(&["--container", "mis/0", "start", "backup"])?;
     let socket = d.dir.join("units/mis-0/containers/work/.pebble.socket");
-    let notice = wait_for(Duration::from_secs(10), || {
+    let notice = eventually(Duration::from_secs(10), || {
         let (_, body) = api_get(
             &socket,
             "/v1/notices?types=custom&keys=example.com/backup/done",
@@ -150,7 +150,7 @@ fn issue5_a_workload_notice_repeated_within_repeat_after_is_one_event() -> Resul
     .must("notice with two occurrences")?;
     assert!(notice.contains(r#""last-data":{"path":"/x"}"#), "{notice}");
     assert!(notice.contains(r#""repeat-after":"1h0m0s""#), "{notice}");
-    let delivered = wait_for(Duration::from_secs(10), || {
+    let delivered = eventually(Duration::from_secs(10), || {
         let n = events_named(&d, "mis/0", "work-pebble-custom-notice").ok()?;
         (n >= 1).then_some(n)
     });
@@ -170,7 +170,7 @@ fn issue5_a_workload_notice_repeated_within_repeat_after_is_one_event() -> Resul
 }
 
 #[test]
-fn issue5_backup_workload_reports_archives_to_its_charm_by_notice() -> Result<()> {
+fn backup_workload_reports_archives_to_its_charm_by_notice() -> Result<()> {
     let d = Daemon::start("backupcharm", &[])?;
     let source = d.dir.join("data");
     std::fs::create_dir_all(&source)?;

@@ -1,11 +1,13 @@
 //! Helpers: a real `cairn run` daemon on a private state directory, the real CLI, and
-//! process inspection through /proc.
+//! process inspection through /proc. Temporary directories, polling and root gating come
+//! from `cairn-testutil`, re-exported here.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+pub use cairn_testutil::{TempDir, eventually, require_root};
 use serde_json::Value;
 
 /// The `cairn` binary under test.
@@ -13,24 +15,17 @@ pub const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
 
 /// A daemon on its own state directory; killed (SIGTERM, then SIGKILL) and cleaned on drop.
 pub struct Daemon {
-    pub dir: PathBuf,
+    /// The state directory (`--dir`), removed after the daemon and its processes are gone.
+    pub dir: TempDir,
     child: Option<Child>,
     extra: Vec<String>,
-}
-
-/// A fresh, empty directory for one test.
-pub fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cairn-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 impl Daemon {
     /// Starts `cairn run` on a new directory for test `name` with extra `run` flags.
     pub fn start(name: &str, extra: &[&str]) -> Result<Daemon> {
         let mut d = Daemon {
-            dir: test_dir(name),
+            dir: TempDir::new(&format!("e2e-{name}")),
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
@@ -60,20 +55,12 @@ impl Daemon {
             .stderr(log)
             .spawn()?;
         self.child = Some(child);
-        let start = Instant::now();
-        loop {
-            if self
-                .cli(&["status"])
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-            {
-                return Ok(());
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                bail!("daemon did not come up: {}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let up = eventually(Duration::from_secs(30), || {
+            self.cli(&["status"])
+                .is_ok_and(|o| o.status.success())
+                .then_some(())
+        });
+        up.with_context(|| format!("daemon did not come up: {}", self.log()))
     }
 
     /// Stops the daemon with `signal` and waits for it to exit.
@@ -168,23 +155,21 @@ impl Daemon {
         timeout: Duration,
     ) -> Result<Duration> {
         let start = Instant::now();
-        loop {
-            let u = self.unit(unit).ok();
-            if let Some(u) = &u
-                && u["status"]["status"] == want
+        let mut last = None;
+        let reached = eventually(timeout, || {
+            last = self.unit(unit).ok();
+            let u = last.as_ref()?;
+            (u["status"]["status"] == want
                 && u["queued"] == 0
-                && u["status"]["message"].as_str().unwrap_or("").contains(msg)
-            {
-                return Ok(start.elapsed());
-            }
-            if start.elapsed() > timeout {
-                bail!(
-                    "{unit} not {want} ({msg}) after {timeout:?}: {u:?}\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+                && u["status"]["message"].as_str().unwrap_or("").contains(msg))
+            .then(|| start.elapsed())
+        });
+        reached.with_context(|| {
+            format!(
+                "{unit} not {want} ({msg}) after {timeout:?}: {last:?}\n{}",
+                self.log()
+            )
+        })
     }
 }
 
@@ -197,7 +182,7 @@ impl Drop for Daemon {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // `dir` (a TempDir) is removed next, as the fields drop.
     }
 }
 
@@ -269,20 +254,6 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(String, 
 /// First line of an HTTP/1.0 GET of `/` on 127.0.0.1:`port`.
 pub fn http_get(port: u16) -> Result<String> {
     Ok(http(port, "GET", "/", "")?.0)
-}
-
-/// Polls `f` until it returns Some or `timeout` passes.
-pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if start.elapsed() > timeout {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 /// The example charm directory `name`.

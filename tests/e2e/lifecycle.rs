@@ -1,4 +1,4 @@
-//! Deploy, configure and remove real charms supervising real processes (issue 2).
+//! Deploy, configure and remove real charms supervising real processes.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::common::*;
 
 #[test]
-fn issue2_web_deploys_active_serves_moves_and_leaves_nothing() -> Result<()> {
+fn web_deploys_active_serves_moves_and_leaves_nothing() -> Result<()> {
     let d = Daemon::start("web", &[])?;
     let port = free_port();
     let started = Instant::now();
@@ -29,7 +29,7 @@ fn issue2_web_deploys_active_serves_moves_and_leaves_nothing() -> Result<()> {
         "web/0 took {took:?} to become active"
     );
     let line =
-        wait_for(Duration::from_secs(5), || http_get(port).ok()).must("web workload answers")?;
+        eventually(Duration::from_secs(5), || http_get(port).ok()).must("web workload answers")?;
     assert!(line.starts_with("HTTP/1.0 200"), "{line}");
 
     let port2 = free_port();
@@ -40,8 +40,8 @@ fn issue2_web_deploys_active_serves_moves_and_leaves_nothing() -> Result<()> {
         &port2.to_string(),
         Duration::from_secs(10),
     )?;
-    let line =
-        wait_for(Duration::from_secs(5), || http_get(port2).ok()).must("moved workload answers")?;
+    let line = eventually(Duration::from_secs(5), || http_get(port2).ok())
+        .must("moved workload answers")?;
     assert!(line.starts_with("HTTP/1.0 200"), "{line}");
     assert!(http_get(port).is_err(), "old port still answers");
 
@@ -58,7 +58,7 @@ fn issue2_web_deploys_active_serves_moves_and_leaves_nothing() -> Result<()> {
 }
 
 #[test]
-fn issue2_invalid_port_blocks_with_reason_and_stops_service() -> Result<()> {
+fn invalid_port_blocks_with_reason_and_stops_service() -> Result<()> {
     let d = Daemon::start("webblock", &[])?;
     let port = d.deploy_web(&[])?;
     d.ok(&["config", "web", "port=70000"])?;
@@ -73,7 +73,7 @@ fn issue2_invalid_port_blocks_with_reason_and_stops_service() -> Result<()> {
 }
 
 #[test]
-fn issue2_config_change_restarts_service_with_new_environment() -> Result<()> {
+fn config_change_restarts_service_with_new_environment() -> Result<()> {
     let d = Daemon::start("pause", &[])?;
     d.ok(&["deploy", &example("pause"), "--config", "message=first"])?;
     d.wait_status("pause/0", "active", "", Duration::from_secs(10))?;
@@ -84,11 +84,11 @@ fn issue2_config_change_restarts_service_with_new_environment() -> Result<()> {
             .find(|(_, env)| env_value(env, "PAUSE_MESSAGE").as_deref() == Some(msg))
             .map(|(pid, _)| pid)
     };
-    let old = wait_for(Duration::from_secs(5), || find("first"))
+    let old = eventually(Duration::from_secs(5), || find("first"))
         .must("service with PAUSE_MESSAGE=first")?;
     d.ok(&["config", "pause", "message=second"])?;
     d.wait_status("pause/0", "active", "", Duration::from_secs(10))?;
-    let new = wait_for(Duration::from_secs(5), || find("second"))
+    let new = eventually(Duration::from_secs(5), || find("second"))
         .must("service with PAUSE_MESSAGE=second")?;
     assert_ne!(old, new, "service was not restarted");
     let environ = std::fs::read(format!("/proc/{new}/environ"))?;
@@ -111,7 +111,7 @@ fn issue2_config_change_restarts_service_with_new_environment() -> Result<()> {
 }
 
 #[test]
-fn issue2_cli_errors_are_one_clear_line() -> Result<()> {
+fn cli_errors_are_one_clear_line() -> Result<()> {
     let d = Daemon::start("clierr", &[])?;
     for (args, want) in [
         (vec!["deploy", "/nonexistent/charm"], "cannot find charm"),

@@ -1,7 +1,8 @@
-//! The real Python `ops.pebble.Client`, unchanged, drives `cairn pebble run` (issue 3).
+//! The real Python `ops.pebble.Client`, unchanged, drives `cairn pebble run`.
 //!
-//! The test makes a virtualenv under the target directory and installs `ops` from PyPI into
-//! it (once), then runs `tests/ops/ops_compat.py` against the server's socket.
+//! The test makes a virtualenv under the target directory and installs `ops` [`OPS_VERSION`]
+//! from PyPI into it (once per version: this needs the network the first time), then runs
+//! `tests/ops/ops_compat.py` against the server's socket.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,12 +12,18 @@ use anyhow::{Context, Result, bail};
 
 use crate::common::*;
 
-/// A virtualenv with `ops` installed, shared by the test runs of this target directory.
+/// The `ops` release the tests run against, pinned so that a new release on PyPI cannot
+/// change what passes; raise it deliberately (and run `cargo test -p cairn --test e2e -- ops`).
+const OPS_VERSION: &str = "3.9.0";
+
+/// A virtualenv with `ops` [`OPS_VERSION`] installed, shared by the test runs of this target
+/// directory.
 fn ops_python() -> Result<PathBuf> {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ops-venv");
     let python = venv.join("bin/python");
+    // Holds the version installed, so that changing the pin installs again.
     let ready = venv.join(".ops-installed");
-    if ready.exists() {
+    if std::fs::read_to_string(&ready).is_ok_and(|v| v == OPS_VERSION) {
         return Ok(python);
     }
     let run = |cmd: &mut Command| -> Result<()> {
@@ -27,8 +34,10 @@ fn ops_python() -> Result<PathBuf> {
         Ok(())
     };
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "ops"]))?;
-    std::fs::write(&ready, b"")?;
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet"])
+        .arg(format!("ops=={OPS_VERSION}")))?;
+    std::fs::write(&ready, OPS_VERSION)?;
     Ok(python)
 }
 
@@ -48,7 +57,7 @@ fn run_ops_script(socket: &Path, context: &str) -> Result<()> {
 }
 
 #[test]
-fn issue3_python_ops_client_drives_a_unit_container() -> Result<()> {
+fn python_ops_client_drives_a_unit_container() -> Result<()> {
     let d = Daemon::start("opsunit", &[])?;
     d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
     d.wait_status("mis/0", "active", "", Duration::from_secs(15))?;
@@ -93,12 +102,12 @@ fn pebble_symlink(dir: &Path) -> Result<PathBuf> {
 }
 
 #[test]
-fn issue3_python_ops_client_drives_cairn_pebble_run() -> Result<()> {
-    let dir = test_dir("opspebble");
+fn python_ops_client_drives_cairn_pebble_run() -> Result<()> {
+    let dir = TempDir::new("e2e-opspebble");
     let link = pebble_symlink(&dir)?;
     let mut server = pebble_run(&dir, link.to_str().unwrap(), &[])?;
     let socket = dir.join("pebble/.pebble.socket");
-    let up = wait_for(Duration::from_secs(10), || socket.exists().then_some(()));
+    let up = eventually(Duration::from_secs(10), || socket.exists().then_some(()));
     let log = || std::fs::read_to_string(dir.join("pebble.log")).unwrap_or_default();
     let result = match up {
         Some(()) => run_ops_script(&socket, &log()),
@@ -112,13 +121,12 @@ fn issue3_python_ops_client_drives_cairn_pebble_run() -> Result<()> {
         log()
     );
     assert_eq!(processes_with(&dir.display().to_string()), vec![]);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
 #[test]
-fn issue3_pebble_run_autostarts_serves_http_health_and_stops_cleanly() -> Result<()> {
-    let dir = test_dir("pebblerun");
+fn pebble_run_autostarts_serves_http_health_and_stops_cleanly() -> Result<()> {
+    let dir = TempDir::new("e2e-pebblerun");
     let layers = dir.join("pebble/layers");
     std::fs::create_dir_all(&layers)?;
     std::fs::write(
@@ -129,14 +137,14 @@ fn issue3_pebble_run_autostarts_serves_http_health_and_stops_cleanly() -> Result
     let mut server = pebble_run(&dir, CAIRN, &["--http", &format!("127.0.0.1:{port}")])?;
     let pebble_dir = dir.join("pebble").display().to_string();
     let server_pid = server.id() as i32;
-    let running = wait_for(Duration::from_secs(10), || {
+    let running = eventually(Duration::from_secs(10), || {
         let p: Vec<_> = processes_with(&pebble_dir)
             .into_iter()
             .filter(|(pid, _)| *pid != server_pid)
             .collect();
         (!p.is_empty()).then_some(p)
     });
-    let health = wait_for(Duration::from_secs(5), || {
+    let health = eventually(Duration::from_secs(5), || {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
         s.write_all(b"GET /v1/health HTTP/1.0\r\nHost: x\r\n\r\n")
@@ -175,13 +183,12 @@ fn issue3_pebble_run_autostarts_serves_http_health_and_stops_cleanly() -> Result
         vec![],
         "services survived pebble run"
     );
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
 #[test]
-fn issue3_pebble_run_without_its_directory_is_one_clear_error() -> Result<()> {
-    let dir = test_dir("pebblenodir");
+fn pebble_run_without_its_directory_is_one_clear_error() -> Result<()> {
+    let dir = TempDir::new("e2e-pebblenodir");
     let out = Command::new(CAIRN)
         .args(["pebble", "run"])
         .env("PEBBLE", dir.join("missing"))
@@ -192,6 +199,5 @@ fn issue3_pebble_run_without_its_directory_is_one_clear_error() -> Result<()> {
         err.contains("cannot find pebble directory") && err.contains("--create-dirs"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Pebble's command line against one container (issue 3): `cairn --container web/0 …` on a
+//! Pebble's command line against one container: `cairn --container web/0 …` on a
 //! unit of the daemon, and `pebble …` (a symlink) with `PEBBLE` set against `pebble run`.
 
 use std::io::{BufRead, BufReader};
@@ -32,7 +32,7 @@ fn service_row(table: &str, svc: &str) -> Option<Vec<String>> {
 }
 
 #[test]
-fn issue3_cli_drives_a_unit_container() -> Result<()> {
+fn cli_drives_a_unit_container() -> Result<()> {
     let d = Daemon::start("pebblecli", &[])?;
     let port = d.deploy_web(&[])?;
 
@@ -89,7 +89,7 @@ fn issue3_cli_drives_a_unit_container() -> Result<()> {
     let (code, id, _) = pebble_cli(&d, "web/0", &["start", "--no-wait", "http"])?;
     assert_eq!(code, 0);
     assert!(id.trim().parse::<u64>().is_ok(), "{id}");
-    wait_for(Duration::from_secs(10), || http_get(port).ok()).must("restarted workload")?;
+    eventually(Duration::from_secs(10), || http_get(port).ok()).must("restarted workload")?;
 
     // changes and tasks.
     let (_, changes, _) = pebble_cli(&d, "web/0", &["changes"])?;
@@ -148,8 +148,8 @@ fn pebble_link(dir: &Path) -> Result<std::path::PathBuf> {
 }
 
 #[test]
-fn issue3_pebble_cli_with_env_and_run_args() -> Result<()> {
-    let dir = test_dir("pebbleenv");
+fn pebble_cli_with_env_and_run_args() -> Result<()> {
+    let dir = TempDir::new("e2e-pebbleenv");
     let pebble_dir = dir.join("pebble");
     std::fs::create_dir_all(pebble_dir.join("layers"))?;
     std::fs::write(
@@ -180,7 +180,7 @@ fn issue3_pebble_cli_with_env_and_run_args() -> Result<()> {
         ))
     };
     let result = (|| -> Result<()> {
-        wait_for(Duration::from_secs(10), || {
+        eventually(Duration::from_secs(10), || {
             pebble_dir.join(".pebble.socket").exists().then_some(())
         })
         .must("socket")?;
@@ -247,19 +247,18 @@ fn issue3_pebble_cli_with_env_and_run_args() -> Result<()> {
         );
     }
     assert!(status.success());
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
 #[test]
-fn issue4_a_charm_reads_the_typed_plan_and_signals_services() -> Result<()> {
+fn a_charm_reads_the_typed_plan_and_signals_services() -> Result<()> {
     let d = Daemon::start("charmsignal", &[])?;
     d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
     d.wait_status("mis/0", "active", "", Duration::from_secs(15))?;
     d.ok(&["config", "mis", "mode=pebble"])?;
     d.wait_status("mis/0", "active", "pebble ok", Duration::from_secs(15))?;
     // The guest's SIGHUP reached the probe's main process, which logged it.
-    let got = wait_for(Duration::from_secs(5), || {
+    let got = eventually(Duration::from_secs(5), || {
         let (_, logs, _) = pebble_cli(&d, "mis/0", &["logs", "probe"]).ok()?;
         logs.contains("[probe] got-hup").then_some(logs)
     });
@@ -274,7 +273,7 @@ fn issue4_a_charm_reads_the_typed_plan_and_signals_services() -> Result<()> {
 
 /// Runs `cairn pebble run` on a layer until it exits by itself; returns its exit code.
 fn pebble_run_until_exit(name: &str, layer: &str) -> Result<Option<i32>> {
-    let dir = test_dir(name);
+    let dir = TempDir::new(&format!("e2e-{name}"));
     std::fs::create_dir_all(dir.join("layers"))?;
     std::fs::write(dir.join("layers/001-base.yaml"), layer)?;
     let mut child = Command::new(CAIRN)
@@ -284,7 +283,7 @@ fn pebble_run_until_exit(name: &str, layer: &str) -> Result<Option<i32>> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let code = wait_for(Duration::from_secs(15), || child.try_wait().ok().flatten());
+    let code = eventually(Duration::from_secs(15), || child.try_wait().ok().flatten());
     if code.is_none() {
         let _ = child.kill();
         let _ = child.wait();
@@ -296,13 +295,12 @@ fn pebble_run_until_exit(name: &str, layer: &str) -> Result<Option<i32>> {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(left.len(), 0, "services outlived pebble run");
     Ok(code.and_then(|s| s.code()))
 }
 
 #[test]
-fn issue4_pebble_run_exits_with_pebbles_codes_on_shutdown_actions() -> Result<()> {
+fn pebble_run_exits_with_pebbles_codes_on_shutdown_actions() -> Result<()> {
     let layer = |cmd: &str, on: &str, action: &str| {
         format!(
             "services:\n  svc:\n    override: replace\n    command: sh -c '{cmd}'\n    startup: enabled\n    {on}: {action}\n  other:\n    override: replace\n    command: sleep 1000\n    startup: enabled\n"
@@ -350,8 +348,8 @@ fn issue4_pebble_run_exits_with_pebbles_codes_on_shutdown_actions() -> Result<()
 }
 
 #[test]
-fn issue6_cli_push_pull_ls_mkdir_rm() -> Result<()> {
-    let dir = test_dir("clifiles");
+fn cli_push_pull_ls_mkdir_rm() -> Result<()> {
+    let dir = TempDir::new("e2e-clifiles");
     let pebble_dir = dir.join("pebble");
     let server = ChildGuard {
         child: Command::new(CAIRN)
@@ -363,7 +361,7 @@ fn issue6_cli_push_pull_ls_mkdir_rm() -> Result<()> {
             .spawn()?,
         needle: pebble_dir.display().to_string(),
     };
-    wait_for(Duration::from_secs(10), || {
+    eventually(Duration::from_secs(10), || {
         pebble_dir.join(".pebble.socket").exists().then_some(())
     })
     .must("socket")?;
@@ -456,6 +454,5 @@ fn issue6_cli_push_pull_ls_mkdir_rm() -> Result<()> {
     assert_eq!(code, 1);
     assert!(err.contains("timed out after 200ms"), "{err}");
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Host restart: unit state, layers and pending events come back (issue 2).
+//! Host restart: unit state, layers and pending events come back.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use crate::common::*;
 
 #[test]
-fn issue2_restart_restores_units_layers_and_services() -> Result<()> {
+fn restart_restores_units_layers_and_services() -> Result<()> {
     let mut d = Daemon::start("restart", &[])?;
     d.ok(&["deploy", &example("pause"), "--config", "message=kept"])?;
     d.wait_status("pause/0", "active", "", Duration::from_secs(10))?;
@@ -27,7 +27,7 @@ fn issue2_restart_restores_units_layers_and_services() -> Result<()> {
     let u = d.unit("pause/0")?;
     assert_eq!(u["containers"][0]["services"][0]["name"], "pause", "{u}");
     d.wait_status("pause/0", "active", "", Duration::from_secs(10))?;
-    let found = wait_for(Duration::from_secs(5), || {
+    let found = eventually(Duration::from_secs(5), || {
         processes_with(&dir)
             .into_iter()
             .find(|(_, env)| env_value(env, "PAUSE_MESSAGE").as_deref() == Some("kept"))
@@ -43,13 +43,13 @@ fn issue2_restart_restores_units_layers_and_services() -> Result<()> {
 }
 
 #[test]
-fn issue2_pending_events_survive_kill_9() -> Result<()> {
+fn pending_events_survive_kill_9() -> Result<()> {
     let mut d = Daemon::start("kill9", &["--event-deadline", "60s"])?;
     d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
     d.wait_status("mis/0", "active", "handled 1", Duration::from_secs(15))?;
     // The unit gets stuck in a looping event with another event queued behind it.
     d.ok(&["config", "mis", "mode=loop"])?;
-    wait_for(Duration::from_secs(10), || {
+    eventually(Duration::from_secs(10), || {
         d.unit("mis/0").ok().filter(|u| u["queued"] == 1)
     })
     .must("loop event in progress")?;
@@ -78,10 +78,10 @@ fn issue2_pending_events_survive_kill_9() -> Result<()> {
 }
 
 #[test]
-fn issue4_after_kill_9_and_restart_no_process_from_before_survives() -> Result<()> {
+fn after_kill_9_and_restart_no_process_from_before_survives() -> Result<()> {
     let mut d = Daemon::start("kill9procs", &[])?;
     let port = d.deploy_web(&[])?;
-    wait_for(Duration::from_secs(5), || http_get(port).ok()).must("workload answers")?;
+    eventually(Duration::from_secs(5), || http_get(port).ok()).must("workload answers")?;
     let dir = d.dir.display().to_string();
     // An exec in flight too: its command must not outlive the host's restart either.
     let mut exec = ChildGuard {
@@ -94,7 +94,7 @@ fn issue4_after_kill_9_and_restart_no_process_from_before_survives() -> Result<(
             .spawn()?,
         needle: dir.clone(),
     };
-    let sleeping = wait_for(Duration::from_secs(10), || {
+    let sleeping = eventually(Duration::from_secs(10), || {
         processes_with(&dir)
             .into_iter()
             .find(|(pid, _)| {
@@ -114,7 +114,7 @@ fn issue4_after_kill_9_and_restart_no_process_from_before_survives() -> Result<(
     assert_eq!(orphans, before, "workload should outlive a SIGKILLed host");
     // ...until the host comes back, terminates it, and the charm starts it anew.
     d.spawn()?;
-    let gone = wait_for(Duration::from_secs(10), || {
+    let gone = eventually(Duration::from_secs(10), || {
         let now: Vec<i32> = processes_with(&dir).into_iter().map(|(p, _)| p).collect();
         before.iter().all(|p| !now.contains(p)).then_some(())
     });
@@ -124,7 +124,7 @@ fn issue4_after_kill_9_and_restart_no_process_from_before_survives() -> Result<(
         d.log()
     );
     d.wait_status("web/0", "active", "", Duration::from_secs(10))?;
-    wait_for(Duration::from_secs(10), || http_get(port).ok()).must("workload back")?;
+    eventually(Duration::from_secs(10), || http_get(port).ok()).must("workload back")?;
     assert!(d.log().contains("left by a previous run"), "{}", d.log());
 
     // The supervisor also records a warning, which `warnings` lists until `okay`.
@@ -163,7 +163,7 @@ fn issue4_after_kill_9_and_restart_no_process_from_before_survives() -> Result<(
 }
 
 #[test]
-fn issue4_shutdown_action_restarts_the_container_and_fires_pebble_ready() -> Result<()> {
+fn shutdown_action_restarts_the_container_and_fires_pebble_ready() -> Result<()> {
     let d = Daemon::start("shutdownaction", &[])?;
     d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
     d.wait_status("mis/0", "active", "", Duration::from_secs(15))?;
@@ -186,7 +186,7 @@ fn issue4_shutdown_action_restarts_the_container_and_fires_pebble_ready() -> Res
     };
     pebble(&["add", "doomed", layer.to_str().unwrap()])?;
     pebble(&["start", "doomed", "bystander"])?;
-    let bystander = wait_for(Duration::from_secs(5), || {
+    let bystander = eventually(Duration::from_secs(5), || {
         processes_with(&d.dir.display().to_string())
             .into_iter()
             .find(|(pid, _)| {
@@ -198,7 +198,7 @@ fn issue4_shutdown_action_restarts_the_container_and_fires_pebble_ready() -> Res
     .0;
     // doomed exits with 4: its on-failure shutdown takes the container down (bystander
     // stopped), the host brings it back, and the charm sees pebble-ready again.
-    let again = wait_for(Duration::from_secs(15), || {
+    let again = eventually(Duration::from_secs(15), || {
         (ready(&d).ok()? > before).then_some(())
     });
     assert!(again.is_some(), "no new pebble-ready:\n{}", d.log());

@@ -1,5 +1,5 @@
 //! A guest that traps, panics, errors, loops or eats memory fails only its own event; the
-//! unit recovers on the next event and the host and other units carry on (issue 2).
+//! unit recovers on the next event and the host and other units carry on.
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ fn misbehave(d: &Daemon, mode: &str, want_error: &str) -> Result<()> {
     d.wait_status("pause/0", "active", "", Duration::from_secs(15))?;
 
     d.ok(&["config", "mis", &format!("mode={mode}")])?;
-    let u = wait_for(Duration::from_secs(20), || {
+    let u = eventually(Duration::from_secs(20), || {
         d.unit("mis/0")
             .ok()
             .filter(|u| u["status"]["status"] == "error")
@@ -50,7 +50,7 @@ fn misbehave(d: &Daemon, mode: &str, want_error: &str) -> Result<()> {
 }
 
 #[test]
-fn issue2_trapping_guest_fails_only_its_event() -> Result<()> {
+fn trapping_guest_fails_only_its_event() -> Result<()> {
     let d = Daemon::start("trap", &["--retry-delay", "200ms"])?;
     misbehave(
         &d,
@@ -60,19 +60,19 @@ fn issue2_trapping_guest_fails_only_its_event() -> Result<()> {
 }
 
 #[test]
-fn issue2_panicking_guest_fails_only_its_event() -> Result<()> {
+fn panicking_guest_fails_only_its_event() -> Result<()> {
     let d = Daemon::start("panic", &["--retry-delay", "200ms"])?;
     misbehave(&d, "panic", "panicked: misbehave: panic requested")
 }
 
 #[test]
-fn issue2_erroring_handler_fails_only_its_event() -> Result<()> {
+fn erroring_handler_fails_only_its_event() -> Result<()> {
     let d = Daemon::start("error", &["--retry-delay", "200ms"])?;
     misbehave(&d, "error", "misbehave: error requested")
 }
 
 #[test]
-fn issue2_looping_guest_is_stopped_at_its_deadline() -> Result<()> {
+fn looping_guest_is_stopped_at_its_deadline() -> Result<()> {
     let d = Daemon::start(
         "loop",
         &["--retry-delay", "200ms", "--event-deadline", "1s"],
@@ -81,7 +81,7 @@ fn issue2_looping_guest_is_stopped_at_its_deadline() -> Result<()> {
 }
 
 #[test]
-fn issue2_memory_hungry_guest_hits_its_limit() -> Result<()> {
+fn memory_hungry_guest_hits_its_limit() -> Result<()> {
     let d = Daemon::start(
         "alloc",
         &["--retry-delay", "200ms", "--memory-limit-mib", "16"],
@@ -90,19 +90,19 @@ fn issue2_memory_hungry_guest_hits_its_limit() -> Result<()> {
 }
 
 #[test]
-fn issue2_deferred_event_is_redelivered_before_the_next_one() -> Result<()> {
+fn deferred_event_is_redelivered_before_the_next_one() -> Result<()> {
     let d = Daemon::start("defer", &[])?;
     d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
     d.wait_status("mis/0", "active", "handled 1", Duration::from_secs(15))?;
     d.ok(&["config", "mis", "mode=defer"])?;
-    wait_for(Duration::from_secs(10), || {
+    eventually(Duration::from_secs(10), || {
         d.events("mis/0")
             .ok()
             .filter(|e| e.last().is_some_and(|e| e["outcome"] == "deferred"))
     })
     .must("config-changed deferred")?;
     d.ok(&["config", "mis", "label=next"])?;
-    let events = wait_for(Duration::from_secs(10), || {
+    let events = eventually(Duration::from_secs(10), || {
         d.events("mis/0").ok().filter(|e| {
             e.len() >= 2
                 && e[e.len() - 2]["outcome"] == "handled"
@@ -135,8 +135,7 @@ fn daemon_rss_kib(d: &Daemon) -> Result<u64> {
 }
 
 #[test]
-fn issue6_host_calls_of_an_exec_stop_at_the_deadline_and_never_buffer_past_the_limit() -> Result<()>
-{
+fn host_calls_of_an_exec_stop_at_the_deadline_and_never_buffer_past_the_limit() -> Result<()> {
     let d = Daemon::start("exec-limits", &["--event-deadline", "2s"])?;
     d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
     d.wait_status("mis/0", "active", "handled 1", Duration::from_secs(15))?;
