@@ -113,11 +113,12 @@
 //!   its whole `source()` chain) and retries the event later.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 extern crate self as cairn_sdk;
 
 #[doc(hidden)]
-#[allow(missing_docs, clippy::all)]
+#[allow(missing_docs, unsafe_code, clippy::all)]
 #[path = "bindings.rs"]
 pub mod __bindings;
 

@@ -9,6 +9,8 @@
 //! Pebble's codes and kinds, for the server and the wasm bindings alike. Clients written for Pebble (the Python
 //! `ops.pebble.Client`, `pebble` itself, Kubernetes probes) work unchanged.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 mod client_exec;
 mod client_files;

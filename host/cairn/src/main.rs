@@ -5,6 +5,8 @@
 (or `CAIRN_DIR`); the default is `$XDG_STATE_HOME/cairn`, else `~/.local/state/cairn`.
 */
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod control;
 mod daemon;

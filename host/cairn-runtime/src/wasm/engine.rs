@@ -202,8 +202,13 @@ impl Runtime {
         let hash = hex(&sha2::Sha256::digest(wasm));
         let component = match self.cache_path(&hash) {
             Some(path) => {
-                // SAFETY: the cache only holds artifacts this engine configuration produced;
-                // the file name carries the engine's compatibility hash.
+                // SAFETY: deserializing runs native code from the file, so the cache directory
+                // must be trusted: it is the host's own state (under its state directory by
+                // default, or the operator's `--cache-dir`, which may be shared only between
+                // hosts of the same owner) and the host writes it atomically. wasmtime rejects
+                // files that are not its artifacts or were built for another engine
+                // configuration (the name also carries the compatibility hash; a corrupt file
+                // is an error and is recompiled), but a crafted artifact is not detected.
                 let cached = path
                     .is_file()
                     .then(|| unsafe { Component::deserialize_file(&self.engine, &path) }.ok())
