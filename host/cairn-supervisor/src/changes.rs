@@ -90,7 +90,7 @@ const STATUS_ORDER: [ChangeStatus; 10] = [
 
 /// A task as stored.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Task {
+pub(crate) struct Task {
     pub id: u64,
     pub change: u64,
     pub kind: String,
@@ -106,7 +106,7 @@ pub struct Task {
 
 /// A change as stored.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Change {
+pub(crate) struct Change {
     pub id: u64,
     pub kind: String,
     pub summary: String,

@@ -79,7 +79,12 @@ pub enum Stdin {
 #[derive(Debug)]
 pub enum Control {
     /// Resize the terminal.
-    Resize { width: u16, height: u16 },
+    Resize {
+        /// Columns.
+        width: u16,
+        /// Rows.
+        height: u16,
+    },
     /// Send a signal (by name, such as `SIGINT`) to the command.
     Signal(String),
     /// The control connection broke: kill the command.
@@ -91,7 +96,9 @@ pub enum Endpoint {
     /// `stdio`: input to the command and its output (merged output without
     /// `split-stderr`; the terminal's output in terminal mode).
     Stdio {
+        /// Input to the command.
         stdin: mpsc::Sender<Stdin>,
+        /// The command's output.
         stdout: mpsc::Receiver<Bytes>,
     },
     /// `stderr`, with `split-stderr`.

@@ -408,7 +408,7 @@ async fn a_failing_service_does_not_block_unrelated_lanes() {
         info.tasks
             .iter()
             .find(|t| t.summary == format!("Start service \"{s}\""))
-            .map(|t| t.status.clone())
+            .map(|t| t.status)
             .unwrap()
     };
     assert_eq!(by_summary("good"), ChangeStatus::Done);
