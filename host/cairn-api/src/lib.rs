@@ -10,8 +10,6 @@
 //! `ops.pebble.Client`, `pebble` itself, Kubernetes probes) work unchanged.
 
 pub mod client;
-mod client_exec;
-mod client_files;
 pub mod envelope;
 pub mod error;
 mod exec_api;
@@ -19,8 +17,7 @@ mod files_api;
 pub mod server;
 pub mod types;
 
-pub use client::{Client, ClientError, LogLine, SystemInfo};
-pub use client_exec::{ExecOptions, ExecOutput};
+pub use client::{Client, ClientError, ExecOptions, ExecOutput, LogLine, SystemInfo};
 pub use envelope::{Envelope, Reply};
 pub use error::ApiError;
 pub use server::{ApiServer, ServerHandle, serve};
