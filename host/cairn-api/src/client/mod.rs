@@ -224,18 +224,9 @@ impl Client {
         let (_, bytes) = self
             .raw(Method::GET, &format!("/v1/health?{}", q.finish()), None)
             .await?;
-        let env: Envelope =
-            serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        if env.kind == "error" {
-            let err: ErrorResult = serde_json::from_value(env.result)
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
-            return Err(ClientError::Api {
-                code: env.status_code,
-                kind: err.kind,
-                message: err.message,
-            });
-        }
-        Ok(env.result["healthy"].as_bool().unwrap_or(false))
+        Ok(decode_envelope(&bytes)?["healthy"]
+            .as_bool()
+            .unwrap_or(false))
     }
 
     /// `POST /v1/layers`.

@@ -38,7 +38,7 @@ pub(super) struct Route {
     pub(super) post: Option<(Access, Handler)>,
 }
 
-/// The endpoints served, in Pebble's order.
+/// The endpoints served (a path appears once; a test checks it).
 pub(super) const ROUTES: &[Route] = &[
     Route {
         path: "/v1/system-info",
