@@ -2,30 +2,27 @@
 //!
 //! The only crate that knows HTTP shapes. [`server`] serves a container's
 //! [`cairn_supervisor::Supervisor`] on a unix socket (mode 0666, `SO_PEERCRED` decides
-//! admin or read access, as Pebble does) and optionally on TCP for the open endpoints;
+//! admin or read access, as Pebble does) and optionally on TCP for the open endpoints; its
+//! route table binds each path and method to a handler, one module per area.
 //! [`envelope`] is Pebble's response envelope with its status texts and error kinds;
 //! [`client`] is the typed client the CLI uses; [`types`] are the JSON shapes both share,
 //! rendered from the supervisor's domain types; [`error`] maps supervisor errors to
-//! Pebble's codes and kinds, for the server and the wasm bindings alike. Clients written for Pebble (the Python
-//! `ops.pebble.Client`, `pebble` itself, Kubernetes probes) work unchanged.
+//! Pebble's codes and kinds, for the server and the wasm bindings alike. Clients written
+//! for Pebble (the Python `ops.pebble.Client`, `pebble` itself, Kubernetes probes) work
+//! unchanged.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
-mod client_exec;
-mod client_files;
 pub mod envelope;
 pub mod error;
-mod exec_api;
-mod files_api;
 pub mod server;
 pub mod types;
 
-pub use client::{Client, ClientError, LogLine, SystemInfo};
-pub use client_exec::{ExecOptions, ExecOutput};
+pub use client::{Client, ClientError, ExecOptions, ExecOutput, LogLine, SystemInfo};
 pub use envelope::{Envelope, Reply};
 pub use error::ApiError;
 pub use server::{ApiServer, ServerHandle, serve};
 
 #[cfg(test)]
-mod tests;
+mod testutil;

@@ -5,14 +5,14 @@ use std::path::Path;
 
 use bytes::Bytes;
 use cairn_supervisor::files::{Ownership, WriteItem};
-
-use crate::types::FileInfo;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::Method;
 use hyper::body::Frame;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::{decode_envelope, encode};
+use crate::types::FileInfo;
 use crate::{Client, ClientError};
 
 #[derive(Deserialize)]
@@ -44,10 +44,6 @@ fn first_error(results: Vec<PathResult>) -> Result<(), ClientError> {
     }
 }
 
-fn encode(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 impl Client {
     /// `GET /v1/files?action=list`.
     pub async fn list_files(
@@ -63,7 +59,7 @@ impl Client {
         if itself {
             q.push_str("&itself=true");
         }
-        self.get_json(&q).await
+        self.get(&q).await
     }
 
     /// `POST /v1/files` `make-dirs` for one directory.
@@ -77,25 +73,29 @@ impl Client {
         dir["path"] = path.into();
         dir["make-parents"] = make_parents.into();
         let env = self
-            .call_json(
+            .call(
                 Method::POST,
                 "/v1/files",
-                serde_json::json!({"action": "make-dirs", "dirs": [dir]}),
+                Some(serde_json::json!({"action": "make-dirs", "dirs": [dir]})),
             )
             .await?;
-        first_error(serde_json::from_value(env).map_err(|e| ClientError::Protocol(e.to_string()))?)
+        first_error(
+            serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))?,
+        )
     }
 
     /// `POST /v1/files` `remove` for one path.
     pub async fn remove_path(&self, path: &str, recursive: bool) -> Result<(), ClientError> {
         let env = self
-            .call_json(
+            .call(
                 Method::POST,
                 "/v1/files",
-                serde_json::json!({"action": "remove", "paths": [{"path": path, "recursive": recursive}]}),
+                Some(serde_json::json!({"action": "remove", "paths": [{"path": path, "recursive": recursive}]})),
             )
             .await?;
-        first_error(serde_json::from_value(env).map_err(|e| ClientError::Protocol(e.to_string()))?)
+        first_error(
+            serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))?,
+        )
     }
 
     async fn own_connection(
@@ -177,7 +177,7 @@ impl Client {
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?
             .to_bytes();
-        let env = crate::client::decode_envelope(&bytes)?;
+        let env = decode_envelope(&bytes)?;
         first_error(serde_json::from_value(env).map_err(|e| ClientError::Protocol(e.to_string()))?)
     }
 
@@ -216,7 +216,7 @@ impl Client {
                 .await
                 .map_err(|e| ClientError::Protocol(e.to_string()))?
                 .to_bytes();
-            crate::client::decode_envelope(&bytes)?;
+            decode_envelope(&bytes)?;
             return Err(ClientError::Protocol(format!(
                 "unexpected content type {ct:?}"
             )));
@@ -246,7 +246,7 @@ impl Client {
                     while let Some(chunk) = field.chunk().await.map_err(proto)? {
                         raw.extend_from_slice(&chunk);
                     }
-                    let env = crate::client::decode_envelope(&raw)?;
+                    let env = decode_envelope(&raw)?;
                     first_error(
                         serde_json::from_value(env)
                             .map_err(|e| ClientError::Protocol(e.to_string()))?,

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use cairn_supervisor::SupervisorError;
 use cairn_supervisor::exec::{Control, Endpoint, ExecArgs, Stdin};
-use cairn_supervisor::{Supervisor, SupervisorError};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -19,8 +19,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use super::{Body, Call, full};
 use crate::envelope::Reply;
-use crate::server::{Body, full};
 
 const END: &str = r#"{"command":"end"}"#;
 
@@ -48,8 +48,10 @@ struct Payload {
     height: Option<u16>,
 }
 
-/// `POST /v1/exec`.
-pub(crate) fn post(sup: &Supervisor, body: &[u8]) -> Reply {
+/// `POST /v1/exec`: starts the command; answers with its change and task id, whose
+/// websockets carry its input, output and control.
+pub(super) fn post(call: &Call<'_>, body: &[u8]) -> Reply {
+    let sup = call.sup();
     let p: Payload = match serde_json::from_slice(body) {
         Ok(p) => p,
         Err(e) => return Reply::bad_request(format!("cannot decode request body: {e}")),
@@ -116,12 +118,8 @@ pub(crate) fn post(sup: &Supervisor, body: &[u8]) -> Reply {
 }
 
 /// `GET /v1/tasks/{task-id}/websocket/{websocket-id}`: upgrades and bridges the endpoint.
-pub(crate) fn websocket(
-    sup: &Supervisor,
-    req: Request<Incoming>,
-    task_id: &str,
-    ws_id: &str,
-) -> Response<Body> {
+pub(super) fn websocket(call: &Call<'_>, req: Request<Incoming>) -> Response<Body> {
+    let (sup, task_id, ws_id) = (call.sup(), call.var(0), call.var(1));
     let key = req
         .headers()
         .get("Sec-WebSocket-Key")
@@ -250,5 +248,55 @@ async fn bridge(ws: Ws, endpoint: Endpoint) {
             }
             let _ = tx.close().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hyper::Method;
+
+    use crate::ExecOptions;
+    use crate::testutil::{TestApi, check};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn exec_runs_a_command_with_stderr_apart() {
+        let t = TestApi::start("exec").await;
+        let opts = ExecOptions {
+            command: vec!["sh".into(), "-c".into(), "cat; echo err >&2; exit 3".into()],
+            split_stderr: true,
+            ..Default::default()
+        };
+        let out = t.client.exec(&opts, b"in\n").await.unwrap();
+        assert_eq!(
+            (out.exit_code, &out.stdout[..], &out.stderr[..]),
+            (3, &b"in\n"[..], &b"err\n"[..])
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn exec_requests_get_pebbles_errors() {
+        let t = TestApi::start("exec-errors").await;
+        let c = &t.client;
+        let post = |body: &'static str| c.raw(Method::POST, "/v1/exec", Some(body.into()));
+        check(post("{}").await.unwrap(), 400, "must specify command");
+        check(
+            post(r#"{"command":["true"],"timeout":"soon"}"#)
+                .await
+                .unwrap(),
+            400,
+            "invalid timeout: ",
+        );
+        check(
+            post("[").await.unwrap(),
+            400,
+            "cannot decode request body: ",
+        );
+        check(
+            c.raw(Method::GET, "/v1/tasks/nope/websocket/stdio", None)
+                .await
+                .unwrap(),
+            404,
+            "",
+        );
     }
 }

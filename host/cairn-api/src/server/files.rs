@@ -16,8 +16,8 @@ use hyper::{Request, Response};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::{Body, Call, ChannelBody, full};
 use crate::envelope::Reply;
-use crate::server::{Body, ChannelBody, full};
 
 /// Pebble's shortest accepted multipart boundary.
 const MIN_BOUNDARY: usize = 32;
@@ -70,11 +70,8 @@ fn boundary() -> String {
 }
 
 /// `GET /v1/files` with `action=read` (multipart) or `action=list` (JSON).
-pub(crate) fn get(
-    req: &Request<Incoming>,
-    q: &crate::server::Query,
-    root: Option<Root>,
-) -> Response<Body> {
+pub(super) fn get(call: &Call<'_>, req: &Request<Incoming>) -> Response<Body> {
+    let (q, root) = (&call.query, call.sup().root().cloned());
     match q.get("action") {
         "read" => {
             let paths = q.all("path");
@@ -106,9 +103,9 @@ pub(crate) fn get(
                 }
             };
             match files::list(root.as_ref(), path, q.get("pattern"), itself) {
-                Ok(list) => full(Reply::sync(crate::types::wire::<_, crate::types::FileInfo>(
-                    &list,
-                ))),
+                Ok(list) => full(Reply::sync(
+                    crate::types::wire::<_, crate::types::FileInfo>(&list),
+                )),
                 Err(e) => full(Reply::error(e.status(), &e.kind, e.message)),
             }
         }
@@ -194,7 +191,8 @@ fn read(root: Option<Root>, paths: Vec<String>) -> Response<Body> {
 }
 
 /// `POST /v1/files`: multipart `write`, or JSON `make-dirs` / `remove`.
-pub(crate) async fn post(req: Request<Incoming>, root: Option<Root>) -> Response<Body> {
+pub(super) async fn post(call: &Call<'_>, req: Request<Incoming>) -> Response<Body> {
+    let root = call.sup().root().cloned();
     let ct = req
         .headers()
         .get("Content-Type")
@@ -447,4 +445,90 @@ async fn write_parts(mut mp: multer::Multipart<'static>, root: Option<Root>) -> 
         })
         .collect();
     Reply::sync(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_supervisor::files::{Ownership, WriteItem};
+    use hyper::Method;
+
+    use crate::testutil::{TestApi, api_err, check};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn files_push_list_pull_and_remove() {
+        let t = TestApi::start("files").await;
+        let c = &t.client;
+        let sub = t.dir().join("data/sub").display().to_string();
+        let path = format!("{sub}/f.txt");
+        let item = WriteItem {
+            path: path.clone(),
+            make_dirs: true,
+            ownership: Ownership {
+                permissions: "600".into(),
+                ..Default::default()
+            },
+        };
+        c.push(&item, &b"hello"[..]).await.unwrap();
+        let list = c.list_files(&sub, None, false).await.unwrap();
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(
+            (
+                list[0].name.as_str(),
+                list[0].size,
+                list[0].permissions.as_str()
+            ),
+            ("f.txt", Some(5), "600")
+        );
+        let mut got = Vec::new();
+        assert_eq!(c.pull(&path, &mut got).await.unwrap(), 5);
+        assert_eq!(got, b"hello");
+        c.remove_path(&path, false).await.unwrap();
+        assert!(c.list_files(&sub, None, false).await.unwrap().is_empty());
+        let (code, kind, _) = api_err(c.list_files(&path, None, false).await);
+        assert_eq!((code, kind.as_str()), (404, "not-found"));
+        let (_, kind, _) = api_err(c.pull(&path, &mut got).await);
+        assert_eq!(kind, "not-found");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn files_requests_get_pebbles_errors() {
+        let t = TestApi::start("files-errors").await;
+        let c = &t.client;
+        check(
+            c.raw(
+                Method::GET,
+                "/v1/files?action=read&path=/etc/hostname",
+                None,
+            )
+            .await
+            .unwrap(),
+            400,
+            "must accept multipart/form-data",
+        );
+        check(
+            c.raw(Method::GET, "/v1/files?action=list", None)
+                .await
+                .unwrap(),
+            400,
+            "must specify path",
+        );
+        check(
+            c.raw(Method::GET, "/v1/files?action=bogus", None)
+                .await
+                .unwrap(),
+            400,
+            "invalid action \"bogus\"",
+        );
+        check(
+            c.raw(
+                Method::POST,
+                "/v1/files",
+                Some(br#"{"action":"write"}"#.to_vec()),
+            )
+            .await
+            .unwrap(),
+            400,
+            "must use multipart with \"write\" action",
+        );
+    }
 }

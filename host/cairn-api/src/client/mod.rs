@@ -1,10 +1,12 @@
 //! A typed client for Pebble's API over a unix socket, keeping one connection alive.
+//!
+//! This module holds the connection and the JSON endpoints; [`exec`] adds commands over
+//! the task websockets and [`files`] the streaming file calls.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
-use crate::types::{ChangeInfo, CheckInfo, Notice, ServiceInfo};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::{Method, Request};
@@ -15,6 +17,12 @@ use tokio::net::UnixStream;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::envelope::{Envelope, ErrorResult};
+use crate::types::{ChangeInfo, CheckInfo, Notice, ServiceInfo};
+
+mod exec;
+mod files;
+
+pub use exec::{ExecOptions, ExecOutput};
 
 /// Errors of API calls, shaped like the `ops.pebble` exception families.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +90,7 @@ impl Client {
     }
 
     /// A new connection to the socket (the kept-alive one, streams and websockets).
-    pub(crate) async fn connect_stream(&self) -> Result<UnixStream, ClientError> {
+    async fn connect_stream(&self) -> Result<UnixStream, ClientError> {
         UnixStream::connect(&self.socket)
             .await
             .map_err(|source| ClientError::Connection {
@@ -194,24 +202,6 @@ impl Client {
         Ok(env)
     }
 
-    /// A GET whose result decodes as `T` (for sibling modules).
-    pub(crate) async fn get_json<T: for<'de> Deserialize<'de>>(
-        &self,
-        path: &str,
-    ) -> Result<T, ClientError> {
-        self.get(path).await
-    }
-
-    /// A call whose result is returned as JSON (for sibling modules).
-    pub(crate) async fn call_json(
-        &self,
-        method: Method,
-        path: &str,
-        body: Value,
-    ) -> Result<Value, ClientError> {
-        Ok(self.call(method, path, Some(body)).await?.result)
-    }
-
     async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ClientError> {
         let env = self.call(Method::GET, path, None).await?;
         serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))
@@ -234,18 +224,9 @@ impl Client {
         let (_, bytes) = self
             .raw(Method::GET, &format!("/v1/health?{}", q.finish()), None)
             .await?;
-        let env: Envelope =
-            serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        if env.kind == "error" {
-            let err: ErrorResult = serde_json::from_value(env.result)
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
-            return Err(ClientError::Api {
-                code: env.status_code,
-                kind: err.kind,
-                message: err.message,
-            });
-        }
-        Ok(env.result["healthy"].as_bool().unwrap_or(false))
+        Ok(decode_envelope(&bytes)?["healthy"]
+            .as_bool()
+            .unwrap_or(false))
     }
 
     /// `POST /v1/layers`.
@@ -552,12 +533,13 @@ impl Client {
     }
 }
 
+/// Percent-encodes a query value or path segment.
 fn encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Decodes an envelope; an error envelope becomes [`ClientError::Api`]; returns the result.
-pub(crate) fn decode_envelope(bytes: &[u8]) -> Result<Value, ClientError> {
+fn decode_envelope(bytes: &[u8]) -> Result<Value, ClientError> {
     let env: Envelope =
         serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
     if env.kind == "error" {

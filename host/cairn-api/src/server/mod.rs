@@ -1,0 +1,369 @@
+//! The API server: Pebble's routes over one container's [`Supervisor`].
+//!
+//! [`routes`] is the table: each path with, per method, the access it needs and the handler
+//! that answers it, as Pebble's `api.go` does; dispatch looks a request up there once. The
+//! handlers live one module per area (system, changes, services, plan and layers, checks
+//! and health, notices, logs, signals, exec, files). This module serves connections and
+//! identifies callers: on the unix socket by `SO_PEERCRED` (root and the daemon's own user
+//! are admins, any other user may only read); the optional TCP listener has no identity,
+//! so only open endpoints (system-info, health) answer there.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_supervisor::{Supervisor, SupervisorError};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::Response;
+use hyper::body::Frame;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::mpsc;
+
+use crate::envelope::Reply;
+
+mod changes;
+mod checks;
+mod exec;
+mod files;
+mod logs;
+mod notices;
+mod plan;
+mod routes;
+mod services;
+mod signals;
+mod system;
+
+/// Who may call an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// Anyone, on any listener.
+    Open,
+    /// Any identified local user.
+    Read,
+    /// Root or the daemon's user.
+    Admin,
+}
+
+/// What the server knows of a caller.
+#[derive(Clone, Copy, Debug)]
+enum Caller {
+    /// A unix-socket peer with its uid.
+    Unix(u32),
+    /// A TCP peer: no identity.
+    Http,
+}
+
+impl Caller {
+    fn access(self) -> Option<Access> {
+        match self {
+            Caller::Unix(uid) if uid == 0 || uid == nix::unistd::Uid::current().as_raw() => {
+                Some(Access::Admin)
+            }
+            Caller::Unix(_) => Some(Access::Read),
+            Caller::Http => None,
+        }
+    }
+}
+
+/// The API of one container.
+pub struct ApiServer {
+    sup: Supervisor,
+    boot_id: String,
+    http_address: Option<String>,
+}
+
+impl ApiServer {
+    /// An API over `sup`; `http_address` is reported by system-info when a TCP listener runs.
+    pub fn new(sup: Supervisor, http_address: Option<String>) -> Arc<Self> {
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        Arc::new(ApiServer {
+            sup,
+            boot_id,
+            http_address,
+        })
+    }
+}
+
+/// What a handler is given besides the request body: the server, the caller, the path's
+/// variables in order, and the query.
+struct Call<'a> {
+    api: &'a ApiServer,
+    caller: Caller,
+    vars: Vec<String>,
+    query: Query,
+}
+
+impl Call<'_> {
+    /// The container's supervisor.
+    fn sup(&self) -> &Supervisor {
+        &self.api.sup
+    }
+
+    /// The path variable at `i` (the table's pattern guarantees it is there).
+    fn var(&self, i: usize) -> &str {
+        &self.vars[i]
+    }
+}
+
+/// A response body: whole, streamed or empty.
+type Body = BoxBody<Bytes, Infallible>;
+
+/// An envelope reply as a JSON response.
+fn full(reply: Reply) -> Response<Body> {
+    Response::builder()
+        .status(reply.code)
+        .header("Content-Type", "application/json")
+        .body(Full::new(reply.body).boxed())
+        .unwrap()
+}
+
+/// A streaming body fed by a channel (logs, file reads).
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// Query parameters, with Pebble's list rules (repeated and comma-joined both work).
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Query {
+        Query(
+            form_urlencoded::parse(q.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// Every value of a repeated parameter, not split on commas (file paths may hold them).
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
+    fn list(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A supervisor error as Pebble's API reports it (through the one mapping in [`crate::error`]).
+fn sup_error(e: SupervisorError) -> Reply {
+    let e = crate::ApiError::from(&e);
+    Reply::error(e.code, e.kind, e.message)
+}
+
+/// Decodes a JSON body; explicit `null`s are fine (fields are optional).
+fn decode<T: for<'de> Deserialize<'de>>(body: &[u8], prefix: &str) -> Result<T, Reply> {
+    serde_json::from_slice(body).map_err(|e| Reply::bad_request(format!("{prefix}: {e}")))
+}
+
+/// Deserializes an explicit `null` as the default, as Go's JSON decoding does.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A running server; dropping it leaves the listeners running until [`ServerHandle::stop`].
+pub struct ServerHandle {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    socket: Option<PathBuf>,
+}
+
+impl ServerHandle {
+    /// Stops accepting connections and removes the socket file.
+    pub fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(s) = &self.socket {
+            let _ = std::fs::remove_file(s);
+        }
+    }
+}
+
+fn serve_conn<S>(api: Arc<ApiServer>, caller: Caller, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = service_fn(move |req| {
+            let api = api.clone();
+            async move { Ok::<_, Infallible>(routes::dispatch(&api, caller, req).await) }
+        });
+        if let Err(e) = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades()
+            .await
+        {
+            tracing::debug!("api connection: {e}");
+        }
+    });
+}
+
+/// Serves the API on a unix socket (mode 0666, as Pebble's) and, if given, plain HTTP on
+/// `http` for the open endpoints.
+pub async fn serve(
+    api: Arc<ApiServer>,
+    socket: &Path,
+    http: Option<SocketAddr>,
+) -> std::io::Result<ServerHandle> {
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))?;
+    let mut tasks = Vec::new();
+    {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
+                serve_conn(api.clone(), Caller::Unix(uid), stream);
+            }
+        }));
+    }
+    if let Some(addr) = http {
+        let tcp = TcpListener::bind(addr).await?;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = tcp.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                serve_conn(api.clone(), Caller::Http, stream);
+            }
+        }));
+    }
+    Ok(ServerHandle {
+        tasks,
+        socket: Some(socket.to_path_buf()),
+    })
+}
+
+/// How long a client waits for a change by default (as ops' 30 s).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_lists_accept_repeats_and_commas() {
+        let q = Query::parse(Some("names=a,b&names=c&x=1"));
+        assert_eq!(q.list("names"), ["a", "b", "c"]);
+        assert_eq!(q.get("x"), "1");
+        assert_eq!(q.get("y"), "");
+    }
+
+    #[test]
+    fn access_levels_follow_peer_uid() {
+        assert_eq!(Caller::Unix(0).access(), Some(Access::Admin));
+        assert_eq!(Caller::Unix(54321).access(), Some(Access::Read));
+        assert_eq!(Caller::Http.access(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn read_only_callers_cannot_write() {
+        if !nix::unistd::Uid::current().is_root() {
+            eprintln!("skipped: needs root to call the API as another user");
+            return;
+        }
+        let t = crate::testutil::TestApi::start("access").await;
+        std::fs::set_permissions(t.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A real peer with another uid: python drops to nobody, then talks HTTP on the socket.
+        let script = r#"
+import os, socket, sys
+os.setgid(65534); os.setuid(65534)
+def req(method, path, body=b""):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+    s.sendall(f"{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk: break
+        data += chunk
+    print(data.split(b"\r\n\r\n", 1)[1].decode())
+req("GET", "/v1/services")
+req("POST", "/v1/layers", b'{"action":"add","label":"x","format":"yaml","layer":"{}"}')
+req("GET", "/v1/plan?format=yaml")
+"#;
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&t.socket)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0]["status-code"], 200,
+            "read access refused: {}",
+            lines[0]
+        );
+        let denied = serde_json::json!({"message": "access denied", "kind": "login-required"});
+        assert_eq!(
+            (lines[1]["status-code"].clone(), lines[1]["result"].clone()),
+            (401.into(), denied.clone())
+        );
+        assert_eq!(
+            (lines[2]["status-code"].clone(), lines[2]["result"].clone()),
+            (401.into(), denied)
+        );
+    }
+}
