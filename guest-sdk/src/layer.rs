@@ -27,8 +27,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::yaml::to_yaml;
 pub use crate::event::CheckLevel;
+use crate::yaml::to_yaml;
 
 /// How a layer's entry combines with the same-named entry of earlier layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

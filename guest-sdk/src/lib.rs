@@ -131,9 +131,9 @@ pub mod layer;
 mod log;
 mod model;
 mod paths;
-mod yaml;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+mod yaml;
 
 pub use charm::{Charm, Context, run_event};
 pub use container::{

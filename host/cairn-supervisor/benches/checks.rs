@@ -68,11 +68,11 @@ async fn measure(kind: &str, check: impl Fn(usize) -> String) {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (cpu, wall) = (cpu_time() - c0, t0.elapsed());
     let up = sup
-        .checks("", &[])
+        .checks(None, &[])
         .iter()
-        .filter(|c| c.status == "up")
+        .filter(|c| c.status == cairn_supervisor::CheckStatus::Up)
         .count();
-    let runs: u32 = sup.checks("", &[]).iter().map(|c| c.successes).sum();
+    let runs: u32 = sup.checks(None, &[]).iter().map(|c| c.successes).sum();
     println!(
         "{N} {kind} checks at 1s: {:.1}% of one core ({:.0} ms CPU over {:.1} s; {up} up, {runs} successful runs)",
         cpu.as_secs_f64() / wall.as_secs_f64() * 100.0,
@@ -98,7 +98,7 @@ async fn notice_latency() {
     for i in 0..2000 {
         let filter = NoticeFilter {
             user_id: None,
-            types: vec!["custom".into()],
+            types: vec![cairn_supervisor::notices::NoticeType::Custom],
             keys: vec![],
             after: Some(after),
         };

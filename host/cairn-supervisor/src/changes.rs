@@ -260,7 +260,11 @@ impl ChangeBook {
     /// `notifyStatusChange` (Doing→Do and Undoing→Undo flips are skipped).
     fn observe(&mut self, id: u64) {
         let new = self.change_status(id);
-        let old = self.noticed.get(&id).copied().unwrap_or(ChangeStatus::Default);
+        let old = self
+            .noticed
+            .get(&id)
+            .copied()
+            .unwrap_or(ChangeStatus::Default);
         let skip = old == new
             || (old == ChangeStatus::Doing && new == ChangeStatus::Do)
             || (old == ChangeStatus::Undoing && new == ChangeStatus::Undo);

@@ -79,7 +79,8 @@ impl Inner {
                 None => Outcome::Done,
             }
         });
-        let (change, tasks) = self.spawn_change(EXEC_KIND, &summary, vec![], vec![vec![vec![spec]]]);
+        let (change, tasks) =
+            self.spawn_change(EXEC_KIND, &summary, vec![], vec![vec![vec![spec]]]);
         self.execs.lock().unwrap().insert(tasks[0], pending);
         Ok(ExecStarted {
             change_id: change.to_string(),
@@ -90,7 +91,11 @@ impl Inner {
     }
 
     /// Connects one I/O endpoint (`stdio`, `stderr`, `control`) of a running exec task.
-    pub(crate) fn exec_connect(&self, task_id: &str, id: &str) -> Result<Endpoint, SupervisorError> {
+    pub(crate) fn exec_connect(
+        &self,
+        task_id: &str,
+        id: &str,
+    ) -> Result<Endpoint, SupervisorError> {
         let tid: u64 = task_id.parse().unwrap_or(0);
         let kind = self.state.lock().unwrap().book.task_kind(tid);
         match kind.as_deref() {
@@ -126,4 +131,3 @@ impl Inner {
         self.runner.cancel_kind(EXEC_KIND);
     }
 }
-

@@ -312,7 +312,11 @@ impl Supervisor {
                 })
                 .collect()
         };
-        let has_tasks = planned.stop_lanes.iter().chain(&planned.start_lanes).any(|l| !l.is_empty());
+        let has_tasks = planned
+            .stop_lanes
+            .iter()
+            .chain(&planned.start_lanes)
+            .any(|l| !l.is_empty());
         let mut data = Vec::new();
         if !planned.names.is_empty() && has_tasks {
             data.push(("service-names", serde_json::json!(planned.names)));
@@ -341,7 +345,12 @@ impl Supervisor {
 
     /// Changes matching `select`, optionally only those acting on `service`.
     pub fn changes(&self, select: ChangeSelect, service: Option<&str>) -> Vec<ChangeInfo> {
-        self.inner.state.lock().unwrap().book.changes(select, service)
+        self.inner
+            .state
+            .lock()
+            .unwrap()
+            .book
+            .changes(select, service)
     }
 
     /// Waits until a change is ready (or `timeout`, if given, elapses: Pebble's 504 text).
@@ -500,9 +509,13 @@ impl Supervisor {
         repeat_after: Option<Duration>,
     ) -> Result<String, SupervisorError> {
         notices::validate_custom(key, &data).map_err(SupervisorError::BadRequest)?;
-        Ok(self
-            .inner
-            .add_notice(user_id, notices::NoticeType::Custom, key, data, repeat_after))
+        Ok(self.inner.add_notice(
+            user_id,
+            notices::NoticeType::Custom,
+            key,
+            data,
+            repeat_after,
+        ))
     }
 
     /// Records a `warning` notice (repeating at most daily).
@@ -638,24 +651,28 @@ impl Inner {
         } else {
             ("stop", "Stop")
         };
-        TaskSpec::new(kind, format!("{verb} service {name:?}"), move |ctx| async move {
-            let Some(inner) = ctx.inner() else {
-                return runner::Outcome::Error("the supervisor is stopping".into());
-            };
-            let log = |msg: &str| ctx.log(msg);
-            let result = if start {
-                match inner.plan().services.get(&name).cloned() {
-                    Some(config) => inner.services.do_start(&config, &log).await,
-                    None => Err(format!("cannot find service {name:?} in plan")),
+        TaskSpec::new(
+            kind,
+            format!("{verb} service {name:?}"),
+            move |ctx| async move {
+                let Some(inner) = ctx.inner() else {
+                    return runner::Outcome::Error("the supervisor is stopping".into());
+                };
+                let log = |msg: &str| ctx.log(msg);
+                let result = if start {
+                    match inner.plan().services.get(&name).cloned() {
+                        Some(config) => inner.services.do_start(&config, &log).await,
+                        None => Err(format!("cannot find service {name:?} in plan")),
+                    }
+                } else {
+                    inner.services.do_stop(&name, &log).await
+                };
+                match result {
+                    Ok(()) => runner::Outcome::Done,
+                    Err(e) => runner::Outcome::Error(e),
                 }
-            } else {
-                inner.services.do_stop(&name, &log).await
-            };
-            match result {
-                Ok(()) => runner::Outcome::Done,
-                Err(e) => runner::Outcome::Error(e),
-            }
-        })
+            },
+        )
     }
 
     /// Wakes waiters and schedules a state write (coalesced with others in flight);

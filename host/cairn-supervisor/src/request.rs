@@ -46,9 +46,7 @@ impl std::str::FromStr for ServicesAction {
             "replan" => ServicesAction::Replan,
             "autostart" => ServicesAction::Autostart,
             _ => {
-                return Err(SupervisorError::BadRequest(format!(
-                    "invalid action {s:?}"
-                )));
+                return Err(SupervisorError::BadRequest(format!("invalid action {s:?}")));
             }
         })
     }
@@ -81,9 +79,9 @@ pub(crate) fn plan_services(
         }
         Autostart => {
             let defaults = plan.default_services();
-            let lanes = plan.start_lanes(&defaults).map_err(|e| {
-                SupervisorError::BadRequest(format!("cannot {verb} services: {e}"))
-            })?;
+            let lanes = plan
+                .start_lanes(&defaults)
+                .map_err(|e| SupervisorError::BadRequest(format!("cannot {verb} services: {e}")))?;
             names = lanes.into_iter().flatten().collect();
             if names.is_empty() {
                 return Err(SupervisorError::NoDefaultServices);

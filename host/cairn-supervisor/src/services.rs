@@ -682,8 +682,13 @@ impl ServiceManager {
         }
         env.extend(svc_env);
         cmd.env_clear().envs(env);
-        crate::sandbox::place(&mut cmd, self.container.root.as_ref(), &s.config.working_dir, creds)
-            .map_err(|e| format!("cannot start service: {e}"))?;
+        crate::sandbox::place(
+            &mut cmd,
+            self.container.root.as_ref(),
+            &s.config.working_dir,
+            creds,
+        )
+        .map_err(|e| format!("cannot start service: {e}"))?;
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| format!("cannot start service: {e}"))?;
         let write2 = write

@@ -57,7 +57,9 @@ fn stop_server(mut child: Child) -> Duration {
 
 async fn all_active(client: &Client) -> bool {
     let s = client.services(&[]).await.unwrap();
-    s.len() == N && s.iter().all(|s| s.current == ServiceStatus::Active)
+    s.len() == N
+        && s.iter()
+            .all(|s| s.current == ServiceStatus::Active.as_str())
 }
 
 fn ms(d: Duration) -> f64 {

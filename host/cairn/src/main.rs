@@ -338,7 +338,9 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             config.runtime.memory_limit = memory_limit_mib << 20;
             config.runtime.pooling = pooling;
             // Charm directories built with cargo: where their components are.
-            config.target_dirs.extend(std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from));
+            config
+                .target_dirs
+                .extend(std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from));
             config.retry_base = retry_delay;
             daemon::run(daemon::DaemonOptions { config }).await
         }

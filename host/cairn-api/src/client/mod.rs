@@ -30,20 +30,30 @@ pub enum ClientError {
     /// The socket cannot be reached.
     #[error("cannot connect to {socket}: {source}")]
     Connection {
+        /// The socket's path.
         socket: String,
+        /// Why it could not be reached.
         #[source]
         source: std::io::Error,
     },
     /// The API refused the request.
     #[error("{message}")]
     Api {
+        /// HTTP status code.
         code: u16,
+        /// Pebble's error kind (empty when none).
         kind: String,
+        /// The message.
         message: String,
     },
     /// A change ended in error.
     #[error("{err}")]
-    Change { change_id: String, err: String },
+    Change {
+        /// The change.
+        change_id: String,
+        /// Its error text.
+        err: String,
+    },
     /// The reply was not what the API promises.
     #[error("cannot decode response: {0}")]
     Protocol(String),
@@ -52,9 +62,12 @@ pub enum ClientError {
 /// `GET /v1/system-info`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct SystemInfo {
+    /// Changes at every boot of the machine.
     #[serde(rename = "boot-id")]
     pub boot_id: String,
+    /// The server's version (`v0.1.0`).
     pub version: String,
+    /// The TCP address it also listens on, if any.
     #[serde(rename = "http-address", default)]
     pub http_address: Option<String>,
 }
@@ -62,8 +75,11 @@ pub struct SystemInfo {
 /// One `GET /v1/logs` line.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct LogLine {
+    /// RFC 3339 time the line was read.
     pub time: String,
+    /// The service that printed it.
     pub service: String,
+    /// The line.
     pub message: String,
 }
 

@@ -52,13 +52,13 @@ fn notice_event(container: &str, sup: &Supervisor, n: &cairn_supervisor::Notice)
             let kind = n.last_data.get("kind")?;
             let check = n.last_data.get("check-name")?;
             // A pruned change is taken to have reached the status that matters.
-            let status =
-                sup.change(&n.key)
-                    .map(|c| c.status)
-                    .unwrap_or(match kind.as_str() {
-                        "perform-check" => ChangeStatus::Error,
-                        _ => ChangeStatus::Done,
-                    });
+            let status = sup
+                .change(&n.key)
+                .map(|c| c.status)
+                .unwrap_or(match kind.as_str() {
+                    "perform-check" => ChangeStatus::Error,
+                    _ => ChangeStatus::Done,
+                });
             let failed = kind == "perform-check" && status == ChangeStatus::Error;
             let recovered = kind == "recover-check" && status == ChangeStatus::Done;
             if !failed && !recovered {

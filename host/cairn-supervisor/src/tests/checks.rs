@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn_plan::CheckLevel;
 #[allow(unused_imports)]
 use crate::{ChangeStatus, CheckStatus};
 use crate::{ServicesAction, Supervisor, SupervisorOptions};
+use cairn_plan::CheckLevel;
 
 fn dir(name: &str) -> std::path::PathBuf {
     super::temp_dir("chk", name)
@@ -114,7 +114,10 @@ async fn http_check_goes_down_at_threshold_and_recovers() {
     .await;
     let up = check(&sup, "web");
     assert_eq!(up.prev_change_id, down.change_id);
-    assert_eq!(sup.change(&down.change_id).unwrap().status, ChangeStatus::Done);
+    assert_eq!(
+        sup.change(&down.change_id).unwrap().status,
+        ChangeStatus::Done
+    );
     assert!(sup.healthy(Some(CheckLevel::Ready), &[]));
 
     let metrics = sup.metrics();
@@ -245,7 +248,9 @@ async fn on_check_failure_restarts_the_service() {
         false,
     )
     .unwrap();
-    sup.run_services_action(ServicesAction::Start, &["svc".to_string()]).await.unwrap();
+    sup.run_services_action(ServicesAction::Start, &["svc".to_string()])
+        .await
+        .unwrap();
     let pid = sup.service_pid("svc").unwrap();
     std::fs::remove_file(&flag).unwrap();
     wait_until("a new process", Duration::from_secs(10), || {
@@ -325,7 +330,9 @@ async fn a_check_whose_perform_change_failed_shows_the_failure_that_hit_the_thre
         for n in sup.wait_notices(&filter, Duration::from_secs(1)).await {
             after = after.max(n.last_repeated);
             let failed = n.last_data.get("kind").map(String::as_str) == Some("perform-check")
-                && sup.change(&n.key).is_ok_and(|c| c.status == ChangeStatus::Error);
+                && sup
+                    .change(&n.key)
+                    .is_ok_and(|c| c.status == ChangeStatus::Error);
             if !failed {
                 continue;
             }

@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::{pids_running, within};
 use crate::exec::{Control, Endpoint, ExecArgs, Stdin};
 #[allow(unused_imports)]
 use crate::{ChangeStatus, CheckStatus};
-use super::{pids_running, within};
 use crate::{Supervisor, SupervisorOptions};
 
 fn sup(name: &str) -> Supervisor {
@@ -220,7 +220,10 @@ async fn aborting_an_exec_change_kills_its_command_and_ends_the_change() {
     let s = sup("abort");
     let cmd = ["sleep", "600.0417"];
     let started = s.exec(args(&cmd)).unwrap();
-    let Endpoint::Stdio { stdin, stdout: _out } = s.exec_connect(&started.task_id, "stdio").unwrap()
+    let Endpoint::Stdio {
+        stdin,
+        stdout: _out,
+    } = s.exec_connect(&started.task_id, "stdio").unwrap()
     else {
         panic!("not stdio");
     };
@@ -233,10 +236,15 @@ async fn aborting_an_exec_change_kills_its_command_and_ends_the_change() {
     assert_eq!(info.tasks[0].status, ChangeStatus::Abort);
     // Pebble ends the command at once; the kill-delay is the most a stop may take.
     assert!(
-        within(crate::services::KILL_DELAY_DEFAULT, || pids_running(&cmd).is_empty()).await,
+        within(crate::services::KILL_DELAY_DEFAULT, || pids_running(&cmd)
+            .is_empty())
+        .await,
         "the command outlived the abort"
     );
     let (code, info) = exit_code(&s, &started.change_id).await;
-    assert_eq!((code, info.status, info.ready), (137, ChangeStatus::Done, true));
+    assert_eq!(
+        (code, info.status, info.ready),
+        (137, ChangeStatus::Done, true)
+    );
     drop(stdin);
 }

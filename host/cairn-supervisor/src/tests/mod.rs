@@ -75,7 +75,9 @@ pub(crate) async fn wait_for_members(pgid: i32, n: usize) -> Vec<i32> {
 pub(crate) fn is_root(test: &str) -> bool {
     let root = nix::unistd::geteuid().is_root();
     if !root {
-        eprintln!("skipped {test}: needs root (mount namespaces and user switches); CI runs it as root");
+        eprintln!(
+            "skipped {test}: needs root (mount namespaces and user switches); CI runs it as root"
+        );
     }
     root
 }

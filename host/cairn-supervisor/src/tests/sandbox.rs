@@ -122,7 +122,9 @@ async fn isolated_services_run_in_the_root_and_stop_as_in_pebble() {
         "services:\n  svc:\n    override: replace\n    command: sh -c 'echo up > {host_tmp}; trap \"echo bye > {host_tmp}.bye; exit 0\" TERM; while true; do sleep 0.1; done'\n    startup: enabled\n"
     );
     s.add_layer("base", layer.as_bytes(), false, false).unwrap();
-    s.run_services_action(ServicesAction::Autostart, &[]).await.unwrap();
+    s.run_services_action(ServicesAction::Autostart, &[])
+        .await
+        .unwrap();
     let inside = root.join(host_tmp.trim_start_matches('/'));
     assert_eq!(std::fs::read(&inside).unwrap(), b"up\n");
     assert!(
@@ -130,7 +132,9 @@ async fn isolated_services_run_in_the_root_and_stop_as_in_pebble() {
         "the service wrote on the host"
     );
     // SIGTERM reaches the service itself (no wrapper in between): its trap runs.
-    s.run_services_action(ServicesAction::Stop, &["svc".to_string()]).await.unwrap();
+    s.run_services_action(ServicesAction::Stop, &["svc".to_string()])
+        .await
+        .unwrap();
     let bye = root.join(format!("{}.bye", host_tmp.trim_start_matches('/')));
     assert_eq!(std::fs::read(bye).unwrap(), b"bye\n");
     let _ = std::fs::remove_dir_all(&dir);

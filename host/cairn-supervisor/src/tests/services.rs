@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-#[allow(unused_imports)]
-use crate::{ChangeStatus, CheckStatus};
 use crate::{
     ChangeSelect, ServiceStatus, ServicesAction, Supervisor, SupervisorError, SupervisorOptions,
 };
+#[allow(unused_imports)]
+use crate::{ChangeStatus, CheckStatus};
 
 fn dir(name: &str) -> std::path::PathBuf {
     super::temp_dir("sup", name)
@@ -31,7 +31,10 @@ async fn start_that_exits_quickly_fails_with_pebble_text_and_last_output() {
         "quick",
         "services:\n  svc:\n    override: replace\n    command: sh -c 'echo boom; exit 3'\n    on-failure: ignore\n",
     );
-    let info = sup.run_services_action(ServicesAction::Start, &names(&["svc"])).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Start, &names(&["svc"]))
+        .await
+        .unwrap();
     assert_eq!(info.status, ChangeStatus::Error);
     assert_eq!(
         info.err.as_deref(),
@@ -54,7 +57,10 @@ async fn start_waits_the_okay_delay_then_stop_terminates() {
         "services:\n  svc:\n    override: replace\n    command: sleep 1000\n",
     );
     let t = Instant::now();
-    let info = sup.run_services_action(ServicesAction::Start, &names(&["svc"])).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Start, &names(&["svc"]))
+        .await
+        .unwrap();
     assert_eq!(info.status, ChangeStatus::Done, "{info:?}");
     assert!(
         t.elapsed() >= Duration::from_secs(1),
@@ -70,7 +76,10 @@ async fn start_waits_the_okay_delay_then_stop_terminates() {
     );
     assert!(s.current_since.is_some());
 
-    let info = sup.run_services_action(ServicesAction::Stop, &names(&["svc"])).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Stop, &names(&["svc"]))
+        .await
+        .unwrap();
     assert_eq!(info.status, ChangeStatus::Done);
     assert_eq!(sup.services(&[])[0].current, ServiceStatus::Inactive);
     assert!(sup.service_pid("svc").is_none());
@@ -82,10 +91,15 @@ async fn stop_sends_sigkill_after_kill_delay_to_a_term_ignoring_group() {
         "kill",
         "services:\n  svc:\n    override: replace\n    command: sh -c 'trap \"\" TERM; while true; do sleep 0.1; done'\n    kill-delay: 400ms\n",
     );
-    sup.run_services_action(ServicesAction::Start, &names(&["svc"])).await.unwrap();
+    sup.run_services_action(ServicesAction::Start, &names(&["svc"]))
+        .await
+        .unwrap();
     let pid = sup.service_pid("svc").unwrap();
     let t = Instant::now();
-    let info = sup.run_services_action(ServicesAction::Stop, &names(&["svc"])).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Stop, &names(&["svc"]))
+        .await
+        .unwrap();
     let took = t.elapsed();
     assert_eq!(info.status, ChangeStatus::Done, "{info:?}");
     assert!(
@@ -104,7 +118,9 @@ async fn environment_and_working_dir_reach_the_process() {
         "env",
         "services:\n  svc:\n    override: replace\n    command: sh -c 'echo \"$FOO $(pwd)\"; exec sleep 1000'\n    environment:\n      FOO: bar\n    working-dir: /tmp\n",
     );
-    sup.run_services_action(ServicesAction::Start, &names(&["svc"])).await.unwrap();
+    sup.run_services_action(ServicesAction::Start, &names(&["svc"]))
+        .await
+        .unwrap();
     let pid = sup.service_pid("svc").unwrap();
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let environ = String::from_utf8_lossy(&environ);
@@ -128,7 +144,10 @@ async fn replan_restarts_only_changed_services_and_starts_enabled_ones() {
         "replan",
         "services:\n  a:\n    override: replace\n    command: sleep 1000\n    startup: enabled\n  b:\n    override: replace\n    command: sleep 1001\n    startup: enabled\n",
     );
-    let info = sup.run_services_action(ServicesAction::Replan, &[]).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Replan, &[])
+        .await
+        .unwrap();
     assert_eq!(info.summary, "Replan service \"a\" and 1 more");
     let (a, b) = (sup.service_pid("a").unwrap(), sup.service_pid("b").unwrap());
     sup.add_layer(
@@ -138,7 +157,10 @@ async fn replan_restarts_only_changed_services_and_starts_enabled_ones() {
         false,
     )
     .unwrap();
-    let info = sup.run_services_action(ServicesAction::Replan, &[]).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Replan, &[])
+        .await
+        .unwrap();
     assert_eq!(info.status, ChangeStatus::Done, "{info:?}");
     assert_eq!(
         sup.service_pid("a"),
@@ -240,7 +262,9 @@ async fn layers_and_changes_survive_reopening_the_container() {
         name,
         "services:\n  a:\n    override: replace\n    command: sleep 1000\n",
     );
-    sup.run_services_action(ServicesAction::Start, &names(&["a"])).await.unwrap();
+    sup.run_services_action(ServicesAction::Start, &names(&["a"]))
+        .await
+        .unwrap();
     sup.stop_all().await;
     let d = sup.dir().to_path_buf();
     drop(sup);
@@ -259,7 +283,10 @@ async fn crash_looping_service_backs_off() {
         "backoff",
         "services:\n  a:\n    override: replace\n    command: sh -c 'sleep 1.2; exit 1'\n    backoff-delay: 100ms\n",
     );
-    let info = sup.run_services_action(ServicesAction::Start, &names(&["a"])).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Start, &names(&["a"]))
+        .await
+        .unwrap();
     assert_eq!(info.status, ChangeStatus::Done);
     let mut saw_backoff = false;
     for _ in 0..100 {
@@ -297,7 +324,9 @@ async fn abandoned_grandchildren_leave_no_zombie() {
         "orphans",
         "services:\n  svc:\n    override: replace\n    command: sh -c '(sleep 0.2 &); (sleep 0.3 &); exec sleep 1000'\n",
     );
-    sup.run_services_action(ServicesAction::Start, &names(&["svc"])).await.unwrap();
+    sup.run_services_action(ServicesAction::Start, &names(&["svc"]))
+        .await
+        .unwrap();
     // The grandchildren were re-parented to this process (the subreaper) and have exited.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let mut zombies = zombie_children();
@@ -347,7 +376,10 @@ async fn requires_and_after_order_start_and_stop() {
         .unwrap();
 
     // Starting c pulls in what it requires, in `after` order.
-    let info = sup.run_services_action(ServicesAction::Start, &names(&["c"])).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Start, &names(&["c"]))
+        .await
+        .unwrap();
     assert_eq!(info.status, ChangeStatus::Done, "{info:?}");
     assert_eq!(lines(&log), ["start a", "start b", "start c"]);
     let summaries: Vec<_> = info.tasks.iter().map(|t| t.summary.as_str()).collect();
@@ -364,7 +396,10 @@ async fn requires_and_after_order_start_and_stop() {
 
     // Stopping a pulls in its dependents, stopped first.
     std::fs::write(&log, "").unwrap();
-    let info = sup.run_services_action(ServicesAction::Stop, &names(&["a"])).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Stop, &names(&["a"]))
+        .await
+        .unwrap();
     assert_eq!(info.status, ChangeStatus::Done, "{info:?}");
     assert_eq!(lines(&log), ["stop c", "stop b", "stop a"]);
     for s in sup.services(&names(&["a", "b", "c"])) {
@@ -375,7 +410,10 @@ async fn requires_and_after_order_start_and_stop() {
     // before/after in separate lanes, which start together, so the order of their start
     // tasks in the change is what `before` decides.
     std::fs::write(&log, "").unwrap();
-    let info = sup.run_services_action(ServicesAction::Start, &names(&["a", "z"])).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Start, &names(&["a", "z"]))
+        .await
+        .unwrap();
     let summaries: Vec<_> = info.tasks.iter().map(|t| t.summary.as_str()).collect();
     assert_eq!(summaries, ["Start service \"z\"", "Start service \"a\""]);
     sup.stop_all().await;
@@ -429,7 +467,9 @@ async fn crash_loop_backs_off_doubling_with_jitter_up_to_the_limit() {
     let sup = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
     sup.add_layer("base", layer.as_bytes(), false, false)
         .unwrap();
-    let id = sup.services_action(ServicesAction::Start, &names(&["loop"])).unwrap();
+    let id = sup
+        .services_action(ServicesAction::Start, &names(&["loop"]))
+        .unwrap();
     let info = sup.wait_change(&id, None).await.unwrap();
     // The start attempt fails ("exited quickly") and the restart action still applies.
     assert_eq!(info.status, ChangeStatus::Error);
@@ -468,7 +508,10 @@ async fn on_failure_ignore_leaves_the_service_in_error() {
         "ignore",
         "services:\n  svc:\n    override: replace\n    command: sh -c 'sleep 1.2; exit 7'\n    on-failure: ignore\n",
     );
-    let info = sup.run_services_action(ServicesAction::Start, &names(&["svc"])).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Start, &names(&["svc"]))
+        .await
+        .unwrap();
     assert_eq!(info.status, ChangeStatus::Done);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let s = &sup.services(&[])[0];
@@ -508,7 +551,9 @@ async fn shutdown_action_asks_and_restart_brings_the_container_back() {
     );
     assert_eq!(sup.plan().services.len(), 2);
     assert_eq!(*requests.borrow_and_update(), None);
-    sup.run_services_action(ServicesAction::Replan, &[]).await.unwrap();
+    sup.run_services_action(ServicesAction::Replan, &[])
+        .await
+        .unwrap();
     assert_eq!(
         sup.services(&names(&["other"]))[0].current,
         ServiceStatus::Active
@@ -526,7 +571,9 @@ async fn a_service_runs_as_its_user_with_home_and_user() {
         "user",
         "services:\n  svc:\n    override: replace\n    command: sh -c 'echo \"$HOME $USER $(id -u) $(id -g)\"; exec sleep 1000'\n    user: nobody\n",
     );
-    sup.run_services_action(ServicesAction::Start, &names(&["svc"])).await.unwrap();
+    sup.run_services_action(ServicesAction::Start, &names(&["svc"]))
+        .await
+        .unwrap();
     let pid = sup.service_pid("svc").unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
@@ -554,7 +601,10 @@ async fn a_service_runs_as_its_user_with_home_and_user() {
         false,
     );
     assert!(bad.is_ok());
-    let info = sup.run_services_action(ServicesAction::Start, &names(&["svc"])).await.unwrap();
+    let info = sup
+        .run_services_action(ServicesAction::Start, &names(&["svc"]))
+        .await
+        .unwrap();
     assert_eq!(
         info.err.as_deref(),
         Some(
@@ -569,7 +619,9 @@ async fn a_log_flood_stays_in_the_ring_and_blocks_nothing() {
         "flood",
         "services:\n  flood:\n    override: replace\n    command: sh -c 'exec yes flooding-the-supervisor-with-lines'\n  calm:\n    override: replace\n    command: sh -c 'echo calm; exec sleep 1000'\n",
     );
-    sup.run_services_action(ServicesAction::Start, &names(&["flood"])).await.unwrap();
+    sup.run_services_action(ServicesAction::Start, &names(&["flood"]))
+        .await
+        .unwrap();
     let buffer = sup.log_buffers(&names(&["flood"]))[0].clone();
     // While the flood runs, the supervisor answers and starts other services promptly.
     for _ in 0..20 {
@@ -584,7 +636,9 @@ async fn a_log_flood_stays_in_the_ring_and_blocks_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let t = Instant::now();
-    sup.run_services_action(ServicesAction::Start, &names(&["calm"])).await.unwrap();
+    sup.run_services_action(ServicesAction::Start, &names(&["calm"]))
+        .await
+        .unwrap();
     assert!(
         t.elapsed() < Duration::from_millis(2500),
         "{:?}",
@@ -653,7 +707,9 @@ async fn a_dropped_supervisor_takes_its_processes_along() {
         "dropped",
         "services:\n  svc:\n    override: replace\n    command: sh -c 'sleep 1003 & exec sleep 1004'\n",
     );
-    sup.run_services_action(ServicesAction::Start, &names(&["svc"])).await.unwrap();
+    sup.run_services_action(ServicesAction::Start, &names(&["svc"]))
+        .await
+        .unwrap();
     let leader = sup.service_pid("svc").unwrap();
     let members = super::wait_for_members(leader, 2).await;
     drop(sup);

@@ -2,8 +2,8 @@
 //! (Pebble's `cmd_changes.go`, `cmd_tasks.go`, `wait.go` and `last.go`).
 
 use anyhow::{Context, Result, anyhow, bail};
-use cairn_api::{Client, ClientError};
 use cairn_api::types::ChangeInfo;
+use cairn_api::{Client, ClientError};
 use cairn_supervisor::ChangeStatus;
 use clap::Args;
 

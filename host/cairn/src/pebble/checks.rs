@@ -1,8 +1,8 @@
 //! `health`, `checks`, `check`, `start-checks` and `stop-checks`.
 
 use anyhow::{Result, bail};
-use cairn_api::{Client, ClientError};
 use cairn_api::types::CheckInfo;
+use cairn_api::{Client, ClientError};
 use cairn_supervisor::CheckStatus;
 use clap::Args;
 
