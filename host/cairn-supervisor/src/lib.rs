@@ -3,10 +3,10 @@
 //! One [`Supervisor`] per container. It owns the container's layers and plan (through
 //! `cairn-plan`), its services and their logs, its checks, its notices, and its changes and
 //! tasks; it persists layers, changes and notices in the container directory with atomic
-//! writes. It knows nothing of wasm or HTTP: the API server and the wasm runtime both drive
-//! it through this API, which follows Pebble's request semantics and error texts; the
-//! types it returns are domain types with typed states, which `cairn-api` renders as
-//! Pebble's JSON.
+//! writes. It knows nothing of wasm or of Pebble's HTTP API: the API server and the wasm
+//! runtime both drive it through this API, which follows Pebble's request semantics and
+//! error texts; the types it returns are domain types with typed states, which `cairn-api`
+//! renders as Pebble's JSON.
 //!
 //! Every operation that takes time is a change of tasks run by one runner (`runner.rs`):
 //! service starts and stops, exec commands and check runs are its handlers, run in lanes
