@@ -104,13 +104,11 @@ impl TaskCtx {
         }
     }
 
-    /// Resolves when the task's change is aborted (or the supervisor stops it).
+    /// Resolves when the task's change is aborted, or when the supervisor is gone (its
+    /// runner, holding the sender, was dropped).
     pub(crate) async fn cancelled(&self) {
         let mut rx = self.cancel.clone();
-        // An error means the runner dropped the sender: the task can no longer be aborted.
-        if rx.wait_for(|c| *c).await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        let _ = rx.wait_for(|c| *c).await;
     }
 
     /// The supervisor, while it lives.
@@ -206,15 +204,17 @@ impl Inner {
             })
             .collect();
         if !phases.is_empty() {
-            let inner = self.clone();
+            // The driver holds the supervisor weakly: a dropped supervisor cancels its
+            // running tasks (their runner goes with it) and the driver then stops.
+            let inner = Arc::downgrade(self);
             tokio::spawn(async move {
                 let mut ok = true;
                 for phase in phases {
                     if ok {
-                        ok = inner.run_phase(phase).await;
-                    } else {
+                        ok = run_phase(&inner, phase).await;
+                    } else if let Some(this) = inner.upgrade() {
                         let ids: Vec<u64> = phase.iter().flatten().map(|(id, _)| *id).collect();
-                        inner.hold(&ids);
+                        this.hold(&ids);
                     }
                 }
             });
@@ -245,87 +245,6 @@ impl Inner {
         self.changed();
     }
 
-    async fn run_phase(self: &Arc<Self>, phase: Vec<Vec<(u64, TaskSpec)>>) -> bool {
-        let handles: Vec<_> = phase
-            .into_iter()
-            .map(|lane| tokio::spawn(self.clone().run_lane(lane)))
-            .collect();
-        let mut ok = true;
-        for h in handles {
-            ok &= h.await.unwrap_or(false);
-        }
-        ok
-    }
-
-    async fn run_lane(self: Arc<Self>, lane: Vec<(u64, TaskSpec)>) -> bool {
-        let mut tasks = lane.into_iter();
-        while let Some((id, spec)) = tasks.next() {
-            let rest = |tasks: std::vec::IntoIter<(u64, TaskSpec)>| -> Vec<u64> {
-                tasks.map(|(id, _)| id).collect()
-            };
-            let (tx, rx) = watch::channel(false);
-            {
-                let mut state = self.state.lock().unwrap();
-                match state.book.task_status(id) {
-                    Some(ChangeStatus::Do) => state.book.set_task_status(id, ChangeStatus::Doing),
-                    Some(ChangeStatus::Doing) => {}
-                    // Aborted once running, before its handler started: the handler starts
-                    // cancelled, and ends as it does when aborted.
-                    Some(ChangeStatus::Abort) => {
-                        let _ = tx.send(true);
-                    }
-                    _ => {
-                        // Aborted before it started: it and the rest of its lane stay on hold.
-                        drop(state);
-                        let mut ids = vec![id];
-                        ids.extend(rest(tasks));
-                        self.hold(&ids);
-                        return false;
-                    }
-                }
-                self.runner.running.lock().unwrap().insert(
-                    id,
-                    Running {
-                        kind: spec.kind.clone(),
-                        cancel: tx,
-                    },
-                );
-            }
-            self.changed();
-            let ctx = TaskCtx {
-                id,
-                inner: Arc::downgrade(&self),
-                cancel: rx,
-            };
-            let outcome = (spec.handler)(ctx).await;
-            self.runner.running.lock().unwrap().remove(&id);
-            let ok = {
-                let mut state = self.state.lock().unwrap();
-                match outcome {
-                    Outcome::Done => {
-                        state.book.set_task_status(id, ChangeStatus::Done);
-                        true
-                    }
-                    Outcome::Undone => {
-                        state.book.set_task_status(id, ChangeStatus::Undone);
-                        false
-                    }
-                    Outcome::Error(e) => {
-                        state.book.task_error(id, &e);
-                        state.book.set_task_status(id, ChangeStatus::Error);
-                        false
-                    }
-                }
-            };
-            self.changed();
-            if !ok {
-                self.hold(&rest(tasks));
-                return false;
-            }
-        }
-        true
-    }
-
     /// Puts tasks on hold (they will not run).
     fn hold(&self, ids: &[u64]) {
         if ids.is_empty() {
@@ -339,4 +258,94 @@ impl Inner {
         }
         self.changed();
     }
+}
+
+/// Runs one phase: its lanes together; whether every task ended `Done`.
+async fn run_phase(inner: &Weak<Inner>, phase: Vec<Vec<(u64, TaskSpec)>>) -> bool {
+    let handles: Vec<_> = phase
+        .into_iter()
+        .map(|lane| tokio::spawn(run_lane(inner.clone(), lane)))
+        .collect();
+    let mut ok = true;
+    for h in handles {
+        ok &= h.await.unwrap_or(false);
+    }
+    ok
+}
+
+/// Runs one lane's tasks in order; the supervisor is held only between handlers.
+async fn run_lane(inner: Weak<Inner>, lane: Vec<(u64, TaskSpec)>) -> bool {
+    let mut tasks = lane.into_iter();
+    while let Some((id, spec)) = tasks.next() {
+        let Some(this) = inner.upgrade() else {
+            return false;
+        };
+        let rest = |tasks: std::vec::IntoIter<(u64, TaskSpec)>| -> Vec<u64> {
+            tasks.map(|(id, _)| id).collect()
+        };
+        let (tx, rx) = watch::channel(false);
+        {
+            let mut state = this.state.lock().unwrap();
+            match state.book.task_status(id) {
+                Some(ChangeStatus::Do) => state.book.set_task_status(id, ChangeStatus::Doing),
+                Some(ChangeStatus::Doing) => {}
+                // Aborted once running, before its handler started: the handler starts
+                // cancelled, and ends as it does when aborted.
+                Some(ChangeStatus::Abort) => {
+                    let _ = tx.send(true);
+                }
+                _ => {
+                    // Aborted before it started: it and the rest of its lane stay on hold.
+                    drop(state);
+                    let mut ids = vec![id];
+                    ids.extend(rest(tasks));
+                    this.hold(&ids);
+                    return false;
+                }
+            }
+            this.runner.running.lock().unwrap().insert(
+                id,
+                Running {
+                    kind: spec.kind.clone(),
+                    cancel: tx,
+                },
+            );
+        }
+        this.changed();
+        let ctx = TaskCtx {
+            id,
+            inner: inner.clone(),
+            cancel: rx,
+        };
+        drop(this);
+        let outcome = (spec.handler)(ctx).await;
+        let Some(this) = inner.upgrade() else {
+            return false;
+        };
+        this.runner.running.lock().unwrap().remove(&id);
+        let ok = {
+            let mut state = this.state.lock().unwrap();
+            match outcome {
+                Outcome::Done => {
+                    state.book.set_task_status(id, ChangeStatus::Done);
+                    true
+                }
+                Outcome::Undone => {
+                    state.book.set_task_status(id, ChangeStatus::Undone);
+                    false
+                }
+                Outcome::Error(e) => {
+                    state.book.task_error(id, &e);
+                    state.book.set_task_status(id, ChangeStatus::Error);
+                    false
+                }
+            }
+        };
+        this.changed();
+        if !ok {
+            this.hold(&rest(tasks));
+            return false;
+        }
+    }
+    true
 }

@@ -119,13 +119,16 @@ impl Run {
                     None => continue,
                 },
             };
-            let Some(inner) = ctx.inner() else {
+            // The supervisor is not held while the check runs: dropping it cancels the run.
+            let Some(container) = ctx.inner().map(|inner| inner.container.clone()) else {
                 return Outcome::Undone;
             };
-            let container = inner.container.clone();
             let result = tokio::select! {
                 _ = ctx.cancelled() => return Outcome::Undone,
                 r = run_check(&self.config, &container) => r,
+            };
+            let Some(inner) = ctx.inner() else {
+                return Outcome::Undone;
             };
             let done = self.record(&ctx, &inner, &result);
             if let Some(reply) = reply {

@@ -347,3 +347,25 @@ async fn a_check_whose_perform_change_failed_shows_the_failure_that_hit_the_thre
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_supervisor_stops_its_running_checks() {
+    let cmd = ["sleep", "600.0423"];
+    let layer = format!(
+        "checks:\n  slow:\n    override: replace\n    period: 100ms\n    timeout: 60s\n    exec:\n      command: {}\n",
+        cmd.join(" ")
+    );
+    let d = dir("drop-checks");
+    std::fs::create_dir_all(d.join("layers")).unwrap();
+    std::fs::write(d.join("layers/001-base.yaml"), layer).unwrap();
+    let sup = Supervisor::open(SupervisorOptions::new(d)).unwrap();
+    let running = super::within(Duration::from_secs(5), || {
+        !super::pids_running(&cmd).is_empty()
+    });
+    assert!(running.await, "the check's command never started");
+    drop(sup);
+    let gone = super::within(Duration::from_secs(5), || {
+        super::pids_running(&cmd).is_empty()
+    });
+    assert!(gone.await, "a check outlived its supervisor");
+}
