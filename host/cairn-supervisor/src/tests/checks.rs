@@ -269,18 +269,7 @@ async fn on_check_failure_restarts_the_service() {
 #[tokio::test(flavor = "multi_thread")]
 async fn aborting_a_check_change_kills_its_running_exec_command() {
     let cmd = ["sleep", "600.0419"];
-    let layer = format!(
-        "checks:\n  slow:\n    override: replace\n    period: 100ms\n    timeout: 60s\n    exec:\n      command: {}\n",
-        cmd.join(" ")
-    );
-    let d = dir("abort-check");
-    std::fs::create_dir_all(d.join("layers")).unwrap();
-    std::fs::write(d.join("layers/001-base.yaml"), layer).unwrap();
-    let sup = Supervisor::open(SupervisorOptions::new(d)).unwrap();
-    let running = super::within(Duration::from_secs(5), || {
-        !super::pids_running(&cmd).is_empty()
-    });
-    assert!(running.await, "the check's command never started");
+    let sup = running_exec_check("abort-check", &cmd).await;
     let change = check(&sup, "slow").change_id;
     let info = sup.abort_change(&change).unwrap();
     assert!(
@@ -351,21 +340,27 @@ async fn a_check_whose_perform_change_failed_shows_the_failure_that_hit_the_thre
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dropped_supervisor_stops_its_running_checks() {
     let cmd = ["sleep", "600.0423"];
-    let layer = format!(
-        "checks:\n  slow:\n    override: replace\n    period: 100ms\n    timeout: 60s\n    exec:\n      command: {}\n",
-        cmd.join(" ")
-    );
-    let d = dir("drop-checks");
-    std::fs::create_dir_all(d.join("layers")).unwrap();
-    std::fs::write(d.join("layers/001-base.yaml"), layer).unwrap();
-    let sup = Supervisor::open(SupervisorOptions::new(d)).unwrap();
-    let running = super::within(Duration::from_secs(5), || {
-        !super::pids_running(&cmd).is_empty()
-    });
-    assert!(running.await, "the check's command never started");
+    let sup = running_exec_check("drop-checks", &cmd).await;
     drop(sup);
     let gone = super::within(Duration::from_secs(5), || {
         super::pids_running(&cmd).is_empty()
     });
     assert!(gone.await, "a check outlived its supervisor");
+}
+
+/// A supervisor whose `slow` exec check (every 100 ms, 60 s timeout) is running `cmd`.
+async fn running_exec_check(name: &str, cmd: &[&str]) -> Supervisor {
+    let layer = format!(
+        "checks:\n  slow:\n    override: replace\n    period: 100ms\n    timeout: 60s\n    exec:\n      command: {}\n",
+        cmd.join(" ")
+    );
+    let d = dir(name);
+    std::fs::create_dir_all(d.join("layers")).unwrap();
+    std::fs::write(d.join("layers/001-base.yaml"), layer).unwrap();
+    let sup = Supervisor::open(SupervisorOptions::new(d)).unwrap();
+    let running = super::within(Duration::from_secs(5), || {
+        !super::pids_running(cmd).is_empty()
+    });
+    assert!(running.await, "the check's command never started");
+    sup
 }
