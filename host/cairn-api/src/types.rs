@@ -1,6 +1,7 @@
-//! Pebble's JSON shapes of the API's results, shared by the server (which renders the
-//! supervisor's domain types into them) and the client (which decodes them). The
-//! supervisor's types are typed states; these are the protocol.
+//! Pebble's JSON shapes of the API's results and request bodies, shared by the server
+//! (which renders the supervisor's domain types into them, and decodes requests into the
+//! domain's plain values) and the client (which does the reverse). The supervisor's types
+//! are typed states; these are the protocol.
 
 use std::collections::BTreeMap;
 
@@ -324,7 +325,180 @@ impl From<&cairn_supervisor::files::FileInfo> for FileInfo {
     }
 }
 
+/// One path's error in a files response: its Go-style message and Pebble's kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileError {
+    /// Go-style message, such as `stat /x: no such file or directory`.
+    pub message: String,
+    /// `not-found`, `permission-denied` or `generic-file-error`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+}
+
+impl From<&cairn_supervisor::files::FileError> for FileError {
+    fn from(e: &cairn_supervisor::files::FileError) -> Self {
+        FileError {
+            message: e.message.clone(),
+            kind: e.kind.as_str().into(),
+        }
+    }
+}
+
+/// One path's outcome in a files response (`make-dirs`, `remove`, `write`, `read`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileResult {
+    /// The path the request named.
+    pub path: String,
+    /// Why it failed; absent on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<FileError>,
+}
+
+impl FileResult {
+    /// The outcome for `path`: success, or the supervisor's error rendered.
+    pub fn new(path: &str, err: Option<&cairn_supervisor::files::FileError>) -> Self {
+        FileResult {
+            path: path.to_string(),
+            error: err.map(FileError::from),
+        }
+    }
+}
+
+/// Mode and owner of a files `write` or `make-dirs` item, as the request JSON spells them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Ownership {
+    /// Three octal digits; empty for the default.
+    #[serde(default)]
+    pub permissions: String,
+    /// Owner uid.
+    #[serde(default)]
+    pub user_id: Option<u32>,
+    /// Owner name.
+    #[serde(default)]
+    pub user: String,
+    /// Group gid.
+    #[serde(default)]
+    pub group_id: Option<u32>,
+    /// Group name.
+    #[serde(default)]
+    pub group: String,
+}
+
+impl From<Ownership> for cairn_supervisor::files::Ownership {
+    fn from(o: Ownership) -> Self {
+        cairn_supervisor::files::Ownership {
+            permissions: o.permissions,
+            user_id: o.user_id,
+            user: o.user,
+            group_id: o.group_id,
+            group: o.group,
+        }
+    }
+}
+
+impl From<&cairn_supervisor::files::Ownership> for Ownership {
+    fn from(o: &cairn_supervisor::files::Ownership) -> Self {
+        Ownership {
+            permissions: o.permissions.clone(),
+            user_id: o.user_id,
+            user: o.user.clone(),
+            group_id: o.group_id,
+            group: o.group.clone(),
+        }
+    }
+}
+
+/// One file of a files `write` request's metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WriteItem {
+    /// Absolute path.
+    pub path: String,
+    /// Create missing parent directories.
+    #[serde(default)]
+    pub make_dirs: bool,
+    /// Mode and owner.
+    #[serde(flatten)]
+    pub ownership: Ownership,
+}
+
+impl From<WriteItem> for cairn_supervisor::files::WriteItem {
+    fn from(w: WriteItem) -> Self {
+        cairn_supervisor::files::WriteItem {
+            path: w.path,
+            make_dirs: w.make_dirs,
+            ownership: w.ownership.into(),
+        }
+    }
+}
+
+impl From<&cairn_supervisor::files::WriteItem> for WriteItem {
+    fn from(w: &cairn_supervisor::files::WriteItem) -> Self {
+        WriteItem {
+            path: w.path.clone(),
+            make_dirs: w.make_dirs,
+            ownership: (&w.ownership).into(),
+        }
+    }
+}
+
 /// Renders a list of domain values as their wire shapes.
 pub fn wire<'a, D: 'a, W: From<&'a D>>(items: &'a [D]) -> Vec<W> {
     items.iter().map(W::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_supervisor::files::{self, FileErrorKind};
+
+    use super::*;
+
+    #[test]
+    fn write_item_decodes_pebbles_request_json_into_the_domain_value() {
+        let raw = r#"{"path":"/a/b","make-dirs":true,"permissions":"600","user-id":5,"group":"g"}"#;
+        let item: files::WriteItem = serde_json::from_str::<WriteItem>(raw).unwrap().into();
+        assert_eq!(
+            item,
+            files::WriteItem {
+                path: "/a/b".into(),
+                make_dirs: true,
+                ownership: files::Ownership {
+                    permissions: "600".into(),
+                    user_id: Some(5),
+                    group: "g".into(),
+                    ..files::Ownership::default()
+                },
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&WriteItem::from(&item)).unwrap(),
+            r#"{"path":"/a/b","make-dirs":true,"permissions":"600","user-id":5,"user":"","group-id":null,"group":"g"}"#
+        );
+        let e = serde_json::from_str::<WriteItem>(r#""x""#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid type: string \"x\", expected struct WriteItem at line 1 column 3"
+        );
+        let e = serde_json::from_str::<WriteItem>("{}").unwrap_err();
+        assert_eq!(e.to_string(), "missing field `path` at line 1 column 2");
+    }
+
+    #[test]
+    fn file_results_render_pebbles_kind_names_and_omit_success_errors() {
+        let err = files::FileError {
+            kind: FileErrorKind::PermissionDenied,
+            message: "open /x: permission denied".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&FileResult::new("/x", Some(&err))).unwrap(),
+            r#"{"path":"/x","error":{"message":"open /x: permission denied","kind":"permission-denied"}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&FileResult::new("/y", None)).unwrap(),
+            r#"{"path":"/y"}"#
+        );
+        let generic = FileError::from(&files::FileError::generic("bad"));
+        assert_eq!(generic.kind, "generic-file-error");
+    }
 }

@@ -13,8 +13,6 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use crate::sandbox::{Resolved, Root};
 use crate::users;
 
@@ -51,11 +49,33 @@ fn host(root: Option<&Root>, path: &Path, follow: bool) -> std::io::Result<HostP
     }
 }
 
+/// Why a file operation failed: the kinds Pebble tells apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileErrorKind {
+    /// The path (or a parent) does not exist.
+    NotFound,
+    /// The daemon may not touch the path.
+    PermissionDenied,
+    /// Anything else (bad request values, I/O failures).
+    Generic,
+}
+
+impl FileErrorKind {
+    /// Pebble's name for the kind: `not-found`, `permission-denied` or `generic-file-error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileErrorKind::NotFound => "not-found",
+            FileErrorKind::PermissionDenied => "permission-denied",
+            FileErrorKind::Generic => "generic-file-error",
+        }
+    }
+}
+
 /// A failed file operation, as Pebble reports it per path.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileError {
-    /// `not-found`, `permission-denied` or `generic-file-error`.
-    pub kind: String,
+    /// What kind of failure it is.
+    pub kind: FileErrorKind,
     /// Go-style message, such as `stat /x: no such file or directory`.
     pub message: String,
 }
@@ -69,19 +89,11 @@ impl std::fmt::Display for FileError {
 impl std::error::Error for FileError {}
 
 impl FileError {
-    fn generic(message: impl Into<String>) -> Self {
+    /// A [`FileErrorKind::Generic`] error with this message (bad values, failed copies).
+    pub fn generic(message: impl Into<String>) -> Self {
         FileError {
-            kind: "generic-file-error".into(),
+            kind: FileErrorKind::Generic,
             message: message.into(),
-        }
-    }
-
-    /// The HTTP status Pebble answers a list error with.
-    pub fn status(&self) -> u16 {
-        match self.kind.as_str() {
-            "not-found" => 404,
-            "permission-denied" => 403,
-            _ => 400,
         }
     }
 }
@@ -89,12 +101,12 @@ impl FileError {
 /// A Go `*PathError`: `<op> <path>: <errno text>`, with the kind Pebble derives from it.
 fn path_error(op: &str, path: &Path, e: &std::io::Error) -> FileError {
     let kind = match e.kind() {
-        std::io::ErrorKind::NotFound => "not-found",
-        std::io::ErrorKind::PermissionDenied => "permission-denied",
-        _ => "generic-file-error",
+        std::io::ErrorKind::NotFound => FileErrorKind::NotFound,
+        std::io::ErrorKind::PermissionDenied => FileErrorKind::PermissionDenied,
+        _ => FileErrorKind::Generic,
     };
     FileError {
-        kind: kind.into(),
+        kind,
         message: format!("{op} {}: {}", path.display(), crate::errno_text(e)),
     }
 }
@@ -281,23 +293,17 @@ pub fn open_read(root: Option<&Root>, path: &str) -> Result<std::fs::File, FileE
 }
 
 /// Owner and mode options shared by writes and make-dirs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ownership {
     /// Three octal digits; empty for the default.
-    #[serde(default)]
     pub permissions: String,
     /// Owner uid.
-    #[serde(default)]
     pub user_id: Option<u32>,
     /// Owner name.
-    #[serde(default)]
     pub user: String,
     /// Group gid.
-    #[serde(default)]
     pub group_id: Option<u32>,
     /// Group name.
-    #[serde(default)]
     pub group: String,
 }
 
@@ -423,17 +429,14 @@ pub fn remove(root: Option<&Root>, path: &str, recursive: bool) -> Result<(), Fi
     }
 }
 
-/// A file to write (`write` metadata of `POST /v1/files`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// A file to write (one item of a files `write` request).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteItem {
     /// Absolute path.
     pub path: String,
     /// Create missing parent directories (mode 755, owned as the file).
-    #[serde(default)]
     pub make_dirs: bool,
     /// Mode and owner.
-    #[serde(flatten)]
     pub ownership: Ownership,
 }
 
@@ -592,11 +595,11 @@ mod tests {
     fn errors_read_like_go() {
         let e = list(None, "/nonexistent-cairn", "", false).unwrap_err();
         assert_eq!(
-            (e.kind.as_str(), e.message.as_str(), e.status()),
+            (e.kind, e.kind.as_str(), e.message.as_str()),
             (
+                FileErrorKind::NotFound,
                 "not-found",
-                "stat /nonexistent-cairn: no such file or directory",
-                404
+                "stat /nonexistent-cairn: no such file or directory"
             )
         );
         let e = open_read(None, "relative").unwrap_err();
@@ -662,7 +665,7 @@ mod tests {
             &mut &b"x"[..],
         )
         .unwrap_err();
-        assert_eq!(e.kind, "not-found");
+        assert_eq!(e.kind, FileErrorKind::NotFound);
         let listed = list(None, d.join("a/b").to_str().unwrap(), "*.txt", false).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(

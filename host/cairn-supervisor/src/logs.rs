@@ -7,7 +7,6 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
@@ -16,11 +15,10 @@ pub const MAX_LOG_BYTES: usize = 100 * 1024;
 /// A partial line longer than this is cut and stored as a line of its own.
 const MAX_LINE_BYTES: usize = 64 * 1024;
 
-/// One line of service output, as `GET /v1/logs` returns it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One line of service output (`GET /v1/logs` renders it).
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogEntry {
     /// When the line was read.
-    #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
     /// The service that printed it.
     pub service: String,

@@ -17,7 +17,6 @@ use std::time::Duration;
 use cairn_plan::{Service, ServiceAction, ServiceStartup};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{oneshot, watch};
 
@@ -72,8 +71,7 @@ impl State {
 }
 
 /// A service's status as the API reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServiceStatus {
     /// Starting or running.
     Active,

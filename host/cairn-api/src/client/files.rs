@@ -8,29 +8,14 @@ use cairn_supervisor::files::{Ownership, WriteItem};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::Method;
 use hyper::body::Frame;
-use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{decode_envelope, encode};
-use crate::types::FileInfo;
+use crate::types::{self, FileInfo, FileResult};
 use crate::{Client, ClientError};
 
-#[derive(Deserialize)]
-struct PathResult {
-    path: String,
-    #[serde(default)]
-    error: Option<PathErr>,
-}
-
-#[derive(Deserialize)]
-struct PathErr {
-    #[serde(default)]
-    kind: String,
-    message: String,
-}
-
 /// The first per-path error of a files response, as `ops.pebble.PathError` would raise it.
-fn first_error(results: Vec<PathResult>) -> Result<(), ClientError> {
+fn first_error(results: Vec<FileResult>) -> Result<(), ClientError> {
     match results
         .into_iter()
         .find_map(|r| r.error.map(|e| (r.path, e)))
@@ -69,7 +54,7 @@ impl Client {
         make_parents: bool,
         ownership: &Ownership,
     ) -> Result<(), ClientError> {
-        let mut dir = serde_json::to_value(ownership).unwrap_or_default();
+        let mut dir = serde_json::to_value(types::Ownership::from(ownership)).unwrap_or_default();
         dir["path"] = path.into();
         dir["make-parents"] = make_parents.into();
         let env = self
@@ -126,7 +111,7 @@ impl Client {
         let boundary: String = (0..32)
             .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
             .collect();
-        let meta = serde_json::json!({"action": "write", "files": [item]});
+        let meta = serde_json::json!({"action": "write", "files": [types::WriteItem::from(item)]});
         let head = format!(
             "--{boundary}\r\nContent-Type: application/json\r\nContent-Disposition: form-data; name=\"request\"\r\n\r\n{meta}\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{}\"\r\n\r\n",
             item.path.replace('\\', "\\\\").replace('"', "\\\"")

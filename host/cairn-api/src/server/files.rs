@@ -8,44 +8,33 @@
 //! not grow with file size.
 
 use bytes::Bytes;
-use cairn_supervisor::files::{self, FileError, Ownership, WriteItem};
+use cairn_supervisor::files::{self, FileError, FileErrorKind};
 use cairn_supervisor::sandbox::Root;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::{Body, Call, ChannelBody, full};
 use crate::envelope::Reply;
+use crate::types::{FileResult, Ownership, WriteItem};
 
 /// Pebble's shortest accepted multipart boundary.
 const MIN_BOUNDARY: usize = 32;
 /// Read chunk size.
 const CHUNK: usize = 64 * 1024;
 
-/// One path's outcome in a files response.
-#[derive(Debug, Serialize, Deserialize)]
-struct FileResult {
-    path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorResult>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct ErrorResult {
-    message: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    kind: String,
-}
-
 fn result(path: &str, err: Option<FileError>) -> FileResult {
-    FileResult {
-        path: path.to_string(),
-        error: err.map(|e| ErrorResult {
-            message: e.message,
-            kind: e.kind,
-        }),
+    FileResult::new(path, err.as_ref())
+}
+
+/// The HTTP status Pebble answers a list error with.
+fn status(kind: FileErrorKind) -> u16 {
+    match kind {
+        FileErrorKind::NotFound => 404,
+        FileErrorKind::PermissionDenied => 403,
+        FileErrorKind::Generic => 400,
     }
 }
 
@@ -106,7 +95,7 @@ pub(super) fn get(call: &Call<'_>, req: &Request<Incoming>) -> Response<Body> {
                 Ok(list) => full(Reply::sync(
                     crate::types::wire::<_, crate::types::FileInfo>(&list),
                 )),
-                Err(e) => full(Reply::error(e.status(), &e.kind, e.message)),
+                Err(e) => full(Reply::error(status(e.kind), e.kind.as_str(), e.message)),
             }
         }
         other => full(Reply::bad_request(format!("invalid action {other:?}"))),
@@ -160,10 +149,7 @@ fn read(root: Option<Root>, paths: Vec<String>) -> Response<Body> {
                         }
                     }
                     Err(e) => {
-                        err = Some(FileError {
-                            kind: "generic-file-error".into(),
-                            message: format!("read {path}: {e}"),
-                        });
+                        err = Some(FileError::generic(format!("read {path}: {e}")));
                         break;
                     }
                 }
@@ -265,11 +251,12 @@ fn json_action(body: &[u8], root: Option<&Root>) -> Reply {
         "make-dirs" => Reply::sync(
             p.dirs
                 .unwrap_or_default()
-                .iter()
+                .into_iter()
                 .map(|d| {
+                    let own = d.ownership.into();
                     result(
                         &d.path,
-                        files::make_dir(root, &d.path, d.make_parents, &d.ownership).err(),
+                        files::make_dir(root, &d.path, d.make_parents, &own).err(),
                     )
                 })
                 .collect::<Vec<_>>(),
@@ -355,7 +342,12 @@ async fn write_parts(mut mp: multer::Multipart<'static>, root: Option<Root>) -> 
             "multipart action must be \"write\", got {action:?}"
         ));
     }
-    let items = payload.files.unwrap_or_default();
+    let items: Vec<files::WriteItem> = payload
+        .files
+        .unwrap_or_default()
+        .into_iter()
+        .map(Into::into)
+        .collect();
     if items.is_empty() {
         return Reply::bad_request("must specify one or more files");
     }
@@ -389,10 +381,7 @@ async fn write_parts(mut mp: multer::Multipart<'static>, root: Option<Root>) -> 
                     Some(Some(chunk)) => w.write_all(&chunk)?,
                     Some(None) => return w.commit(),
                     None => {
-                        return Err(FileError {
-                            kind: "generic-file-error".into(),
-                            message: "upload interrupted".into(),
-                        });
+                        return Err(FileError::generic("upload interrupted"));
                     }
                 }
             }
@@ -422,12 +411,9 @@ async fn write_parts(mut mp: multer::Multipart<'static>, root: Option<Root>) -> 
             let _ = writer.await;
             return Reply::bad_request(msg);
         }
-        let outcome = writer.await.unwrap_or_else(|e| {
-            Err(FileError {
-                kind: "generic-file-error".into(),
-                message: e.to_string(),
-            })
-        });
+        let outcome = writer
+            .await
+            .unwrap_or_else(|e| Err(FileError::generic(e.to_string())));
         errors.insert(path, outcome.err());
         i += 1;
     }
@@ -437,10 +423,10 @@ async fn write_parts(mut mp: multer::Multipart<'static>, root: Option<Root>) -> 
             Some(err) => result(&it.path, err),
             None => result(
                 &it.path,
-                Some(FileError {
-                    kind: "generic-file-error".into(),
-                    message: format!("no file content for path {:?}", it.path),
-                }),
+                Some(FileError::generic(format!(
+                    "no file content for path {:?}",
+                    it.path
+                ))),
             ),
         })
         .collect();

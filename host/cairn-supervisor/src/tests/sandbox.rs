@@ -237,7 +237,7 @@ async fn isolated_files_stay_beneath_system_dirs_and_off_mount_points() {
         )
     );
     let e = files::list(s.root(), &link.display().to_string(), "", false).unwrap_err();
-    assert_eq!(e.kind, "permission-denied");
+    assert_eq!(e.kind, files::FileErrorKind::PermissionDenied);
     // /proc and /dev are mount points inside: nothing is written or removed there.
     let e = write(&s, "/proc/x", "x", false).unwrap_err();
     assert_eq!(e, "open /proc/x: read-only file system");

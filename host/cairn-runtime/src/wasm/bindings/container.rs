@@ -331,10 +331,9 @@ impl pebble::HostContainer for StoreState {
         let mut f = cairn_supervisor::files::open_read(sup.root(), &path).map_err(path_error)?;
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut f, &mut out).map_err(|e| {
-            path_error(cairn_supervisor::files::FileError {
-                kind: "generic-file-error".into(),
-                message: format!("read {path}: {e}"),
-            })
+            path_error(cairn_supervisor::files::FileError::generic(format!(
+                "read {path}: {e}"
+            )))
         })?;
         Ok(out)
     }
@@ -391,7 +390,7 @@ impl pebble::HostContainer for StoreState {
         let sup = self.supervisor(&self_)?;
         match cairn_supervisor::files::list(sup.root(), &path, "", true) {
             Ok(_) => Ok(true),
-            Err(e) if e.kind == "not-found" => Ok(false),
+            Err(e) if e.kind == cairn_supervisor::files::FileErrorKind::NotFound => Ok(false),
             Err(e) => Err(path_error(e)),
         }
     }
@@ -404,7 +403,7 @@ impl pebble::HostContainer for StoreState {
         let sup = self.supervisor(&self_)?;
         match cairn_supervisor::files::list(sup.root(), &path, "", true) {
             Ok(l) => Ok(l.first().is_some_and(|f| f.type_ == FileType::Directory)),
-            Err(e) if e.kind == "not-found" => Ok(false),
+            Err(e) if e.kind == cairn_supervisor::files::FileErrorKind::NotFound => Ok(false),
             Err(e) => Err(path_error(e)),
         }
     }

@@ -134,7 +134,7 @@ pub(super) fn to_wit_config(v: &ConfigValue) -> wit::ConfigValue {
 /// A files error as the WIT `path-error` (Pebble's kind and message kept).
 pub(super) fn path_error(e: cairn_supervisor::files::FileError) -> pebble::Error {
     pebble::Error::Path(pebble::PathError {
-        kind: e.kind,
+        kind: e.kind.as_str().into(),
         message: e.message,
     })
 }
