@@ -1,35 +1,13 @@
-//! The crate's one test fixture: a temporary directory, removed on drop, with a real
+//! The crate's one test fixture: a temporary directory (the workspace's test-util one),
+//! removed on drop, with a real
 //! supervisor in it served on a temporary socket, and a client of that socket.
 
 use std::path::{Path, PathBuf};
 
 use cairn_supervisor::{Supervisor, SupervisorOptions};
+pub(crate) use cairn_testutil::TempDir;
 
 use crate::{ApiServer, Client, ClientError, ServerHandle, serve};
-
-/// A directory under the system's temporary directory, removed (with its contents) on drop.
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    /// A fresh, empty directory named after the test and the process.
-    pub(crate) fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("cairn-api-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    /// The directory.
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A server over a fresh supervisor on `<dir>/.pebble.socket`, and a client of it. Dropping
 /// it stops the server, then removes the directory.

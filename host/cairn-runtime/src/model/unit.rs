@@ -466,24 +466,7 @@ mod tests {
 
     use super::*;
 
-    /// A directory for one test, removed when the test ends (also when it fails).
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir()
-                .join(format!("cairn-runtime-unit-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use cairn_testutil::TempDir;
 
     /// A unit `t/0` of the misbehave charm in `mode`, with `queue` to deliver; the app view
     /// is returned so a test can change the config.
@@ -502,7 +485,7 @@ mod tests {
         let settings = UnitSettings {
             app_name: "t".into(),
             model: "m".into(),
-            dir: dir.0.join("unit"),
+            dir: dir.path().join("unit"),
             containers: BTreeMap::new(),
             app: app.clone(),
             retry: Retry {
@@ -510,7 +493,7 @@ mod tests {
                 max: Duration::from_millis(80),
             },
             update_status_interval: Duration::from_secs(3600),
-            actions: Arc::new(ActionStore::open(dir.0.join("actions")).unwrap()),
+            actions: Arc::new(ActionStore::open(dir.path().join("actions")).unwrap()),
         };
         std::fs::create_dir_all(&settings.dir).unwrap();
         let record = UnitRecord {
@@ -583,9 +566,13 @@ mod tests {
                 ]
             );
         });
-        // The record on disk is the one in memory.
-        let saved = UnitRecord::load(&dir.0.join("unit")).unwrap();
-        assert!(saved.queue.is_empty() && saved.error.is_none());
+        // The record on disk follows the one in memory (it is written after the update).
+        let saved = cairn_testutil::eventually(Duration::from_secs(5), || {
+            UnitRecord::load(&dir.path().join("unit"))
+                .ok()
+                .filter(|r| r.queue.is_empty() && r.error.is_none())
+        });
+        assert!(saved.is_some(), "the record on disk never caught up");
         unit.abort();
     }
 

@@ -4,7 +4,6 @@
 //! supervisors on temporary directories.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,24 +12,7 @@ use cairn_supervisor::{Supervisor, SupervisorOptions};
 use super::{Charm, Dispatched, Failure, Runtime, RuntimeConfig, UnitContext};
 use crate::types::{ConfigValue, Event, WorkloadStatus};
 
-/// A directory for one test, removed when the test ends (also when it fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("cairn-runtime-wasm-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use cairn_testutil::TempDir;
 
 /// A runtime with `tune` applied to small-pool defaults, and the misbehave charm on it.
 fn misbehave(tune: impl FnOnce(&mut RuntimeConfig)) -> (Arc<Runtime>, Arc<Charm>) {
@@ -87,7 +69,7 @@ fn hang() -> Event {
 
 /// A real supervisor for a container of the test unit.
 fn container(dir: &TempDir, name: &str) -> Supervisor {
-    Supervisor::open(SupervisorOptions::new(dir.0.join(name))).unwrap()
+    Supervisor::open(SupervisorOptions::new(dir.path().join(name))).unwrap()
 }
 
 #[test]
