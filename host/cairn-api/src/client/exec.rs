@@ -105,7 +105,7 @@ impl Client {
         let (code, bytes) = posted?;
         let (stdio_stream, stderr_stream) = streams?;
         let env: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            serde_json::from_slice(&bytes).map_err(ClientError::protocol)?;
         if code != 202 {
             return Err(ClientError::Api {
                 code,

@@ -64,9 +64,7 @@ impl Client {
                 Some(serde_json::json!({"action": "make-dirs", "dirs": [dir]})),
             )
             .await?;
-        first_error(
-            serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))?,
-        )
+        first_error(serde_json::from_value(env.result).map_err(ClientError::protocol)?)
     }
 
     /// `POST /v1/files` `remove` for one path.
@@ -78,9 +76,7 @@ impl Client {
                 Some(serde_json::json!({"action": "remove", "paths": [{"path": path, "recursive": recursive}]})),
             )
             .await?;
-        first_error(
-            serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))?,
-        )
+        first_error(serde_json::from_value(env.result).map_err(ClientError::protocol)?)
     }
 
     async fn own_connection(
@@ -95,7 +91,7 @@ impl Client {
         let (sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                .map_err(ClientError::protocol)?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -151,19 +147,19 @@ impl Client {
                 format!("multipart/form-data; boundary=\"{boundary}\""),
             )
             .body(body)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(ClientError::protocol)?;
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(ClientError::protocol)?;
         let bytes = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .map_err(ClientError::protocol)?
             .to_bytes();
         let env = decode_envelope(&bytes)?;
-        first_error(serde_json::from_value(env).map_err(|e| ClientError::Protocol(e.to_string()))?)
+        first_error(serde_json::from_value(env).map_err(ClientError::protocol)?)
     }
 
     /// Streams the file at `path` into `sink` (`GET /v1/files?action=read`).
@@ -183,11 +179,11 @@ impl Client {
                     .map_err(|e| match e {})
                     .boxed(),
             )
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(ClientError::protocol)?;
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(ClientError::protocol)?;
         let ct = resp
             .headers()
             .get("Content-Type")
@@ -199,7 +195,7 @@ impl Client {
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| ClientError::Protocol(e.to_string()))?
+                .map_err(ClientError::protocol)?
                 .to_bytes();
             decode_envelope(&bytes)?;
             return Err(ClientError::Protocol(format!(
@@ -215,34 +211,28 @@ impl Client {
         });
         let mut mp = multer::Multipart::new(stream, boundary);
         let mut written = 0u64;
-        let proto = |e: multer::Error| ClientError::Protocol(e.to_string());
-        while let Some(mut field) = mp.next_field().await.map_err(proto)? {
+        while let Some(mut field) = mp.next_field().await.map_err(ClientError::protocol)? {
             match field.name() {
                 Some("files") => {
-                    while let Some(chunk) = field.chunk().await.map_err(proto)? {
+                    while let Some(chunk) = field.chunk().await.map_err(ClientError::protocol)? {
                         sink.write_all(&chunk)
                             .await
-                            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                            .map_err(ClientError::protocol)?;
                         written += chunk.len() as u64;
                     }
                 }
                 Some("response") => {
                     let mut raw = Vec::new();
-                    while let Some(chunk) = field.chunk().await.map_err(proto)? {
+                    while let Some(chunk) = field.chunk().await.map_err(ClientError::protocol)? {
                         raw.extend_from_slice(&chunk);
                     }
                     let env = decode_envelope(&raw)?;
-                    first_error(
-                        serde_json::from_value(env)
-                            .map_err(|e| ClientError::Protocol(e.to_string()))?,
-                    )?;
+                    first_error(serde_json::from_value(env).map_err(ClientError::protocol)?)?;
                 }
                 _ => {}
             }
         }
-        sink.flush()
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        sink.flush().await.map_err(ClientError::protocol)?;
         Ok(written)
     }
 

@@ -59,6 +59,13 @@ pub enum ClientError {
     Protocol(String),
 }
 
+impl ClientError {
+    /// A reply or request that does not follow the API, from whatever failed to handle it.
+    fn protocol(e: impl std::fmt::Display) -> Self {
+        ClientError::Protocol(e.to_string())
+    }
+}
+
 /// `GET /v1/system-info`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct SystemInfo {
@@ -132,7 +139,7 @@ impl Client {
         let stream = self.connect_stream().await?;
         hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))
+            .map_err(ClientError::protocol)
     }
 
     async fn connect(&self) -> Result<Conn, ClientError> {
@@ -204,11 +211,10 @@ impl Client {
     ) -> Result<Envelope, ClientError> {
         let body = body.map(|b| serde_json::to_vec(&b).unwrap_or_default());
         let (_, bytes) = self.raw(method, path, body).await?;
-        let env: Envelope =
-            serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let env: Envelope = serde_json::from_slice(&bytes).map_err(ClientError::protocol)?;
         if env.kind == "error" {
-            let err: ErrorResult = serde_json::from_value(env.result.clone())
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let err: ErrorResult =
+                serde_json::from_value(env.result.clone()).map_err(ClientError::protocol)?;
             return Err(ClientError::Api {
                 code: env.status_code,
                 kind: err.kind,
@@ -220,7 +226,7 @@ impl Client {
 
     async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ClientError> {
         let env = self.call(Method::GET, path, None).await?;
-        serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))
+        serde_json::from_value(env.result).map_err(ClientError::protocol)
     }
 
     /// `GET /v1/system-info`.
@@ -318,7 +324,7 @@ impl Client {
                 Some(serde_json::json!({"action": "abort"})),
             )
             .await?;
-        serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))
+        serde_json::from_value(env.result).map_err(ClientError::protocol)
     }
 
     /// `GET /v1/changes/{id}/wait` (`None`: wait as long as it takes).
@@ -395,8 +401,7 @@ impl Client {
                 Some(serde_json::json!({"action": action, "checks": names})),
             )
             .await?;
-        serde_json::from_value(env.result["changed"].clone())
-            .map_err(|e| ClientError::Protocol(e.to_string()))
+        serde_json::from_value(env.result["changed"].clone()).map_err(ClientError::protocol)
     }
 
     /// `POST /v1/checks/refresh`: runs a check now; its info and the run's error, if any.
@@ -411,8 +416,8 @@ impl Client {
                 Some(serde_json::json!({ "name": name })),
             )
             .await?;
-        let info = serde_json::from_value(env.result["info"].clone())
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let info =
+            serde_json::from_value(env.result["info"].clone()).map_err(ClientError::protocol)?;
         Ok((info, env.result["error"].as_str().map(str::to_string)))
     }
 
@@ -493,8 +498,7 @@ impl Client {
             .raw(Method::GET, &Self::logs_path(services, n, false), None)
             .await?;
         if code != 200 {
-            let env: Envelope =
-                serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let env: Envelope = serde_json::from_slice(&bytes).map_err(ClientError::protocol)?;
             return Err(ClientError::Api {
                 code,
                 kind: String::new(),
@@ -504,7 +508,7 @@ impl Client {
         bytes
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).map_err(|e| ClientError::Protocol(e.to_string())))
+            .map(|l| serde_json::from_slice(l).map_err(ClientError::protocol))
             .collect()
     }
 
@@ -525,7 +529,7 @@ impl Client {
                 None,
             ))
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            .map_err(ClientError::protocol)?;
         let (tx, rx) = mpsc::channel(256);
         let mut body = resp.into_body();
         tokio::spawn(async move {
@@ -556,11 +560,9 @@ fn encode(s: &str) -> String {
 
 /// Decodes an envelope; an error envelope becomes [`ClientError::Api`]; returns the result.
 fn decode_envelope(bytes: &[u8]) -> Result<Value, ClientError> {
-    let env: Envelope =
-        serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let env: Envelope = serde_json::from_slice(bytes).map_err(ClientError::protocol)?;
     if env.kind == "error" {
-        let err: ErrorResult =
-            serde_json::from_value(env.result).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let err: ErrorResult = serde_json::from_value(env.result).map_err(ClientError::protocol)?;
         return Err(ClientError::Api {
             code: env.status_code,
             kind: err.kind,
