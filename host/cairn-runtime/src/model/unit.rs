@@ -37,8 +37,10 @@ pub struct HistoryEntry {
     pub duration_us: u64,
 }
 
-/// Everything persisted about a unit.
+/// Everything persisted about a unit (a field missing from a record an older version
+/// wrote takes its default).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UnitRecord {
     /// `app/N`.
     pub name: String,
@@ -139,6 +141,7 @@ impl Unit {
         let shared = Arc::new(UnitShared {
             settings,
             record: Mutex::new(record),
+            writer: Mutex::new(Writer::Open),
             wake: Notify::new(),
         });
         shared.save();
@@ -200,10 +203,22 @@ impl Unit {
         self.shared.enqueue(Event::Remove);
     }
 
-    /// Waits for the actor to end (after `begin_removal`); the feeders stop first.
+    /// Waits for the actor to end (after `begin_removal`); the feeders stop first. Once it
+    /// returns nothing writes the unit's record any more: its directory can be deleted.
     pub(crate) async fn finish_removal(&mut self) {
         self.feeders.abort_all();
+        while self.feeders.join_next().await.is_some() {}
         let _ = (&mut self.actor).await;
+        self.shared.close();
+    }
+
+    /// Stops the actor and the feeders and waits for them (the queue stays as last
+    /// persisted); after it nothing writes the unit's record.
+    pub(crate) async fn stop(&mut self) {
+        self.abort();
+        while self.feeders.join_next().await.is_some() {}
+        let _ = (&mut self.actor).await;
+        self.shared.close();
     }
 
     /// Stops the actor and the feeders now; the queue stays persisted.
@@ -213,10 +228,23 @@ impl Unit {
     }
 }
 
+/// Whether a unit's record may still be written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// Saves go to `unit.json`.
+    Open,
+    /// The unit was stopped or removed: saves are dropped (its directory may be gone).
+    Closed,
+}
+
 /// State shared between a unit's actor, its feeders and the host.
 pub(crate) struct UnitShared {
     settings: UnitSettings,
     record: Mutex<UnitRecord>,
+    /// Held across taking a snapshot of the record and writing it, so that `unit.json` is
+    /// written by one saver at a time, in snapshot order (an older snapshot never lands
+    /// after a newer one).
+    writer: Mutex<Writer>,
     wake: Notify,
 }
 
@@ -226,8 +254,12 @@ impl UnitShared {
         self.record.lock().unwrap().name.clone()
     }
 
-    /// Persists the record atomically.
+    /// Persists the record atomically: the one writer of `unit.json`.
     fn save(&self) {
+        let writer = self.writer.lock().unwrap();
+        if *writer == Writer::Closed {
+            return;
+        }
         let data = {
             let rec = self.record.lock().unwrap();
             serde_json::to_vec(&*rec)
@@ -241,6 +273,11 @@ impl UnitShared {
             }
             Err(e) => tracing::error!("cannot encode unit state: {e}"),
         }
+    }
+
+    /// Stops all writes of the record (waiting for one in progress).
+    fn close(&self) {
+        *self.writer.lock().unwrap() = Writer::Closed;
     }
 
     /// Queues an event (persisted) and wakes the actor.
@@ -606,6 +643,56 @@ mod tests {
             assert_eq!(r.status, WorkloadStatus::Active("handled 2".into()));
         });
         unit.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_saves_leave_the_newest_record_on_disk_and_no_temporary_file() {
+        let dir = TempDir::new("saves");
+        let (mut unit, _app) = start(&dir, "ok", &[]);
+        until(&unit, "started", |r| r.queue.is_empty()).await;
+        let shared = unit.shared.clone();
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        shared
+                            .record
+                            .lock()
+                            .unwrap()
+                            .stored
+                            .insert(format!("w{t}"), i.to_string().into_bytes());
+                        shared.save();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let on_disk = UnitRecord::load(&dir.path().join("unit")).unwrap();
+        let in_memory = unit.with_record(Clone::clone);
+        assert_eq!(on_disk.stored, in_memory.stored);
+        let mut files: Vec<String> = std::fs::read_dir(dir.path().join("unit"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["unit.json"]);
+        unit.abort();
+    }
+
+    #[test]
+    fn records_of_older_versions_load_with_defaults() {
+        let dir = TempDir::new("old");
+        std::fs::write(
+            dir.path().join(RECORD_FILE),
+            r#"{"name":"t/0","leader":true,"status":{"status":"unknown"}}"#,
+        )
+        .unwrap();
+        let r = UnitRecord::load(dir.path()).unwrap();
+        assert_eq!(r.name, "t/0");
+        assert!(r.queue.is_empty() && !r.removing);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
