@@ -646,22 +646,35 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_saves_leave_the_newest_record_on_disk_and_no_temporary_file() {
+    async fn concurrent_saves_never_show_a_torn_record_and_leave_the_newest() {
         let dir = TempDir::new("saves");
         let (mut unit, _app) = start(&dir, "ok", &[]);
         until(&unit, "started", |r| r.queue.is_empty()).await;
         let shared = unit.shared.clone();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (done, path) = (done.clone(), dir.path().join("unit"));
+            std::thread::spawn(move || {
+                let mut torn = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Err(e) = UnitRecord::load(&path) {
+                        torn.push(e.to_string());
+                    }
+                }
+                torn
+            })
+        };
         let writers: Vec<_> = (0..4)
             .map(|t| {
                 let shared = shared.clone();
                 std::thread::spawn(move || {
-                    for i in 0..200 {
+                    for i in 0..300 {
                         shared
                             .record
                             .lock()
                             .unwrap()
                             .stored
-                            .insert(format!("w{t}"), i.to_string().into_bytes());
+                            .insert(format!("w{t}"), vec![b'x'; 1000 + i]);
                         shared.save();
                     }
                 })
@@ -670,6 +683,14 @@ mod tests {
         for w in writers {
             w.join().unwrap();
         }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let torn = reader.join().unwrap();
+        assert!(
+            torn.is_empty(),
+            "{} torn reads: {:?}",
+            torn.len(),
+            &torn[..torn.len().min(3)]
+        );
         let on_disk = UnitRecord::load(&dir.path().join("unit")).unwrap();
         let in_memory = unit.with_record(Clone::clone);
         assert_eq!(on_disk.stored, in_memory.stored);
