@@ -272,7 +272,7 @@ fn float_settings_that_cannot_round_trip_are_refused_and_old_nulls_load() -> Res
 #[test]
 fn container_names_that_would_leave_the_state_directory_are_refused() -> Result<()> {
     let d = Daemon::start("containername", &[])?;
-    for (i, bad) in ["../../escaped", "/tmp/cairn-escaped-abs"]
+    for (i, bad) in ["../../../escaped", "/tmp/cairn-escaped-abs"]
         .iter()
         .enumerate()
     {

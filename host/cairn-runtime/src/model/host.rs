@@ -194,7 +194,7 @@ impl AppEntry {
 /// What opening an app record gave.
 enum Restored {
     /// The app runs.
-    Live(AppEntry),
+    Live(Box<AppEntry>),
     /// It was being removed; its removal is now finished.
     Removed,
     /// It could not be loaded.
@@ -305,7 +305,7 @@ impl Host {
             match self.restore_app(&path, &name).await {
                 Restored::Live(entry) => {
                     tracing::info!("restored app {name} with {} unit(s)", entry.units.len());
-                    apps.insert(name, entry);
+                    apps.insert(name, *entry);
                 }
                 Restored::Removed => tracing::info!("finished removing {name}"),
                 Restored::Broken(broken) => {
@@ -439,7 +439,7 @@ impl Host {
                 }
             }
         }
-        Restored::Live(entry)
+        Restored::Live(Box::new(entry))
     }
 
     /// The units whose directories are named after `app`.
