@@ -43,6 +43,8 @@ use serde::{Deserialize, Serialize};
 use super::report::{AppReport, ContainerReport, StatusReport, UnitReport};
 use super::unit::{AppView, HistoryEntry, Retry, Unit, UnitRecord, UnitSettings};
 use crate::RuntimeError;
+#[cfg(test)]
+use crate::actions::ActionStatus;
 use crate::actions::{ActionRecord, ActionStore};
 use crate::charm::{CharmMeta, CharmSource};
 use crate::types::{ConfigValue, Event, WorkloadStatus};
@@ -341,6 +343,25 @@ impl Host {
             );
             discard_unit_dir(dir).await;
         }
+        // Action runs no unit will deliver fail now rather than stay pending forever; a
+        // unit in error keeps its runs pending (its record, with its queue, may come back).
+        let broken = self.inner.broken.lock().unwrap();
+        self.inner.actions.fail_orphans(|unit, id| {
+            let (app, idx) = parse_unit_name(unit)?;
+            if broken.contains_key(app) {
+                return Some(true);
+            }
+            let entry = apps.get(app)?;
+            if entry.broken_units.contains_key(&idx) {
+                return Some(true);
+            }
+            let u = entry.units.get(&idx)?;
+            Some(u.unit.with_record(|r| {
+                r.queue
+                    .iter()
+                    .any(|e| matches!(e, Event::Action { id: queued, .. } if queued == id))
+            }))
+        });
         Ok(())
     }
 
@@ -1163,6 +1184,7 @@ mod tests {
         use cairn_testutil::TempDir;
 
         use super::super::*;
+        use crate::actions::ActionStatus;
 
         const META: &str = "name: misbehave\ncontainers:\n  work:\n    resource: r\nconfig:\n  options:\n    mode:\n      type: string\n      default: ok\n    ratio:\n      type: float\n      default: 0.5\n";
 
@@ -1288,6 +1310,38 @@ mod tests {
             host.deploy(&charm_dir(&dir, META), Some("half"), &[])
                 .await
                 .unwrap();
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn an_action_recorded_but_never_queued_fails_on_open_and_a_corrupt_one_is_an_error() {
+            let dir = TempDir::new("actions");
+            let state = dir.path().join("state");
+            let host = open(&state).await.unwrap();
+            let meta = format!(
+                "{META}actions:\n  echo:\n    params:\n      message:\n        type: string\n"
+            );
+            host.deploy(&charm_dir(&dir, &meta), Some("a"), &[])
+                .await
+                .unwrap();
+            host.shutdown().await;
+            drop(host);
+            // As a kill between recording the run and queueing it leaves it: pending, in no
+            // unit's queue.
+            let store = ActionStore::open(state.join("actions")).unwrap();
+            let orphan = store.create("a/0", "echo", serde_json::json!({})).unwrap();
+            std::fs::write(state.join("actions/77.json"), b"{\"id\": \"77\", \"unit").unwrap();
+            drop(store);
+            let host = open(&state).await.expect("the host opens");
+            let rec = host.show_action(&orphan.id).unwrap();
+            assert_eq!(rec.status, ActionStatus::Failed, "{rec:?}");
+            assert_eq!(rec.message, "the host stopped before the action was queued");
+            let e = host.show_action("77").unwrap_err();
+            assert!(e.to_string().starts_with("cannot parse"), "{e}");
+            assert!(e.to_string().contains("77.json"), "{e}");
+            // New runs are numbered after every record, readable or not.
+            let next = host.run_action("a/0", "echo", &[]).await.unwrap();
+            assert_eq!(next.id, "78");
             host.shutdown().await;
         }
 
