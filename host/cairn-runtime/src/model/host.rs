@@ -583,12 +583,29 @@ impl Host {
         }
         u.stop_apis();
         for sup in u.unit.containers().values() {
-            // A change in flight (a start asked for just before) ends before the stop, so
-            // that it cannot start a service after it.
-            for ch in sup.changes(cairn_supervisor::ChangeSelect::InProgress, None) {
-                let _ = sup.wait_change(&ch.id, Some(Duration::from_secs(30))).await;
-            }
             sup.stop_all().await;
+            let checks: Vec<String> = sup.checks(None, &[]).into_iter().map(|c| c.name).collect();
+            let _ = sup.stop_checks(&checks);
+            // A service change still in flight (asked for just before, or a container
+            // restart the unit's watcher began) may start a service after the stop: let it
+            // end, then stop again.
+            let starting = sup
+                .changes(cairn_supervisor::ChangeSelect::InProgress, None)
+                .into_iter()
+                .filter(|c| {
+                    matches!(
+                        c.kind.as_str(),
+                        "start" | "restart" | "replan" | "autostart"
+                    )
+                });
+            let mut waited = false;
+            for ch in starting {
+                let _ = sup.wait_change(&ch.id, Some(Duration::from_secs(30))).await;
+                waited = true;
+            }
+            if waited {
+                sup.stop_all().await;
+            }
         }
         discard_unit_dir(u.unit.dir().to_path_buf()).await;
     }
