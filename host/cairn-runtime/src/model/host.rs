@@ -43,8 +43,6 @@ use serde::{Deserialize, Serialize};
 use super::report::{AppReport, ContainerReport, StatusReport, UnitReport};
 use super::unit::{AppView, HistoryEntry, Retry, Unit, UnitRecord, UnitSettings};
 use crate::RuntimeError;
-#[cfg(test)]
-use crate::actions::ActionStatus;
 use crate::actions::{ActionRecord, ActionStore};
 use crate::charm::{CharmMeta, CharmSource};
 use crate::types::{ConfigValue, Event, WorkloadStatus};
