@@ -120,6 +120,10 @@ struct AppRecord {
     units: Vec<u32>,
     #[serde(default)]
     next_unit: u32,
+    /// Increases with every config change; each unit records the generation it was last
+    /// given a `config-changed` for.
+    #[serde(default)]
+    config_generation: u64,
     /// Set (and persisted) before a removal touches anything: an app found with it on
     /// open has its removal finished.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -443,6 +447,13 @@ impl Host {
         for idx in &record.units {
             match self.start_unit(&entry, *idx, None).await {
                 Ok(handle) => {
+                    let seen = handle.unit.with_record(|r| r.config_generation);
+                    if seen < record.config_generation {
+                        tracing::warn!(
+                            "{name}/{idx} missed a config change (interrupted): queueing config-changed"
+                        );
+                        handle.unit.config_changed(record.config_generation);
+                    }
                     for c in handle.unit.containers().keys() {
                         handle.unit.enqueue(Event::PebbleReady {
                             container: c.clone(),
@@ -718,6 +729,7 @@ impl Host {
             settings: parsed,
             units: vec![0],
             next_unit: 1,
+            config_generation: 0,
             removing: false,
         };
         let mut entry = AppEntry::new(record, charm);
@@ -785,6 +797,11 @@ impl Host {
         let new = entry.record.meta.effective_config(&next);
         let mut record = entry.record.clone();
         record.settings = next;
+        if old != new {
+            record.config_generation += 1;
+        }
+        // The app record first: a crash before the units queue `config-changed` is made
+        // up for on open (their generation is behind the record's).
         self.save_app(&record)?;
         entry.record = record;
         if old == new {
@@ -792,7 +809,7 @@ impl Host {
         }
         entry.view.lock().unwrap().config = new;
         for u in entry.units.values() {
-            u.unit.enqueue(Event::ConfigChanged);
+            u.unit.config_changed(entry.record.config_generation);
         }
         Ok(true)
     }
@@ -1357,6 +1374,34 @@ mod tests {
             // New runs are numbered after every record, readable or not.
             let next = host.run_action("a/0", "echo", &[]).await.unwrap();
             assert_eq!(next.id, "78");
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_config_change_its_units_never_queued_is_delivered_after_open() {
+            let dir = TempDir::new("config-gap");
+            let state = deployed(&dir, &["c"]).await;
+            // As a kill between writing the app record and queueing config-changed leaves
+            // it: the record has the new setting, the unit's queue knows nothing.
+            edit_record(&state, "c", |v| {
+                v["settings"] = serde_json::json!({"mode": "defer"});
+                v["config_generation"] = 1.into();
+            });
+            let host = open(&state).await.unwrap();
+            let delivered = cairn_testutil::eventually(Duration::from_secs(30), || {
+                let apps = host.inner.apps.try_lock().ok()?;
+                let unit = &apps["c"].units[&0].unit;
+                unit.with_record(|r| {
+                    (r.queue.is_empty()
+                        && r.history
+                            .iter()
+                            .filter(|h| h.event == "config-changed")
+                            .count()
+                            >= 2)
+                        .then(|| r.config_generation)
+                })
+            });
+            assert_eq!(delivered, Some(1), "no config-changed after open");
             host.shutdown().await;
         }
 

@@ -62,6 +62,10 @@ pub struct UnitRecord {
     pub history: VecDeque<HistoryEntry>,
     /// Set once `remove` was asked for: the actor exits when the queue is empty.
     pub removing: bool,
+    /// The app's config generation this unit was last given a `config-changed` for (the
+    /// host queues one on open when the app's record is newer: a crash came between the
+    /// two writes).
+    pub config_generation: u64,
 }
 
 impl UnitRecord {
@@ -178,6 +182,12 @@ impl Unit {
     /// Queues an event (persisted) and wakes the actor.
     pub(crate) fn enqueue(&self, event: Event) {
         self.shared.enqueue(event);
+    }
+
+    /// Queues `config-changed` for the app's config `generation` (persisted together).
+    pub(crate) fn config_changed(&self, generation: u64) {
+        self.shared.record.lock().unwrap().config_generation = generation;
+        self.shared.enqueue(Event::ConfigChanged);
     }
 
     /// The unit's containers.
