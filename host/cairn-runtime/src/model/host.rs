@@ -1398,7 +1398,7 @@ mod tests {
                             .filter(|h| h.event == "config-changed")
                             .count()
                             >= 2)
-                        .then(|| r.config_generation)
+                        .then_some(r.config_generation)
                 })
             });
             assert_eq!(delivered, Some(1), "no config-changed after open");
