@@ -397,6 +397,23 @@ impl Host {
                 units_named(),
             );
         }
+        if let Some(bad) = record
+            .meta
+            .containers
+            .keys()
+            .find(|c| !cairn_charm::valid_container_name(c))
+        {
+            // An older version let such a name through; it would be a path outside the
+            // unit's directory.
+            return broken(
+                format!(
+                    "cannot use {}: invalid container name {bad:?}",
+                    path.display()
+                ),
+                record.meta.name.clone(),
+                units_named(),
+            );
+        }
         if record.removing {
             // Removal was under way: finish it (the charm's stop and remove already ran
             // or were interrupted; the processes go, then the records).
@@ -1402,6 +1419,27 @@ mod tests {
                 })
             });
             assert_eq!(delivered, Some(1), "no config-changed after open");
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_record_with_a_container_name_outside_the_unit_is_in_error_on_open() {
+            let dir = TempDir::new("old-escape");
+            let state = deployed(&dir, &["esc"]).await;
+            edit_record(&state, "esc", |v| {
+                v["meta"]["containers"] = serde_json::json!({"../../../escaped": {}});
+            });
+            let host = open(&state).await.expect("the host opens");
+            let st = host.status().await;
+            assert_eq!(st.apps[0].status.name(), "error", "{st:?}");
+            assert!(
+                st.apps[0]
+                    .status
+                    .message()
+                    .contains("invalid container name"),
+                "{st:?}"
+            );
+            assert!(!dir.path().join("escaped").exists());
             host.shutdown().await;
         }
 
