@@ -1427,7 +1427,7 @@ mod tests {
             let dir = TempDir::new("old-escape");
             let state = deployed(&dir, &["esc"]).await;
             edit_record(&state, "esc", |v| {
-                v["meta"]["containers"] = serde_json::json!({"../../../escaped": {}});
+                v["meta"]["containers"] = serde_json::json!({"../../../../escaped": {}});
             });
             let host = open(&state).await.expect("the host opens");
             let st = host.status().await;
@@ -1505,7 +1505,10 @@ mod tests {
             let dir = TempDir::new("escape");
             let state = dir.path().join("state");
             let host = open(&state).await.unwrap();
-            for (i, bad) in ["../../../escaped", "/tmp/escaped-abs"].iter().enumerate() {
+            for (i, bad) in ["../../../../escaped", "/tmp/escaped-abs"]
+                .iter()
+                .enumerate()
+            {
                 let meta = format!("name: evil\ncontainers:\n  {bad:?}:\n    resource: r\n");
                 let charm = charm_dir(&dir, &meta);
                 let e = host
