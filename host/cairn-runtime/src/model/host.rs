@@ -1061,6 +1061,10 @@ impl Host {
                 u.unit.abort();
             }
             for u in entry.units.values_mut() {
+                // Ended, and no longer writing its record.
+                u.unit.stop().await;
+            }
+            for u in entry.units.values_mut() {
                 u.stop_apis();
                 for sup in u.unit.containers().values() {
                     sup.stop_all().await;

@@ -134,7 +134,8 @@ const RECORD_FILE: &str = "unit.json";
 /// update-status ticker and one notice and one shutdown watcher per container).
 pub(crate) struct Unit {
     shared: Arc<UnitShared>,
-    actor: JoinHandle<()>,
+    /// The actor, until it was waited for.
+    actor: Option<JoinHandle<()>>,
     feeders: JoinSet<()>,
 }
 
@@ -174,7 +175,7 @@ impl Unit {
         }
         Unit {
             shared,
-            actor,
+            actor: Some(actor),
             feeders,
         }
     }
@@ -218,7 +219,9 @@ impl Unit {
     pub(crate) async fn finish_removal(&mut self) {
         self.feeders.abort_all();
         while self.feeders.join_next().await.is_some() {}
-        let _ = (&mut self.actor).await;
+        if let Some(actor) = self.actor.take() {
+            let _ = actor.await;
+        }
         self.shared.close();
     }
 
@@ -226,14 +229,14 @@ impl Unit {
     /// persisted); after it nothing writes the unit's record.
     pub(crate) async fn stop(&mut self) {
         self.abort();
-        while self.feeders.join_next().await.is_some() {}
-        let _ = (&mut self.actor).await;
-        self.shared.close();
+        self.finish_removal().await;
     }
 
     /// Stops the actor and the feeders now; the queue stays persisted.
     pub(crate) fn abort(&mut self) {
-        self.actor.abort();
+        if let Some(actor) = &self.actor {
+            actor.abort();
+        }
         self.feeders.abort_all();
     }
 }
