@@ -851,17 +851,26 @@ impl Host {
         let (units, broken_units) = {
             let mut apps = self.inner.apps.lock().await;
             if !apps.contains_key(app) {
-                let broken = self.inner.broken.lock().unwrap().remove(app);
+                // The name stays taken (a deploy of it is refused) until the files are gone.
+                let units = self
+                    .inner
+                    .broken
+                    .lock()
+                    .unwrap()
+                    .get(app)
+                    .map(|b| b.units.clone());
                 drop(apps);
-                let Some(broken) = broken else {
+                let Some(units) = units else {
                     return Err(RuntimeError::NotFound(format!(
                         "application {app:?} not found"
                     )));
                 };
-                for idx in broken.units.into_iter().chain(self.unit_dirs_of(app)) {
+                for idx in units.into_iter().chain(self.unit_dirs_of(app)) {
                     discard_unit_dir(self.unit_dir(app, idx)).await;
                 }
+                let _apps = self.inner.apps.lock().await;
                 self.delete_app_record(app)?;
+                self.inner.broken.lock().unwrap().remove(app);
                 tracing::info!("removed {app} (it was in error)");
                 return Ok(());
             }
