@@ -8,5 +8,6 @@ mod common;
 mod lifecycle;
 mod ops_compat;
 mod pebble_cli;
+mod recovery;
 mod restart;
 mod sandbox;

@@ -88,7 +88,16 @@ impl ConfigOption {
         };
         Ok(match self.kind.as_str() {
             "int" => ConfigValue::Int(value.trim().parse().map_err(|_| bad())?),
-            "float" => ConfigValue::Float(value.trim().parse().map_err(|_| bad())?),
+            // NaN and the infinities have no JSON form: stored, they would come back as
+            // `null` and the record would no longer load.
+            "float" => ConfigValue::Float(
+                value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(bad)?,
+            ),
             "boolean" => ConfigValue::Bool(match value.trim() {
                 "true" => true,
                 "false" => false,
@@ -102,7 +111,10 @@ impl ConfigOption {
         use serde_yaml::Value;
         match (self.kind.as_str(), v) {
             ("int", Value::Number(n)) if n.is_i64() => Ok(ConfigValue::Int(n.as_i64().unwrap())),
-            ("float", Value::Number(n)) => Ok(ConfigValue::Float(n.as_f64().unwrap_or(0.0))),
+            ("float", Value::Number(n)) => match n.as_f64() {
+                Some(x) if x.is_finite() => Ok(ConfigValue::Float(x)),
+                _ => Err(format!("expected a finite float, got {n}")),
+            },
             ("boolean", Value::Bool(b)) => Ok(ConfigValue::Bool(*b)),
             ("string" | "secret", Value::String(s)) => Ok(ConfigValue::String(s.clone())),
             (kind, other) => Err(format!("expected {kind}, got {other:?}")),

@@ -26,7 +26,7 @@ mod meta;
 
 pub use actions::ActionSpec;
 pub use config::{ConfigOption, ConfigSection, ConfigValue};
-pub use meta::CharmMeta;
+pub use meta::{CharmMeta, valid_action_name, valid_container_name};
 
 /// Why charm metadata, a config setting or action parameters were refused; the texts are
 /// what the host shows an operator.
@@ -51,6 +51,17 @@ pub enum CharmError {
         option: String,
         /// What is wrong with the default.
         reason: String,
+    },
+    /// A container or action name that does not follow Juju's rules (container names become
+    /// directory names in the host's state directory).
+    #[error("invalid {kind} name {name:?} in charmcraft.yaml: {rule}")]
+    InvalidName {
+        /// `container` or `action`.
+        kind: &'static str,
+        /// The name as declared.
+        name: String,
+        /// The rule it breaks.
+        rule: &'static str,
     },
     /// A setting names an option the charm does not declare.
     #[error("unknown option {0:?}")]
@@ -94,7 +105,10 @@ impl CharmError {
     pub fn is_metadata_error(&self) -> bool {
         matches!(
             self,
-            CharmError::Parse(_) | CharmError::UnknownType { .. } | CharmError::BadDefault { .. }
+            CharmError::Parse(_)
+                | CharmError::UnknownType { .. }
+                | CharmError::BadDefault { .. }
+                | CharmError::InvalidName { .. }
         )
     }
 }

@@ -28,12 +28,30 @@ pub struct CharmMeta {
 }
 
 impl CharmMeta {
-    /// Parses `charmcraft.yaml` text and checks its config options: known types, and
-    /// defaults of the declared type.
+    /// Parses `charmcraft.yaml` text and checks its config options (known types, and
+    /// defaults of the declared type) and its container and action names (Juju's rules).
     pub fn parse(text: &str) -> Result<Self, CharmError> {
         let meta: CharmMeta = serde_yaml::from_str(text).map_err(CharmError::Parse)?;
         for (name, option) in &meta.config.options {
             option.check(name)?;
+        }
+        for name in meta.containers.keys() {
+            if !valid_container_name(name) {
+                return Err(CharmError::InvalidName {
+                    kind: "container",
+                    name: name.clone(),
+                    rule: CONTAINER_RULE,
+                });
+            }
+        }
+        for name in meta.actions.keys() {
+            if !valid_action_name(name) {
+                return Err(CharmError::InvalidName {
+                    kind: "action",
+                    name: name.clone(),
+                    rule: ACTION_RULE,
+                });
+            }
         }
         Ok(meta)
     }
@@ -93,6 +111,33 @@ impl CharmMeta {
                 reason,
             })
     }
+}
+
+const CONTAINER_RULE: &str = "lowercase letters, digits and hyphens, starting with a letter, each part after a hyphen with a letter";
+const ACTION_RULE: &str = "lowercase letters and hyphens, starting and ending with a letter";
+
+/// Juju's container (and storage) name rule, `[a-z][a-z0-9]*(-[a-z0-9]*[a-z][a-z0-9]*)*`:
+/// a container's name becomes a directory of the host's state directory, so nothing else
+/// (no `/`, no `..`) may get through.
+pub fn valid_container_name(name: &str) -> bool {
+    let mut parts = name.split('-');
+    let first = parts.next().unwrap_or_default();
+    let lower_digit = |p: &str| {
+        p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    first.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+        && lower_digit(first)
+        && parts.all(|p| lower_digit(p) && p.bytes().any(|b| b.is_ascii_lowercase()))
+}
+
+/// Juju's action name rule, `^[a-z](?:[a-z-]*[a-z])?$`.
+pub fn valid_action_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || *c == b'-')
 }
 
 #[cfg(test)]
@@ -164,6 +209,75 @@ mod tests {
             "{e}"
         );
         assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn container_names_that_would_leave_the_state_directory_are_refused() {
+        for bad in [
+            "../x",
+            "/tmp/evil",
+            "a/b",
+            "..",
+            "",
+            "Web",
+            "1web",
+            "web-",
+            "web-2",
+            "a--b",
+            "we_b",
+        ] {
+            let text = format!("name: x\ncontainers:\n  {bad:?}:\n    resource: r\n");
+            let e = CharmMeta::parse(&text).unwrap_err();
+            assert!(e.is_metadata_error(), "{bad}: {e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("invalid container name {bad:?}")),
+                "{e}"
+            );
+        }
+        for ok in ["web", "db2", "my-app", "web-2b", "a1-b"] {
+            let text = format!("name: x\ncontainers:\n  {ok}:\n    resource: r\n");
+            assert!(CharmMeta::parse(&text).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn action_names_follow_juju_rule() {
+        for bad in [
+            "Backup", "back_up", "backup-", "-backup", "backup2", "../x", "a b",
+        ] {
+            let text = format!("name: x\nactions:\n  {bad:?}:\n    description: d\n");
+            let e = CharmMeta::parse(&text).unwrap_err();
+            assert!(
+                e.to_string().starts_with("invalid action name"),
+                "{bad}: {e}"
+            );
+        }
+        for ok in ["backup", "get-status", "a"] {
+            let text = format!("name: x\nactions:\n  {ok}:\n    description: d\n");
+            assert!(CharmMeta::parse(&text).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn float_settings_that_json_cannot_hold_are_refused() {
+        let m =
+            CharmMeta::parse("name: x\nconfig:\n  options:\n    f:\n      type: float\n").unwrap();
+        for bad in ["nan", "NaN", "inf", "-inf", "infinity", "1e999"] {
+            assert_eq!(
+                m.parse_setting("f", bad).unwrap_err().to_string(),
+                format!("option \"f\" expected float, got {bad:?}")
+            );
+        }
+        assert_eq!(
+            m.parse_setting("f", "1.5").unwrap(),
+            ConfigValue::Float(1.5)
+        );
+        let e = CharmMeta::parse(
+            "name: x\nconfig:\n  options:\n    f:\n      type: float\n      default: .nan\n",
+        )
+        .unwrap_err();
+        assert!(e.is_metadata_error(), "{e}");
     }
 
     #[test]

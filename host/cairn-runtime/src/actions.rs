@@ -199,8 +199,47 @@ impl ActionStore {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(not_found());
         }
-        let data = std::fs::read(self.dir.join(format!("{id}.json"))).map_err(|_| not_found())?;
-        serde_json::from_slice(&data).map_err(|e| RuntimeError::State(e.to_string()))
+        let path = self.dir.join(format!("{id}.json"));
+        let data = std::fs::read(&path).map_err(|_| not_found())?;
+        serde_json::from_slice(&data).map_err(|source| RuntimeError::Record {
+            action: "parse",
+            path,
+            source,
+        })
+    }
+
+    /// Runs left pending or running that will never finish: their unit does not queue
+    /// them (the host stopped between recording a run and queueing it, or the unit is
+    /// gone). `queued(unit, id)` says whether a live unit still has the run queued. Each
+    /// is marked failed with the reason; a record that cannot be read is left alone.
+    pub(crate) fn fail_orphans(&self, queued: impl Fn(&str, &str) -> Option<bool>) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            let Ok(mut rec) = self.get(id) else {
+                continue;
+            };
+            if rec.done() {
+                continue;
+            }
+            let message = match queued(&rec.unit, &rec.id) {
+                Some(true) => continue,
+                Some(false) => "the host stopped before the action was queued",
+                None => "its unit is gone",
+            };
+            tracing::warn!("action {} on {} failed: {message}", rec.id, rec.unit);
+            rec.status = ActionStatus::Failed;
+            rec.message = message.to_string();
+            rec.completed = crate::now();
+            if let Err(e) = self.save(&rec) {
+                tracing::error!("cannot record action {}: {e}", rec.id);
+            }
+        }
     }
 
     /// Waits until run `id` has finished (or `timeout` passes); returns its record.

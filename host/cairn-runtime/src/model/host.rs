@@ -12,6 +12,25 @@
 //! <dir>/units/<app>-<n>/unit.log      charm log and guest output
 //! <dir>/units/<app>-<n>/containers/<name>/   the container's $PEBBLE (layers, state, socket)
 //! ```
+//!
+//! Every file is replaced atomically (temporary file, fsync, rename, fsync of the
+//! directory), and operations that touch several records are ordered so that a crash at
+//! any point leaves something [`Host::open`] turns back into a consistent state:
+//!
+//! - deploy writes the charm blob, then the unit's directory and record, and the app
+//!   record last: the app record is the commit point. A unit directory no app record
+//!   names is debris of an unfinished deploy: on open, whatever its containers left
+//!   running is terminated and the directory deleted.
+//! - remove first marks the app record `removing`, then stops and deletes the units, and
+//!   deletes the app record last. On open, an app marked `removing` is finished off: the
+//!   processes its containers left are terminated and its units and record deleted.
+//! - config writes the app record before the units hear of the change.
+//! - a unit's record has one writer, its actor's saver, which writes in order.
+//!
+//! A record that cannot be read takes out only what it describes: an app whose record or
+//! charm blob is missing or corrupt, or a unit whose record is, shows `error` with the
+//! reason (the file is left as it is for the operator) and everything else runs;
+//! `cairn remove` clears such an app.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,14 +107,54 @@ impl HostConfig {
     }
 }
 
+/// An app as persisted in `<dir>/apps/<app>.json` (fields added since the first version
+/// have defaults, so that every record Cairn ever wrote loads).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct AppRecord {
     name: String,
     meta: CharmMeta,
     charm_hash: String,
+    #[serde(default, deserialize_with = "settings_without_nulls")]
     settings: BTreeMap<String, ConfigValue>,
+    #[serde(default)]
     units: Vec<u32>,
+    #[serde(default)]
     next_unit: u32,
+    /// Increases with every config change; each unit records the generation it was last
+    /// given a `config-changed` for.
+    #[serde(default)]
+    config_generation: u64,
+    /// Set (and persisted) before a removal touches anything: an app found with it on
+    /// open has its removal finished.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    removing: bool,
+}
+
+/// Reads an app's settings, leaving out the `null`s older versions stored for float
+/// settings JSON cannot hold (NaN, ±inf): such an option is unset.
+fn settings_without_nulls<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, ConfigValue>, D::Error> {
+    let raw: BTreeMap<String, Option<ConfigValue>> = BTreeMap::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|(k, v)| {
+            if v.is_none() {
+                tracing::warn!("config option {k:?} was stored as null: treating it as unset");
+            }
+            Some(k).zip(v)
+        })
+        .collect())
+}
+
+/// An app whose record or charm could not be loaded: shown as `error`, not run.
+struct BrokenApp {
+    /// Why it could not be loaded.
+    reason: String,
+    /// The charm's name, when the record could be read.
+    charm: String,
+    /// Its units (from the record, or from the unit directories named after it).
+    units: Vec<u32>,
 }
 
 /// A unit as the host holds it: the unit and its containers' API servers.
@@ -117,6 +176,33 @@ struct AppEntry {
     record: AppRecord,
     view: Arc<Mutex<AppView>>,
     units: BTreeMap<u32, UnitHandle>,
+    /// Units whose record could not be loaded, with the reason (shown as `error`).
+    broken_units: BTreeMap<u32, String>,
+}
+
+impl AppEntry {
+    fn new(record: AppRecord, charm: Charm) -> Self {
+        let view = Arc::new(Mutex::new(AppView {
+            config: record.meta.effective_config(&record.settings),
+            charm: Arc::new(charm),
+        }));
+        AppEntry {
+            record,
+            view,
+            units: BTreeMap::new(),
+            broken_units: BTreeMap::new(),
+        }
+    }
+}
+
+/// What opening an app record gave.
+enum Restored {
+    /// The app runs.
+    Live(Box<AppEntry>),
+    /// It was being removed; its removal is now finished.
+    Removed,
+    /// It could not be loaded.
+    Broken(BrokenApp),
 }
 
 /// The charm host: runtime plus model.
@@ -129,6 +215,8 @@ struct HostInner {
     config: HostConfig,
     runtime: Arc<Runtime>,
     apps: tokio::sync::Mutex<BTreeMap<String, AppEntry>>,
+    /// Apps that could not be loaded (locked after `apps` when both are held).
+    broken: Mutex<BTreeMap<String, BrokenApp>>,
     actions: Arc<ActionStore>,
 }
 
@@ -161,7 +249,9 @@ fn follows_juju_name_rule(name: &str) -> bool {
 impl Host {
     /// Opens the host on its state directory, bringing back every app and unit: their
     /// records, containers (layers restored) and pending events; `pebble-ready` fires again
-    /// for every container.
+    /// for every container. Interrupted deploys and removals are completed or undone, and
+    /// an app or unit whose records cannot be loaded is shown in error rather than failing
+    /// the host (see the module's documentation).
     pub async fn open(config: HostConfig) -> Result<Self, RuntimeError> {
         for sub in ["apps", "units", "charms"] {
             let p = config.dir.join(sub);
@@ -177,6 +267,7 @@ impl Host {
                 config,
                 runtime: Arc::new(runtime),
                 apps: tokio::sync::Mutex::new(BTreeMap::new()),
+                broken: Mutex::new(BTreeMap::new()),
                 actions,
             }),
         };
@@ -200,47 +291,219 @@ impl Host {
             .map_err(|e| RuntimeError::io("read", &apps_dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+            })
             .collect();
         entries.sort();
         let mut apps = self.inner.apps.lock().await;
         for path in entries {
-            let data = std::fs::read(&path).map_err(|e| RuntimeError::io("read", &path, e))?;
-            let record: AppRecord =
-                serde_json::from_slice(&data).map_err(|source| RuntimeError::Record {
-                    action: "parse",
-                    path: path.clone(),
-                    source,
-                })?;
-            let wasm_path = self.charm_path(&record.charm_hash);
-            let wasm =
-                std::fs::read(&wasm_path).map_err(|e| RuntimeError::io("read", &wasm_path, e))?;
-            let charm = self.load_charm(wasm).await?;
-            let view = Arc::new(Mutex::new(AppView {
-                config: record.meta.effective_config(&record.settings),
-                charm: Arc::new(charm),
-            }));
-            let mut entry = AppEntry {
-                record: record.clone(),
-                view,
-                units: BTreeMap::new(),
+            let Some(name) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
+                continue;
             };
-            for idx in &record.units {
-                let handle = self.start_unit(&entry, *idx, None).await?;
-                for c in handle.unit.containers().keys() {
-                    handle.unit.enqueue(Event::PebbleReady {
-                        container: c.clone(),
-                    });
+            match self.restore_app(&path, &name).await {
+                Restored::Live(entry) => {
+                    tracing::info!("restored app {name} with {} unit(s)", entry.units.len());
+                    apps.insert(name, *entry);
                 }
-                entry.units.insert(*idx, handle);
+                Restored::Removed => tracing::info!("finished removing {name}"),
+                Restored::Broken(broken) => {
+                    tracing::error!("app {name} is in error: {}", broken.reason);
+                    self.inner.broken.lock().unwrap().insert(name, broken);
+                }
             }
-            tracing::info!(
-                "restored app {} with {} unit(s)",
-                record.name,
-                entry.units.len()
-            );
-            apps.insert(record.name.clone(), entry);
         }
+        // Unit directories no app record names: an unfinished deploy's (or removal's).
+        let units_dir = self.inner.config.dir.join("units");
+        let dirs =
+            std::fs::read_dir(&units_dir).map_err(|e| RuntimeError::io("read", &units_dir, e))?;
+        let mut debris = Vec::new();
+        {
+            let broken = self.inner.broken.lock().unwrap();
+            for d in dirs.flatten() {
+                let file_name = d.file_name();
+                let Some((app, idx)) = file_name.to_str().and_then(parse_unit_dir) else {
+                    tracing::warn!("ignoring {}: not a unit directory", d.path().display());
+                    continue;
+                };
+                let known = apps.get(app).is_some_and(|e| e.record.units.contains(&idx))
+                    || broken.get(app).is_some_and(|b| b.units.contains(&idx));
+                if !known {
+                    debris.push(d.path());
+                }
+            }
+        }
+        for dir in debris {
+            tracing::warn!(
+                "removing {}: no app record names it (an interrupted deploy or removal)",
+                dir.display()
+            );
+            discard_unit_dir(dir).await;
+        }
+        // Action runs no unit will deliver fail now rather than stay pending forever; a
+        // unit in error keeps its runs pending (its record, with its queue, may come back).
+        let broken = self.inner.broken.lock().unwrap();
+        self.inner.actions.fail_orphans(|unit, id| {
+            let (app, idx) = parse_unit_name(unit)?;
+            if broken.contains_key(app) {
+                return Some(true);
+            }
+            let entry = apps.get(app)?;
+            if entry.broken_units.contains_key(&idx) {
+                return Some(true);
+            }
+            let u = entry.units.get(&idx)?;
+            Some(u.unit.with_record(|r| {
+                r.queue
+                    .iter()
+                    .any(|e| matches!(e, Event::Action { id: queued, .. } if queued == id))
+            }))
+        });
         Ok(())
+    }
+
+    /// Opens one app record (`path`, named `name`) and starts its units.
+    async fn restore_app(&self, path: &Path, name: &str) -> Restored {
+        let units_named = || self.unit_dirs_of(name);
+        let broken = |reason: String, charm: String, units: Vec<u32>| {
+            Restored::Broken(BrokenApp {
+                reason,
+                charm,
+                units,
+            })
+        };
+        let record: AppRecord = match std::fs::read(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|d| {
+                serde_json::from_slice(&d)
+                    .map_err(|e| format!("cannot parse {}: {e}", path.display()))
+            }) {
+            Ok(r) => r,
+            Err(reason) => return broken(reason, String::new(), units_named()),
+        };
+        if record.name != name || !valid_app_name(name) {
+            return broken(
+                format!(
+                    "cannot use {}: it names application {:?}",
+                    path.display(),
+                    record.name
+                ),
+                record.meta.name.clone(),
+                units_named(),
+            );
+        }
+        if let Some(bad) = record
+            .meta
+            .containers
+            .keys()
+            .find(|c| !cairn_charm::valid_container_name(c))
+        {
+            // An older version let such a name through; it would be a path outside the
+            // unit's directory.
+            return broken(
+                format!(
+                    "cannot use {}: invalid container name {bad:?}",
+                    path.display()
+                ),
+                record.meta.name.clone(),
+                units_named(),
+            );
+        }
+        if record.removing {
+            // Removal was under way: finish it (the charm's stop and remove already ran
+            // or were interrupted; the processes go, then the records).
+            for idx in record.units.iter().copied().chain(units_named()) {
+                discard_unit_dir(self.unit_dir(name, idx)).await;
+            }
+            match std::fs::remove_file(path) {
+                Ok(()) => {
+                    sync_dir(path.parent());
+                    return Restored::Removed;
+                }
+                Err(e) => {
+                    return broken(
+                        format!(
+                            "cannot finish removing: cannot remove {}: {e}",
+                            path.display()
+                        ),
+                        record.meta.name.clone(),
+                        Vec::new(),
+                    );
+                }
+            }
+        }
+        if record.charm_hash.is_empty() || !record.charm_hash.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return broken(
+                format!("cannot use {}: bad charm hash", path.display()),
+                record.meta.name.clone(),
+                record.units.clone(),
+            );
+        }
+        let wasm_path = self.charm_path(&record.charm_hash);
+        let charm = match std::fs::read(&wasm_path) {
+            Ok(wasm) => self.load_charm(wasm).await,
+            Err(e) => Err(RuntimeError::io("read", &wasm_path, e)),
+        };
+        let charm = match charm {
+            Ok(c) => c,
+            Err(e) => {
+                let units = record.units.clone();
+                for idx in &units {
+                    terminate_left_in(&self.unit_dir(name, *idx));
+                }
+                return broken(error_chain(&e), record.meta.name.clone(), units);
+            }
+        };
+        let mut entry = AppEntry::new(record.clone(), charm);
+        for idx in &record.units {
+            match self.start_unit(&entry, *idx, None).await {
+                Ok(handle) => {
+                    let seen = handle.unit.with_record(|r| r.config_generation);
+                    if seen < record.config_generation {
+                        tracing::warn!(
+                            "{name}/{idx} missed a config change (interrupted): queueing config-changed"
+                        );
+                        handle.unit.config_changed(record.config_generation);
+                    }
+                    for c in handle.unit.containers().keys() {
+                        handle.unit.enqueue(Event::PebbleReady {
+                            container: c.clone(),
+                        });
+                    }
+                    entry.units.insert(*idx, handle);
+                }
+                Err(e) => {
+                    let reason = error_chain(&e);
+                    tracing::error!("unit {name}/{idx} is in error: {reason}");
+                    terminate_left_in(&self.unit_dir(name, *idx));
+                    entry.broken_units.insert(*idx, reason);
+                }
+            }
+        }
+        Restored::Live(Box::new(entry))
+    }
+
+    /// The units whose directories are named after `app`.
+    fn unit_dirs_of(&self, app: &str) -> Vec<u32> {
+        let units_dir = self.inner.config.dir.join("units");
+        let mut out: Vec<u32> = std::fs::read_dir(units_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|d| {
+                let n = d.file_name();
+                let (a, idx) = parse_unit_dir(n.to_str()?)?;
+                (a == app).then_some(idx)
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     fn charm_path(&self, hash: &str) -> PathBuf {
@@ -282,7 +545,8 @@ impl Host {
             .map_err(|e| RuntimeError::io("write", &path, e))
     }
 
-    /// Opens (or creates, from `fresh`) a unit: its record, its containers, its actor.
+    /// Opens (or creates, from `fresh`) a unit: its record, its containers, its actor. On
+    /// failure nothing of it is left running.
     async fn start_unit(
         &self,
         app: &AppEntry,
@@ -291,16 +555,31 @@ impl Host {
     ) -> Result<UnitHandle, RuntimeError> {
         let name = format!("{}/{idx}", app.record.name);
         let dir = self.unit_dir(&app.record.name, idx);
-        std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("create", &dir, e))?;
         let record = match fresh {
-            Some(r) => r,
+            Some(r) => {
+                std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("create", &dir, e))?;
+                sync_dir(dir.parent());
+                r
+            }
             None => UnitRecord::load(&dir)?,
         };
         let mut containers = BTreeMap::new();
         let mut apis = Vec::new();
         for c in app.record.meta.containers.keys() {
-            let sup = self.open_container(&name, &dir, c, &mut apis).await?;
-            containers.insert(c.clone(), sup);
+            match self.open_container(&name, &dir, c, &mut apis).await {
+                Ok(sup) => {
+                    containers.insert(c.clone(), sup);
+                }
+                Err(e) => {
+                    for api in apis {
+                        api.stop();
+                    }
+                    for sup in containers.values() {
+                        sup.stop_all().await;
+                    }
+                    return Err(e);
+                }
+            }
         }
         let config = &self.inner.config;
         let settings = UnitSettings {
@@ -318,6 +597,43 @@ impl Host {
         };
         let unit = Unit::start(settings, record, self.inner.runtime.clone());
         Ok(UnitHandle { unit, apis })
+    }
+
+    /// Stops a unit for good: its actor (after `begin_removal`, once its queue is done),
+    /// its APIs, its services; then deletes its directory.
+    async fn discard_unit(&self, mut u: UnitHandle, graceful: bool) {
+        if graceful {
+            u.unit.finish_removal().await;
+        } else {
+            u.unit.stop().await;
+        }
+        u.stop_apis();
+        for sup in u.unit.containers().values() {
+            sup.stop_all().await;
+            let checks: Vec<String> = sup.checks(None, &[]).into_iter().map(|c| c.name).collect();
+            let _ = sup.stop_checks(&checks);
+            // A service change still in flight (asked for just before, or a container
+            // restart the unit's watcher began) may start a service after the stop: let it
+            // end, then stop again.
+            let starting = sup
+                .changes(cairn_supervisor::ChangeSelect::InProgress, None)
+                .into_iter()
+                .filter(|c| {
+                    matches!(
+                        c.kind.as_str(),
+                        "start" | "restart" | "replan" | "autostart"
+                    )
+                });
+            let mut waited = false;
+            for ch in starting {
+                let _ = sup.wait_change(&ch.id, Some(Duration::from_secs(30))).await;
+                waited = true;
+            }
+            if waited {
+                sup.stop_all().await;
+            }
+        }
+        discard_unit_dir(u.unit.dir().to_path_buf()).await;
     }
 
     /// Opens one container of a unit: its supervisor on `<unit dir>/containers/<name>`,
@@ -411,7 +727,8 @@ impl Host {
         }
         let wasm = std::fs::read(&src.wasm).map_err(|e| RuntimeError::io("read", &src.wasm, e))?;
         let mut apps = self.inner.apps.lock().await;
-        if apps.contains_key(&app_name) {
+        if apps.contains_key(&app_name) || self.inner.broken.lock().unwrap().contains_key(&app_name)
+        {
             return Err(RuntimeError::Config(format!(
                 "application {app_name:?} already exists"
             )));
@@ -429,17 +746,10 @@ impl Host {
             settings: parsed,
             units: vec![0],
             next_unit: 1,
+            config_generation: 0,
+            removing: false,
         };
-        let view = Arc::new(Mutex::new(AppView {
-            config: record.meta.effective_config(&record.settings),
-            charm: Arc::new(charm),
-        }));
-        self.save_app(&record)?;
-        let mut entry = AppEntry {
-            record,
-            view,
-            units: BTreeMap::new(),
-        };
+        let mut entry = AppEntry::new(record, charm);
         let mut queue: std::collections::VecDeque<Event> = [
             Event::Install,
             Event::LeaderElected,
@@ -458,7 +768,22 @@ impl Host {
             queue,
             ..Default::default()
         };
-        let handle = self.start_unit(&entry, 0, Some(rec)).await?;
+        // The unit first; the app record, written last, commits the deploy.
+        let unit_dir = self.unit_dir(&app_name, 0);
+        if unit_dir.exists() {
+            discard_unit_dir(unit_dir.clone()).await;
+        }
+        let handle = match self.start_unit(&entry, 0, Some(rec)).await {
+            Ok(h) => h,
+            Err(e) => {
+                discard_unit_dir(unit_dir).await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.save_app(&entry.record) {
+            self.discard_unit(handle, false).await;
+            return Err(e);
+        }
         entry.units.insert(0, handle);
         apps.insert(app_name.clone(), entry);
         tracing::info!("deployed {app_name}");
@@ -474,9 +799,7 @@ impl Host {
         reset: &[String],
     ) -> Result<bool, RuntimeError> {
         let mut apps = self.inner.apps.lock().await;
-        let entry = apps
-            .get_mut(app)
-            .ok_or_else(|| RuntimeError::NotFound(format!("application {app:?} not found")))?;
+        let entry = live_app(&mut apps, app)?;
         let mut next = entry.record.settings.clone();
         for (k, v) in settings {
             next.insert(k.clone(), entry.record.meta.parse_setting(k, v)?);
@@ -489,14 +812,21 @@ impl Host {
         }
         let old = entry.record.meta.effective_config(&entry.record.settings);
         let new = entry.record.meta.effective_config(&next);
-        entry.record.settings = next;
-        self.save_app(&entry.record)?;
+        let mut record = entry.record.clone();
+        record.settings = next;
+        if old != new {
+            record.config_generation += 1;
+        }
+        // The app record first: a crash before the units queue `config-changed` is made
+        // up for on open (their generation is behind the record's).
+        self.save_app(&record)?;
+        entry.record = record;
         if old == new {
             return Ok(false);
         }
         entry.view.lock().unwrap().config = new;
         for u in entry.units.values() {
-            u.unit.enqueue(Event::ConfigChanged);
+            u.unit.config_changed(entry.record.config_generation);
         }
         Ok(true)
     }
@@ -513,33 +843,77 @@ impl Host {
         Ok(entry.record.meta.effective_config(&entry.record.settings))
     }
 
-    /// Removes an app: queues `stop` and `remove` on each unit, waits for them, stops every
-    /// service and deletes the units' state.
+    /// Removes an app: marks its record `removing`, queues `stop` and `remove` on each
+    /// unit, waits for them, stops every service, deletes the units' state and last the
+    /// app record. An app in error (its record or charm unreadable) is cleared: whatever
+    /// its units left running is terminated and its files deleted.
     pub async fn remove(&self, app: &str) -> Result<(), RuntimeError> {
-        let entry = {
+        let (units, broken_units) = {
             let mut apps = self.inner.apps.lock().await;
-            apps.remove(app)
-                .ok_or_else(|| RuntimeError::NotFound(format!("application {app:?} not found")))?
+            if !apps.contains_key(app) {
+                // The name stays taken (a deploy of it is refused) until the files are gone.
+                let units = self
+                    .inner
+                    .broken
+                    .lock()
+                    .unwrap()
+                    .get(app)
+                    .map(|b| b.units.clone());
+                drop(apps);
+                let Some(units) = units else {
+                    return Err(RuntimeError::NotFound(format!(
+                        "application {app:?} not found"
+                    )));
+                };
+                for idx in units.into_iter().chain(self.unit_dirs_of(app)) {
+                    discard_unit_dir(self.unit_dir(app, idx)).await;
+                }
+                let _apps = self.inner.apps.lock().await;
+                self.delete_app_record(app)?;
+                self.inner.broken.lock().unwrap().remove(app);
+                tracing::info!("removed {app} (it was in error)");
+                return Ok(());
+            }
+            let entry = live_app(&mut apps, app)?;
+            let mut record = entry.record.clone();
+            record.removing = true;
+            self.save_app(&record)?;
+            entry.record = record;
+            (
+                std::mem::take(&mut entry.units),
+                std::mem::take(&mut entry.broken_units),
+            )
         };
-        for u in entry.units.values() {
+        for u in units.values() {
             u.unit.begin_removal();
         }
-        for (_, mut u) in entry.units {
-            u.unit.finish_removal().await;
-            u.stop_apis();
-            for sup in u.unit.containers().values() {
-                sup.stop_all().await;
-            }
-            let _ = std::fs::remove_dir_all(u.unit.dir());
+        for (_, u) in units {
+            self.discard_unit(u, true).await;
         }
+        for idx in broken_units.keys() {
+            discard_unit_dir(self.unit_dir(app, *idx)).await;
+        }
+        let mut apps = self.inner.apps.lock().await;
+        self.delete_app_record(app)?;
+        apps.remove(app);
+        tracing::info!("removed {app}");
+        Ok(())
+    }
+
+    /// Deletes `<dir>/apps/<app>.json` (durably).
+    fn delete_app_record(&self, app: &str) -> Result<(), RuntimeError> {
         let path = self
             .inner
             .config
             .dir
             .join("apps")
             .join(format!("{app}.json"));
-        let _ = std::fs::remove_file(&path);
-        tracing::info!("removed {app}");
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RuntimeError::io("remove", &path, e)),
+        }
+        sync_dir(path.parent());
         Ok(())
     }
 
@@ -554,6 +928,18 @@ impl Host {
     pub async fn status(&self) -> StatusReport {
         let apps = self.inner.apps.lock().await;
         let mut out = Vec::new();
+        for (name, broken) in self.inner.broken.lock().unwrap().iter() {
+            out.push(AppReport {
+                name: name.clone(),
+                charm: broken.charm.clone(),
+                status: WorkloadStatus::Error(broken.reason.clone()),
+                units: broken
+                    .units
+                    .iter()
+                    .map(|idx| broken_unit_report(name, *idx, &broken.reason))
+                    .collect(),
+            });
+        }
         for (name, entry) in apps.iter() {
             let mut units = Vec::new();
             let mut app_status = WorkloadStatus::Unknown;
@@ -587,6 +973,13 @@ impl Host {
                     containers,
                 });
             }
+            for (idx, reason) in &entry.broken_units {
+                units.push(broken_unit_report(name, *idx, reason));
+            }
+            units.sort_by_key(|u| unit_index(&u.name));
+            if entry.record.removing {
+                app_status = WorkloadStatus::Maintenance("removing".into());
+            }
             if app_status == WorkloadStatus::Unknown {
                 // As Juju: without a status set by the leader, the app shows its units'
                 // most severe status.
@@ -603,6 +996,7 @@ impl Host {
                 units,
             });
         }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         StatusReport {
             model: self.inner.config.model.clone(),
             apps: out,
@@ -676,6 +1070,10 @@ impl Host {
                 u.unit.abort();
             }
             for u in entry.units.values_mut() {
+                // Ended, and no longer writing its record.
+                u.unit.stop().await;
+            }
+            for u in entry.units.values_mut() {
                 u.stop_apis();
                 for sup in u.unit.containers().values() {
                     sup.stop_all().await;
@@ -690,9 +1088,7 @@ fn find_unit<'a>(
     apps: &'a BTreeMap<String, AppEntry>,
     unit: &str,
 ) -> Result<&'a Unit, RuntimeError> {
-    let (app, idx) = unit
-        .split_once('/')
-        .and_then(|(a, i)| i.parse::<u32>().ok().map(|i| (a, i)))
+    let (app, idx) = parse_unit_name(unit)
         .ok_or_else(|| RuntimeError::Config(format!("invalid unit name {unit:?}")))?;
     apps.get(app)
         .and_then(|e| e.units.get(&idx))
@@ -700,8 +1096,137 @@ fn find_unit<'a>(
         .ok_or_else(|| RuntimeError::NotFound(format!("unit {unit:?} not found")))
 }
 
+/// The app that runs (not one being removed) named `app`.
+fn live_app<'a>(
+    apps: &'a mut BTreeMap<String, AppEntry>,
+    app: &str,
+) -> Result<&'a mut AppEntry, RuntimeError> {
+    let entry = apps
+        .get_mut(app)
+        .ok_or_else(|| RuntimeError::NotFound(format!("application {app:?} not found")))?;
+    if entry.record.removing {
+        return Err(RuntimeError::Config(format!(
+            "application {app:?} is being removed"
+        )));
+    }
+    Ok(entry)
+}
+
+/// Juju's unit name, `<app>/<n>` (`n` without leading zeros): the app and the number.
+fn parse_unit_name(unit: &str) -> Option<(&str, u32)> {
+    let (app, n) = unit.split_once('/')?;
+    Some((app, parse_index(n)?)).filter(|(a, _)| valid_app_name(a))
+}
+
+/// A unit number: digits, no sign, no leading zero.
+fn parse_index(n: &str) -> Option<u32> {
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || (n.len() > 1 && n.starts_with('0'))
+    {
+        return None;
+    }
+    n.parse().ok()
+}
+
+/// A unit directory's name, `<app>-<n>`: the app and the number.
+fn parse_unit_dir(name: &str) -> Option<(&str, u32)> {
+    let (app, n) = name.rsplit_once('-')?;
+    Some((app, parse_index(n)?)).filter(|(a, _)| valid_app_name(a))
+}
+
+/// The number of a unit named `app/N`, for ordering.
+fn unit_index(unit: &str) -> u32 {
+    parse_unit_name(unit).map_or(u32::MAX, |(_, i)| i)
+}
+
+/// How a unit that could not be loaded shows in the status.
+fn broken_unit_report(app: &str, idx: u32, reason: &str) -> UnitReport {
+    UnitReport {
+        name: format!("{app}/{idx}"),
+        status: WorkloadStatus::Error(reason.to_string()),
+        leader: false,
+        queued: 0,
+        containers: Vec::new(),
+    }
+}
+
+/// An error with its causes, `cannot X: reason`, as the status shows it.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Terminates what the containers of the unit in `dir` left running (per the records of
+/// their process groups).
+fn terminate_left_in(dir: &Path) {
+    let Ok(containers) = std::fs::read_dir(dir.join("containers")) else {
+        return;
+    };
+    for c in containers.flatten() {
+        let left = cairn_supervisor::groups::terminate_recorded(&c.path());
+        if !left.is_empty() {
+            tracing::warn!(
+                "terminated services {left:?} left running in {}",
+                c.path().display()
+            );
+        }
+    }
+}
+
+/// Terminates what a unit's containers left running and deletes its directory (retried
+/// a few times, in case something was still writing into it).
+async fn discard_unit_dir(dir: PathBuf) {
+    let done = tokio::task::spawn_blocking(move || {
+        terminate_left_in(&dir);
+        for attempt in 1..=5 {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) if attempt == 5 => {
+                    tracing::error!("cannot remove {}: {e}", dir.display());
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20 * attempt)),
+            }
+        }
+        sync_dir(dir.parent());
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::error!("cannot remove a unit directory: {e}");
+    }
+}
+
+/// Makes a directory's entries durable (after a create, rename or delete in it).
+fn sync_dir(dir: Option<&Path>) {
+    if let Some(d) = dir
+        && let Ok(f) = std::fs::File::open(d)
+    {
+        let _ = f.sync_all();
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unit_names_and_directories_follow_juju_rules() {
+        assert_eq!(super::parse_unit_name("web/0"), Some(("web", 0)));
+        assert_eq!(super::parse_unit_name("my-app/12"), Some(("my-app", 12)));
+        for bad in [
+            "web/+1", "web/01", "web/-1", "web/", "/0", "../x/0", "web/0/1", "Web/0",
+        ] {
+            assert_eq!(super::parse_unit_name(bad), None, "{bad}");
+        }
+        assert_eq!(super::parse_unit_dir("my-app-3"), Some(("my-app", 3)));
+        assert_eq!(super::parse_unit_dir("web-2b-0"), Some(("web-2b", 0)));
+        assert_eq!(super::parse_unit_dir("web"), None);
+        assert_eq!(super::parse_unit_dir(".web-0.tmp"), None);
+    }
+
     #[test]
     fn app_names_follow_juju_rules() {
         for ok in ["web", "pause", "my-app", "a1", "web-2b"] {
@@ -709,6 +1234,330 @@ mod tests {
         }
         for bad in ["", "Web", "1web", "web-", "web--x", "web-2", "we_b"] {
             assert!(!super::valid_app_name(bad), "{bad}");
+        }
+    }
+
+    mod recovery {
+        //! Opening a state directory an interrupted or damaged run left: a real host, the
+        //! real `misbehave` guest, real containers (no services are started by it).
+
+        use std::path::PathBuf;
+
+        use cairn_testutil::TempDir;
+
+        use super::super::*;
+        use crate::actions::ActionStatus;
+
+        const META: &str = "name: misbehave\ncontainers:\n  work:\n    resource: r\nconfig:\n  options:\n    mode:\n      type: string\n      default: ok\n    ratio:\n      type: float\n      default: 0.5\n";
+
+        /// A charm directory (`charmcraft.yaml` with `meta`, the misbehave component).
+        fn charm_dir(dir: &TempDir, meta: &str) -> PathBuf {
+            let c = dir.path().join("charm");
+            std::fs::create_dir_all(&c).unwrap();
+            std::fs::write(c.join("charmcraft.yaml"), meta).unwrap();
+            std::fs::copy(cairn_test_programs::MISBEHAVE_WASM, c.join("charm.wasm")).unwrap();
+            c
+        }
+
+        async fn open(state: &Path) -> Result<Host, RuntimeError> {
+            let mut config = HostConfig::new(state);
+            config.runtime.max_instances = 4;
+            Host::open(config).await
+        }
+
+        /// A host on `dir/state` with apps `names` deployed, shut down again.
+        async fn deployed(dir: &TempDir, names: &[&str]) -> PathBuf {
+            let state = dir.path().join("state");
+            let host = open(&state).await.unwrap();
+            let charm = charm_dir(dir, META);
+            for n in names {
+                host.deploy(&charm, Some(n), &[]).await.unwrap();
+            }
+            host.shutdown().await;
+            state
+        }
+
+        fn edit_record(state: &Path, app: &str, f: impl FnOnce(&mut serde_json::Value)) {
+            let path = state.join("apps").join(format!("{app}.json"));
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            f(&mut v);
+            std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        }
+
+        /// Each unit's name and status, as `cairn status` lists them.
+        async fn statuses(host: &Host) -> Vec<(String, WorkloadStatus)> {
+            let st = host.status().await;
+            st.apps
+                .iter()
+                .flat_map(|a| a.units.iter().map(|u| (u.name.clone(), u.status.clone())))
+                .collect()
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_missing_or_garbage_unit_record_puts_only_that_unit_in_error() {
+            let dir = TempDir::new("unit-record");
+            let state = deployed(&dir, &["gone", "garbage", "fine"]).await;
+            std::fs::remove_file(state.join("units/gone-0/unit.json")).unwrap();
+            std::fs::write(state.join("units/garbage-0/unit.json"), b"{\"name\": 1").unwrap();
+            let host = open(&state).await.expect("the host opens");
+            let st = statuses(&host).await;
+            assert_eq!(st.len(), 3, "{st:?}");
+            let reason = |u: &str| match &st.iter().find(|(n, _)| n == u).unwrap().1 {
+                WorkloadStatus::Error(m) => m.clone(),
+                other => panic!("{u} is {other:?}"),
+            };
+            assert!(reason("gone/0").contains("unit.json"), "{st:?}");
+            assert!(reason("garbage/0").contains("cannot parse"), "{st:?}");
+            assert!(
+                !matches!(
+                    st.iter().find(|(n, _)| n == "fine/0").unwrap().1,
+                    WorkloadStatus::Error(_)
+                ),
+                "{st:?}"
+            );
+            // The healthy app still takes events.
+            host.emit("fine/0", Event::UpdateStatus).await.unwrap();
+            // The damaged files are left for the operator; removing the app clears them.
+            assert!(state.join("units/garbage-0/unit.json").exists());
+            host.remove("garbage").await.unwrap();
+            assert!(!state.join("units/garbage-0").exists());
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_garbage_app_record_or_missing_charm_puts_only_that_app_in_error() {
+            let dir = TempDir::new("app-record");
+            let state = deployed(&dir, &["garbage", "nocharm", "fine"]).await;
+            std::fs::write(state.join("apps/garbage.json"), b"\x00\x01 not json").unwrap();
+            edit_record(&state, "nocharm", |v| v["charm_hash"] = "00ff".into());
+            let host = open(&state).await.expect("the host opens");
+            let st = host.status().await;
+            let app = |n: &str| st.apps.iter().find(|a| a.name == n).unwrap().clone();
+            assert_eq!(app("garbage").status.name(), "error", "{st:?}");
+            assert!(
+                app("garbage").status.message().contains("garbage.json"),
+                "{st:?}"
+            );
+            assert_eq!(app("garbage").units[0].name, "garbage/0");
+            assert_eq!(app("nocharm").status.name(), "error", "{st:?}");
+            assert!(
+                app("nocharm").status.message().contains("00ff.wasm"),
+                "{st:?}"
+            );
+            assert_ne!(app("fine").status.name(), "error", "{st:?}");
+            // The unit directories of an app in error are not mistaken for debris.
+            assert!(state.join("units/garbage-0").exists());
+            // A broken app's name stays taken until it is removed; removing it clears it.
+            let charm = charm_dir(&dir, META);
+            assert!(host.deploy(&charm, Some("garbage"), &[]).await.is_err());
+            host.remove("garbage").await.unwrap();
+            assert!(!state.join("apps/garbage.json").exists());
+            assert!(!state.join("units/garbage-0").exists());
+            host.deploy(&charm, Some("garbage"), &[]).await.unwrap();
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn unit_directories_no_app_record_names_are_deleted_on_open() {
+            let dir = TempDir::new("debris");
+            let state = deployed(&dir, &["half", "fine"]).await;
+            // A deploy killed before its commit point: the unit, no app record.
+            std::fs::remove_file(state.join("apps/half.json")).unwrap();
+            let host = open(&state).await.unwrap();
+            assert!(!state.join("units/half-0").exists());
+            assert!(state.join("units/fine-0").exists());
+            assert_eq!(statuses(&host).await.len(), 1);
+            // The name is free again.
+            host.deploy(&charm_dir(&dir, META), Some("half"), &[])
+                .await
+                .unwrap();
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn an_action_recorded_but_never_queued_fails_on_open_and_a_corrupt_one_is_an_error() {
+            let dir = TempDir::new("actions");
+            let state = dir.path().join("state");
+            let host = open(&state).await.unwrap();
+            let meta = format!(
+                "{META}actions:\n  echo:\n    params:\n      message:\n        type: string\n"
+            );
+            host.deploy(&charm_dir(&dir, &meta), Some("a"), &[])
+                .await
+                .unwrap();
+            host.shutdown().await;
+            drop(host);
+            // As a kill between recording the run and queueing it leaves it: pending, in no
+            // unit's queue.
+            let store = ActionStore::open(state.join("actions")).unwrap();
+            let orphan = store.create("a/0", "echo", serde_json::json!({})).unwrap();
+            std::fs::write(state.join("actions/77.json"), b"{\"id\": \"77\", \"unit").unwrap();
+            drop(store);
+            let host = open(&state).await.expect("the host opens");
+            let rec = host.show_action(&orphan.id).unwrap();
+            assert_eq!(rec.status, ActionStatus::Failed, "{rec:?}");
+            assert_eq!(rec.message, "the host stopped before the action was queued");
+            let e = host.show_action("77").unwrap_err();
+            assert!(e.to_string().starts_with("cannot parse"), "{e}");
+            assert!(e.to_string().contains("77.json"), "{e}");
+            // New runs are numbered after every record, readable or not.
+            let next = host.run_action("a/0", "echo", &[]).await.unwrap();
+            assert_eq!(next.id, "78");
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_config_change_its_units_never_queued_is_delivered_after_open() {
+            let dir = TempDir::new("config-gap");
+            let state = deployed(&dir, &["c"]).await;
+            // As a kill between writing the app record and queueing config-changed leaves
+            // it: the record has the new setting, the unit's queue knows nothing.
+            edit_record(&state, "c", |v| {
+                v["settings"] = serde_json::json!({"mode": "defer"});
+                v["config_generation"] = 1.into();
+            });
+            let host = open(&state).await.unwrap();
+            let delivered = cairn_testutil::eventually(Duration::from_secs(30), || {
+                let apps = host.inner.apps.try_lock().ok()?;
+                let unit = &apps["c"].units[&0].unit;
+                unit.with_record(|r| {
+                    (r.queue.is_empty()
+                        && r.history
+                            .iter()
+                            .filter(|h| h.event == "config-changed")
+                            .count()
+                            >= 2)
+                        .then_some(r.config_generation)
+                })
+            });
+            assert_eq!(delivered, Some(1), "no config-changed after open");
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_record_with_a_container_name_outside_the_unit_is_in_error_on_open() {
+            let dir = TempDir::new("old-escape");
+            let state = deployed(&dir, &["esc"]).await;
+            edit_record(&state, "esc", |v| {
+                v["meta"]["containers"] = serde_json::json!({"../../../../escaped": {}});
+            });
+            let host = open(&state).await.expect("the host opens");
+            let st = host.status().await;
+            assert_eq!(st.apps[0].status.name(), "error", "{st:?}");
+            assert!(
+                st.apps[0]
+                    .status
+                    .message()
+                    .contains("invalid container name"),
+                "{st:?}"
+            );
+            assert!(!dir.path().join("escaped").exists());
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn an_app_marked_removing_is_removed_on_open() {
+            let dir = TempDir::new("removing");
+            let state = deployed(&dir, &["going", "fine"]).await;
+            edit_record(&state, "going", |v| v["removing"] = true.into());
+            let host = open(&state).await.unwrap();
+            let st = statuses(&host).await;
+            assert_eq!(
+                st.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+                ["fine/0"]
+            );
+            assert!(!state.join("apps/going.json").exists());
+            assert!(!state.join("units/going-0").exists());
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn records_of_older_versions_load_and_a_null_setting_is_unset() {
+            let dir = TempDir::new("old-record");
+            let state = deployed(&dir, &["old"]).await;
+            // As an older version wrote it: no `removing`, a NaN stored as null.
+            edit_record(&state, "old", |v| {
+                v["settings"] = serde_json::json!({"ratio": null, "mode": "defer"});
+                v.as_object_mut().unwrap().remove("removing");
+            });
+            let host = open(&state).await.expect("the host opens");
+            let config = host.get_config("old").await.unwrap();
+            assert_eq!(config["ratio"], ConfigValue::Float(0.5));
+            assert_eq!(config["mode"], ConfigValue::String("defer".into()));
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_float_setting_json_cannot_hold_is_refused_and_nothing_changes() {
+            let dir = TempDir::new("nan");
+            let state = deployed(&dir, &["f"]).await;
+            let host = open(&state).await.unwrap();
+            for bad in ["nan", "inf", "-inf"] {
+                let e = host
+                    .set_config("f", &[("ratio".into(), bad.into())], &[])
+                    .await
+                    .unwrap_err();
+                assert_eq!(
+                    e.to_string(),
+                    format!("option \"ratio\" expected float, got {bad:?}")
+                );
+            }
+            host.shutdown().await;
+            drop(host);
+            let host = open(&state).await.expect("the host opens again");
+            assert_eq!(
+                host.get_config("f").await.unwrap()["ratio"],
+                ConfigValue::Float(0.5)
+            );
+            host.shutdown().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn container_names_that_would_leave_the_state_directory_are_refused() {
+            let dir = TempDir::new("escape");
+            let state = dir.path().join("state");
+            let host = open(&state).await.unwrap();
+            for (i, bad) in ["../../../../escaped", "/tmp/escaped-abs"]
+                .iter()
+                .enumerate()
+            {
+                let meta = format!("name: evil\ncontainers:\n  {bad:?}:\n    resource: r\n");
+                let charm = charm_dir(&dir, &meta);
+                let e = host
+                    .deploy(&charm, Some(&format!("evil{}", ["a", "b"][i])), &[])
+                    .await
+                    .unwrap_err();
+                assert!(e.to_string().starts_with("invalid container name"), "{e}");
+            }
+            assert!(!dir.path().join("escaped").exists());
+            assert!(!Path::new("/tmp/escaped-abs").exists());
+            assert_eq!(std::fs::read_dir(state.join("units")).unwrap().count(), 0);
+            assert_eq!(std::fs::read_dir(state.join("apps")).unwrap().count(), 0);
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_deploy_that_fails_leaves_no_app_and_the_host_opens_again() {
+            let dir = TempDir::new("failed-deploy");
+            // Deep enough that the container's socket path is longer than a unix socket
+            // address holds (unless the API server binds such paths some other way).
+            let state = dir.path().join("s".repeat(60));
+            let host = open(&state).await.unwrap();
+            let charm = charm_dir(&dir, META);
+            let deployed = host.deploy(&charm, Some("long"), &[]).await;
+            if deployed.is_err() {
+                assert!(!state.join("apps/long.json").exists());
+                assert!(!state.join("units/long-0").exists());
+            }
+            host.shutdown().await;
+            drop(host);
+            let host = open(&state).await.expect("the host opens");
+            let st = statuses(&host).await;
+            match deployed {
+                Err(_) => assert!(st.is_empty(), "{st:?}"),
+                Ok(_) => assert_eq!(st.len(), 1, "{st:?}"),
+            }
+            host.shutdown().await;
         }
     }
 }

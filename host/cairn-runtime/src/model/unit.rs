@@ -37,8 +37,10 @@ pub struct HistoryEntry {
     pub duration_us: u64,
 }
 
-/// Everything persisted about a unit.
+/// Everything persisted about a unit (a field missing from a record an older version
+/// wrote takes its default).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UnitRecord {
     /// `app/N`.
     pub name: String,
@@ -60,6 +62,10 @@ pub struct UnitRecord {
     pub history: VecDeque<HistoryEntry>,
     /// Set once `remove` was asked for: the actor exits when the queue is empty.
     pub removing: bool,
+    /// The app's config generation this unit was last given a `config-changed` for (the
+    /// host queues one on open when the app's record is newer: a crash came between the
+    /// two writes).
+    pub config_generation: u64,
 }
 
 impl UnitRecord {
@@ -128,7 +134,8 @@ const RECORD_FILE: &str = "unit.json";
 /// update-status ticker and one notice and one shutdown watcher per container).
 pub(crate) struct Unit {
     shared: Arc<UnitShared>,
-    actor: JoinHandle<()>,
+    /// The actor, until it was waited for.
+    actor: Option<JoinHandle<()>>,
     feeders: JoinSet<()>,
 }
 
@@ -139,6 +146,7 @@ impl Unit {
         let shared = Arc::new(UnitShared {
             settings,
             record: Mutex::new(record),
+            writer: Mutex::new(Writer::Open),
             wake: Notify::new(),
         });
         shared.save();
@@ -167,7 +175,7 @@ impl Unit {
         }
         Unit {
             shared,
-            actor,
+            actor: Some(actor),
             feeders,
         }
     }
@@ -175,6 +183,12 @@ impl Unit {
     /// Queues an event (persisted) and wakes the actor.
     pub(crate) fn enqueue(&self, event: Event) {
         self.shared.enqueue(event);
+    }
+
+    /// Queues `config-changed` for the app's config `generation` (persisted together).
+    pub(crate) fn config_changed(&self, generation: u64) {
+        self.shared.record.lock().unwrap().config_generation = generation;
+        self.shared.enqueue(Event::ConfigChanged);
     }
 
     /// The unit's containers.
@@ -200,23 +214,50 @@ impl Unit {
         self.shared.enqueue(Event::Remove);
     }
 
-    /// Waits for the actor to end (after `begin_removal`); the feeders stop first.
+    /// Waits for the actor to end (after `begin_removal`); the feeders stop first. Once it
+    /// returns nothing writes the unit's record any more: its directory can be deleted.
     pub(crate) async fn finish_removal(&mut self) {
         self.feeders.abort_all();
-        let _ = (&mut self.actor).await;
+        while self.feeders.join_next().await.is_some() {}
+        if let Some(actor) = self.actor.take() {
+            let _ = actor.await;
+        }
+        self.shared.close();
+    }
+
+    /// Stops the actor and the feeders and waits for them (the queue stays as last
+    /// persisted); after it nothing writes the unit's record.
+    pub(crate) async fn stop(&mut self) {
+        self.abort();
+        self.finish_removal().await;
     }
 
     /// Stops the actor and the feeders now; the queue stays persisted.
     pub(crate) fn abort(&mut self) {
-        self.actor.abort();
+        if let Some(actor) = &self.actor {
+            actor.abort();
+        }
         self.feeders.abort_all();
     }
+}
+
+/// Whether a unit's record may still be written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// Saves go to `unit.json`.
+    Open,
+    /// The unit was stopped or removed: saves are dropped (its directory may be gone).
+    Closed,
 }
 
 /// State shared between a unit's actor, its feeders and the host.
 pub(crate) struct UnitShared {
     settings: UnitSettings,
     record: Mutex<UnitRecord>,
+    /// Held across taking a snapshot of the record and writing it, so that `unit.json` is
+    /// written by one saver at a time, in snapshot order (an older snapshot never lands
+    /// after a newer one).
+    writer: Mutex<Writer>,
     wake: Notify,
 }
 
@@ -226,8 +267,12 @@ impl UnitShared {
         self.record.lock().unwrap().name.clone()
     }
 
-    /// Persists the record atomically.
+    /// Persists the record atomically: the one writer of `unit.json`.
     fn save(&self) {
+        let writer = self.writer.lock().unwrap();
+        if *writer == Writer::Closed {
+            return;
+        }
         let data = {
             let rec = self.record.lock().unwrap();
             serde_json::to_vec(&*rec)
@@ -241,6 +286,11 @@ impl UnitShared {
             }
             Err(e) => tracing::error!("cannot encode unit state: {e}"),
         }
+    }
+
+    /// Stops all writes of the record (waiting for one in progress).
+    fn close(&self) {
+        *self.writer.lock().unwrap() = Writer::Closed;
     }
 
     /// Queues an event (persisted) and wakes the actor.
@@ -606,6 +656,77 @@ mod tests {
             assert_eq!(r.status, WorkloadStatus::Active("handled 2".into()));
         });
         unit.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_saves_never_show_a_torn_record_and_leave_the_newest() {
+        let dir = TempDir::new("saves");
+        let (mut unit, _app) = start(&dir, "ok", &[]);
+        until(&unit, "started", |r| r.queue.is_empty()).await;
+        let shared = unit.shared.clone();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (done, path) = (done.clone(), dir.path().join("unit"));
+            std::thread::spawn(move || {
+                let mut torn = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Err(e) = UnitRecord::load(&path) {
+                        torn.push(e.to_string());
+                    }
+                }
+                torn
+            })
+        };
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    for i in 0..300 {
+                        shared
+                            .record
+                            .lock()
+                            .unwrap()
+                            .stored
+                            .insert(format!("w{t}"), vec![b'x'; 1000 + i]);
+                        shared.save();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let torn = reader.join().unwrap();
+        assert!(
+            torn.is_empty(),
+            "{} torn reads: {:?}",
+            torn.len(),
+            &torn[..torn.len().min(3)]
+        );
+        let on_disk = UnitRecord::load(&dir.path().join("unit")).unwrap();
+        let in_memory = unit.with_record(Clone::clone);
+        assert_eq!(on_disk.stored, in_memory.stored);
+        let mut files: Vec<String> = std::fs::read_dir(dir.path().join("unit"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["unit.json"]);
+        unit.abort();
+    }
+
+    #[test]
+    fn records_of_older_versions_load_with_defaults() {
+        let dir = TempDir::new("old");
+        std::fs::write(
+            dir.path().join(RECORD_FILE),
+            r#"{"name":"t/0","leader":true,"status":{"status":"unknown"}}"#,
+        )
+        .unwrap();
+        let r = UnitRecord::load(dir.path()).unwrap();
+        assert_eq!(r.name, "t/0");
+        assert!(r.queue.is_empty() && !r.removing);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
