@@ -5,10 +5,17 @@ use serde::Deserialize;
 use super::{Call, decode, null_default, sup_error};
 use crate::envelope::Reply;
 
-/// `GET /v1/plan?format=yaml`: the combined plan as YAML (the only format).
-pub(super) fn get(call: &Call<'_>, _body: &[u8]) -> Reply {
+/// `GET /v1/plan?format=yaml`: the combined plan as YAML (the only format), rendered on a
+/// blocking thread (a big plan takes a while).
+pub(super) async fn get(call: &Call<'_>, _body: &[u8]) -> Reply {
     match call.query.get("format") {
-        "yaml" => Reply::sync(call.sup().plan().to_yaml()),
+        "yaml" => {
+            let plan = call.sup().plan();
+            match tokio::task::spawn_blocking(move || plan.to_yaml()).await {
+                Ok(yaml) => Reply::sync(yaml),
+                Err(e) => Reply::server_error(format!("cannot render plan: {e}")),
+            }
+        }
         other => Reply::bad_request(format!("invalid format {other:?}")),
     }
 }

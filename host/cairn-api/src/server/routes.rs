@@ -81,7 +81,10 @@ pub(super) const ROUTES: &[Route] = &[
     },
     Route {
         path: "/v1/plan",
-        get: Some((Access::Admin, Handler::Reply(plan::get))),
+        get: Some((
+            Access::Admin,
+            Handler::Wait(|c, body| Box::pin(plan::get(c, body))),
+        )),
         post: None,
     },
     Route {
