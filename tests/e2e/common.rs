@@ -19,15 +19,23 @@ pub struct Daemon {
     pub dir: TempDir,
     child: Option<Child>,
     extra: Vec<String>,
+    /// `RLIMIT_NOFILE` (soft and hard) to start the daemon with, if not inherited.
+    pub nofile: Option<u64>,
 }
 
 impl Daemon {
     /// Starts `cairn run` on a new directory for test `name` with extra `run` flags.
     pub fn start(name: &str, extra: &[&str]) -> Result<Daemon> {
+        Daemon::start_with_nofile(name, extra, None)
+    }
+
+    /// [`Daemon::start`] with the daemon's descriptor limit set to `nofile`.
+    pub fn start_with_nofile(name: &str, extra: &[&str], nofile: Option<u64>) -> Result<Daemon> {
         let mut d = Daemon {
             dir: TempDir::new(&format!("e2e-{name}")),
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            nofile,
         };
         d.spawn()?;
         Ok(d)
@@ -39,7 +47,17 @@ impl Daemon {
             .create(true)
             .append(true)
             .open(self.dir.join("daemon.log"))?;
-        let child = Command::new(CAIRN)
+        let mut cmd = Command::new(CAIRN);
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = move || {
+                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, n, n)
+                    .map_err(std::io::Error::from)
+            };
+            // SAFETY: setrlimit is async-signal-safe and allocates nothing.
+            unsafe { cmd.pre_exec(limit) };
+        }
+        let child = cmd
             .arg("--dir")
             .arg(&self.dir)
             .arg("run")

@@ -6,6 +6,7 @@ mod actions;
 mod checks_notices;
 mod common;
 mod lifecycle;
+mod limits;
 mod ops_compat;
 mod pebble_cli;
 mod recovery;

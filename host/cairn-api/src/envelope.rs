@@ -48,12 +48,16 @@ pub fn reason(code: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        413 => "Request Entity Too Large",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         504 => "Gateway Timeout",
         _ => "",
     }
 }
+
+/// Bytes of an error message sent back; longer ones (quoting what a caller sent) are cut.
+pub const MAX_ERROR_MESSAGE: usize = 1024;
 
 /// A response ready to send: status code and JSON body.
 #[derive(Clone, Debug)]
@@ -111,8 +115,9 @@ impl Reply {
         } else {
             kind
         };
+        let message: String = message.into();
         let result = ErrorResult {
-            message: message.into(),
+            message: crate::server::truncate(&message, MAX_ERROR_MESSAGE).into_owned(),
             kind: kind.into(),
             value: Value::Null,
         };

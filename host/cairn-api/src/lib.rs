@@ -17,12 +17,13 @@ pub mod client;
 pub mod envelope;
 pub mod error;
 pub mod server;
+pub mod sockpath;
 pub mod types;
 
 pub use client::{Client, ClientError, ExecOptions, ExecOutput, LogLine, SystemInfo};
 pub use envelope::{Envelope, Reply};
 pub use error::ApiError;
-pub use server::{ApiServer, ServerHandle, serve};
+pub use server::{ApiServer, Limits, ServerHandle, serve, serve_with};
 
 #[cfg(test)]
 mod testutil;

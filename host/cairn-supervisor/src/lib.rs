@@ -222,11 +222,19 @@ impl Supervisor {
         let bad = |e: cairn_plan::PlanError| SupervisorError::BadRequest(e.to_string());
         // Parsed outside the lock; adding changes nothing on error.
         let layer = cairn_plan::parse_added_layer(label, yaml).map_err(bad)?;
-        let plan = {
+        // Combined and validated outside the lock too (a big plan takes a while): on a copy
+        // of the layers, committed if no other change came in meanwhile, else redone.
+        let plan = loop {
+            let (mut layers, before) = {
+                let state = self.inner.state.lock().unwrap();
+                (state.layers.clone(), state.plan.clone())
+            };
+            layers.add(layer.clone(), combine, inner).map_err(bad)?;
             let mut state = self.inner.state.lock().unwrap();
-            state.layers.add(layer, combine, inner).map_err(bad)?;
-            state.plan = Arc::new(state.layers.plan().clone());
-            state.plan.clone()
+            if Arc::ptr_eq(&state.plan, &before) {
+                state.set_layers(layers);
+                break state.plan.clone();
+            }
         };
         self.inner.save();
         self.inner.checks_plan_changed(&plan);

@@ -57,7 +57,9 @@ pub enum Reply {
 /// Sends one request to the daemon of `dir` and returns its value.
 pub async fn call(dir: &Path, req: &Request) -> Result<serde_json::Value> {
     let path = dir.join(SOCKET);
-    let stream = UnixStream::connect(&path).await.with_context(|| {
+    let short = cairn_api::sockpath::SocketPath::new(&path)
+        .with_context(|| format!("cannot connect to {}", path.display()))?;
+    let stream = UnixStream::connect(short.path()).await.with_context(|| {
         format!(
             "cannot connect to the cairn daemon at {} (start it with `cairn run`)",
             path.display()

@@ -1,11 +1,13 @@
 //! `cairn run`: the host daemon serving the control socket.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cairn_runtime::{Host, HostConfig};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::control::{Reply, Request, SOCKET};
@@ -24,10 +26,19 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     if let Err(e) = cairn_supervisor::reaper::become_subreaper() {
         tracing::warn!("cannot become a child subreaper: {e}");
     }
+    // Room for many unit sockets' connections, with a reserve they cannot take.
+    match cairn_api::server::raise_nofile_limit() {
+        Ok(n) => tracing::debug!("open file limit: {n}"),
+        Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
+    }
     let socket = dir.join(SOCKET);
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket)
+    let listener = cairn_api::sockpath::SocketPath::new(&socket)
+        .and_then(|p| UnixListener::bind(p.path()))
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    // Only the daemon's user and root may control it (the peer is checked as well).
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot set the mode of {}", socket.display()))?;
     let host = Host::open(opts.config).await?;
     tracing::info!("cairn daemon ready on {}", socket.display());
     println!(
@@ -37,10 +48,20 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     );
     let host = Arc::new(host);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut backoff = cairn_api::server::AcceptBackoff::new();
+    let what = socket.display().to_string();
     loop {
         tokio::select! {
             conn = listener.accept() => {
-                let (stream, _) = conn?;
+                // Running out of descriptors pauses accepting; it never stops the daemon.
+                let stream = match conn {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        backoff.failed(&what, &e).await;
+                        continue;
+                    }
+                };
+                backoff.reset();
                 let host = host.clone();
                 tokio::spawn(async move {
                     if let Err(e) = serve(stream, &host).await {
@@ -77,16 +98,49 @@ fn lock(dir: &std::path::Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
+/// Longest request line the control socket reads.
+const MAX_REQUEST: u64 = 1 << 20;
+/// How long a control client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of an error reply's text (errors may quote the request).
+const MAX_ERROR: usize = 4096;
+
 async fn serve(stream: UnixStream, host: &Host) -> Result<()> {
+    let peer = stream.peer_cred().map(|c| c.uid()).ok();
     let (r, mut w) = stream.into_split();
-    let mut line = String::new();
-    BufReader::new(r).read_line(&mut line).await?;
-    let reply = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => match handle(host, req).await {
-            Ok(v) => Reply::Ok(v),
-            Err(e) => Reply::Error(format!("{e:#}")),
-        },
-        Err(e) => Reply::Error(format!("cannot decode request: {e}")),
+    let reply = if peer.is_none_or(|uid| uid != 0 && uid != nix::unistd::Uid::current().as_raw()) {
+        Reply::Error("access denied".into())
+    } else {
+        let mut line = Vec::new();
+        let read = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            BufReader::new(r.take(MAX_REQUEST + 1)).read_until(b'\n', &mut line),
+        )
+        .await;
+        match read {
+            Err(_) => Reply::Error("cannot read request: timed out".into()),
+            Ok(Err(e)) => Reply::Error(format!("cannot read request: {e}")),
+            Ok(Ok(_)) if line.len() as u64 > MAX_REQUEST => Reply::Error(format!(
+                "cannot read request: longer than {MAX_REQUEST} bytes"
+            )),
+            Ok(Ok(_)) => match serde_json::from_slice::<Request>(&line) {
+                Ok(req) => match handle(host, req).await {
+                    Ok(v) => Reply::Ok(v),
+                    Err(e) => Reply::Error(format!("{e:#}")),
+                },
+                Err(e) => Reply::Error(format!("cannot decode request: {e}")),
+            },
+        }
+    };
+    let reply = match reply {
+        Reply::Error(e) if e.len() > MAX_ERROR => {
+            let mut end = MAX_ERROR;
+            while !e.is_char_boundary(end) {
+                end -= 1;
+            }
+            Reply::Error(format!("{}... ({} bytes)", &e[..end], e.len()))
+        }
+        r => r,
     };
     let mut out = serde_json::to_vec(&reply)?;
     out.push(b'\n');

@@ -84,6 +84,9 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
     if let Err(e) = cairn_supervisor::reaper::become_subreaper() {
         tracing::warn!("cannot become a child subreaper: {e}");
     }
+    if let Err(e) = cairn_api::server::raise_nofile_limit() {
+        tracing::warn!("cannot raise the open file limit: {e}");
+    }
     let http = opts.http.as_deref().map(parse_addr).transpose()?;
     let args = service_args(&opts.args)?;
     let sup = Supervisor::open(SupervisorOptions {

@@ -114,12 +114,13 @@ impl Client {
 
     /// A new connection to the socket (the kept-alive one, streams and websockets).
     async fn connect_stream(&self) -> Result<UnixStream, ClientError> {
-        UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Connection {
-                socket: self.socket.display().to_string(),
-                source,
-            })
+        let err = |source| ClientError::Connection {
+            socket: self.socket.display().to_string(),
+            source,
+        };
+        // Any length of path: a long one is reached through its directory's descriptor.
+        let path = crate::sockpath::SocketPath::new(&self.socket).map_err(err)?;
+        UnixStream::connect(path.path()).await.map_err(err)
     }
 
     /// The socket this client talks to.

@@ -16,6 +16,7 @@ use hyper::{Request, Response};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::limits::{DEFAULT_BODY_LIMIT, FILES_METADATA_LIMIT};
 use super::{Body, Call, ChannelBody, full};
 use crate::envelope::Reply;
 use crate::types::{FileResult, Ownership, WriteItem};
@@ -200,11 +201,9 @@ pub(super) async fn post(call: &Call<'_>, req: Request<Incoming>) -> Response<Bo
             full(write(req.into_body(), boundary, root).await)
         }
         ("application", "json") => {
-            let body = match req.into_body().collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    return full(Reply::bad_request(format!("cannot read request body: {e}")));
-                }
+            let body = match super::routes::read_body(req, DEFAULT_BODY_LIMIT, call.limits).await {
+                Ok(b) => b,
+                Err(r) => return full(r),
             };
             full(json_action(&body, root.as_ref()))
         }
@@ -319,6 +318,15 @@ async fn write_parts(mut mp: multer::Multipart<'static>, root: Option<Root>) -> 
     let mut raw = Vec::new();
     loop {
         match meta.chunk().await {
+            Ok(Some(c)) if raw.len() + c.len() > FILES_METADATA_LIMIT => {
+                return Reply::error(
+                    413,
+                    "",
+                    format!(
+                        "cannot read request metadata: larger than {FILES_METADATA_LIMIT} bytes"
+                    ),
+                );
+            }
             Ok(Some(c)) => raw.extend_from_slice(&c),
             Ok(None) => break,
             Err(e) => return Reply::bad_request(format!("cannot read request metadata: {e}")),

@@ -14,6 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -25,17 +26,22 @@ use hyper::Response;
 use hyper::body::Frame;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc;
 
 use crate::envelope::Reply;
+use crate::sockpath::SocketPath;
+
+pub(crate) use limits::truncate;
+pub use limits::{AcceptBackoff, Limits, raise_nofile_limit};
 
 mod changes;
 mod checks;
 mod exec;
 mod files;
+mod limits;
 mod logs;
 mod notices;
 mod plan;
@@ -101,6 +107,7 @@ impl ApiServer {
 /// variables in order, and the query.
 struct Call<'a> {
     api: &'a ApiServer,
+    limits: &'a Limits,
     caller: Caller,
     vars: Vec<String>,
     query: Query,
@@ -228,16 +235,20 @@ impl ServerHandle {
     }
 }
 
-fn serve_conn<S>(api: Arc<ApiServer>, caller: Caller, stream: S)
+fn serve_conn<S>(api: Arc<ApiServer>, limits: Arc<Limits>, caller: Caller, stream: S)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
+        let lim = limits.clone();
         let svc = service_fn(move |req| {
-            let api = api.clone();
-            async move { Ok::<_, Infallible>(routes::dispatch(&api, caller, req).await) }
+            let (api, lim) = (api.clone(), lim.clone());
+            async move { Ok::<_, Infallible>(routes::dispatch(&api, &lim, caller, req).await) }
         });
         if let Err(e) = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(MAX_HEAD)
             .serve_connection(TokioIo::new(stream), svc)
             .with_upgrades()
             .await
@@ -247,38 +258,113 @@ where
     });
 }
 
+/// Bytes hyper buffers for a request head (Go's `DefaultMaxHeaderBytes` is 1 MiB).
+const MAX_HEAD: usize = 1 << 20;
+
+/// Admits an accepted connection of `uid`, or answers 503 and closes it.
+fn admit_or_refuse<S>(
+    limits: &Limits,
+    count: &Arc<AtomicUsize>,
+    uid: u32,
+    stream: &S,
+    write: impl Fn(&S, &[u8]) -> std::io::Result<usize>,
+) -> Option<limits::Admission> {
+    match limits::admit(limits, count, uid) {
+        Ok(a) => Some(a),
+        Err(reason) => {
+            tracing::debug!("refusing api connection of uid {uid}: {reason}");
+            let _ = write(stream, &limits::refusal(reason));
+            None
+        }
+    }
+}
+
 /// Serves the API on a unix socket (mode 0666, as Pebble's) and, if given, plain HTTP on
-/// `http` for the open endpoints.
+/// `http` for the open endpoints, with the default [`Limits`].
 pub async fn serve(
     api: Arc<ApiServer>,
     socket: &Path,
     http: Option<SocketAddr>,
 ) -> std::io::Result<ServerHandle> {
+    serve_with(api, socket, http, Limits::default()).await
+}
+
+/// [`serve`] with the given limits. The socket path may be of any length.
+pub async fn serve_with(
+    api: Arc<ApiServer>,
+    socket: &Path,
+    http: Option<SocketAddr>,
+    limits: Limits,
+) -> std::io::Result<ServerHandle> {
+    let limits = Arc::new(limits);
     let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket)?;
+    let listener = UnixListener::bind(SocketPath::new(socket)?.path())?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))?;
     let mut tasks = Vec::new();
     {
-        let api = api.clone();
+        let (api, limits) = (api.clone(), limits.clone());
+        let what = socket.display().to_string();
         tasks.push(tokio::spawn(async move {
+            let count = Arc::new(AtomicUsize::new(0));
+            let mut backoff = AcceptBackoff::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        backoff.failed(&what, &e).await;
+                        continue;
+                    }
+                };
+                backoff.reset();
+                let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
+                let Some(admission) =
+                    admit_or_refuse(&limits, &count, uid, &stream, |s, b| s.try_write(b))
+                else {
                     continue;
                 };
-                let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
-                serve_conn(api.clone(), Caller::Unix(uid), stream);
+                serve_conn(
+                    api.clone(),
+                    limits.clone(),
+                    Caller::Unix(uid),
+                    Admitted {
+                        io: stream,
+                        _admission: admission,
+                    },
+                );
             }
         }));
     }
     if let Some(addr) = http {
         let tcp = TcpListener::bind(addr).await?;
         tasks.push(tokio::spawn(async move {
+            let count = Arc::new(AtomicUsize::new(0));
+            let mut backoff = AcceptBackoff::new();
+            let what = addr.to_string();
             loop {
-                let Ok((stream, _)) = tcp.accept().await else {
+                let stream = match tcp.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        backoff.failed(&what, &e).await;
+                        continue;
+                    }
+                };
+                backoff.reset();
+                // TCP peers have no identity: they share the share of one unprivileged user.
+                let Some(admission) =
+                    admit_or_refuse(&limits, &count, u32::MAX, &stream, |s, b| s.try_write(b))
+                else {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                serve_conn(api.clone(), Caller::Http, stream);
+                serve_conn(
+                    api.clone(),
+                    limits.clone(),
+                    Caller::Http,
+                    Admitted {
+                        io: stream,
+                        _admission: admission,
+                    },
+                );
             }
         }));
     }
@@ -286,6 +372,52 @@ pub async fn serve(
         tasks,
         socket: Some(socket.to_path_buf()),
     })
+}
+
+/// A connection with its admission, given back when the connection is dropped.
+struct Admitted<S> {
+    io: S,
+    _admission: limits::Admission,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Admitted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Admitted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
 }
 
 /// How long a client waits for a change by default (as ops' 30 s).

@@ -5,16 +5,24 @@ use serde::Deserialize;
 use super::{Call, decode, null_default, sup_error};
 use crate::envelope::Reply;
 
-/// `GET /v1/plan?format=yaml`: the combined plan as YAML (the only format).
-pub(super) fn get(call: &Call<'_>, _body: &[u8]) -> Reply {
+/// `GET /v1/plan?format=yaml`: the combined plan as YAML (the only format), rendered on a
+/// blocking thread (a big plan takes a while).
+pub(super) async fn get(call: &Call<'_>, _body: &[u8]) -> Reply {
     match call.query.get("format") {
-        "yaml" => Reply::sync(call.sup().plan().to_yaml()),
+        "yaml" => {
+            let plan = call.sup().plan();
+            match tokio::task::spawn_blocking(move || plan.to_yaml()).await {
+                Ok(yaml) => Reply::sync(yaml),
+                Err(e) => Reply::server_error(format!("cannot render plan: {e}")),
+            }
+        }
         other => Reply::bad_request(format!("invalid format {other:?}")),
     }
 }
 
-/// `POST /v1/layers`: adds (or combines) a YAML layer.
-pub(super) fn post_layers(call: &Call<'_>, body: &[u8]) -> Reply {
+/// `POST /v1/layers`: adds (or combines) a YAML layer, parsed and checked on a blocking
+/// thread so that a big layer holds up no other request.
+pub(super) async fn post_layers(call: &Call<'_>, body: &[u8]) -> Reply {
     #[derive(Deserialize)]
     struct Payload {
         #[serde(default, deserialize_with = "null_default")]
@@ -43,12 +51,14 @@ pub(super) fn post_layers(call: &Call<'_>, body: &[u8]) -> Reply {
     if p.format != "yaml" {
         return Reply::bad_request(format!("invalid format {:?}", p.format));
     }
-    match call
-        .sup()
-        .add_layer(&p.label, p.layer.as_bytes(), p.combine, p.inner)
-    {
-        Ok(()) => Reply::sync(true),
-        Err(e) => sup_error(e),
+    let sup = call.sup().clone();
+    let added = tokio::task::spawn_blocking(move || {
+        sup.add_layer(&p.label, p.layer.as_bytes(), p.combine, p.inner)
+    });
+    match added.await {
+        Ok(Ok(())) => Reply::sync(true),
+        Ok(Err(e)) => sup_error(e),
+        Err(e) => Reply::server_error(format!("cannot add layer: {e}")),
     }
 }
 

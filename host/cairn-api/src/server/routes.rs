@@ -11,6 +11,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
+use super::limits::{DEFAULT_BODY_LIMIT, LAYERS_BODY_LIMIT, Limits, NOTICES_BODY_LIMIT};
 use super::{
     Access, ApiServer, Body, Call, Caller, Query, changes, checks, exec, files, full, logs,
     notices, plan, services, signals, system,
@@ -80,13 +81,19 @@ pub(super) const ROUTES: &[Route] = &[
     },
     Route {
         path: "/v1/plan",
-        get: Some((Access::Admin, Handler::Reply(plan::get))),
+        get: Some((
+            Access::Admin,
+            Handler::Wait(|c, body| Box::pin(plan::get(c, body))),
+        )),
         post: None,
     },
     Route {
         path: "/v1/layers",
         get: None,
-        post: Some((Access::Admin, Handler::Reply(plan::post_layers))),
+        post: Some((
+            Access::Admin,
+            Handler::Wait(|c, body| Box::pin(plan::post_layers(c, body))),
+        )),
     },
     Route {
         path: "/v1/logs",
@@ -187,6 +194,7 @@ fn match_route(path: &str) -> Option<(&'static Route, Vec<String>)> {
 /// Answers one request: finds its route and handler, checks the caller's access, calls it.
 pub(super) async fn dispatch(
     api: &ApiServer,
+    limits: &Limits,
     caller: Caller,
     req: Request<Incoming>,
 ) -> Response<Body> {
@@ -211,16 +219,18 @@ pub(super) async fn dispatch(
     }
     let call = Call {
         api,
+        limits,
         caller,
         vars,
         query: Query::parse(req.uri().query()),
     };
+    let limit = body_limit(route.path);
     match handler {
-        Handler::Reply(f) => match read_body(req).await {
+        Handler::Reply(f) => match read_body(req, limit, limits).await {
             Ok(body) => full(f(&call, &body)),
             Err(r) => full(r),
         },
-        Handler::Wait(f) => match read_body(req).await {
+        Handler::Wait(f) => match read_body(req, limit, limits).await {
             Ok(body) => full(f(&call, &body).await),
             Err(r) => full(r),
         },
@@ -228,11 +238,46 @@ pub(super) async fn dispatch(
     }
 }
 
-/// The whole request body.
-async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Reply> {
-    match req.into_body().collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) => Err(Reply::bad_request(format!("cannot read request body: {e}"))),
+/// The most bytes a route's buffered body may have: Pebble's notice cap, room for a big
+/// plan on `/v1/layers`, 1 MiB elsewhere (file writes stream and are not buffered).
+fn body_limit(path: &str) -> usize {
+    match path {
+        "/v1/layers" => LAYERS_BODY_LIMIT,
+        "/v1/notices" => NOTICES_BODY_LIMIT,
+        _ => DEFAULT_BODY_LIMIT,
+    }
+}
+
+/// The whole request body, refused (413) past `limit` bytes, before reading any of it when
+/// `Content-Length` says so, and (400) when it does not arrive in time.
+pub(super) async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    limits: &Limits,
+) -> Result<bytes::Bytes, Reply> {
+    let too_large = || {
+        Reply::error(
+            413,
+            "",
+            format!("cannot read request body: body larger than {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let body = http_body_util::Limited::new(req.into_body(), limit);
+    match tokio::time::timeout(limits.body_read_timeout, body.collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(Reply::bad_request(format!("cannot read request body: {e}"))),
+        Err(_) => Err(Reply::bad_request(
+            "cannot read request body: timed out".to_string(),
+        )),
     }
 }
 

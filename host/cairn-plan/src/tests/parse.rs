@@ -411,6 +411,16 @@ fn yaml_decoding_errors() {
             "cannot parse layer \"layer-0\": yaml: unmarshal errors:\n  line 2: mapping key \"summary\" already defined at line 1",
         ),
         (
+            "
+            summary: a
+            description: b
+            summary: c
+            description: d
+            summary: e
+            ",
+            "cannot parse layer \"layer-0\": yaml: unmarshal errors:\n  line 3: mapping key \"summary\" already defined at line 1\n  line 5: mapping key \"summary\" already defined at line 1\n  line 4: mapping key \"description\" already defined at line 2\n  line 5: mapping key \"summary\" already defined at line 3",
+        ),
+        (
             "- a",
             "cannot parse layer \"layer-0\": yaml: unmarshal errors:\n  line 1: cannot unmarshal !!seq into map[string]yaml.Node",
         ),
@@ -746,4 +756,14 @@ fn error_lines_refer_to_the_re_rendered_section() {
         ",
         "cannot parse layer \"layer-0\" section \"checks\": yaml: unmarshal errors:\n  line 7: field method not found in type plan.HTTPCheck",
     );
+}
+
+#[test]
+fn a_key_repeated_thousands_of_times_reports_a_bounded_number_of_duplicates() {
+    let yaml = "summary: x\n".repeat(5000);
+    let err = crate::parse_layer(0, "layer-0", yaml.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err.matches("already defined").count(), 100, "{:.300}", err);
+    assert!(err.contains("line 2: mapping key \"summary\" already defined at line 1"));
 }

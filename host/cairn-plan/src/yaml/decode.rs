@@ -5,10 +5,13 @@
 //! errors, and merge keys (`<<`) work. Failures that abort at once (custom value errors
 //! such as `invalid duration "x"`) are returned as `Err`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::parse::{Doc, Kind};
 use super::resolve::{Resolved, resolve};
+
+/// Duplicate keys reported per mapping, at most.
+const MAX_DUPLICATES: usize = 100;
 
 /// An error that stops decoding at once; the text is final.
 pub(crate) type Fail = String;
@@ -268,20 +271,38 @@ impl<'a> Decoder<'a> {
     ) -> Result<bool, Fail> {
         let children = self.doc.nodes[id].children.clone();
         let before = self.terrors.len();
+        // Keys grouped by text (a hash, not every pair: a mapping of 50,000 keys is fine),
+        // then every later same key reported, in the order pairwise comparison gives.
+        let mut by_value: HashMap<&str, Vec<usize>> = HashMap::new();
         for i in (0..children.len()).step_by(2) {
-            let ki = &self.doc.nodes[children[i]];
-            for j in (i + 2..children.len()).step_by(2) {
-                let kj = &self.doc.nodes[children[j]];
-                if ki.kind == kj.kind && ki.value == kj.value {
-                    let line_j = self.line(children[j]);
-                    let line_i = self.line(children[i]);
-                    let message = format!(
-                        "line {line_j}: mapping key {} already defined at line {line_i}",
-                        crate::quote::quote(&kj.value)
-                    );
-                    self.terrors.push(message);
+            by_value
+                .entry(self.doc.nodes[children[i]].value.as_str())
+                .or_default()
+                .push(i);
+        }
+        // At most MAX_DUPLICATES reported: a mapping of one key repeated 50,000 times must
+        // not become a billion messages.
+        let mut dups = Vec::new();
+        'keys: for i in (0..children.len()).step_by(2) {
+            let group = &by_value[self.doc.nodes[children[i]].value.as_str()];
+            for &j in group.iter().filter(|&&j| j > i) {
+                if self.doc.nodes[children[i]].kind == self.doc.nodes[children[j]].kind {
+                    if dups.len() == MAX_DUPLICATES {
+                        break 'keys;
+                    }
+                    dups.push((i, j));
                 }
             }
+        }
+        drop(by_value);
+        for (i, j) in dups {
+            let line_j = self.line(children[j]);
+            let line_i = self.line(children[i]);
+            let message = format!(
+                "line {line_j}: mapping key {} already defined at line {line_i}",
+                crate::quote::quote(&self.doc.nodes[children[j]].value)
+            );
+            self.terrors.push(message);
         }
         if self.terrors.len() > before {
             return Ok(false);
