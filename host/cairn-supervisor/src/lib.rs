@@ -133,7 +133,8 @@ impl Supervisor {
         if opts.persist {
             // Writes interrupted by a crash leave their temporary files: this supervisor is
             // the one writer of these files, so any temp of theirs is stale.
-            for name in [STATE_FILE, groups::GROUPS_FILE] {
+            // (Earlier versions wrote the groups record through `.cairn-groups.tmp{pid}`.)
+            for name in [STATE_FILE, groups::GROUPS_FILE, "cairn-groups"] {
                 for p in persist::remove_stale_temps(&opts.dir, name) {
                     tracing::info!("Removed {} left by an interrupted write", p.display());
                 }
