@@ -23,6 +23,10 @@
 //! loses only itself and is logged; a file without a readable header is logged, moved aside
 //! as `.cairn-groups.json.corrupt-<time>` and its records are not trusted (the pids could be
 //! another boot's). The whole-file JSON object of earlier versions is still read.
+//!
+//! Where the host has a writable cgroup2 hierarchy, the leaders also join the container's
+//! cgroup before exec (`cgroup.rs`), and whatever is still in it after the records were
+//! acted on (an unreadable record, a daemon that left its process group) is terminated too.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -94,6 +98,8 @@ pub(crate) struct Groups {
     groups: BTreeMap<i32, GroupRecord>,
     /// Lines in the journal.
     lines: usize,
+    /// The container's cgroup, while it has groups (where the host allows one).
+    cgroup: Option<crate::cgroup::Cgroup>,
 }
 
 fn boot_id() -> String {
@@ -228,6 +234,7 @@ impl Groups {
             boot_id: boot_id(),
             groups: BTreeMap::new(),
             lines: 0,
+            cgroup: None,
         }
     }
 
@@ -290,6 +297,14 @@ impl Groups {
         service: &str,
         kill_delay: Duration,
     ) {
+        if let Some(dir) = self.path.as_ref().and_then(|p| p.parent()) {
+            if self.cgroup.is_none() {
+                self.cgroup = crate::cgroup::Cgroup::create(dir);
+            }
+            if let Some(cg) = &self.cgroup {
+                cg.enter_in_child(cmd);
+            }
+        }
         if self.proc_dir.is_none() {
             self.proc_dir = nix::fcntl::open(
                 "/proc",
@@ -361,6 +376,10 @@ impl Groups {
             let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
         }
         self.groups.clear();
+        // And whatever left its process group.
+        if let Some(cg) = self.cgroup.take() {
+            cg.kill_and_remove();
+        }
         self.compact();
     }
 
@@ -370,12 +389,14 @@ impl Groups {
             return;
         };
         if self.groups.is_empty() {
-            if self.journal.take().is_some() || path.exists() {
-                if let Err(e) = std::fs::remove_file(&path)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!("Cannot remove {}: {e}", path.display());
-                }
+            if let Some(cg) = self.cgroup.take() {
+                cg.remove();
+            }
+            self.journal = None;
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("Cannot remove {}: {e}", path.display());
             }
             self.lines = 0;
         } else if self.lines > COMPACT_AFTER && self.lines > 4 * (self.groups.len() + 1) {
@@ -429,10 +450,21 @@ fn ours(pgid: i32, r: &GroupRecord) -> Vec<i32> {
     }
 }
 
-/// Terminates the groups recorded in `dir` by a previous supervisor of this boot that did
-/// not stop them (it was killed): SIGTERM, then SIGKILL after the service's kill-delay.
-/// Returns the services whose processes were found.
+/// Terminates what a previous supervisor of the container at `dir` left running (it was
+/// killed): the groups it recorded in this boot, SIGTERM then SIGKILL after the service's
+/// kill-delay; then anything still in the container's cgroup (an unreadable record, a
+/// process that left its group). Returns the services whose processes were found.
 pub fn terminate_recorded(dir: &Path) -> Vec<String> {
+    let mut services = terminate_from_records(dir);
+    let left = crate::cgroup::terminate_left(dir, crate::services::KILL_DELAY_DEFAULT);
+    if left > 0 {
+        services.push(format!("{left} unrecorded processes"));
+    }
+    services
+}
+
+/// The groups part of [`terminate_recorded`].
+fn terminate_from_records(dir: &Path) -> Vec<String> {
     let path = dir.join(GROUPS_FILE);
     let data = match std::fs::read(&path) {
         Ok(d) => d,

@@ -18,6 +18,7 @@
 //! pending execs, process-group records) are leaves: code holding one of them never takes
 //! another lock, so the only nesting is `state` → a manager's lock.
 
+mod cgroup;
 pub mod changes;
 pub mod checks;
 mod command;

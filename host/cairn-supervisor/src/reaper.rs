@@ -9,6 +9,10 @@
 //! child subreaper (orphaned grandchildren of services are re-parented to it, as to Pebble)
 //! and every other exited child is reaped too, so no zombie is left. Without it, children
 //! the reaper did not start (a test's `Command::output`) are left to their owners.
+//!
+//! Children are forked by one spawner thread that lives as long as the process ([`spawn`]),
+//! each with `PR_SET_PDEATHSIG` = SIGKILL, so that none outlives a supervisor process that
+//! dies before it could stop or record them.
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;

@@ -1,5 +1,7 @@
 //! The supervisor's state under its one lock, and its persistence in the container's
-//! `.pebble.state` (atomic writes, coalesced by a background saver).
+//! `.pebble.state`: atomic writes by one serialised writer ([`Saver`]), coalesced by a
+//! background saver, which operations the client is told succeeded (adding a layer, a custom
+//! notice) wait for. An unreadable file is moved aside rather than stopping the container.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -63,10 +63,9 @@ fn stragglers() -> Vec<i32> {
     v
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_supervisor_killed_right_after_a_spawn_leaves_nothing_running() {
-    let d = dir("killed");
-    std::fs::create_dir_all(&d).unwrap();
+/// Runs the helper supervisor process on container `d` until it kills itself right after
+/// starting its service (whose grandchild is forked by then).
+fn run_killed_helper(d: &std::path::Path) {
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "tests::procs::killed_supervisor_helper",
@@ -74,7 +73,7 @@ async fn a_supervisor_killed_right_after_a_spawn_leaves_nothing_running() {
             "--ignored",
             "--nocapture",
         ])
-        .env(HELPER_DIR, &d)
+        .env(HELPER_DIR, d)
         // Long enough for the service to have forked its grandchild.
         .env(DIE_AFTER_SPAWN, "150")
         .stdout(std::process::Stdio::null())
@@ -87,8 +86,11 @@ async fn a_supervisor_killed_right_after_a_spawn_leaves_nothing_running() {
         Some(9),
         "the helper was not killed: {status:?}"
     );
-    // The next supervisor of the container finds what is left and stops it.
-    let sup = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
+}
+
+/// Opens the next supervisor of `d` and checks that nothing of the killed one survives.
+async fn reopen_finds_nothing_left(d: &std::path::Path) {
+    let sup = Supervisor::open(SupervisorOptions::new(d)).unwrap();
     let left = if super::within(Duration::from_secs(2), || stragglers().is_empty()).await {
         Vec::new()
     } else {
@@ -105,6 +107,35 @@ async fn a_supervisor_killed_right_after_a_spawn_leaves_nothing_running() {
         "processes of the killed supervisor survive: {left:?}"
     );
     drop(sup);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_supervisor_killed_right_after_a_spawn_leaves_nothing_running() {
+    let d = dir("killed");
+    std::fs::create_dir_all(&d).unwrap();
+    run_killed_helper(&d);
+    reopen_finds_nothing_left(&d).await;
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_groups_record_still_stops_what_the_killed_supervisor_left() {
+    let d = dir("killed-garbage");
+    std::fs::create_dir_all(&d).unwrap();
+    // Found through the container's cgroup: where the host has no writable cgroup2, only
+    // the record can tell.
+    match crate::cgroup::Cgroup::create(&d) {
+        Some(cg) => cg.remove(),
+        None => {
+            eprintln!(
+                "skipped an_unreadable_groups_record_still_stops_what_the_killed_supervisor_left: needs a writable cgroup2 hierarchy"
+            );
+            return;
+        }
+    }
+    run_killed_helper(&d);
+    std::fs::write(d.join(GROUPS_FILE), b"\x00\x00 garbage").unwrap();
+    reopen_finds_nothing_left(&d).await;
     let _ = std::fs::remove_dir_all(&d);
 }
 
