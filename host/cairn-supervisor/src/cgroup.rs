@@ -124,9 +124,25 @@ impl Cgroup {
         self.remove();
     }
 
-    /// Removes the cgroup if it is empty (a later child creates it again).
+    /// Removes the cgroup once it is empty (a later child creates it again): processes that
+    /// were just killed may take a moment to leave it, so a failed removal is retried for a
+    /// few seconds off the caller's thread.
     pub(crate) fn remove(self) {
-        let _ = std::fs::remove_dir(&self.dir);
+        let Cgroup { dir, procs } = self;
+        drop(procs);
+        if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+            return;
+        }
+        let _ = std::thread::Builder::new()
+            .name("cairn-cgroup-rm".into())
+            .spawn(move || {
+                for _ in 0..100 {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                        return;
+                    }
+                }
+            });
     }
 }
 
