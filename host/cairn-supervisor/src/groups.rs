@@ -259,7 +259,7 @@ impl Groups {
                 record: r.clone(),
             }));
         }
-        let opened = crate::persist::atomic_write(&path, &data)
+        let opened = crate::persist::atomic_write_unsynced(&path, &data)
             .and_then(|()| std::fs::OpenOptions::new().append(true).open(&path));
         match opened {
             Ok(f) => {

@@ -23,6 +23,18 @@ fn temp_prefix(name: &str) -> String {
 /// Replaces `path` with `data` so that a crash leaves either the old or the new content,
 /// never an empty or partial file.
 pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    replace(path, data, true)
+}
+
+/// Like [`atomic_write`] without the fsyncs: for records that must survive the death of
+/// this process but not of the machine (after which what they describe is gone too).
+pub fn atomic_write_unsynced(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    replace(path, data, false)
+}
+
+/// Writes `data` to a temporary file unique to this write and renames it over `path`,
+/// with fsyncs of the file and the directory when `durable`.
+fn replace(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -39,7 +51,9 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
             .create_new(true)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = written {
@@ -47,7 +61,10 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
         return Err(e);
     }
     // The rename is durable once the directory is.
-    std::fs::File::open(dir)?.sync_all()
+    if durable {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Removes the temporary files of writes of `name` in `dir` that a crash left behind. Call
