@@ -247,18 +247,22 @@ impl Supervisor {
             .layer_ops
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let (before, plan) = {
-            let mut state = self.inner.state.lock().unwrap();
-            let before = state.layers.clone();
-            state.layers.add(layer, combine, inner).map_err(bad)?;
-            state.plan = Arc::new(state.layers.plan().clone());
-            (before, state.plan.clone())
-        };
-        if let Err(e) = self.inner.save() {
-            tracing::error!("Cannot persist layer {label:?}, not adding it: {e}");
-            self.inner.state.lock().unwrap().set_layers(before);
-            return Err(e);
-        }
+        let (_, plan) = self
+            .inner
+            .apply_durably(
+                |state| {
+                    let before = state.layers.clone();
+                    state.layers.add(layer, combine, inner).map_err(bad)?;
+                    state.plan = Arc::new(state.layers.plan().clone());
+                    Ok((before, state.plan.clone()))
+                },
+                |state, (before, _)| state.set_layers(before),
+            )
+            .inspect_err(|e| {
+                if e.kind() == ErrorKind::Internal {
+                    tracing::error!("Cannot persist layer {label:?}, not adding it: {e}");
+                }
+            })?;
         self.inner.checks_plan_changed(&plan);
         Ok(())
     }
@@ -569,14 +573,26 @@ impl Supervisor {
         repeat_after: Option<Duration>,
     ) -> Result<String, SupervisorError> {
         notices::validate_custom(key, &data).map_err(SupervisorError::BadRequest)?;
-        let id = self.inner.add_notice(
-            user_id,
-            notices::NoticeType::Custom,
-            key,
-            data,
-            repeat_after,
-        );
-        self.inner.save()?;
+        // Taken back whole if it cannot be persisted (with any other notice recorded
+        // meanwhile: the book is restored as it was).
+        let (id, repeated, _) = self.inner.apply_durably(
+            |state| {
+                let before = state.notices.clone();
+                let (id, repeated) = state.notices.add(
+                    user_id,
+                    notices::NoticeType::Custom,
+                    key,
+                    data,
+                    repeat_after,
+                    time::OffsetDateTime::now_utc(),
+                );
+                Ok((id, repeated, before))
+            },
+            |state, (_, _, before)| state.notices = before,
+        )?;
+        if repeated {
+            self.inner.notices_version.send_modify(|v| *v += 1);
+        }
         Ok(id)
     }
 

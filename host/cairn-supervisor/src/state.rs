@@ -175,8 +175,7 @@ pub(crate) struct Saver {
 
 impl Inner {
     /// Writes the state file now (when persisting), unless a write that started after this
-    /// call already made the current state durable; the write's error otherwise. A snapshot
-    /// is taken under the state lock; the encoding and the write run after it is released.
+    /// call already made the current state durable; the write's error otherwise.
     pub(crate) fn save(&self) -> Result<(), SupervisorError> {
         if !self.persist {
             return Ok(());
@@ -187,9 +186,41 @@ impl Inner {
         if *written >= mine {
             return Ok(());
         }
+        self.write_locked(&mut written)
+    }
+
+    /// Applies `apply` to the state and returns once a snapshot containing it is on disk.
+    /// The writer's lock is held from before the change until the write ended, so when the
+    /// write fails `undo` takes the change back before any other snapshot could carry it to
+    /// disk: the client is told of the failure and memory stays what the disk holds.
+    pub(crate) fn apply_durably<T>(
+        &self,
+        apply: impl FnOnce(&mut State) -> Result<T, SupervisorError>,
+        undo: impl FnOnce(&mut State, T),
+    ) -> Result<T, SupervisorError> {
+        if !self.persist {
+            return apply(&mut self.state.lock().unwrap());
+        }
+        let mut written = self.saver.written.lock().unwrap_or_else(|e| e.into_inner());
+        let done = apply(&mut self.state.lock().unwrap())?;
+        // Numbered after the change: the snapshot taken next covers it.
+        self.saver.requested.fetch_add(1, Ordering::SeqCst);
+        match self.write_locked(&mut written) {
+            Ok(()) => Ok(done),
+            Err(e) => {
+                undo(&mut self.state.lock().unwrap(), done);
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes a snapshot and writes it; `written` is the writer's lock, held by the caller.
+    /// The snapshot is taken under the state lock; the encoding and the write run after it
+    /// is released.
+    fn write_locked(&self, written: &mut u64) -> Result<(), SupervisorError> {
         // Every request numbered up to here was made after its change was applied: the
         // snapshot taken next includes them all.
-        let covers = saver.requested.load(Ordering::SeqCst);
+        let covers = self.saver.requested.load(Ordering::SeqCst);
         let state = {
             let state = self.state.lock().unwrap();
             PersistedState {

@@ -79,6 +79,7 @@ async fn concurrent_writes_never_leave_an_empty_or_torn_state_file_nor_lose_a_la
     stop.store(true, Ordering::Relaxed);
     reader.join().unwrap();
     let reads = reads.load(Ordering::Relaxed);
+    eprintln!("{reads} reads of the state file during the writes");
     assert!(reads > 0);
     assert_eq!(
         bad.load(Ordering::Relaxed),
@@ -167,6 +168,13 @@ fn assert_refused_and_rolled_back(sup: &Supervisor, d: &std::path::Path, why: &s
         .notify(Some(0), "example.com/lost", Default::default(), None)
         .expect_err("a notice that cannot be persisted was acknowledged");
     assert_eq!(e.kind(), ErrorKind::Internal);
+    let filter = crate::NoticeFilter::default();
+    assert!(
+        sup.notices(&filter)
+            .iter()
+            .all(|n| n.key != "example.com/lost"),
+        "notice not rolled back"
+    );
     let _ = d;
 }
 

@@ -63,9 +63,9 @@ fn stragglers() -> Vec<i32> {
     v
 }
 
-/// Runs the helper supervisor process on container `d` until it kills itself right after
-/// starting its service (whose grandchild is forked by then).
-fn run_killed_helper(d: &std::path::Path) {
+/// Runs the helper supervisor process on container `d` until it kills itself `die_after_ms`
+/// after the spawn of its service returned (with 150 ms, its grandchild is forked by then).
+fn run_killed_helper(d: &std::path::Path, die_after_ms: u64) {
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "tests::procs::killed_supervisor_helper",
@@ -74,8 +74,7 @@ fn run_killed_helper(d: &std::path::Path) {
             "--nocapture",
         ])
         .env(HELPER_DIR, d)
-        // Long enough for the service to have forked its grandchild.
-        .env(DIE_AFTER_SPAWN, "150")
+        .env(DIE_AFTER_SPAWN, die_after_ms.to_string())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -111,11 +110,13 @@ async fn reopen_finds_nothing_left(d: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_supervisor_killed_right_after_a_spawn_leaves_nothing_running() {
-    let d = dir("killed");
-    std::fs::create_dir_all(&d).unwrap();
-    run_killed_helper(&d);
-    reopen_finds_nothing_left(&d).await;
-    let _ = std::fs::remove_dir_all(&d);
+    for ms in [0, 1, 5, 20, 150] {
+        let d = dir(&format!("killed-{ms}"));
+        std::fs::create_dir_all(&d).unwrap();
+        run_killed_helper(&d, ms);
+        reopen_finds_nothing_left(&d).await;
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,7 +134,7 @@ async fn an_unreadable_groups_record_still_stops_what_the_killed_supervisor_left
             return;
         }
     }
-    run_killed_helper(&d);
+    run_killed_helper(&d, 150);
     std::fs::write(d.join(GROUPS_FILE), b"\x00\x00 garbage").unwrap();
     reopen_finds_nothing_left(&d).await;
     let _ = std::fs::remove_dir_all(&d);
