@@ -116,10 +116,16 @@ impl Cgroup {
         }
     }
 
-    /// SIGKILLs everything in the cgroup, waits briefly for it to empty and removes it.
+    /// SIGKILLs everything in the cgroup and removes it once the killed processes left it
+    /// (they do when reaped; waited for up to a second, then off the caller's thread).
     pub(crate) fn kill_and_remove(self) {
-        if signal_all(&self.dir, nix::sys::signal::Signal::SIGKILL) > 0 {
-            wait_empty(&self.dir, Duration::from_millis(500));
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(1) {
+            signal_all(&self.dir, nix::sys::signal::Signal::SIGKILL);
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
         self.remove();
     }
@@ -171,7 +177,14 @@ pub(crate) fn terminate_left(container_dir: &Path, kill_delay: Duration) -> usiz
             }
         }
     }
-    let _ = std::fs::remove_dir(&dir);
+    // Killed processes leave the cgroup once reaped (by their new parent): a moment.
+    let start = Instant::now();
+    while std::fs::remove_dir(&dir).is_err()
+        && dir.exists()
+        && start.elapsed() < Duration::from_secs(1)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     n
 }
 

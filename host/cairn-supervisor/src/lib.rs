@@ -247,17 +247,15 @@ impl Supervisor {
             .layer_ops
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let (_, plan) = self
+        let plan = self
             .inner
-            .apply_durably(
-                |state| {
-                    let before = state.layers.clone();
-                    state.layers.add(layer, combine, inner).map_err(bad)?;
-                    state.plan = Arc::new(state.layers.plan().clone());
-                    Ok((before, state.plan.clone()))
-                },
-                |state, (before, _)| state.set_layers(before),
-            )
+            .apply_durably(|state| {
+                let before = state.layers.clone();
+                state.layers.add(layer, combine, inner).map_err(bad)?;
+                state.plan = Arc::new(state.layers.plan().clone());
+                let undo: state::Undo = Box::new(move |s: &mut State| s.set_layers(before));
+                Ok((state.plan.clone(), Some(undo)))
+            })
             .inspect_err(|e| {
                 if e.kind() == ErrorKind::Internal {
                     tracing::error!("Cannot persist layer {label:?}, not adding it: {e}");
@@ -475,8 +473,12 @@ impl Supervisor {
                 "cannot abort change {id} with nothing pending"
             )));
         }
-        self.inner.abort(info.id.parse().unwrap_or(0));
-        self.change(id)
+        // As Pebble answers: the change as the abort marked it, whatever its aborted tasks
+        // do next (a killed command's task may end a moment later).
+        match self.inner.abort(info.id.parse().unwrap_or(0)) {
+            Some(info) => Ok(info),
+            None => self.change(id),
+        }
     }
 
     /// Brings the container back after a service's exit action shut it down, as Kubernetes
@@ -573,23 +575,23 @@ impl Supervisor {
         repeat_after: Option<Duration>,
     ) -> Result<String, SupervisorError> {
         notices::validate_custom(key, &data).map_err(SupervisorError::BadRequest)?;
-        // Taken back whole if it cannot be persisted (with any other notice recorded
-        // meanwhile: the book is restored as it was).
-        let (id, repeated, _) = self.inner.apply_durably(
-            |state| {
-                let before = state.notices.clone();
-                let (id, repeated) = state.notices.add(
-                    user_id,
-                    notices::NoticeType::Custom,
-                    key,
-                    data,
-                    repeat_after,
-                    time::OffsetDateTime::now_utc(),
-                );
-                Ok((id, repeated, before))
-            },
-            |state, (_, _, before)| state.notices = before,
-        )?;
+        // Taken back if it cannot be persisted: the notice is put back as it was.
+        let custom = notices::NoticeType::Custom;
+        let (id, repeated) = self.inner.apply_durably(|state| {
+            let prior = state.notices.find(user_id, custom, key);
+            let added = state.notices.add(
+                user_id,
+                custom,
+                key,
+                data,
+                repeat_after,
+                time::OffsetDateTime::now_utc(),
+            );
+            let key = key.to_string();
+            let undo: state::Undo =
+                Box::new(move |s: &mut State| s.notices.restore(user_id, custom, &key, prior));
+            Ok((added, Some(undo)))
+        })?;
         if repeated {
             self.inner.notices_version.send_modify(|v| *v += 1);
         }

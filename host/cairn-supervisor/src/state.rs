@@ -4,8 +4,7 @@
 //! notice) wait for. An unreadable file is moved aside rather than stopping the container.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use cairn_plan::{Layers, Plan};
@@ -161,82 +160,107 @@ pub(crate) fn assemble_layers(
     }
 }
 
-/// The one writer of the state file: writes are serialised, so an older snapshot never
-/// lands after a newer one, and a request for durability is served by any write whose
-/// snapshot was taken after it (callers that wait together share one write).
+/// Takes back a change whose snapshot could not be written.
+pub(crate) type Undo = Box<dyn FnOnce(&mut State) + Send>;
+
+/// How a batch's write ended: None on success, else the error's OS code and text.
+type Outcome = Arc<OnceLock<Option<(Option<i32>, String)>>>;
+
+/// The changes applied since the last write began, written together (group commit).
+struct Batch {
+    /// Undone in reverse order if the write fails.
+    undos: Vec<Undo>,
+    /// Set by the write that carried the batch.
+    outcome: Outcome,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            undos: Vec::new(),
+            outcome: Arc::new(OnceLock::new()),
+        }
+    }
+}
+
+/// The one writer of the state file, with group commit: changes are applied to the state
+/// and joined to the current batch; whoever then holds the writer's lock takes the batch,
+/// snapshots the state and writes it, so an older snapshot never lands after a newer one
+/// and callers waiting together share one write. When the write fails, every change of the
+/// batch is undone before the lock is released (before any other snapshot could carry it
+/// to disk) and each caller gets the error.
 #[derive(Default)]
 pub(crate) struct Saver {
-    /// Numbers requests: a snapshot taken after request `n` was numbered includes it.
-    requested: AtomicU64,
-    /// Held while a snapshot is taken and written; holds the highest request number known
-    /// to be on disk.
-    written: Mutex<u64>,
+    /// Held while a batch is taken and its snapshot made, and while joining a batch.
+    batch: Mutex<Batch>,
+    /// The writer's lock.
+    writer: Mutex<()>,
 }
 
 impl Inner {
-    /// Writes the state file now (when persisting), unless a write that started after this
-    /// call already made the current state durable; the write's error otherwise.
+    /// Writes the state file now (when persisting), unless a write that began after this
+    /// call already carried the current state; the write's error otherwise.
     pub(crate) fn save(&self) -> Result<(), SupervisorError> {
-        if !self.persist {
-            return Ok(());
-        }
-        let saver = &self.saver;
-        let mine = saver.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut written = saver.written.lock().unwrap_or_else(|e| e.into_inner());
-        if *written >= mine {
-            return Ok(());
-        }
-        self.write_locked(&mut written)
+        self.apply_durably(|_| Ok(((), None)))
     }
 
     /// Applies `apply` to the state and returns once a snapshot containing it is on disk.
-    /// The writer's lock is held from before the change until the write ended, so when the
-    /// write fails `undo` takes the change back before any other snapshot could carry it to
-    /// disk: the client is told of the failure and memory stays what the disk holds.
-    pub(crate) fn apply_durably<T>(
+    /// `apply` returns its result and how to take the change back: if the write fails, the
+    /// change is undone (with the rest of its batch) and the error returned, so that the
+    /// client is told and memory stays what the disk holds.
+    pub(crate) fn apply_durably<R>(
         &self,
-        apply: impl FnOnce(&mut State) -> Result<T, SupervisorError>,
-        undo: impl FnOnce(&mut State, T),
-    ) -> Result<T, SupervisorError> {
+        apply: impl FnOnce(&mut State) -> Result<(R, Option<Undo>), SupervisorError>,
+    ) -> Result<R, SupervisorError> {
         if !self.persist {
-            return apply(&mut self.state.lock().unwrap());
+            return apply(&mut self.state.lock().unwrap()).map(|(r, _)| r);
         }
-        let mut written = self.saver.written.lock().unwrap_or_else(|e| e.into_inner());
-        let done = apply(&mut self.state.lock().unwrap())?;
-        // Numbered after the change: the snapshot taken next covers it.
-        self.saver.requested.fetch_add(1, Ordering::SeqCst);
-        match self.write_locked(&mut written) {
-            Ok(()) => Ok(done),
-            Err(e) => {
-                undo(&mut self.state.lock().unwrap(), done);
-                Err(e)
-            }
+        let saver = &self.saver;
+        let (result, outcome) = {
+            let mut batch = saver.batch.lock().unwrap_or_else(|e| e.into_inner());
+            let (result, undo) = apply(&mut self.state.lock().unwrap())?;
+            batch.undos.extend(undo);
+            (result, batch.outcome.clone())
+        };
+        let writer = saver.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if outcome.get().is_none() {
+            // Ours is the current batch: take it and write it.
+            let (taken, state) = {
+                let mut batch = saver.batch.lock().unwrap_or_else(|e| e.into_inner());
+                let state = self.state.lock().unwrap();
+                let snapshot = PersistedState {
+                    layers: state.persisted_layers(),
+                    changes: state.book.clone(),
+                    notices: state.notices.clone(),
+                };
+                (std::mem::take(&mut *batch), snapshot)
+            };
+            let written = serde_json::to_vec(&state)
+                .map_err(std::io::Error::other)
+                .and_then(|data| persist::atomic_write(&self.dir.join(STATE_FILE), &data));
+            let failure = written.err().map(|e| {
+                let mut state = self.state.lock().unwrap();
+                for undo in taken.undos.into_iter().rev() {
+                    undo(&mut state);
+                }
+                (e.raw_os_error(), e.to_string())
+            });
+            let _ = taken.outcome.set(failure);
         }
-    }
-
-    /// Takes a snapshot and writes it; `written` is the writer's lock, held by the caller.
-    /// The snapshot is taken under the state lock; the encoding and the write run after it
-    /// is released.
-    fn write_locked(&self, written: &mut u64) -> Result<(), SupervisorError> {
-        // Every request numbered up to here was made after its change was applied: the
-        // snapshot taken next includes them all.
-        let covers = self.saver.requested.load(Ordering::SeqCst);
-        let state = {
-            let state = self.state.lock().unwrap();
-            PersistedState {
-                layers: state.persisted_layers(),
-                changes: state.book.clone(),
-                notices: state.notices.clone(),
-            }
-        };
-        let fail = |source| SupervisorError::Io {
-            action: "persist state".into(),
-            source,
-        };
-        let data = serde_json::to_vec(&state).map_err(|e| fail(std::io::Error::other(e)))?;
-        persist::atomic_write(&self.dir.join(STATE_FILE), &data).map_err(fail)?;
-        *written = covers;
-        Ok(())
+        drop(writer);
+        match outcome.get() {
+            Some(None) => Ok(result),
+            Some(Some((code, text))) => Err(SupervisorError::Io {
+                action: "persist state".into(),
+                source: match code {
+                    Some(c) => std::io::Error::from_raw_os_error(*c),
+                    None => std::io::Error::other(text.clone()),
+                },
+            }),
+            None => Err(SupervisorError::Internal(
+                "cannot persist state: the write was lost".into(),
+            )),
+        }
     }
 
     /// Writes the state file in the background (the caller acknowledges nothing that
