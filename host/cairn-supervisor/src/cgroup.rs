@@ -120,25 +120,20 @@ impl Cgroup {
     /// (they do when reaped; waited for up to a second, then off the caller's thread).
     pub(crate) fn kill_and_remove(self) {
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(1) {
-            signal_all(&self.dir, nix::sys::signal::Signal::SIGKILL);
-            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
-                return;
+        let mut cg = self;
+        loop {
+            signal_all(&cg.dir, nix::sys::signal::Signal::SIGKILL);
+            cg = match cg.try_remove() {
+                None => return,
+                Some(cg) => cg,
+            };
+            if start.elapsed() >= Duration::from_secs(1) {
+                break;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.remove();
-    }
-
-    /// Removes the cgroup once it is empty (a later child creates it again): processes that
-    /// were just killed may take a moment to leave it, so a failed removal is retried for a
-    /// few seconds off the caller's thread.
-    pub(crate) fn remove(self) {
-        let Cgroup { dir, procs } = self;
+        let Cgroup { dir, procs } = cg;
         drop(procs);
-        if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
-            return;
-        }
         let _ = std::thread::Builder::new()
             .name("cairn-cgroup-rm".into())
             .spawn(move || {
@@ -149,6 +144,17 @@ impl Cgroup {
                     }
                 }
             });
+    }
+
+    /// Removes the cgroup if it is empty (a later child creates it again); if processes
+    /// are still in it (one that left its process group outlives the groups), it is given
+    /// back, to be killed with the rest when the supervisor goes.
+    pub(crate) fn try_remove(self) -> Option<Self> {
+        match std::fs::remove_dir(&self.dir) {
+            Ok(()) => None,
+            Err(_) if !self.dir.exists() => None,
+            Err(_) => Some(self),
+        }
     }
 }
 

@@ -389,9 +389,7 @@ impl Groups {
             return;
         };
         if self.groups.is_empty() {
-            if let Some(cg) = self.cgroup.take() {
-                cg.remove();
-            }
+            self.cgroup = self.cgroup.take().and_then(|cg| cg.try_remove());
             self.journal = None;
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound

@@ -126,7 +126,7 @@ async fn an_unreadable_groups_record_still_stops_what_the_killed_supervisor_left
     // Found through the container's cgroup: where the host has no writable cgroup2, only
     // the record can tell.
     match crate::cgroup::Cgroup::create(&d) {
-        Some(cg) => cg.remove(),
+        Some(cg) => drop(cg.try_remove()),
         None => {
             eprintln!(
                 "skipped an_unreadable_groups_record_still_stops_what_the_killed_supervisor_left: needs a writable cgroup2 hierarchy"
@@ -250,5 +250,46 @@ async fn an_unreadable_groups_record_is_kept_aside_not_silently_dropped() {
     let pid = sup.service_pid("svc").unwrap();
     assert!(text.contains(&format!("\"pgid\":{pid},")), "{text}");
     sup.stop_all().await;
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_that_left_its_group_still_goes_with_its_supervisor() {
+    let d = dir("setsid");
+    std::fs::create_dir_all(&d).unwrap();
+    match crate::cgroup::Cgroup::create(&d) {
+        Some(cg) => drop(cg.try_remove()),
+        None => {
+            eprintln!(
+                "skipped a_process_that_left_its_group_still_goes_with_its_supervisor: needs a writable cgroup2 hierarchy"
+            );
+            return;
+        }
+    }
+    let sup = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
+    sup.add_layer(
+        "l",
+        b"services:\n  svc:\n    override: replace\n    command: sh -c 'setsid sleep 1061 & exec sleep 1062'\n",
+        false,
+        false,
+    )
+    .unwrap();
+    sup.run_services_action(ServicesAction::Start, &["svc".to_string()])
+        .await
+        .unwrap();
+    let escaped = || super::pids_running(&["sleep", "1061"]);
+    assert!(super::within(Duration::from_secs(2), || !escaped().is_empty()).await);
+    drop(sup);
+    let left = escaped();
+    for pid in &left {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        left.is_empty(),
+        "a daemon of the service outlived it: {left:?}"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
