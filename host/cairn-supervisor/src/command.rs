@@ -42,9 +42,16 @@ impl Inner {
                 return Outcome::Error("cannot run command: the supervisor is stopping".into());
             };
             let started = Mutex::new(None);
-            let on_start = |pid: i32| {
-                inner.services.exec_started(pid, ctx.id);
-                *started.lock().unwrap() = Some(pid);
+            let label = format!("exec {}", ctx.id);
+            let spawn = |cmd: std::process::Command| {
+                let spawned =
+                    inner
+                        .services
+                        .spawn_recorded(cmd, &label, crate::services::KILL_DELAY_DEFAULT);
+                if let Ok((child, _)) = &spawned {
+                    *started.lock().unwrap() = Some(child.id() as i32);
+                }
+                spawned
             };
             let container = inner.container.clone();
             let done = {
@@ -55,7 +62,7 @@ impl Inner {
                     ctx.id,
                     ends,
                     container.root.clone(),
-                    &on_start,
+                    &spawn,
                 );
                 tokio::pin!(run);
                 tokio::select! {

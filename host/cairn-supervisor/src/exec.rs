@@ -290,9 +290,17 @@ pub(crate) struct Finished {
     pub(crate) error: Option<String>,
 }
 
-/// Told the command's pid once it starts (leading a process group of its own), so the
-/// supervisor can record the group for recovery after a crash.
-pub(crate) type OnStart<'a> = &'a (dyn Fn(i32) + Send + Sync);
+/// Starts the command (leading a process group of its own) recording its group, so that a
+/// supervisor opened after a crash terminates it (`ServiceManager::spawn_recorded`).
+pub(crate) type Spawn<'a> = &'a (
+        dyn Fn(
+    std::process::Command,
+) -> std::io::Result<(
+    std::process::Child,
+    tokio::sync::oneshot::Receiver<crate::reaper::ExitCode>,
+)> + Send
+            + Sync
+    );
 
 /// Copies a readable fd into a channel until EOF (or the channel closes). Reads run on
 /// tokio's blocking pool, which suits pipes and pty masters alike.
@@ -352,7 +360,7 @@ pub(crate) async fn run(
     task: u64,
     ends: Ends,
     root: Option<crate::sandbox::Root>,
-    on_start: OnStart<'_>,
+    spawn: Spawn<'_>,
 ) -> Finished {
     let Ends {
         stdin,
@@ -401,9 +409,9 @@ pub(crate) async fn run(
             });
         }
     } else {
-        // A process group of its own, as a session would give, but (in a shared container)
-        // without a pre-exec hook: std then starts the command with posix_spawn (vfork)
-        // rather than fork, which copies none of the host's page tables.
+        // A process group of its own, as a session would give. (The pre-exec hooks that
+        // record the group and arm PR_SET_PDEATHSIG make std fork rather than posix_spawn:
+        // owning the process by construction is worth the page-table copy.)
         cmd.process_group(0);
     }
     let mut master: Option<OwnedFd> = None;
@@ -481,9 +489,7 @@ pub(crate) async fn run(
         cmd.stderr(Stdio::from(ew));
         pumps.push(tokio::spawn(pump_out(er, tx)));
     }
-    let spawned = crate::reaper::spawn(&mut cmd);
-    drop(cmd);
-    let (child, exit) = match spawned {
+    let (child, exit) = match spawn(cmd) {
         Ok(s) => s,
         Err(e) => {
             return fail(format!(
@@ -494,7 +500,6 @@ pub(crate) async fn run(
         }
     };
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    on_start(pid.as_raw());
     let interactive = args.interactive && args.terminal;
     let stdin_task = tokio::spawn(pump_in(
         stdin_fd,

@@ -16,8 +16,12 @@
 //! Locks: the supervisor's state (layers, plan, change book, notices) is under one lock,
 //! `Inner::state`. The managers' own locks (services, checks, the runner's running tasks,
 //! pending execs, process-group records) are leaves: code holding one of them never takes
-//! another lock, so the only nesting is `state` → a manager's lock.
+//! another lock, so the only nesting is `state` → a manager's lock. The state file's writer
+//! (`state::Saver`) and the layer operations' lock come before `state`: `layer_ops` →
+//! `writer` → `batch` → `state`. (The records' lock is held across a spawn, which waits for
+//! the spawner thread and its reaper registry lock, taking no lock of the supervisor.)
 
+mod cgroup;
 pub mod changes;
 pub mod checks;
 mod command;
@@ -114,6 +118,11 @@ pub(crate) struct Inner {
     notices_version: watch::Sender<u64>,
     /// Wakes the background saver: bursts of change updates become one write.
     dirty: Arc<tokio::sync::Notify>,
+    /// The one writer of the state file.
+    saver: state::Saver,
+    /// Serialises the operations that replace the layers, so that one whose snapshot
+    /// cannot be persisted is rolled back without undoing another's.
+    layer_ops: Mutex<()>,
 }
 
 impl Supervisor {
@@ -125,6 +134,16 @@ impl Supervisor {
             move |source| SupervisorError::Io { action, source }
         };
         std::fs::create_dir_all(&opts.dir).map_err(io("create container directory"))?;
+        if opts.persist {
+            // Writes interrupted by a crash leave their temporary files: this supervisor is
+            // the one writer of these files, so any temp of theirs is stale.
+            // (Earlier versions wrote the groups record through `.cairn-groups.tmp{pid}`.)
+            for name in [STATE_FILE, groups::GROUPS_FILE, "cairn-groups"] {
+                for p in persist::remove_stale_temps(&opts.dir, name) {
+                    tracing::info!("Removed {} left by an interrupted write", p.display());
+                }
+            }
+        }
         // A previous supervisor of this container killed outright may have left services
         // running: terminate them before anything starts anew.
         let left = if opts.persist {
@@ -140,7 +159,7 @@ impl Supervisor {
             None => None,
         };
         let mut persisted = if opts.persist {
-            PersistedState::read(&opts.dir)?
+            PersistedState::read(&opts.dir)
         } else {
             PersistedState::default()
         };
@@ -171,6 +190,8 @@ impl Supervisor {
                 execs: Mutex::new(HashMap::new()),
                 notices_version: watch::channel(0).0,
                 dirty: Arc::new(tokio::sync::Notify::new()),
+                saver: state::Saver::default(),
+                layer_ops: Mutex::new(()),
             }),
         };
         if !left.is_empty() {
@@ -182,7 +203,7 @@ impl Supervisor {
         // Checks start as soon as the plan is loaded, whatever `--hold` says (as Pebble).
         let plan = sup.plan();
         sup.inner.checks_plan_changed(&plan);
-        sup.inner.save();
+        sup.inner.save_logged();
         if sup.inner.persist {
             state::spawn_saver(Arc::downgrade(&sup.inner), sup.inner.dirty.clone());
         }
@@ -211,7 +232,9 @@ impl Supervisor {
     }
 
     /// Adds a layer given as YAML, with Pebble's `combine`/`inner` rules and texts; a bad
-    /// layer is rejected whole and changes nothing.
+    /// layer is rejected whole and changes nothing. Returns once the layer is on disk: a
+    /// layer that cannot be persisted is an error and is rolled back, so that what the
+    /// supervisor runs is what it comes back with after a restart.
     pub fn add_layer(
         &self,
         label: &str,
@@ -222,21 +245,28 @@ impl Supervisor {
         let bad = |e: cairn_plan::PlanError| SupervisorError::BadRequest(e.to_string());
         // Parsed outside the lock; adding changes nothing on error.
         let layer = cairn_plan::parse_added_layer(label, yaml).map_err(bad)?;
-        // Combined and validated outside the lock too (a big plan takes a while): on a copy
-        // of the layers, committed if no other change came in meanwhile, else redone.
-        let plan = loop {
-            let (mut layers, before) = {
-                let state = self.inner.state.lock().unwrap();
-                (state.layers.clone(), state.plan.clone())
-            };
-            layers.add(layer.clone(), combine, inner).map_err(bad)?;
-            let mut state = self.inner.state.lock().unwrap();
-            if Arc::ptr_eq(&state.plan, &before) {
-                state.set_layers(layers);
-                break state.plan.clone();
-            }
-        };
-        self.inner.save();
+        // Layer operations are serialised; the combine and validation of a big plan runs on
+        // a copy outside the state lock, so that other requests go on meanwhile.
+        let _ops = self
+            .inner
+            .layer_ops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let before = self.inner.state.lock().unwrap().layers.clone();
+        let mut after = before.clone();
+        after.add(layer, combine, inner).map_err(bad)?;
+        let plan = self
+            .inner
+            .apply_durably(|state| {
+                state.set_layers(after);
+                let undo: state::Undo = Box::new(move |s: &mut State| s.set_layers(before));
+                Ok((state.plan.clone(), Some(undo)))
+            })
+            .inspect_err(|e| {
+                if e.kind() == ErrorKind::Internal {
+                    tracing::error!("Cannot persist layer {label:?}, not adding it: {e}");
+                }
+            })?;
         self.inner.checks_plan_changed(&plan);
         Ok(())
     }
@@ -247,6 +277,11 @@ impl Supervisor {
         &self,
         args: &BTreeMap<String, Vec<String>>,
     ) -> Result<(), SupervisorError> {
+        let _ops = self
+            .inner
+            .layer_ops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let mut state = self.inner.state.lock().unwrap();
         let mut layers = state.layers.clone();
         layers
@@ -381,15 +416,34 @@ impl Supervisor {
                 }
             }
         };
-        match timeout {
-            None => wait.await,
-            Some(t) => tokio::time::timeout(t, wait).await.unwrap_or_else(|_| {
-                Err(SupervisorError::Timeout(format!(
+        let Some(t) = timeout else {
+            return wait.await;
+        };
+        // The timer runs as a task of the runtime rather than inside this future: when the
+        // runtime shuts down (a daemon exiting while a charm waits on a change from a
+        // blocking thread), its tasks are dropped, which ends the wait with an error, where
+        // a timer polled here would panic on the stopped time driver.
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| SupervisorError::Internal("cannot wait for change: no runtime".into()))?;
+        let (fire, fired) = tokio::sync::oneshot::channel::<()>();
+        let timer = handle.spawn(async move {
+            tokio::time::sleep(t).await;
+            let _ = fire.send(());
+        });
+        let result = tokio::select! {
+            r = wait => r,
+            f = fired => match f {
+                Ok(()) => Err(SupervisorError::Timeout(format!(
                     "timed out waiting for change after {}",
                     cairn_plan::format_duration(t)
-                )))
-            }),
-        }
+                ))),
+                Err(_) => Err(SupervisorError::Internal(
+                    "cannot wait for change: the runtime is stopping".into(),
+                )),
+            },
+        };
+        timer.abort();
+        result
     }
 
     /// Runs a services action and waits for its change.
@@ -425,8 +479,12 @@ impl Supervisor {
                 "cannot abort change {id} with nothing pending"
             )));
         }
-        self.inner.abort(info.id.parse().unwrap_or(0));
-        self.change(id)
+        // As Pebble answers: the change as the abort marked it, whatever its aborted tasks
+        // do next (a killed command's task may end a moment later).
+        match self.inner.abort(info.id.parse().unwrap_or(0)) {
+            Some(info) => Ok(info),
+            None => self.change(id),
+        }
     }
 
     /// Brings the container back after a service's exit action shut it down, as Kubernetes
@@ -437,14 +495,19 @@ impl Supervisor {
         self.inner.stop_all_checks();
         self.stop_all().await;
         self.inner.services.reset();
-        let persisted = self.inner.state.lock().unwrap().persisted_layers();
-        let layers = state::assemble_layers(&self.inner.dir, &persisted)?;
         let plan = {
+            let _ops = self
+                .inner
+                .layer_ops
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let persisted = self.inner.state.lock().unwrap().persisted_layers();
+            let layers = state::assemble_layers(&self.inner.dir, &persisted)?;
             let mut state = self.inner.state.lock().unwrap();
             state.set_layers(layers);
             state.plan.clone()
         };
-        self.inner.save();
+        self.inner.save_logged();
         self.inner.changed();
         self.inner.checks_plan_changed(&plan);
         Ok(())
@@ -508,7 +571,8 @@ impl Supervisor {
     }
 
     /// Records a `custom` notice for `user_id` (`POST /v1/notices`, `pebble notify`), with
-    /// Pebble's key and data checks; returns the notice's id.
+    /// Pebble's key and data checks; returns the notice's id once it is on disk (an error
+    /// if it cannot be persisted: the client must not count on it).
     pub fn notify(
         &self,
         user_id: Option<u32>,
@@ -517,13 +581,27 @@ impl Supervisor {
         repeat_after: Option<Duration>,
     ) -> Result<String, SupervisorError> {
         notices::validate_custom(key, &data).map_err(SupervisorError::BadRequest)?;
-        Ok(self.inner.add_notice(
-            user_id,
-            notices::NoticeType::Custom,
-            key,
-            data,
-            repeat_after,
-        ))
+        // Taken back if it cannot be persisted: the notice is put back as it was.
+        let custom = notices::NoticeType::Custom;
+        let (id, repeated) = self.inner.apply_durably(|state| {
+            let prior = state.notices.find(user_id, custom, key);
+            let added = state.notices.add(
+                user_id,
+                custom,
+                key,
+                data,
+                repeat_after,
+                time::OffsetDateTime::now_utc(),
+            );
+            let key = key.to_string();
+            let undo: state::Undo =
+                Box::new(move |s: &mut State| s.notices.restore(user_id, custom, &key, prior));
+            Ok((added, Some(undo)))
+        })?;
+        if repeated {
+            self.inner.notices_version.send_modify(|v| *v += 1);
+        }
+        Ok(id)
     }
 
     /// Records a `warning` notice (repeating at most daily).
@@ -616,7 +694,7 @@ impl Supervisor {
             self.inner
                 .spawn_change("stop", "Stop all running services", data, vec![phase]);
         let _ = self.wait_change(&id.to_string(), Some(timeout)).await;
-        self.inner.save();
+        self.inner.save_logged();
     }
 }
 

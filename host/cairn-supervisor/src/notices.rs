@@ -229,6 +229,43 @@ impl NoticeBook {
         (id, repeated)
     }
 
+    /// The notice of `user_id`, `type_` and `key` as it is now, to put back with
+    /// [`NoticeBook::restore`].
+    pub(crate) fn find(
+        &self,
+        user_id: Option<u32>,
+        type_: NoticeType,
+        key: &str,
+    ) -> Option<Notice> {
+        self.notices
+            .iter()
+            .find(|n| n.user_id == user_id && n.type_ == type_ && n.key == key)
+            .cloned()
+    }
+
+    /// Puts the notice of `user_id`, `type_` and `key` back as `prior` had it (removes it
+    /// when there was none): takes back an occurrence that could not be persisted.
+    pub(crate) fn restore(
+        &mut self,
+        user_id: Option<u32>,
+        type_: NoticeType,
+        key: &str,
+        prior: Option<Notice>,
+    ) {
+        let at = self
+            .notices
+            .iter()
+            .position(|n| n.user_id == user_id && n.type_ == type_ && n.key == key);
+        match (at, prior) {
+            (Some(i), Some(p)) => self.notices[i] = p,
+            (Some(i), None) => {
+                self.notices.remove(i);
+            }
+            (None, Some(p)) => self.notices.push(p),
+            (None, None) => {}
+        }
+    }
+
     /// Matching notices, oldest repeat first.
     pub fn list(&self, filter: &NoticeFilter, now: OffsetDateTime) -> Vec<Notice> {
         let mut out: Vec<Notice> = self

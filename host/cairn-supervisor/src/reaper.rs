@@ -9,8 +9,13 @@
 //! child subreaper (orphaned grandchildren of services are re-parented to it, as to Pebble)
 //! and every other exited child is reaped too, so no zombie is left. Without it, children
 //! the reaper did not start (a test's `Command::output`) are left to their owners.
+//!
+//! Children are forked by one spawner thread that lives as long as the process ([`spawn`]),
+//! each with `PR_SET_PDEATHSIG` = SIGKILL, so that none outlives a supervisor process that
+//! dies before it could stop or record them.
 
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -110,12 +115,93 @@ fn reap_orphans(waiting: &HashMap<i32, oneshot::Sender<ExitCode>>) {
     }
 }
 
-/// Starts `cmd` and registers its pid, returning the child and a receiver for its exit code.
-pub fn spawn(cmd: &mut Command) -> std::io::Result<(Child, oneshot::Receiver<ExitCode>)> {
-    let reg = registry();
-    let mut waiting = reg.waiting.lock().unwrap();
-    let child = cmd.spawn()?;
-    let (tx, rx) = oneshot::channel();
-    waiting.insert(child.id() as i32, tx);
-    Ok((child, rx))
+/// A spawn to run on the spawner thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The spawner thread's queue. Every child is forked by this one thread, which lives as
+/// long as the process: `PR_SET_PDEATHSIG` fires when the thread that forked a child
+/// exits, so forking on a runtime's worker or blocking-pool thread (which exit when idle
+/// or at shutdown) would kill children that should live on.
+fn spawner() -> &'static std::sync::mpsc::Sender<Job> {
+    static SPAWNER: OnceLock<std::sync::mpsc::Sender<Job>> = OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("cairn-spawner".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("cannot start spawner thread");
+        tx
+    })
+}
+
+/// Starts `cmd` and registers its pid, returning the child and a receiver for its exit
+/// code. The child gets SIGKILL from the kernel if this process dies before it is stopped
+/// (`PR_SET_PDEATHSIG`, set last before exec, so after any user switch, which would clear
+/// it), and never runs its command if this process died before that was set: a crash of the
+/// supervisor cannot leave a process it started behind unrecorded.
+pub fn spawn(mut cmd: Command) -> std::io::Result<(Child, oneshot::Receiver<ExitCode>)> {
+    let parent = nix::unistd::getpid().as_raw();
+    // SAFETY: prctl and getppid are async-signal-safe and touch only the child's own state.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::prctl(
+                nix::libc::PR_SET_PDEATHSIG,
+                nix::libc::SIGKILL as nix::libc::c_ulong,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the signal was armed: the child was re-parented.
+            if nix::libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let reg = registry();
+        let mut waiting = reg.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let result = cmd.spawn().map(|child| {
+            let (exit_tx, exit_rx) = oneshot::channel();
+            waiting.insert(child.id() as i32, exit_tx);
+            (child, exit_rx)
+        });
+        drop(waiting);
+        // The command (and the child's ends of its pipes) is closed before the caller hears.
+        drop(cmd);
+        let _ = tx.send(result);
+    });
+    let gone = || std::io::Error::other("the spawner thread is gone");
+    spawner().send(job).map_err(|_| gone())?;
+    rx.recv().map_err(|_| gone())?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    /// A child started from a thread that then exits keeps running: only the death of the
+    /// whole supervisor process kills it.
+    #[test]
+    fn a_child_outlives_the_thread_that_asked_for_it() {
+        let (mut child, _exit) = std::thread::spawn(|| {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("1011");
+            super::spawn(cmd).unwrap()
+        })
+        .join()
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let pid = child.id() as i32;
+        assert!(
+            crate::groups::proc_stat(pid).is_some(),
+            "child died with its thread"
+        );
+        let _ = child.kill();
+    }
 }

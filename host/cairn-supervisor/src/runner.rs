@@ -223,10 +223,10 @@ impl Inner {
     }
 
     /// Aborts change `id`: tasks waiting to run are put on hold, running ones move to
-    /// `Abort` and their handlers are cancelled.
-    pub(crate) fn abort(&self, id: u64) {
+    /// `Abort` and their handlers are cancelled. Returns the change as the abort left it.
+    pub(crate) fn abort(&self, id: u64) -> Option<crate::ChangeInfo> {
         let mut cancel = Vec::new();
-        {
+        let info = {
             let mut state = self.state.lock().unwrap();
             for t in state.book.change_tasks(id) {
                 match state.book.task_status(t) {
@@ -238,11 +238,14 @@ impl Inner {
                     _ => {}
                 }
             }
-        }
+            // The change as the abort left it (its tasks may end at once after).
+            state.book.change_info(id)
+        };
         for t in cancel {
             self.runner.cancel(t);
         }
         self.changed();
+        info
     }
 
     /// Puts tasks on hold (they will not run).

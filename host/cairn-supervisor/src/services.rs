@@ -253,13 +253,23 @@ impl ServiceManager {
         })
     }
 
-    /// Records the process group of an exec command (`exec <task>`), so that a supervisor
-    /// opened after a crash terminates it as it does services.
-    pub(crate) fn exec_started(&self, pid: i32, task: u64) {
-        self.groups
-            .lock()
-            .unwrap()
-            .started(pid, &format!("exec {task}"), KILL_DELAY_DEFAULT);
+    /// Starts `cmd` (a process group leader) for `label` (a service, or `exec <task>`), its
+    /// group recorded by the leader itself before it runs any of its command (see
+    /// `groups`), so that a supervisor opened after a crash terminates it.
+    pub(crate) fn spawn_recorded(
+        &self,
+        mut cmd: Command,
+        label: &str,
+        kill_delay: Duration,
+    ) -> std::io::Result<(std::process::Child, oneshot::Receiver<reaper::ExitCode>)> {
+        // Held across the spawn: the journal the child appends to stays the current one.
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups.record_in_child(&mut cmd, label, kill_delay);
+        let (child, exit) = reaper::spawn(cmd)?;
+        #[cfg(test)]
+        crate::tests::procs::die_after_spawn_if_asked();
+        groups.started(child.id() as i32, label, kill_delay);
+        Ok((child, exit))
     }
 
     /// The exec command leading group `pid` exited.
@@ -695,22 +705,18 @@ impl ServiceManager {
         cmd.stdout(Stdio::from(write)).stderr(Stdio::from(write2));
         tracing::info!("Service {:?} starting: {}", s.config.name, s.config.command);
         let switching = creds.filter(|(uid, gid)| !users::is_current(*uid, *gid));
-        let (child, exit) = reaper::spawn(&mut cmd).map_err(|e| match switching {
+        let spawned = self.spawn_recorded(cmd, &s.config.name, s.kill_delay());
+        let (child, exit) = spawned.map_err(|e| match switching {
             Some((uid, gid)) if e.raw_os_error() == Some(nix::libc::EPERM) => format!(
                 "cannot start service: cannot run as user ID {uid} and group ID {gid}: the supervisor runs as user ID {} without the right to switch users",
                 nix::unistd::geteuid()
             ),
             _ => format!("cannot start service: {e}"),
         })?;
-        drop(cmd);
         let pid = child.id() as i32;
         s.pid = Some(pid);
         s.generation += 1;
         s.start_count += 1;
-        self.groups
-            .lock()
-            .unwrap()
-            .started(pid, &s.config.name, s.kill_delay());
         let reader = spawn_log_reader(read, s.logs.clone());
         // As Go's cmd.Wait with WaitDelay (Pebble sets 0.9 × kill-delay): the exit is
         // handled once the output is read to its end, or after that delay if a

@@ -1,11 +1,13 @@
 //! The supervisor's state under its one lock, and its persistence in the container's
-//! `.pebble.state` (atomic writes, coalesced by a background saver).
+//! `.pebble.state`: atomic writes by one serialised writer ([`Saver`]), coalesced by a
+//! background saver, which operations the client is told succeeded (adding a layer, a custom
+//! notice) wait for. An unreadable file is moved aside rather than stopping the container.
 
 use std::path::Path;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use cairn_plan::{Layers, Plan};
+use cairn_plan::{Layer, Layers, Plan};
 use serde::{Deserialize, Serialize};
 
 use crate::changes::ChangeBook;
@@ -34,17 +36,31 @@ impl State {
 
     /// The API-added layers as persisted (reserved `pebble-*` layers are derived state).
     pub(crate) fn persisted_layers(&self) -> Vec<PersistedLayer> {
+        render_layers(self.layers_to_persist())
+    }
+
+    /// Copies of the layers to persist, taken under the lock; rendering them to YAML (slow
+    /// for a big plan) is left to [`render_layers`], after the lock is released.
+    fn layers_to_persist(&self) -> Vec<Layer> {
         self.layers
             .layers()
             .iter()
             .filter(|l| !l.label.starts_with("pebble-"))
-            .map(|l| PersistedLayer {
-                order: l.order,
-                label: l.label.clone(),
-                yaml: l.to_yaml(),
-            })
+            .cloned()
             .collect()
     }
+}
+
+/// The state file's form of `layers`.
+fn render_layers(layers: Vec<Layer>) -> Vec<PersistedLayer> {
+    layers
+        .into_iter()
+        .map(|l| PersistedLayer {
+            yaml: l.to_yaml(),
+            order: l.order,
+            label: l.label,
+        })
+        .collect()
 }
 
 /// One layer as the state file keeps it.
@@ -67,72 +83,211 @@ pub(crate) struct PersistedState {
 }
 
 impl PersistedState {
-    /// Reads the state file of the container at `dir` (empty when there is none).
-    pub(crate) fn read(dir: &Path) -> Result<Self, SupervisorError> {
+    /// Reads the state file of the container at `dir` (empty when there is none). A file
+    /// that cannot be read or parsed (empty, truncated, garbage) does not stop the
+    /// container: it is logged, moved aside as `.pebble.state.corrupt-<unix time>` for
+    /// inspection, and the container starts without it.
+    pub(crate) fn read(dir: &Path) -> Self {
         let path = dir.join(STATE_FILE);
-        if !path.exists() {
-            return Ok(PersistedState::default());
+        let parsed = match std::fs::read(&path) {
+            Ok(data) => serde_json::from_slice(&data).map_err(|e| e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return PersistedState::default(),
+            Err(e) => Err(e.to_string()),
+        };
+        match parsed {
+            Ok(state) => state,
+            Err(e) => {
+                let aside = move_aside(&path);
+                tracing::error!(
+                    "Cannot read state file {}: {e}; starting without it (kept as {})",
+                    path.display(),
+                    aside
+                        .as_deref()
+                        .map_or("nothing".into(), |p| p.display().to_string())
+                );
+                PersistedState::default()
+            }
         }
-        let data = std::fs::read(&path).map_err(|source| SupervisorError::Io {
-            action: "read state".into(),
-            source,
-        })?;
-        serde_json::from_slice(&data).map_err(|e| SupervisorError::Io {
-            action: "parse state".into(),
-            source: std::io::Error::other(e),
-        })
+    }
+}
+
+/// Renames an unreadable record to `<name>.corrupt-<unix time>` in its directory; the new
+/// name, or None if it could not be moved.
+pub(crate) fn move_aside(path: &Path) -> Option<std::path::PathBuf> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let aside = path.with_file_name(format!(
+        "{name}.corrupt-{}.{:09}",
+        now.as_secs(),
+        now.subsec_nanos()
+    ));
+    match std::fs::rename(path, &aside) {
+        Ok(()) => Some(aside),
+        Err(e) => {
+            tracing::error!("Cannot move {} aside: {e}", path.display());
+            None
+        }
     }
 }
 
 /// The layers of a container: those of its `layers/` directory, then the given persisted
 /// (API-added) ones whose labels the directory does not have. Reserved `pebble-*` layers are
-/// derived state, re-applied by their owner.
+/// derived state, re-applied by their owner. A persisted layer that no longer parses or
+/// combines is logged and left out rather than stopping the container; the directory's
+/// layers are the operator's and their errors are returned.
 pub(crate) fn assemble_layers(
     dir: &Path,
     persisted: &[PersistedLayer],
 ) -> Result<Layers, SupervisorError> {
     let layers_dir = dir.join("layers");
-    let mut layers = if layers_dir.is_dir() {
+    let from_dir = if layers_dir.is_dir() {
         cairn_plan::read_layers_dir(&layers_dir)?
     } else {
         Vec::new()
     };
+    let mut layers = from_dir.clone();
     for p in persisted {
         if p.label.starts_with("pebble-") || layers.iter().any(|l| l.label == p.label) {
             continue;
         }
-        layers.push(cairn_plan::parse_layer(
-            p.order,
-            &p.label,
-            p.yaml.as_bytes(),
-        )?);
+        match cairn_plan::parse_layer(p.order, &p.label, p.yaml.as_bytes()) {
+            Ok(l) => layers.push(l),
+            Err(e) => tracing::error!(
+                "Cannot restore layer {:?} from the state file: {e}",
+                p.label
+            ),
+        }
     }
     layers.sort_by_key(|l| l.order);
-    Ok(Layers::new(layers)?)
+    let count = layers.len();
+    match Layers::new(layers) {
+        Ok(l) => Ok(l),
+        Err(e) if count > from_dir.len() => {
+            tracing::error!(
+                "Cannot combine the layers restored from the state file: {e}; starting with the layers directory only"
+            );
+            Ok(Layers::new(from_dir)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Takes back a change whose snapshot could not be written.
+pub(crate) type Undo = Box<dyn FnOnce(&mut State) + Send>;
+
+/// How a batch's write ended: None on success, else the error's OS code and text.
+type Outcome = Arc<OnceLock<Option<(Option<i32>, String)>>>;
+
+/// The changes applied since the last write began, written together (group commit).
+struct Batch {
+    /// Undone in reverse order if the write fails.
+    undos: Vec<Undo>,
+    /// Set by the write that carried the batch.
+    outcome: Outcome,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            undos: Vec::new(),
+            outcome: Arc::new(OnceLock::new()),
+        }
+    }
+}
+
+/// The one writer of the state file, with group commit: changes are applied to the state
+/// and joined to the current batch; whoever then holds the writer's lock takes the batch,
+/// snapshots the state and writes it, so an older snapshot never lands after a newer one
+/// and callers waiting together share one write. When the write fails, every change of the
+/// batch is undone before the lock is released (before any other snapshot could carry it
+/// to disk) and each caller gets the error.
+#[derive(Default)]
+pub(crate) struct Saver {
+    /// Held while a batch is taken and its snapshot made, and while joining a batch.
+    batch: Mutex<Batch>,
+    /// The writer's lock.
+    writer: Mutex<()>,
 }
 
 impl Inner {
-    /// Writes the state file now (when persisting). A snapshot is taken under the lock; the
-    /// encoding, the slow part, runs after it is released.
-    pub(crate) fn save(&self) {
+    /// Writes the state file now (when persisting), unless a write that began after this
+    /// call already carried the current state; the write's error otherwise.
+    pub(crate) fn save(&self) -> Result<(), SupervisorError> {
+        self.apply_durably(|_| Ok(((), None)))
+    }
+
+    /// Applies `apply` to the state and returns once a snapshot containing it is on disk.
+    /// `apply` returns its result and how to take the change back: if the write fails, the
+    /// change is undone (with the rest of its batch) and the error returned, so that the
+    /// client is told and memory stays what the disk holds.
+    pub(crate) fn apply_durably<R>(
+        &self,
+        apply: impl FnOnce(&mut State) -> Result<(R, Option<Undo>), SupervisorError>,
+    ) -> Result<R, SupervisorError> {
         if !self.persist {
-            return;
+            return apply(&mut self.state.lock().unwrap()).map(|(r, _)| r);
         }
-        let state = {
-            let state = self.state.lock().unwrap();
-            PersistedState {
-                layers: state.persisted_layers(),
-                changes: state.book.clone(),
-                notices: state.notices.clone(),
-            }
+        let saver = &self.saver;
+        let (result, outcome) = {
+            let mut batch = saver.batch.lock().unwrap_or_else(|e| e.into_inner());
+            let (result, undo) = apply(&mut self.state.lock().unwrap())?;
+            batch.undos.extend(undo);
+            (result, batch.outcome.clone())
         };
-        match serde_json::to_vec(&state) {
-            Ok(data) => {
-                if let Err(e) = persist::atomic_write(&self.dir.join(STATE_FILE), &data) {
-                    tracing::warn!("Cannot write state file: {e}");
+        let writer = saver.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if outcome.get().is_none() {
+            // Ours is the current batch: take it and write it.
+            let (taken, state) = {
+                let mut batch = saver.batch.lock().unwrap_or_else(|e| e.into_inner());
+                let state = self.state.lock().unwrap();
+                let snapshot = (
+                    state.layers_to_persist(),
+                    state.book.clone(),
+                    state.notices.clone(),
+                );
+                (std::mem::take(&mut *batch), snapshot)
+            };
+            let (layers, changes, notices) = state;
+            let state = PersistedState {
+                layers: render_layers(layers),
+                changes,
+                notices,
+            };
+            let written = serde_json::to_vec(&state)
+                .map_err(std::io::Error::other)
+                .and_then(|data| persist::atomic_write(&self.dir.join(STATE_FILE), &data));
+            let failure = written.err().map(|e| {
+                let mut state = self.state.lock().unwrap();
+                for undo in taken.undos.into_iter().rev() {
+                    undo(&mut state);
                 }
-            }
-            Err(e) => tracing::warn!("Cannot encode state: {e}"),
+                (e.raw_os_error(), e.to_string())
+            });
+            let _ = taken.outcome.set(failure);
+        }
+        drop(writer);
+        match outcome.get() {
+            Some(None) => Ok(result),
+            Some(Some((code, text))) => Err(SupervisorError::Io {
+                action: "persist state".into(),
+                source: match code {
+                    Some(c) => std::io::Error::from_raw_os_error(*c),
+                    None => std::io::Error::other(text.clone()),
+                },
+            }),
+            None => Err(SupervisorError::Internal(
+                "cannot persist state: the write was lost".into(),
+            )),
+        }
+    }
+
+    /// Writes the state file in the background (the caller acknowledges nothing that
+    /// depends on it); a failure is logged.
+    pub(crate) fn save_logged(&self) {
+        if let Err(e) = self.save() {
+            tracing::warn!("Cannot write state file: {e}");
         }
     }
 }
@@ -147,7 +302,7 @@ pub(crate) fn spawn_saver(inner: Weak<Inner>, dirty: Arc<tokio::sync::Notify>) {
             tokio::time::sleep(SAVE_DELAY).await;
             match inner.upgrade() {
                 Some(inner) => {
-                    let _ = tokio::task::spawn_blocking(move || inner.save()).await;
+                    let _ = tokio::task::spawn_blocking(move || inner.save_logged()).await;
                 }
                 None => return,
             }

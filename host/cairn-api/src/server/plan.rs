@@ -127,4 +127,18 @@ mod tests {
         );
         assert_eq!(c.plan().await.unwrap(), "{}\n");
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_layer_that_cannot_be_persisted_is_a_500_and_is_not_added() {
+        let t = TestApi::start("unpersisted-layer").await;
+        let c = &t.client;
+        // The state file's name taken by a directory: the write fails, even for root.
+        let state = t.dir().join(cairn_supervisor::STATE_FILE);
+        let _ = std::fs::remove_file(&state);
+        std::fs::create_dir_all(state.join("x")).unwrap();
+        let (code, _, msg) = api_err(c.add_layer("base", LAYER, false, false).await);
+        assert_eq!(code, 500, "{msg}");
+        assert!(msg.starts_with("cannot persist state: "), "{msg}");
+        assert_eq!(c.plan().await.unwrap(), "{}\n", "the layer was kept");
+    }
 }

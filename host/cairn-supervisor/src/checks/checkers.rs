@@ -211,9 +211,8 @@ async fn exec_check(
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.to_string()))?;
     let write2 = write.try_clone().map_err(|e| fail(e.to_string()))?;
     cmd.stdout(write).stderr(write2);
-    let (child, exit) = reaper::spawn(&mut cmd)
+    let (child, exit) = reaper::spawn(cmd)
         .map_err(|e| fail(format!("fork/exec {}: {}", args[0], crate::errno_text(&e))))?;
-    drop(cmd);
     let pid = child.id() as i32;
     let output = tokio::spawn(async move {
         use tokio::io::AsyncReadExt;

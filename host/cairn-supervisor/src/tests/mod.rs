@@ -3,6 +3,8 @@
 
 mod checks;
 mod exec;
+mod persistence;
+pub(crate) mod procs;
 mod sandbox;
 mod services;
 
