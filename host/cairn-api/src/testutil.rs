@@ -45,6 +45,13 @@ impl TestApi {
     pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Stops the server now (the supervisor and directory stay until drop).
+    pub(crate) fn stop_server(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.stop();
+        }
+    }
 }
 
 impl Drop for TestApi {

@@ -221,22 +221,32 @@ where
 pub struct ServerHandle {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     socket: Option<PathBuf>,
+    /// Set to true by [`ServerHandle::stop`]: open connections end with it.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl ServerHandle {
-    /// Stops accepting connections and removes the socket file.
+    /// Stops accepting connections, ends the open ones (a request in progress is dropped,
+    /// so that nothing reaches a container being removed through a kept-alive connection)
+    /// and removes the socket file.
     pub fn stop(self) {
         for t in &self.tasks {
             t.abort();
         }
+        let _ = self.closed.send(true);
         if let Some(s) = &self.socket {
             let _ = std::fs::remove_file(s);
         }
     }
 }
 
-fn serve_conn<S>(api: Arc<ApiServer>, limits: Arc<Limits>, caller: Caller, stream: S)
-where
+fn serve_conn<S>(
+    api: Arc<ApiServer>,
+    limits: Arc<Limits>,
+    caller: Caller,
+    stream: S,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
@@ -245,15 +255,25 @@ where
             let (api, lim) = (api.clone(), lim.clone());
             async move { Ok::<_, Infallible>(routes::dispatch(&api, &lim, caller, req).await) }
         });
-        if let Err(e) = http1::Builder::new()
+        let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(MAX_HEAD)
             .serve_connection(TokioIo::new(stream), svc)
-            .with_upgrades()
-            .await
-        {
-            tracing::debug!("api connection: {e}");
+            .with_upgrades();
+        tokio::select! {
+            result = conn => {
+                if let Err(e) = result {
+                    tracing::debug!("api connection: {e}");
+                }
+            }
+            // The server was stopped: the connection ends. (A dropped handle leaves the
+            // server running, its connections too.)
+            _ = async {
+                if closed.wait_for(|c| *c).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            } => {}
         }
     });
 }
@@ -301,8 +321,9 @@ pub async fn serve_with(
     let listener = UnixListener::bind(SocketPath::new(socket)?.path())?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))?;
     let mut tasks = Vec::new();
+    let (closed, closed_rx) = tokio::sync::watch::channel(false);
     {
-        let (api, limits) = (api.clone(), limits.clone());
+        let (api, limits, closed) = (api.clone(), limits.clone(), closed_rx.clone());
         let what = socket.display().to_string();
         tasks.push(tokio::spawn(async move {
             let count = Arc::new(AtomicUsize::new(0));
@@ -330,6 +351,7 @@ pub async fn serve_with(
                         io: stream,
                         _admission: admission,
                     },
+                    closed.clone(),
                 );
             }
         }));
@@ -364,6 +386,7 @@ pub async fn serve_with(
                         io: stream,
                         _admission: admission,
                     },
+                    closed_rx.clone(),
                 );
             }
         }));
@@ -371,6 +394,7 @@ pub async fn serve_with(
     Ok(ServerHandle {
         tasks,
         socket: Some(socket.to_path_buf()),
+        closed,
     })
 }
 
@@ -497,5 +521,27 @@ req("GET", "/v1/plan?format=yaml")
             (lines[2]["status-code"].clone(), lines[2]["result"].clone()),
             (401.into(), denied)
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn stopping_a_server_ends_its_kept_alive_connections() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut t = crate::testutil::TestApi::start("stop-conns").await;
+        let mut conn = tokio::net::UnixStream::connect(&t.socket).await.unwrap();
+        let get = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n";
+        conn.write_all(get).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        // The connection is kept alive; stopping the server must end it, so that nothing
+        // reaches a container being removed through it.
+        t.stop_server();
+        let end = tokio::time::timeout(Duration::from_secs(10), async {
+            let _ = conn.write_all(get).await;
+            conn.read(&mut buf).await
+        })
+        .await
+        .expect("the connection outlived the server");
+        assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
     }
 }
