@@ -109,10 +109,14 @@ fn after_kill_9_and_restart_no_process_from_before_survives() -> Result<()> {
 
     d.stop_with(Signal::SIGKILL);
     let _ = exec.child.wait();
-    // The workload outlives the host...
+    // The services' and execs' own processes die with the host (the kernel sends them
+    // SIGKILL when it goes); whatever they started that is left over is terminated when the
+    // host comes back, and the charm starts the workload anew.
     let orphans: Vec<i32> = processes_with(&dir).into_iter().map(|(p, _)| p).collect();
-    assert_eq!(orphans, before, "workload should outlive a SIGKILLed host");
-    // ...until the host comes back, terminates it, and the charm starts it anew.
+    assert!(
+        orphans.iter().all(|p| before.contains(p)),
+        "{orphans:?} not in {before:?}"
+    );
     d.spawn()?;
     let gone = eventually(Duration::from_secs(10), || {
         let now: Vec<i32> = processes_with(&dir).into_iter().map(|(p, _)| p).collect();
