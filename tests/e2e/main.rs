@@ -10,3 +10,4 @@ mod ops_compat;
 mod pebble_cli;
 mod restart;
 mod sandbox;
+mod torture;

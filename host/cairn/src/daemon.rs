@@ -81,7 +81,7 @@ async fn serve(stream: UnixStream, host: &Host) -> Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
     BufReader::new(r).read_line(&mut line).await?;
-    let reply = match serde_json::from_str::<Request>(&line) {
+    let reply = match crate::control::decode_request(&line) {
         Ok(req) => match handle(host, req).await {
             Ok(v) => Reply::Ok(v),
             Err(e) => Reply::Error(format!("{e:#}")),
