@@ -417,6 +417,19 @@ fn kill9(p: &Proc) {
     }
 }
 
+/// Why the daemon refused to start: its fatal error or panic (else the log's last lines).
+fn reason(text: &str) -> String {
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("error:") || l.contains("panicked"))
+        .collect();
+    if errors.is_empty() {
+        tail(text, 5)
+    } else {
+        errors.join("\n")
+    }
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -457,6 +470,7 @@ fn record(model: &mut Model, op: &Op, out: &Outcome) {
                     },
                 );
             } else {
+                model.gone.remove(app);
                 model.unsure.insert(app.clone());
             }
         }
@@ -493,8 +507,15 @@ fn record(model: &mut Model, op: &Op, out: &Outcome) {
 
 /// Checks the invariants after a restart and brings the model (and the daemon) back in
 /// line with what is there, so that the run can go on.
-fn check(d: &Daemon, model: &mut Model, orphans: &[Proc]) -> Result<Vec<Violation>> {
+/// Returns the violations and the apps found stuck (for [`unstick`], once the state
+/// directory has been copied).
+fn check(
+    d: &Daemon,
+    model: &mut Model,
+    orphans: &[Proc],
+) -> Result<(Vec<Violation>, Vec<String>)> {
     let mut v = Vec::new();
+    let mut stuck = Vec::new();
     let mut bad = |invariant: &'static str, detail: String| {
         v.push(Violation { invariant, detail });
     };
@@ -615,15 +636,7 @@ fn check(d: &Daemon, model: &mut Model, orphans: &[Proc]) -> Result<Vec<Violatio
                 "unit stuck",
                 format!("{unit} after {DRAIN_BOUND:?}: {last}"),
             );
-            model.apps.remove(app);
-            let mut rm = spawn_cli(&d.dir, &["remove", app]);
-            let removed = eventually(Duration::from_secs(15), || rm.try_wait().ok().flatten());
-            let _ = rm.kill();
-            if removed.is_some_and(|s| s.success()) {
-                model.gone.insert(app.clone());
-            } else {
-                model.wedged.insert(app.clone());
-            }
+            stuck.push(app.clone());
         }
     }
     for (app, m) in model.apps.iter_mut() {
@@ -647,7 +660,24 @@ fn check(d: &Daemon, model: &mut Model, orphans: &[Proc]) -> Result<Vec<Violatio
             m.actions.drain(..m.actions.len() - 4);
         }
     }
-    Ok(v)
+    Ok((v, stuck))
+}
+
+/// Removes apps found stuck so that the run goes on; one that cannot be removed either is
+/// left alone (and no longer checked).
+fn unstick(d: &Daemon, model: &mut Model, stuck: &[String]) {
+    for app in stuck {
+        model.apps.remove(app);
+        let mut rm = spawn_cli(&d.dir, &["remove", app]);
+        let removed = eventually(Duration::from_secs(15), || rm.try_wait().ok().flatten());
+        let _ = rm.kill();
+        let _ = rm.wait();
+        if removed.is_some_and(|s| s.success()) {
+            model.gone.insert(app.clone());
+        } else {
+            model.wedged.insert(app.clone());
+        }
+    }
 }
 
 /// Violations by invariant, the first ones in full, and how many directories were copied.
@@ -770,7 +800,7 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged_and_leaves_no_process() -
             let _ = std::fs::rename(&d.dir, &to);
             tally.add(
                 "daemon refused to start",
-                &tail(&format!("{e:#}"), 15),
+                &reason(&format!("{e:#}")),
                 &what,
                 &to.display().to_string(),
             );
@@ -787,16 +817,20 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged_and_leaves_no_process() -
                 model.apps.keys().collect::<Vec<_>>()
             );
         }
-        let violations = check(&d, &mut model, &orphans).unwrap_or_else(|e| {
-            vec![Violation {
+        let (violations, stuck) = check(&d, &mut model, &orphans).unwrap_or_else(|e| {
+            let v = Violation {
                 invariant: "daemon unusable after restart",
                 detail: tail(&format!("{e:#}"), 15),
-            }]
+            };
+            (vec![v], Vec::new())
         });
-        for v in violations {
+        if !violations.is_empty() {
             let kept = keep_copy(&d.dir, seed, i, &mut tally.kept);
-            tally.add(v.invariant, &v.detail, &what, &kept);
+            for v in violations {
+                tally.add(v.invariant, &v.detail, &what, &kept);
+            }
         }
+        unstick(&d, &mut model, &stuck);
         if i % 20 == 0 {
             eprintln!(
                 "torture: {i}/{kills} kills in {:.0?}, {} violations",

@@ -31,6 +31,10 @@ fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
         cairn_fuzz::forbid_exec_and_network();
+        // libFuzzer's C main leaves SIGPIPE fatal; a Rust program (the daemon) ignores it,
+        // so a write to a connection the client closed is an error, not death.
+        // SAFETY: setting a signal's disposition to SIG_IGN.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
         let dir = std::env::temp_dir().join(format!("cairn-fuzz-api-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cannot create the fuzz directory");

@@ -7,8 +7,9 @@
 /// check) or reach a port (an http or tcp check). Unix sockets stay allowed (the API is
 /// served on one). Panics if the filter cannot be installed: never fuzz unprotected.
 pub fn forbid_exec_and_network() {
-    const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-    const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10 | 0x00;
+    // BPF_LD | BPF_W | BPF_ABS and BPF_JMP | BPF_JEQ | BPF_K (BPF_LD, BPF_W, BPF_K are 0).
+    const BPF_LD_W_ABS: u16 = 0x20;
+    const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
     const BPF_RET_K: u16 = 0x06;
     const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
     const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
