@@ -417,16 +417,25 @@ fn kill9(p: &Proc) {
     }
 }
 
-/// Why the daemon refused to start: its fatal error or panic (else the log's last lines).
+/// Why the daemon refused to start: its fatal error and any panic (else the log's last
+/// lines).
 fn reason(text: &str) -> String {
-    let errors: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("error:") || l.contains("panicked"))
+    let lines: Vec<&str> = text.lines().collect();
+    let mut why: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("error:"))
+        .map(|l| l.to_string())
         .collect();
-    if errors.is_empty() {
+    for (i, l) in lines.iter().enumerate() {
+        if l.contains("panicked") {
+            let what = lines.get(i + 1).unwrap_or(&"");
+            why.push(format!("(while exiting: {} {what})", l.trim()));
+        }
+    }
+    if why.is_empty() {
         tail(text, 5)
     } else {
-        errors.join("\n")
+        why.join(" ")
     }
 }
 
@@ -632,9 +641,13 @@ fn check(
             (last["queued"] == 0 && last["status"]["status"] != "error").then_some(())
         });
         if drained.is_none() {
+            let events = d.events(&unit).map(|e| event_lines(&e)).unwrap_or_default();
             bad(
                 "unit stuck",
-                format!("{unit} after {DRAIN_BOUND:?}: {last}"),
+                format!(
+                    "{unit} after {DRAIN_BOUND:?}: {last}; last events {:?}",
+                    &events[events.len().saturating_sub(5)..]
+                ),
             );
             stuck.push(app.clone());
         }
@@ -697,6 +710,20 @@ impl Tally {
             self.first.push(line);
         }
     }
+}
+
+/// How many files under `dir` are writers' temporary files (`.<name>.tmp<pid>`).
+fn temp_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => temp_files(&e.path()),
+            _ => usize::from(e.file_name().to_string_lossy().contains(".tmp")),
+        })
+        .sum()
 }
 
 /// A copy of the state directory for a violation (sockets and all), or why there is none.
@@ -842,6 +869,11 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged_and_leaves_no_process() -
     let elapsed = started.elapsed();
     let mut summary = format!(
         "torture: seed {seed}: {kills} kills ({acked_ops} operations acknowledged before their kill) in {elapsed:.1?}\n"
+    );
+    let _ = writeln!(
+        summary,
+        "  (not a violation: {} temporary files left in the state directory)",
+        temp_files(&d.dir)
     );
     for (k, n) in &tally.counts {
         let _ = writeln!(summary, "  {n:5} × {k}");

@@ -27,6 +27,15 @@ struct Harness {
     socket: PathBuf,
 }
 
+/// The fuzz directory, removed when libFuzzer exits.
+static DIR: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_dir() {
+    if let Some(dir) = DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
@@ -38,6 +47,9 @@ fn harness() -> &'static Harness {
         let dir = std::env::temp_dir().join(format!("cairn-fuzz-api-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cannot create the fuzz directory");
+        let _ = DIR.set(dir.clone());
+        // SAFETY: registers a function without arguments to run at exit.
+        unsafe { libc::atexit(remove_dir) };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
