@@ -10,7 +10,8 @@
 //! - no unit is stuck: its queue drains, it is not in error, and its actions finish.
 //!
 //! `CAIRN_TORTURE_KILLS` is the number of kills (default 200, what CI runs; 5000 for a long
-//! run), `CAIRN_TORTURE_SEED` replays a run (the seed is printed). Every violation is printed
+//! run), `CAIRN_TORTURE_SEED` replays a run's operations and kill delays (the seed is printed;
+//! timing makes outcomes vary). Every violation is printed
 //! with the seed, the iteration, the operation and a kept copy of the state directory; the
 //! test fails at the end with the count of each violated invariant.
 
@@ -514,15 +515,10 @@ fn record(model: &mut Model, op: &Op, out: &Outcome) {
     }
 }
 
-/// Checks the invariants after a restart and brings the model (and the daemon) back in
-/// line with what is there, so that the run can go on.
-/// Returns the violations and the apps found stuck (for [`unstick`], once the state
-/// directory has been copied).
-fn check(
-    d: &Daemon,
-    model: &mut Model,
-    orphans: &[Proc],
-) -> Result<(Vec<Violation>, Vec<String>)> {
+/// Checks the invariants after a restart and brings the model back in line with what is
+/// there, so that the run can go on. Returns the violations and the apps found stuck (for
+/// [`unstick`], once the state directory has been copied).
+fn check(d: &Daemon, model: &mut Model, orphans: &[Proc]) -> Result<(Vec<Violation>, Vec<String>)> {
     let mut v = Vec::new();
     let mut stuck = Vec::new();
     let mut bad = |invariant: &'static str, detail: String| {
