@@ -73,12 +73,25 @@ impl Daemon {
             .stderr(log)
             .spawn()?;
         self.child = Some(child);
+        // A daemon that exits (refuses to start) is reported at once, not after the timeout.
         let up = eventually(Duration::from_secs(30), || {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                return Some(Err(status));
+            }
             self.cli(&["status"])
                 .is_ok_and(|o| o.status.success())
-                .then_some(())
+                .then_some(Ok(()))
         });
-        up.with_context(|| format!("daemon did not come up: {}", self.log()))
+        match up {
+            Some(Ok(())) => Ok(()),
+            Some(Err(status)) => {
+                self.child = None;
+                bail!("daemon exited ({status}) before answering: {}", self.log())
+            }
+            None => bail!("daemon did not come up: {}", self.log()),
+        }
     }
 
     /// Stops the daemon with `signal` and waits for it to exit.

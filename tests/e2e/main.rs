@@ -12,3 +12,4 @@ mod pebble_cli;
 mod recovery;
 mod restart;
 mod sandbox;
+mod torture;

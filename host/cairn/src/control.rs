@@ -54,6 +54,12 @@ pub enum Reply {
     Error(String),
 }
 
+/// Decodes one request line as the daemon reads it (pure, so that it can be fuzzed:
+/// tests/fuzz compiles this file on its own).
+pub fn decode_request(line: impl AsRef<[u8]>) -> serde_json::Result<Request> {
+    serde_json::from_slice(line.as_ref())
+}
+
 /// Sends one request to the daemon of `dir` and returns its value.
 pub async fn call(dir: &Path, req: &Request) -> Result<serde_json::Value> {
     let path = dir.join(SOCKET);

@@ -123,7 +123,7 @@ async fn serve(stream: UnixStream, host: &Host) -> Result<()> {
             Ok(Ok(_)) if line.len() as u64 > MAX_REQUEST => Reply::Error(format!(
                 "cannot read request: longer than {MAX_REQUEST} bytes"
             )),
-            Ok(Ok(_)) => match serde_json::from_slice::<Request>(&line) {
+            Ok(Ok(_)) => match crate::control::decode_request(&line) {
                 Ok(req) => match handle(host, req).await {
                     Ok(v) => Reply::Ok(v),
                     Err(e) => Reply::Error(format!("{e:#}")),
