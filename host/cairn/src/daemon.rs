@@ -79,6 +79,10 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     Ok(())
 }
 
+/// Takes the state directory's lock for the life of the process. It is a POSIX record lock
+/// (`F_SETLK`), not `flock`: record locks belong to the process and are not inherited by
+/// the children it forks, so a child between fork and exec when the daemon is killed
+/// cannot keep the next daemon out.
 fn lock(dir: &std::path::Path) -> Result<std::fs::File> {
     let path: PathBuf = dir.join("cairn.lock");
     let f = std::fs::OpenOptions::new()
@@ -87,14 +91,19 @@ fn lock(dir: &std::path::Path) -> Result<std::fs::File> {
         .write(true)
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    nix::fcntl::Flock::lock(f.try_clone()?, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|(_, e)| {
-            anyhow::anyhow!(
-                "cannot lock {}: another cairn daemon uses this directory ({e})",
-                path.display()
-            )
-        })
-        .map(std::mem::forget)?;
+    let whole_file = nix::libc::flock {
+        l_type: nix::libc::F_WRLCK as _,
+        l_whence: nix::libc::SEEK_SET as _,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETLK(&whole_file)).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot lock {}: another cairn daemon uses this directory ({e})",
+            path.display()
+        )
+    })?;
     Ok(f)
 }
 
