@@ -109,7 +109,7 @@ fn after_kill_9_and_restart_no_process_from_before_survives() -> Result<()> {
             .into_iter()
             .find(|(pid, _)| {
                 std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| c == "sleep\01005\0")
+                    .is_ok_and(|c| c == "sleep\x001005\x00")
             })
             .map(|(pid, _)| pid)
     })

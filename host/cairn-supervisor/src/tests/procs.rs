@@ -125,14 +125,11 @@ async fn an_unreadable_groups_record_still_stops_what_the_killed_supervisor_left
     std::fs::create_dir_all(&d).unwrap();
     // Found through the container's cgroup: where the host has no writable cgroup2, only
     // the record can tell.
-    match crate::cgroup::Cgroup::create(&d) {
-        Some(cg) => drop(cg.try_remove()),
-        None => {
-            eprintln!(
-                "skipped an_unreadable_groups_record_still_stops_what_the_killed_supervisor_left: needs a writable cgroup2 hierarchy"
-            );
-            return;
-        }
+    if !cgroup2_writable(
+        &d,
+        "an_unreadable_groups_record_still_stops_what_the_killed_supervisor_left",
+    ) {
+        return;
     }
     run_killed_helper(&d, 150);
     std::fs::write(d.join(GROUPS_FILE), b"\x00\x00 garbage").unwrap();
@@ -257,14 +254,11 @@ async fn an_unreadable_groups_record_is_kept_aside_not_silently_dropped() {
 async fn a_process_that_left_its_group_still_goes_with_its_supervisor() {
     let d = dir("setsid");
     std::fs::create_dir_all(&d).unwrap();
-    match crate::cgroup::Cgroup::create(&d) {
-        Some(cg) => drop(cg.try_remove()),
-        None => {
-            eprintln!(
-                "skipped a_process_that_left_its_group_still_goes_with_its_supervisor: needs a writable cgroup2 hierarchy"
-            );
-            return;
-        }
+    if !cgroup2_writable(
+        &d,
+        "a_process_that_left_its_group_still_goes_with_its_supervisor",
+    ) {
+        return;
     }
     let sup = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
     sup.add_layer(
@@ -292,4 +286,18 @@ async fn a_process_that_left_its_group_still_goes_with_its_supervisor() {
         "a daemon of the service outlived it: {left:?}"
     );
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Whether a tracking cgroup can be made for `d` here; says why `test` is skipped if not.
+fn cgroup2_writable(d: &std::path::Path, test: &str) -> bool {
+    match crate::cgroup::Cgroup::create(d) {
+        Some(cg) => {
+            drop(cg.try_remove());
+            true
+        }
+        None => {
+            eprintln!("skipped {test}: needs a writable cgroup2 hierarchy");
+            false
+        }
+    }
 }
