@@ -120,12 +120,25 @@ impl StoreState {
             .clone()
             .ok_or_else(|| pebble::Error::Connection(format!("cannot {what}: no runtime")))?;
         let deadline = tokio::time::Instant::from_std(self.deadline);
-        handle
-            .block_on(async { tokio::time::timeout_at(deadline, fut).await })
-            .unwrap_or_else(|_| {
-                Err(pebble::Error::Timeout(format!(
-                    "cannot {what}: the event's deadline passed"
-                )))
-            })
+        // The deadline's timer is a task of the runtime rather than a timer polled here: a
+        // timer polled after the runtime began shutting down panics, while a task is then
+        // cancelled, which ends the call with an error.
+        let timer = handle.spawn(tokio::time::sleep_until(deadline));
+        let stop_timer = timer.abort_handle();
+        let out = handle.block_on(async {
+            tokio::select! {
+                r = fut => r,
+                t = timer => Err(match t {
+                    Ok(()) => pebble::Error::Timeout(format!(
+                        "cannot {what}: the event's deadline passed"
+                    )),
+                    Err(_) => pebble::Error::Connection(format!(
+                        "cannot {what}: the host is shutting down"
+                    )),
+                }),
+            }
+        });
+        stop_timer.abort();
+        out
     }
 }
