@@ -90,6 +90,29 @@ pub fn remove_stale_temps(dir: &Path, name: &str) -> Vec<PathBuf> {
     removed
 }
 
+/// Removes the temporary files of writes of any file in `dir` that a crash left behind
+/// (`.{name}.tmp{pid}` and `.{name}.tmp-{pid}-{n}`). Call it only as the one writer of the
+/// directory's files (when opening it), before writing.
+pub fn remove_all_stale_temps(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(f) = file.to_str() else { continue };
+        let Some((name, _)) = f.strip_prefix('.').and_then(|f| f.rsplit_once(".tmp")) else {
+            continue;
+        };
+        if !name.is_empty() {
+            removed.extend(remove_stale_temps(dir, name));
+        }
+    }
+    removed.sort();
+    removed.dedup();
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -99,6 +122,28 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn temps_of_any_file_left_by_a_crash_are_removed_and_nothing_else() {
+        let dir = dir("any");
+        let keep = [".x.json", "x.json", ".x.json.tmpx", "a.tmp-1-2", ".tmp-1-2"];
+        let gone = [".x.json.tmp12", ".y.wasm.tmp-3-4", "..pebble.state.tmp-5-6"];
+        for f in keep.iter().chain(&gone) {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        let mut removed: Vec<String> = super::remove_all_stale_temps(&dir)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        let mut want: Vec<String> = gone.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(removed, want);
+        for f in keep {
+            assert!(dir.join(f).exists(), "{f}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

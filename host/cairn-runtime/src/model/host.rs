@@ -257,6 +257,12 @@ impl Host {
             let p = config.dir.join(sub);
             std::fs::create_dir_all(&p).map_err(|e| RuntimeError::io("create", &p, e))?;
         }
+        // The daemon holds the directory's lock: temporary files are of writes a crash cut.
+        for sub in ["apps", "charms", "actions"] {
+            for p in cairn_supervisor::persist::remove_all_stale_temps(&config.dir.join(sub)) {
+                tracing::info!("removed {}, left by an interrupted write", p.display());
+            }
+        }
         let rt_config = config.runtime.clone();
         let runtime = tokio::task::spawn_blocking(move || Runtime::new(rt_config))
             .await
@@ -561,7 +567,11 @@ impl Host {
                 sync_dir(dir.parent());
                 r
             }
-            None => UnitRecord::load(&dir)?,
+            None => {
+                // Before the unit's one writer starts: its temps are of a write a crash cut.
+                cairn_supervisor::persist::remove_stale_temps(&dir, super::unit::RECORD_FILE);
+                UnitRecord::load(&dir)?
+            }
         };
         let mut containers = BTreeMap::new();
         let mut apis = Vec::new();

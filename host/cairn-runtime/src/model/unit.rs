@@ -128,7 +128,7 @@ pub(crate) struct UnitSettings {
 }
 
 /// The file of a unit's record in its directory.
-const RECORD_FILE: &str = "unit.json";
+pub(crate) const RECORD_FILE: &str = "unit.json";
 
 /// A running unit: its state, its actor, and the tasks that feed its queue (the
 /// update-status ticker and one notice and one shutdown watcher per container).
