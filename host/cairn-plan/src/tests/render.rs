@@ -401,6 +401,10 @@ fn rendered_strings_parse_back() {
         "a 'long' value that needs single quotes: it goes on and on past the eighty column limit so it folds",
         "a \"long\" value with a tab\tthat needs double quotes and goes on past the eighty column limit, folding",
         "    double  spaced   words and more words to push this past eighty columns so   folding happens  ",
+        // Lines starting with a tab: a literal block of them does not parse back.
+        "\t\tfirst: tab\nsecond",
+        "first\n\tsecond: tab",
+        "\n\tafter a break",
     ];
     for value in values {
         let service = Service {

@@ -121,6 +121,7 @@ fn analyze(value: &str) -> Analysis {
     let mut line_breaks = false;
     let mut special = false;
     let mut tabs = false;
+    let mut line_start_tab = false;
     let mut leading_space = false;
     let mut leading_break = false;
     let mut trailing_space = false;
@@ -174,6 +175,9 @@ fn analyze(value: &str) -> Analysis {
         }
         if c == '\t' {
             tabs = true;
+            if i == 0 || chars.get(i - 1).copied().is_some_and(is_break_char) {
+                line_start_tab = true;
+            }
         } else if !is_printable_char(c) {
             special = true;
         }
@@ -233,7 +237,10 @@ fn analyze(value: &str) -> Analysis {
         a.block_plain_allowed = false;
         a.single_quoted_allowed = false;
     }
-    if space_break || special {
+    // Go's emitter would write a literal block here, which no YAML parser (Go's included)
+    // reads back: a line starting with a tab is taken for bad indentation. Cairn persists
+    // layers as YAML, so such strings are double-quoted instead.
+    if space_break || special || line_start_tab {
         a.block_allowed = false;
     }
     if line_breaks {
