@@ -7,6 +7,7 @@ mod checks_notices;
 mod common;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod ops_compat;
 mod pebble_cli;
 mod recovery;

@@ -44,6 +44,27 @@ fn path_of(container_dir: &Path) -> Option<PathBuf> {
     Some(mount.join(own.trim_start_matches('/')).join(name))
 }
 
+/// What the container's cgroup accounts now: `memory.current` (with the memory
+/// controller) and `cpu.stat`'s `usage_usec` (every cgroup2 group has it).
+pub(crate) fn usage(container_dir: &Path) -> crate::ResourceUsage {
+    let Some(dir) = path_of(container_dir) else {
+        return crate::ResourceUsage::default();
+    };
+    let memory_bytes = std::fs::read_to_string(dir.join("memory.current"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    let cpu_micros = std::fs::read_to_string(dir.join("cpu.stat"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse().ok())
+        });
+    crate::ResourceUsage {
+        memory_bytes,
+        cpu_micros,
+    }
+}
+
 /// Pids listed in `<dir>/cgroup.procs`.
 fn pids_in(dir: &Path) -> Vec<i32> {
     std::fs::read_to_string(dir.join("cgroup.procs"))

@@ -66,6 +66,15 @@ use state::{PersistedState, State};
 /// Name of the state file in a container directory (Pebble's is `.pebble.state` too).
 pub const STATE_FILE: &str = ".pebble.state";
 
+/// What a container's processes use, for the operator's per-tenant metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResourceUsage {
+    /// Bytes of memory charged to the container's cgroup.
+    pub memory_bytes: Option<u64>,
+    /// CPU time of the container's processes, in microseconds.
+    pub cpu_micros: Option<u64>,
+}
+
 /// How to open a supervisor.
 #[derive(Clone, Debug)]
 pub struct SupervisorOptions {
@@ -213,6 +222,12 @@ impl Supervisor {
     /// The container directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// What the container's processes use now, from its cgroup (fields are `None` where
+    /// the host gives the container no cgroup or the controller is missing).
+    pub fn resource_usage(&self) -> ResourceUsage {
+        cgroup::usage(&self.inner.dir)
     }
 
     /// The root of an isolated container (`None` when shared): what the files functions

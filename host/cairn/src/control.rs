@@ -29,6 +29,8 @@ pub enum Request {
     },
     /// The model's status.
     Status,
+    /// Every tenant's counters, as an OpenMetrics page.
+    Metrics,
     /// A unit's event history.
     Events { unit: String, n: Option<usize> },
     /// Remove an app.

@@ -14,7 +14,10 @@ use crate::control::{Reply, Request, SOCKET};
 
 /// Options of `cairn run`.
 pub struct DaemonOptions {
+    /// The host's configuration.
     pub config: HostConfig,
+    /// Where to serve `GET /metrics` over TCP, if anywhere.
+    pub metrics_listen: Option<String>,
 }
 
 /// Runs the daemon until SIGINT/SIGTERM, then stops every service and exits.
@@ -47,6 +50,9 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
         host.runtime().pooling()
     );
     let host = Arc::new(host);
+    if let Some(addr) = &opts.metrics_listen {
+        crate::metrics::listen(addr, host.clone()).await?;
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut backoff = cairn_api::server::AcceptBackoff::new();
     let what = socket.display().to_string();
@@ -173,6 +179,7 @@ async fn handle(host: &Host, req: Request) -> Result<serde_json::Value> {
             serde_json::json!({ "changed": changed, "config": config })
         }
         Request::Status => serde_json::to_value(host.status().await)?,
+        Request::Metrics => serde_json::Value::String(host.metrics().await),
         Request::Events { unit, n } => serde_json::to_value(host.events(&unit, n).await?)?,
         Request::Remove { app } => {
             host.remove(&app).await?;

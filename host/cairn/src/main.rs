@@ -11,6 +11,7 @@ mod args;
 mod control;
 mod daemon;
 mod demo;
+mod metrics;
 mod output;
 mod pebble;
 mod standalone;
@@ -80,6 +81,10 @@ enum Command {
         #[arg(long, env = "CAIRN_POOLING", default_value_t = true, action = clap::ArgAction::Set,
               value_parser = clap::builder::BoolishValueParser::new())]
         pooling: bool,
+        /// Also serve the per-tenant metrics (OpenMetrics text) at `GET /metrics` on this
+        /// TCP address (e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDRESS")]
+        metrics_listen: Option<String>,
     },
     /// Deploy a charm (a directory with charmcraft.yaml and its built component).
     Deploy {
@@ -102,6 +107,9 @@ enum Command {
         #[arg(long, value_name = "KEY")]
         reset: Vec<String>,
     },
+    /// Print every tenant's counters (events, failures, limit hits, memory, CPU) as an
+    /// OpenMetrics page.
+    Metrics,
     /// Show applications, units, their status and their services.
     Status {
         #[command(flatten)]
@@ -324,6 +332,7 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             cache_dir,
             containers,
             pooling,
+            metrics_listen,
         } => {
             let mut config = HostConfig::new(&dir);
             config.containers = match containers {
@@ -342,7 +351,11 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
                 .target_dirs
                 .extend(std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from));
             config.retry_base = retry_delay;
-            daemon::run(daemon::DaemonOptions { config }).await
+            daemon::run(daemon::DaemonOptions {
+                config,
+                metrics_listen,
+            })
+            .await
         }
         Command::Deploy { path, name, config } => {
             let path = std::fs::canonicalize(&path)
@@ -376,6 +389,11 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             if settings.is_empty() && reset.is_empty() {
                 output::print_config(&v["config"]);
             }
+            Ok(())
+        }
+        Command::Metrics => {
+            let v = control::call(&dir, &Request::Metrics).await?;
+            print!("{}", v.as_str().unwrap_or_default());
             Ok(())
         }
         Command::Status { format } => {

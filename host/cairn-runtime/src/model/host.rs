@@ -218,6 +218,8 @@ struct HostInner {
     /// Apps that could not be loaded (locked after `apps` when both are held).
     broken: Mutex<BTreeMap<String, BrokenApp>>,
     actions: Arc<ActionStore>,
+    /// Per-tenant counters (`cairn metrics`).
+    metrics: super::metrics::Metrics,
 }
 
 fn valid_app_name(name: &str) -> bool {
@@ -275,6 +277,7 @@ impl Host {
                 apps: tokio::sync::Mutex::new(BTreeMap::new()),
                 broken: Mutex::new(BTreeMap::new()),
                 actions,
+                metrics: super::metrics::Metrics::default(),
             }),
         };
         host.restore().await?;
@@ -604,6 +607,7 @@ impl Host {
             },
             update_status_interval: config.update_status_interval,
             actions: self.inner.actions.clone(),
+            metrics: self.inner.metrics.app(&app.record.name),
         };
         let unit = Unit::start(settings, record, self.inner.runtime.clone());
         Ok(UnitHandle { unit, apis })
@@ -906,8 +910,32 @@ impl Host {
         let mut apps = self.inner.apps.lock().await;
         self.delete_app_record(app)?;
         apps.remove(app);
+        self.inner.metrics.forget(app);
         tracing::info!("removed {app}");
         Ok(())
+    }
+
+    /// Every tenant's counters and its containers' resource use, as an OpenMetrics page.
+    pub async fn metrics(&self) -> String {
+        let apps = self.inner.apps.lock().await;
+        let mut workloads = Vec::new();
+        for (app, entry) in apps.iter() {
+            for u in entry.units.values() {
+                let unit = u.unit.with_record(|r| r.name.clone());
+                for (container, sup) in u.unit.containers() {
+                    let usage = sup.resource_usage();
+                    workloads.push(super::metrics::WorkloadUsage {
+                        app: app.clone(),
+                        unit: unit.clone(),
+                        container: container.clone(),
+                        memory_bytes: usage.memory_bytes,
+                        cpu_micros: usage.cpu_micros,
+                    });
+                }
+            }
+        }
+        drop(apps);
+        super::metrics::render(&self.inner.metrics.snapshot(), &workloads)
     }
 
     /// Deletes `<dir>/apps/<app>.json` (durably).

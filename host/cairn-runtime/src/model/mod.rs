@@ -4,9 +4,11 @@
 //! its Pebble API per container). [`unit`] is the per-unit actor: it takes events off the
 //! unit's persisted queue one at a time and hands each to the wasm side through
 //! `Runtime::dispatch`, then commits or records the outcome. `watch` turns container
-//! notices and shutdowns into events; `report` is what `cairn status` shows.
+//! notices and shutdowns into events; `report` is what `cairn status` shows; `metrics` counts
+//! what each tenant did (`cairn metrics`).
 
 pub mod host;
+pub mod metrics;
 pub mod report;
 pub mod unit;
 mod watch;

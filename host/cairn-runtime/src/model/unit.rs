@@ -125,6 +125,8 @@ pub(crate) struct UnitSettings {
     pub(crate) update_status_interval: Duration,
     /// The host's action records.
     pub(crate) actions: Arc<ActionStore>,
+    /// The app's counters (events, failures, limit hits).
+    pub(crate) metrics: Arc<super::metrics::AppMetrics>,
 }
 
 /// The file of a unit's record in its directory.
@@ -449,6 +451,11 @@ async fn deliver(
         }
     };
     unit.append_log(&done.logs);
+    unit.settings.metrics.record_event(
+        done.duration,
+        done.memory_peak as u64,
+        done.outcome.as_ref().err(),
+    );
     if let Some(a) = action.as_mut() {
         let report = done.ctx.action.clone().unwrap_or_default();
         a.results = report.results;
@@ -544,6 +551,7 @@ mod tests {
             },
             update_status_interval: Duration::from_secs(3600),
             actions: Arc::new(ActionStore::open(dir.path().join("actions")).unwrap()),
+            metrics: Default::default(),
         };
         std::fs::create_dir_all(&settings.dir).unwrap();
         let record = UnitRecord {

@@ -82,6 +82,8 @@ pub struct Dispatched {
     pub logs: Vec<LogLine>,
     /// Wall time of instantiate + handle.
     pub duration: Duration,
+    /// The largest linear memory the guest reached, in bytes (for the tenant's metrics).
+    pub memory_peak: usize,
 }
 
 /// Why an event failed.
@@ -281,6 +283,7 @@ impl Runtime {
             Ok(Err(msg)) => Err(Failure::Handler(msg)),
             Err(e) => Err(self.failure(&e, store.data().limiter.memory_limit_hit(), &stderr)),
         };
+        let memory_peak = store.data().limiter.memory_peak();
         let mut state = store.into_data();
         let mut logs = std::mem::take(&mut state.logs);
         for (pipe, level) in [(&stdout, LogLevel::Info), (&stderr, LogLevel::Warning)] {
@@ -297,6 +300,7 @@ impl Runtime {
             ctx: state.ctx,
             logs,
             duration,
+            memory_peak,
         }
     }
 

@@ -21,6 +21,8 @@ pub(crate) struct GuestLimiter {
     memory_limit: usize,
     /// Set when a memory growth was refused for passing the limit.
     memory_hit: bool,
+    /// The largest size a memory was allowed to grow to, in bytes.
+    memory_peak: usize,
 }
 
 impl GuestLimiter {
@@ -29,12 +31,18 @@ impl GuestLimiter {
         GuestLimiter {
             memory_limit,
             memory_hit: false,
+            memory_peak: 0,
         }
     }
 
     /// Whether the guest tried to grow a memory past the limit.
     pub(crate) fn memory_limit_hit(&self) -> bool {
         self.memory_hit
+    }
+
+    /// The largest linear memory the guest was allowed to reach, in bytes.
+    pub(crate) fn memory_peak(&self) -> usize {
+        self.memory_peak
     }
 }
 
@@ -54,6 +62,7 @@ impl ResourceLimiter for GuestLimiter {
                 self.memory_limit
             );
         }
+        self.memory_peak = self.memory_peak.max(desired);
         Ok(true)
     }
 

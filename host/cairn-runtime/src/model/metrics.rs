@@ -1,0 +1,320 @@
+//! Per-tenant counters an operator scrapes: events delivered, failures by cause, budget
+//! limits hit, dispatch time and guest memory per application, rendered in the OpenMetrics
+//! text format (`cairn metrics`, or `GET /metrics` on `cairn run --metrics-listen`).
+//!
+//! Counters live in one [`AppMetrics`] per application, shared by its units' actors and
+//! updated without a lock on the hot path (atomics; the maps of causes and limits are
+//! small and touched only on a failure or a refusal). Workload figures (memory, CPU of the
+//! containers' cgroups) are read when the page is rendered, not counted here.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::wasm::Failure;
+
+/// Every application's counters, by application name.
+#[derive(Default)]
+pub struct Metrics {
+    apps: Mutex<BTreeMap<String, Arc<AppMetrics>>>,
+}
+
+/// The counters of one application (all its units).
+#[derive(Default)]
+pub struct AppMetrics {
+    events: AtomicU64,
+    dispatch_micros: AtomicU64,
+    wasm_memory_peak: AtomicU64,
+    failures: Mutex<BTreeMap<&'static str, u64>>,
+    limit_hits: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    /// The counters of `app`, created on first use (kept across its redeploys until
+    /// [`Metrics::forget`]).
+    pub fn app(&self, app: &str) -> Arc<AppMetrics> {
+        self.apps
+            .lock()
+            .unwrap()
+            .entry(app.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Drops the counters of a removed application.
+    pub fn forget(&self, app: &str) {
+        self.apps.lock().unwrap().remove(app);
+    }
+
+    /// Every application's counters, in name order.
+    pub fn snapshot(&self) -> Vec<(String, Arc<AppMetrics>)> {
+        let apps = self.apps.lock().unwrap();
+        apps.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+impl AppMetrics {
+    /// Counts one delivered event: its wall time, the guest memory it reached and, when it
+    /// failed, why.
+    pub fn record_event(
+        &self,
+        duration: std::time::Duration,
+        memory_peak: u64,
+        failure: Option<&Failure>,
+    ) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+        self.dispatch_micros
+            .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
+        self.wasm_memory_peak
+            .fetch_max(memory_peak, Ordering::Relaxed);
+        if let Some(f) = failure {
+            *self.failures.lock().unwrap().entry(cause(f)).or_default() += 1;
+        }
+    }
+
+    /// Counts one refusal of a budget limit (`limit` is the budget's key, e.g. `log-bytes`).
+    pub fn record_limit_hit(&self, limit: &str) {
+        *self
+            .limit_hits
+            .lock()
+            .unwrap()
+            .entry(limit.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Events delivered so far.
+    pub fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+
+    /// Failed events so far, by cause.
+    pub fn failures(&self) -> BTreeMap<&'static str, u64> {
+        self.failures.lock().unwrap().clone()
+    }
+
+    /// Limit refusals so far, by limit.
+    pub fn limit_hits(&self) -> BTreeMap<String, u64> {
+        self.limit_hits.lock().unwrap().clone()
+    }
+}
+
+/// The label value naming why an event failed.
+pub fn cause(f: &Failure) -> &'static str {
+    match f {
+        Failure::Handler(_) => "handler",
+        Failure::Deadline(_) => "deadline",
+        Failure::MemoryLimit(_) => "memory-limit",
+        Failure::Trap { .. } => "trap",
+        Failure::Guest(_) => "guest",
+    }
+}
+
+/// One workload figure of a container, read when the page is rendered.
+#[derive(Clone, Debug, Default)]
+pub struct WorkloadUsage {
+    /// The application.
+    pub app: String,
+    /// The unit, `app/N`.
+    pub unit: String,
+    /// The container's name.
+    pub container: String,
+    /// Bytes of memory the container's processes use now, when known.
+    pub memory_bytes: Option<u64>,
+    /// CPU time the container's processes used, in microseconds, when known.
+    pub cpu_micros: Option<u64>,
+}
+
+/// Writes one metric family: `# HELP`, `# TYPE`, then its samples.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, String)]) {
+    if samples.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let suffix = if kind == "counter" { "_total" } else { "" };
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{suffix}{{{labels}}} {value}");
+    }
+}
+
+/// A label value escaped as OpenMetrics requires (backslash, quote, newline).
+fn escape(value: &str) -> String {
+    let mut s = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// The whole page in the OpenMetrics text format, ending with `# EOF`.
+pub fn render(apps: &[(String, Arc<AppMetrics>)], workloads: &[WorkloadUsage]) -> String {
+    let mut out = String::new();
+    let app_label = |a: &str| format!("app=\"{}\"", escape(a));
+    let per_app = |f: &dyn Fn(&AppMetrics) -> String| -> Vec<(String, String)> {
+        apps.iter().map(|(a, m)| (app_label(a), f(m))).collect()
+    };
+    family(
+        &mut out,
+        "cairn_tenant_events",
+        "counter",
+        "Events delivered to the application's units.",
+        &per_app(&|m| m.events().to_string()),
+    );
+    let mut failures = Vec::new();
+    let mut limits = Vec::new();
+    for (a, m) in apps {
+        for (c, n) in m.failures() {
+            failures.push((format!("{},cause=\"{c}\"", app_label(a)), n.to_string()));
+        }
+        for (l, n) in m.limit_hits() {
+            limits.push((
+                format!("{},limit=\"{}\"", app_label(a), escape(&l)),
+                n.to_string(),
+            ));
+        }
+    }
+    family(
+        &mut out,
+        "cairn_tenant_event_failures",
+        "counter",
+        "Events that failed, by cause (handler, deadline, memory-limit, trap, guest).",
+        &failures,
+    );
+    family(
+        &mut out,
+        "cairn_tenant_limit_hits",
+        "counter",
+        "Requests refused or cut because they passed the tenant's budget, by limit.",
+        &limits,
+    );
+    family(
+        &mut out,
+        "cairn_tenant_dispatch_seconds",
+        "counter",
+        "Wall time spent delivering the application's events.",
+        &per_app(&|m| {
+            format!(
+                "{:.6}",
+                m.dispatch_micros.load(Ordering::Relaxed) as f64 / 1e6
+            )
+        }),
+    );
+    family(
+        &mut out,
+        "cairn_tenant_wasm_memory_peak_bytes",
+        "gauge",
+        "Largest linear memory one of the application's events reached.",
+        &per_app(&|m| m.wasm_memory_peak.load(Ordering::Relaxed).to_string()),
+    );
+    let container_labels = |w: &WorkloadUsage| {
+        format!(
+            "{},unit=\"{}\",container=\"{}\"",
+            app_label(&w.app),
+            escape(&w.unit),
+            escape(&w.container)
+        )
+    };
+    let memory: Vec<_> = workloads
+        .iter()
+        .filter_map(|w| Some((container_labels(w), w.memory_bytes?.to_string())))
+        .collect();
+    family(
+        &mut out,
+        "cairn_tenant_workload_memory_bytes",
+        "gauge",
+        "Memory the container's processes use (from its cgroup).",
+        &memory,
+    );
+    let cpu: Vec<_> = workloads
+        .iter()
+        .filter_map(|w| {
+            Some((
+                container_labels(w),
+                format!("{:.6}", w.cpu_micros? as f64 / 1e6),
+            ))
+        })
+        .collect();
+    family(
+        &mut out,
+        "cairn_tenant_workload_cpu_seconds",
+        "counter",
+        "CPU time the container's processes used (from its cgroup).",
+        &cpu,
+    );
+    out.push_str("# EOF\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn renders_counters_per_tenant_in_openmetrics_text() {
+        let m = Metrics::default();
+        let web = m.app("web");
+        web.record_event(Duration::from_millis(2), 1 << 20, None);
+        web.record_event(
+            Duration::from_millis(3),
+            2 << 20,
+            Some(&Failure::Deadline(Duration::from_secs(1))),
+        );
+        web.record_limit_hit("log-bytes");
+        m.app("db").record_event(Duration::from_micros(10), 0, None);
+        let text = render(
+            &m.snapshot(),
+            &[WorkloadUsage {
+                app: "web".into(),
+                unit: "web/0".into(),
+                container: "srv".into(),
+                memory_bytes: Some(4096),
+                cpu_micros: Some(1_500_000),
+            }],
+        );
+        for line in [
+            "# TYPE cairn_tenant_events counter",
+            "cairn_tenant_events_total{app=\"db\"} 1",
+            "cairn_tenant_events_total{app=\"web\"} 2",
+            "cairn_tenant_event_failures_total{app=\"web\",cause=\"deadline\"} 1",
+            "cairn_tenant_limit_hits_total{app=\"web\",limit=\"log-bytes\"} 1",
+            "cairn_tenant_dispatch_seconds_total{app=\"web\"} 0.005000",
+            "cairn_tenant_wasm_memory_peak_bytes{app=\"web\"} 2097152",
+            "cairn_tenant_workload_memory_bytes{app=\"web\",unit=\"web/0\",container=\"srv\"} 4096",
+            "cairn_tenant_workload_cpu_seconds_total{app=\"web\",unit=\"web/0\",container=\"srv\"} 1.500000",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        // A family is announced once, before its samples.
+        assert_eq!(text.matches("# TYPE cairn_tenant_events ").count(), 1);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::default();
+        m.app("a").record_limit_hit("odd\"name\\\n");
+        let text = render(&m.snapshot(), &[]);
+        assert!(
+            text.contains("limit=\"odd\\\"name\\\\\\n\""),
+            "label not escaped: {text}"
+        );
+    }
+
+    #[test]
+    fn a_forgotten_app_leaves_the_page() {
+        let m = Metrics::default();
+        m.app("gone").record_event(Duration::ZERO, 0, None);
+        m.forget("gone");
+        assert_eq!(render(&m.snapshot(), &[]), "# EOF\n");
+    }
+}
