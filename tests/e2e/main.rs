@@ -5,6 +5,7 @@
 mod actions;
 mod checks_notices;
 mod common;
+mod hostile;
 mod lifecycle;
 mod limits;
 mod metrics;
