@@ -32,6 +32,7 @@ pub mod files;
 pub mod groups;
 pub mod logs;
 mod metrics;
+pub mod namespaces;
 pub mod notices;
 pub mod persist;
 pub mod reaper;
@@ -79,6 +80,10 @@ pub struct SupervisorOptions {
     /// run with it as `/`, and the files API resolves paths inside it. `None` for a shared
     /// container, which sees the host's filesystem as Pebble in a pod.
     pub root: Option<PathBuf>,
+    /// Strict tenancy (`namespaces.rs`): the isolated container's processes also run in
+    /// user, pid (and optionally network) namespaces of their own, as the container's ids.
+    /// Needs `root`.
+    pub strict: Option<namespaces::StrictOptions>,
 }
 
 impl SupervisorOptions {
@@ -89,6 +94,7 @@ impl SupervisorOptions {
             env: Vec::new(),
             persist: true,
             root: None,
+            strict: None,
         }
     }
 }
@@ -154,9 +160,19 @@ impl Supervisor {
         if !left.is_empty() {
             tracing::warn!("Terminated services left running by a previous run: {left:?}");
         }
-        let root = match &opts.root {
-            Some(dir) => Some(sandbox::Root::prepare(dir).map_err(io("prepare container root"))?),
-            None => None,
+        let root = match (&opts.root, opts.strict) {
+            (Some(dir), None) => {
+                Some(sandbox::Root::prepare(dir).map_err(io("prepare container root"))?)
+            }
+            (Some(dir), Some(strict)) => Some(
+                sandbox::Root::prepare_strict(dir, strict).map_err(io("prepare container root"))?,
+            ),
+            (None, Some(_)) => {
+                return Err(SupervisorError::BadRequest(
+                    "cannot open container: strict tenancy needs an isolated root".into(),
+                ));
+            }
+            (None, None) => None,
         };
         let mut persisted = if opts.persist {
             PersistedState::read(&opts.dir)
