@@ -115,6 +115,13 @@ async fn strict_containers_cannot_see_or_signal_each_other() {
         .await
         .unwrap();
     let victim = b.service_pid("victim").unwrap();
+    // The leader recorded its group by its host pid (not its pid inside, 2).
+    let journal = std::fs::read_to_string(bdir.join(crate::groups::GROUPS_FILE)).unwrap();
+    let starts: Vec<&str> = journal.lines().filter(|l| l.contains("pgid")).collect();
+    assert!(!starts.is_empty(), "{journal}");
+    for line in starts {
+        assert!(line.contains(&format!("\"pgid\":{victim},")), "{journal}");
+    }
     // Inside b, the service is not pid 1 (the init is), and b sees it.
     let (_, inside_b) = exec(&b, &["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"]).await;
     assert!(inside_b.contains("sleep 4321"), "{inside_b}");
