@@ -231,6 +231,15 @@ impl Supervisor {
         &self.inner.dir
     }
 
+    /// Kills every process of a strict container at once, those that left their process
+    /// group and session included (its pid namespace's init, and with it the namespace);
+    /// nothing for other containers. For removal, after the services were stopped.
+    pub fn kill_namespace(&self) {
+        if let Some(st) = self.inner.container.strict() {
+            st.kill_all();
+        }
+    }
+
     /// The root of an isolated container (`None` when shared): what the files functions
     /// resolve paths in.
     pub fn root(&self) -> Option<&sandbox::Root> {

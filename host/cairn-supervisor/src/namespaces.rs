@@ -38,6 +38,18 @@ pub const DEFAULT_ID_BASE: u32 = 0x4000_0000;
 /// The id an unmapped host id shows as inside a container (the kernel's overflow id).
 pub const OVERFLOW_ID: u32 = 65534;
 
+/// Whether tenants are kept apart from each other and from the host (`cairn run
+/// --tenancy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tenancy {
+    /// Containers as configured (shared or isolated), workloads trusted.
+    #[default]
+    Shared,
+    /// Every container isolated, in user, pid (and optionally network) namespaces of its
+    /// own, with a minimal environment and capability set.
+    Strict,
+}
+
 /// Which processes a strict container's workloads may reach over the network.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum NetMode {
@@ -524,6 +536,14 @@ impl Strict {
         let n = Arc::new(Namespaces::create(self.opts)?);
         *ns = Some(n.clone());
         Ok(n)
+    }
+
+    /// Kills every process of the container (the init, and with it the namespace) and
+    /// forgets the namespaces; the next process makes them anew.
+    pub(crate) fn kill_all(&self) {
+        if let Some(n) = self.ns.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            n.kill_all();
+        }
     }
 
     /// The namespaces if they exist.
