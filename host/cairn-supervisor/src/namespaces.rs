@@ -13,12 +13,13 @@
 //!   process groups and exit codes are unchanged, and no service is ever pid 1. When the
 //!   init dies the kernel kills everything in the namespace: dropping the container's
 //!   namespaces SIGKILLs the init;
-//! - with [`NetMode::None`], a **network namespace** with only a loopback interface.
+//! - with [`NetMode::None`], a **network namespace** with only a loopback interface; and
+//!   always IPC and UTS namespaces (System V IPC and the host name of its own).
 //!
 //! The namespaces are made by a short-lived helper process (user and network: a process
 //! that unshares them and waits while the supervisor writes its id maps) and by the init
 //! (pid); their descriptors are kept, and each child joins them between fork and exec
-//! ([`enter_in_child`]): network first, then the mounts (as host root), then the user
+//! (`ChildSetup`): IPC, UTS and network first, then the mounts (as host root), then the user
 //! namespace, the container credentials, the capability bounding set, a minimal capability
 //! set and `no_new_privs`.
 
@@ -288,7 +289,9 @@ pub(crate) struct Namespaces {
     exited: Mutex<oneshot::Receiver<crate::reaper::ExitCode>>,
     pid: OwnedFd,
     user: OwnedFd,
-    net: Option<OwnedFd>,
+    /// IPC, UTS and (with [`NetMode::None`]) network: owned by the host's user namespace,
+    /// joined before the user namespace.
+    others: Vec<OwnedFd>,
     /// The container's id range.
     ids: IdMap,
 }
@@ -330,7 +333,7 @@ impl Namespaces {
     /// Creates the namespaces (on the spawner thread).
     fn create(opts: StrictOptions) -> std::io::Result<Namespaces> {
         crate::reaper::on_spawner(move |register| {
-            let (user, net) = make_user_ns(opts)?;
+            let (user, others) = make_user_ns(opts)?;
             let (init, init_fd, pid) = make_init()?;
             let exited = register(init);
             Ok(Namespaces {
@@ -339,7 +342,7 @@ impl Namespaces {
                 exited: Mutex::new(exited),
                 pid,
                 user,
-                net,
+                others,
                 ids: opts.ids,
             })
         })?
@@ -383,7 +386,7 @@ unsafe fn loopback_up() -> bool {
 /// Makes the user namespace (and the network namespace when asked) through a helper
 /// process: it unshares them and waits while this process writes its id maps, then the
 /// namespaces live on through the descriptors returned.
-fn make_user_ns(opts: StrictOptions) -> std::io::Result<(OwnedFd, Option<OwnedFd>)> {
+fn make_user_ns(opts: StrictOptions) -> std::io::Result<(OwnedFd, Vec<OwnedFd>)> {
     let (go_r, go_w) = pipe()?;
     let (ready_r, ready_w) = pipe()?;
     let net = opts.net == NetMode::None;
@@ -398,9 +401,11 @@ fn make_user_ns(opts: StrictOptions) -> std::io::Result<(OwnedFd, Option<OwnedFd
             libc::dup2(go_r.as_raw_fd(), 0);
             libc::dup2(ready_w.as_raw_fd(), 1);
             libc::syscall(libc::SYS_close_range, 2u32, u32::MAX, 0u32);
-            let mut ok = true;
+            // IPC and UTS always (System V IPC objects and the host name are the
+            // container's own), owned like the network by the host's user namespace.
+            let mut ok = libc::unshare(libc::CLONE_NEWIPC | libc::CLONE_NEWUTS) == 0;
             if net {
-                ok = libc::unshare(libc::CLONE_NEWNET) == 0 && loopback_up();
+                ok = ok && libc::unshare(libc::CLONE_NEWNET) == 0 && loopback_up();
             }
             ok = ok && libc::unshare(libc::CLONE_NEWUSER) == 0;
             if ok {
@@ -430,12 +435,16 @@ fn make_user_ns(opts: StrictOptions) -> std::io::Result<(OwnedFd, Option<OwnedFd
         std::fs::write(format!("/proc/{pid}/uid_map"), &map)?;
         std::fs::write(format!("/proc/{pid}/gid_map"), &map)?;
         let user = open_ns(Path::new(&format!("/proc/{pid}/ns/user")))?;
-        let net = if net {
-            Some(open_ns(Path::new(&format!("/proc/{pid}/ns/net")))?)
+        let mut others = Vec::new();
+        let kinds: &[&str] = if net {
+            &["ipc", "uts", "net"]
         } else {
-            None
+            &["ipc", "uts"]
         };
-        Ok((user, net))
+        for kind in kinds {
+            others.push(open_ns(Path::new(&format!("/proc/{pid}/ns/{kind}")))?);
+        }
+        Ok((user, others))
     })();
     drop(go_w);
     reap();
@@ -587,7 +596,8 @@ const CAP_V3: u32 = 0x2008_0522;
 /// namespaces to join and its credentials (container ids).
 pub(crate) struct ChildSetup {
     user: RawFd,
-    net: Option<RawFd>,
+    /// IPC, UTS and maybe network namespaces.
+    others: Vec<RawFd>,
     creds: (u32, u32),
     /// Keeps the descriptors open until the command is dropped.
     _ns: Arc<Namespaces>,
@@ -599,18 +609,19 @@ impl ChildSetup {
         ns.ids.creds_to_host(creds)?;
         Ok(ChildSetup {
             user: ns.user.as_raw_fd(),
-            net: ns.net.as_ref().map(|f| f.as_raw_fd()),
+            others: ns.others.iter().map(|f| f.as_raw_fd()).collect(),
             creds,
             _ns: ns,
         })
     }
 
-    /// Joins the network namespace; before the mounts. Async-signal-safe.
-    pub(crate) fn enter_net(&self) -> std::io::Result<()> {
-        match self.net {
-            Some(fd) => setns(fd, libc::CLONE_NEWNET),
-            None => Ok(()),
+    /// Joins the IPC, UTS and network namespaces (which need the host's root); before the
+    /// mounts. Async-signal-safe.
+    pub(crate) fn enter_others(&self) -> std::io::Result<()> {
+        for fd in &self.others {
+            setns(*fd, 0)?;
         }
+        Ok(())
     }
 
     /// Joins the user namespace, takes the container credentials, keeps only

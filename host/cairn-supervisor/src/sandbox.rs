@@ -514,7 +514,7 @@ impl Root {
                     }
                 };
                 if let Some(st) = &strict {
-                    st.enter_net()?;
+                    st.enter_others()?;
                 }
                 check(libc::unshare(libc::CLONE_NEWNS))?;
                 check(libc::mount(

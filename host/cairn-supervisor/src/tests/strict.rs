@@ -260,6 +260,19 @@ async fn strict_workloads_get_a_minimal_environment_and_no_network() {
     );
     let (_, out) = exec(&s, &["/usr/bin/python3", "-c", &probe]).await;
     assert_eq!(out, "refused\n");
+    // Its network, IPC, UTS, pid and user namespaces are none of the host's.
+    let kinds = ["net", "ipc", "uts", "pid", "user"];
+    let script: Vec<String> = kinds
+        .iter()
+        .map(|k| format!("readlink /proc/self/ns/{k}"))
+        .collect();
+    let (_, out) = exec(&s, &["sh", "-c", &script.join("; ")]).await;
+    let inside: Vec<&str> = out.lines().collect();
+    assert_eq!(inside.len(), kinds.len(), "{out}");
+    for (k, seen) in kinds.iter().zip(inside) {
+        let host = std::fs::read_link(format!("/proc/self/ns/{k}")).unwrap();
+        assert_ne!(host.to_str().unwrap(), seen, "{k}");
+    }
     drop(listener);
     let _ = std::fs::remove_dir_all(&dir);
 }
