@@ -14,4 +14,5 @@ mod pebble_cli;
 mod recovery;
 mod restart;
 mod sandbox;
+mod strict;
 mod torture;

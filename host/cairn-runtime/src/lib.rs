@@ -19,6 +19,7 @@ pub mod types;
 pub mod wasm;
 
 pub use actions::{ActionRecord, ActionStatus};
+pub use cairn_supervisor::namespaces::{NetMode, Tenancy};
 pub use model::host::{ContainerMode, Host, HostConfig, IN_ROOT_SOCKET};
 pub use model::report::{AppReport, ContainerReport, ServiceReport, StatusReport, UnitReport};
 pub use model::unit::{HistoryEntry, UnitRecord};

@@ -30,7 +30,7 @@ impl Inner {
                 "cannot find executable {program:?}"
             )));
         };
-        let (env, dir) = exec::resolve(&args, &self.container.env, root)
+        let (env, dir) = exec::resolve(&args, &self.container.base_env(), root)
             .map_err(|e| SupervisorError::Internal(format!("cannot call exec: {e}")))?;
         args.command[0] = resolved;
         let summary = format!("Execute command {program:?}");

@@ -199,9 +199,13 @@ pub(crate) fn resolve(
     if args.interactive && !args.terminal {
         return Err("cannot use interactive mode without a terminal".into());
     }
-    let mut env: BTreeMap<String, String> = std::env::vars().collect();
-    env.extend(base.iter().cloned());
-    let me = nix::unistd::getuid().as_raw();
+    // `base` holds the inherited environment too (the host's, or a strict container's
+    // minimal one, whose processes run as its root by default).
+    let mut env: BTreeMap<String, String> = base.iter().cloned().collect();
+    let me = match root.and_then(|r| r.ids()) {
+        Some(_) => 0,
+        None => nix::unistd::getuid().as_raw(),
+    };
     if args.user_id.is_some_and(|u| u != me) {
         env.remove("HOME");
         env.remove("USER");

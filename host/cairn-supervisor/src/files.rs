@@ -199,15 +199,21 @@ pub struct FileInfo {
     pub group: String,
 }
 
-fn info(path: &Path, meta: &std::fs::Metadata) -> FileInfo {
+/// A file's metadata as the files API reports it: owners are container ids in a strict
+/// container (host ids outside its range show as the kernel's overflow id, as inside).
+fn info(root: Option<&Root>, path: &Path, meta: &std::fs::Metadata) -> FileInfo {
     let modified = time::OffsetDateTime::from_unix_timestamp(meta.mtime())
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let user = nix::unistd::User::from_uid(meta.uid().into())
+    let (uid, gid) = match root.and_then(|r| r.ids()) {
+        Some(m) => (m.to_container(meta.uid()), m.to_container(meta.gid())),
+        None => (meta.uid(), meta.gid()),
+    };
+    let user = nix::unistd::User::from_uid(uid.into())
         .ok()
         .flatten()
         .map(|u| u.name)
         .unwrap_or_default();
-    let group = nix::unistd::Group::from_gid(meta.gid().into())
+    let group = nix::unistd::Group::from_gid(gid.into())
         .ok()
         .flatten()
         .map(|g| g.name)
@@ -222,9 +228,9 @@ fn info(path: &Path, meta: &std::fs::Metadata) -> FileInfo {
         size: meta.is_file().then_some(meta.len()),
         permissions: meta.permissions().mode() & 0o777,
         last_modified: modified,
-        user_id: Some(meta.uid()),
+        user_id: Some(uid),
         user,
-        group_id: Some(meta.gid()),
+        group_id: Some(gid),
         group,
     }
 }
@@ -259,7 +265,7 @@ pub fn list(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "/".into());
         if pattern.is_empty() || glob_match(pattern, &name)? {
-            out.push(info(p, &meta));
+            out.push(info(root, p, &meta));
         }
         return Ok(out);
     }
@@ -274,7 +280,7 @@ pub fn list(
         let full = p.join(&name);
         let meta = std::fs::symlink_metadata(h.path().join(&name))
             .map_err(|e| path_error("lstat", &full, &e))?;
-        out.push(info(&full, &meta));
+        out.push(info(root, &full, &meta));
     }
     Ok(out)
 }
@@ -319,9 +325,18 @@ fn parse_permissions(s: &str, default: u32) -> Result<u32, FileError> {
     }
 }
 
-fn owner(o: &Ownership) -> Result<Option<(u32, u32)>, FileError> {
-    users::normalize(o.user_id, o.group_id, &o.user, &o.group)
-        .map_err(|e| FileError::generic(format!("cannot look up user and group: {e}")))
+/// The host owner to give a new file: the one asked for, as container ids in a strict
+/// container (whose files belong to its root when none is asked for), mapped to host ids.
+fn owner(root: Option<&Root>, o: &Ownership) -> Result<Option<(u32, u32)>, FileError> {
+    let asked = users::normalize(o.user_id, o.group_id, &o.user, &o.group)
+        .map_err(|e| FileError::generic(format!("cannot look up user and group: {e}")))?;
+    match root.and_then(|r| r.ids()) {
+        Some(m) => m
+            .creds_to_host(asked.unwrap_or((0, 0)))
+            .map(Some)
+            .map_err(|e| FileError::generic(format!("cannot look up user and group: {e}"))),
+        None => Ok(asked),
+    }
 }
 
 /// `mkdir -p` with the mode forced (umask ignored) and ownership applied to the
@@ -388,7 +403,7 @@ pub fn make_dir(
 ) -> Result<(), FileError> {
     let p = absolute(path)?;
     let mode = parse_permissions(&o.permissions, 0o755)?;
-    let own = owner(o)?;
+    let own = owner(root, o)?;
     if make_parents {
         return mkdir_all(root, p, mode, own);
     }
@@ -460,7 +475,7 @@ impl Writer {
     /// Checks the item and opens the temporary file.
     pub fn create(root: Option<&Root>, item: &WriteItem) -> Result<Writer, FileError> {
         let p = absolute(&item.path)?;
-        let own = owner(&item.ownership)?;
+        let own = owner(root, &item.ownership)?;
         let dir = p.parent().unwrap_or(Path::new("/"));
         if item.make_dirs {
             mkdir_all(root, dir, 0o755, own).map_err(|e| FileError {

@@ -187,6 +187,13 @@ fn child_record(journal: RawFd, proc_dir: RawFd, tail: &[u8]) {
         let Some((_, _, start)) = parse_stat(&stat[..n as usize]) else {
             return;
         };
+        // The pid as the host sees it (the stat of the host's /proc), not getpid(): in a
+        // strict container's pid namespace that is the pid inside.
+        let host_pid = stat
+            .iter()
+            .position(|b| *b == b' ')
+            .and_then(|end| parse_num(&stat[..end]));
+        let pid = host_pid.map_or(pid as u64, |p| p);
         let mut head = [0u8; 80];
         let mut len = 0;
         let mut put = |bytes: &[u8]| {
@@ -194,7 +201,7 @@ fn child_record(journal: RawFd, proc_dir: RawFd, tail: &[u8]) {
             len += bytes.len();
         };
         put(b"{\"pgid\":");
-        put(digits(pid as u64, &mut [0u8; 20]));
+        put(digits(pid, &mut [0u8; 20]));
         put(b",\"start_time\":");
         put(digits(start, &mut [0u8; 20]));
         let iov = [

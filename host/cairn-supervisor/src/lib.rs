@@ -32,6 +32,7 @@ pub mod files;
 pub mod groups;
 pub mod logs;
 mod metrics;
+pub mod namespaces;
 pub mod notices;
 pub mod persist;
 pub mod reaper;
@@ -88,6 +89,10 @@ pub struct SupervisorOptions {
     /// run with it as `/`, and the files API resolves paths inside it. `None` for a shared
     /// container, which sees the host's filesystem as Pebble in a pod.
     pub root: Option<PathBuf>,
+    /// Strict tenancy (`namespaces.rs`): the isolated container's processes also run in
+    /// user, pid (and optionally network) namespaces of their own, as the container's ids.
+    /// Needs `root`.
+    pub strict: Option<namespaces::StrictOptions>,
 }
 
 impl SupervisorOptions {
@@ -98,6 +103,7 @@ impl SupervisorOptions {
             env: Vec::new(),
             persist: true,
             root: None,
+            strict: None,
         }
     }
 }
@@ -163,9 +169,19 @@ impl Supervisor {
         if !left.is_empty() {
             tracing::warn!("Terminated services left running by a previous run: {left:?}");
         }
-        let root = match &opts.root {
-            Some(dir) => Some(sandbox::Root::prepare(dir).map_err(io("prepare container root"))?),
-            None => None,
+        let root = match (&opts.root, opts.strict) {
+            (Some(dir), None) => {
+                Some(sandbox::Root::prepare(dir).map_err(io("prepare container root"))?)
+            }
+            (Some(dir), Some(strict)) => Some(
+                sandbox::Root::prepare_strict(dir, strict).map_err(io("prepare container root"))?,
+            ),
+            (None, Some(_)) => {
+                return Err(SupervisorError::BadRequest(
+                    "cannot open container: strict tenancy needs an isolated root".into(),
+                ));
+            }
+            (None, None) => None,
         };
         let mut persisted = if opts.persist {
             PersistedState::read(&opts.dir)
@@ -228,6 +244,15 @@ impl Supervisor {
     /// the host gives the container no cgroup or the controller is missing).
     pub fn resource_usage(&self) -> ResourceUsage {
         cgroup::usage(&self.inner.dir)
+    }
+
+    /// Kills every process of a strict container at once, those that left their process
+    /// group and session included (its pid namespace's init, and with it the namespace);
+    /// nothing for other containers. For removal, after the services were stopped.
+    pub fn kill_namespace(&self) {
+        if let Some(st) = self.inner.container.strict() {
+            st.kill_all();
+        }
     }
 
     /// The root of an isolated container (`None` when shared): what the files functions

@@ -143,7 +143,15 @@ fn spawner() -> &'static std::sync::mpsc::Sender<Job> {
 /// (`PR_SET_PDEATHSIG`, set last before exec, so after any user switch, which would clear
 /// it), and never runs its command if this process died before that was set: a crash of the
 /// supervisor cannot leave a process it started behind unrecorded.
-pub fn spawn(mut cmd: Command) -> std::io::Result<(Child, oneshot::Receiver<ExitCode>)> {
+pub fn spawn(cmd: Command) -> std::io::Result<(Child, oneshot::Receiver<ExitCode>)> {
+    spawn_in(cmd, None)
+}
+
+/// [`spawn`] into the pid namespace of a strict container (`namespaces.rs`) when given.
+pub(crate) fn spawn_in(
+    mut cmd: Command,
+    ns: Option<std::sync::Arc<crate::namespaces::Namespaces>>,
+) -> std::io::Result<(Child, oneshot::Receiver<ExitCode>)> {
     let parent = nix::unistd::getpid().as_raw();
     // SAFETY: prctl and getppid are async-signal-safe and touch only the child's own state.
     unsafe {
@@ -156,7 +164,9 @@ pub fn spawn(mut cmd: Command) -> std::io::Result<(Child, oneshot::Receiver<Exit
                 return Err(std::io::Error::last_os_error());
             }
             // The parent died before the signal was armed: the child was re-parented.
-            if nix::libc::getppid() != parent {
+            // (A parent outside the child's pid namespace reads as 0.)
+            let ppid = nix::libc::getppid();
+            if ppid != parent && ppid != 0 {
                 return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
             }
             Ok(())
@@ -166,7 +176,13 @@ pub fn spawn(mut cmd: Command) -> std::io::Result<(Child, oneshot::Receiver<Exit
     let job: Job = Box::new(move || {
         let reg = registry();
         let mut waiting = reg.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        let result = cmd.spawn().map(|child| {
+        let spawned = match &ns {
+            Some(ns) => {
+                crate::namespaces::fork_in_pid_ns(ns.pid_ns(), || cmd.spawn()).and_then(|r| r)
+            }
+            None => cmd.spawn(),
+        };
+        let result = spawned.map(|child| {
             let (exit_tx, exit_rx) = oneshot::channel();
             waiting.insert(child.id() as i32, exit_tx);
             (child, exit_rx)
@@ -179,6 +195,28 @@ pub fn spawn(mut cmd: Command) -> std::io::Result<(Child, oneshot::Receiver<Exit
     let gone = || std::io::Error::other("the spawner thread is gone");
     spawner().send(job).map_err(|_| gone())?;
     rx.recv().map_err(|_| gone())?
+}
+
+/// Runs `f` on the spawner thread with the registry locked, for forks that must happen
+/// there (a strict container's init); `f` registers a pid it forked with the function it is
+/// given, which returns the receiver of that pid's exit code.
+pub(crate) fn on_spawner<T: Send + 'static>(
+    f: impl FnOnce(&mut dyn FnMut(i32) -> oneshot::Receiver<ExitCode>) -> T + Send + 'static,
+) -> std::io::Result<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let reg = registry();
+        let mut waiting = reg.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let mut register = |pid: i32| {
+            let (exit_tx, exit_rx) = oneshot::channel();
+            waiting.insert(pid, exit_tx);
+            exit_rx
+        };
+        let _ = tx.send(f(&mut register));
+    });
+    let gone = || std::io::Error::other("the spawner thread is gone");
+    spawner().send(job).map_err(|_| gone())?;
+    rx.recv().map_err(|_| gone())
 }
 
 #[cfg(test)]

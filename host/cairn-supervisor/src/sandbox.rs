@@ -67,6 +67,8 @@ struct RootInner {
     binds: Vec<(String, OwnedFd)>,
     /// System names that are links on the host (`bin -> usr/bin`): (name, target).
     links: Vec<(String, String)>,
+    /// Strict tenancy: the container's id range and namespaces.
+    strict: Option<crate::namespaces::Strict>,
 }
 
 /// Names under `/` that are mount points inside the container (`/proc`, `/dev`): the files
@@ -191,6 +193,23 @@ impl Root {
     /// Prepares `dir` as a container root (creating it and the mount points it needs,
     /// through descriptors, so links the container left are never followed) and opens it.
     pub fn prepare(dir: impl Into<PathBuf>) -> std::io::Result<Root> {
+        Root::prepare_with(dir, None)
+    }
+
+    /// [`Root::prepare`] for a strict container (`namespaces.rs`): its root, `/tmp` and
+    /// `/root` are owned by the container's root (the first id of its range), and its
+    /// processes run in its user, pid and network namespaces.
+    pub fn prepare_strict(
+        dir: impl Into<PathBuf>,
+        opts: crate::namespaces::StrictOptions,
+    ) -> std::io::Result<Root> {
+        Root::prepare_with(dir, Some(opts))
+    }
+
+    fn prepare_with(
+        dir: impl Into<PathBuf>,
+        strict: Option<crate::namespaces::StrictOptions>,
+    ) -> std::io::Result<Root> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
         let fd = nix::fcntl::open(
@@ -237,12 +256,30 @@ impl Root {
         ] {
             ensure_dir(&rw, name, mode)?;
         }
+        if let Some(o) = &strict {
+            let owner = (
+                Some(nix::unistd::Uid::from_raw(o.ids.base)),
+                Some(nix::unistd::Gid::from_raw(o.ids.base)),
+            );
+            nix::unistd::fchown(&rw, owner.0, owner.1).map_err(os_err)?;
+            for name in ["tmp", "root"] {
+                nix::unistd::fchownat(
+                    &rw,
+                    name,
+                    owner.0,
+                    owner.1,
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(os_err)?;
+            }
+        }
         Ok(Root {
             inner: Arc::new(RootInner {
                 dir,
                 fd,
                 binds,
                 links,
+                strict: strict.map(crate::namespaces::Strict::new),
             }),
         })
     }
@@ -250,6 +287,17 @@ impl Root {
     /// The root on the host.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The strict container's id range (`None` unless strict): what the files API maps
+    /// owners through.
+    pub fn ids(&self) -> Option<crate::namespaces::IdMap> {
+        self.inner.strict.as_ref().map(|s| s.opts.ids)
+    }
+
+    /// The strict container's namespaces, when strict.
+    pub(crate) fn strict(&self) -> Option<&crate::namespaces::Strict> {
+        self.inner.strict.as_ref()
     }
 
     /// The system directory a cleaned path starts in, following the host's system links
@@ -407,6 +455,18 @@ impl Root {
         working_dir: &str,
         creds: Option<(u32, u32)>,
     ) -> std::io::Result<()> {
+        // A strict container: its namespaces (made at its first process) and the container
+        // credentials, root's by default.
+        let strict = match &self.inner.strict {
+            Some(st) => {
+                let ns = st.namespaces()?;
+                Some(
+                    crate::namespaces::ChildSetup::new(ns, creds.unwrap_or((0, 0)))
+                        .map_err(std::io::Error::other)?,
+                )
+            }
+            None => None,
+        };
         let root = &self.inner.dir;
         let root_c = cstr(root)?;
         let mut binds = Vec::new();
@@ -453,6 +513,9 @@ impl Root {
                         Ok(())
                     }
                 };
+                if let Some(st) = &strict {
+                    st.enter_others()?;
+                }
                 check(libc::unshare(libc::CLONE_NEWNS))?;
                 check(libc::mount(
                     none,
@@ -547,7 +610,9 @@ impl Root {
                     check(libc::chroot(c".".as_ptr()))?;
                 }
                 check(libc::chdir(wd.as_ptr()))?;
-                if let Some((uid, gid)) = creds {
+                if let Some(st) = &strict {
+                    st.enter_user()?;
+                } else if let Some((uid, gid)) = creds {
                     check(libc::setgroups(0, std::ptr::null()))?;
                     check(libc::setgid(gid))?;
                     check(libc::setuid(uid))?;
@@ -579,6 +644,8 @@ pub(crate) fn place(
 ) -> std::io::Result<()> {
     let switch = creds.filter(|(u, g)| !crate::users::is_current(*u, *g));
     match root {
+        // In a strict container the ids are the container's: always switched to.
+        Some(r) if r.strict().is_some() => r.confine(cmd, working_dir, creds),
         Some(r) => r.confine(cmd, working_dir, switch),
         None => {
             if !working_dir.is_empty() {

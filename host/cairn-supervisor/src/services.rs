@@ -265,7 +265,7 @@ impl ServiceManager {
         // Held across the spawn: the journal the child appends to stays the current one.
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         groups.record_in_child(&mut cmd, label, kill_delay);
-        let (child, exit) = reaper::spawn(cmd)?;
+        let (child, exit) = reaper::spawn_in(cmd, self.container.pid_ns())?;
         #[cfg(test)]
         crate::tests::procs::die_after_spawn_if_asked();
         groups.started(child.id() as i32, label, kill_delay);
@@ -672,8 +672,7 @@ impl ServiceManager {
         };
         let mut cmd = Command::new(program);
         cmd.args(rest).process_group(0).stdin(Stdio::null());
-        let mut env: HashMap<String, String> = std::env::vars().collect();
-        env.extend(self.container.env.iter().cloned());
+        let mut env: HashMap<String, String> = self.container.base_env().into_iter().collect();
         let mut svc_env = s.config.environment.clone();
         let creds = users::normalize(
             s.config.user_id,

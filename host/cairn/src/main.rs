@@ -51,6 +51,24 @@ enum Containers {
     Isolated,
 }
 
+/// `cairn run --tenancy`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TenancyArg {
+    /// Workloads are trusted.
+    Shared,
+    /// Workloads are kept apart by namespaces.
+    Strict,
+}
+
+/// `cairn run --tenancy-net`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TenancyNet {
+    /// The host's network.
+    Host,
+    /// Loopback only.
+    None,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the host daemon on the state directory.
@@ -76,6 +94,18 @@ enum Command {
         /// needs root).
         #[arg(long, value_enum, default_value_t = Containers::Shared)]
         containers: Containers,
+        /// `strict` keeps tenants apart from each other and the host: every container
+        /// isolated, in user, pid (and with `--tenancy-net none`, network) namespaces of its
+        /// own, its root an unprivileged host id, a minimal environment and capability set
+        /// (see README "Tenancy"; needs root).
+        #[arg(long, value_enum, default_value_t = TenancyArg::Shared)]
+        tenancy: TenancyArg,
+        /// The network of strict containers: `host` (the host's) or `none` (loopback only).
+        #[arg(long, value_enum, default_value_t = TenancyNet::Host)]
+        tenancy_net: TenancyNet,
+        /// The first host uid/gid of strict containers' ranges (65536 ids each).
+        #[arg(long, default_value_t = cairn_supervisor::namespaces::DEFAULT_ID_BASE)]
+        tenancy_id_base: u32,
         /// Whether to use wasmtime's pooling allocator where the machine allows it
         /// (`false` to allocate instances on demand).
         #[arg(long, env = "CAIRN_POOLING", default_value_t = true, action = clap::ArgAction::Set,
@@ -224,6 +254,8 @@ fn split_kv(items: &[String]) -> Result<Vec<(String, String)>> {
 }
 
 fn main() {
+    // A strict container's init is this binary started afresh: it runs nothing else.
+    cairn_supervisor::namespaces::run_init_if_asked();
     // Invoked as `pebble` (a symlink), behave as `cairn pebble`.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let invoked_as = args.first().and_then(|a| {
@@ -331,10 +363,22 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             retry_delay,
             cache_dir,
             containers,
+            tenancy,
+            tenancy_net,
+            tenancy_id_base,
             pooling,
             metrics_listen,
         } => {
             let mut config = HostConfig::new(&dir);
+            config.tenancy = match tenancy {
+                TenancyArg::Shared => cairn_runtime::Tenancy::Shared,
+                TenancyArg::Strict => cairn_runtime::Tenancy::Strict,
+            };
+            config.tenancy_net = match tenancy_net {
+                TenancyNet::Host => cairn_runtime::NetMode::Host,
+                TenancyNet::None => cairn_runtime::NetMode::None,
+            };
+            config.tenancy_id_base = tenancy_id_base;
             config.containers = match containers {
                 Containers::Shared => cairn_runtime::ContainerMode::Shared,
                 Containers::Isolated => cairn_runtime::ContainerMode::Isolated,

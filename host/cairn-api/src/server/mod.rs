@@ -338,6 +338,10 @@ pub async fn serve_with(
                 };
                 backoff.reset();
                 let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
+                // A strict container's root (the first host id of its range) is the admin
+                // of its own Pebble, as root in a pod is.
+                let tenant_root = api.sup.root().and_then(|r| r.ids()).map(|m| m.base);
+                let uid = if tenant_root == Some(uid) { 0 } else { uid };
                 let Some(admission) =
                     admit_or_refuse(&limits, &count, uid, &stream, |s, b| s.try_write(b))
                 else {

@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cairn_supervisor::namespaces::{IdAllocator, NetMode, StrictOptions, Tenancy};
 use cairn_supervisor::{Supervisor, SupervisorOptions};
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +66,14 @@ pub struct HostConfig {
     pub retry_max: Duration,
     /// Whether unit containers share the host's filesystem or each get a root of its own.
     pub containers: ContainerMode,
+    /// Whether tenants are kept apart (`strict`: every container isolated and in user, pid
+    /// and optionally network namespaces of its own; see cairn-supervisor's `namespaces`).
+    pub tenancy: Tenancy,
+    /// The network of strict containers.
+    pub tenancy_net: NetMode,
+    /// The first host id of strict containers' id ranges (each gets
+    /// `cairn_supervisor::namespaces::RANGE_SIZE` ids, recorded in `<dir>/id-ranges.json`).
+    pub tenancy_id_base: u32,
     /// Cargo target directories searched first for a charm directory's built component
     /// (the binary passes `CARGO_TARGET_DIR`); `target/` directories above the charm are
     /// searched after them.
@@ -102,6 +111,9 @@ impl HostConfig {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             containers: ContainerMode::Shared,
+            tenancy: Tenancy::Shared,
+            tenancy_net: NetMode::Host,
+            tenancy_id_base: cairn_supervisor::namespaces::DEFAULT_ID_BASE,
             target_dirs: Vec::new(),
         }
     }
@@ -220,6 +232,9 @@ struct HostInner {
     actions: Arc<ActionStore>,
     /// Per-tenant counters (`cairn metrics`).
     metrics: super::metrics::Metrics,
+    /// Strict containers' host id ranges, by container directory (relative to the state
+    /// directory).
+    ids: IdAllocator,
 }
 
 fn valid_app_name(name: &str) -> bool {
@@ -270,8 +285,10 @@ impl Host {
             .await
             .map_err(|e| RuntimeError::Engine(e.into()))??;
         let actions = Arc::new(ActionStore::open(config.dir.join("actions"))?);
+        let ids = IdAllocator::new(config.dir.join("id-ranges.json"), config.tenancy_id_base);
         let host = Host {
             inner: Arc::new(HostInner {
+                ids,
                 config,
                 runtime: Arc::new(runtime),
                 apps: tokio::sync::Mutex::new(BTreeMap::new()),
@@ -646,8 +663,28 @@ impl Host {
             if waited {
                 sup.stop_all().await;
             }
+            // A strict container's processes that left their groups go with its namespace.
+            sup.kill_namespace();
         }
         discard_unit_dir(u.unit.dir().to_path_buf()).await;
+        for sup in u.unit.containers().values() {
+            if sup.root().and_then(|r| r.ids()).is_some()
+                && let Err(e) = self.inner.ids.release(&self.id_key(sup.dir()))
+            {
+                tracing::warn!(
+                    "cannot release the host ids of {}: {e}",
+                    sup.dir().display()
+                );
+            }
+        }
+    }
+
+    /// The key of a container's id range: its directory relative to the state directory.
+    fn id_key(&self, cdir: &Path) -> String {
+        cdir.strip_prefix(&self.inner.config.dir)
+            .unwrap_or(cdir)
+            .display()
+            .to_string()
     }
 
     /// Opens one container of a unit: its supervisor on `<unit dir>/containers/<name>`,
@@ -662,7 +699,8 @@ impl Host {
     ) -> Result<Supervisor, RuntimeError> {
         let cdir = unit_dir.join("containers").join(c);
         let socket = cdir.join(".pebble.socket");
-        let isolated = self.inner.config.containers == ContainerMode::Isolated;
+        let strict = self.inner.config.tenancy == Tenancy::Strict;
+        let isolated = self.inner.config.containers == ContainerMode::Isolated || strict;
         // The workload's view of its Pebble: the host path, or the socket in its root.
         let (pebble, pebble_socket) = if isolated {
             let s = Path::new(IN_ROOT_SOCKET);
@@ -677,6 +715,20 @@ impl Host {
                 ("JUJU_UNIT_NAME".into(), unit.to_string()),
             ],
             root: isolated.then(|| cdir.join("root")),
+            strict: if strict {
+                let ids = self.inner.ids.allocate(&self.id_key(&cdir)).map_err(|e| {
+                    RuntimeError::Container {
+                        what: format!("allocate host ids for container {c:?} of {unit}"),
+                        source: e.into(),
+                    }
+                })?;
+                Some(StrictOptions {
+                    ids,
+                    net: self.inner.config.tenancy_net,
+                })
+            } else {
+                None
+            },
             ..SupervisorOptions::new(&cdir)
         };
         let sup = Supervisor::open(opts).map_err(|e| RuntimeError::Container {
@@ -691,7 +743,12 @@ impl Host {
                     .map_err(|e| RuntimeError::io("serve the API on", &socket, e))
             }
         };
-        apis.push(serve(socket).await?);
+        apis.push(serve(socket.clone()).await?);
+        let tenant_root = sup.root().and_then(|r| r.ids()).map(|m| m.base);
+        if tenant_root.is_some() {
+            // Strict: the host-side socket is the operator's only.
+            restrict_socket(&socket, None)?;
+        }
         if let Some(root) = sup.root() {
             // The workload's socket: bound on the host side, then moved into the root
             // through it (a directory or link the container put on the way is not
@@ -710,6 +767,10 @@ impl Host {
             })?;
             let staged = cdir.join(".pebble.socket.root");
             apis.push(serve(staged.clone()).await?);
+            if let Some(owner) = tenant_root {
+                // Strict: the tenant's socket is its root's (and the operator's) only.
+                restrict_socket(&staged, Some(owner))?;
+            }
             root.move_in(&staged, inside)
                 .map_err(|e| RuntimeError::Container {
                     what: "put the Pebble socket in the root".into(),
@@ -1218,6 +1279,18 @@ fn terminate_left_in(dir: &Path) {
 
 /// Terminates what a unit's containers left running and deletes its directory (retried
 /// a few times, in case something was still writing into it).
+/// Makes an API socket reachable by root (and, when given, by `owner`, its uid and gid)
+/// only: mode 0600.
+fn restrict_socket(socket: &Path, owner: Option<u32>) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(id) = owner {
+        std::os::unix::fs::chown(socket, Some(id), Some(id))
+            .map_err(|e| RuntimeError::io("chown", socket, e))?;
+    }
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| RuntimeError::io("chmod", socket, e))
+}
+
 async fn discard_unit_dir(dir: PathBuf) {
     let done = tokio::task::spawn_blocking(move || {
         terminate_left_in(&dir);

@@ -199,8 +199,7 @@ async fn exec_check(
     cmd.args(&args[1..])
         .stdin(std::process::Stdio::null())
         .process_group(0);
-    let mut env: BTreeMap<String, String> = std::env::vars().collect();
-    env.extend(container.env.iter().cloned());
+    let mut env: BTreeMap<String, String> = container.base_env().into_iter().collect();
     env.extend(exec.environment.clone());
     cmd.env_clear().envs(env);
     let creds =
@@ -211,7 +210,7 @@ async fn exec_check(
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.to_string()))?;
     let write2 = write.try_clone().map_err(|e| fail(e.to_string()))?;
     cmd.stdout(write).stderr(write2);
-    let (child, exit) = reaper::spawn(cmd)
+    let (child, exit) = reaper::spawn_in(cmd, container.pid_ns())
         .map_err(|e| fail(format!("fork/exec {}: {}", args[0], crate::errno_text(&e))))?;
     let pid = child.id() as i32;
     let output = tokio::spawn(async move {

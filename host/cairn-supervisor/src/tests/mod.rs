@@ -7,6 +7,7 @@ mod persistence;
 pub(crate) mod procs;
 mod sandbox;
 mod services;
+mod strict;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -11,16 +11,29 @@ use crate::files::{self, Ownership, WriteItem};
 use crate::{ServicesAction, Supervisor, SupervisorOptions};
 
 /// An isolated supervisor: its container directory and its root inside it.
-fn isolated(name: &str) -> (Supervisor, PathBuf, PathBuf) {
-    let d = super::temp_dir("iso", name);
+/// With `strict`, the container also gets its user, pid and network namespaces (the same
+/// tests run in both modes).
+fn isolated(name: &str, strict: bool) -> (Supervisor, PathBuf, PathBuf) {
+    let d = super::temp_dir(if strict { "strict" } else { "iso" }, name);
     let root = d.join("root");
-    let mut o = SupervisorOptions::new(&d);
-    o.root = Some(root.clone());
-    (Supervisor::open(o).unwrap(), d, root)
+    (Supervisor::open(options(&d, strict)).unwrap(), d, root)
+}
+
+/// Options of the isolated (or strict) container at `dir`, its root at `dir/root`.
+fn options(dir: &Path, strict: bool) -> SupervisorOptions {
+    let mut o = SupervisorOptions::new(dir);
+    o.root = Some(dir.join("root"));
+    if strict {
+        o.strict = Some(super::strict::options(
+            dir,
+            crate::namespaces::NetMode::None,
+        ));
+    }
+    o
 }
 
 /// Runs `cmd` in the container; returns its exit code and merged output.
-async fn exec(s: &Supervisor, cmd: &[&str]) -> (i64, String) {
+pub(super) async fn exec(s: &Supervisor, cmd: &[&str]) -> (i64, String) {
     let started = s
         .exec(ExecArgs {
             command: cmd.iter().map(|c| c.to_string()).collect(),
@@ -31,7 +44,7 @@ async fn exec(s: &Supervisor, cmd: &[&str]) -> (i64, String) {
 }
 
 /// Connects a started exec, closes its stdin and collects its exit code and output.
-async fn collect(s: &Supervisor, started: crate::exec::ExecStarted) -> (i64, String) {
+pub(super) async fn collect(s: &Supervisor, started: crate::exec::ExecStarted) -> (i64, String) {
     let Endpoint::Stdio { stdin, mut stdout } = s.exec_connect(&started.task_id, "stdio").unwrap()
     else {
         panic!("not stdio");
@@ -49,7 +62,7 @@ async fn collect(s: &Supervisor, started: crate::exec::ExecStarted) -> (i64, Str
     (code, String::from_utf8_lossy(&out).into_owned())
 }
 
-fn write(s: &Supervisor, path: &str, data: &str, make_dirs: bool) -> Result<(), String> {
+pub(super) fn write(s: &Supervisor, path: &str, data: &str, make_dirs: bool) -> Result<(), String> {
     let item = WriteItem {
         path: path.into(),
         make_dirs,
@@ -58,12 +71,11 @@ fn write(s: &Supervisor, path: &str, data: &str, make_dirs: bool) -> Result<(), 
     files::write(s.root(), &item, &mut data.as_bytes()).map_err(|e| e.message)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn isolated_exec_sees_the_root_as_slash() {
+async fn isolated_exec_sees_the_root_as_slash_in(strict: bool) {
     if !super::is_root("isolated_exec_sees_the_root_as_slash") {
         return;
     }
-    let (s, dir, root) = isolated("exec");
+    let (s, dir, root) = isolated("exec", strict);
     write(&s, "/etc/app.conf", "inside\n", true).unwrap();
     assert_eq!(
         std::fs::read(root.join("etc/app.conf")).unwrap(),
@@ -111,12 +123,11 @@ async fn isolated_exec_sees_the_root_as_slash() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn isolated_services_run_in_the_root_and_stop_as_in_pebble() {
+async fn isolated_services_run_in_the_root_and_stop_as_in_pebble_in(strict: bool) {
     if !super::is_root("isolated_services_run_in_the_root_and_stop_as_in_pebble") {
         return;
     }
-    let (s, dir, root) = isolated("svc");
+    let (s, dir, root) = isolated("svc", strict);
     let host_tmp = format!("/tmp/cairn-iso-svc-out-{}", std::process::id());
     let layer = format!(
         "services:\n  svc:\n    override: replace\n    command: sh -c 'echo up > {host_tmp}; trap \"echo bye > {host_tmp}.bye; exit 0\" TERM; while true; do sleep 0.1; done'\n    startup: enabled\n"
@@ -140,12 +151,11 @@ async fn isolated_services_run_in_the_root_and_stop_as_in_pebble() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn isolated_files_never_leave_the_root() {
+async fn isolated_files_never_leave_the_root_in(strict: bool) {
     if !super::is_root("isolated_files_never_leave_the_root") {
         return;
     }
-    let (s, dir, root) = isolated("files");
+    let (s, dir, root) = isolated("files", strict);
     let secret = dir.join("secret");
     std::fs::write(&secret, "host only").unwrap();
     // An absolute link to a host file resolves inside the root: not found, nothing read.
@@ -209,12 +219,11 @@ async fn isolated_files_never_leave_the_root() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn isolated_files_stay_beneath_system_dirs_and_off_mount_points() {
+async fn isolated_files_stay_beneath_system_dirs_and_off_mount_points_in(strict: bool) {
     if !super::is_root("isolated_files_stay_beneath_system_dirs_and_off_mount_points") {
         return;
     }
-    let (s, dir, root) = isolated("beneath");
+    let (s, dir, root) = isolated("beneath", strict);
     // A link in the host's /usr that points out of it (as /usr/lib/ssl/private does):
     // inside the container it would lead into the root, so the files API refuses it.
     let link = PathBuf::from(format!("/usr/local/cairn-iso-link-{}", std::process::id()));
@@ -251,9 +260,7 @@ async fn isolated_files_stay_beneath_system_dirs_and_off_mount_points() {
     std::fs::remove_dir(root.join("tmp")).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("tmp")).unwrap();
     drop(s);
-    let mut o = SupervisorOptions::new(&dir);
-    o.root = Some(root.clone());
-    let s = Supervisor::open(o).unwrap();
+    let s = Supervisor::open(options(&dir, strict)).unwrap();
     assert!(
         std::fs::symlink_metadata(root.join("tmp"))
             .unwrap()
@@ -272,9 +279,8 @@ async fn isolated_files_stay_beneath_system_dirs_and_off_mount_points() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn exec_output_ends_when_a_grandchild_keeps_the_pipe() {
-    let (s, dir, _root) = isolated("grandchild");
+async fn exec_output_ends_when_a_grandchild_keeps_the_pipe_in(strict: bool) {
+    let (s, dir, _root) = isolated("grandchild", strict);
     let t = std::time::Instant::now();
     let (code, out) = exec(&s, &["sh", "-c", "sleep 30 & echo started"]).await;
     assert_eq!((code, out.as_str()), (0, "started\n"));
@@ -286,12 +292,11 @@ async fn exec_output_ends_when_a_grandchild_keeps_the_pipe() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn isolated_links_into_system_dirs_are_followed_as_inside() {
+async fn isolated_links_into_system_dirs_are_followed_as_inside_in(strict: bool) {
     if !super::is_root("isolated_links_into_system_dirs_are_followed_as_inside") {
         return;
     }
-    let (s, dir, root) = isolated("links");
+    let (s, dir, root) = isolated("links", strict);
     // A link the container made into /usr (as a virtualenv's bin/python is): exec finds the
     // program the way the container's kernel would.
     std::fs::create_dir_all(root.join("app")).unwrap();
@@ -310,4 +315,27 @@ async fn isolated_links_into_system_dirs_are_followed_as_inside() {
     assert_eq!(e, "open /bin: read-only file system");
     assert!(std::fs::symlink_metadata(root.join("bin")).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each test above as an isolated container, and as a strict one.
+macro_rules! in_both_modes {
+    ($($name:ident => $isolated:ident, $strict:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $isolated() {
+            $name(false).await
+        }
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $strict() {
+            $name(true).await
+        }
+    )*};
+}
+
+in_both_modes! {
+    isolated_exec_sees_the_root_as_slash_in => isolated_exec_sees_the_root_as_slash, strict_exec_sees_the_root_as_slash;
+    isolated_services_run_in_the_root_and_stop_as_in_pebble_in => isolated_services_run_in_the_root_and_stop_as_in_pebble, strict_services_run_in_the_root_and_stop_as_in_pebble;
+    isolated_files_never_leave_the_root_in => isolated_files_never_leave_the_root, strict_files_never_leave_the_root;
+    isolated_files_stay_beneath_system_dirs_and_off_mount_points_in => isolated_files_stay_beneath_system_dirs_and_off_mount_points, strict_files_stay_beneath_system_dirs_and_off_mount_points;
+    exec_output_ends_when_a_grandchild_keeps_the_pipe_in => exec_output_ends_when_a_grandchild_keeps_the_pipe, strict_exec_output_ends_when_a_grandchild_keeps_the_pipe;
+    isolated_links_into_system_dirs_are_followed_as_inside_in => isolated_links_into_system_dirs_are_followed_as_inside, strict_links_into_system_dirs_are_followed_as_inside;
 }
