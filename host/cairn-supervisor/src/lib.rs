@@ -30,6 +30,7 @@ mod error;
 pub mod exec;
 pub mod files;
 pub mod groups;
+mod lock;
 pub mod logs;
 mod metrics;
 pub mod notices;
@@ -51,6 +52,7 @@ use std::time::Duration;
 use cairn_plan::{CheckLevel, Layer, Plan};
 use tokio::sync::watch;
 
+pub use cgroup::{CpuMax, WorkloadLimits, WorkloadUsage};
 pub use changes::{ChangeInfo, ChangeSelect, ChangeStatus, TaskInfo};
 pub use checks::{CheckFailure, CheckInfo, CheckStatus};
 pub use error::{ErrorKind, SupervisorError};
@@ -79,6 +81,10 @@ pub struct SupervisorOptions {
     /// run with it as `/`, and the files API resolves paths inside it. `None` for a shared
     /// container, which sees the host's filesystem as Pebble in a pod.
     pub root: Option<PathBuf>,
+    /// Limits on the memory, tasks and CPU of everything the container runs (services,
+    /// exec commands, exec checks), enforced through the container's cgroup where the host
+    /// lets the supervisor make one.
+    pub limits: WorkloadLimits,
 }
 
 impl SupervisorOptions {
@@ -89,6 +95,7 @@ impl SupervisorOptions {
             env: Vec::new(),
             persist: true,
             root: None,
+            limits: WorkloadLimits::default(),
         }
     }
 }
@@ -123,6 +130,9 @@ pub(crate) struct Inner {
     /// Serialises the operations that replace the layers, so that one whose snapshot
     /// cannot be persisted is rolled back without undoing another's.
     layer_ops: Mutex<()>,
+    /// The container directory's lock: one supervisor per container. Last, so that it is
+    /// released after the managers (and the processes they kill) are gone.
+    _lock: lock::DirLock,
 }
 
 impl Supervisor {
@@ -134,6 +144,9 @@ impl Supervisor {
             move |source| SupervisorError::Io { action, source }
         };
         std::fs::create_dir_all(&opts.dir).map_err(io("create container directory"))?;
+        // Before anything else: a second supervisor must not terminate the first's work.
+        let lock = lock::DirLock::take(&opts.dir)
+            .map_err(|e| SupervisorError::Internal(format!("cannot open container: {e}")))?;
         if opts.persist {
             // Writes interrupted by a crash leave their temporary files: this supervisor is
             // the one writer of these files, so any temp of theirs is stale.
@@ -165,9 +178,21 @@ impl Supervisor {
         };
         let layers = state::assemble_layers(&opts.dir, &persisted.layers)?;
         persisted.changes.interrupt_unfinished();
+        let cgroup = cgroup::Cgroup::create(cgroup::Layout::host(), &opts.dir, &opts.limits);
+        let unenforced = cgroup::unenforceable(&opts.limits);
+        if !unenforced.is_empty() || (cgroup.is_none() && opts.limits != WorkloadLimits::default())
+        {
+            tracing::warn!(
+                "The workload limits of {} are not enforced here (no cgroup {} controller available to cairn)",
+                opts.dir.display(),
+                unenforced.join(", ")
+            );
+        }
         let container = Arc::new(ContainerEnv {
             env: opts.env,
             root,
+            cgroup: cgroup.map(Mutex::new),
+            limits: Mutex::new(opts.limits),
         });
         let sup = Supervisor {
             inner: Arc::new(Inner {
@@ -192,6 +217,7 @@ impl Supervisor {
                 dirty: Arc::new(tokio::sync::Notify::new()),
                 saver: state::Saver::default(),
                 layer_ops: Mutex::new(()),
+                _lock: lock,
             }),
         };
         if !left.is_empty() {
@@ -667,11 +693,49 @@ impl Supervisor {
         out
     }
 
+    /// What the container's processes use (memory, CPU, tasks), read from its cgroup; None
+    /// where the host gave it none. For the tenant's metrics.
+    pub fn workload_usage(&self) -> Option<WorkloadUsage> {
+        let cg = self.inner.container.cgroup.as_ref()?;
+        Some(cg.lock().unwrap_or_else(|e| e.into_inner()).usage())
+    }
+
+    /// The workload limits asked for (whether or not the host enforces them).
+    pub fn workload_limits(&self) -> WorkloadLimits {
+        *self.inner.container.limits.lock().unwrap()
+    }
+
+    /// Changes the workload limits of the container's processes, running ones included
+    /// (a memory limit below what they hold makes the kernel reclaim, then OOM-kill).
+    /// A limit the host cannot enforce is an error naming it; the others are applied.
+    pub fn set_workload_limits(&self, limits: WorkloadLimits) -> Result<(), SupervisorError> {
+        *self.inner.container.limits.lock().unwrap() = limits;
+        let fail = |e: String| SupervisorError::Internal(format!("cannot limit workloads: {e}"));
+        match &self.inner.container.cgroup {
+            Some(cg) => cg
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set_limits(&limits)
+                .map_err(fail),
+            None if limits == WorkloadLimits::default() => Ok(()),
+            None => Err(fail("no cgroup is available to cairn here".into())),
+        }
+    }
+
     /// Stops every running service in stop order ("Stop all running services"), waiting at
     /// most Pebble's stop timeout, and kills the commands of execs still running (as
-    /// Pebble's exit ends them), so none outlives the supervisor.
+    /// Pebble's exit ends them); then every process left in the container's cgroup (a
+    /// daemon a service or an exec started with `setsid`, an exec check) is killed, so none
+    /// outlives the supervisor.
     pub async fn stop_all(&self) {
         self.inner.kill_execs();
+        self.stop_all_services().await;
+        let container = self.inner.container.clone();
+        let _ = tokio::task::spawn_blocking(move || container.kill_cgroup()).await;
+    }
+
+    /// The services part of [`Supervisor::stop_all`].
+    async fn stop_all_services(&self) {
         let names = self.inner.services.active_names();
         if names.is_empty() {
             return;
