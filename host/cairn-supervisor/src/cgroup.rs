@@ -396,6 +396,7 @@ impl Layout {
     }
 
     /// Whether a container cgroup can be made here at all.
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.hierarchies.is_empty()
     }
@@ -642,7 +643,9 @@ impl Cgroup {
     pub(crate) fn kill(&self) -> bool {
         let start = Instant::now();
         let limit = Duration::from_secs(2);
+        let mut round = 0;
         while !self.pids().is_empty() {
+            round += 1;
             if start.elapsed() > limit {
                 tracing::warn!(
                     "Processes of the container's cgroup {} survive SIGKILL",
@@ -655,12 +658,18 @@ impl Cgroup {
                 .dirs
                 .iter()
                 .find(|d| d.hierarchy.has(Controller::Freezer));
-            if let Some(d) = v2.filter(|d| d.path.join("cgroup.kill").exists()) {
+            let whole = if let Some(d) = v2.filter(|d| d.path.join("cgroup.kill").exists()) {
                 // The kernel kills every member, and what they fork meanwhile.
-                let _ = write(&d.path, "cgroup.kill", "1");
+                write(&d.path, "cgroup.kill", "1").is_ok()
             } else if let Some(d) = freezer {
                 d.freeze_and_kill();
+                true
             } else {
+                false
+            };
+            // Without either, and for a process that could not join the hierarchy that
+            // killed (it is in the others): SIGKILL each member.
+            if round > 1 || !whole {
                 self.signal_all(Signal::SIGKILL);
             }
             // Killed processes leave the cgroup as they exit: a moment.

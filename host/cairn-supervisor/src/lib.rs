@@ -15,8 +15,8 @@
 //!
 //! Locks: the supervisor's state (layers, plan, change book, notices) is under one lock,
 //! `Inner::state`. The managers' own locks (services, checks, the runner's running tasks,
-//! pending execs, process-group records) are leaves: code holding one of them never takes
-//! another lock, so the only nesting is `state` → a manager's lock. The state file's writer
+//! pending execs, process-group records, the cgroup) are leaves: code holding one of them
+//! never takes another lock, so the only nesting is `state` → a manager's lock. The state file's writer
 //! (`state::Saver`) and the layer operations' lock come before `state`: `layer_ops` →
 //! `writer` → `batch` → `state`. (The records' lock is held across a spawn, which waits for
 //! the spawner thread and its reaper registry lock, taking no lock of the supervisor.)

@@ -24,8 +24,11 @@ pub const LOCK_FILE: &str = ".cairn-supervisor.lock";
 pub const WAIT_IN_PROCESS: Duration = Duration::from_secs(2);
 
 /// The lock files this process holds, by (device, inode), and the signal of a release.
-fn held() -> &'static (Mutex<HashSet<(u64, u64)>>, Condvar) {
-    static HELD: OnceLock<(Mutex<HashSet<(u64, u64)>>, Condvar)> = OnceLock::new();
+type Held = (Mutex<HashSet<(u64, u64)>>, Condvar);
+
+/// The process's [`Held`].
+fn held() -> &'static Held {
+    static HELD: OnceLock<Held> = OnceLock::new();
     HELD.get_or_init(Default::default)
 }
 

@@ -264,8 +264,8 @@ impl ServiceManager {
         kill_delay: Duration,
     ) -> std::io::Result<(std::process::Child, oneshot::Receiver<reaper::ExitCode>)> {
         // Held across the spawn: the journal the child appends to stays the current one.
-        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         self.container.enter_cgroup(&mut cmd);
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         groups.record_in_child(&mut cmd, label, kill_delay);
         let (child, exit) = reaper::spawn(cmd)?;
         #[cfg(test)]
