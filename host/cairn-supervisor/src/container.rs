@@ -1,6 +1,10 @@
 //! Container-wide settings every manager shares: the extra environment of services, exec
-//! commands and exec checks, and the root of an isolated container.
+//! commands and exec checks, the root of an isolated container, and the cgroup they all
+//! run in with the tenant's limits.
 
+use std::sync::Mutex;
+
+use crate::cgroup::{Cgroup, WorkloadLimits};
 use crate::sandbox::Root;
 
 /// What every process of a container is given, in one place.
@@ -11,6 +15,31 @@ pub(crate) struct ContainerEnv {
     /// The container root, when isolated: where services, exec and checks run, and what
     /// the files functions resolve paths in.
     pub(crate) root: Option<Root>,
+    /// The cgroup every process of the container joins before exec (where the host lets
+    /// the supervisor make one), with the limits of `limits`.
+    pub(crate) cgroup: Option<Mutex<Cgroup>>,
+    /// The workload limits asked for (memory, pids, CPU), whether or not the host can
+    /// enforce them.
+    pub(crate) limits: Mutex<WorkloadLimits>,
+}
+
+impl ContainerEnv {
+    /// Makes the child of `cmd` join the container's cgroup between fork and exec.
+    pub(crate) fn enter_cgroup(&self, cmd: &mut std::process::Command) {
+        if let Some(cg) = &self.cgroup {
+            cg.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .enter_in_child(cmd);
+        }
+    }
+
+    /// Kills every process left in the container's cgroup: those that left their process
+    /// group (`setsid`) included.
+    pub(crate) fn kill_cgroup(&self) {
+        if let Some(cg) = &self.cgroup {
+            cg.lock().unwrap_or_else(|e| e.into_inner()).kill();
+        }
+    }
 }
 
 impl ContainerEnv {

@@ -24,9 +24,10 @@
 //! as `.cairn-groups.json.corrupt-<time>` and its records are not trusted (the pids could be
 //! another boot's). The whole-file JSON object of earlier versions is still read.
 //!
-//! Where the host has a writable cgroup2 hierarchy, the leaders also join the container's
-//! cgroup before exec (`cgroup.rs`), and whatever is still in it after the records were
-//! acted on (an unreadable record, a daemon that left its process group) is terminated too.
+//! Where the host lets the supervisor make cgroups, every process of the container also
+//! joins the container's cgroup before exec (`cgroup.rs`), and whatever is still in it
+//! after the records were acted on (an unreadable record, a daemon that left its process
+//! group) is terminated too.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -98,8 +99,6 @@ pub(crate) struct Groups {
     groups: BTreeMap<i32, GroupRecord>,
     /// Lines in the journal.
     lines: usize,
-    /// The container's cgroup, while it has groups (where the host allows one).
-    cgroup: Option<crate::cgroup::Cgroup>,
 }
 
 fn boot_id() -> String {
@@ -241,7 +240,6 @@ impl Groups {
             boot_id: boot_id(),
             groups: BTreeMap::new(),
             lines: 0,
-            cgroup: None,
         }
     }
 
@@ -304,14 +302,6 @@ impl Groups {
         service: &str,
         kill_delay: Duration,
     ) {
-        if let Some(dir) = self.path.as_ref().and_then(|p| p.parent()) {
-            if self.cgroup.is_none() {
-                self.cgroup = crate::cgroup::Cgroup::create(dir);
-            }
-            if let Some(cg) = &self.cgroup {
-                cg.enter_in_child(cmd);
-            }
-        }
         if self.proc_dir.is_none() {
             self.proc_dir = nix::fcntl::open(
                 "/proc",
@@ -383,10 +373,6 @@ impl Groups {
             let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
         }
         self.groups.clear();
-        // And whatever left its process group.
-        if let Some(cg) = self.cgroup.take() {
-            cg.kill_and_remove();
-        }
         self.compact();
     }
 
@@ -396,7 +382,6 @@ impl Groups {
             return;
         };
         if self.groups.is_empty() {
-            self.cgroup = self.cgroup.take().and_then(|cg| cg.try_remove());
             self.journal = None;
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound

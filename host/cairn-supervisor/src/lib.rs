@@ -15,8 +15,8 @@
 //!
 //! Locks: the supervisor's state (layers, plan, change book, notices) is under one lock,
 //! `Inner::state`. The managers' own locks (services, checks, the runner's running tasks,
-//! pending execs, process-group records) are leaves: code holding one of them never takes
-//! another lock, so the only nesting is `state` → a manager's lock. The state file's writer
+//! pending execs, process-group records, the cgroup) are leaves: code holding one of them
+//! never takes another lock, so the only nesting is `state` → a manager's lock. The state file's writer
 //! (`state::Saver`) and the layer operations' lock come before `state`: `layer_ops` →
 //! `writer` → `batch` → `state`. (The records' lock is held across a spawn, which waits for
 //! the spawner thread and its reaper registry lock, taking no lock of the supervisor.)
@@ -30,6 +30,7 @@ mod error;
 pub mod exec;
 pub mod files;
 pub mod groups;
+mod lock;
 pub mod logs;
 mod metrics;
 pub mod namespaces;
@@ -52,6 +53,7 @@ use std::time::Duration;
 use cairn_plan::{CheckLevel, Layer, Plan};
 use tokio::sync::watch;
 
+pub use cgroup::{CpuMax, WorkloadLimits, WorkloadUsage};
 pub use changes::{ChangeInfo, ChangeSelect, ChangeStatus, TaskInfo};
 pub use checks::{CheckFailure, CheckInfo, CheckStatus};
 pub use error::{ErrorKind, SupervisorError};
@@ -66,15 +68,6 @@ use state::{PersistedState, State};
 
 /// Name of the state file in a container directory (Pebble's is `.pebble.state` too).
 pub const STATE_FILE: &str = ".pebble.state";
-
-/// What a container's processes use, for the operator's per-tenant metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ResourceUsage {
-    /// Bytes of memory charged to the container's cgroup.
-    pub memory_bytes: Option<u64>,
-    /// CPU time of the container's processes, in microseconds.
-    pub cpu_micros: Option<u64>,
-}
 
 /// How to open a supervisor.
 #[derive(Clone, Debug)]
@@ -93,6 +86,10 @@ pub struct SupervisorOptions {
     /// user, pid (and optionally network) namespaces of their own, as the container's ids.
     /// Needs `root`.
     pub strict: Option<namespaces::StrictOptions>,
+    /// Limits on the memory, tasks and CPU of everything the container runs (services,
+    /// exec commands, exec checks), enforced through the container's cgroup where the host
+    /// lets the supervisor make one.
+    pub limits: WorkloadLimits,
 }
 
 impl SupervisorOptions {
@@ -104,6 +101,7 @@ impl SupervisorOptions {
             persist: true,
             root: None,
             strict: None,
+            limits: WorkloadLimits::default(),
         }
     }
 }
@@ -138,6 +136,9 @@ pub(crate) struct Inner {
     /// Serialises the operations that replace the layers, so that one whose snapshot
     /// cannot be persisted is rolled back without undoing another's.
     layer_ops: Mutex<()>,
+    /// The container directory's lock: one supervisor per container. Last, so that it is
+    /// released after the managers (and the processes they kill) are gone.
+    _lock: lock::DirLock,
 }
 
 impl Supervisor {
@@ -149,6 +150,9 @@ impl Supervisor {
             move |source| SupervisorError::Io { action, source }
         };
         std::fs::create_dir_all(&opts.dir).map_err(io("create container directory"))?;
+        // Before anything else: a second supervisor must not terminate the first's work.
+        let lock = lock::DirLock::take(&opts.dir)
+            .map_err(|e| SupervisorError::Internal(format!("cannot open container: {e}")))?;
         if opts.persist {
             // Writes interrupted by a crash leave their temporary files: this supervisor is
             // the one writer of these files, so any temp of theirs is stale.
@@ -190,9 +194,21 @@ impl Supervisor {
         };
         let layers = state::assemble_layers(&opts.dir, &persisted.layers)?;
         persisted.changes.interrupt_unfinished();
+        let cgroup = cgroup::Cgroup::create(cgroup::Layout::host(), &opts.dir, &opts.limits);
+        let unenforced = cgroup::unenforceable(&opts.limits);
+        if !unenforced.is_empty() || (cgroup.is_none() && opts.limits != WorkloadLimits::default())
+        {
+            tracing::warn!(
+                "The workload limits of {} are not enforced here (no cgroup {} controller available to cairn)",
+                opts.dir.display(),
+                unenforced.join(", ")
+            );
+        }
         let container = Arc::new(ContainerEnv {
             env: opts.env,
             root,
+            cgroup: cgroup.map(Mutex::new),
+            limits: Mutex::new(opts.limits),
         });
         let sup = Supervisor {
             inner: Arc::new(Inner {
@@ -217,6 +233,7 @@ impl Supervisor {
                 dirty: Arc::new(tokio::sync::Notify::new()),
                 saver: state::Saver::default(),
                 layer_ops: Mutex::new(()),
+                _lock: lock,
             }),
         };
         if !left.is_empty() {
@@ -238,12 +255,6 @@ impl Supervisor {
     /// The container directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
-    }
-
-    /// What the container's processes use now, from its cgroup (fields are `None` where
-    /// the host gives the container no cgroup or the controller is missing).
-    pub fn resource_usage(&self) -> ResourceUsage {
-        cgroup::usage(&self.inner.dir)
     }
 
     /// Kills every process of a strict container at once, those that left their process
@@ -707,11 +718,49 @@ impl Supervisor {
         out
     }
 
+    /// What the container's processes use (memory, CPU, tasks), read from its cgroup; None
+    /// where the host gave it none. For the tenant's metrics.
+    pub fn workload_usage(&self) -> Option<WorkloadUsage> {
+        let cg = self.inner.container.cgroup.as_ref()?;
+        Some(cg.lock().unwrap_or_else(|e| e.into_inner()).usage())
+    }
+
+    /// The workload limits asked for (whether or not the host enforces them).
+    pub fn workload_limits(&self) -> WorkloadLimits {
+        *self.inner.container.limits.lock().unwrap()
+    }
+
+    /// Changes the workload limits of the container's processes, running ones included
+    /// (a memory limit below what they hold makes the kernel reclaim, then OOM-kill).
+    /// A limit the host cannot enforce is an error naming it; the others are applied.
+    pub fn set_workload_limits(&self, limits: WorkloadLimits) -> Result<(), SupervisorError> {
+        *self.inner.container.limits.lock().unwrap() = limits;
+        let fail = |e: String| SupervisorError::Internal(format!("cannot limit workloads: {e}"));
+        match &self.inner.container.cgroup {
+            Some(cg) => cg
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set_limits(&limits)
+                .map_err(fail),
+            None if limits == WorkloadLimits::default() => Ok(()),
+            None => Err(fail("no cgroup is available to cairn here".into())),
+        }
+    }
+
     /// Stops every running service in stop order ("Stop all running services"), waiting at
     /// most Pebble's stop timeout, and kills the commands of execs still running (as
-    /// Pebble's exit ends them), so none outlives the supervisor.
+    /// Pebble's exit ends them); then every process left in the container's cgroup (a
+    /// daemon a service or an exec started with `setsid`, an exec check) is killed, so none
+    /// outlives the supervisor.
     pub async fn stop_all(&self) {
         self.inner.kill_execs();
+        self.stop_all_services().await;
+        let container = self.inner.container.clone();
+        let _ = tokio::task::spawn_blocking(move || container.kill_cgroup()).await;
+    }
+
+    /// The services part of [`Supervisor::stop_all`].
+    async fn stop_all_services(&self) {
         let names = self.inner.services.active_names();
         if names.is_empty() {
             return;

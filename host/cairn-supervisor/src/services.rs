@@ -189,6 +189,7 @@ impl Drop for ServiceManager {
         if let Ok(g) = self.groups.get_mut() {
             g.kill_all();
         }
+        self.container.kill_cgroup();
     }
 }
 
@@ -263,6 +264,7 @@ impl ServiceManager {
         kill_delay: Duration,
     ) -> std::io::Result<(std::process::Child, oneshot::Receiver<reaper::ExitCode>)> {
         // Held across the spawn: the journal the child appends to stays the current one.
+        self.container.enter_cgroup(&mut cmd);
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         groups.record_in_child(&mut cmd, label, kill_delay);
         let (child, exit) = reaper::spawn_in(cmd, self.container.pid_ns())?;
@@ -447,6 +449,7 @@ impl ServiceManager {
     pub(crate) fn reset(&self) {
         self.services.lock().unwrap().clear();
         self.groups.lock().unwrap().kill_all();
+        self.container.kill_cgroup();
         self.shutdown.send_replace(None);
     }
 

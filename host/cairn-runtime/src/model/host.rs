@@ -984,13 +984,14 @@ impl Host {
             for u in entry.units.values() {
                 let unit = u.unit.with_record(|r| r.name.clone());
                 for (container, sup) in u.unit.containers() {
-                    let usage = sup.resource_usage();
+                    let Some(usage) = sup.workload_usage() else {
+                        continue;
+                    };
                     workloads.push(super::metrics::WorkloadUsage {
                         app: app.clone(),
                         unit: unit.clone(),
                         container: container.clone(),
-                        memory_bytes: usage.memory_bytes,
-                        cpu_micros: usage.cpu_micros,
+                        usage,
                     });
                 }
             }

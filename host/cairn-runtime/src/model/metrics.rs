@@ -110,7 +110,7 @@ pub fn cause(f: &Failure) -> &'static str {
     }
 }
 
-/// One workload figure of a container, read when the page is rendered.
+/// What one container's processes use, read from its cgroup when the page is rendered.
 #[derive(Clone, Debug, Default)]
 pub struct WorkloadUsage {
     /// The application.
@@ -119,10 +119,8 @@ pub struct WorkloadUsage {
     pub unit: String,
     /// The container's name.
     pub container: String,
-    /// Bytes of memory the container's processes use now, when known.
-    pub memory_bytes: Option<u64>,
-    /// CPU time the container's processes used, in microseconds, when known.
-    pub cpu_micros: Option<u64>,
+    /// The cgroup's figures (each `None` where the host does not account it).
+    pub usage: cairn_supervisor::WorkloadUsage,
 }
 
 /// Writes one metric family: `# HELP`, `# TYPE`, then its samples.
@@ -220,23 +218,51 @@ pub fn render(apps: &[(String, Arc<AppMetrics>)], workloads: &[WorkloadUsage]) -
             escape(&w.container)
         )
     };
-    let memory: Vec<_> = workloads
-        .iter()
-        .filter_map(|w| Some((container_labels(w), w.memory_bytes?.to_string())))
-        .collect();
-    family(
-        &mut out,
-        "cairn_tenant_workload_memory_bytes",
-        "gauge",
-        "Memory the container's processes use (from its cgroup).",
-        &memory,
-    );
+    let gauges: [(&str, &str, &str, fn(&cairn_supervisor::WorkloadUsage) -> Option<u64>); 5] = [
+        (
+            "cairn_tenant_workload_memory_bytes",
+            "gauge",
+            "Memory charged to the container's cgroup now.",
+            |u| u.memory_bytes,
+        ),
+        (
+            "cairn_tenant_workload_memory_peak_bytes",
+            "gauge",
+            "The most memory charged to the container's cgroup.",
+            |u| u.memory_peak_bytes,
+        ),
+        (
+            "cairn_tenant_workload_oom_kills",
+            "counter",
+            "Processes of the container the OOM killer ended (its memory budget).",
+            |u| u.oom_kills,
+        ),
+        (
+            "cairn_tenant_workload_tasks",
+            "gauge",
+            "Tasks alive in the container's cgroup.",
+            |u| u.tasks,
+        ),
+        (
+            "cairn_tenant_workload_forks_refused",
+            "counter",
+            "Forks refused by the container's pids budget.",
+            |u| u.forks_refused,
+        ),
+    ];
+    for (name, kind, help, get) in gauges {
+        let samples: Vec<_> = workloads
+            .iter()
+            .filter_map(|w| Some((container_labels(w), get(&w.usage)?.to_string())))
+            .collect();
+        family(&mut out, name, kind, help, &samples);
+    }
     let cpu: Vec<_> = workloads
         .iter()
         .filter_map(|w| {
             Some((
                 container_labels(w),
-                format!("{:.6}", w.cpu_micros? as f64 / 1e6),
+                format!("{:.6}", w.usage.cpu_usec? as f64 / 1e6),
             ))
         })
         .collect();
@@ -274,8 +300,12 @@ mod tests {
                 app: "web".into(),
                 unit: "web/0".into(),
                 container: "srv".into(),
-                memory_bytes: Some(4096),
-                cpu_micros: Some(1_500_000),
+                usage: cairn_supervisor::WorkloadUsage {
+                    memory_bytes: Some(4096),
+                    cpu_usec: Some(1_500_000),
+                    oom_kills: Some(2),
+                    ..Default::default()
+                },
             }],
         );
         for line in [
@@ -288,6 +318,7 @@ mod tests {
             "cairn_tenant_wasm_memory_peak_bytes{app=\"web\"} 2097152",
             "cairn_tenant_workload_memory_bytes{app=\"web\",unit=\"web/0\",container=\"srv\"} 4096",
             "cairn_tenant_workload_cpu_seconds_total{app=\"web\",unit=\"web/0\",container=\"srv\"} 1.500000",
+            "cairn_tenant_workload_oom_kills_total{app=\"web\",unit=\"web/0\",container=\"srv\"} 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -210,6 +210,7 @@ async fn exec_check(
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(e.to_string()))?;
     let write2 = write.try_clone().map_err(|e| fail(e.to_string()))?;
     cmd.stdout(write).stderr(write2);
+    container.enter_cgroup(&mut cmd);
     let (child, exit) = reaper::spawn_in(cmd, container.pid_ns())
         .map_err(|e| fail(format!("fork/exec {}: {}", args[0], crate::errno_text(&e))))?;
     let pid = child.id() as i32;

@@ -1,6 +1,7 @@
 //! The supervisor's tests, on real processes, sockets and files, one module per area, with
 //! the helpers they share.
 
+mod cgroups;
 mod checks;
 mod exec;
 mod persistence;

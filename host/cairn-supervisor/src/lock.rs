@@ -1,0 +1,122 @@
+//! One supervisor per container directory: a POSIX record lock (`F_SETLK`) on
+//! `.cairn-supervisor.lock` in it, held while the supervisor lives.
+//!
+//! A record lock, like the daemon's `cairn.lock` and unlike `flock`, belongs to the process
+//! and is not inherited by the children it forks, so a killed supervisor's last children
+//! cannot keep the next one out. Record locks do not conflict within one process, and
+//! closing any descriptor of the file drops the process's lock: the directories this
+//! process holds are also kept in a set (by device and inode), consulted before the file is
+//! opened, so a second open in the same process is refused too and never touches the lock.
+//! A supervisor is released when the last of its tasks lets go of it, a moment after its
+//! owner dropped it: an open in the same process waits up to [`WAIT_IN_PROCESS`] for that.
+
+use std::collections::HashSet;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// File name of the lock in a container directory.
+pub const LOCK_FILE: &str = ".cairn-supervisor.lock";
+
+/// How long an open waits for a supervisor of the same directory in this process to be
+/// released.
+pub const WAIT_IN_PROCESS: Duration = Duration::from_secs(2);
+
+/// The lock files this process holds, by (device, inode), and the signal of a release.
+type Held = (Mutex<HashSet<(u64, u64)>>, Condvar);
+
+/// The process's [`Held`].
+fn held() -> &'static Held {
+    static HELD: OnceLock<Held> = OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
+/// A container directory locked for one supervisor; unlocked when dropped.
+pub(crate) struct DirLock {
+    /// The open lock file (None once closed).
+    file: Option<std::fs::File>,
+    id: (u64, u64),
+}
+
+impl DirLock {
+    /// Locks the container directory `dir`; the error says who holds it.
+    pub(crate) fn take(dir: &Path) -> Result<Self, String> {
+        let path = dir.join(LOCK_FILE);
+        let (held, released) = held();
+        let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+        let in_use = || {
+            format!(
+                "{} is in use by another supervisor of this process",
+                dir.display()
+            )
+        };
+        // Checked before opening: closing a descriptor of the file would drop our lock.
+        let deadline = Instant::now() + WAIT_IN_PROCESS;
+        while let Ok(m) = std::fs::symlink_metadata(&path)
+            && held.contains(&(m.dev(), m.ino()))
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(in_use());
+            }
+            held = released
+                .wait_timeout(held, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let m = file
+            .metadata()
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let id = (m.dev(), m.ino());
+        if held.contains(&id) {
+            // Made a moment ago by this process (a race on a fresh directory): ours.
+            std::mem::forget(file);
+            return Err(in_use());
+        }
+        let mut whole_file = nix::libc::flock {
+            l_type: nix::libc::F_WRLCK as _,
+            l_whence: nix::libc::SEEK_SET as _,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        if let Err(e) = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETLK(&whole_file)) {
+            let holder = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETLK(&mut whole_file))
+                .ok()
+                .filter(|_| i32::from(whole_file.l_type) != nix::libc::F_UNLCK)
+                .map(|_| whole_file.l_pid);
+            return Err(match holder {
+                Some(pid) => format!(
+                    "{} is in use by another supervisor (pid {pid})",
+                    dir.display()
+                ),
+                None => format!("cannot lock {}: {e}", path.display()),
+            });
+        }
+        held.insert(id);
+        Ok(DirLock {
+            file: Some(file),
+            id,
+        })
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let (held, released) = held();
+        let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+        // Closed (releasing the record lock) before another open in this process can
+        // take the directory and lock the file again, which this close would undo.
+        drop(self.file.take());
+        held.remove(&self.id);
+        released.notify_all();
+    }
+}
