@@ -30,6 +30,7 @@ mod error;
 pub mod exec;
 pub mod files;
 pub mod groups;
+mod limits;
 pub mod logs;
 mod metrics;
 pub mod notices;
@@ -54,6 +55,7 @@ use tokio::sync::watch;
 pub use changes::{ChangeInfo, ChangeSelect, ChangeStatus, TaskInfo};
 pub use checks::{CheckFailure, CheckInfo, CheckStatus};
 pub use error::{ErrorKind, SupervisorError};
+pub use limits::{ContainerLimits, LimitHits, bytes as format_bytes};
 pub use logs::{LogBuffer, LogEntry};
 pub use notices::{Notice, NoticeFilter};
 pub use request::ServicesAction;
@@ -79,6 +81,10 @@ pub struct SupervisorOptions {
     /// run with it as `/`, and the files API resolves paths inside it. `None` for a shared
     /// container, which sees the host's filesystem as Pebble in a pod.
     pub root: Option<PathBuf>,
+    /// The container's budget (unlimited by default, as Pebble).
+    pub limits: ContainerLimits,
+    /// Where refusals over the budget are counted (shared by an application's containers).
+    pub hits: Arc<LimitHits>,
 }
 
 impl SupervisorOptions {
@@ -89,6 +95,8 @@ impl SupervisorOptions {
             env: Vec::new(),
             persist: true,
             root: None,
+            limits: ContainerLimits::UNLIMITED,
+            hits: Arc::default(),
         }
     }
 }
@@ -123,6 +131,12 @@ pub(crate) struct Inner {
     /// Serialises the operations that replace the layers, so that one whose snapshot
     /// cannot be persisted is rolled back without undoing another's.
     layer_ops: Mutex<()>,
+    /// The container's budget (a leaf lock; the operator may change it at any time).
+    limits: Mutex<ContainerLimits>,
+    /// Refusals over the budget, counted by limit.
+    hits: Arc<LimitHits>,
+    /// Execs admitted and not yet ended (what the `execs` limit counts).
+    execs_running: std::sync::atomic::AtomicUsize,
 }
 
 impl Supervisor {
@@ -192,6 +206,9 @@ impl Supervisor {
                 dirty: Arc::new(tokio::sync::Notify::new()),
                 saver: state::Saver::default(),
                 layer_ops: Mutex::new(()),
+                limits: Mutex::new(opts.limits),
+                hits: opts.hits,
+                execs_running: std::sync::atomic::AtomicUsize::new(0),
             }),
         };
         if !left.is_empty() {
@@ -243,6 +260,10 @@ impl Supervisor {
         inner: bool,
     ) -> Result<(), SupervisorError> {
         let bad = |e: cairn_plan::PlanError| SupervisorError::BadRequest(e.to_string());
+        let limits = self.limits();
+        limits
+            .check_layer_request(yaml.len())
+            .map_err(|e| self.inner.refused(e))?;
         // Parsed outside the lock; adding changes nothing on error.
         let layer = cairn_plan::parse_added_layer(label, yaml).map_err(bad)?;
         // Layer operations are serialised; the combine and validation of a big plan runs on
@@ -255,6 +276,9 @@ impl Supervisor {
         let before = self.inner.state.lock().unwrap().layers.clone();
         let mut after = before.clone();
         after.add(layer, combine, inner).map_err(bad)?;
+        limits
+            .check_layers(&after, || state::persisted_bytes(&after))
+            .map_err(|e| self.inner.refused(e))?;
         let plan = self
             .inner
             .apply_durably(|state| {
@@ -269,6 +293,22 @@ impl Supervisor {
             })?;
         self.inner.checks_plan_changed(&plan);
         Ok(())
+    }
+
+    /// The container's budget.
+    pub fn limits(&self) -> ContainerLimits {
+        self.inner.limits.lock().unwrap().clone()
+    }
+
+    /// Replaces the container's budget (what is already there stays; later requests are
+    /// checked against the new one).
+    pub fn set_limits(&self, limits: ContainerLimits) {
+        *self.inner.limits.lock().unwrap() = limits;
+    }
+
+    /// Refusals over the budget so far, by limit (shared with whoever opened it).
+    pub fn limit_hits(&self) -> &Arc<LimitHits> {
+        &self.inner.hits
     }
 
     /// Replaces the `[ default args ]` of services, as `pebble run --args` does: a reserved
@@ -725,6 +765,14 @@ pub(crate) fn errno_text(e: &std::io::Error) -> String {
 }
 
 impl Inner {
+    /// Counts a refusal over the budget (any other error passes through).
+    pub(crate) fn refused(&self, e: SupervisorError) -> SupervisorError {
+        if let Some(limit) = e.limit() {
+            self.hits.hit(limit);
+        }
+        e
+    }
+
     /// The current combined plan.
     fn plan(&self) -> Arc<Plan> {
         self.state.lock().unwrap().plan.clone()

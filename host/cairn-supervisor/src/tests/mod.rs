@@ -3,6 +3,7 @@
 
 mod checks;
 mod exec;
+mod limits;
 mod persistence;
 pub(crate) mod procs;
 mod sandbox;
