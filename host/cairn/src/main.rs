@@ -23,7 +23,7 @@ use anyhow::{Context, Result, bail};
 use cairn_runtime::HostConfig;
 use clap::{Parser, Subcommand};
 
-use args::{FormatArgs, parse_duration};
+use args::{BudgetArgs, FormatArgs, parse_duration, parse_limit};
 use control::Request;
 
 /// The Cairn charm host: WebAssembly charms driving a Pebble-compatible supervisor.
@@ -80,6 +80,8 @@ enum Command {
         #[arg(long, env = "CAIRN_POOLING", default_value_t = true, action = clap::ArgAction::Set,
               value_parser = clap::builder::BoolishValueParser::new())]
         pooling: bool,
+        #[command(flatten)]
+        budget: BudgetArgs,
     },
     /// Deploy a charm (a directory with charmcraft.yaml and its built component).
     Deploy {
@@ -91,6 +93,10 @@ enum Command {
         /// Config setting key=value (repeatable).
         #[arg(long = "config", value_name = "KEY=VALUE")]
         config: Vec<String>,
+        /// The app's own limit KEY=VALUE, over the host's default (repeatable; keys as
+        /// `cairn run --limit`).
+        #[arg(long = "limit", value_name = "KEY=VALUE", value_parser = parse_limit)]
+        limits: Vec<(String, String)>,
     },
     /// Show or change an application's config.
     Config {
@@ -101,6 +107,16 @@ enum Command {
         /// Reset a key to its default (repeatable).
         #[arg(long, value_name = "KEY")]
         reset: Vec<String>,
+        /// Change the app's limit KEY=VALUE (repeatable; VALUE `default` for the host's).
+        #[arg(long = "limits", value_name = "KEY=VALUE", value_parser = parse_limit)]
+        limits: Vec<(String, String)>,
+    },
+    /// Show an application's limits (its budget) and how often each was hit.
+    Limits {
+        /// The application.
+        app: String,
+        #[command(flatten)]
+        format: FormatArgs,
     },
     /// Show applications, units, their status and their services.
     Status {
@@ -324,8 +340,27 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             cache_dir,
             containers,
             pooling,
+            budget,
         } => {
             let mut config = HostConfig::new(&dir);
+            // The engine's maxima are the defaults of memory and deadline.
+            let defaults = cairn_runtime::Budget {
+                memory: (memory_limit_mib << 20) as u64,
+                deadline: event_deadline,
+                ..cairn_runtime::Budget::default()
+            };
+            let overrides = cairn_runtime::budget::normalize_overrides(
+                &Default::default(),
+                &budget.limits,
+            )
+            .map_err(anyhow::Error::msg)?;
+            config.budget = defaults
+                .with_overrides(&overrides)
+                .map_err(anyhow::Error::msg)?;
+            config
+                .budget
+                .check_maxima((memory_limit_mib << 20) as u64, event_deadline)
+                .map_err(anyhow::Error::msg)?;
             config.containers = match containers {
                 Containers::Shared => cairn_runtime::ContainerMode::Shared,
                 Containers::Isolated => cairn_runtime::ContainerMode::Isolated,
@@ -344,7 +379,12 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             config.retry_base = retry_delay;
             daemon::run(daemon::DaemonOptions { config }).await
         }
-        Command::Deploy { path, name, config } => {
+        Command::Deploy {
+            path,
+            name,
+            config,
+            limits,
+        } => {
             let path = std::fs::canonicalize(&path)
                 .with_context(|| format!("cannot find charm {}", path.display()))?;
             let v = control::call(
@@ -353,6 +393,7 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
                     path: path.display().to_string(),
                     name,
                     config: split_kv(&config)?,
+                    limits,
                 },
             )
             .await?;
@@ -363,17 +404,20 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             app,
             settings,
             reset,
+            limits,
         } => {
+            let quiet = !(settings.is_empty() && reset.is_empty() && limits.is_empty());
             let v = control::call(
                 &dir,
                 &Request::Config {
                     app,
                     set: split_kv(&settings)?,
                     reset: reset.clone(),
+                    limits,
                 },
             )
             .await?;
-            if settings.is_empty() && reset.is_empty() {
+            if !quiet {
                 output::print_config(&v["config"]);
             }
             Ok(())
@@ -385,6 +429,16 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             } else {
                 let report: cairn_runtime::StatusReport = serde_json::from_value(v)?;
                 print!("{}", output::status_table(&report));
+            }
+            Ok(())
+        }
+        Command::Limits { app, format } => {
+            let v = control::call(&dir, &Request::Limits { app }).await?;
+            if format.json() {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let l: cairn_runtime::AppLimits = serde_json::from_value(v)?;
+                print!("{}", output::limits_table(&l));
             }
             Ok(())
         }
