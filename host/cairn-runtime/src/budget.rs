@@ -116,8 +116,14 @@ enum Kind {
 
 /// Every key, its kind and what it limits (the help text and `cairn limits` list them).
 pub const KEYS: &[(&str, &str)] = &[
-    ("memory", "wasm memory of one event (bytes; at most the host's maximum)"),
-    ("deadline", "deadline of one event (duration; at most the host's maximum)"),
+    (
+        "memory",
+        "wasm memory of one event (bytes; at most the host's maximum)",
+    ),
+    (
+        "deadline",
+        "deadline of one event (duration; at most the host's maximum)",
+    ),
     ("log-bytes", "log bytes kept per event (bytes)"),
     ("status-bytes", "longest status message (bytes)"),
     ("state-bytes", "stored state, keys and values (bytes)"),
@@ -129,9 +135,18 @@ pub const KEYS: &[(&str, &str)] = &[
     ("execs", "concurrent execs per container"),
     ("queue", "events waiting per unit"),
     ("deferred", "deferred events kept per unit"),
-    ("workload-memory", "memory of a container's processes (bytes or unlimited)"),
-    ("workload-cpu", "CPUs of a container's processes (0.5, 500m or unlimited)"),
-    ("workload-pids", "processes of a container (count or unlimited)"),
+    (
+        "workload-memory",
+        "memory of a container's processes (bytes or unlimited)",
+    ),
+    (
+        "workload-cpu",
+        "CPUs of a container's processes (0.5, 500m or unlimited)",
+    ),
+    (
+        "workload-pids",
+        "processes of a container (count or unlimited)",
+    ),
 ];
 
 fn kind(key: &str) -> Option<Kind> {
@@ -185,9 +200,7 @@ fn parse_value(key: &str, v: &str) -> Result<Value, String> {
         Kind::Bytes => Value::Num(Some(
             parse_bytes(v).ok_or_else(|| bad("bytes such as 1048576, 512KiB or 1MiB"))?,
         )),
-        Kind::Count => Value::Num(Some(
-            v.parse().map_err(|_| bad("a whole number"))?,
-        )),
+        Kind::Count => Value::Num(Some(v.parse().map_err(|_| bad("a whole number"))?)),
         Kind::Duration => Value::Dur(
             cairn_plan::parse_duration(v).map_err(|_| bad("a duration such as 500ms or 30s"))?,
         ),
@@ -234,7 +247,9 @@ impl Budget {
         match (key, &v) {
             ("deadline", Value::Dur(d)) | ("check-period", Value::Dur(d)) => {
                 if key == "deadline" && d.is_zero() {
-                    return Err(format!("invalid value {value:?} for limit \"deadline\": it must not be zero"));
+                    return Err(format!(
+                        "invalid value {value:?} for limit \"deadline\": it must not be zero"
+                    ));
                 }
                 if key == "deadline" {
                     self.deadline = *d
@@ -379,7 +394,10 @@ impl<'de> Deserialize<'de> for Budget {
 /// bidirectional formatting characters, as `\n`, `\t`, `\r` or `\u{..}`; everything else
 /// (backslashes included) stays as it is. The result is one line.
 pub fn escape_control(s: &str) -> Cow<'_, str> {
-    let needs = |c: char| c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let needs = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     if !s.chars().any(needs) {
         return Cow::Borrowed(s);
     }
@@ -472,7 +490,9 @@ impl EventSpend {
             self.hit("log-bytes");
         }
         // The part that fits is kept, the rest dropped.
-        let mut end = usize::try_from(left).unwrap_or(usize::MAX).min(message.len());
+        let mut end = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(message.len());
         while !message.is_char_boundary(end) {
             end -= 1;
         }
@@ -623,7 +643,10 @@ mod tests {
     fn bad_keys_and_values_are_refused_with_what_is_expected() {
         let mut b = Budget::default();
         let e = b.set("logs", "1").unwrap_err();
-        assert!(e.starts_with("unknown limit \"logs\" (limits: memory, deadline, "), "{e}");
+        assert!(
+            e.starts_with("unknown limit \"logs\" (limits: memory, deadline, "),
+            "{e}"
+        );
         assert_eq!(
             b.set("log-bytes", "lots").unwrap_err(),
             "invalid value \"lots\" for limit \"log-bytes\": expected bytes such as 1048576, 512KiB or 1MiB"
@@ -657,20 +680,25 @@ mod tests {
         b.check_maxima(64 * MIB, Duration::from_secs(60)).unwrap();
         b.set("memory", "128MiB").unwrap();
         assert_eq!(
-            b.check_maxima(64 * MIB, Duration::from_secs(60)).unwrap_err(),
+            b.check_maxima(64 * MIB, Duration::from_secs(60))
+                .unwrap_err(),
             "limit memory=128MiB is over the host's maximum of 64MiB"
         );
         b.set("memory", "1MiB").unwrap();
         b.set("deadline", "2m").unwrap();
         assert_eq!(
-            b.check_maxima(64 * MIB, Duration::from_secs(60)).unwrap_err(),
+            b.check_maxima(64 * MIB, Duration::from_secs(60))
+                .unwrap_err(),
             "limit deadline=2m0s is over the host's maximum of 1m0s"
         );
     }
 
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {
-        assert!(matches!(escape_control("plain \\ text é"), Cow::Borrowed(_)));
+        assert!(matches!(
+            escape_control("plain \\ text é"),
+            Cow::Borrowed(_)
+        ));
         assert_eq!(
             escape_control("a\nb\r\tc\x1b]0;title\x07\u{9b}\u{202e}"),
             "a\\nb\\r\\tc\\u{1b}]0;title\\u{7}\\u{9b}\\u{202e}"
@@ -727,7 +755,9 @@ mod tests {
         s.state_set(&mut stored, "j".into(), vec![0; 1]);
         assert_eq!(
             s.failure(),
-            Some("cannot set stored state \"j\": it would take 12 B, over the budget of 10 B (state-bytes)")
+            Some(
+                "cannot set stored state \"j\": it would take 12 B, over the budget of 10 B (state-bytes)"
+            )
         );
         assert_eq!(stored.len(), 1);
         s.state_delete(&mut stored, "k");

@@ -225,7 +225,9 @@ mod tests {
 
     #[test]
     fn unlimited_refuses_nothing() {
-        let l = layers("checks:\n  c:\n    override: replace\n    period: 1ms\n    tcp:\n      port: 1\n");
+        let l = layers(
+            "checks:\n  c:\n    override: replace\n    period: 1ms\n    tcp:\n      port: 1\n",
+        );
         let u = ContainerLimits::UNLIMITED;
         u.check_layer_request(usize::MAX).unwrap();
         u.check_layers(&l, || u64::MAX).unwrap();

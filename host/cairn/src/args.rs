@@ -144,7 +144,9 @@ mod tests {
                 ("queue".to_string(), "default".to_string())
             ]
         );
-        let err = Run::try_parse_from(["x", "--limit", "logs=1"]).err().unwrap();
+        let err = Run::try_parse_from(["x", "--limit", "logs=1"])
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("unknown limit \"logs\""), "{err}");
         assert!(Run::try_parse_from(["x", "--limit", "execs"]).is_err());
     }

@@ -349,11 +349,9 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
                 deadline: event_deadline,
                 ..cairn_runtime::Budget::default()
             };
-            let overrides = cairn_runtime::budget::normalize_overrides(
-                &Default::default(),
-                &budget.limits,
-            )
-            .map_err(anyhow::Error::msg)?;
+            let overrides =
+                cairn_runtime::budget::normalize_overrides(&Default::default(), &budget.limits)
+                    .map_err(anyhow::Error::msg)?;
             config.budget = defaults
                 .with_overrides(&overrides)
                 .map_err(anyhow::Error::msg)?;

@@ -616,7 +616,10 @@ impl Host {
             }
         };
         for c in app.record.meta.containers.keys() {
-            match self.open_container(&name, &dir, c, &budget, &mut apis).await {
+            match self
+                .open_container(&name, &dir, c, &budget, &mut apis)
+                .await
+            {
                 Ok(sup) => {
                     containers.insert(c.clone(), sup);
                 }

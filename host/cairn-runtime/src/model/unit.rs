@@ -321,7 +321,8 @@ impl UnitShared {
         };
         {
             let mut rec = self.record.lock().unwrap();
-            let waiting = |rec: &UnitRecord, skip: usize| rec.queue.iter().skip(skip).any(|e| *e == event);
+            let waiting =
+                |rec: &UnitRecord, skip: usize| rec.queue.iter().skip(skip).any(|e| *e == event);
             match &event {
                 Event::UpdateStatus if waiting(&rec, 0) => return Ok(()),
                 Event::ConfigChanged | Event::PebbleReady { .. } if waiting(&rec, 1) => {
@@ -445,7 +446,9 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
                             rec.history.push_back(HistoryEntry {
                                 time: crate::now(),
                                 event: dropped.name(),
-                                outcome: format!("dropped: over the budget of {cap} deferred events"),
+                                outcome: format!(
+                                    "dropped: over the budget of {cap} deferred events"
+                                ),
                                 duration_us: 0,
                             });
                             drop(rec);

@@ -291,9 +291,9 @@ impl Runtime {
         let spend = &store.data().spend;
         let outcome = match result {
             // Stored state over its budget fails the event whatever the handler said.
-            Ok(_) if spend.failure().is_some() => {
-                Err(Failure::Budget(spend.failure().unwrap_or_default().to_string()))
-            }
+            Ok(_) if spend.failure().is_some() => Err(Failure::Budget(
+                spend.failure().unwrap_or_default().to_string(),
+            )),
             Ok(Ok(o)) => Ok(super::bindings::from_wit_outcome(o)),
             Ok(Err(msg)) => Err(Failure::Handler(spend.message(&msg))),
             Err(e) => {

@@ -176,13 +176,13 @@ fn a_log_flood_keeps_the_event_budget_and_says_how_much_was_dropped() {
     assert!(kept < (1 << 20) + 64 * 1024, "{kept} bytes kept");
     let last = &d.logs.last().unwrap().message;
     assert!(
-        last.ends_with("t/0: 1023.2 MiB of log dropped: over the budget of 1 MiB per event (log-bytes)"),
+        last.ends_with(
+            "t/0: 1023.2 MiB of log dropped: over the budget of 1 MiB per event (log-bytes)"
+        ),
         "{last}"
     );
     assert!(
-        d.logs
-            .iter()
-            .all(|l| !l.message.contains(['\n', '\x1b'])),
+        d.logs.iter().all(|l| !l.message.contains(['\n', '\x1b'])),
         "a raw newline or escape was kept"
     );
     assert_eq!(hits.snapshot()["log-bytes"], 1);
@@ -214,7 +214,11 @@ fn status_messages_are_capped_and_escaped() {
     assert!(msg.len() <= 1024 && msg.ends_with('…'), "{}", msg.len());
     assert_eq!(hits.snapshot()["status-bytes"], 1);
 
-    let d = rt.dispatch(&charm, ctx("escape", BTreeMap::new()), &Event::ConfigChanged);
+    let d = rt.dispatch(
+        &charm,
+        ctx("escape", BTreeMap::new()),
+        &Event::ConfigChanged,
+    );
     assert_eq!(
         d.ctx.unit_status,
         WorkloadStatus::Active(
@@ -222,9 +226,17 @@ fn status_messages_are_capped_and_escaped() {
         )
     );
     // The log call and the printed line are one escaped line each.
-    let forged: Vec<_> = d.logs.iter().filter(|l| l.message.contains("forged")).collect();
+    let forged: Vec<_> = d
+        .logs
+        .iter()
+        .filter(|l| l.message.contains("forged"))
+        .collect();
     assert_eq!(forged.len(), 2, "{:?}", d.logs);
-    assert!(forged.iter().all(|l| !l.message.contains(['\n', '\x1b', '\r'])));
+    assert!(
+        forged
+            .iter()
+            .all(|l| !l.message.contains(['\n', '\x1b', '\r']))
+    );
 }
 
 #[test]
@@ -235,6 +247,9 @@ fn the_app_budget_lowers_the_engine_memory_and_deadline() {
     assert_eq!(d.outcome, Err(Failure::MemoryLimit(8 << 20)));
     let (c, _) = budget_ctx("loop", |b| b.deadline = Duration::from_millis(200));
     let d = rt.dispatch(&charm, c, &Event::ConfigChanged);
-    assert_eq!(d.outcome, Err(Failure::Deadline(Duration::from_millis(200))));
+    assert_eq!(
+        d.outcome,
+        Err(Failure::Deadline(Duration::from_millis(200)))
+    );
     assert_eq!(hits.snapshot()["memory"], 1);
 }

@@ -32,14 +32,19 @@ async fn layers_over_the_budget_are_refused_whole_and_counted() {
     let svc = |n: &str| format!("services:\n  {n}:\n    override: replace\n    command: sleep 1\n");
     s.add_layer("a", svc("a").as_bytes(), false, false).unwrap();
     let big = format!("summary: {}\n", "x".repeat(5000));
-    let e = s.add_layer("big", big.as_bytes(), false, false).unwrap_err();
+    let e = s
+        .add_layer("big", big.as_bytes(), false, false)
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::OverBudget);
     assert_eq!(
         e.to_string(),
         "cannot add layer: layer is 4.9 KiB, over the container's budget of 4 KiB of layers"
     );
     // Combining into the same label keeps one layer; services still count.
-    let two = format!("{}  b:\n    override: replace\n    command: sleep 1\n", svc("a"));
+    let two = format!(
+        "{}  b:\n    override: replace\n    command: sleep 1\n",
+        svc("a")
+    );
     s.add_layer("a", two.as_bytes(), true, false).unwrap();
     let three = format!("{}  c:\n    override: replace\n    command: sleep 1\n", two);
     let e = s.add_layer("a", three.as_bytes(), true, false).unwrap_err();
@@ -97,8 +102,7 @@ async fn execs_past_the_budget_are_busy_until_one_ends() {
     let c = s.exec(args(&["true"])).unwrap();
     assert_eq!(s.exec(args(&["true"])).unwrap_err().kind(), ErrorKind::Busy);
     // When `cat` ends, its slot is free again.
-    let Endpoint::Stdio { stdin, mut stdout } = s.exec_connect(&a.task_id, "stdio").unwrap()
-    else {
+    let Endpoint::Stdio { stdin, mut stdout } = s.exec_connect(&a.task_id, "stdio").unwrap() else {
         panic!("not stdio");
     };
     let _ = stdin.send(Stdin::End).await;

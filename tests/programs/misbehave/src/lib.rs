@@ -304,7 +304,9 @@ fn flood_layers(ctx: &mut Context) -> Result<String> {
     out.push(gave(work.add_layer("big", big.as_str(), false)));
     let mut many = String::from("services:\n");
     for i in 0..400 {
-        many.push_str(&format!("  s{i}:\n    override: replace\n    command: sleep 1\n"));
+        many.push_str(&format!(
+            "  s{i}:\n    override: replace\n    command: sleep 1\n"
+        ));
     }
     out.push(gave(work.add_layer("many", many.as_str(), false)));
     let fast = "checks:\n  fast:\n    override: replace\n    period: 1ms\n    exec:\n      command: 'true'\n";
@@ -415,7 +417,10 @@ impl Misbehave {
             }
             "pull-flood" => {
                 let work = ctx.container("work")?;
-                let path = format!("/tmp/cairn-pull-flood-{}", ctx.unit().name().replace('/', "-"));
+                let path = format!(
+                    "/tmp/cairn-pull-flood-{}",
+                    ctx.unit().name().replace('/', "-")
+                );
                 work.exec(&["truncate", "-s", "1G", &path])?.wait_output()?;
                 let got = match work.pull(&path) {
                     Ok(data) => format!("read {} bytes", data.len()),

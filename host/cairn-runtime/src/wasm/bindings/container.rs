@@ -332,9 +332,9 @@ impl pebble::HostContainer for StoreState {
         // No more than the guest's memory could take is read, whatever the file claims (a
         // sparse file, or one that grows meanwhile).
         let too_big = |size: u64| {
-            self.spend.check_pull(&path, size).map_err(|e| {
-                path_error(cairn_supervisor::files::FileError::generic(e))
-            })
+            self.spend
+                .check_pull(&path, size)
+                .map_err(|e| path_error(cairn_supervisor::files::FileError::generic(e)))
         };
         too_big(f.metadata().map(|m| m.len()).unwrap_or(0))?;
         let mut out = Vec::new();
