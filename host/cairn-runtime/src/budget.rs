@@ -186,7 +186,7 @@ fn parse_bytes(v: &str) -> Option<u64> {
 /// Bytes as the operator would write them back.
 fn format_bytes(n: u64) -> String {
     for (unit, size) in [("GiB", 1u64 << 30), ("MiB", MIB), ("KiB", KIB)] {
-        if n >= size && n % size == 0 {
+        if n >= size && n.is_multiple_of(size) {
             return format!("{}{unit}", n / size);
         }
     }

@@ -434,30 +434,28 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
                     };
                     let mut rec = unit.record.lock().unwrap();
                     rec.queue.pop_front();
-                    if outcome == Outcome::Deferred {
-                        if let Some(dropped) = defer(&mut rec, head, cap) {
-                            hits.hit("deferred");
-                            let message = format!(
-                                "{}: deferred {} dropped: over the app's budget of {cap} deferred events",
-                                rec.name,
-                                dropped.name()
-                            );
-                            tracing::warn!("{message}");
-                            rec.history.push_back(HistoryEntry {
-                                time: crate::now(),
-                                event: dropped.name(),
-                                outcome: format!(
-                                    "dropped: over the budget of {cap} deferred events"
-                                ),
-                                duration_us: 0,
-                            });
-                            drop(rec);
-                            unit.append_log(&[LogLine {
-                                time: crate::now(),
-                                level: crate::types::LogLevel::Warning,
-                                message,
-                            }]);
-                        }
+                    if outcome == Outcome::Deferred
+                        && let Some(dropped) = defer(&mut rec, head, cap)
+                    {
+                        hits.hit("deferred");
+                        let message = format!(
+                            "{}: deferred {} dropped: over the app's budget of {cap} deferred events",
+                            rec.name,
+                            dropped.name()
+                        );
+                        tracing::warn!("{message}");
+                        rec.history.push_back(HistoryEntry {
+                            time: crate::now(),
+                            event: dropped.name(),
+                            outcome: format!("dropped: over the budget of {cap} deferred events"),
+                            duration_us: 0,
+                        });
+                        drop(rec);
+                        unit.append_log(&[LogLine {
+                            time: crate::now(),
+                            level: crate::types::LogLevel::Warning,
+                            message,
+                        }]);
                     }
                 }
                 Err(()) => failed = true,
