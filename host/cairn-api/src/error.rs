@@ -28,6 +28,11 @@ pub fn code_and_kind(kind: ErrorKind) -> (u16, &'static str) {
         ErrorKind::NotFound => (404, ""),
         ErrorKind::Timeout => (504, ""),
         ErrorKind::Internal => (500, ""),
+        // Over the tenant's budget: the request as sent can never succeed (400).
+        ErrorKind::OverBudget => (400, ""),
+        // At the budget of things running at once: it may succeed later (429, as any
+        // rate-limited HTTP API; Pebble has no such limit, so no kind of its own).
+        ErrorKind::Busy => (429, ""),
     }
 }
 

@@ -24,6 +24,8 @@ fn ctx() -> UnitContext {
         stored: BTreeMap::new(),
         handle: None,
         action: None,
+        budget: Default::default(),
+        hits: Default::default(),
     }
 }
 

@@ -13,14 +13,17 @@
 use std::path::PathBuf;
 
 pub mod actions;
+pub mod budget;
 pub mod charm;
 pub mod model;
 pub mod types;
 pub mod wasm;
 
 pub use actions::{ActionRecord, ActionStatus};
+pub use budget::{Budget, WorkloadLimits};
+pub use cairn_supervisor::LimitHits;
 pub use cairn_supervisor::namespaces::{NetMode, Tenancy};
-pub use model::host::{ContainerMode, Host, HostConfig, IN_ROOT_SOCKET};
+pub use model::host::{AppLimits, ContainerMode, Host, HostConfig, IN_ROOT_SOCKET};
 pub use model::report::{AppReport, ContainerReport, ServiceReport, StatusReport, UnitReport};
 pub use model::unit::{HistoryEntry, UnitRecord};
 pub use types::{ConfigValue, Event, Outcome, WorkloadStatus};

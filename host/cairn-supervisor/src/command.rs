@@ -21,6 +21,9 @@ impl Inner {
         let Some(program) = args.command.first().cloned() else {
             return Err(SupervisorError::BadRequest("must specify command".into()));
         };
+        // A slot of the container's budget of concurrent execs, given back when the task
+        // ends (or now, if the exec does not start).
+        let slot = ExecSlot::take(self)?;
         // As Pebble (Go's exec.LookPath at request time): argv0 is resolved on the
         // supervisor's own PATH.
         let own_path = std::env::var("PATH").unwrap_or_default();
@@ -74,6 +77,7 @@ impl Inner {
                 }
             };
             inner.execs.lock().unwrap().remove(&ctx.id);
+            drop(slot);
             ctx.set_data("exit-code", done.exit_code.into());
             // The group record only matters if the host crashes: it is dropped once the
             // task's waiters have been woken.
@@ -136,5 +140,45 @@ impl Inner {
     /// Kills the commands of every running exec (the supervisor is stopping).
     pub(crate) fn kill_execs(&self) {
         self.runner.cancel_kind(EXEC_KIND);
+    }
+}
+
+/// One exec's place in the container's budget of concurrent execs, released on drop.
+struct ExecSlot {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl ExecSlot {
+    /// Takes a slot, or refuses (counted) when the budget's slots are all taken.
+    fn take(inner: &Arc<Inner>) -> Result<Self, SupervisorError> {
+        use std::sync::atomic::Ordering;
+        let limit = inner.limits.lock().unwrap().clone();
+        let mut running = inner.execs_running.load(Ordering::Relaxed);
+        loop {
+            limit.check_exec(running).map_err(|e| inner.refused(e))?;
+            match inner.execs_running.compare_exchange_weak(
+                running,
+                running + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Ok(ExecSlot {
+                        inner: Arc::downgrade(inner),
+                    });
+                }
+                Err(now) => running = now,
+            }
+        }
+    }
+}
+
+impl Drop for ExecSlot {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner
+                .execs_running
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
     }
 }

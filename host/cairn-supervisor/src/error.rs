@@ -23,6 +23,24 @@ pub enum SupervisorError {
     /// A layer or plan operation was rejected.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The request would take the container over its budget (`limit` names it, as counted
+    /// in [`crate::LimitHits`]).
+    #[error("{message}")]
+    OverBudget {
+        /// The limit's name (`layer-bytes`, `services`, …).
+        limit: &'static str,
+        /// Pebble-style `cannot <verb>: ...` text.
+        message: String,
+    },
+    /// The container is running as much as its budget allows: the same request may succeed
+    /// later (`limit` names the budget).
+    #[error("{message}")]
+    Busy {
+        /// The limit's name (`execs`).
+        limit: &'static str,
+        /// Pebble-style `cannot <verb>: ...` text.
+        message: String,
+    },
     /// The container's state could not be read or written.
     #[error("cannot {action}: {source}")]
     Io {
@@ -48,6 +66,10 @@ pub enum ErrorKind {
     Timeout,
     /// The supervisor failed (500).
     Internal,
+    /// Over the container's budget (400).
+    OverBudget,
+    /// At the container's budget of things running at once (429).
+    Busy,
 }
 
 impl SupervisorError {
@@ -59,8 +81,20 @@ impl SupervisorError {
             SupervisorError::NotFound(_) => ErrorKind::NotFound,
             SupervisorError::Timeout(_) => ErrorKind::Timeout,
             SupervisorError::Internal(_) | SupervisorError::Io { .. } => ErrorKind::Internal,
+            SupervisorError::OverBudget { .. } => ErrorKind::OverBudget,
+            SupervisorError::Busy { .. } => ErrorKind::Busy,
             SupervisorError::Plan(e) if e.is_client_error() => ErrorKind::BadRequest,
             SupervisorError::Plan(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The name of the budget a refusal was over, for counting hits.
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            SupervisorError::OverBudget { limit, .. } | SupervisorError::Busy { limit, .. } => {
+                Some(limit)
+            }
+            _ => None,
         }
     }
 }

@@ -30,6 +30,7 @@ mod error;
 pub mod exec;
 pub mod files;
 pub mod groups;
+mod limits;
 mod lock;
 pub mod logs;
 mod metrics;
@@ -57,6 +58,7 @@ pub use cgroup::{CpuMax, WorkloadLimits, WorkloadUsage};
 pub use changes::{ChangeInfo, ChangeSelect, ChangeStatus, TaskInfo};
 pub use checks::{CheckFailure, CheckInfo, CheckStatus};
 pub use error::{ErrorKind, SupervisorError};
+pub use limits::{ContainerLimits, LimitHits, bytes as format_bytes};
 pub use logs::{LogBuffer, LogEntry};
 pub use notices::{Notice, NoticeFilter};
 pub use request::ServicesAction;
@@ -89,7 +91,11 @@ pub struct SupervisorOptions {
     /// Limits on the memory, tasks and CPU of everything the container runs (services,
     /// exec commands, exec checks), enforced through the container's cgroup where the host
     /// lets the supervisor make one.
-    pub limits: WorkloadLimits,
+    pub workload: WorkloadLimits,
+    /// The container's budget of API requests (unlimited by default, as Pebble).
+    pub limits: ContainerLimits,
+    /// Where refusals over the budget are counted (shared by an application's containers).
+    pub hits: Arc<LimitHits>,
 }
 
 impl SupervisorOptions {
@@ -101,7 +107,9 @@ impl SupervisorOptions {
             persist: true,
             root: None,
             strict: None,
-            limits: WorkloadLimits::default(),
+            workload: WorkloadLimits::default(),
+            limits: ContainerLimits::UNLIMITED,
+            hits: Arc::default(),
         }
     }
 }
@@ -136,6 +144,12 @@ pub(crate) struct Inner {
     /// Serialises the operations that replace the layers, so that one whose snapshot
     /// cannot be persisted is rolled back without undoing another's.
     layer_ops: Mutex<()>,
+    /// The container's budget (a leaf lock; the operator may change it at any time).
+    limits: Mutex<ContainerLimits>,
+    /// Refusals over the budget, counted by limit.
+    hits: Arc<LimitHits>,
+    /// Execs admitted and not yet ended (what the `execs` limit counts).
+    execs_running: std::sync::atomic::AtomicUsize,
     /// The container directory's lock: one supervisor per container. Last, so that it is
     /// released after the managers (and the processes they kill) are gone.
     _lock: lock::DirLock,
@@ -194,9 +208,10 @@ impl Supervisor {
         };
         let layers = state::assemble_layers(&opts.dir, &persisted.layers)?;
         persisted.changes.interrupt_unfinished();
-        let cgroup = cgroup::Cgroup::create(cgroup::Layout::host(), &opts.dir, &opts.limits);
-        let unenforced = cgroup::unenforceable(&opts.limits);
-        if !unenforced.is_empty() || (cgroup.is_none() && opts.limits != WorkloadLimits::default())
+        let cgroup = cgroup::Cgroup::create(cgroup::Layout::host(), &opts.dir, &opts.workload);
+        let unenforced = cgroup::unenforceable(&opts.workload);
+        if !unenforced.is_empty()
+            || (cgroup.is_none() && opts.workload != WorkloadLimits::default())
         {
             tracing::warn!(
                 "The workload limits of {} are not enforced here (no cgroup {} controller available to cairn)",
@@ -208,7 +223,7 @@ impl Supervisor {
             env: opts.env,
             root,
             cgroup: cgroup.map(Mutex::new),
-            limits: Mutex::new(opts.limits),
+            limits: Mutex::new(opts.workload),
         });
         let sup = Supervisor {
             inner: Arc::new(Inner {
@@ -233,6 +248,9 @@ impl Supervisor {
                 dirty: Arc::new(tokio::sync::Notify::new()),
                 saver: state::Saver::default(),
                 layer_ops: Mutex::new(()),
+                limits: Mutex::new(opts.limits),
+                hits: opts.hits,
+                execs_running: std::sync::atomic::AtomicUsize::new(0),
                 _lock: lock,
             }),
         };
@@ -294,6 +312,10 @@ impl Supervisor {
         inner: bool,
     ) -> Result<(), SupervisorError> {
         let bad = |e: cairn_plan::PlanError| SupervisorError::BadRequest(e.to_string());
+        let limits = self.limits();
+        limits
+            .check_layer_request(yaml.len())
+            .map_err(|e| self.inner.refused(e))?;
         // Parsed outside the lock; adding changes nothing on error.
         let layer = cairn_plan::parse_added_layer(label, yaml).map_err(bad)?;
         // Layer operations are serialised; the combine and validation of a big plan runs on
@@ -306,6 +328,9 @@ impl Supervisor {
         let before = self.inner.state.lock().unwrap().layers.clone();
         let mut after = before.clone();
         after.add(layer, combine, inner).map_err(bad)?;
+        limits
+            .check_layers(&after, || state::persisted_bytes(&after))
+            .map_err(|e| self.inner.refused(e))?;
         let plan = self
             .inner
             .apply_durably(|state| {
@@ -320,6 +345,22 @@ impl Supervisor {
             })?;
         self.inner.checks_plan_changed(&plan);
         Ok(())
+    }
+
+    /// The container's budget.
+    pub fn limits(&self) -> ContainerLimits {
+        self.inner.limits.lock().unwrap().clone()
+    }
+
+    /// Replaces the container's budget (what is already there stays; later requests are
+    /// checked against the new one).
+    pub fn set_limits(&self, limits: ContainerLimits) {
+        *self.inner.limits.lock().unwrap() = limits;
+    }
+
+    /// Refusals over the budget so far, by limit (shared with whoever opened it).
+    pub fn limit_hits(&self) -> &Arc<LimitHits> {
+        &self.inner.hits
     }
 
     /// Replaces the `[ default args ]` of services, as `pebble run --args` does: a reserved
@@ -814,6 +855,14 @@ pub(crate) fn errno_text(e: &std::io::Error) -> String {
 }
 
 impl Inner {
+    /// Counts a refusal over the budget (any other error passes through).
+    pub(crate) fn refused(&self, e: SupervisorError) -> SupervisorError {
+        if let Some(limit) = e.limit() {
+            self.hits.hit(limit);
+        }
+        e
+    }
+
     /// The current combined plan.
     fn plan(&self) -> Arc<Plan> {
         self.state.lock().unwrap().plan.clone()

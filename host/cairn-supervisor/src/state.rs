@@ -51,6 +51,16 @@ impl State {
     }
 }
 
+/// Bytes of YAML the API-added layers of `layers` take in the state file.
+pub(crate) fn persisted_bytes(layers: &Layers) -> u64 {
+    layers
+        .layers()
+        .iter()
+        .filter(|l| !l.label.starts_with("pebble-"))
+        .map(|l| l.to_yaml().len() as u64)
+        .sum()
+}
+
 /// The state file's form of `layers`.
 fn render_layers(layers: Vec<Layer>) -> Vec<PersistedLayer> {
     layers

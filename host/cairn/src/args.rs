@@ -67,6 +67,31 @@ pub struct WaitArgs {
     pub no_wait: bool,
 }
 
+/// `cairn run --limit`: the budget of every application that does not override it.
+#[derive(Args)]
+pub struct BudgetArgs {
+    /// Default limit of every application, KEY=VALUE (repeatable). Keys: memory, deadline
+    /// (at most --memory-limit-mib and --event-deadline, their defaults), log-bytes (1MiB
+    /// per event), status-bytes (1KiB), state-bytes (1MiB), layer-bytes (1MiB of a
+    /// container's layers), layers (100), services (100), checks (20), check-period
+    /// (shortest, 100ms), execs (16 at once), queue (256 events), deferred (32),
+    /// workload-memory, workload-cpu, workload-pids (unlimited).
+    #[arg(long = "limit", value_name = "KEY=VALUE", value_parser = parse_limit)]
+    pub limits: Vec<(String, String)>,
+}
+
+/// A budget setting `key=value` (`value` may be `default` to drop an app's override),
+/// checked as the daemon will.
+pub fn parse_limit(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("invalid limit {s:?}: expected key=value"))?;
+    let pair = (k.to_string(), v.to_string());
+    cairn_runtime::budget::normalize_overrides(&Default::default(), std::slice::from_ref(&pair))?;
+    Ok(pair)
+}
+
 /// A Go-style duration (`5m`, `1h30m`, `200ms`) as clap's value parser, with the plan's
 /// parser so that the CLI and layers accept the same texts.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -101,6 +126,29 @@ mod tests {
                 .starts_with("error: invalid value 'yaml' for '--format <FORMAT>'\n  [possible values: text, json]"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn limits_are_checked_as_the_daemon_checks_them() {
+        #[derive(Parser)]
+        struct Run {
+            #[command(flatten)]
+            budget: BudgetArgs,
+        }
+        let r = Run::try_parse_from(["x", "--limit", "log-bytes=2MiB", "--limit", "queue=default"])
+            .unwrap();
+        assert_eq!(
+            r.budget.limits,
+            [
+                ("log-bytes".to_string(), "2MiB".to_string()),
+                ("queue".to_string(), "default".to_string())
+            ]
+        );
+        let err = Run::try_parse_from(["x", "--limit", "logs=1"])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("unknown limit \"logs\""), "{err}");
+        assert!(Run::try_parse_from(["x", "--limit", "execs"]).is_err());
     }
 
     #[test]

@@ -20,13 +20,20 @@ pub enum Request {
         path: String,
         name: Option<String>,
         config: Vec<(String, String)>,
+        /// Budget overrides `key=value`.
+        #[serde(default)]
+        limits: Vec<(String, String)>,
     },
-    /// Set or reset config; with neither, read it.
+    /// Set or reset config; with neither, read it. `limits` changes the app's budget.
     Config {
         app: String,
         set: Vec<(String, String)>,
         reset: Vec<String>,
+        #[serde(default)]
+        limits: Vec<(String, String)>,
     },
+    /// An app's budget and its limit hits.
+    Limits { app: String },
     /// The model's status.
     Status,
     /// Every tenant's counters, as an OpenMetrics page.

@@ -165,11 +165,26 @@ async fn serve(stream: UnixStream, host: &Host) -> Result<()> {
 
 async fn handle(host: &Host, req: Request) -> Result<serde_json::Value> {
     Ok(match req {
-        Request::Deploy { path, name, config } => {
-            let app = host.deploy(path.as_ref(), name.as_deref(), &config).await?;
+        Request::Deploy {
+            path,
+            name,
+            config,
+            limits,
+        } => {
+            let app = host
+                .deploy_with_limits(path.as_ref(), name.as_deref(), &config, &limits)
+                .await?;
             serde_json::json!({ "app": app })
         }
-        Request::Config { app, set, reset } => {
+        Request::Config {
+            app,
+            set,
+            reset,
+            limits,
+        } => {
+            if !limits.is_empty() {
+                host.set_limits(&app, &limits).await?;
+            }
             let changed = if set.is_empty() && reset.is_empty() {
                 false
             } else {
@@ -180,6 +195,7 @@ async fn handle(host: &Host, req: Request) -> Result<serde_json::Value> {
         }
         Request::Status => serde_json::to_value(host.status().await)?,
         Request::Metrics => serde_json::Value::String(host.metrics().await),
+        Request::Limits { app } => serde_json::to_value(host.limits(&app).await?)?,
         Request::Events { unit, n } => serde_json::to_value(host.events(&unit, n).await?)?,
         Request::Remove { app } => {
             host.remove(&app).await?;

@@ -153,6 +153,7 @@ pub async fn run(keep: bool) -> Result<()> {
                 path: path.display().to_string(),
                 name: None,
                 config,
+                limits: vec![],
             },
         )
         .await?;
@@ -209,6 +210,7 @@ pub async fn run(keep: bool) -> Result<()> {
             app: "web".into(),
             set: vec![("port".into(), port2.to_string())],
             reset: vec![],
+            limits: vec![],
         },
     )
     .await?;
@@ -224,6 +226,7 @@ pub async fn run(keep: bool) -> Result<()> {
             app: "web".into(),
             set: vec![("port".into(), "0".into())],
             reset: vec![],
+            limits: vec![],
         },
     )
     .await?;

@@ -24,7 +24,7 @@ use anyhow::{Context, Result, bail};
 use cairn_runtime::HostConfig;
 use clap::{Parser, Subcommand};
 
-use args::{FormatArgs, parse_duration};
+use args::{BudgetArgs, FormatArgs, parse_duration, parse_limit};
 use control::Request;
 
 /// The Cairn charm host: WebAssembly charms driving a Pebble-compatible supervisor.
@@ -115,6 +115,8 @@ enum Command {
         /// TCP address (e.g. 127.0.0.1:9464).
         #[arg(long, value_name = "ADDRESS")]
         metrics_listen: Option<String>,
+        #[command(flatten)]
+        budget: BudgetArgs,
     },
     /// Deploy a charm (a directory with charmcraft.yaml and its built component).
     Deploy {
@@ -126,6 +128,10 @@ enum Command {
         /// Config setting key=value (repeatable).
         #[arg(long = "config", value_name = "KEY=VALUE")]
         config: Vec<String>,
+        /// The app's own limit KEY=VALUE, over the host's default (repeatable; keys as
+        /// `cairn run --limit`).
+        #[arg(long = "limit", value_name = "KEY=VALUE", value_parser = parse_limit)]
+        limits: Vec<(String, String)>,
     },
     /// Show or change an application's config.
     Config {
@@ -136,6 +142,16 @@ enum Command {
         /// Reset a key to its default (repeatable).
         #[arg(long, value_name = "KEY")]
         reset: Vec<String>,
+        /// Change the app's limit KEY=VALUE (repeatable; VALUE `default` for the host's).
+        #[arg(long = "limits", value_name = "KEY=VALUE", value_parser = parse_limit)]
+        limits: Vec<(String, String)>,
+    },
+    /// Show an application's limits (its budget) and how often each was hit.
+    Limits {
+        /// The application.
+        app: String,
+        #[command(flatten)]
+        format: FormatArgs,
     },
     /// Print every tenant's counters (events, failures, limit hits, memory, CPU) as an
     /// OpenMetrics page.
@@ -368,8 +384,25 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             tenancy_id_base,
             pooling,
             metrics_listen,
+            budget,
         } => {
             let mut config = HostConfig::new(&dir);
+            // The engine's maxima are the defaults of memory and deadline.
+            let defaults = cairn_runtime::Budget {
+                memory: (memory_limit_mib << 20) as u64,
+                deadline: event_deadline,
+                ..cairn_runtime::Budget::default()
+            };
+            let overrides =
+                cairn_runtime::budget::normalize_overrides(&Default::default(), &budget.limits)
+                    .map_err(anyhow::Error::msg)?;
+            config.budget = defaults
+                .with_overrides(&overrides)
+                .map_err(anyhow::Error::msg)?;
+            config
+                .budget
+                .check_maxima((memory_limit_mib << 20) as u64, event_deadline)
+                .map_err(anyhow::Error::msg)?;
             config.tenancy = match tenancy {
                 TenancyArg::Shared => cairn_runtime::Tenancy::Shared,
                 TenancyArg::Strict => cairn_runtime::Tenancy::Strict,
@@ -401,7 +434,12 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             })
             .await
         }
-        Command::Deploy { path, name, config } => {
+        Command::Deploy {
+            path,
+            name,
+            config,
+            limits,
+        } => {
             let path = std::fs::canonicalize(&path)
                 .with_context(|| format!("cannot find charm {}", path.display()))?;
             let v = control::call(
@@ -410,6 +448,7 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
                     path: path.display().to_string(),
                     name,
                     config: split_kv(&config)?,
+                    limits,
                 },
             )
             .await?;
@@ -420,17 +459,20 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             app,
             settings,
             reset,
+            limits,
         } => {
+            let quiet = !(settings.is_empty() && reset.is_empty() && limits.is_empty());
             let v = control::call(
                 &dir,
                 &Request::Config {
                     app,
                     set: split_kv(&settings)?,
                     reset: reset.clone(),
+                    limits,
                 },
             )
             .await?;
-            if settings.is_empty() && reset.is_empty() {
+            if !quiet {
                 output::print_config(&v["config"]);
             }
             Ok(())
@@ -447,6 +489,16 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             } else {
                 let report: cairn_runtime::StatusReport = serde_json::from_value(v)?;
                 print!("{}", output::status_table(&report));
+            }
+            Ok(())
+        }
+        Command::Limits { app, format } => {
+            let v = control::call(&dir, &Request::Limits { app }).await?;
+            if format.json() {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let l: cairn_runtime::AppLimits = serde_json::from_value(v)?;
+                print!("{}", output::limits_table(&l));
             }
             Ok(())
         }

@@ -83,6 +83,31 @@ pub fn status_table(r: &StatusReport) -> String {
     out
 }
 
+/// `cairn limits` as text: each limit, its value, whether the app overrides the host's
+/// default, and its hits.
+pub fn limits_table(l: &cairn_runtime::AppLimits) -> String {
+    let mut rows = vec![vec![
+        "Limit".into(),
+        "Value".into(),
+        "Source".into(),
+        "Hits".into(),
+    ]];
+    for (k, v) in &l.limits {
+        let source = if l.overridden.contains(k) {
+            "app"
+        } else {
+            "default"
+        };
+        rows.push(vec![
+            k.clone(),
+            v.clone(),
+            source.into(),
+            l.hits.get(k).copied().unwrap_or(0).to_string(),
+        ]);
+    }
+    table(&rows)
+}
+
 /// `cairn events` as text.
 pub fn events_table(events: &[HistoryEntry]) -> String {
     let mut rows = vec![vec![

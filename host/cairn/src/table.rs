@@ -15,6 +15,17 @@ pub fn render_trimmed(rows: &[Vec<String>]) -> String {
 }
 
 fn render_with(rows: &[Vec<String>], trim: bool) -> String {
+    // A cell is one line whatever a tenant put in it: control characters (newlines, escape
+    // sequences) are shown escaped, so no text forges a row or drives the terminal.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| cairn_runtime::budget::escape_control(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows[..];
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols.saturating_sub(1))
         .map(|c| {
@@ -50,6 +61,18 @@ pub fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_cells_are_escaped_so_a_row_stays_one_line() {
+        let t = render_trimmed(&[
+            row(["Unit", "Message"]),
+            row(["a/0", "ok\nevil/0  error  forged\x1b]0;title\x07"]),
+        ]);
+        assert_eq!(
+            t,
+            "Unit  Message\na/0   ok\\nevil/0  error  forged\\u{1b}]0;title\\u{7}\n"
+        );
+    }
 
     #[test]
     fn columns_are_padded_like_go_tabwriter() {

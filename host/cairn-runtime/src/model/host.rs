@@ -74,6 +74,9 @@ pub struct HostConfig {
     /// The first host id of strict containers' id ranges (each gets
     /// `cairn_supervisor::namespaces::RANGE_SIZE` ids, recorded in `<dir>/id-ranges.json`).
     pub tenancy_id_base: u32,
+    /// The budget of every app that does not override it (`cairn run --limit`); its
+    /// `memory` and `deadline` are bounded by `runtime`'s.
+    pub budget: crate::Budget,
     /// Cargo target directories searched first for a charm directory's built component
     /// (the binary passes `CARGO_TARGET_DIR`); `target/` directories above the charm are
     /// searched after them.
@@ -114,6 +117,7 @@ impl HostConfig {
             tenancy: Tenancy::Shared,
             tenancy_net: NetMode::Host,
             tenancy_id_base: cairn_supervisor::namespaces::DEFAULT_ID_BASE,
+            budget: crate::Budget::default(),
             target_dirs: Vec::new(),
         }
     }
@@ -140,6 +144,10 @@ struct AppRecord {
     /// open has its removal finished.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     removing: bool,
+    /// The operator's budget overrides (`key` → value as `cairn deploy --limit` takes it);
+    /// keys not named take the host's defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    limits: BTreeMap<String, String>,
 }
 
 /// Reads an app's settings, leaving out the `null`s older versions stored for float
@@ -159,6 +167,17 @@ fn settings_without_nulls<'de, D: serde::Deserializer<'de>>(
         .collect())
 }
 
+/// An app's budget as the operator sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppLimits {
+    /// Every limit's value (`key` → value as `--limit` takes it).
+    pub limits: BTreeMap<String, String>,
+    /// The keys the app overrides (the others are the host's defaults).
+    pub overridden: Vec<String>,
+    /// How often each limit was hit since the host started.
+    pub hits: BTreeMap<String, u64>,
+}
+
 /// An app whose record or charm could not be loaded: shown as `error`, not run.
 struct BrokenApp {
     /// Why it could not be loaded.
@@ -167,6 +186,16 @@ struct BrokenApp {
     charm: String,
     /// Its units (from the record, or from the unit directories named after it).
     units: Vec<u32>,
+}
+
+/// The part of an app's budget its containers are opened with.
+struct ContainerBudget {
+    /// What each container's supervisor enforces (also on its Pebble API).
+    limits: cairn_supervisor::ContainerLimits,
+    /// Where refusals are counted (the app's).
+    hits: Arc<cairn_supervisor::LimitHits>,
+    /// Memory, CPU and pids of the container's processes, for its cgroup.
+    workload: crate::WorkloadLimits,
 }
 
 /// A unit as the host holds it: the unit and its containers' API servers.
@@ -193,10 +222,12 @@ struct AppEntry {
 }
 
 impl AppEntry {
-    fn new(record: AppRecord, charm: Charm) -> Self {
+    fn new(record: AppRecord, charm: Charm, budget: crate::Budget) -> Self {
         let view = Arc::new(Mutex::new(AppView {
             config: record.meta.effective_config(&record.settings),
             charm: Arc::new(charm),
+            budget,
+            hits: Arc::default(),
         }));
         AppEntry {
             record,
@@ -486,7 +517,8 @@ impl Host {
                 return broken(error_chain(&e), record.meta.name.clone(), units);
             }
         };
-        let mut entry = AppEntry::new(record.clone(), charm);
+        let budget = self.restored_budget(name, &record.limits);
+        let mut entry = AppEntry::new(record.clone(), charm, budget);
         for idx in &record.units {
             match self.start_unit(&entry, *idx, None).await {
                 Ok(handle) => {
@@ -595,8 +627,19 @@ impl Host {
         };
         let mut containers = BTreeMap::new();
         let mut apis = Vec::new();
+        let budget = {
+            let view = app.view.lock().unwrap();
+            ContainerBudget {
+                limits: view.budget.container_limits(),
+                hits: view.hits.clone(),
+                workload: view.budget.workload,
+            }
+        };
         for c in app.record.meta.containers.keys() {
-            match self.open_container(&name, &dir, c, &mut apis).await {
+            match self
+                .open_container(&name, &dir, c, &budget, &mut apis)
+                .await
+            {
                 Ok(sup) => {
                     containers.insert(c.clone(), sup);
                 }
@@ -695,6 +738,7 @@ impl Host {
         unit: &str,
         unit_dir: &Path,
         c: &str,
+        budget: &ContainerBudget,
         apis: &mut Vec<cairn_api::ServerHandle>,
     ) -> Result<Supervisor, RuntimeError> {
         let cdir = unit_dir.join("containers").join(c);
@@ -728,6 +772,16 @@ impl Host {
                 })
             } else {
                 None
+            },
+            limits: budget.limits.clone(),
+            hits: budget.hits.clone(),
+            workload: cairn_supervisor::WorkloadLimits {
+                memory_max: budget.workload.memory,
+                pids_max: budget.workload.pids,
+                cpu_max: budget
+                    .workload
+                    .cpu_millis
+                    .map(cairn_supervisor::CpuMax::millicores),
             },
             ..SupervisorOptions::new(&cdir)
         };
@@ -789,6 +843,18 @@ impl Host {
         name: Option<&str>,
         settings: &[(String, String)],
     ) -> Result<String, RuntimeError> {
+        self.deploy_with_limits(source, name, settings, &[]).await
+    }
+
+    /// [`Host::deploy`] with budget overrides for the app (`key=value`, as `cairn deploy
+    /// --limit` takes them; see [`crate::budget`]).
+    pub async fn deploy_with_limits(
+        &self,
+        source: &Path,
+        name: Option<&str>,
+        settings: &[(String, String)],
+        limits: &[(String, String)],
+    ) -> Result<String, RuntimeError> {
         let src = CharmSource::locate(source, &self.inner.config.target_dirs)?;
         let app_name = name.unwrap_or(&src.meta.name).to_string();
         if !valid_app_name(&app_name) {
@@ -800,6 +866,9 @@ impl Host {
         for (k, v) in settings {
             parsed.insert(k.clone(), src.meta.parse_setting(k, v)?);
         }
+        let limits = crate::budget::normalize_overrides(&BTreeMap::new(), limits)
+            .map_err(RuntimeError::Config)?;
+        let budget = self.budget_of(&limits).map_err(RuntimeError::Config)?;
         let wasm = std::fs::read(&src.wasm).map_err(|e| RuntimeError::io("read", &src.wasm, e))?;
         let mut apps = self.inner.apps.lock().await;
         if apps.contains_key(&app_name) || self.inner.broken.lock().unwrap().contains_key(&app_name)
@@ -823,8 +892,9 @@ impl Host {
             next_unit: 1,
             config_generation: 0,
             removing: false,
+            limits,
         };
-        let mut entry = AppEntry::new(record, charm);
+        let mut entry = AppEntry::new(record, charm, budget);
         let mut queue: std::collections::VecDeque<Event> = [
             Event::Install,
             Event::LeaderElected,
@@ -904,6 +974,76 @@ impl Host {
             u.unit.config_changed(entry.record.config_generation);
         }
         Ok(true)
+    }
+
+    /// The budget of an app with `overrides`, checked against the engine's maxima.
+    fn budget_of(&self, overrides: &BTreeMap<String, String>) -> Result<crate::Budget, String> {
+        let config = &self.inner.config;
+        let budget = config.budget.with_overrides(overrides)?;
+        budget.check_maxima(
+            config.runtime.memory_limit as u64,
+            config.runtime.event_deadline,
+        )?;
+        Ok(budget)
+    }
+
+    /// The budget of a restored app: its overrides, or the host's defaults for all of them
+    /// when they no longer fit (the host's maxima were lowered since), logged.
+    fn restored_budget(&self, app: &str, overrides: &BTreeMap<String, String>) -> crate::Budget {
+        self.budget_of(overrides).unwrap_or_else(|e| {
+            tracing::error!("app {app}: {e}; using the host's default limits");
+            self.inner.config.budget.clone()
+        })
+    }
+
+    /// Changes an app's budget overrides (`key=value`; a value of `default` removes one):
+    /// persisted in its record, then applied to its units' next events and at once to its
+    /// containers. Returns the app's whole budget.
+    pub async fn set_limits(
+        &self,
+        app: &str,
+        settings: &[(String, String)],
+    ) -> Result<BTreeMap<String, String>, RuntimeError> {
+        let mut apps = self.inner.apps.lock().await;
+        let entry = live_app(&mut apps, app)?;
+        let overrides = crate::budget::normalize_overrides(&entry.record.limits, settings)
+            .map_err(RuntimeError::Config)?;
+        let budget = self.budget_of(&overrides).map_err(RuntimeError::Config)?;
+        let mut record = entry.record.clone();
+        record.limits = overrides;
+        self.save_app(&record)?;
+        entry.record = record;
+        let limits = budget.container_limits();
+        for u in entry.units.values() {
+            for sup in u.unit.containers().values() {
+                sup.set_limits(limits.clone());
+            }
+        }
+        let shown = budget.to_map();
+        entry.view.lock().unwrap().budget = budget;
+        Ok(shown)
+    }
+
+    /// An app's budget (every key) and its limit hits so far.
+    pub async fn limits(&self, app: &str) -> Result<AppLimits, RuntimeError> {
+        let apps = self.inner.apps.lock().await;
+        let entry = apps
+            .get(app)
+            .ok_or_else(|| RuntimeError::NotFound(format!("application {app:?} not found")))?;
+        let view = entry.view.lock().unwrap();
+        Ok(AppLimits {
+            limits: view.budget.to_map(),
+            overridden: entry.record.limits.keys().cloned().collect(),
+            hits: view.hits.snapshot(),
+        })
+    }
+
+    /// Limit hits so far, by app and limit name (what the tenant metrics expose).
+    pub async fn limit_hits(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let apps = self.inner.apps.lock().await;
+        apps.iter()
+            .map(|(name, e)| (name.clone(), e.view.lock().unwrap().hits.snapshot()))
+            .collect()
     }
 
     /// An app's effective config.
@@ -997,7 +1137,8 @@ impl Host {
             }
         }
         drop(apps);
-        super::metrics::render(&self.inner.metrics.snapshot(), &workloads)
+        let hits = self.limit_hits().await;
+        super::metrics::render(&self.inner.metrics.snapshot(), &hits, &workloads)
     }
 
     /// Deletes `<dir>/apps/<app>.json` (durably).
@@ -1129,12 +1270,20 @@ impl Host {
         let app = unit.split_once('/').map(|(a, _)| a).unwrap_or(unit);
         let meta = &apps[app].record.meta;
         let params = crate::actions::validate_params(meta, action, settings)?;
-        let rec = self.inner.actions.create(unit, action, params.clone())?;
-        target.enqueue(Event::Action {
+        let mut rec = self.inner.actions.create(unit, action, params.clone())?;
+        let queued = target.try_enqueue(Event::Action {
             id: rec.id.clone(),
             name: action.to_string(),
             params_json: params.to_string(),
         });
+        if let Err(e) = queued {
+            // The run is recorded as failed: it will never be delivered.
+            rec.status = crate::ActionStatus::Failed;
+            rec.message = e.clone();
+            rec.completed = crate::now();
+            let _ = self.inner.actions.save(&rec);
+            return Err(RuntimeError::Config(e));
+        }
         Ok(rec)
     }
 

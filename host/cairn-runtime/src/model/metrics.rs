@@ -27,7 +27,6 @@ pub struct AppMetrics {
     dispatch_micros: AtomicU64,
     wasm_memory_peak: AtomicU64,
     failures: Mutex<BTreeMap<&'static str, u64>>,
-    limit_hits: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
@@ -73,16 +72,6 @@ impl AppMetrics {
         }
     }
 
-    /// Counts one refusal of a budget limit (`limit` is the budget's key, e.g. `log-bytes`).
-    pub fn record_limit_hit(&self, limit: &str) {
-        *self
-            .limit_hits
-            .lock()
-            .unwrap()
-            .entry(limit.to_owned())
-            .or_default() += 1;
-    }
-
     /// Events delivered so far.
     pub fn events(&self) -> u64 {
         self.events.load(Ordering::Relaxed)
@@ -91,11 +80,6 @@ impl AppMetrics {
     /// Failed events so far, by cause.
     pub fn failures(&self) -> BTreeMap<&'static str, u64> {
         self.failures.lock().unwrap().clone()
-    }
-
-    /// Limit refusals so far, by limit.
-    pub fn limit_hits(&self) -> BTreeMap<String, u64> {
-        self.limit_hits.lock().unwrap().clone()
     }
 }
 
@@ -107,6 +91,7 @@ pub fn cause(f: &Failure) -> &'static str {
         Failure::MemoryLimit(_) => "memory-limit",
         Failure::Trap { .. } => "trap",
         Failure::Guest(_) => "guest",
+        Failure::Budget(_) => "budget",
     }
 }
 
@@ -150,8 +135,13 @@ fn escape(value: &str) -> String {
     s
 }
 
-/// The whole page in the OpenMetrics text format, ending with `# EOF`.
-pub fn render(apps: &[(String, Arc<AppMetrics>)], workloads: &[WorkloadUsage]) -> String {
+/// The whole page in the OpenMetrics text format, ending with `# EOF`: the apps'
+/// counters, their budget's refusals (by app, then limit name) and their containers' use.
+pub fn render(
+    apps: &[(String, Arc<AppMetrics>)],
+    limit_hits: &BTreeMap<String, BTreeMap<String, u64>>,
+    workloads: &[WorkloadUsage],
+) -> String {
     let mut out = String::new();
     let app_label = |a: &str| format!("app=\"{}\"", escape(a));
     let per_app = |f: &dyn Fn(&AppMetrics) -> String| -> Vec<(String, String)> {
@@ -170,9 +160,11 @@ pub fn render(apps: &[(String, Arc<AppMetrics>)], workloads: &[WorkloadUsage]) -
         for (c, n) in m.failures() {
             failures.push((format!("{},cause=\"{c}\"", app_label(a)), n.to_string()));
         }
-        for (l, n) in m.limit_hits() {
+    }
+    for (a, hits) in limit_hits {
+        for (l, n) in hits {
             limits.push((
-                format!("{},limit=\"{}\"", app_label(a), escape(&l)),
+                format!("{},limit=\"{}\"", app_label(a), escape(l)),
                 n.to_string(),
             ));
         }
@@ -181,7 +173,7 @@ pub fn render(apps: &[(String, Arc<AppMetrics>)], workloads: &[WorkloadUsage]) -
         &mut out,
         "cairn_tenant_event_failures",
         "counter",
-        "Events that failed, by cause (handler, deadline, memory-limit, trap, guest).",
+        "Events that failed, by cause (handler, deadline, memory-limit, trap, guest, budget).",
         &failures,
     );
     family(
@@ -292,10 +284,14 @@ mod tests {
             2 << 20,
             Some(&Failure::Deadline(Duration::from_secs(1))),
         );
-        web.record_limit_hit("log-bytes");
         m.app("db").record_event(Duration::from_micros(10), 0, None);
+        let hits = BTreeMap::from([(
+            "web".to_string(),
+            BTreeMap::from([("log-bytes".to_string(), 1)]),
+        )]);
         let text = render(
             &m.snapshot(),
+            &hits,
             &[WorkloadUsage {
                 app: "web".into(),
                 unit: "web/0".into(),
@@ -332,9 +328,11 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        let m = Metrics::default();
-        m.app("a").record_limit_hit("odd\"name\\\n");
-        let text = render(&m.snapshot(), &[]);
+        let hits = BTreeMap::from([(
+            "a".to_string(),
+            BTreeMap::from([("odd\"name\\\n".to_string(), 1)]),
+        )]);
+        let text = render(&[], &hits, &[]);
         assert!(
             text.contains("limit=\"odd\\\"name\\\\\\n\""),
             "label not escaped: {text}"
@@ -346,6 +344,6 @@ mod tests {
         let m = Metrics::default();
         m.app("gone").record_event(Duration::ZERO, 0, None);
         m.forget("gone");
-        assert_eq!(render(&m.snapshot(), &[]), "# EOF\n");
+        assert_eq!(render(&m.snapshot(), &BTreeMap::new(), &[]), "# EOF\n");
     }
 }

@@ -95,6 +95,10 @@ pub(crate) struct AppView {
     pub(crate) config: BTreeMap<String, ConfigValue>,
     /// The app's compiled charm.
     pub(crate) charm: Arc<Charm>,
+    /// The app's budget (its `memory`, `deadline`, per-event limits, `queue`, `deferred`).
+    pub(crate) budget: crate::Budget,
+    /// Where the app's limit hits are counted.
+    pub(crate) hits: Arc<cairn_supervisor::LimitHits>,
 }
 
 /// How a unit retries a failed event: after `base`, doubling up to `max`, or at once when
@@ -182,9 +186,14 @@ impl Unit {
         }
     }
 
-    /// Queues an event (persisted) and wakes the actor.
+    /// Queues an event (persisted) and wakes the actor; refused events are logged.
     pub(crate) fn enqueue(&self, event: Event) {
         self.shared.enqueue(event);
+    }
+
+    /// Queues an event, or says why the unit's queue budget refuses it.
+    pub(crate) fn try_enqueue(&self, event: Event) -> Result<(), String> {
+        self.shared.try_enqueue(event)
     }
 
     /// Queues `config-changed` for the app's config `generation` (persisted together).
@@ -295,17 +304,53 @@ impl UnitShared {
         *self.writer.lock().unwrap() = Writer::Closed;
     }
 
-    /// Queues an event (persisted) and wakes the actor.
+    /// Queues an event (persisted) and wakes the actor; one the queue budget refuses is
+    /// logged (and counted).
     pub(crate) fn enqueue(&self, event: Event) {
+        if let Err(e) = self.try_enqueue(event) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// Queues an event (persisted) and wakes the actor. An `update-status`, or a
+    /// `config-changed` or `pebble-ready` already waiting behind the head, is not queued
+    /// twice (the one waiting sees the latest config). Actions, notices and check events
+    /// are refused past the app's `queue` budget (counted); lifecycle events never are.
+    pub(crate) fn try_enqueue(&self, event: Event) -> Result<(), String> {
+        let (cap, hits) = {
+            let app = self.settings.app.lock().unwrap();
+            (app.budget.queue, app.hits.clone())
+        };
         {
             let mut rec = self.record.lock().unwrap();
-            if event == Event::UpdateStatus && rec.queue.contains(&Event::UpdateStatus) {
-                return;
+            let waiting =
+                |rec: &UnitRecord, skip: usize| rec.queue.iter().skip(skip).any(|e| *e == event);
+            match &event {
+                Event::UpdateStatus if waiting(&rec, 0) => return Ok(()),
+                Event::ConfigChanged | Event::PebbleReady { .. } if waiting(&rec, 1) => {
+                    return Ok(());
+                }
+                Event::Action { .. }
+                | Event::PebbleCustomNotice { .. }
+                | Event::PebbleCheckFailed { .. }
+                | Event::PebbleCheckRecovered { .. }
+                    if rec.queue.len() as u64 >= cap =>
+                {
+                    hits.hit("queue");
+                    return Err(format!(
+                        "cannot queue {} on {}: {} events are waiting, the app's budget (queue={cap})",
+                        event.name(),
+                        rec.name,
+                        rec.queue.len()
+                    ));
+                }
+                _ => {}
             }
             rec.queue.push_back(event);
         }
         self.save();
         self.wake.notify_one();
+        Ok(())
     }
 
     /// What one event is lent: the unit's identity, containers, config, statuses and
@@ -325,6 +370,8 @@ impl UnitShared {
             stored: rec.stored.clone(),
             handle: Some(tokio::runtime::Handle::current()),
             action: None,
+            budget: app.budget.clone(),
+            hits: app.hits.clone(),
         };
         (ctx, app.charm.clone())
     }
@@ -383,10 +430,34 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
             unit.record.lock().unwrap().deferred = still_deferred;
             match deliver(&unit, &runtime, &head).await {
                 Ok(outcome) => {
+                    let (cap, hits) = {
+                        let app = unit.settings.app.lock().unwrap();
+                        (app.budget.deferred, app.hits.clone())
+                    };
                     let mut rec = unit.record.lock().unwrap();
                     rec.queue.pop_front();
-                    if outcome == Outcome::Deferred {
-                        rec.deferred.push(head);
+                    if outcome == Outcome::Deferred
+                        && let Some(dropped) = defer(&mut rec, head, cap)
+                    {
+                        hits.hit("deferred");
+                        let message = format!(
+                            "{}: deferred {} dropped: over the app's budget of {cap} deferred events",
+                            rec.name,
+                            dropped.name()
+                        );
+                        tracing::warn!("{message}");
+                        rec.history.push_back(HistoryEntry {
+                            time: crate::now(),
+                            event: dropped.name(),
+                            outcome: format!("dropped: over the budget of {cap} deferred events"),
+                            duration_us: 0,
+                        });
+                        drop(rec);
+                        unit.append_log(&[LogLine {
+                            time: crate::now(),
+                            level: crate::types::LogLevel::Warning,
+                            message,
+                        }]);
                     }
                 }
                 Err(()) => failed = true,
@@ -413,6 +484,16 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
             retry = policy.base;
         }
     }
+}
+
+/// Keeps a deferred event: one equal to an event already deferred is not kept twice, and
+/// past `cap` the oldest is dropped (and returned).
+fn defer(rec: &mut UnitRecord, event: Event, cap: u64) -> Option<Event> {
+    if rec.deferred.contains(&event) {
+        return None;
+    }
+    rec.deferred.push(event);
+    (rec.deferred.len() as u64 > cap).then(|| rec.deferred.remove(0))
 }
 
 /// Delivers one event; on success commits status and stored state, on failure records the
@@ -538,6 +619,8 @@ mod tests {
         let app = Arc::new(Mutex::new(AppView {
             config: BTreeMap::from([("mode".to_string(), ConfigValue::String(mode.into()))]),
             charm,
+            budget: crate::Budget::default(),
+            hits: Arc::default(),
         }));
         let settings = UnitSettings {
             app_name: "t".into(),
@@ -721,6 +804,59 @@ mod tests {
             .collect();
         files.sort();
         assert_eq!(files, ["unit.json"]);
+        unit.abort();
+    }
+
+    #[test]
+    fn deferred_events_are_kept_once_each_and_the_oldest_dropped_past_the_budget() {
+        let mut rec = UnitRecord::default();
+        let notice = |key: &str| Event::Action {
+            id: key.into(),
+            name: "a".into(),
+            params_json: "{}".into(),
+        };
+        assert_eq!(defer(&mut rec, Event::ConfigChanged, 2), None);
+        assert_eq!(defer(&mut rec, Event::ConfigChanged, 2), None);
+        assert_eq!(defer(&mut rec, notice("1"), 2), None);
+        assert_eq!(rec.deferred.len(), 2);
+        assert_eq!(defer(&mut rec, notice("2"), 2), Some(Event::ConfigChanged));
+        assert_eq!(rec.deferred, [notice("1"), notice("2")]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_queue_budget_refuses_actions_but_never_lifecycle_events() {
+        let dir = TempDir::new("queue");
+        let (mut unit, app) = start(&dir, "error", &[Event::ConfigChanged]);
+        app.lock().unwrap().budget.queue = 2;
+        until(&unit, "failed once", |r| r.error.is_some()).await;
+        let action = |id: &str| Event::Action {
+            id: id.into(),
+            name: "echo".into(),
+            params_json: "{}".into(),
+        };
+        unit.try_enqueue(action("1")).unwrap();
+        let e = unit.try_enqueue(action("2")).unwrap_err();
+        assert_eq!(
+            e,
+            "cannot queue echo-action on t/0: 2 events are waiting, the app's budget (queue=2)"
+        );
+        // Waiting behind the head, a second config-changed or update-status is not queued.
+        unit.try_enqueue(Event::ConfigChanged).unwrap();
+        unit.try_enqueue(Event::ConfigChanged).unwrap();
+        unit.try_enqueue(Event::UpdateStatus).unwrap();
+        unit.try_enqueue(Event::UpdateStatus).unwrap();
+        unit.with_record(|r| {
+            assert_eq!(
+                r.queue,
+                [
+                    Event::ConfigChanged,
+                    action("1"),
+                    Event::ConfigChanged,
+                    Event::UpdateStatus
+                ]
+            )
+        });
+        assert_eq!(app.lock().unwrap().hits.snapshot()["queue"], 1);
         unit.abort();
     }
 

@@ -106,6 +106,9 @@ pub enum Failure {
         /// The last line of the guest's stderr.
         detail: Option<String>,
     },
+    /// The event went over the app's budget (stored state): the text says which.
+    #[error("{0}")]
+    Budget(String),
     /// Instantiation or the call failed otherwise (the error chain, flattened for the
     /// unit's history).
     #[error("guest failed: {0}")]
@@ -243,8 +246,16 @@ impl Runtime {
         Ok(Charm { pre, hash })
     }
 
-    /// Delivers one event to a fresh instance of `charm` under the unit's limits.
+    /// Delivers one event to a fresh instance of `charm` under the unit's limits: the
+    /// app's budget (`ctx.budget`), bounded by the engine's maxima.
     pub fn dispatch(&self, charm: &Charm, ctx: UnitContext, event: &Event) -> Dispatched {
+        let memory_limit = usize::try_from(ctx.budget.memory)
+            .unwrap_or(usize::MAX)
+            .min(self.config.memory_limit);
+        let event_deadline = ctx.budget.deadline.min(self.config.event_deadline);
+        let mut budget = ctx.budget.clone();
+        budget.memory = memory_limit as u64;
+        let spend = crate::budget::EventSpend::new(budget, ctx.hits.clone(), &ctx.stored);
         let stdout = MemoryOutputPipe::new(MAX_GUEST_OUTPUT);
         let stderr = MemoryOutputPipe::new(MAX_GUEST_OUTPUT);
         let wasi = WasiCtx::builder()
@@ -260,15 +271,16 @@ impl Runtime {
             StoreState {
                 wasi,
                 table: ResourceTable::new(),
-                limiter: GuestLimiter::new(self.config.memory_limit),
+                limiter: GuestLimiter::new(memory_limit),
                 ctx,
                 logs: Vec::new(),
-                deadline: Instant::now() + self.config.event_deadline,
-                output_limit: self.config.memory_limit,
+                deadline: Instant::now() + event_deadline,
+                output_limit: memory_limit,
+                spend,
             },
         );
         store.limiter(|s| &mut s.limiter);
-        let ticks = (self.config.event_deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1;
+        let ticks = (event_deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         let start = Instant::now();
@@ -278,22 +290,67 @@ impl Runtime {
                 .call_handle(&mut store, &wit_event)
         });
         let duration = start.elapsed();
+        let spend = &store.data().spend;
         let outcome = match result {
+            // Stored state over its budget fails the event whatever the handler said.
+            Ok(_) if spend.failure().is_some() => Err(Failure::Budget(
+                spend.failure().unwrap_or_default().to_string(),
+            )),
             Ok(Ok(o)) => Ok(super::bindings::from_wit_outcome(o)),
-            Ok(Err(msg)) => Err(Failure::Handler(msg)),
-            Err(e) => Err(self.failure(&e, store.data().limiter.memory_limit_hit(), &stderr)),
+            Ok(Err(msg)) => Err(Failure::Handler(spend.message(&msg))),
+            Err(e) => {
+                let memory_hit = store.data().limiter.memory_limit_hit();
+                let f = failure(&e, memory_hit, &stderr, memory_limit, event_deadline);
+                match &f {
+                    Failure::MemoryLimit(_) => spend.hit("memory"),
+                    Failure::Deadline(_) => spend.hit("deadline"),
+                    _ => {}
+                }
+                // What a trapped guest printed last is its own text: one line, capped.
+                Err(match f {
+                    Failure::Trap { trap, detail } => Failure::Trap {
+                        trap,
+                        detail: detail.map(|d| spend.message(&d)),
+                    },
+                    f => f,
+                })
+            }
         };
+        self.finish(store, stdout, stderr, unit, duration, outcome)
+    }
+
+    /// The dispatch's result: the guest's output added to its log lines within the event's
+    /// `log-bytes` (with one marker line for what was dropped).
+    fn finish(
+        &self,
+        store: Store<StoreState>,
+        stdout: MemoryOutputPipe,
+        stderr: MemoryOutputPipe,
+        unit: String,
+        duration: Duration,
+        outcome: Result<Outcome, Failure>,
+    ) -> Dispatched {
         let memory_peak = store.data().limiter.memory_peak();
         let mut state = store.into_data();
         let mut logs = std::mem::take(&mut state.logs);
+        let prefix = format!("{unit}: ");
         for (pipe, level) in [(&stdout, LogLevel::Info), (&stderr, LogLevel::Warning)] {
             for line in String::from_utf8_lossy(&pipe.contents()).lines() {
-                logs.push(LogLine {
-                    time: crate::now(),
-                    level,
-                    message: format!("{unit}: {line}"),
-                });
+                if let Some(message) = state.spend.log(&prefix, line) {
+                    logs.push(LogLine {
+                        time: crate::now(),
+                        level,
+                        message,
+                    });
+                }
             }
+        }
+        if let Some(message) = state.spend.log_marker(&prefix) {
+            logs.push(LogLine {
+                time: crate::now(),
+                level: LogLevel::Warning,
+                message,
+            });
         }
         Dispatched {
             outcome,
@@ -303,21 +360,27 @@ impl Runtime {
             memory_peak,
         }
     }
+}
 
-    /// Why a call into the guest failed: the limiter's record first (a refused growth
-    /// traps), then the trap, else the error chain.
-    fn failure(&self, e: &wasmtime::Error, memory_hit: bool, stderr: &MemoryOutputPipe) -> Failure {
-        if memory_hit {
-            return Failure::MemoryLimit(self.config.memory_limit);
-        }
-        match e.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::Interrupt) => Failure::Deadline(self.config.event_deadline),
-            Some(trap) => Failure::Trap {
-                trap: trap.to_string(),
-                detail: last_line(&stderr.contents()),
-            },
-            None => Failure::Guest(format!("{e:#}")),
-        }
+/// Why a call into the guest failed: the limiter's record first (a refused growth
+/// traps), then the trap, else the error chain.
+fn failure(
+    e: &wasmtime::Error,
+    memory_hit: bool,
+    stderr: &MemoryOutputPipe,
+    memory_limit: usize,
+    deadline: Duration,
+) -> Failure {
+    if memory_hit {
+        return Failure::MemoryLimit(memory_limit);
+    }
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => Failure::Deadline(deadline),
+        Some(trap) => Failure::Trap {
+            trap: trap.to_string(),
+            detail: last_line(&stderr.contents()),
+        },
+        None => Failure::Guest(format!("{e:#}")),
     }
 }
 
@@ -369,6 +432,8 @@ mod tests {
             stored: BTreeMap::new(),
             handle: None,
             action: None,
+            budget: Default::default(),
+            hits: Default::default(),
         }
     }
 

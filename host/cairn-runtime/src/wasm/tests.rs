@@ -41,6 +41,8 @@ fn ctx(mode: &str, containers: BTreeMap<String, Supervisor>) -> UnitContext {
         stored: BTreeMap::new(),
         handle: tokio::runtime::Handle::try_current().ok(),
         action: None,
+        budget: Default::default(),
+        hits: Default::default(),
     }
 }
 
@@ -152,4 +154,102 @@ async fn a_guest_cannot_open_a_container_that_is_not_its_own() {
         other => panic!("opening another unit's container gave {other:?}"),
     }
     other.stop_all().await;
+}
+
+/// `ctx` with the app's `budget` changed by `tune`, and its hits.
+fn budget_ctx(
+    mode: &str,
+    tune: impl FnOnce(&mut crate::Budget),
+) -> (UnitContext, Arc<cairn_supervisor::LimitHits>) {
+    let mut c = ctx(mode, BTreeMap::new());
+    tune(&mut c.budget);
+    (c.clone(), c.hits)
+}
+
+#[test]
+fn a_log_flood_keeps_the_event_budget_and_says_how_much_was_dropped() {
+    let (rt, charm) = misbehave(|_| {});
+    let (c, hits) = budget_ctx("log-flood", |b| b.log_bytes = 1 << 20);
+    let d = rt.dispatch(&charm, c, &Event::ConfigChanged);
+    assert_eq!(d.outcome, Ok(crate::types::Outcome::Handled));
+    let kept: usize = d.logs.iter().map(|l| l.message.len()).sum();
+    assert!(kept < (1 << 20) + 64 * 1024, "{kept} bytes kept");
+    let last = &d.logs.last().unwrap().message;
+    assert!(
+        last.ends_with(
+            "t/0: 1023.2 MiB of log dropped: over the budget of 1 MiB per event (log-bytes)"
+        ),
+        "{last}"
+    );
+    assert!(
+        d.logs.iter().all(|l| !l.message.contains(['\n', '\x1b'])),
+        "a raw newline or escape was kept"
+    );
+    assert_eq!(hits.snapshot()["log-bytes"], 1);
+}
+
+#[test]
+fn stored_state_over_budget_fails_the_event_and_is_not_kept() {
+    let (rt, charm) = misbehave(|_| {});
+    let (c, hits) = budget_ctx("state-flood", |b| b.state_bytes = 4 << 20);
+    let d = rt.dispatch(&charm, c, &Event::ConfigChanged);
+    match &d.outcome {
+        Err(Failure::Budget(m)) => assert_eq!(
+            m,
+            "cannot set stored state \"flood-3\": it would take 4.0 MiB, over the budget of 4 MiB (state-bytes)"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.ctx.stored.len(), 3, "only what fitted was staged");
+    assert_eq!(hits.snapshot()["state-bytes"], 1);
+}
+
+#[test]
+fn status_messages_are_capped_and_escaped() {
+    let (rt, charm) = misbehave(|_| {});
+    let (c, hits) = budget_ctx("status-flood", |b| b.status_bytes = 1024);
+    let d = rt.dispatch(&charm, c, &Event::ConfigChanged);
+    assert_eq!(d.outcome, Ok(crate::types::Outcome::Handled));
+    let msg = d.ctx.unit_status.message().to_string();
+    assert!(msg.len() <= 1024 && msg.ends_with('…'), "{}", msg.len());
+    assert_eq!(hits.snapshot()["status-bytes"], 1);
+
+    let d = rt.dispatch(
+        &charm,
+        ctx("escape", BTreeMap::new()),
+        &Event::ConfigChanged,
+    );
+    assert_eq!(
+        d.ctx.unit_status,
+        WorkloadStatus::Active(
+            "ok\\nother/0      error   0       forged\\u{1b}]0;pwned\\u{7}\\r".into()
+        )
+    );
+    // The log call and the printed line are one escaped line each.
+    let forged: Vec<_> = d
+        .logs
+        .iter()
+        .filter(|l| l.message.contains("forged"))
+        .collect();
+    assert_eq!(forged.len(), 2, "{:?}", d.logs);
+    assert!(
+        forged
+            .iter()
+            .all(|l| !l.message.contains(['\n', '\x1b', '\r']))
+    );
+}
+
+#[test]
+fn the_app_budget_lowers_the_engine_memory_and_deadline() {
+    let (rt, charm) = misbehave(|_| {});
+    let (c, hits) = budget_ctx("alloc", |b| b.memory = 8 << 20);
+    let d = rt.dispatch(&charm, c, &Event::ConfigChanged);
+    assert_eq!(d.outcome, Err(Failure::MemoryLimit(8 << 20)));
+    let (c, _) = budget_ctx("loop", |b| b.deadline = Duration::from_millis(200));
+    let d = rt.dispatch(&charm, c, &Event::ConfigChanged);
+    assert_eq!(
+        d.outcome,
+        Err(Failure::Deadline(Duration::from_millis(200)))
+    );
+    assert_eq!(hits.snapshot()["memory"], 1);
 }

@@ -18,7 +18,7 @@ fn dir(name: &str) -> std::path::PathBuf {
 
 fn open(name: &str, limits: WorkloadLimits, layer: &str) -> Supervisor {
     let sup = Supervisor::open(SupervisorOptions {
-        limits,
+        workload: limits,
         ..SupervisorOptions::new(dir(name))
     })
     .unwrap();

@@ -4,6 +4,7 @@
 mod cgroups;
 mod checks;
 mod exec;
+mod limits;
 mod persistence;
 pub(crate) mod procs;
 mod sandbox;

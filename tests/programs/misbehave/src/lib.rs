@@ -11,6 +11,14 @@
 //! | `loop` | spins forever without host calls |
 //! | `alloc` | allocates and touches memory without bound |
 //! | `defer` | defers the event the first time, then behaves as `ok` |
+//! | `log-flood` | logs 1 GiB in 64 KiB lines (with a newline and an escape in each); `active("log-flood done")` |
+//! | `state-flood` | sets 104 stored-state values of 1 MiB, then `active("state-flood done")` |
+//! | `status-flood` | sets a 20 MiB status message |
+//! | `escape` | sets a status and logs a line with newlines, a forged status row and an OSC title sequence |
+//! | `layer-flood` | tries a 2 MiB layer, 400 services, a check every 1 ms and 10,000 layers in container `work`; `active(<what each gave>)` |
+//! | `exec-flood` | starts `sleep 30` in `work` up to 100 times at once; `active("exec-flood: started N; <first refusal>")` |
+//! | `pull-flood` | makes a 1 GiB sparse file in `work` and pulls it; `active("pull-flood: <what pull gave>")` |
+//! | `defer-all` | defers every event |
 //! | `pebble` | adds a `probe` service to container `work`, replans, checks the typed plan, sends the probe SIGHUP and a signal to a missing service; `active("pebble ok")` or `blocked(<what differed>)` |
 //!
 //! Every failing mode first adds one to the counter, so tests can check that a failed
@@ -272,6 +280,53 @@ fn probe_files(work: &Container) -> Result<()> {
     Ok(())
 }
 
+/// An error as `<code> <message>` when the API refused, else its text.
+fn api_text(e: &Error) -> String {
+    match e {
+        Error::Api(a) => format!("{} {}", a.code, a.message),
+        other => other.to_string(),
+    }
+}
+
+/// Tries what the container's budget refuses: a big layer, many services, a fast check,
+/// many layers. Returns what each attempt gave, `; `-separated.
+fn flood_layers(ctx: &mut Context) -> Result<String> {
+    let work = ctx.container("work")?;
+    let gave = |r: Result<()>| match r {
+        Ok(()) => "accepted".to_string(),
+        Err(e) => api_text(&e),
+    };
+    let mut out = Vec::new();
+    let big = format!(
+        "summary: \"{}\"\nservices:\n  big:\n    override: replace\n    command: sleep 1\n",
+        "y".repeat(2 << 20)
+    );
+    out.push(gave(work.add_layer("big", big.as_str(), false)));
+    let mut many = String::from("services:\n");
+    for i in 0..400 {
+        many.push_str(&format!(
+            "  s{i}:\n    override: replace\n    command: sleep 1\n"
+        ));
+    }
+    out.push(gave(work.add_layer("many", many.as_str(), false)));
+    let fast = "checks:\n  fast:\n    override: replace\n    period: 1ms\n    exec:\n      command: 'true'\n";
+    out.push(gave(work.add_layer("fast", fast, false)));
+    let mut added = 0;
+    let mut last = String::from("accepted");
+    for i in 0..10_000 {
+        let layer = format!("summary: layer {i}\n");
+        match work.add_layer(&format!("l{i}"), layer.as_str(), false) {
+            Ok(()) => added += 1,
+            Err(e) => {
+                last = api_text(&e);
+                break;
+            }
+        }
+    }
+    out.push(format!("{added} layers added then {last}"));
+    Ok(out.join("; "))
+}
+
 impl Misbehave {
     /// Acts on `mode`.
     fn act(&self, ctx: &mut Context, mode: &str) -> Result<()> {
@@ -306,6 +361,78 @@ impl Misbehave {
             "alloc" => {
                 bump(ctx);
                 hog()
+            }
+            "log-flood" => {
+                let line = format!("flood\n\x1b[31m{}", "x".repeat(64 << 10));
+                for _ in 0..(1 << 14) {
+                    cairn_sdk::log(cairn_sdk::LogLevel::Info, &line);
+                }
+                ctx.set_unit_status(Status::active("log-flood done"));
+                Ok(())
+            }
+            "state-flood" => {
+                for i in 0..104 {
+                    ctx.state().set(&format!("flood-{i}"), vec![b'x'; 1 << 20]);
+                }
+                ctx.set_unit_status(Status::active("state-flood done"));
+                Ok(())
+            }
+            "status-flood" => {
+                ctx.set_unit_status(Status::active("s".repeat(20 << 20)));
+                Ok(())
+            }
+            "escape" => {
+                let forged = "ok\nother/0      error   0       forged\x1b]0;pwned\x07\r";
+                cairn_sdk::log(cairn_sdk::LogLevel::Info, forged);
+                println!("{forged}");
+                ctx.set_unit_status(Status::active(forged));
+                Ok(())
+            }
+            "layer-flood" => {
+                let status = flood_layers(ctx)?;
+                ctx.set_unit_status(Status::active(status));
+                Ok(())
+            }
+            "exec-flood" => {
+                let work = ctx.container("work")?;
+                let mut held = Vec::new();
+                let mut refused = String::new();
+                for _ in 0..100 {
+                    match work.exec(&["sleep", "30"]) {
+                        Ok(p) => held.push(p),
+                        Err(e) => {
+                            refused = api_text(&e);
+                            break;
+                        }
+                    }
+                }
+                let n = held.len();
+                for p in &held {
+                    let _ = p.send_signal("SIGKILL");
+                }
+                ctx.set_unit_status(Status::active(format!(
+                    "exec-flood: started {n}; {refused}"
+                )));
+                Ok(())
+            }
+            "pull-flood" => {
+                let work = ctx.container("work")?;
+                let path = format!(
+                    "/tmp/cairn-pull-flood-{}",
+                    ctx.unit().name().replace('/', "-")
+                );
+                work.exec(&["truncate", "-s", "1G", &path])?.wait_output()?;
+                let got = match work.pull(&path) {
+                    Ok(data) => format!("read {} bytes", data.len()),
+                    Err(e) => e.to_string(),
+                };
+                let _ = work.remove_path(&path, false);
+                ctx.set_unit_status(Status::active(format!("pull-flood: {got}")));
+                Ok(())
+            }
+            "defer-all" => {
+                ctx.defer();
+                Ok(())
             }
             "pebble" => {
                 let status = match probe_pebble(ctx) {

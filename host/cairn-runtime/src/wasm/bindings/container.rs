@@ -328,13 +328,25 @@ impl pebble::HostContainer for StoreState {
         path: String,
     ) -> Result<Vec<u8>, pebble::Error> {
         let sup = self.supervisor(&self_)?;
-        let mut f = cairn_supervisor::files::open_read(sup.root(), &path).map_err(path_error)?;
+        let f = cairn_supervisor::files::open_read(sup.root(), &path).map_err(path_error)?;
+        // No more than the guest's memory could take is read, whatever the file claims (a
+        // sparse file, or one that grows meanwhile).
+        let too_big = |size: u64| {
+            self.spend
+                .check_pull(&path, size)
+                .map_err(|e| path_error(cairn_supervisor::files::FileError::generic(e)))
+        };
+        too_big(f.metadata().map(|m| m.len()).unwrap_or(0))?;
         let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut f, &mut out).map_err(|e| {
-            path_error(cairn_supervisor::files::FileError::generic(format!(
-                "read {path}: {e}"
-            )))
-        })?;
+        let limit = self.spend.budget().memory;
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut out).map_err(
+            |e| {
+                path_error(cairn_supervisor::files::FileError::generic(format!(
+                    "read {path}: {e}"
+                )))
+            },
+        )?;
+        too_big(out.len() as u64)?;
         Ok(out)
     }
 

@@ -69,6 +69,10 @@ pub struct UnitContext {
     pub handle: Option<tokio::runtime::Handle>,
     /// What the running action reported, when the event is an action.
     pub action: Option<ActionReport>,
+    /// The app's budget the event runs under.
+    pub budget: crate::Budget,
+    /// Where the app's limit hits are counted.
+    pub hits: std::sync::Arc<cairn_supervisor::LimitHits>,
 }
 
 /// What a charm reports about the action it handles.
@@ -96,6 +100,8 @@ pub struct StoreState {
     /// The most output `wait-output` collects for the guest (its memory limit: more could
     /// never reach it, and the host would hold it for nothing).
     pub(crate) output_limit: usize,
+    /// What the event has spent of its budget (log, status, stored state).
+    pub(crate) spend: crate::budget::EventSpend,
 }
 
 impl WasiView for StoreState {

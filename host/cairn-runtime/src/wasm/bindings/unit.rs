@@ -42,7 +42,7 @@ impl wit_unit::Host for StoreState {
     }
 
     fn set_unit_status(&mut self, status: wit::Status) {
-        self.ctx.unit_status = from_wit_status(status);
+        self.ctx.unit_status = self.spend.status(from_wit_status(status));
     }
 
     fn app_status(&mut self) -> wit::Status {
@@ -53,7 +53,7 @@ impl wit_unit::Host for StoreState {
         if !self.ctx.leader {
             return Err("cannot set application status: unit is not the leader".into());
         }
-        self.ctx.app_status = from_wit_status(status);
+        self.ctx.app_status = self.spend.status(from_wit_status(status));
         Ok(())
     }
 
@@ -66,11 +66,11 @@ impl wit_unit::Host for StoreState {
     }
 
     fn state_set(&mut self, key: String, value: Vec<u8>) {
-        self.ctx.stored.insert(key, value);
+        self.spend.state_set(&mut self.ctx.stored, key, value);
     }
 
     fn state_delete(&mut self, key: String) {
-        self.ctx.stored.remove(&key);
+        self.spend.state_delete(&mut self.ctx.stored, &key);
     }
 
     fn state_keys(&mut self) -> Vec<String> {
@@ -85,21 +85,26 @@ impl wit_unit::Host for StoreState {
 
     fn action_log(&mut self, message: String) -> Result<(), String> {
         let a = self.ctx.action.as_mut().ok_or("not running an action")?;
-        a.log.push((crate::now(), message));
+        if let Some(line) = self.spend.log("", &message) {
+            a.log.push((crate::now(), line));
+        }
         Ok(())
     }
 
     fn action_fail(&mut self, message: String) -> Result<(), String> {
         let a = self.ctx.action.as_mut().ok_or("not running an action")?;
-        a.failed = Some(message);
+        a.failed = Some(self.spend.message(&message));
         Ok(())
     }
 
     fn log(&mut self, level: wit::LogLevel, message: String) {
-        self.logs.push(LogLine {
-            time: crate::now(),
-            level: from_wit_log_level(level),
-            message: format!("{}: {message}", self.ctx.unit_name),
-        });
+        let prefix = format!("{}: ", self.ctx.unit_name);
+        if let Some(message) = self.spend.log(&prefix, &message) {
+            self.logs.push(LogLine {
+                time: crate::now(),
+                level: from_wit_log_level(level),
+                message,
+            });
+        }
     }
 }
