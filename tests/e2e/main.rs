@@ -4,6 +4,7 @@
 
 mod actions;
 mod checks_notices;
+mod interrupt;
 mod common;
 mod lifecycle;
 mod limits;

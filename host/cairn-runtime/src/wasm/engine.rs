@@ -1,16 +1,24 @@
 //! The wasmtime engine, the on-disk component cache and per-event dispatch with limits.
 //!
 //! One [`Runtime`] per host process: one engine (pooling allocator when the machine allows
-//! it, `concurrency_support(false)`, epoch interruption driven by one ticker thread), one
-//! linker with WASI p2 (no preopens, no sockets) and the charm world. A [`Charm`] is a
+//! it, `concurrency_support(false)`, epochs driven by one ticker thread), one linker with
+//! WASI p2 (no preopens, no sockets) and the charm world, both async. A [`Charm`] is a
 //! compiled component plus its `InstancePre`; every event gets a fresh store and instance,
 //! as Juju gives every hook a fresh process.
+//!
+//! An event is a future on the caller's task: wasm runs on a fiber that yields back to the
+//! tokio worker at every epoch tick, and host calls that wait (WASI's clocks and polls
+//! included) await instead of blocking a thread. The event's deadline is a tokio timeout
+//! around instantiate and call, and an [`Interrupt`] ends it at once; either way the
+//! future is dropped, which cancels the guest wherever it is (in wasm or in a host call).
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use sha2::Digest;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -35,7 +43,8 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Linear memory limit per unit store, in bytes.
     pub memory_limit: usize,
-    /// Wall-clock budget of one event, enforced by epoch interruption.
+    /// Wall-clock budget of one event, host calls included (a timeout around the event's
+    /// future).
     pub event_deadline: Duration,
     /// Instances that may exist at once (the pooling allocator's size).
     pub max_instances: u32,
@@ -90,9 +99,13 @@ pub enum Failure {
     /// The handler returned an error.
     #[error("{0}")]
     Handler(String),
-    /// The event ran past its deadline (the epoch interrupted it).
+    /// The event ran past its deadline (in wasm or waiting in a host call).
     #[error("event deadline of {} exceeded", cairn_plan::format_duration(*.0))]
     Deadline(Duration),
+    /// The event was stopped before its end by its [`Interrupt`] (the unit is being
+    /// removed).
+    #[error("event interrupted: unit is being removed")]
+    Interrupted,
     /// The guest tried to grow its memory past the limit (bytes).
     #[error("memory limit of {} MiB exceeded", .0 >> 20)]
     MemoryLimit(usize),
@@ -108,6 +121,46 @@ pub enum Failure {
     /// unit's history).
     #[error("guest failed: {0}")]
     Guest(String),
+}
+
+/// Stops the events it is handed to: set once, it ends the event running and every later
+/// one at once ([`Failure::Interrupted`]). Clones share the signal.
+#[derive(Clone, Debug)]
+pub struct Interrupt(Arc<watch::Sender<bool>>);
+
+impl Default for Interrupt {
+    fn default() -> Self {
+        Interrupt(Arc::new(watch::Sender::new(false)))
+    }
+}
+
+impl Interrupt {
+    /// A signal not yet given.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Gives the signal: events running with it end now.
+    pub fn interrupt(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether the signal was given.
+    pub fn is_interrupted(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the signal is given.
+    async fn interrupted(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|given| *given).await;
+    }
+}
+
+/// How an event's call ended when it did not return.
+enum Stopped {
+    Deadline,
+    Interrupted,
 }
 
 fn base_config() -> Config {
@@ -128,6 +181,9 @@ impl Runtime {
             pool.total_core_instances(n * 4);
             pool.total_memories(n);
             pool.total_tables(n * 4);
+            // One fiber stack per running event (2 MiB reserved each, wasmtime's default;
+            // pages are given back when a stack returns to the pool).
+            pool.total_stacks(n);
             pool.max_memory_size(config.memory_limit);
             let mut c = base_config();
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -147,7 +203,7 @@ impl Runtime {
             None => Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(e.into()))?,
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.into()))?;
         super::bindings::Charm_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
@@ -241,8 +297,29 @@ impl Runtime {
         Ok(Charm { pre, hash })
     }
 
-    /// Delivers one event to a fresh instance of `charm` under the unit's limits.
-    pub fn dispatch(&self, charm: &Charm, ctx: UnitContext, event: &Event) -> Dispatched {
+    /// Delivers one event to a fresh instance of `charm` under the runtime's limits.
+    pub async fn dispatch(&self, charm: &Charm, ctx: UnitContext, event: &Event) -> Dispatched {
+        self.dispatch_with(
+            charm,
+            ctx,
+            event,
+            self.config.event_deadline,
+            &Interrupt::new(),
+        )
+        .await
+    }
+
+    /// Delivers one event to a fresh instance of `charm` under the runtime's memory limit,
+    /// ending it at `deadline` (wall time, host calls included) or when `interrupt` is
+    /// given, whichever comes first.
+    pub async fn dispatch_with(
+        &self,
+        charm: &Charm,
+        ctx: UnitContext,
+        event: &Event,
+        deadline: Duration,
+        interrupt: &Interrupt,
+    ) -> Dispatched {
         let stdout = MemoryOutputPipe::new(MAX_GUEST_OUTPUT);
         let stderr = MemoryOutputPipe::new(MAX_GUEST_OUTPUT);
         let wasi = WasiCtx::builder()
@@ -253,6 +330,8 @@ impl Runtime {
             .allow_ip_name_lookup(false)
             .build();
         let unit = ctx.unit_name.clone();
+        let start = Instant::now();
+        let ends = tokio::time::Instant::from_std(start) + deadline;
         let mut store = Store::new(
             &self.engine,
             StoreState {
@@ -261,25 +340,42 @@ impl Runtime {
                 limiter: GuestLimiter::new(self.config.memory_limit),
                 ctx,
                 logs: Vec::new(),
-                deadline: Instant::now() + self.config.event_deadline,
+                deadline: ends,
                 output_limit: self.config.memory_limit,
             },
         );
         store.limiter(|s| &mut s.limiter);
-        let ticks = (self.config.event_deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        let start = Instant::now();
+        // Every tick the guest gives its worker thread back; the deadline is the timeout.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
         let wit_event = super::bindings::to_wit_event(event);
-        let result = charm.pre.instantiate(&mut store).and_then(|inst| {
-            inst.cairn_charm_handler()
-                .call_handle(&mut store, &wit_event)
-        });
+        let result = {
+            let call = async {
+                let inst = charm.pre.instantiate_async(&mut store).await?;
+                inst.cairn_charm_handler()
+                    .call_handle(&mut store, &wit_event)
+                    .await
+            };
+            // Whichever ends first; the others are dropped here, the call with them (which
+            // cancels the guest).
+            tokio::select! {
+                biased;
+                _ = interrupt.interrupted() => Err(Stopped::Interrupted),
+                r = tokio::time::timeout_at(ends, call) => r.map_err(|_| Stopped::Deadline),
+            }
+        };
         let duration = start.elapsed();
         let outcome = match result {
-            Ok(Ok(o)) => Ok(super::bindings::from_wit_outcome(o)),
-            Ok(Err(msg)) => Err(Failure::Handler(msg)),
-            Err(e) => Err(self.failure(&e, store.data().limiter.memory_limit_hit(), &stderr)),
+            Ok(Ok(Ok(o))) => Ok(super::bindings::from_wit_outcome(o)),
+            Ok(Ok(Err(msg))) => Err(Failure::Handler(msg)),
+            Ok(Err(e)) => Err(self.failure(
+                &e,
+                deadline,
+                store.data().limiter.memory_limit_hit(),
+                &stderr,
+            )),
+            Err(Stopped::Deadline) => Err(Failure::Deadline(deadline)),
+            Err(Stopped::Interrupted) => Err(Failure::Interrupted),
         };
         let mut state = store.into_data();
         let mut logs = std::mem::take(&mut state.logs);
@@ -302,12 +398,18 @@ impl Runtime {
 
     /// Why a call into the guest failed: the limiter's record first (a refused growth
     /// traps), then the trap, else the error chain.
-    fn failure(&self, e: &wasmtime::Error, memory_hit: bool, stderr: &MemoryOutputPipe) -> Failure {
+    fn failure(
+        &self,
+        e: &wasmtime::Error,
+        deadline: Duration,
+        memory_hit: bool,
+        stderr: &MemoryOutputPipe,
+    ) -> Failure {
         if memory_hit {
             return Failure::MemoryLimit(self.config.memory_limit);
         }
         match e.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::Interrupt) => Failure::Deadline(self.config.event_deadline),
+            Some(wasmtime::Trap::Interrupt) => Failure::Deadline(deadline),
             Some(trap) => Failure::Trap {
                 trap: trap.to_string(),
                 detail: last_line(&stderr.contents()),
@@ -363,7 +465,6 @@ mod tests {
             app_status: WorkloadStatus::Unknown,
             leader: true,
             stored: BTreeMap::new(),
-            handle: None,
             action: None,
         }
     }
@@ -380,8 +481,8 @@ mod tests {
         (rt, dir)
     }
 
-    #[test]
-    fn compiled_components_are_cached_by_content_and_engine() {
+    #[tokio::test]
+    async fn compiled_components_are_cached_by_content_and_engine() {
         let (rt, dir) = runtime("hit");
         let wasm = cairn_test_programs::read(cairn_test_programs::MISBEHAVE_WASM);
         let a = rt.load(&wasm).unwrap();
@@ -410,13 +511,13 @@ mod tests {
             modified,
             "cache rewritten"
         );
-        let d = rt.dispatch(&b, ctx(), &Event::UpgradeCharm);
+        let d = rt.dispatch(&b, ctx(), &Event::UpgradeCharm).await;
         assert_eq!(d.outcome, Ok(Outcome::Handled));
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    #[test]
-    fn a_corrupt_cache_entry_is_recompiled() {
+    #[tokio::test]
+    async fn a_corrupt_cache_entry_is_recompiled() {
         let (rt, dir) = runtime("corrupt");
         let wasm = cairn_test_programs::read(cairn_test_programs::MISBEHAVE_WASM);
         rt.load(&wasm).unwrap();
@@ -429,7 +530,7 @@ mod tests {
         std::fs::write(&entry, b"not a cwasm").unwrap();
         let c = rt.load(&wasm).unwrap();
         assert_eq!(
-            rt.dispatch(&c, ctx(), &Event::UpgradeCharm).outcome,
+            rt.dispatch(&c, ctx(), &Event::UpgradeCharm).await.outcome,
             Ok(Outcome::Handled)
         );
         let _ = std::fs::remove_dir_all(dir);
