@@ -11,21 +11,33 @@ use crate::common::*;
 /// The most `cairn remove` may take for a unit stuck in its event.
 const REMOVAL_BOUND: Duration = Duration::from_secs(2);
 
-/// Deploys misbehave as `mis` with its `probe` and `helper` services running; returns the
-/// needle that finds the unit's processes (their `PEBBLE` names the container directory).
+/// Deploys misbehave as `mis` with two services running in its container (added through
+/// the container's Pebble); returns the needle that finds the unit's processes (their
+/// `PEBBLE` names the container directory).
 fn deploy_with_services(d: &Daemon) -> Result<String> {
+    d.ok(&["deploy", &program("misbehave"), "--name", "mis"])?;
+    d.wait_status("mis/0", "active", "handled 1", Duration::from_secs(30))?;
+    let layer = d.dir.join("services.yaml");
+    std::fs::write(
+        &layer,
+        "services:\n  a:\n    override: replace\n    command: sleep 1000\n    startup: enabled\n  \
+         b:\n    override: replace\n    command: sh -c 'while true; do sleep 0.1; done'\n    \
+         startup: enabled\n",
+    )?;
     d.ok(&[
-        "deploy",
-        &program("misbehave"),
-        "--name",
-        "mis",
-        "--config",
-        "mode=pebble",
+        "--container",
+        "mis/0/work",
+        "add",
+        "svc",
+        &layer.display().to_string(),
     ])?;
-    d.wait_status("mis/0", "active", "pebble ok", Duration::from_secs(60))?;
+    d.ok(&["--container", "mis/0/work", "replan"])?;
     let needle = d.dir.join("units").join("mis-0").display().to_string();
     if processes_with(&needle).len() < 2 {
-        bail!("the unit's services are not running: {:?}", processes_with(&needle));
+        bail!(
+            "the unit's services are not running: {:?}",
+            processes_with(&needle)
+        );
     }
     Ok(needle)
 }
@@ -48,11 +60,7 @@ fn remove_promptly(d: &Daemon, needle: &str) -> Result<()> {
     let start = Instant::now();
     d.ok(&["remove", "mis"])?;
     let took = start.elapsed();
-    assert!(
-        took < REMOVAL_BOUND,
-        "remove took {took:?}\n{}",
-        d.log()
-    );
+    assert!(took < REMOVAL_BOUND, "remove took {took:?}\n{}", d.log());
     let left = processes_with(needle);
     assert!(left.is_empty(), "processes left: {left:?}");
     let status = d.status()?;
@@ -96,12 +104,10 @@ fn removing_a_unit_waiting_on_a_command_kills_the_command() -> Result<()> {
     // `hang` execs `sleep 600` in the container and waits for it.
     d.ok(&["run-action", "mis/0", "hang"])?;
     let running = eventually(Duration::from_secs(10), || {
-        processes_with(&needle)
-            .into_iter()
-            .find(|(pid, _)| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| c.starts_with(b"sleep\0600"))
-            })
+        processes_with(&needle).into_iter().find(|(pid, _)| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.ends_with(b"sleep\0600\0"))
+        })
     });
     running.must("the action's `sleep 600`")?;
     queue_more(&d, 3)?;

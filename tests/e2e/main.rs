@@ -4,8 +4,8 @@
 
 mod actions;
 mod checks_notices;
-mod interrupt;
 mod common;
+mod interrupt;
 mod lifecycle;
 mod limits;
 mod ops_compat;

@@ -157,7 +157,11 @@ async fn an_interrupt_ends_a_sleeping_or_spinning_event_at_once() {
             d.outcome.unwrap_err().to_string(),
             "event interrupted: unit is being removed"
         );
-        assert!(d.duration < Duration::from_secs(2), "{mode}: {:?}", d.duration);
+        assert!(
+            d.duration < Duration::from_secs(2),
+            "{mode}: {:?}",
+            d.duration
+        );
     }
     // An interrupt given before the event starts ends it before the guest runs.
     let given = Interrupt::new();

@@ -406,13 +406,15 @@ impl pebble::HostContainer for StoreState {
         path: String,
     ) -> Result<bool, pebble::Error> {
         let sup = self.supervisor(&self_)?;
-        blocking(self.deadline, "look up the path", move || {
-            match cairn_supervisor::files::list(sup.root(), &path, "", true) {
+        blocking(
+            self.deadline,
+            "look up the path",
+            move || match cairn_supervisor::files::list(sup.root(), &path, "", true) {
                 Ok(_) => Ok(true),
                 Err(e) if e.kind == cairn_supervisor::files::FileErrorKind::NotFound => Ok(false),
                 Err(e) => Err(path_error(e)),
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -422,13 +424,15 @@ impl pebble::HostContainer for StoreState {
         path: String,
     ) -> Result<bool, pebble::Error> {
         let sup = self.supervisor(&self_)?;
-        blocking(self.deadline, "look up the path", move || {
-            match cairn_supervisor::files::list(sup.root(), &path, "", true) {
+        blocking(
+            self.deadline,
+            "look up the path",
+            move || match cairn_supervisor::files::list(sup.root(), &path, "", true) {
                 Ok(l) => Ok(l.first().is_some_and(|f| f.type_ == FileType::Directory)),
                 Err(e) if e.kind == cairn_supervisor::files::FileErrorKind::NotFound => Ok(false),
                 Err(e) => Err(path_error(e)),
-            }
-        })
+            },
+        )
         .await
     }
 
