@@ -7,6 +7,7 @@ mod budgets;
 mod checks_notices;
 mod common;
 mod hostile;
+mod interrupt;
 mod lifecycle;
 mod limits;
 mod metrics;

@@ -22,7 +22,6 @@ fn ctx() -> UnitContext {
         app_status: WorkloadStatus::Unknown,
         leader: true,
         stored: BTreeMap::new(),
-        handle: None,
         action: None,
         budget: Default::default(),
         hits: Default::default(),
@@ -49,6 +48,11 @@ fn main() {
     let cached = t.elapsed();
     drop(charm2);
     println!("pooling allocator: {}", rt.pooling());
+    // Events are futures: each one is driven to its end on a current-thread runtime.
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     println!("load (compile + cache write): {first:?}; load from cache: {cached:?}");
     for (label, event) in [
         ("trivial upgrade-charm (0 host calls)", Event::UpgradeCharm),
@@ -58,7 +62,7 @@ fn main() {
         ),
     ] {
         for _ in 0..2000 {
-            let d = rt.dispatch(&charm, ctx(), &event);
+            let d = tokio.block_on(rt.dispatch(&charm, ctx(), &event));
             assert!(d.outcome.is_ok(), "{:?}", d.outcome);
         }
         let mut medians = Vec::new();
@@ -69,7 +73,7 @@ fn main() {
             for _ in 0..10_000 {
                 let c = ctx();
                 let t = Instant::now();
-                let d = rt.dispatch(&charm, c, &event);
+                let d = tokio.block_on(rt.dispatch(&charm, c, &event));
                 samples.push(t.elapsed());
                 std::hint::black_box(d);
             }

@@ -27,7 +27,9 @@ pub use model::host::{AppLimits, ContainerMode, Host, HostConfig, IN_ROOT_SOCKET
 pub use model::report::{AppReport, ContainerReport, ServiceReport, StatusReport, UnitReport};
 pub use model::unit::{HistoryEntry, UnitRecord};
 pub use types::{ConfigValue, Event, Outcome, WorkloadStatus};
-pub use wasm::{ActionReport, Charm, Dispatched, Failure, Runtime, RuntimeConfig, UnitContext};
+pub use wasm::{
+    ActionReport, Charm, Dispatched, Failure, Interrupt, Runtime, RuntimeConfig, UnitContext,
+};
 
 /// An error from a layer below that is not a `std::error::Error` itself (wasmtime's).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1058,9 +1058,10 @@ impl Host {
         Ok(entry.record.meta.effective_config(&entry.record.settings))
     }
 
-    /// Removes an app: marks its record `removing`, queues `stop` and `remove` on each
-    /// unit, waits for them, stops every service, deletes the units' state and last the
-    /// app record. An app in error (its record or charm unreadable) is cleared: whatever
+    /// Removes an app: marks its record `removing`, interrupts each unit's running event and
+    /// replaces its queue with `stop` and `remove` (short deadlines, see
+    /// `unit::REMOVAL_HOOK_DEADLINE`), waits for them, stops every service, deletes the
+    /// units' state and last the app record. An app in error (its record or charm unreadable) is cleared: whatever
     /// its units left running is terminated and its files deleted.
     pub async fn remove(&self, app: &str) -> Result<(), RuntimeError> {
         let (units, broken_units) = {

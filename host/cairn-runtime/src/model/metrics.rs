@@ -92,6 +92,7 @@ pub fn cause(f: &Failure) -> &'static str {
         Failure::Trap { .. } => "trap",
         Failure::Guest(_) => "guest",
         Failure::Budget(_) => "budget",
+        Failure::Interrupted => "interrupted",
     }
 }
 
@@ -173,7 +174,7 @@ pub fn render(
         &mut out,
         "cairn_tenant_event_failures",
         "counter",
-        "Events that failed, by cause (handler, deadline, memory-limit, trap, guest, budget).",
+        "Events that failed, by cause (handler, deadline, memory-limit, trap, budget, ...).",
         &failures,
     );
     family(

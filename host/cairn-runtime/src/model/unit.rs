@@ -5,6 +5,10 @@
 //! unacknowledged event is delivered again. A failed event puts the unit in `error`, keeps
 //! its place at the head of the queue and is retried with backoff (or at once when a new
 //! event arrives); the status and stored-state changes of a failed event are discarded.
+//!
+//! Removal interrupts: the event running is stopped at once, the queue and the deferred
+//! events are dropped, and the charm gets `stop` and `remove` under a short deadline of
+//! their own ([`REMOVAL_HOOK_DEADLINE`]), so no charm can hold its removal up.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -19,10 +23,15 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::RuntimeError;
 use crate::actions::{ActionStatus, ActionStore};
 use crate::types::{ConfigValue, Event, LogLine, Outcome, WorkloadStatus};
-use crate::wasm::{ActionReport, Charm, Runtime, UnitContext};
+use crate::wasm::{ActionReport, Charm, Failure, Interrupt, Runtime, UnitContext};
 
 /// History entries kept per unit.
 const MAX_HISTORY: usize = 500;
+
+/// The deadline of each of the `stop` and `remove` events of a unit being removed (or the
+/// event deadline, if shorter): the host stops the unit's services itself afterwards, so
+/// these hooks are for quick tidying, and a charm cannot delay its removal with them.
+pub(crate) const REMOVAL_HOOK_DEADLINE: Duration = Duration::from_millis(500);
 
 /// One delivered event, as `cairn events` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,6 +163,7 @@ impl Unit {
             record: Mutex::new(record),
             writer: Mutex::new(Writer::Open),
             wake: Notify::new(),
+            interrupt: Interrupt::new(),
         });
         shared.save();
         let actor = tokio::spawn(run_actor(shared.clone(), runtime));
@@ -217,12 +227,19 @@ impl Unit {
         f(&self.shared.record.lock().unwrap())
     }
 
-    /// Starts the unit's removal: `stop` and `remove` are queued, and the actor ends once
-    /// its queue is empty (a failing event no longer holds it).
+    /// Starts the unit's removal: the event running is interrupted, the queue and deferred
+    /// events are replaced by `stop` and `remove` (persisted), and the actor ends once they
+    /// ran (each under [`REMOVAL_HOOK_DEADLINE`]; a failing one does not hold it).
     pub(crate) fn begin_removal(&self) {
-        self.shared.record.lock().unwrap().removing = true;
-        self.shared.enqueue(Event::Stop);
-        self.shared.enqueue(Event::Remove);
+        {
+            let mut rec = self.shared.record.lock().unwrap();
+            rec.removing = true;
+            rec.queue = VecDeque::from([Event::Stop, Event::Remove]);
+            rec.deferred.clear();
+        }
+        self.shared.save();
+        self.shared.interrupt.interrupt();
+        self.shared.wake.notify_one();
     }
 
     /// Waits for the actor to end (after `begin_removal`); the feeders stop first. Once it
@@ -270,6 +287,9 @@ pub(crate) struct UnitShared {
     /// after a newer one).
     writer: Mutex<Writer>,
     wake: Notify,
+    /// Given when removal begins: ends the event running (and any the actor would still
+    /// start outside removal's own `stop` and `remove`).
+    interrupt: Interrupt,
 }
 
 impl UnitShared {
@@ -368,7 +388,6 @@ impl UnitShared {
             app_status: rec.app_status.clone(),
             leader: rec.leader,
             stored: rec.stored.clone(),
-            handle: Some(tokio::runtime::Handle::current()),
             action: None,
             budget: app.budget.clone(),
             hits: app.hits.clone(),
@@ -401,23 +420,36 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
     let policy = unit.settings.retry;
     let mut retry = policy.base;
     loop {
-        let next = {
+        let (next, removing) = {
             let rec = unit.record.lock().unwrap();
             if rec.queue.is_empty() && rec.removing {
                 return;
             }
-            rec.queue.front().cloned()
+            (rec.queue.front().cloned(), rec.removing)
         };
         let Some(head) = next else {
             unit.wake.notified().await;
             continue;
+        };
+        // Removal's own events run under their short deadline and are not interrupted;
+        // any other event is interrupted when removal begins.
+        let bounds = if removing {
+            Bounds {
+                deadline: REMOVAL_HOOK_DEADLINE.min(runtime.config().event_deadline),
+                interrupt: Interrupt::new(),
+            }
+        } else {
+            Bounds {
+                deadline: runtime.config().event_deadline,
+                interrupt: unit.interrupt.clone(),
+            }
         };
         // Deferred events go first, then the new one.
         let deferred: Vec<Event> = unit.record.lock().unwrap().deferred.clone();
         let mut failed = false;
         let mut still_deferred = Vec::new();
         for ev in deferred {
-            match deliver(&unit, &runtime, &ev).await {
+            match deliver(&unit, &runtime, &ev, &bounds).await {
                 Ok(Outcome::Deferred) => still_deferred.push(ev),
                 Ok(Outcome::Handled) => {}
                 Err(()) => {
@@ -426,9 +458,19 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
                 }
             }
         }
+        if !removing && unit.interrupt.is_interrupted() {
+            // Removal began meanwhile and replaced the queue and the deferred events.
+            unit.save();
+            continue;
+        }
         if !failed {
             unit.record.lock().unwrap().deferred = still_deferred;
-            match deliver(&unit, &runtime, &head).await {
+            let delivered = deliver(&unit, &runtime, &head, &bounds).await;
+            if !removing && unit.interrupt.is_interrupted() {
+                unit.save();
+                continue;
+            }
+            match delivered {
                 Ok(outcome) => {
                     let (cap, hits) = {
                         let app = unit.settings.app.lock().unwrap();
@@ -466,7 +508,6 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
         }
         if failed {
             unit.save();
-            let removing = unit.record.lock().unwrap().removing;
             if removing {
                 // A unit being removed does not wait on a failing charm.
                 let mut rec = unit.record.lock().unwrap();
@@ -496,12 +537,19 @@ fn defer(rec: &mut UnitRecord, event: Event, cap: u64) -> Option<Event> {
     (rec.deferred.len() as u64 > cap).then(|| rec.deferred.remove(0))
 }
 
+/// How long one event may run and what ends it early.
+struct Bounds {
+    deadline: Duration,
+    interrupt: Interrupt,
+}
+
 /// Delivers one event; on success commits status and stored state, on failure records the
 /// error; either way records history and persists.
 async fn deliver(
     unit: &Arc<UnitShared>,
     runtime: &Arc<Runtime>,
     event: &Event,
+    bounds: &Bounds,
 ) -> Result<Outcome, ()> {
     let (mut ctx, charm) = unit.context();
     // An action run: mark it running; the charm's report goes into its record.
@@ -521,16 +569,11 @@ async fn deliver(
         },
         _ => None,
     };
-    let rt = runtime.clone();
-    let ev = event.clone();
-    let done = tokio::task::spawn_blocking(move || rt.dispatch(&charm, ctx, &ev)).await;
-    let done = match done {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!("dispatch task failed: {e}");
-            return Err(());
-        }
-    };
+    // On the actor's own task: the guest yields at every epoch tick and its host calls
+    // await, so no thread is held while it waits.
+    let done = runtime
+        .dispatch_with(&charm, ctx, event, bounds.deadline, &bounds.interrupt)
+        .await;
     unit.append_log(&done.logs);
     unit.settings.metrics.record_event(
         done.duration,
@@ -583,6 +626,11 @@ async fn deliver(
         Err(failure) if action.is_some() => {
             tracing::warn!("{}: {name} failed: {failure}", rec.name);
             (Ok(Outcome::Handled), entry(format!("error: {failure}")))
+        }
+        // Interrupted by removal: recorded, but the unit is not put in error for it.
+        Err(failure @ Failure::Interrupted) => {
+            tracing::info!("{}: {name} interrupted", rec.name);
+            (Err(()), entry(format!("error: {failure}")))
         }
         Err(failure) => {
             tracing::warn!("{}: {name} failed: {failure}", rec.name);

@@ -1,16 +1,24 @@
 //! The wasmtime engine, the on-disk component cache and per-event dispatch with limits.
 //!
 //! One [`Runtime`] per host process: one engine (pooling allocator when the machine allows
-//! it, `concurrency_support(false)`, epoch interruption driven by one ticker thread), one
-//! linker with WASI p2 (no preopens, no sockets) and the charm world. A [`Charm`] is a
+//! it, `concurrency_support(false)`, epochs driven by one ticker thread), one linker with
+//! WASI p2 (no preopens, no sockets) and the charm world, both async. A [`Charm`] is a
 //! compiled component plus its `InstancePre`; every event gets a fresh store and instance,
 //! as Juju gives every hook a fresh process.
+//!
+//! An event is a future on the caller's task: wasm runs on a fiber that yields back to the
+//! tokio worker at every epoch tick, and host calls that wait (WASI's clocks and polls
+//! included) await instead of blocking a thread. The event's deadline is a tokio timeout
+//! around instantiate and call, and an [`Interrupt`] ends it at once; either way the
+//! future is dropped, which cancels the guest wherever it is (in wasm or in a host call).
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
 
 use sha2::Digest;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -35,7 +43,8 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Linear memory limit per unit store, in bytes.
     pub memory_limit: usize,
-    /// Wall-clock budget of one event, enforced by epoch interruption.
+    /// Wall-clock budget of one event, host calls included (a timeout around the event's
+    /// future).
     pub event_deadline: Duration,
     /// Instances that may exist at once (the pooling allocator's size).
     pub max_instances: u32,
@@ -92,9 +101,13 @@ pub enum Failure {
     /// The handler returned an error.
     #[error("{0}")]
     Handler(String),
-    /// The event ran past its deadline (the epoch interrupted it).
+    /// The event ran past its deadline (in wasm or waiting in a host call).
     #[error("event deadline of {} exceeded", cairn_plan::format_duration(*.0))]
     Deadline(Duration),
+    /// The event was stopped before its end by its [`Interrupt`] (the unit is being
+    /// removed).
+    #[error("event interrupted: unit is being removed")]
+    Interrupted,
     /// The guest tried to grow its memory past the limit (bytes).
     #[error("memory limit of {} MiB exceeded", .0 >> 20)]
     MemoryLimit(usize),
@@ -115,6 +128,46 @@ pub enum Failure {
     Guest(String),
 }
 
+/// Stops the events it is handed to: set once, it ends the event running and every later
+/// one at once ([`Failure::Interrupted`]). Clones share the signal.
+#[derive(Clone, Debug)]
+pub struct Interrupt(Arc<watch::Sender<bool>>);
+
+impl Default for Interrupt {
+    fn default() -> Self {
+        Interrupt(Arc::new(watch::Sender::new(false)))
+    }
+}
+
+impl Interrupt {
+    /// A signal not yet given.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Gives the signal: events running with it end now.
+    pub fn interrupt(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether the signal was given.
+    pub fn is_interrupted(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the signal is given.
+    async fn interrupted(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|given| *given).await;
+    }
+}
+
+/// How an event's call ended when it did not return.
+enum Stopped {
+    Deadline,
+    Interrupted,
+}
+
 fn base_config() -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
@@ -133,6 +186,9 @@ impl Runtime {
             pool.total_core_instances(n * 4);
             pool.total_memories(n);
             pool.total_tables(n * 4);
+            // One fiber stack per running event (2 MiB reserved each, wasmtime's default;
+            // pages are given back when a stack returns to the pool).
+            pool.total_stacks(n);
             pool.max_memory_size(config.memory_limit);
             let mut c = base_config();
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -152,7 +208,7 @@ impl Runtime {
             None => Engine::new(&base_config()).map_err(|e| RuntimeError::Engine(e.into()))?,
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.into()))?;
         super::bindings::Charm_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
@@ -248,11 +304,29 @@ impl Runtime {
 
     /// Delivers one event to a fresh instance of `charm` under the unit's limits: the
     /// app's budget (`ctx.budget`), bounded by the engine's maxima.
-    pub fn dispatch(&self, charm: &Charm, ctx: UnitContext, event: &Event) -> Dispatched {
+    pub async fn dispatch(&self, charm: &Charm, ctx: UnitContext, event: &Event) -> Dispatched {
+        let deadline = ctx.budget.deadline;
+        self.dispatch_with(charm, ctx, event, deadline, &Interrupt::new())
+            .await
+    }
+
+    /// Delivers one event to a fresh instance of `charm` under the app's budget (bounded by
+    /// the engine's maxima), ending it at `deadline` (wall time, host calls included; never
+    /// later than the budget's) or when `interrupt` is given, whichever comes first.
+    pub async fn dispatch_with(
+        &self,
+        charm: &Charm,
+        ctx: UnitContext,
+        event: &Event,
+        deadline: Duration,
+        interrupt: &Interrupt,
+    ) -> Dispatched {
         let memory_limit = usize::try_from(ctx.budget.memory)
             .unwrap_or(usize::MAX)
             .min(self.config.memory_limit);
-        let event_deadline = ctx.budget.deadline.min(self.config.event_deadline);
+        let deadline = deadline
+            .min(ctx.budget.deadline)
+            .min(self.config.event_deadline);
         let mut budget = ctx.budget.clone();
         budget.memory = memory_limit as u64;
         let spend = crate::budget::EventSpend::new(budget, ctx.hits.clone(), &ctx.stored);
@@ -266,6 +340,8 @@ impl Runtime {
             .allow_ip_name_lookup(false)
             .build();
         let unit = ctx.unit_name.clone();
+        let start = Instant::now();
+        let ends = tokio::time::Instant::from_std(start) + deadline;
         let mut store = Store::new(
             &self.engine,
             StoreState {
@@ -274,33 +350,43 @@ impl Runtime {
                 limiter: GuestLimiter::new(memory_limit),
                 ctx,
                 logs: Vec::new(),
-                deadline: Instant::now() + event_deadline,
+                deadline: ends,
                 output_limit: memory_limit,
                 spend,
             },
         );
         store.limiter(|s| &mut s.limiter);
-        let ticks = (event_deadline.as_millis() / TICK.as_millis()).max(1) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        let start = Instant::now();
+        // Every tick the guest gives its worker thread back; the deadline is the timeout.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
         let wit_event = super::bindings::to_wit_event(event);
-        let result = charm.pre.instantiate(&mut store).and_then(|inst| {
-            inst.cairn_charm_handler()
-                .call_handle(&mut store, &wit_event)
-        });
+        let result = {
+            let call = async {
+                let inst = charm.pre.instantiate_async(&mut store).await?;
+                inst.cairn_charm_handler()
+                    .call_handle(&mut store, &wit_event)
+                    .await
+            };
+            // Whichever ends first; the others are dropped here, the call with them (which
+            // cancels the guest).
+            tokio::select! {
+                biased;
+                _ = interrupt.interrupted() => Err(Stopped::Interrupted),
+                r = tokio::time::timeout_at(ends, call) => r.map_err(|_| Stopped::Deadline),
+            }
+        };
         let duration = start.elapsed();
         let spend = &store.data().spend;
         let outcome = match result {
             // Stored state over its budget fails the event whatever the handler said.
-            Ok(_) if spend.failure().is_some() => Err(Failure::Budget(
+            Ok(Ok(_)) if spend.failure().is_some() => Err(Failure::Budget(
                 spend.failure().unwrap_or_default().to_string(),
             )),
-            Ok(Ok(o)) => Ok(super::bindings::from_wit_outcome(o)),
-            Ok(Err(msg)) => Err(Failure::Handler(spend.message(&msg))),
-            Err(e) => {
+            Ok(Ok(Ok(o))) => Ok(super::bindings::from_wit_outcome(o)),
+            Ok(Ok(Err(msg))) => Err(Failure::Handler(spend.message(&msg))),
+            Ok(Err(e)) => {
                 let memory_hit = store.data().limiter.memory_limit_hit();
-                let f = failure(&e, memory_hit, &stderr, memory_limit, event_deadline);
+                let f = failure(&e, memory_hit, &stderr, memory_limit, deadline);
                 match &f {
                     Failure::MemoryLimit(_) => spend.hit("memory"),
                     Failure::Deadline(_) => spend.hit("deadline"),
@@ -315,6 +401,11 @@ impl Runtime {
                     f => f,
                 })
             }
+            Err(Stopped::Deadline) => {
+                spend.hit("deadline");
+                Err(Failure::Deadline(deadline))
+            }
+            Err(Stopped::Interrupted) => Err(Failure::Interrupted),
         };
         self.finish(store, stdout, stderr, unit, duration, outcome)
     }
@@ -430,7 +521,6 @@ mod tests {
             app_status: WorkloadStatus::Unknown,
             leader: true,
             stored: BTreeMap::new(),
-            handle: None,
             action: None,
             budget: Default::default(),
             hits: Default::default(),
@@ -449,8 +539,8 @@ mod tests {
         (rt, dir)
     }
 
-    #[test]
-    fn compiled_components_are_cached_by_content_and_engine() {
+    #[tokio::test]
+    async fn compiled_components_are_cached_by_content_and_engine() {
         let (rt, dir) = runtime("hit");
         let wasm = cairn_test_programs::read(cairn_test_programs::MISBEHAVE_WASM);
         let a = rt.load(&wasm).unwrap();
@@ -479,13 +569,13 @@ mod tests {
             modified,
             "cache rewritten"
         );
-        let d = rt.dispatch(&b, ctx(), &Event::UpgradeCharm);
+        let d = rt.dispatch(&b, ctx(), &Event::UpgradeCharm).await;
         assert_eq!(d.outcome, Ok(Outcome::Handled));
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    #[test]
-    fn a_corrupt_cache_entry_is_recompiled() {
+    #[tokio::test]
+    async fn a_corrupt_cache_entry_is_recompiled() {
         let (rt, dir) = runtime("corrupt");
         let wasm = cairn_test_programs::read(cairn_test_programs::MISBEHAVE_WASM);
         rt.load(&wasm).unwrap();
@@ -498,7 +588,7 @@ mod tests {
         std::fs::write(&entry, b"not a cwasm").unwrap();
         let c = rt.load(&wasm).unwrap();
         assert_eq!(
-            rt.dispatch(&c, ctx(), &Event::UpgradeCharm).outcome,
+            rt.dispatch(&c, ctx(), &Event::UpgradeCharm).await.outcome,
             Ok(Outcome::Handled)
         );
         let _ = std::fs::remove_dir_all(dir);

@@ -13,4 +13,4 @@ mod limits;
 mod tests;
 
 pub use bindings::{ActionReport, UnitContext};
-pub use engine::{Charm, Dispatched, Failure, Runtime, RuntimeConfig};
+pub use engine::{Charm, Dispatched, Failure, Interrupt, Runtime, RuntimeConfig};

@@ -1,6 +1,6 @@
-//! The sandbox through `Runtime::dispatch`, without a daemon: the event deadline, the
-//! memory limit, host calls bounded by the deadline, and a guest kept to its own
-//! containers. The guest is the `misbehave` test program; containers are real
+//! The sandbox through `Runtime::dispatch`, without a daemon: the event deadline (in wasm,
+//! in WASI's clocks and stdin, in host calls), interruption, the memory limit, and a guest
+//! kept to its own containers. The guest is the `misbehave` test program; containers are real
 //! supervisors on temporary directories.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cairn_supervisor::{Supervisor, SupervisorOptions};
 
-use super::{Charm, Dispatched, Failure, Runtime, RuntimeConfig, UnitContext};
+use super::{Charm, Failure, Interrupt, Runtime, RuntimeConfig, UnitContext};
 use crate::types::{ConfigValue, Event, WorkloadStatus};
 
 use cairn_testutil::TempDir;
@@ -39,25 +39,10 @@ fn ctx(mode: &str, containers: BTreeMap<String, Supervisor>) -> UnitContext {
         app_status: WorkloadStatus::Unknown,
         leader: true,
         stored: BTreeMap::new(),
-        handle: tokio::runtime::Handle::try_current().ok(),
         action: None,
         budget: Default::default(),
         hits: Default::default(),
     }
-}
-
-/// Dispatches on a blocking thread of the current tokio runtime, as the unit actor does
-/// (host calls wait on that runtime).
-async fn dispatch_blocking(
-    rt: &Arc<Runtime>,
-    charm: &Arc<Charm>,
-    ctx: UnitContext,
-    event: Event,
-) -> Dispatched {
-    let (rt, charm) = (rt.clone(), charm.clone());
-    tokio::task::spawn_blocking(move || rt.dispatch(&charm, ctx, &event))
-        .await
-        .unwrap()
 }
 
 /// The `hang` action: the guest execs `sleep 600` in container `work` and waits for it.
@@ -74,11 +59,13 @@ fn container(dir: &TempDir, name: &str) -> Supervisor {
     Supervisor::open(SupervisorOptions::new(dir.path().join(name))).unwrap()
 }
 
-#[test]
-fn a_looping_guest_fails_its_event_at_the_deadline() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_guest_fails_its_event_at_the_deadline() {
     let deadline = Duration::from_millis(300);
     let (rt, charm) = misbehave(|c| c.event_deadline = deadline);
-    let d = rt.dispatch(&charm, ctx("loop", BTreeMap::new()), &Event::ConfigChanged);
+    let d = rt
+        .dispatch(&charm, ctx("loop", BTreeMap::new()), &Event::ConfigChanged)
+        .await;
     assert_eq!(d.outcome, Err(Failure::Deadline(deadline)));
     assert_eq!(
         d.outcome.unwrap_err().to_string(),
@@ -90,16 +77,118 @@ fn a_looping_guest_fails_its_event_at_the_deadline() {
         d.duration
     );
     // The runtime is not worse for it: the next event runs.
-    let next = rt.dispatch(&charm, ctx("ok", BTreeMap::new()), &Event::ConfigChanged);
+    let next = rt
+        .dispatch(&charm, ctx("ok", BTreeMap::new()), &Event::ConfigChanged)
+        .await;
     assert_eq!(next.outcome, Ok(crate::types::Outcome::Handled));
 }
 
-#[test]
-fn growing_memory_past_the_limit_fails_the_event_as_a_memory_limit() {
+/// Dispatches `mode`'s config-changed under a 300 ms deadline and checks that it failed
+/// at the deadline, not before and not long after.
+async fn fails_at_the_deadline(mode: &str) {
+    let deadline = Duration::from_millis(300);
+    let (rt, charm) = misbehave(|c| c.event_deadline = deadline);
+    let d = rt
+        .dispatch(&charm, ctx(mode, BTreeMap::new()), &Event::ConfigChanged)
+        .await;
+    assert_eq!(d.outcome, Err(Failure::Deadline(deadline)), "{mode}");
+    assert!(
+        d.duration >= deadline && d.duration < deadline + Duration::from_secs(2),
+        "{mode}: {:?}",
+        d.duration
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_sleeping_on_the_wasi_clock_fails_its_event_at_the_deadline() {
+    // `sleep` is std::thread::sleep(60 s): a poll of a monotonic-clock pollable.
+    fails_at_the_deadline("sleep").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_waiting_on_stdin_fails_its_event_at_the_deadline() {
+    // The guest's stdin is closed; `stdin` reads it until something comes.
+    fails_at_the_deadline("stdin").await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_guest_gives_its_thread_back_at_every_tick() {
+    // On a single-threaded runtime, a timer of the host still fires while a guest spins.
+    let deadline = Duration::from_secs(2);
+    let (rt, charm) = misbehave(|c| c.event_deadline = deadline);
+    let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let d = rt
+        .dispatch(&charm, ctx("loop", BTreeMap::new()), &Event::ConfigChanged)
+        .await;
+    counter.abort();
+    assert_eq!(d.outcome, Err(Failure::Deadline(deadline)));
+    let n = ticks.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(n >= 10, "the host's timer ran {n} times in 2 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_ends_a_sleeping_or_spinning_event_at_once() {
+    let (rt, charm) = misbehave(|c| c.event_deadline = Duration::from_secs(60));
+    for mode in ["sleep", "loop"] {
+        let interrupt = Interrupt::new();
+        let later = interrupt.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            later.interrupt();
+        });
+        let d = rt
+            .dispatch_with(
+                &charm,
+                ctx(mode, BTreeMap::new()),
+                &Event::ConfigChanged,
+                Duration::from_secs(60),
+                &interrupt,
+            )
+            .await;
+        assert_eq!(d.outcome, Err(Failure::Interrupted), "{mode}");
+        assert_eq!(
+            d.outcome.unwrap_err().to_string(),
+            "event interrupted: unit is being removed"
+        );
+        assert!(
+            d.duration < Duration::from_secs(2),
+            "{mode}: {:?}",
+            d.duration
+        );
+    }
+    // An interrupt given before the event starts ends it before the guest runs.
+    let given = Interrupt::new();
+    given.interrupt();
+    let d = rt
+        .dispatch_with(
+            &charm,
+            ctx("ok", BTreeMap::new()),
+            &Event::ConfigChanged,
+            Duration::from_secs(60),
+            &given,
+        )
+        .await;
+    assert_eq!(d.outcome, Err(Failure::Interrupted));
+    assert!(d.ctx.stored.is_empty(), "{:?}", d.ctx.stored);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn growing_memory_past_the_limit_fails_the_event_as_a_memory_limit() {
     let limit = 16 << 20;
     let (rt, charm) = misbehave(|c| c.memory_limit = limit);
     let start = Instant::now();
-    let d = rt.dispatch(&charm, ctx("alloc", BTreeMap::new()), &Event::ConfigChanged);
+    let d = rt
+        .dispatch(&charm, ctx("alloc", BTreeMap::new()), &Event::ConfigChanged)
+        .await;
     assert_eq!(d.outcome, Err(Failure::MemoryLimit(limit)));
     assert_eq!(
         d.outcome.unwrap_err().to_string(),
@@ -108,7 +197,9 @@ fn growing_memory_past_the_limit_fails_the_event_as_a_memory_limit() {
     // Refused at the limit, long before the event's deadline.
     assert!(start.elapsed() < Duration::from_secs(10));
     // A trap of another kind is not taken for the memory limit.
-    let d = rt.dispatch(&charm, ctx("trap", BTreeMap::new()), &Event::ConfigChanged);
+    let d = rt
+        .dispatch(&charm, ctx("trap", BTreeMap::new()), &Event::ConfigChanged)
+        .await;
     assert!(
         matches!(d.outcome, Err(Failure::Trap { .. })),
         "{:?}",
@@ -124,7 +215,7 @@ async fn a_host_call_that_outlives_the_deadline_ends_at_the_deadline() {
     let (rt, charm) = misbehave(|c| c.event_deadline = deadline);
     let containers = BTreeMap::from([("work".to_string(), work.clone())]);
     let start = Instant::now();
-    let d = dispatch_blocking(&rt, &charm, ctx("ok", containers), hang()).await;
+    let d = rt.dispatch(&charm, ctx("ok", containers), &hang()).await;
     let took = start.elapsed();
     // The guest was blocked in `wait-output` on `sleep 600`: the wait ends at the deadline
     // and the event fails for it (whichever of the host call and the epoch noticed first).
@@ -147,7 +238,7 @@ async fn a_guest_cannot_open_a_container_that_is_not_its_own() {
     let (rt, charm) = misbehave(|_| {});
     let containers = BTreeMap::from([("other".to_string(), other.clone())]);
     // `hang` asks for container `work`; the unit has only `other`.
-    let d = dispatch_blocking(&rt, &charm, ctx("ok", containers), hang()).await;
+    let d = rt.dispatch(&charm, ctx("ok", containers), &hang()).await;
     match &d.outcome {
         Err(Failure::Handler(msg))
             if msg.contains("cannot connect to container \"work\": not a container of t/0") => {}

@@ -9,6 +9,8 @@
 //! | `panic` | panics with `misbehave: panic requested` |
 //! | `error` | fails the event with `misbehave: error requested` |
 //! | `loop` | spins forever without host calls |
+//! | `sleep` | sleeps 60 s with `std::thread::sleep` (a poll on a WASI monotonic-clock pollable) |
+//! | `stdin` | reads stdin until something comes (a blocking WASI read, again on end of input) |
 //! | `alloc` | allocates and touches memory without bound |
 //! | `defer` | defers the event the first time, then behaves as `ok` |
 //! | `log-flood` | logs 1 GiB in 64 KiB lines (with a newline and an escape in each); `active("log-flood done")` |
@@ -357,6 +359,17 @@ impl Misbehave {
             "loop" => {
                 bump(ctx);
                 spin()
+            }
+            "sleep" => {
+                bump(ctx);
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                Ok(())
+            }
+            "stdin" => {
+                bump(ctx);
+                let mut buf = [0u8; 64];
+                while std::io::Read::read(&mut std::io::stdin(), &mut buf)? == 0 {}
+                Ok(())
             }
             "alloc" => {
                 bump(ctx);

@@ -14,7 +14,7 @@ use super::convert::{
     typed_plan, wit_notice,
 };
 use super::process::ProcessRes;
-use super::{StoreState, pebble, wit};
+use super::{StoreState, blocking, pebble, until_deadline, wit};
 
 /// A container handle held by a guest: just the name, checked against the unit's containers.
 pub struct ContainerRes {
@@ -39,8 +39,8 @@ impl StoreState {
     }
 
     /// Runs a services action and waits for its change, as ops' `*_services` calls do.
-    fn run(
-        &self,
+    async fn run(
+        &mut self,
         res: &Resource<ContainerRes>,
         action: ServicesAction,
         names: Vec<String>,
@@ -54,11 +54,12 @@ impl StoreState {
             }
             Err(e) => return Err(api_error(e)),
         };
-        let info = self.block_on("wait for the change", async {
+        let info = until_deadline(self.deadline, "wait for the change", async {
             sup.wait_change(&id, Some(SERVICES_TIMEOUT))
                 .await
                 .map_err(api_error)
-        })?;
+        })
+        .await?;
         match info.err {
             Some(err) => Err(pebble::Error::Change(pebble::ChangeError {
                 change_id: id,
@@ -139,7 +140,7 @@ impl pebble::HostContainer for StoreState {
         self.supervisor(&self_).is_ok()
     }
 
-    fn add_layer(
+    async fn add_layer(
         &mut self,
         self_: Resource<ContainerRes>,
         label: String,
@@ -147,8 +148,12 @@ impl pebble::HostContainer for StoreState {
         combine: bool,
     ) -> Result<(), pebble::Error> {
         let sup = self.supervisor(&self_)?;
-        sup.add_layer(&label, layer.as_bytes(), combine, false)
-            .map_err(api_error)
+        // A durable write of the container's state: on a blocking thread.
+        blocking(self.deadline, "add the layer", move || {
+            sup.add_layer(&label, layer.as_bytes(), combine, false)
+                .map_err(api_error)
+        })
+        .await
     }
 
     fn get_plan(&mut self, self_: Resource<ContainerRes>) -> Result<pebble::Plan, pebble::Error> {
@@ -174,36 +179,36 @@ impl pebble::HostContainer for StoreState {
         sup.send_signal(&signal, &names).map_err(api_error)
     }
 
-    fn replan(&mut self, self_: Resource<ContainerRes>) -> Result<(), pebble::Error> {
-        self.run(&self_, ServicesAction::Replan, vec![])
+    async fn replan(&mut self, self_: Resource<ContainerRes>) -> Result<(), pebble::Error> {
+        self.run(&self_, ServicesAction::Replan, vec![]).await
     }
 
-    fn autostart(&mut self, self_: Resource<ContainerRes>) -> Result<(), pebble::Error> {
-        self.run(&self_, ServicesAction::Autostart, vec![])
+    async fn autostart(&mut self, self_: Resource<ContainerRes>) -> Result<(), pebble::Error> {
+        self.run(&self_, ServicesAction::Autostart, vec![]).await
     }
 
-    fn start(
+    async fn start(
         &mut self,
         self_: Resource<ContainerRes>,
         names: Vec<String>,
     ) -> Result<(), pebble::Error> {
-        self.run(&self_, ServicesAction::Start, names)
+        self.run(&self_, ServicesAction::Start, names).await
     }
 
-    fn stop(
+    async fn stop(
         &mut self,
         self_: Resource<ContainerRes>,
         names: Vec<String>,
     ) -> Result<(), pebble::Error> {
-        self.run(&self_, ServicesAction::Stop, names)
+        self.run(&self_, ServicesAction::Stop, names).await
     }
 
-    fn restart(
+    async fn restart(
         &mut self,
         self_: Resource<ContainerRes>,
         names: Vec<String>,
     ) -> Result<(), pebble::Error> {
-        self.run(&self_, ServicesAction::Restart, names)
+        self.run(&self_, ServicesAction::Restart, names).await
     }
 
     fn get_services(
@@ -306,7 +311,7 @@ impl pebble::HostContainer for StoreState {
             })
     }
 
-    fn push(
+    async fn push(
         &mut self,
         self_: Resource<ContainerRes>,
         path: String,
@@ -319,38 +324,61 @@ impl pebble::HostContainer for StoreState {
             make_dirs: options.make_parents,
             ownership: ownership(&options),
         };
-        cairn_supervisor::files::write(sup.root(), &item, &mut data.as_slice()).map_err(path_error)
+        blocking(self.deadline, "push the file", move || {
+            cairn_supervisor::files::write(sup.root(), &item, &mut data.as_slice())
+                .map_err(path_error)
+        })
+        .await
     }
 
-    fn pull(
+    async fn pull(
         &mut self,
         self_: Resource<ContainerRes>,
         path: String,
     ) -> Result<Vec<u8>, pebble::Error> {
         let sup = self.supervisor(&self_)?;
-        let f = cairn_supervisor::files::open_read(sup.root(), &path).map_err(path_error)?;
         // No more than the guest's memory could take is read, whatever the file claims (a
-        // sparse file, or one that grows meanwhile).
+        // sparse file, or one that grows meanwhile): the read stops one byte past the
+        // budget, and a size over it is refused (and counted) here.
+        let limit = self.spend.budget().memory;
+        let read_path = path.clone();
+        let read = blocking(self.deadline, "pull the file", move || {
+            let f = cairn_supervisor::files::open_read(sup.root(), &read_path)
+                .map_err(path_error)?;
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if size > limit {
+                return Ok(Err(size));
+            }
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut out)
+                .map_err(|e| {
+                    path_error(cairn_supervisor::files::FileError::generic(format!(
+                        "read {read_path}: {e}"
+                    )))
+                })?;
+            Ok(Ok(out))
+        })
+        .await?;
         let too_big = |size: u64| {
             self.spend
                 .check_pull(&path, size)
                 .map_err(|e| path_error(cairn_supervisor::files::FileError::generic(e)))
         };
-        too_big(f.metadata().map(|m| m.len()).unwrap_or(0))?;
-        let mut out = Vec::new();
-        let limit = self.spend.budget().memory;
-        std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut out).map_err(
-            |e| {
-                path_error(cairn_supervisor::files::FileError::generic(format!(
-                    "read {path}: {e}"
+        match read {
+            Ok(out) => {
+                too_big(out.len() as u64)?;
+                Ok(out)
+            }
+            Err(size) => {
+                too_big(size)?;
+                Err(path_error(cairn_supervisor::files::FileError::generic(
+                    format!("cannot pull {path}: file is over the charm's memory budget"),
                 )))
-            },
-        )?;
-        too_big(out.len() as u64)?;
-        Ok(out)
+            }
+        }
     }
 
-    fn list_files(
+    async fn list_files(
         &mut self,
         self_: Resource<ContainerRes>,
         path: String,
@@ -358,66 +386,81 @@ impl pebble::HostContainer for StoreState {
         itself: bool,
     ) -> Result<Vec<pebble::FileInfo>, pebble::Error> {
         let sup = self.supervisor(&self_)?;
-        let list = cairn_supervisor::files::list(
-            sup.root(),
-            &path,
-            pattern.as_deref().unwrap_or(""),
-            itself,
-        )
-        .map_err(path_error)?;
-        Ok(list.into_iter().map(file_info).collect())
+        blocking(self.deadline, "list files", move || {
+            let list = cairn_supervisor::files::list(
+                sup.root(),
+                &path,
+                pattern.as_deref().unwrap_or(""),
+                itself,
+            )
+            .map_err(path_error)?;
+            Ok(list.into_iter().map(file_info).collect())
+        })
+        .await
     }
 
-    fn make_dir(
+    async fn make_dir(
         &mut self,
         self_: Resource<ContainerRes>,
         path: String,
         options: pebble::FileOptions,
     ) -> Result<(), pebble::Error> {
         let sup = self.supervisor(&self_)?;
-        cairn_supervisor::files::make_dir(
-            sup.root(),
-            &path,
-            options.make_parents,
-            &ownership(&options),
-        )
-        .map_err(path_error)
+        let owner = ownership(&options);
+        blocking(self.deadline, "make the directory", move || {
+            cairn_supervisor::files::make_dir(sup.root(), &path, options.make_parents, &owner)
+                .map_err(path_error)
+        })
+        .await
     }
 
-    fn remove_path(
+    async fn remove_path(
         &mut self,
         self_: Resource<ContainerRes>,
         path: String,
         recursive: bool,
     ) -> Result<(), pebble::Error> {
         let sup = self.supervisor(&self_)?;
-        cairn_supervisor::files::remove(sup.root(), &path, recursive).map_err(path_error)
+        blocking(self.deadline, "remove the path", move || {
+            cairn_supervisor::files::remove(sup.root(), &path, recursive).map_err(path_error)
+        })
+        .await
     }
 
-    fn exists(
+    async fn exists(
         &mut self,
         self_: Resource<ContainerRes>,
         path: String,
     ) -> Result<bool, pebble::Error> {
         let sup = self.supervisor(&self_)?;
-        match cairn_supervisor::files::list(sup.root(), &path, "", true) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind == cairn_supervisor::files::FileErrorKind::NotFound => Ok(false),
-            Err(e) => Err(path_error(e)),
-        }
+        blocking(
+            self.deadline,
+            "look up the path",
+            move || match cairn_supervisor::files::list(sup.root(), &path, "", true) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind == cairn_supervisor::files::FileErrorKind::NotFound => Ok(false),
+                Err(e) => Err(path_error(e)),
+            },
+        )
+        .await
     }
 
-    fn is_dir(
+    async fn is_dir(
         &mut self,
         self_: Resource<ContainerRes>,
         path: String,
     ) -> Result<bool, pebble::Error> {
         let sup = self.supervisor(&self_)?;
-        match cairn_supervisor::files::list(sup.root(), &path, "", true) {
-            Ok(l) => Ok(l.first().is_some_and(|f| f.type_ == FileType::Directory)),
-            Err(e) if e.kind == cairn_supervisor::files::FileErrorKind::NotFound => Ok(false),
-            Err(e) => Err(path_error(e)),
-        }
+        blocking(
+            self.deadline,
+            "look up the path",
+            move || match cairn_supervisor::files::list(sup.root(), &path, "", true) {
+                Ok(l) => Ok(l.first().is_some_and(|f| f.type_ == FileType::Directory)),
+                Err(e) if e.kind == cairn_supervisor::files::FileErrorKind::NotFound => Ok(false),
+                Err(e) => Err(path_error(e)),
+            },
+        )
+        .await
     }
 
     fn drop(&mut self, rep: Resource<ContainerRes>) -> wasmtime::Result<()> {

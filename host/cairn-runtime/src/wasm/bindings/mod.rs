@@ -8,8 +8,11 @@
 //! config, status, stored state, action results, log), `container` (the `container`
 //! resource: layers, plan, services, checks, notices, files, exec) and `process` (the
 //! `process` resource and its output streams); `convert` holds the conversions between
-//! WIT records and the host's own types. Every host call that waits goes through
-//! `StoreState::block_on`, which the event's deadline bounds.
+//! WIT records and the host's own types. The calls that wait (services changes, a
+//! command's I/O) and those that do file I/O are async: they await on the event's own
+//! task, bounded by the event's deadline (`until_deadline`); file I/O runs on a blocking
+//! thread for the length of that one call (`blocking`). Dropping the event's future (its
+//! deadline, or the unit's removal) ends them with the guest.
 
 mod container;
 mod convert;
@@ -33,6 +36,30 @@ mod generated {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "cairn:charm/charm",
+        // Only what waits is async: the rest stays plain calls on the guest's fiber.
+        imports: {
+            "cairn:charm/pebble.[method]container.add-layer": async,
+            "cairn:charm/pebble.[method]container.replan": async,
+            "cairn:charm/pebble.[method]container.autostart": async,
+            "cairn:charm/pebble.[method]container.start": async,
+            "cairn:charm/pebble.[method]container.stop": async,
+            "cairn:charm/pebble.[method]container.restart": async,
+            "cairn:charm/pebble.[method]container.push": async,
+            "cairn:charm/pebble.[method]container.pull": async,
+            "cairn:charm/pebble.[method]container.list-files": async,
+            "cairn:charm/pebble.[method]container.make-dir": async,
+            "cairn:charm/pebble.[method]container.remove-path": async,
+            "cairn:charm/pebble.[method]container.exists": async,
+            "cairn:charm/pebble.[method]container.is-dir": async,
+            "cairn:charm/pebble.[method]process.write-stdin": async,
+            "cairn:charm/pebble.[method]process.close-stdin": async,
+            "cairn:charm/pebble.[method]process.send-signal": async,
+            "cairn:charm/pebble.[method]process.read-stdout": async,
+            "cairn:charm/pebble.[method]process.read-stderr": async,
+            "cairn:charm/pebble.[method]process.wait": async,
+            "cairn:charm/pebble.[method]process.wait-output": async,
+        },
+        exports: { default: async },
         with: {
             "cairn:charm/pebble.container": super::ContainerRes,
             "cairn:charm/pebble.process": super::ProcessRes,
@@ -65,8 +92,6 @@ pub struct UnitContext {
     pub leader: bool,
     /// Stored state.
     pub stored: BTreeMap<String, Vec<u8>>,
-    /// Runtime used to wait on supervisor changes from host calls.
-    pub handle: Option<tokio::runtime::Handle>,
     /// What the running action reported, when the event is an action.
     pub action: Option<ActionReport>,
     /// The app's budget the event runs under.
@@ -95,8 +120,8 @@ pub struct StoreState {
     pub(crate) ctx: UnitContext,
     pub(crate) logs: Vec<LogLine>,
     /// When the event's deadline passes: host calls that wait (changes, exec output) give up
-    /// then, so a guest blocked in the host cannot outlive its deadline.
-    pub(crate) deadline: std::time::Instant,
+    /// then with a `timeout` error naming the call (the event's future ends then too).
+    pub(crate) deadline: tokio::time::Instant,
     /// The most output `wait-output` collects for the guest (its memory limit: more could
     /// never reach it, and the host would hold it for nothing).
     pub(crate) output_limit: usize,
@@ -113,38 +138,32 @@ impl WasiView for StoreState {
     }
 }
 
-impl StoreState {
-    /// Runs `fut` on the host's runtime until it ends or the event's deadline passes.
-    fn block_on<T>(
-        &self,
-        what: &str,
-        fut: impl std::future::Future<Output = Result<T, pebble::Error>>,
-    ) -> Result<T, pebble::Error> {
-        let handle = self
-            .ctx
-            .handle
-            .clone()
-            .ok_or_else(|| pebble::Error::Connection(format!("cannot {what}: no runtime")))?;
-        let deadline = tokio::time::Instant::from_std(self.deadline);
-        // The deadline's timer is a task of the runtime rather than a timer polled here: a
-        // timer polled after the runtime began shutting down panics, while a task is then
-        // cancelled, which ends the call with an error.
-        let timer = handle.spawn(tokio::time::sleep_until(deadline));
-        let stop_timer = timer.abort_handle();
-        let out = handle.block_on(async {
-            tokio::select! {
-                r = fut => r,
-                t = timer => Err(match t {
-                    Ok(()) => pebble::Error::Timeout(format!(
-                        "cannot {what}: the event's deadline passed"
-                    )),
-                    Err(_) => pebble::Error::Connection(format!(
-                        "cannot {what}: the host is shutting down"
-                    )),
-                }),
-            }
-        });
-        stop_timer.abort();
-        out
+/// Awaits `fut` until it ends or the event's `deadline` passes (then a `timeout` error
+/// naming the call).
+async fn until_deadline<T>(
+    deadline: tokio::time::Instant,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, pebble::Error>>,
+) -> Result<T, pebble::Error> {
+    match tokio::time::timeout_at(deadline, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(pebble::Error::Timeout(format!(
+            "cannot {what}: the event's deadline passed"
+        ))),
     }
+}
+
+/// Runs blocking work (file I/O, a durable state write) on a blocking thread, awaited until
+/// the event's `deadline`: the guest's worker thread is not held meanwhile.
+async fn blocking<T: Send + 'static>(
+    deadline: tokio::time::Instant,
+    what: &str,
+    work: impl FnOnce() -> Result<T, pebble::Error> + Send + 'static,
+) -> Result<T, pebble::Error> {
+    until_deadline(deadline, what, async move {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| pebble::Error::Connection(format!("cannot {what}: {e}")))?
+    })
+    .await
 }

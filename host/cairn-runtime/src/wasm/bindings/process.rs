@@ -6,7 +6,7 @@ use cairn_supervisor::exec::{Control, Endpoint, ExecStarted, Stdin};
 use wasmtime::component::Resource;
 
 use super::convert::api_error;
-use super::{StoreState, pebble};
+use super::{StoreState, pebble, until_deadline};
 
 /// A command started by a guest: its I/O channels and change.
 pub struct ProcessRes {
@@ -100,32 +100,34 @@ impl OutputStream {
 const MAX_READ: usize = 1 << 20;
 
 impl pebble::HostProcess for StoreState {
-    fn write_stdin(
+    async fn write_stdin(
         &mut self,
         self_: Resource<ProcessRes>,
         data: Vec<u8>,
     ) -> Result<(), pebble::Error> {
         let tx = self.process(&self_)?.stdin.clone();
         let tx = tx.ok_or_else(|| pebble::Error::Connection("stdin is closed".into()))?;
-        self.block_on("write to the command's stdin", async move {
+        until_deadline(self.deadline, "write to the command's stdin", async move {
             tx.send(Stdin::Data(data.into()))
                 .await
                 .map_err(|_| pebble::Error::Connection("the command's stdin is closed".into()))
         })
+        .await
     }
 
-    fn close_stdin(&mut self, self_: Resource<ProcessRes>) {
+    async fn close_stdin(&mut self, self_: Resource<ProcessRes>) {
         if let Ok(p) = self.table.get_mut(&self_)
             && let Some(tx) = p.stdin.take()
         {
-            let _ = self.block_on("close the command's stdin", async move {
+            let _ = until_deadline(self.deadline, "close the command's stdin", async move {
                 let _ = tx.send(Stdin::End).await;
                 Ok(())
-            });
+            })
+            .await;
         }
     }
 
-    fn send_signal(
+    async fn send_signal(
         &mut self,
         self_: Resource<ProcessRes>,
         signal: String,
@@ -137,38 +139,39 @@ impl pebble::HostProcess for StoreState {
         };
         let tx = self.process(&self_)?.control.clone();
         let tx = tx.ok_or_else(|| pebble::Error::Connection("no control channel".into()))?;
-        self.block_on("send a signal to the command", async move {
+        until_deadline(self.deadline, "send a signal to the command", async move {
             tx.send(Control::Signal(signal))
                 .await
                 .map_err(|_| pebble::Error::Connection("the command has ended".into()))
         })
+        .await
     }
 
-    fn read_stdout(
+    async fn read_stdout(
         &mut self,
         self_: Resource<ProcessRes>,
         max: u32,
     ) -> Result<Option<Vec<u8>>, pebble::Error> {
-        self.read_output(self_, max, false)
+        self.read_output(self_, max, false).await
     }
 
-    fn read_stderr(
+    async fn read_stderr(
         &mut self,
         self_: Resource<ProcessRes>,
         max: u32,
     ) -> Result<Option<Vec<u8>>, pebble::Error> {
-        self.read_output(self_, max, true)
+        self.read_output(self_, max, true).await
     }
 
-    fn wait(&mut self, self_: Resource<ProcessRes>) -> Result<i32, pebble::Error> {
-        self.finish(self_, false).map(|o| o.exit_code)
+    async fn wait(&mut self, self_: Resource<ProcessRes>) -> Result<i32, pebble::Error> {
+        self.finish(self_, false).await.map(|o| o.exit_code)
     }
 
-    fn wait_output(
+    async fn wait_output(
         &mut self,
         self_: Resource<ProcessRes>,
     ) -> Result<pebble::ExecOutput, pebble::Error> {
-        self.finish(self_, true)
+        self.finish(self_, true).await
     }
 
     fn drop(&mut self, rep: Resource<ProcessRes>) -> wasmtime::Result<()> {
@@ -188,7 +191,7 @@ impl StoreState {
 
     /// One `read-stdout`/`read-stderr`: the stream is taken out of the table while the
     /// host waits on it, and put back afterwards.
-    fn read_output(
+    async fn read_output(
         &mut self,
         res: Resource<ProcessRes>,
         max: u32,
@@ -202,7 +205,7 @@ impl StoreState {
         let mut stream = std::mem::take(slot);
         let max = (max as usize).min(MAX_READ);
         let what = if stderr { "read stderr" } else { "read stdout" };
-        let got = self.block_on(what, async { Ok(stream.read(max).await) });
+        let got = until_deadline(self.deadline, what, async { Ok(stream.read(max).await) }).await;
         if let Ok(p) = self.table.get_mut(&res) {
             *(if stderr { &mut p.stderr } else { &mut p.stdout }) = stream;
         }
@@ -211,7 +214,7 @@ impl StoreState {
 
     /// Closes stdin, drains the output (kept when `keep`), waits for the change and returns
     /// the exit code and output; a change error (such as a timeout) is the error.
-    fn finish(
+    async fn finish(
         &mut self,
         res: Resource<ProcessRes>,
         keep: bool,
@@ -226,7 +229,7 @@ impl StoreState {
         let (sup, change) = (p.sup.clone(), p.change.clone());
         // What is not kept is still drained, so the command can run to its end.
         let limit = if keep { self.output_limit } else { 0 };
-        self.block_on("wait for the command", async move {
+        until_deadline(self.deadline, "wait for the command", async move {
             if let Some(tx) = stdin {
                 let _ = tx.send(Stdin::End).await;
             }
@@ -266,5 +269,6 @@ impl StoreState {
                 stderr,
             })
         })
+        .await
     }
 }
