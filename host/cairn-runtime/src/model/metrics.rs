@@ -211,7 +211,12 @@ pub fn render(
             escape(&w.container)
         )
     };
-    let gauges: [(&str, &str, &str, fn(&cairn_supervisor::WorkloadUsage) -> Option<u64>); 5] = [
+    let gauges: [(
+        &str,
+        &str,
+        &str,
+        fn(&cairn_supervisor::WorkloadUsage) -> Option<u64>,
+    ); 5] = [
         (
             "cairn_tenant_workload_memory_bytes",
             "gauge",

@@ -343,19 +343,20 @@ impl pebble::HostContainer for StoreState {
         let limit = self.spend.budget().memory;
         let read_path = path.clone();
         let read = blocking(self.deadline, "pull the file", move || {
-            let f = cairn_supervisor::files::open_read(sup.root(), &read_path)
-                .map_err(path_error)?;
+            let f =
+                cairn_supervisor::files::open_read(sup.root(), &read_path).map_err(path_error)?;
             let size = f.metadata().map(|m| m.len()).unwrap_or(0);
             if size > limit {
                 return Ok(Err(size));
             }
             let mut out = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut out)
-                .map_err(|e| {
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut out).map_err(
+                |e| {
                     path_error(cairn_supervisor::files::FileError::generic(format!(
                         "read {read_path}: {e}"
                     )))
-                })?;
+                },
+            )?;
             Ok(Ok(out))
         })
         .await?;
