@@ -106,7 +106,7 @@ fn removing_a_unit_waiting_on_a_command_kills_the_command() -> Result<()> {
     let running = eventually(Duration::from_secs(10), || {
         processes_with(&needle).into_iter().find(|(pid, _)| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.ends_with(b"sleep\0600\0"))
+                .is_ok_and(|c| c.ends_with(b"sleep\x00600\x00"))
         })
     });
     running.must("the action's `sleep 600`")?;

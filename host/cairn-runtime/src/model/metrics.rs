@@ -211,12 +211,8 @@ pub fn render(
             escape(&w.container)
         )
     };
-    let gauges: [(
-        &str,
-        &str,
-        &str,
-        fn(&cairn_supervisor::WorkloadUsage) -> Option<u64>,
-    ); 5] = [
+    type Figure = fn(&cairn_supervisor::WorkloadUsage) -> Option<u64>;
+    let gauges: [(&str, &str, &str, Figure); 5] = [
         (
             "cairn_tenant_workload_memory_bytes",
             "gauge",

@@ -257,11 +257,11 @@ fn budget_ctx(
     (c.clone(), c.hits)
 }
 
-#[test]
-fn a_log_flood_keeps_the_event_budget_and_says_how_much_was_dropped() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_flood_keeps_the_event_budget_and_says_how_much_was_dropped() {
     let (rt, charm) = misbehave(|_| {});
     let (c, hits) = budget_ctx("log-flood", |b| b.log_bytes = 1 << 20);
-    let d = rt.dispatch(&charm, c, &Event::ConfigChanged);
+    let d = rt.dispatch(&charm, c, &Event::ConfigChanged).await;
     assert_eq!(d.outcome, Ok(crate::types::Outcome::Handled));
     let kept: usize = d.logs.iter().map(|l| l.message.len()).sum();
     assert!(kept < (1 << 20) + 64 * 1024, "{kept} bytes kept");
@@ -279,11 +279,11 @@ fn a_log_flood_keeps_the_event_budget_and_says_how_much_was_dropped() {
     assert_eq!(hits.snapshot()["log-bytes"], 1);
 }
 
-#[test]
-fn stored_state_over_budget_fails_the_event_and_is_not_kept() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_state_over_budget_fails_the_event_and_is_not_kept() {
     let (rt, charm) = misbehave(|_| {});
     let (c, hits) = budget_ctx("state-flood", |b| b.state_bytes = 4 << 20);
-    let d = rt.dispatch(&charm, c, &Event::ConfigChanged);
+    let d = rt.dispatch(&charm, c, &Event::ConfigChanged).await;
     match &d.outcome {
         Err(Failure::Budget(m)) => assert_eq!(
             m,
@@ -295,21 +295,23 @@ fn stored_state_over_budget_fails_the_event_and_is_not_kept() {
     assert_eq!(hits.snapshot()["state-bytes"], 1);
 }
 
-#[test]
-fn status_messages_are_capped_and_escaped() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_messages_are_capped_and_escaped() {
     let (rt, charm) = misbehave(|_| {});
     let (c, hits) = budget_ctx("status-flood", |b| b.status_bytes = 1024);
-    let d = rt.dispatch(&charm, c, &Event::ConfigChanged);
+    let d = rt.dispatch(&charm, c, &Event::ConfigChanged).await;
     assert_eq!(d.outcome, Ok(crate::types::Outcome::Handled));
     let msg = d.ctx.unit_status.message().to_string();
     assert!(msg.len() <= 1024 && msg.ends_with('…'), "{}", msg.len());
     assert_eq!(hits.snapshot()["status-bytes"], 1);
 
-    let d = rt.dispatch(
-        &charm,
-        ctx("escape", BTreeMap::new()),
-        &Event::ConfigChanged,
-    );
+    let d = rt
+        .dispatch(
+            &charm,
+            ctx("escape", BTreeMap::new()),
+            &Event::ConfigChanged,
+        )
+        .await;
     assert_eq!(
         d.ctx.unit_status,
         WorkloadStatus::Active(
@@ -330,14 +332,14 @@ fn status_messages_are_capped_and_escaped() {
     );
 }
 
-#[test]
-fn the_app_budget_lowers_the_engine_memory_and_deadline() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_budget_lowers_the_engine_memory_and_deadline() {
     let (rt, charm) = misbehave(|_| {});
     let (c, hits) = budget_ctx("alloc", |b| b.memory = 8 << 20);
-    let d = rt.dispatch(&charm, c, &Event::ConfigChanged);
+    let d = rt.dispatch(&charm, c, &Event::ConfigChanged).await;
     assert_eq!(d.outcome, Err(Failure::MemoryLimit(8 << 20)));
     let (c, _) = budget_ctx("loop", |b| b.deadline = Duration::from_millis(200));
-    let d = rt.dispatch(&charm, c, &Event::ConfigChanged);
+    let d = rt.dispatch(&charm, c, &Event::ConfigChanged).await;
     assert_eq!(
         d.outcome,
         Err(Failure::Deadline(Duration::from_millis(200)))
