@@ -42,10 +42,17 @@ fn deploy_with_services(d: &Daemon) -> Result<String> {
     Ok(needle)
 }
 
-/// Queues `n` more config-changed events behind the running one and checks they wait.
+/// Queues `n` more events behind the running one (a config change, then actions: equal
+/// config-changed events waiting together are coalesced) and checks they wait.
 fn queue_more(d: &Daemon, n: usize) -> Result<()> {
-    for i in 0..n {
-        d.ok(&["config", "mis", &format!("label=queued-{i}")])?;
+    d.ok(&["config", "mis", "label=queued"])?;
+    for i in 1..n {
+        d.ok(&[
+            "run-action",
+            "mis/0",
+            "echo",
+            &format!("message=queued-{i}"),
+        ])?;
     }
     let queued = d.unit("mis/0")?["queued"].as_u64().unwrap_or(0);
     if queued < n as u64 {
