@@ -123,15 +123,12 @@ const MAX_ERROR: usize = 4096;
 async fn serve(stream: UnixStream, host: &Host) -> Result<()> {
     let peer = stream.peer_cred().map(|c| c.uid()).ok();
     let (r, mut w) = stream.into_split();
+    let mut reader = BufReader::new(r.take(MAX_REQUEST + 1));
     let reply = if peer.is_none_or(|uid| uid != 0 && uid != nix::unistd::Uid::current().as_raw()) {
         Reply::Error("access denied".into())
     } else {
         let mut line = Vec::new();
-        let read = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            BufReader::new(r.take(MAX_REQUEST + 1)).read_until(b'\n', &mut line),
-        )
-        .await;
+        let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)).await;
         match read {
             Err(_) => Reply::Error("cannot read request: timed out".into()),
             Ok(Err(e)) => Reply::Error(format!("cannot read request: {e}")),
@@ -160,6 +157,16 @@ async fn serve(stream: UnixStream, host: &Host) -> Result<()> {
     let mut out = serde_json::to_vec(&reply)?;
     out.push(b'\n');
     w.write_all(&out).await?;
+    // A client still sending (a refused or over-long request) would have its connection
+    // reset, losing this reply, if the socket closed with its bytes unread: stop writing,
+    // then discard what it sends for a moment (bounded in time and bytes).
+    let _ = w.shutdown().await;
+    let mut rest = reader.into_inner().into_inner().take(16 << 20);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::io::copy(&mut rest, &mut tokio::io::sink()),
+    )
+    .await;
     Ok(())
 }
 
