@@ -58,16 +58,8 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     let what = socket.display().to_string();
     loop {
         tokio::select! {
-            conn = listener.accept() => {
-                // Running out of descriptors pauses accepting; it never stops the daemon.
-                let stream = match conn {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        backoff.failed(&what, &e).await;
-                        continue;
-                    }
-                };
-                backoff.reset();
+            // Running out of descriptors pauses accepting; it never stops the daemon.
+            (stream, _) = backoff.accept(&what, || listener.accept()) => {
                 let host = host.clone();
                 tokio::spawn(async move {
                     if let Err(e) = serve(stream, &host).await {

@@ -33,14 +33,7 @@ pub async fn listen(addr: &str, host: Arc<Host>) -> Result<()> {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    backoff.failed(&what, &e).await;
-                    continue;
-                }
-            };
-            backoff.reset();
+            let (stream, _) = backoff.accept(&what, || listener.accept()).await;
             let host = host.clone();
             tokio::spawn(async move {
                 let _slot = slot;

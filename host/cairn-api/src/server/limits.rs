@@ -200,6 +200,24 @@ impl AcceptBackoff {
         }
         tokio::time::sleep(pause).await;
     }
+
+    /// Calls `accept` until it succeeds, backing off after each error: the whole accept
+    /// step of a loop that must survive `EMFILE` (cancel-safe when `accept` is).
+    pub async fn accept<T, F, Fut>(&mut self, what: &str, mut accept: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = io::Result<T>>,
+    {
+        loop {
+            match accept().await {
+                Ok(v) => {
+                    self.reset();
+                    return v;
+                }
+                Err(e) => self.failed(what, &e).await,
+            }
+        }
+    }
 }
 
 /// At most `max` bytes of `s` (cut at a character boundary), marked when cut: error

@@ -329,14 +329,7 @@ pub async fn serve_with(
             let count = Arc::new(AtomicUsize::new(0));
             let mut backoff = AcceptBackoff::new();
             loop {
-                let stream = match listener.accept().await {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        backoff.failed(&what, &e).await;
-                        continue;
-                    }
-                };
-                backoff.reset();
+                let (stream, _) = backoff.accept(&what, || listener.accept()).await;
                 let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
                 // A strict container's root (the first host id of its range) is the admin
                 // of its own Pebble, as root in a pod is.
