@@ -176,9 +176,9 @@ impl Run {
                 tracing::info!(
                     "Check {name:?} threshold {threshold} hit, triggering action and recovering"
                 );
-                // The counts the threshold was hit with are in place (and the recover change
-                // started) before this change fails: whoever reacts to its failure reads them.
-                update(self);
+                // The recover change is started (and the counts the threshold was hit with
+                // recorded with it, in one step, so nobody sees "down" still naming this change)
+                // before this change fails: whoever reacts to its failure reads them.
                 inner.services.check_failed(&name);
                 inner.start_check_change(
                     TaskKind::Recover,

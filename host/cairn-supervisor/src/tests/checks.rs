@@ -114,10 +114,11 @@ async fn http_check_goes_down_at_threshold_and_recovers() {
     .await;
     let up = check(&sup, "web");
     assert_eq!(up.prev_change_id, down.change_id);
-    assert_eq!(
-        sup.change(&down.change_id).unwrap().status,
-        ChangeStatus::Done
-    );
+    // The recover change ends just after the perform change that follows it has started.
+    wait_until("the recover change done", Duration::from_secs(5), || {
+        sup.change(&down.change_id).unwrap().status == ChangeStatus::Done
+    })
+    .await;
     assert!(sup.healthy(Some(CheckLevel::Ready), &[]));
 
     let metrics = sup.metrics();
