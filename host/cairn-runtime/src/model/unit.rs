@@ -61,7 +61,9 @@ pub struct UnitRecord {
     pub app_status: WorkloadStatus,
     /// The failure holding the queue, if any.
     pub error: Option<String>,
-    /// Stored state.
+    /// Stored state (each value base64 in the file: bytes as JSON numbers took up to four
+    /// bytes each).
+    #[serde(with = "stored_values")]
     pub stored: BTreeMap<String, Vec<u8>>,
     /// Events not yet acknowledged, in arrival order.
     pub queue: VecDeque<Event>,
@@ -75,6 +77,46 @@ pub struct UnitRecord {
     /// host queues one on open when the app's record is newer: a crash came between the
     /// two writes).
     pub config_generation: u64,
+}
+
+/// Stored-state values as base64 strings; a record an older version wrote (arrays of
+/// numbers) is still read.
+mod stored_values {
+    use std::collections::BTreeMap;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// One value as it may be found in a record.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Base64(String),
+        Numbers(Vec<u8>),
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        map: &BTreeMap<String, Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(map.iter().map(|(k, v)| (k, STANDARD.encode(v))))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Vec<u8>>, D::Error> {
+        BTreeMap::<String, Stored>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| match v {
+                Stored::Numbers(bytes) => Ok((k, bytes)),
+                Stored::Base64(text) => STANDARD
+                    .decode(text)
+                    .map(|bytes| (k, bytes))
+                    .map_err(serde::de::Error::custom),
+            })
+            .collect()
+    }
 }
 
 impl UnitRecord {
@@ -671,6 +713,23 @@ mod tests {
     use super::*;
 
     use cairn_testutil::TempDir;
+
+    #[test]
+    fn stored_state_is_written_compactly_and_old_records_still_read() {
+        let mut rec = UnitRecord::default();
+        rec.stored.insert("bin".into(), vec![0, 255, 10, 27]);
+        rec.stored.insert("big".into(), vec![b'x'; 3000]);
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(json.contains(r#""bin":"AP8KGw==""#), "{json}");
+        // 4,000 bytes of base64 and the other fields; numbers took 12,000.
+        assert!(json.len() < 4500, "{} bytes", json.len());
+        let back: UnitRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.stored, rec.stored);
+        let old: UnitRecord = serde_json::from_str(r#"{"stored":{"handled":[49,50]}}"#).unwrap();
+        assert_eq!(old.stored["handled"], b"12");
+        let bad = serde_json::from_str::<UnitRecord>(r#"{"stored":{"k":"not base64!"}}"#);
+        assert!(bad.is_err());
+    }
 
     /// A unit `t/0` of the misbehave charm in `mode`, with `queue` to deliver; the app view
     /// is returned so a test can change the config.
