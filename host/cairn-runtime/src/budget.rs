@@ -8,8 +8,9 @@
 //!   own maxima, `cairn run --memory-limit-mib` and `--event-deadline`); `pull` refuses a
 //!   file bigger than `memory` before reading it.
 //! - `log-bytes`, `status-bytes`, `state-bytes`: per event, by [`EventSpend`], which the
-//!   bindings call (log excess dropped with one marker line; status messages cut;
-//!   stored state over budget fails the event).
+//!   bindings call (log excess dropped with one marker line; action results that do not
+//!   fit in what is left of `log-bytes` refused; status messages cut; stored state over
+//!   budget fails the event).
 //! - `layer-bytes`, `layers`, `services`, `checks`, `check-period`, `execs`: by each
 //!   container's supervisor ([`cairn_supervisor::ContainerLimits`]), so the Pebble API a
 //!   workload can reach is bound too.
@@ -501,6 +502,24 @@ impl EventSpend {
         (end > 0).then(|| format!("{prefix}{}", escape_control(&message[..end])))
     }
 
+    /// Takes `size` bytes of action results from the event's `log-bytes` (what an event
+    /// hands the operator: log lines, action log and results); refused whole when they do
+    /// not fit.
+    pub(crate) fn action_results(&mut self, size: u64) -> Result<(), String> {
+        let left = self.budget.log_bytes.saturating_sub(self.log_used);
+        if size > left {
+            self.hit("log-bytes");
+            return Err(format!(
+                "cannot set action results: {} is over the {} left of the budget of {} per event (log-bytes)",
+                cairn_supervisor::format_bytes(size),
+                cairn_supervisor::format_bytes(left),
+                cairn_supervisor::format_bytes(self.budget.log_bytes)
+            ));
+        }
+        self.log_used += size;
+        Ok(())
+    }
+
     /// The one line saying how much log the event dropped, if it dropped any.
     pub(crate) fn log_marker(&self, prefix: &str) -> Option<String> {
         (self.log_dropped > 0).then(|| {
@@ -721,6 +740,22 @@ mod tests {
             Some("u: 7 B of log dropped: over the budget of 10 B per event (log-bytes)")
         );
         assert_eq!(hits.snapshot()["log-bytes"], 1);
+    }
+
+    #[test]
+    fn action_results_share_the_log_budget_and_are_refused_whole() {
+        let (mut s, hits) = spend(Budget {
+            log_bytes: 10,
+            ..Budget::default()
+        });
+        assert_eq!(s.log("", "1234").as_deref(), Some("1234"));
+        assert_eq!(s.action_results(4), Ok(()));
+        assert_eq!(
+            s.action_results(3).unwrap_err(),
+            "cannot set action results: 3 B is over the 2 B left of the budget of 10 B per event (log-bytes)"
+        );
+        assert_eq!(hits.snapshot()["log-bytes"], 1);
+        assert_eq!(s.action_results(2), Ok(()));
     }
 
     #[test]
