@@ -53,7 +53,8 @@ pub struct Budget {
     pub memory: u64,
     /// Wall-clock deadline of one event (`deadline`).
     pub deadline: Duration,
-    /// Bytes of log (log calls and guest output) kept per event (`log-bytes`).
+    /// Bytes of log (log calls, guest output, action log and results) kept per event
+    /// (`log-bytes`).
     pub log_bytes: u64,
     /// Bytes of a status message (`status-bytes`); also caps a handler's error text.
     pub status_bytes: u64,
@@ -125,7 +126,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "deadline",
         "deadline of one event (duration; at most the host's maximum)",
     ),
-    ("log-bytes", "log bytes kept per event (bytes)"),
+    ("log-bytes", "log, action log and action results kept per event (bytes)"),
     ("status-bytes", "longest status message (bytes)"),
     ("state-bytes", "stored state, keys and values (bytes)"),
     ("layer-bytes", "a container's added layers together (bytes)"),
