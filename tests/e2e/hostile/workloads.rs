@@ -80,7 +80,7 @@ fn workload_pids(unit: &str) -> Vec<i32> {
     let needle = format!("JUJU_UNIT_NAME={unit}");
     processes_with(&needle)
         .into_iter()
-        .filter(|(_, env)| env.iter().any(|v| *v == needle))
+        .filter(|(_, env)| env.contains(&needle))
         .map(|(pid, _)| pid)
         .collect()
 }
@@ -318,6 +318,7 @@ fn five_hundred_concurrent_execs_through_the_pebble_socket_are_held_to_the_exec_
     let path = d.dir.join("execs.json");
     let flood = RefCell::new(None);
     let first = RefCell::new(Value::Null);
+    let cpu = RefCell::new(None);
     calm.beside("515 execs", || {
         *flood.borrow_mut() = Some(python_in(
             &d,
@@ -330,8 +331,11 @@ fn five_hundred_concurrent_execs_through_the_pebble_socket_are_held_to_the_exec_
             report(&path).filter(|r| r["answered"] == 515)
         })
         .with_context(|| format!("the flood never had its answers: {:?}", report(&path)))?;
+        *cpu.borrow_mut() = Some((Instant::now(), cpu_time(pid)?));
         Ok(())
     })?;
+    let (since, cpu_before) = cpu.into_inner().must("the daemon's CPU")?;
+    let (cpu, window) = (cpu_time(pid)? - cpu_before, since.elapsed());
     let during = threads_and_fds(pid)?;
     let (peak_threads, peak_fds) = peaks.finish();
     let last = report(&path).must("the flood's report")?;
@@ -339,7 +343,8 @@ fn five_hundred_concurrent_execs_through_the_pebble_socket_are_held_to_the_exec_
     let first = first.into_inner();
     eprintln!(
         "hostile 515 execs: first answers {}, all answers {}; daemon threads {} before, {} during \
-         (peak {peak_threads}), descriptors {} before, {} during (peak {peak_fds})",
+         (peak {peak_threads}), descriptors {} before, {} during (peak {peak_fds}); daemon CPU \
+         {cpu:?} in the {window:?} measured during",
         first["first"], last["total"], before.0, during.0, before.1, during.1
     );
     // The budget of 16 execs at once, one of them the flood's own: the rest were told to
