@@ -96,7 +96,7 @@ fn cmdline(pid: i32) -> String {
 }
 
 /// Runs `python3 -c script arg` in `unit`'s container as an exec (a local workload),
-/// without waiting, its output going to `arg` with `.out` appended; killed, with
+/// without waiting, its output going to `arg` with the extension `.out`; killed, with
 /// everything of the daemon's directory, when dropped.
 fn python_in(d: &Daemon, unit: &str, script: &str, arg: &Path) -> Result<ChildGuard> {
     let out = std::fs::File::create(arg.with_extension("out"))?;
@@ -339,7 +339,6 @@ fn five_hundred_concurrent_execs_through_the_pebble_socket_are_held_to_the_exec_
     let during = threads_and_fds(pid)?;
     let (peak_threads, peak_fds) = peaks.finish();
     let last = report(&path).must("the flood's report")?;
-    drop(flood);
     let first = first.into_inner();
     eprintln!(
         "hostile 515 execs: first answers {}, all answers {}; daemon threads {} before, {} during \
@@ -384,7 +383,21 @@ fn five_hundred_concurrent_execs_through_the_pebble_socket_are_held_to_the_exec_
         "daemon descriptors {} → peak {peak_fds}",
         before.1
     );
-    // The flood gone, its commands go with their connections and the slots come back.
+    // The flooding process killed, the commands it held die with their control
+    // connections (as Pebble's) and the slots come back.
+    let hog = |what: &str| {
+        workload_pids("hog/0")
+            .into_iter()
+            .filter(|p| cmdline(*p).contains(what))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hog("sleep 600").len(), accepted as usize);
+    for p in hog("python3 -c") {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        )?;
+    }
     let again = Instant::now();
     eventually(Duration::from_secs(15), || {
         d.cli(&["--container", "hog/0", "exec", "true"])
@@ -392,10 +405,17 @@ fn five_hundred_concurrent_execs_through_the_pebble_socket_are_held_to_the_exec_
             .filter(|o| o.status.success())
     })
     .with_context(|| format!("no exec slot came back: {}", d.log()))?;
+    let slot = again.elapsed();
+    eventually(Duration::from_secs(5), || {
+        hog("sleep 600").is_empty().then_some(())
+    })
+    .must("the held commands die with their connections")?;
     eprintln!(
-        "hostile 515 execs: an exec ran again {:?} after the flood ended",
+        "hostile 515 execs: an exec ran again {slot:?} after the flooding process was killed, \
+         its commands gone in {:?}",
         again.elapsed()
     );
+    drop(flood);
     Ok(())
 }
 
