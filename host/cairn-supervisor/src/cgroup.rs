@@ -452,13 +452,23 @@ struct Dir {
     hierarchy: Hierarchy,
 }
 
-/// The cgroup of one container, in every hierarchy of the layout, with the `cgroup.procs`
-/// of each open for children to join through.
+/// The cgroup of one container, in every hierarchy of the layout, whose `cgroup.procs`
+/// children join through. (Opened at each spawn, not kept: six descriptors per container
+/// on a hybrid host took a thousand strict units past a 20,000-descriptor limit.)
 pub(crate) struct Cgroup {
     dirs: Vec<Dir>,
-    procs: Vec<OwnedFd>,
-    /// The descriptors of `procs` that must be joined (their hierarchy carries a limit).
+    /// Per directory of a cgroup made here (empty for one a previous run left, which is
+    /// only killed): whether it must be joined (its hierarchy carries a limit).
     required: Vec<bool>,
+}
+
+/// Opens the `cgroup.procs` of the cgroup at `path` for a child to join through.
+fn open_procs(path: &Path) -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        &path.join("cgroup.procs"),
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
 }
 
 impl Cgroup {
@@ -473,7 +483,6 @@ impl Cgroup {
         let mut live = live().lock().unwrap_or_else(|e| e.into_inner());
         let mut cg = Cgroup {
             dirs: Vec::new(),
-            procs: Vec::new(),
             required: Vec::new(),
         };
         for h in &layout.hierarchies {
@@ -484,15 +493,10 @@ impl Cgroup {
                 tracing::debug!("No cgroup for the container ({}): {e}", path.display());
                 continue;
             }
-            let procs = nix::fcntl::open(
-                &path.join("cgroup.procs"),
-                nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            );
-            match procs {
-                Ok(procs) => {
+            // Whether children will be able to join it through the supervisor's opening.
+            match open_procs(&path) {
+                Ok(_) => {
                     live.insert(path.clone());
-                    cg.procs.push(procs);
                     cg.required.push(false);
                     cg.dirs.push(Dir {
                         path,
@@ -541,7 +545,6 @@ impl Cgroup {
         }
         (!dirs.is_empty()).then_some(Cgroup {
             dirs,
-            procs: Vec::new(),
             required: Vec::new(),
         })
     }
@@ -601,18 +604,27 @@ impl Cgroup {
     /// cannot join a hierarchy carrying one of its limits fails to start; one that cannot
     /// join a tracking-only one runs anyway, tracked by its group record.
     pub(crate) fn enter_in_child(&self, cmd: &mut std::process::Command) {
-        let fds: Vec<(RawFd, bool)> = self
-            .procs
-            .iter()
-            .map(|f| f.as_raw_fd())
-            .zip(self.required.iter().copied())
-            .collect();
-        // SAFETY: write(2) of a static buffer to descriptors the parent keeps open, reading
-        // a vector allocated before the fork: async-signal-safe.
+        // Opened now and held by the hook until the command is dropped, after its spawn.
+        let mut procs: Vec<(OwnedFd, bool)> = Vec::new();
+        let mut missing: Option<std::io::Error> = None;
+        for (d, &required) in self.dirs.iter().zip(&self.required) {
+            match open_procs(&d.path) {
+                Ok(fd) => procs.push((fd, required)),
+                Err(e) if required => missing = Some(e.into()),
+                Err(e) => tracing::debug!("Cannot join {}: {e}", d.path.display()),
+            }
+        }
+        let missing = missing.map(|e| e.raw_os_error().unwrap_or(nix::libc::EIO));
+        // SAFETY: write(2) of a static buffer to descriptors the hook owns, reading a
+        // vector allocated before the fork: async-signal-safe.
         unsafe {
             cmd.pre_exec(move || {
-                for (fd, required) in &fds {
-                    if nix::libc::write(*fd, c"0".as_ptr().cast(), 1) != 1 && *required {
+                if let Some(errno) = missing {
+                    return Err(std::io::Error::from_raw_os_error(errno));
+                }
+                for (fd, required) in &procs {
+                    let fd: RawFd = fd.as_raw_fd();
+                    if nix::libc::write(fd, c"0".as_ptr().cast(), 1) != 1 && *required {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
@@ -732,7 +744,6 @@ impl Drop for Cgroup {
         if !self.pids().is_empty() {
             self.kill();
         }
-        self.procs.clear();
         let mut registry = live().lock().unwrap_or_else(|e| e.into_inner());
         let mut busy = Vec::new();
         for d in &self.dirs {

@@ -17,6 +17,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::io::Interest;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::users;
@@ -306,14 +307,68 @@ pub(crate) type Spawn<'a> = &'a (
             + Sync
     );
 
-/// Copies a readable fd into a channel until EOF (or the channel closes). Reads run on
-/// tokio's blocking pool, which suits pipes and pty masters alike.
-async fn pump_out(fd: OwnedFd, tx: mpsc::Sender<Bytes>) {
-    use tokio::io::AsyncReadExt;
-    let mut f = tokio::fs::File::from_std(std::fs::File::from(fd));
+/// A pipe end or pty master driven by the runtime's reactor: `O_NONBLOCK`, woken by epoll,
+/// so a pending read or write holds no thread (a blocking read on tokio's blocking pool
+/// would hold one per stream for the command's whole life, and enough commands would
+/// starve every other tenant's file calls and events of that shared pool).
+struct NonBlocking(tokio::io::unix::AsyncFd<OwnedFd>);
+
+impl NonBlocking {
+    /// Makes `fd` non-blocking and registers it for `interest`.
+    fn new(fd: OwnedFd, interest: tokio::io::Interest) -> std::io::Result<Self> {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
+        fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+        // SAFETY: an `OwnedFd` is an open descriptor, owned by the `AsyncFd` until it is
+        // dropped, and its raw value never changes.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, interest) }?;
+        Ok(NonBlocking(fd))
+    }
+
+    /// Reads what is there (waiting until something is): 0 at the end of a pipe; a pty
+    /// master reads `EIO` once the terminal's last writer is gone.
+    async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let mut ready = self.0.readable().await?;
+            match ready.try_io(|fd| retry_eintr(|| nix::unistd::read(fd.get_ref(), buf))) {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Writes all of `buf`, waiting while the pipe or terminal is full; `EPIPE` (or `EIO`)
+    /// once the reading side is gone.
+    async fn write_all(&self, mut buf: &[u8]) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            let mut ready = self.0.writable().await?;
+            match ready.try_io(|fd| retry_eintr(|| nix::unistd::write(fd.get_ref(), buf))) {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => buf = &buf[n..],
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a system call again while a signal interrupts it.
+fn retry_eintr<T>(mut call: impl FnMut() -> nix::Result<T>) -> std::io::Result<T> {
+    loop {
+        match call() {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map_err(std::io::Error::from),
+        }
+    }
+}
+
+/// Copies a readable fd (pipe or pty master) into a channel until EOF, `EIO` or the
+/// channel closing, on the reactor: no thread waits for the command's output.
+async fn pump_out(fd: NonBlocking, tx: mpsc::Sender<Bytes>) {
     let mut buf = vec![0u8; CHUNK];
     loop {
-        match f.read(&mut buf).await {
+        match fd.read(&mut buf).await {
             Ok(0) => return,
             Ok(n) => {
                 if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
@@ -326,27 +381,24 @@ async fn pump_out(fd: OwnedFd, tx: mpsc::Sender<Bytes>) {
     }
 }
 
-/// Copies the channel into a writable fd until `End` (then the fd is closed).
+/// Copies the channel into a writable fd until `End` (then the fd is closed), on the
+/// reactor as `pump_out`.
 async fn pump_in(
-    fd: OwnedFd,
+    fd: NonBlocking,
     mut rx: mpsc::Receiver<Stdin>,
     close_at_end: bool,
     eof_byte: Option<u8>,
 ) {
-    use tokio::io::AsyncWriteExt;
-    let mut f = tokio::fs::File::from_std(std::fs::File::from(fd));
     while let Some(msg) = rx.recv().await {
         match msg {
             Stdin::Data(b) => {
-                if f.write_all(&b).await.is_err() {
+                if fd.write_all(&b).await.is_err() {
                     return;
                 }
-                let _ = f.flush().await;
             }
             Stdin::End => {
                 if let Some(b) = eof_byte {
-                    let _ = f.write_all(&[b]).await;
-                    let _ = f.flush().await;
+                    let _ = fd.write_all(&[b]).await;
                 }
                 if close_at_end {
                     return;
@@ -354,6 +406,11 @@ async fn pump_in(
             }
         }
     }
+}
+
+/// Registers a pump's descriptor with the reactor, or says why it cannot be.
+fn reactor(fd: OwnedFd, interest: tokio::io::Interest) -> Result<NonBlocking, String> {
+    NonBlocking::new(fd, interest).map_err(|e| format!("cannot set up command I/O: {e}"))
 }
 
 /// Runs the command once its I/O is connected; returns how it ended.
@@ -462,7 +519,10 @@ pub(crate) async fn run(
         let Ok(m_out) = pty.master.try_clone() else {
             return fail("cannot set up pty".into());
         };
-        pumps.push(tokio::spawn(pump_out(m_out, stdout)));
+        match reactor(m_out, Interest::READABLE) {
+            Ok(fd) => pumps.push(tokio::spawn(pump_out(fd, stdout))),
+            Err(e) => return fail(e),
+        }
         master = Some(pty.master);
         drop(slave);
     } else {
@@ -483,7 +543,10 @@ pub(crate) async fn run(
             cmd.stderr(Stdio::from(ow2));
         }
         cmd.stdout(Stdio::from(ow));
-        pumps.push(tokio::spawn(pump_out(or, stdout)));
+        match reactor(or, Interest::READABLE) {
+            Ok(fd) => pumps.push(tokio::spawn(pump_out(fd, stdout))),
+            Err(e) => return fail(e),
+        }
     }
     if let Some(tx) = stderr {
         let (er, ew) = match pipe() {
@@ -491,8 +554,15 @@ pub(crate) async fn run(
             Err(e) => return fail(e),
         };
         cmd.stderr(Stdio::from(ew));
-        pumps.push(tokio::spawn(pump_out(er, tx)));
+        match reactor(er, Interest::READABLE) {
+            Ok(fd) => pumps.push(tokio::spawn(pump_out(fd, tx))),
+            Err(e) => return fail(e),
+        }
     }
+    let stdin_fd = match reactor(stdin_fd, Interest::WRITABLE) {
+        Ok(fd) => fd,
+        Err(e) => return fail(e),
+    };
     let (child, exit) = match spawn(cmd) {
         Ok(s) => s,
         Err(e) => {

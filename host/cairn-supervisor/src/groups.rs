@@ -91,14 +91,28 @@ const COMPACT_AFTER: usize = 64;
 /// The live record set of one container, kept in memory and journalled to disk.
 pub(crate) struct Groups {
     path: Option<PathBuf>,
-    /// The journal, open for appending, once a group was recorded.
-    journal: Option<std::fs::File>,
-    /// `/proc`, for children to read their own start time in (whatever their root).
-    proc_dir: Option<OwnedFd>,
+    /// Whether the journal exists with its header (it is opened for each append rather
+    /// than kept open: one descriptor less per container).
+    journal: bool,
     boot_id: String,
     groups: BTreeMap<i32, GroupRecord>,
     /// Lines in the journal.
     lines: usize,
+}
+
+/// `/proc`, for children to read their own start time in (whatever their root): one
+/// descriptor for the whole process.
+fn proc_dir() -> Option<&'static OwnedFd> {
+    static PROC: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    PROC.get_or_init(|| {
+        nix::fcntl::open(
+            "/proc",
+            nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()
+    })
+    .as_ref()
 }
 
 fn boot_id() -> String {
@@ -235,26 +249,37 @@ impl Groups {
     pub(crate) fn new(dir: Option<&Path>) -> Self {
         Groups {
             path: dir.map(|d| d.join(GROUPS_FILE)),
-            journal: None,
-            proc_dir: None,
+            journal: false,
             boot_id: boot_id(),
             groups: BTreeMap::new(),
             lines: 0,
         }
     }
 
-    /// The journal, created with its header on first use.
-    fn journal(&mut self) -> Option<&std::fs::File> {
-        if self.journal.is_none() {
-            let path = self.path.as_ref()?;
-            self.rewrite(path.clone());
+    /// The journal open for appending, created with its header on first use (and again
+    /// if it went away).
+    fn journal(&mut self) -> Option<std::fs::File> {
+        let path = self.path.clone()?;
+        if self.journal {
+            match std::fs::OpenOptions::new().append(true).open(&path) {
+                Ok(f) => return Some(f),
+                Err(e) => tracing::warn!("Cannot open {}: {e}", path.display()),
+            }
         }
-        self.journal.as_ref()
+        self.rewrite(path.clone());
+        if !self.journal {
+            return None;
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .inspect_err(|e| tracing::warn!("Cannot record service process groups: {e}"))
+            .ok()
     }
 
-    /// Rewrites the journal from the live records (temp, rename) and reopens it.
+    /// Rewrites the journal from the live records (temp, rename).
     fn rewrite(&mut self, path: PathBuf) {
-        self.journal = None;
+        self.journal = false;
         let mut data = line(&Line::Header {
             boot_id: self.boot_id.clone(),
         });
@@ -264,11 +289,9 @@ impl Groups {
                 record: r.clone(),
             }));
         }
-        let opened = crate::persist::atomic_write_unsynced(&path, &data)
-            .and_then(|()| std::fs::OpenOptions::new().append(true).open(&path));
-        match opened {
-            Ok(f) => {
-                self.journal = Some(f);
+        match crate::persist::atomic_write_unsynced(&path, &data) {
+            Ok(()) => {
+                self.journal = true;
                 self.lines = 1 + self.groups.len();
             }
             Err(e) => tracing::warn!("Cannot record service process groups: {e}"),
@@ -283,7 +306,7 @@ impl Groups {
         }
         let data = line(l);
         let written = match self.journal() {
-            Some(mut f) => f.write_all(&data),
+            Some(mut f) => (&mut f).write_all(&data),
             None => return,
         };
         match written {
@@ -302,18 +325,11 @@ impl Groups {
         service: &str,
         kill_delay: Duration,
     ) {
-        if self.proc_dir.is_none() {
-            self.proc_dir = nix::fcntl::open(
-                "/proc",
-                nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .ok();
-        }
-        let Some(proc_dir) = self.proc_dir.as_ref().map(|f| f.as_raw_fd()) else {
+        let Some(proc_dir) = proc_dir().map(|f| f.as_raw_fd()) else {
             return;
         };
-        let Some(journal) = self.journal().map(|f| f.as_raw_fd()) else {
+        // Held by the hook until the command is dropped, after its spawn.
+        let Some(journal) = self.journal() else {
             return;
         };
         let tail = format!(
@@ -326,7 +342,7 @@ impl Groups {
         // SAFETY: child_record makes async-signal-safe system calls only.
         unsafe {
             cmd.pre_exec(move || {
-                child_record(journal, proc_dir, &tail);
+                child_record(journal.as_raw_fd(), proc_dir, &tail);
                 Ok(())
             });
         }
@@ -382,7 +398,7 @@ impl Groups {
             return;
         };
         if self.groups.is_empty() {
-            self.journal = None;
+            self.journal = false;
             if let Err(e) = std::fs::remove_file(&path)
                 && e.kind() != std::io::ErrorKind::NotFound
             {

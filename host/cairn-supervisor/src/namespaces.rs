@@ -283,11 +283,12 @@ pub(crate) fn fork_in_pid_ns<T>(ns: &OwnedFd, fork: impl FnOnce() -> T) -> std::
 pub(crate) struct Namespaces {
     /// The init's pid (in the host's namespace).
     init: i32,
-    /// A pidfd of the init, to signal it without a pid-reuse race.
+    /// A pidfd of the init, to signal it without a pid-reuse race, and to fork into its
+    /// pid namespace through (`setns` takes a pidfd, Linux 5.8: no namespace descriptor
+    /// of its own to hold).
     init_fd: OwnedFd,
     /// Its exit code, once reaped.
     exited: Mutex<oneshot::Receiver<crate::reaper::ExitCode>>,
-    pid: OwnedFd,
     user: OwnedFd,
     /// IPC, UTS and (with [`NetMode::None`]) network: owned by the host's user namespace,
     /// joined before the user namespace.
@@ -306,9 +307,10 @@ impl std::fmt::Debug for Namespaces {
 }
 
 impl Namespaces {
-    /// The pid namespace children are forked into.
+    /// The pid namespace children are forked into (the init's pidfd, which `setns`
+    /// takes for it).
     pub(crate) fn pid_ns(&self) -> &OwnedFd {
-        &self.pid
+        &self.init_fd
     }
 
     fn alive(&self) -> bool {
@@ -334,13 +336,12 @@ impl Namespaces {
     fn create(opts: StrictOptions) -> std::io::Result<Namespaces> {
         crate::reaper::on_spawner(move |register| {
             let (user, others) = make_user_ns(opts)?;
-            let (init, init_fd, pid) = make_init()?;
+            let (init, init_fd) = make_init()?;
             let exited = register(init);
             Ok(Namespaces {
                 init,
                 init_fd,
                 exited: Mutex::new(exited),
-                pid,
                 user,
                 others,
                 ids: opts.ids,
@@ -453,8 +454,8 @@ fn make_user_ns(opts: StrictOptions) -> std::io::Result<(OwnedFd, Vec<OwnedFd>)>
 
 /// Forks the init into a new pid namespace (on the spawner thread: `unshare(CLONE_NEWPID)`
 /// sets the thread's `pid_for_children`, which is set back right after the fork). Returns
-/// its pid, a pidfd and the namespace.
-fn make_init() -> std::io::Result<(i32, OwnedFd, OwnedFd)> {
+/// its pid and a pidfd (which also stands for its pid namespace).
+fn make_init() -> std::io::Result<(i32, OwnedFd)> {
     let host = host_pid_ns()?;
     let exe = INIT_EXEC.get().cloned();
     let argv0 = CString::new(INIT_ARGV0).expect("no NUL");
@@ -502,14 +503,12 @@ fn make_init() -> std::io::Result<(i32, OwnedFd, OwnedFd)> {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: a new descriptor we own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-        let ns = open_ns(Path::new(&format!("/proc/{pid}/ns/pid")))?;
-        Ok((pidfd, ns))
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
     })();
     match opened {
-        Ok((pidfd, ns)) => {
+        Ok(pidfd) => {
             let _ = nix::unistd::write(&go_w, b"x");
-            Ok((pid, pidfd, ns))
+            Ok((pid, pidfd))
         }
         Err(e) => {
             // SAFETY: kill of our own unreaped child.

@@ -27,7 +27,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
@@ -63,12 +63,33 @@ struct RootInner {
     /// An open descriptor of it, for `openat2`.
     fd: OwnedFd,
     /// System directories bound read-only: their name under `/` and a descriptor of the
-    /// host's directory.
-    binds: Vec<(String, OwnedFd)>,
+    /// host's directory (the same for every container: see [`host_dir`]).
+    binds: Vec<(String, &'static OwnedFd)>,
     /// System names that are links on the host (`bin -> usr/bin`): (name, target).
     links: Vec<(String, String)>,
     /// Strict tenancy: the container's id range and namespaces.
     strict: Option<crate::namespaces::Strict>,
+}
+
+/// A descriptor of the host's system directory `/<name>`, opened once for the whole
+/// process: every container resolves through the same one (a descriptor per container and
+/// directory added up with a thousand containers).
+fn host_dir(name: &str) -> std::io::Result<&'static OwnedFd> {
+    static DIRS: Mutex<Vec<(String, &'static OwnedFd)>> = Mutex::new(Vec::new());
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, fd)) = dirs.iter().find(|(n, _)| n == name) {
+        return Ok(fd);
+    }
+    let fd = nix::fcntl::open(
+        &Path::new("/").join(name),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(os_err)?;
+    // Kept for the process's life: at most one per name of `SYSTEM_DIRS`.
+    let fd: &'static OwnedFd = Box::leak(Box::new(fd));
+    dirs.push((name.to_string(), fd));
+    Ok(fd)
 }
 
 /// Names under `/` that are mount points inside the container (`/proc`, `/dev`): the files
@@ -239,13 +260,7 @@ impl Root {
                 links.push((name.to_string(), target.to_string_lossy().into_owned()));
             } else if meta.is_dir() {
                 ensure_dir(&rw, name, 0o755)?;
-                let host_fd = nix::fcntl::open(
-                    &host,
-                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(os_err)?;
-                binds.push((name.to_string(), host_fd));
+                binds.push((name.to_string(), host_dir(name)?));
             }
         }
         for (name, mode) in [
@@ -303,7 +318,7 @@ impl Root {
     /// The system directory a cleaned path starts in, following the host's system links
     /// (`/bin/sh` is `/usr/bin/sh` on a merged-/usr host): the bind's descriptor and the
     /// rest of the path.
-    fn system_path(&self, elems: &[String]) -> Option<(&(String, OwnedFd), Vec<String>)> {
+    fn system_path(&self, elems: &[String]) -> Option<(&(String, &'static OwnedFd), Vec<String>)> {
         let first = elems.first()?;
         let find = |name: &str| self.inner.binds.iter().find(|(b, _)| b == name);
         if let Some(bind) = find(first) {
@@ -324,7 +339,7 @@ impl Root {
     pub(crate) fn resolve(&self, path: &Path, follow: bool) -> std::io::Result<Resolved> {
         let elems = clean(path);
         let (base, elems, resolve, read_only) = match self.system_path(&elems) {
-            Some(((_, fd), rest)) => (fd, rest, ResolveFlag::RESOLVE_BENEATH, true),
+            Some(((_, fd), rest)) => (*fd, rest, ResolveFlag::RESOLVE_BENEATH, true),
             None => {
                 let reserved = elems
                     .first()

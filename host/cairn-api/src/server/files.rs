@@ -4,8 +4,9 @@
 //! part per file), and JSON `make-dirs` and `remove`.
 //!
 //! Both directions stream: a read sends the file in 64 KiB chunks through a bounded
-//! channel, a write feeds each part's chunks to a blocking writer thread, so memory does
-//! not grow with file size.
+//! channel, a write gathers each part's chunks into 64 KiB writes, so memory does not grow
+//! with file size. Disk work runs on tokio's blocking pool one short call at a time (an
+//! open, a chunk, a commit), never while waiting for the client.
 
 use bytes::Bytes;
 use cairn_supervisor::files::{self, FileError, FileErrorKind};
@@ -103,13 +104,24 @@ pub(super) fn get(call: &Call<'_>, req: &Request<Incoming>) -> Response<Body> {
     }
 }
 
+/// Runs one short piece of file work (an open, a chunk's read or write, a commit) on
+/// tokio's blocking pool. A transfer takes a thread only for each such piece, never while
+/// it waits for its client: a slow or stalled client (a workload holding hundreds of
+/// transfers open on its own socket) cannot hold the pool every tenant's calls share.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, FileError> + Send + 'static,
+) -> Result<T, FileError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(FileError::generic(e.to_string())))
+}
+
 /// Streams the files as multipart parts, then the `response` part.
 fn read(root: Option<Root>, paths: Vec<String>) -> Response<Body> {
     let b = boundary();
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let bb = b.clone();
-    tokio::task::spawn_blocking(move || {
-        let send = |data: Vec<u8>| tx.blocking_send(Bytes::from(data)).is_ok();
+    tokio::spawn(async move {
         let mut results = Vec::new();
         let mut first = true;
         let sep = |first: &mut bool| {
@@ -122,7 +134,8 @@ fn read(root: Option<Root>, paths: Vec<String>) -> Response<Body> {
             s
         };
         for path in &paths {
-            let file = match files::open_read(root.as_ref(), path) {
+            let (r, p) = (root.clone(), path.clone());
+            let mut file = match blocking(move || files::open_read(r.as_ref(), &p)).await {
                 Ok(f) => f,
                 Err(e) => {
                     results.push(result(path, Some(e)));
@@ -134,23 +147,33 @@ fn read(root: Option<Root>, paths: Vec<String>) -> Response<Body> {
                 sep(&mut first),
                 quote(path)
             );
-            if !send(head.into_bytes()) {
+            if tx.send(Bytes::from(head)).await.is_err() {
                 return;
             }
-            let mut file = file;
             let mut err = None;
             loop {
-                let mut buf = vec![0u8; CHUNK];
-                match std::io::Read::read(&mut file, &mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if !send(buf) {
+                let p = path.clone();
+                let chunk = blocking(move || {
+                    let mut buf = vec![0u8; CHUNK];
+                    match std::io::Read::read(&mut file, &mut buf) {
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Ok((file, buf))
+                        }
+                        Err(e) => Err(FileError::generic(format!("read {p}: {e}"))),
+                    }
+                })
+                .await;
+                match chunk {
+                    Ok((_, buf)) if buf.is_empty() => break,
+                    Ok((f, buf)) => {
+                        file = f;
+                        if tx.send(Bytes::from(buf)).await.is_err() {
                             return;
                         }
                     }
                     Err(e) => {
-                        err = Some(FileError::generic(format!("read {path}: {e}")));
+                        err = Some(e);
                         break;
                     }
                 }
@@ -168,7 +191,7 @@ fn read(root: Option<Root>, paths: Vec<String>) -> Response<Body> {
             sep(&mut first),
             json
         );
-        send(tail.into_bytes());
+        let _ = tx.send(Bytes::from(tail)).await;
     });
     Response::builder()
         .status(200)
@@ -272,7 +295,7 @@ fn json_action(body: &[u8], root: Option<&Root>) -> Reply {
     }
 }
 
-/// Writes each `files` part through a blocking writer fed chunk by chunk.
+/// Writes each `files` part through short blocking writes, chunk by chunk.
 async fn write(body: Incoming, boundary: String, root: Option<Root>) -> Reply {
     // The body is read to its very end by a task of its own, whatever the parser stops at
     // (an early error, or the epilogue after the last boundary): a request body left unread
@@ -378,50 +401,60 @@ async fn write_parts(mut mp: multer::Multipart<'static>, root: Option<Root>) -> 
         let Some(item) = items.iter().find(|it| it.path == path).cloned() else {
             return Reply::bad_request(format!("no metadata for path {path:?}"));
         };
-        // The writer runs on a blocking thread, fed through a small bounded channel; it
-        // commits only on the end marker (`None`), so a broken upload leaves nothing.
-        let (tx, mut rx) = mpsc::channel::<Option<Bytes>>(4);
-        let root = root.clone();
-        let writer = tokio::task::spawn_blocking(move || {
-            let mut w = files::Writer::create(root.as_ref(), &item)?;
-            loop {
-                match rx.blocking_recv() {
-                    Some(Some(chunk)) => w.write_all(&chunk)?,
-                    Some(None) => return w.commit(),
-                    None => {
-                        return Err(FileError::generic("upload interrupted"));
-                    }
-                }
-            }
-        });
+        // The part's chunks are gathered up to CHUNK and written by short blocking calls;
+        // the temporary file replaces the target only at the part's end, so a broken
+        // upload leaves nothing (an uncommitted `Writer` removes it when dropped).
+        let (r, it) = (root.clone(), item.clone());
+        let mut writer = blocking(move || files::Writer::create(r.as_ref(), &it))
+            .await
+            .map(Some);
+        let mut pending = bytes::BytesMut::new();
         let mut broken = None;
         loop {
-            match field.chunk().await {
-                Ok(Some(c)) => {
-                    if tx.send(Some(c)).await.is_err() {
-                        // The writer failed; drain the part and report its error.
-                        while let Ok(Some(_)) = field.chunk().await {}
-                        break;
-                    }
-                }
-                Ok(None) => {
-                    let _ = tx.send(None).await;
-                    break;
-                }
+            let (chunk, end) = match field.chunk().await {
+                Ok(Some(c)) => (Some(c), false),
+                Ok(None) => (None, true),
                 Err(e) => {
                     broken = Some(format!("cannot read file part {i}: {e}"));
                     break;
                 }
+            };
+            // After a failed write the part is still read to its end, then reported.
+            let Ok(slot) = &mut writer else {
+                if end {
+                    break;
+                }
+                continue;
+            };
+            if let Some(c) = chunk {
+                pending.extend_from_slice(&c);
+            }
+            if pending.len() >= CHUNK || end {
+                let data = pending.split().freeze();
+                let mut w = slot.take().expect("the writer is back after each write");
+                writer = blocking(move || {
+                    w.write_all(&data)?;
+                    Ok(w)
+                })
+                .await
+                .map(Some);
+            }
+            if end {
+                break;
             }
         }
-        drop(tx);
         if let Some(msg) = broken {
-            let _ = writer.await;
+            if let Ok(Some(w)) = writer {
+                // Dropped uncommitted: its temporary file is removed.
+                tokio::task::spawn_blocking(move || drop(w));
+            }
             return Reply::bad_request(msg);
         }
-        let outcome = writer
-            .await
-            .unwrap_or_else(|e| Err(FileError::generic(e.to_string())));
+        let outcome = match writer {
+            Ok(Some(w)) => blocking(move || w.commit()).await,
+            Ok(None) => Err(FileError::generic("upload interrupted")),
+            Err(e) => Err(e),
+        };
         errors.insert(path, outcome.err());
         i += 1;
     }
@@ -443,6 +476,8 @@ async fn write_parts(mut mp: multer::Multipart<'static>, root: Option<Root>) -> 
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use cairn_supervisor::files::{Ownership, WriteItem};
     use hyper::Method;
 
@@ -482,6 +517,71 @@ mod tests {
         assert_eq!((code, kind.as_str()), (404, "not-found"));
         let (_, kind, _) = api_err(c.pull(&path, &mut got).await);
         assert_eq!(kind, "not-found");
+    }
+
+    /// Transfers whose clients stall (a pull never read, a push that stops sending) must
+    /// not hold threads of tokio's blocking pool, which every tenant's calls share: with
+    /// the pool cut to 2 threads, 16 stalled transfers still leave a push and a pull of
+    /// another client to complete promptly.
+    #[test]
+    fn stalled_transfers_hold_no_blocking_threads() {
+        use tokio::io::AsyncWriteExt;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let t = TestApi::start("files-stalled").await;
+            let big = t.dir().join("big.bin");
+            std::fs::write(&big, vec![7u8; 8 << 20]).unwrap();
+            let boundary = "b".repeat(40);
+            let target = t.dir().join("stalled.txt").display().to_string();
+            let mut held = Vec::new();
+            for i in 0..16 {
+                let mut conn = tokio::net::UnixStream::connect(&t.socket).await.unwrap();
+                let request = if i % 2 == 0 {
+                    // A pull of 8 MiB whose response is never read.
+                    format!(
+                        "GET /v1/files?action=read&path={} HTTP/1.1\r\nHost: localhost\r\nAccept: multipart/form-data\r\n\r\n",
+                        big.display()
+                    )
+                } else {
+                    // A push that sends its metadata and a first chunk, then nothing more.
+                    let body = format!(
+                        "--{boundary}\r\nContent-Disposition: form-data; name=\"request\"\r\nContent-Type: application/json\r\n\r\n{{\"action\":\"write\",\"files\":[{{\"path\":\"{target}\"}}]}}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{target}\"\r\nContent-Type: application/octet-stream\r\n\r\n{}",
+                        "x".repeat(100_000)
+                    );
+                    format!(
+                        "POST /v1/files HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len() + (1 << 20)
+                    )
+                };
+                conn.write_all(request.as_bytes()).await.unwrap();
+                held.push(conn);
+            }
+            // Let every transfer reach its stall.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+
+            let path = t.dir().join("ok.txt").display().to_string();
+            let item = WriteItem {
+                path: path.clone(),
+                ..Default::default()
+            };
+            let c = &t.client;
+            let round = async {
+                c.push(&item, &b"still served"[..]).await.unwrap();
+                let mut got = Vec::new();
+                c.pull(&path, &mut got).await.unwrap();
+                got
+            };
+            let got = tokio::time::timeout(Duration::from_secs(3), round)
+                .await
+                .expect("a push and a pull waited behind stalled transfers");
+            assert_eq!(got, b"still served");
+            drop(held);
+        });
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -248,3 +248,85 @@ async fn aborting_an_exec_change_kills_its_command_and_ends_the_change() {
     );
     drop(stdin);
 }
+
+/// Commands whose output and input stay open must not hold threads of tokio's blocking
+/// pool, which every tenant's file calls and events share: with the pool cut to 4
+/// threads, 40 long-running commands (pipes, split stderr and terminals, 100 open
+/// streams) still leave it free for a file call, and another exec completes promptly.
+#[test]
+fn long_running_execs_hold_no_blocking_threads() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cmd = ["sleep", "600.0613"];
+    let s = rt.block_on(async { sup("pool") });
+    let outcome = rt.block_on(async {
+        let mut held = Vec::new();
+        for i in 0..40 {
+            let mut a = args(&cmd);
+            match i % 4 {
+                0 => a.split_stderr = true,
+                1 => a.terminal = true,
+                2 => {
+                    a.terminal = true;
+                    a.interactive = true;
+                }
+                _ => {}
+            }
+            let started = s.exec(a).unwrap();
+            held.push(s.exec_connect(&started.task_id, "stdio").unwrap());
+            if i % 4 == 0 {
+                held.push(s.exec_connect(&started.task_id, "stderr").unwrap());
+            }
+        }
+        if !within(Duration::from_secs(20), || pids_running(&cmd).len() == 40).await {
+            return Err(format!(
+                "the 40 commands never all ran ({} did)",
+                pids_running(&cmd).len()
+            ));
+        }
+        // Every stream's pump is waiting now; give any blocking reads time to take threads.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let file = s.dir().join("probe");
+        let call = tokio::time::timeout(Duration::from_secs(2), async {
+            tokio::fs::write(&file, b"probe").await?;
+            tokio::fs::read(&file).await
+        });
+        match call.await {
+            Ok(Ok(b)) if b == b"probe" => {}
+            Ok(other) => return Err(format!("the file call failed: {other:?}")),
+            Err(_) => return Err("a file call waited for a blocking thread".into()),
+        }
+
+        let started = s.exec(args(&["echo", "hi"])).unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(2), run_io(&s, &started.task_id, b""));
+        match out.await {
+            Ok(out) if out == b"hi\n" => {}
+            Ok(out) => return Err(format!("another exec printed {out:?}")),
+            Err(_) => return Err("another exec did not complete".into()),
+        }
+        assert_eq!(exit_code(&s, &started.change_id).await.0, 0);
+
+        s.stop_all().await;
+        if !within(Duration::from_secs(5), || pids_running(&cmd).is_empty()).await {
+            return Err("the commands outlived the supervisor's stop".into());
+        }
+        drop(held);
+        Ok(())
+    });
+    // A failure leaves reads stuck on the pool: kill the commands so they end, and do not
+    // wait for those threads.
+    for pid in pids_running(&cmd) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    rt.block_on(async move { drop(s) });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    outcome.unwrap();
+}
