@@ -8,8 +8,8 @@
 //!   own maxima, `cairn run --memory-limit-mib` and `--event-deadline`); `pull` refuses a
 //!   file bigger than `memory` before reading it.
 //! - `log-bytes`, `status-bytes`, `state-bytes`: per event, by [`EventSpend`], which the
-//!   bindings call (log excess dropped with one marker line; status messages cut;
-//!   stored state over budget fails the event).
+//!   bindings call (log excess dropped with one marker line; an action's results over
+//!   `log-bytes` refused; status messages cut; stored state over budget fails the event).
 //! - `layer-bytes`, `layers`, `services`, `checks`, `check-period`, `execs`: by each
 //!   container's supervisor ([`cairn_supervisor::ContainerLimits`]), so the Pebble API a
 //!   workload can reach is bound too.
@@ -603,6 +603,32 @@ impl EventSpend {
         stored.insert(key, value);
     }
 
+    /// Merges `results` into an action run's `kept` results, unless that takes them (keys
+    /// and values) over `log-bytes`: then nothing is merged and the guest gets the error.
+    /// Like its log, an action's results are text for the operator, kept in its record.
+    pub(crate) fn action_results(
+        &self,
+        kept: &mut BTreeMap<String, String>,
+        results: Vec<(String, String)>,
+    ) -> Result<(), String> {
+        let size = |k: &str, v: &str| (k.len() + v.len()) as u64;
+        let mut total: u64 = kept.iter().map(|(k, v)| size(k, v)).sum();
+        for (k, v) in &results {
+            total -= kept.get(k).map_or(0, |old| size(k, old));
+            total += size(k, v);
+        }
+        if total > self.budget.log_bytes {
+            self.hit("log-bytes");
+            return Err(format!(
+                "cannot set action results: they would take {}, over the budget of {} per event (log-bytes)",
+                cairn_supervisor::format_bytes(total),
+                cairn_supervisor::format_bytes(self.budget.log_bytes)
+            ));
+        }
+        kept.extend(results);
+        Ok(())
+    }
+
     /// Removes `key` from `stored`.
     pub(crate) fn state_delete(&mut self, stored: &mut BTreeMap<String, Vec<u8>>, key: &str) {
         if let Some(v) = stored.remove(key) {
@@ -762,6 +788,25 @@ mod tests {
             s.log_marker("u: ").as_deref(),
             Some("u: 50 B of log dropped: over the budget of 97 B per event (log-bytes)")
         );
+        assert_eq!(hits.snapshot()["log-bytes"], 1);
+    }
+
+    #[test]
+    fn action_results_over_the_log_budget_are_refused_and_not_kept() {
+        let (s, hits) = spend(Budget {
+            log_bytes: 10,
+            ..Budget::default()
+        });
+        let mut kept = BTreeMap::new();
+        let pair = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        s.action_results(&mut kept, pair("a", "1234")).unwrap();
+        // Replacing a value counts only the new one.
+        s.action_results(&mut kept, pair("a", "12345678")).unwrap();
+        assert_eq!(
+            s.action_results(&mut kept, pair("b", "12")).unwrap_err(),
+            "cannot set action results: they would take 12 B, over the budget of 10 B per event (log-bytes)"
+        );
+        assert_eq!(kept, BTreeMap::from([("a".into(), "12345678".into())]));
         assert_eq!(hits.snapshot()["log-bytes"], 1);
     }
 

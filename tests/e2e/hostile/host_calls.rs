@@ -181,7 +181,7 @@ fn a_spinning_guest_is_cut_at_its_deadline_removed_at_once_and_does_not_slow_its
 }
 
 #[test]
-fn floods_of_log_status_state_and_pulls_are_cut_to_the_budget_and_the_daemon_stays_small()
+fn floods_of_log_status_state_pulls_and_results_are_cut_to_the_budget_and_the_daemon_stays_small()
 -> Result<()> {
     let d = Daemon::start("hostile-floods", &["--retry-delay", "100ms"])?;
     let mut calm = Calm::deploy(&d)?;
@@ -320,6 +320,27 @@ fn floods_of_log_status_state_and_pulls_are_cut_to_the_budget_and_the_daemon_sta
         .keys()
         .collect();
     assert_eq!(keys, ["handled"]);
+
+    // 512 MiB of action results in one run: refused at the budget, nothing of it kept.
+    calm.beside("action results flood", || {
+        let out = d.cli(&["run-action", "mis/0", "results-flood", "--wait", "60"])?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.len() < 4 << 10, "run-action printed {} bytes", stdout.len());
+        assert!(
+            stdout.contains(
+                "results-flood: cannot set action results: they would take 8.0 MiB, over the budget of 1 MiB per event (log-bytes) after 0"
+            ),
+            "{stdout}"
+        );
+        Ok(())
+    })?;
+    let records = std::fs::read_dir(d.dir.join("actions"))?
+        .map(|e| Ok(e?.metadata()?.len()))
+        .collect::<Result<Vec<u64>>>()?;
+    assert!(
+        records.iter().all(|&n| n < 64 << 10),
+        "action records of {records:?} bytes"
+    );
 
     let (rss_after, peak) = d.rss_mib()?;
     eprintln!(

@@ -529,6 +529,16 @@ impl Charm for Misbehave {
                     Err(e) => Err(e),
                 }
             }
+            "results-flood" => {
+                // 64 results of 8 MiB: far more than the host should keep for one run.
+                let big = "r".repeat(8 << 20);
+                for i in 0..64 {
+                    if let Err(e) = action.set_results(&[(format!("r{i}"), &big)]) {
+                        return action.fail(format!("results-flood: {e} after {i}"));
+                    }
+                }
+                action.set_results(&[("done", "64")])
+            }
             "crash" => panic!("misbehave: crash requested"),
             other => Err(Error::msg(format!("unknown action {other:?}"))),
         }

@@ -79,8 +79,7 @@ impl wit_unit::Host for StoreState {
 
     fn action_set_results(&mut self, results: Vec<(String, String)>) -> Result<(), String> {
         let a = self.ctx.action.as_mut().ok_or("not running an action")?;
-        a.results.extend(results);
-        Ok(())
+        self.spend.action_results(&mut a.results, results)
     }
 
     fn action_log(&mut self, message: String) -> Result<(), String> {
