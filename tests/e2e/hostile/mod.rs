@@ -27,8 +27,9 @@ use crate::common::*;
 mod host_calls;
 mod workloads;
 
-/// How many config changes one latency figure is the median of.
-const ROUNDS: usize = 9;
+/// How many config changes one latency figure is the median of (a round takes a few
+/// milliseconds, so the median of fewer moves by a tick of the machine's other work).
+const ROUNDS: usize = 25;
 
 /// One request on the daemon's control socket; its `ok` value.
 pub(super) fn control(d: &Daemon, request: &Value) -> Result<Value> {
@@ -109,7 +110,9 @@ impl<'a> Calm<'a> {
             .collect::<Result<Vec<_>>>()?;
         eprintln!(
             "  calm rounds: {:?}",
-            all.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+            all.iter()
+                .map(|d| (d.as_secs_f64() * 1e4).round() / 10.0)
+                .collect::<Vec<_>>()
         );
         all.sort();
         Ok(all[ROUNDS / 2])
