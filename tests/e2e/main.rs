@@ -7,7 +7,6 @@ mod budgets;
 mod checks_notices;
 mod common;
 mod hostile;
-mod interrupt;
 mod lifecycle;
 mod limits;
 mod metrics;

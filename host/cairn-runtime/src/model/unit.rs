@@ -28,6 +28,11 @@ use crate::wasm::{ActionReport, Charm, Failure, Interrupt, Runtime, UnitContext}
 /// History entries kept per unit.
 const MAX_HISTORY: usize = 500;
 
+/// The size at which `unit.log` is moved to `unit.log.1` and a new one begun (see
+/// [`append_log_file`]): each event adds at most its `log-bytes`, but a tenant can make
+/// events without end (its workload's notices), and the host's disk is shared.
+const UNIT_LOG_ROTATE: u64 = 8 << 20;
+
 /// The deadline of each of the `stop` and `remove` events of a unit being removed (or the
 /// event deadline, if shorter): the host stops the unit's services itself afterwards, so
 /// these hooks are for quick tidying, and a charm cannot delay its removal with them.
@@ -441,20 +446,35 @@ impl UnitShared {
         if logs.is_empty() {
             return;
         }
-        use std::io::Write;
         for l in logs {
             tracing::info!(target: "cairn::unit", "{}", l.message);
         }
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.settings.dir.join("unit.log"))
-        {
-            for l in logs {
-                let _ = writeln!(f, "{} {:?} {}", l.time, l.level, l.message);
-            }
+        let path = self.settings.dir.join("unit.log");
+        if let Err(e) = append_log_file(&path, logs, UNIT_LOG_ROTATE) {
+            tracing::warn!("cannot write {}: {e}", path.display());
         }
     }
+}
+
+/// Appends `logs` to the log file at `path`, first moving it to `<path>.1` (replacing the
+/// one there) when it has reached `rotate` bytes: however many events a unit has, its log
+/// takes at most twice `rotate` plus one event's lines.
+fn append_log_file(path: &Path, logs: &[LogLine], rotate: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() >= rotate) {
+        let mut previous = path.as_os_str().to_owned();
+        previous.push(".1");
+        std::fs::rename(path, previous)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut f = std::io::BufWriter::new(file);
+    for l in logs {
+        writeln!(f, "{} {:?} {}", l.time, l.level, l.message)?;
+    }
+    f.flush()
 }
 
 /// Runs a unit's events until it is removed and its queue is empty.
@@ -729,6 +749,48 @@ mod tests {
         assert_eq!(old.stored["handled"], b"12");
         let bad = serde_json::from_str::<UnitRecord>(r#"{"stored":{"k":"not base64!"}}"#);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn the_unit_log_is_rotated_into_one_previous_file() {
+        let dir = TempDir::new("unit-log");
+        let path = dir.path().join("unit.log");
+        let line = |i: usize| LogLine {
+            time: crate::now(),
+            level: crate::types::LogLevel::Info,
+            message: format!("t/0: line {i} {}", "x".repeat(40)),
+        };
+        for i in 0..100 {
+            append_log_file(&path, &[line(2 * i), line(2 * i + 1)], 1000).unwrap();
+        }
+        let current = std::fs::read_to_string(&path).unwrap();
+        let previous = std::fs::read_to_string(dir.path().join("unit.log.1")).unwrap();
+        // Each file holds under the threshold plus one batch of two lines (< 200 bytes).
+        assert!(current.len() < 1200 && previous.len() < 1200);
+        assert!(previous.len() >= 1000, "{previous}");
+        assert!(current.ends_with(&format!("line 199 {}\n", "x".repeat(40))));
+        // The previous file ends where the current one begins.
+        let last_before: usize = previous
+            .lines()
+            .last()
+            .unwrap()
+            .split(' ')
+            .nth(4)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let first_now: usize = current
+            .lines()
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(4)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(first_now, last_before + 1);
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 2, "only unit.log and unit.log.1");
     }
 
     /// A unit `t/0` of the misbehave charm in `mode`, with `queue` to deliver; the app view

@@ -268,7 +268,7 @@ async fn a_log_flood_keeps_the_event_budget_and_says_how_much_was_dropped() {
     let last = &d.logs.last().unwrap().message;
     assert!(
         last.ends_with(
-            "t/0: 1023.2 MiB of log dropped: over the budget of 1 MiB per event (log-bytes)"
+            "t/0: 1023.9 MiB of log dropped: over the budget of 1 MiB per event (log-bytes)"
         ),
         "{last}"
     );

@@ -79,13 +79,7 @@ impl wit_unit::Host for StoreState {
 
     fn action_set_results(&mut self, results: Vec<(String, String)>) -> Result<(), String> {
         let a = self.ctx.action.as_mut().ok_or("not running an action")?;
-        let size = results
-            .iter()
-            .map(|(k, v)| (k.len() + v.len()) as u64)
-            .sum();
-        self.spend.action_results(size)?;
-        a.results.extend(results);
-        Ok(())
+        self.spend.action_results(&mut a.results, results)
     }
 
     fn action_log(&mut self, message: String) -> Result<(), String> {
