@@ -8,6 +8,7 @@ mod checks_notices;
 mod common;
 mod hostile;
 mod interrupt;
+mod juju;
 mod lifecycle;
 mod limits;
 mod metrics;

@@ -120,7 +120,11 @@ impl<'a> Calm<'a> {
     }
 
     /// [`Calm::beside`] without the check: the ratio, printed with both latencies.
-    pub(super) fn measure(&mut self, what: &str, attack: impl FnOnce() -> Result<()>) -> Result<f64> {
+    pub(super) fn measure(
+        &mut self,
+        what: &str,
+        attack: impl FnOnce() -> Result<()>,
+    ) -> Result<f64> {
         let baseline = self.latency()?;
         attack()?;
         let during = self.latency()?;
@@ -133,7 +137,12 @@ impl<'a> Calm<'a> {
 }
 
 /// Waits until `unit`'s last event failed with a message containing `want`.
-pub(super) fn wait_failure(d: &Daemon, unit: &str, want: &str, timeout: Duration) -> Result<String> {
+pub(super) fn wait_failure(
+    d: &Daemon,
+    unit: &str,
+    want: &str,
+    timeout: Duration,
+) -> Result<String> {
     eventually(timeout, || {
         let events = d.events(unit).ok()?;
         events.iter().rev().find_map(|e| {

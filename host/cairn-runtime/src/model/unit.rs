@@ -391,6 +391,7 @@ impl UnitShared {
             action: None,
             budget: app.budget.clone(),
             hits: app.hits.clone(),
+            facts: None,
         };
         (ctx, app.charm.clone())
     }

@@ -12,5 +12,5 @@ mod limits;
 #[cfg(test)]
 mod tests;
 
-pub use bindings::{ActionReport, UnitContext};
+pub use bindings::{ActionReport, LazyFacts, UnitContext, UnitFacts};
 pub use engine::{Charm, Dispatched, Failure, Interrupt, Runtime, RuntimeConfig};

@@ -42,6 +42,7 @@ fn ctx(mode: &str, containers: BTreeMap<String, Supervisor>) -> UnitContext {
         action: None,
         budget: Default::default(),
         hits: Default::default(),
+        facts: None,
     }
 }
 

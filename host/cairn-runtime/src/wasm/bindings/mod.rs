@@ -31,6 +31,7 @@ use crate::types::{ConfigValue, LogLine, WorkloadStatus};
 pub use container::ContainerRes;
 pub(crate) use convert::{from_wit_outcome, to_wit_event};
 pub use process::ProcessRes;
+pub use unit::{LazyFacts, UnitFacts};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -58,6 +59,14 @@ mod generated {
             "cairn:charm/pebble.[method]process.read-stderr": async,
             "cairn:charm/pebble.[method]process.wait": async,
             "cairn:charm/pebble.[method]process.wait-output": async,
+            // What a `UnitFacts` source answers (Juju's hook tools) can fail: the event
+            // fails then, as an ops charm's uncaught `ModelError` does.
+            "cairn:charm/unit.config": trappable,
+            "cairn:charm/unit.config-get": trappable,
+            "cairn:charm/unit.unit-status": trappable,
+            "cairn:charm/unit.app-status": trappable,
+            "cairn:charm/unit.set-app-status": trappable,
+            "cairn:charm/unit.is-leader": trappable,
         },
         exports: { default: async },
         with: {
@@ -98,6 +107,9 @@ pub struct UnitContext {
     pub budget: crate::Budget,
     /// Where the app's limit hits are counted.
     pub hits: std::sync::Arc<cairn_supervisor::LimitHits>,
+    /// Where config, leadership and statuses come from when the host does not hold them
+    /// (Juju's hook tools): `None` means the fields above are authoritative.
+    pub facts: Option<LazyFacts>,
 }
 
 /// What a charm reports about the action it handles.
