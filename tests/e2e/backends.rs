@@ -246,6 +246,29 @@ async fn every_container_call_gives_the_same_results_on_every_backend() -> Resul
             failures.push(format!("{name}: {step}:\n  embedded: {a}\n  {name}: {b}"));
         }
     }
+    // A socket nothing listens on: the container cannot connect, and every call says so.
+    let gone = dir.join("nothing.socket");
+    let down = probe(
+        &rt,
+        &charm,
+        ContainerBackend::pebble_socket(&gone),
+        &dir.join("files-down"),
+    )
+    .await?;
+    assert_eq!(step(&down, "can-connect"), &serde_json::json!(false));
+    let refused = format!("cannot connect to {}: ", gone.display());
+    for call in [
+        "add-layer",
+        "replan",
+        "get-services all",
+        "pull",
+        "exec echo",
+    ] {
+        let err = step(&down, call)["err"]["connection"]
+            .as_str()
+            .unwrap_or("");
+        assert!(err.starts_with(&refused), "{call}: {}", step(&down, call));
+    }
     assert!(
         failures.is_empty(),
         "{} differences:\n{}",

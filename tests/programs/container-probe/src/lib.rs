@@ -10,6 +10,9 @@
 //! recorded one custom notice with key `probe.example/one` and data `k=v` in the container
 //! beforehand. It calls the raw WIT imports (not the SDK's wrappers), so what it records is
 //! exactly what the host returned.
+//!
+//! With `calls` above 0 it only makes `call` (`name`, `can-connect`, `get-services` or
+//! `get-plan`) that many times: the container-call benchmark's event.
 
 use cairn_sdk::__bindings::cairn::charm::pebble::{
     self, Container, Error as WitError, ExecOptions, FileOptions, NoticeFilter, Process,
@@ -653,8 +656,29 @@ fn exec_calls(log: &mut Log, c: &Container, base: &str) {
     log.rec("exec write after wait", &r, Value::clone);
 }
 
+/// Makes `call` `n` times on `c` (the benchmark mode).
+fn repeat(c: &Container, call: &str, n: i64) -> Result<()> {
+    let failed = |e: WitError| Error::msg(format!("{call}: {}", err(&e)));
+    for _ in 0..n {
+        match call {
+            "name" => drop(c.name()),
+            "can-connect" => drop(c.can_connect()),
+            "get-services" => drop(c.get_services(&[]).map_err(failed)?),
+            "get-plan" => drop(c.get_plan().map_err(failed)?),
+            other => return Err(Error::msg(format!("unknown call {other:?}"))),
+        }
+    }
+    Ok(())
+}
+
 impl Charm for Probe {
     fn on_config_changed(&mut self, ctx: &mut Context) -> Result<()> {
+        let calls = ctx.config().get_int("calls").unwrap_or(0);
+        if calls > 0 {
+            let c = Container::open("work").map_err(|e| Error::msg(format!("{:?}", err(&e))))?;
+            let call = ctx.config().require_str("call")?;
+            return repeat(&c, &call, calls);
+        }
         let base = ctx.config().require_str("base")?;
         let mut log = Log(Vec::new());
         log.rec("open missing", &Container::open("nosuch"), |_| Value::Null);
