@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 use anyhow::{Context, Result, ensure};
 
-use crate::common::{CAIRN, TempDir, program};
+use crate::common::{CAIRN, Must, TempDir, eventually, example, free_port, http_get, program};
 
 /// The dispatcher under test.
 pub const DISPATCH: &str = env!("CARGO_BIN_EXE_cairn-dispatch");
@@ -40,6 +40,10 @@ pub struct FakeUnit {
     pub dir: TempDir,
     pub charm_dir: PathBuf,
     pub model: PathBuf,
+    /// What stands for `/` of the charm container: the Pebble sockets are under
+    /// `<root>/charm/containers/<name>/pebble.socket`.
+    pub root: PathBuf,
+    pub unit_name: String,
     bin: PathBuf,
 }
 
@@ -72,10 +76,22 @@ impl FakeUnit {
             std::os::unix::fs::symlink(&script, bin.join(t))?;
         }
         std::fs::write(model.join("calls"), "")?;
+        let root = dir.path().join("root");
+        let unit_name = format!(
+            "{}/0",
+            serde_yaml::from_str::<serde_yaml::Value>(
+                &std::fs::read_to_string(charm_dir.join("charmcraft.yaml"))
+                    .or_else(|_| std::fs::read_to_string(charm_dir.join("metadata.yaml")))?
+            )?["name"]
+                .as_str()
+                .unwrap_or("charm")
+        );
         Ok(FakeUnit {
             dir,
             charm_dir,
             model,
+            root,
+            unit_name,
             bin,
         })
     }
@@ -98,13 +114,13 @@ impl FakeUnit {
             .env("PATH", path_var)
             .env("FAKE_JUJU", &self.model)
             .env("JUJU_DISPATCH_PATH", path)
-            .env("JUJU_UNIT_NAME", "misbehave/0")
+            .env("JUJU_UNIT_NAME", &self.unit_name)
             .env("JUJU_MODEL_NAME", "test")
             .env("JUJU_MODEL_UUID", "00000000-0000-4000-8000-000000000000")
             .env("JUJU_CHARM_DIR", &self.charm_dir)
             .env("JUJU_VERSION", "3.6.4")
             .env("JUJU_HOOK_NAME", path.rsplit('/').next().unwrap_or(path))
-            .env("CAIRN_JUJU_ROOT", self.dir.path());
+            .env("CAIRN_JUJU_ROOT", &self.root);
         for (k, v) in extra {
             c.env(k, v);
         }
@@ -406,4 +422,123 @@ fn walk(root: &Path, dir: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// Links a container's Pebble socket where Juju mounts it in the charm container.
+fn mount_socket(unit: &FakeUnit, container: &str, socket: &Path) -> Result<()> {
+    let dir = unit.root.join("charm/containers").join(container);
+    std::fs::create_dir_all(&dir)?;
+    std::os::unix::fs::symlink(socket, dir.join("pebble.socket"))?;
+    Ok(())
+}
+
+/// Runs `f` against the Pebble API on `socket`.
+fn pebble_api<T>(
+    socket: &Path,
+    f: impl AsyncFnOnce(cairn_api::Client) -> Result<T, cairn_api::ClientError>,
+) -> Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(f(cairn_api::Client::unix(socket)))?)
+}
+
+/// The status of check `name` in Pebble on `socket`.
+fn check_status(socket: &Path, name: &str) -> Result<String> {
+    let name = name.to_string();
+    let checks = pebble_api(socket, async move |c| c.checks("", &[name]).await)?;
+    Ok(checks.first().map(|c| c.status.clone()).unwrap_or_default())
+}
+
+/// Runs a services action (`stop`, `start`) on Pebble and waits for its change.
+fn services(socket: &Path, action: &str, names: &[&str]) -> Result<()> {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let action = action.to_string();
+    pebble_api(socket, async move |c| {
+        let id = c.services_action(&action, &names).await?;
+        c.wait_change(&id, Some(std::time::Duration::from_secs(30)))
+            .await
+            .map(drop)
+    })
+}
+
+/// The web example, dispatched as Juju does against a Pebble server (`bin args… run
+/// --hold --create-dirs`) as its workload container: install → config-changed →
+/// web-pebble-ready → active with the HTTP workload answering; a config change moves it; a
+/// failing check and its recovery arrive as events and move the status.
+fn web_runs_against(bin: &Path, args: &[&str]) -> Result<()> {
+    let unit = FakeUnit::new("web", &example("web"), cairn_test_programs::WEB_WASM)?;
+    let pebble_dir = unit.dir.path().join("pebble-web");
+    let _pebble = crate::backends::pebble_server(
+        bin,
+        args,
+        &pebble_dir,
+        &unit.dir.path().join("pebble.log"),
+    )?;
+    let socket = pebble_dir.join(".pebble.socket");
+    mount_socket(&unit, "web", &socket)?;
+    let port = free_port();
+    unit.set_config(&format!(r#"{{"port": {port}, "check-period": "200ms"}}"#))?;
+    ok(&unit.dispatch("hooks/install", &[])?)?;
+    ok(&unit.dispatch("hooks/config-changed", &[])?)?;
+    assert_eq!(unit.status()?, format!("active serving on port {port}"));
+    assert!(
+        http_get(port)?.contains("200"),
+        "web server does not answer"
+    );
+    let ready = [("JUJU_WORKLOAD_NAME", "web")];
+    ok(&unit.dispatch("hooks/web-pebble-ready", &ready)?)?;
+    assert_eq!(unit.status()?, format!("active serving on port {port}"));
+
+    let moved = free_port();
+    unit.set_config(&format!(r#"{{"port": {moved}, "check-period": "200ms"}}"#))?;
+    ok(&unit.dispatch("hooks/config-changed", &[])?)?;
+    assert_eq!(unit.status()?, format!("active serving on port {moved}"));
+    assert!(http_get(moved)?.contains("200"));
+    eventually(std::time::Duration::from_secs(10), || {
+        http_get(port).is_err().then_some(())
+    })
+    .must("the old port closed")?;
+
+    // The server stops: the `up` check goes down and Juju dispatches check-failed.
+    eventually(std::time::Duration::from_secs(10), || {
+        (check_status(&socket, "up").ok()? == "up").then_some(())
+    })
+    .must("check up")?;
+    services(&socket, "stop", &["http"])?;
+    eventually(std::time::Duration::from_secs(20), || {
+        (check_status(&socket, "up").ok()? == "down").then_some(())
+    })
+    .must("check down")?;
+    let check = [
+        ("JUJU_WORKLOAD_NAME", "web"),
+        ("JUJU_PEBBLE_CHECK_NAME", "up"),
+    ];
+    ok(&unit.dispatch("hooks/web-pebble-check-failed", &check)?)?;
+    assert_eq!(
+        unit.status()?,
+        "maintenance check \"up\" failing; the server does not answer"
+    );
+    services(&socket, "start", &["http"])?;
+    eventually(std::time::Duration::from_secs(20), || {
+        (check_status(&socket, "up").ok()? == "up").then_some(())
+    })
+    .must("check up again")?;
+    ok(&unit.dispatch("hooks/web-pebble-check-recovered", &check)?)?;
+    assert_eq!(unit.status()?, format!("active serving on port {moved}"));
+    Ok(())
+}
+
+#[test]
+fn web_goes_active_against_real_pebble_as_its_workload_container() -> Result<()> {
+    let Some(pebble) = crate::backends::reference_pebble() else {
+        println!("skipped: no real Pebble (set CAIRN_REFERENCE_PEBBLE)");
+        return Ok(());
+    };
+    web_runs_against(&pebble, &[])
+}
+
+#[test]
+fn web_goes_active_against_cairn_pebble_run_as_its_workload_container() -> Result<()> {
+    web_runs_against(Path::new(CAIRN), &["pebble"])
 }

@@ -3,6 +3,7 @@
 //! supervise real processes. One binary, one module per topic (as wasmtime's tests/all).
 
 mod actions;
+mod backends;
 mod budgets;
 mod checks_notices;
 mod common;

@@ -19,9 +19,9 @@ use std::sync::Arc;
 use cairn_charm::CharmMeta;
 use cairn_runtime::types::{CheckInfo, LogLine, Notice};
 use cairn_runtime::{
-    ActionReport, Budget, Event, Failure, LazyFacts, Outcome, Runtime, RuntimeConfig, UnitContext,
+    ActionReport, Budget, ContainerBackend, Event, Failure, LazyFacts, Outcome, Runtime,
+    RuntimeConfig, UnitContext,
 };
-use cairn_supervisor::Supervisor;
 
 use crate::JujuError;
 use crate::env::{Hook, JujuContext};
@@ -57,16 +57,20 @@ pub fn pebble_socket(root: &Path, container: &str) -> PathBuf {
         .join("pebble.socket")
 }
 
-/// The charm's containers as the runtime serves them.
-///
-/// SWITCH-OVER POINT (issue 14, point 1): each container is to be served by the runtime's
-/// Pebble client backend on [`pebble_socket`]`(root, name)`. Until that backend is on
-/// `main`, the runtime can serve only embedded supervisors, which a Juju unit does not
-/// have: no container is offered, and a charm that opens one gets the runtime's
-/// `connection` error.
-fn containers(meta: &CharmMeta, root: &Path) -> BTreeMap<String, Supervisor> {
-    let _ = (meta.containers.keys(), root);
-    BTreeMap::new()
+/// The charm's containers as the runtime serves them: each by the runtime's Pebble client
+/// backend on [`pebble_socket`]`(root, name)`, connected at the charm's first call (a
+/// container whose Pebble is not up answers `can-connect` false and calls with a
+/// `connection` error, as ops' `ConnectionError`).
+fn containers(meta: &CharmMeta, root: &Path) -> BTreeMap<String, ContainerBackend> {
+    meta.containers
+        .keys()
+        .map(|name| {
+            (
+                name.clone(),
+                ContainerBackend::pebble_socket(pebble_socket(root, name)),
+            )
+        })
+        .collect()
 }
 
 /// Reads the charm's metadata: `charmcraft.yaml` when the charm directory has one (as
