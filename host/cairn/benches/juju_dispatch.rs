@@ -1,15 +1,22 @@
-//! Whole-process time of one Juju-style dispatch (process start → event handled → exit):
-//! `config-changed` of the `misbehave` test charm in `ok` mode run by `cairn-dispatch`,
-//! side by side with the same handler written with Python `ops` (pinned, as the ops-compat
-//! tests pin it: `tests/juju/ops-charm`), with the same fake hook tools
-//! (`tests/juju/fake-hook-tool.sh`): `config-get`, stored state, one `status-set`.
-//!
-//! Not measured yet: the Pebble calls (`add-layer` + `replan` against real Pebble) of the
-//! issue's benchmark; they need the runtime's Pebble client backend.
+//! Whole-process time of one Juju-style dispatch (process start → event handled → exit),
+//! Cairn's `cairn-dispatch` side by side with the same handler written with Python `ops`
+//! (pinned, as the ops-compat tests pin it), with the same fake hook tools
+//! (`tests/juju/fake-hook-tool.sh`), in two scenarios:
+//! - `web`: the web example's `config-changed` (`config-get`, `add-layer` + `replan` against
+//!   real Pebble, stored state, `juju-log`, one `status-set`) against `tests/juju/ops-web`,
+//!   each with a Pebble of its own (`pebble run --hold --create-dirs`, as Juju starts it;
+//!   the steady state: the layer is unchanged, so the replan starts nothing). ops reaches
+//!   Pebble only at `/charm/containers/web/pebble.socket`, so the benchmark links its
+//!   Pebble's socket there (it needs to be able to create `/charm`; else it skips this
+//!   scenario and says so), and Cairn's under a root of its own (`CAIRN_JUJU_ROOT`).
+//!   Real Pebble is `CAIRN_REFERENCE_PEBBLE`, else `../shared/tools/pebble`.
+//! - `no pebble`: the `misbehave` test charm's `config-changed` in `ok` mode (`config-get`,
+//!   stored state, one `status-set`) against `tests/juju/ops-charm`.
 //!
 //! `cargo bench -p cairn --bench juju_dispatch` prints medians, p90s, the ratio and the peak
 //! RSS of each (`CAIRN_BENCH_RUNS` sets the runs per variant, default 40).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -107,6 +114,59 @@ fn stats(name: &str, mut times: Vec<Duration>, rss: i64) -> Duration {
     median
 }
 
+/// Real Pebble, if this machine has it.
+fn reference_pebble() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CAIRN_REFERENCE_PEBBLE").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/pebble");
+    shared.is_file().then_some(shared)
+}
+
+/// A Pebble started as Juju starts a workload container's; killed (with its services) on
+/// drop.
+struct Pebble(std::process::Child, PathBuf);
+
+impl Pebble {
+    fn start(bin: &Path, dir: &Path) -> Pebble {
+        let child = Command::new(bin)
+            .args(["run", "--hold", "--create-dirs"])
+            .env("PEBBLE", dir)
+            .env_remove("PEBBLE_SOCKET")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("cannot start pebble");
+        let socket = dir.join(".pebble.socket");
+        let t = Instant::now();
+        while !socket.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "pebble did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Pebble(child, socket)
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of our own child's process group (its services included).
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn main() {
     let runs: usize = std::env::var("CAIRN_BENCH_RUNS")
         .ok()
@@ -172,6 +232,96 @@ fn main() {
             .env("JUJU_VERSION", "3.6.4");
         c
     };
+    // Scenario `web`: add-layer + replan against real Pebble.
+    let web_cairn = dir.join("web-cairn");
+    std::fs::create_dir_all(web_cairn.join("bin")).unwrap();
+    std::fs::copy(
+        repo.join("examples/web/charmcraft.yaml"),
+        web_cairn.join("charmcraft.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(cairn_test_programs::WEB_WASM, web_cairn.join("charm.wasm")).unwrap();
+    std::fs::copy(DISPATCH, web_cairn.join("bin/cairn-dispatch")).unwrap();
+    std::fs::write(web_cairn.join("dispatch"), cairn_juju_dispatch_script()).unwrap();
+    std::fs::set_permissions(
+        web_cairn.join("dispatch"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let web_ops = dir.join("web-ops");
+    copy_dir(&repo.join("tests/juju/ops-web"), &web_ops);
+    let ops_socket_dir = Path::new("/charm/containers/web");
+    let ops_socket = ops_socket_dir.join("pebble.socket");
+    match reference_pebble() {
+        None => println!("web scenario skipped: no real Pebble (set CAIRN_REFERENCE_PEBBLE)"),
+        Some(_) if ops_socket.exists() || std::fs::create_dir_all(ops_socket_dir).is_err() => {
+            println!(
+                "web scenario skipped: cannot link ops' socket at {} (exists or not writable)",
+                ops_socket.display()
+            )
+        }
+        Some(pebble) => {
+            let cairn_pebble = Pebble::start(&pebble, &dir.join("pebble-cairn"));
+            let ops_pebble = Pebble::start(&pebble, &dir.join("pebble-ops"));
+            let root = dir.join("root");
+            std::fs::create_dir_all(root.join("charm/containers/web")).unwrap();
+            std::os::unix::fs::symlink(
+                &cairn_pebble.1,
+                root.join("charm/containers/web/pebble.socket"),
+            )
+            .unwrap();
+            std::os::unix::fs::symlink(&ops_pebble.1, &ops_socket).unwrap();
+            let (cairn_port, ops_port) = (free_port(), free_port());
+            let variants = [
+                (
+                    "cairn web (./dispatch script)",
+                    web_cairn.clone(),
+                    web_cairn.join("dispatch"),
+                    cairn_port,
+                ),
+                (
+                    "cairn web (cairn-dispatch directly)",
+                    web_cairn.clone(),
+                    web_cairn.join("bin/cairn-dispatch"),
+                    cairn_port,
+                ),
+                (
+                    "ops 3.9.0 web (./dispatch script)",
+                    web_ops.clone(),
+                    web_ops.join("dispatch"),
+                    ops_port,
+                ),
+            ];
+            println!(
+                "juju dispatch of web's config-changed (config-get, add-layer + replan against real Pebble, stored state, juju-log, status-set), {runs} runs each"
+            );
+            let mut medians = Vec::new();
+            for (name, charm, program, port) in &variants {
+                let config = format!(r#"{{"port": {port}, "check-period": "10s"}}"#);
+                std::fs::write(model.join("config.json"), config).unwrap();
+                let mut cmd = || {
+                    let mut c = command(charm, program);
+                    c.env("CAIRN_JUJU_ROOT", &root);
+                    c
+                };
+                medians.push(measure(
+                    name,
+                    runs,
+                    &mut cmd,
+                    &model,
+                    "active serving on port",
+                ));
+            }
+            let _ = std::fs::remove_file(&ops_socket);
+            let _ = std::fs::remove_dir(ops_socket_dir);
+            let _ = std::fs::remove_dir(Path::new("/charm/containers"));
+            let _ = std::fs::remove_dir(Path::new("/charm"));
+            ratios(&medians);
+        }
+    }
+
+    // Scenario `no pebble`.
+    std::fs::write(model.join("config.json"), r#"{"mode": "ok", "label": ""}"#).unwrap();
     let variants: [(&str, PathBuf, PathBuf); 3] = [
         (
             "cairn (./dispatch script)",
@@ -190,31 +340,59 @@ fn main() {
         ),
     ];
     println!(
-        "juju dispatch of config-changed (config-get, stored state, status-set), {runs} runs each"
+        "juju dispatch of config-changed without Pebble (config-get, stored state, status-set), {runs} runs each"
     );
     let mut medians = Vec::new();
     for (name, charm, program) in &variants {
-        // Warm-up: the first Cairn run compiles and caches the component.
-        for _ in 0..3 {
-            run_once(&mut command(charm, program));
-        }
-        let mut times = Vec::new();
-        let mut rss = 0;
-        for _ in 0..runs {
-            let (t, r) = run_once(&mut command(charm, program));
-            times.push(t);
-            rss = rss.max(r);
-        }
-        medians.push(stats(name, times, rss));
+        medians.push(measure(
+            name,
+            runs,
+            &mut || command(charm, program),
+            &model,
+            "active handled",
+        ));
     }
-    let status = std::fs::read_to_string(model.join("status")).unwrap_or_default();
-    assert!(status.starts_with("active"), "unexpected status {status:?}");
+    ratios(&medians);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs a variant: 3 warm-up runs (the first Cairn run compiles and caches the component;
+/// the first web run starts the service), then `runs` measured; checks the status the
+/// last run set.
+fn measure(
+    name: &str,
+    runs: usize,
+    cmd: &mut dyn FnMut() -> Command,
+    model: &Path,
+    status: &str,
+) -> Duration {
+    for _ in 0..3 {
+        run_once(&mut cmd());
+    }
+    let _ = std::fs::remove_file(model.join("status"));
+    let mut times = Vec::new();
+    let mut rss = 0;
+    for _ in 0..runs {
+        let (t, r) = run_once(&mut cmd());
+        times.push(t);
+        rss = rss.max(r);
+    }
+    let set = std::fs::read_to_string(model.join("status")).unwrap_or_default();
+    assert!(
+        set.replace('\n', " ")
+            .starts_with(&format!("active {}", status.trim_start_matches("active "))),
+        "{name}: unexpected status {set:?}"
+    );
+    stats(name, times, rss)
+}
+
+/// Prints how much slower ops is than each Cairn variant.
+fn ratios(medians: &[Duration]) {
     println!(
         "ops / cairn (script): {:.1}x   ops / cairn (direct): {:.1}x",
         medians[2].as_secs_f64() / medians[0].as_secs_f64(),
         medians[2].as_secs_f64() / medians[1].as_secs_f64()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The `dispatch` script `cairn pack` writes.
