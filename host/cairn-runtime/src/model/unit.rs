@@ -23,7 +23,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::RuntimeError;
 use crate::actions::{ActionStatus, ActionStore};
 use crate::types::{ConfigValue, Event, LogLine, Outcome, WorkloadStatus};
-use crate::wasm::{ActionReport, Charm, Failure, Interrupt, Runtime, UnitContext};
+use crate::wasm::{
+    ActionReport, Charm, ContainerBackend, Failure, Interrupt, Runtime, UnitContext,
+};
 
 /// History entries kept per unit.
 const MAX_HISTORY: usize = 500;
@@ -205,8 +207,15 @@ impl Unit {
     /// Persists `record` and starts the unit's actor and feeders; the actor delivers what
     /// the record's queue holds at once.
     pub(crate) fn start(settings: UnitSettings, record: UnitRecord, runtime: Arc<Runtime>) -> Self {
+        // What each event is lent for the containers: the embedded supervisors, built once.
+        let backends = settings
+            .containers
+            .iter()
+            .map(|(n, s)| (n.clone(), ContainerBackend::Embedded(s.clone())))
+            .collect();
         let shared = Arc::new(UnitShared {
             settings,
+            backends,
             record: Mutex::new(record),
             writer: Mutex::new(Writer::Open),
             wake: Notify::new(),
@@ -328,6 +337,8 @@ enum Writer {
 /// State shared between a unit's actor, its feeders and the host.
 pub(crate) struct UnitShared {
     settings: UnitSettings,
+    /// The containers as events see them (every one embedded).
+    backends: BTreeMap<String, ContainerBackend>,
     record: Mutex<UnitRecord>,
     /// Held across taking a snapshot of the record and writing it, so that `unit.json` is
     /// written by one saver at a time, in snapshot order (an older snapshot never lands
@@ -429,7 +440,7 @@ impl UnitShared {
             unit_name: rec.name.clone(),
             app_name: self.settings.app_name.clone(),
             model_name: self.settings.model.clone(),
-            containers: self.settings.containers.clone(),
+            containers: self.backends.clone(),
             config: app.config.clone(),
             unit_status: rec.status.clone(),
             app_status: rec.app_status.clone(),
@@ -438,6 +449,7 @@ impl UnitShared {
             action: None,
             budget: app.budget.clone(),
             hits: app.hits.clone(),
+            facts: None,
         };
         (ctx, app.charm.clone())
     }

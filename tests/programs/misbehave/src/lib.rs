@@ -136,7 +136,7 @@ fn probe_pebble(ctx: &mut Context) -> Result<()> {
     work.send_signal("HUP", &["probe"])?;
     match work.send_signal("SIGHUP", &["absent"]) {
         Err(cairn_sdk::Error::Api(e))
-            if e.code == 400
+            if e.code == 500
                 && e.message == "cannot send signal to \"absent\": service is not running" => {}
         other => {
             return Err(Error::msg(format!(
