@@ -50,6 +50,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // The supervisor starts its saver task on the runtime.
+    let _runtime = tokio.enter();
     let sup = Supervisor::open(SupervisorOptions::new(dir.path().join("work"))).expect("open");
     let socket = dir.path().join("work.socket");
     let server = tokio

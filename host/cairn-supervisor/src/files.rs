@@ -717,7 +717,54 @@ mod tests {
         );
         let e = make_dir(None, d.to_str().unwrap(), false, &Ownership::default()).unwrap_err();
         assert_eq!(e.message, format!("mkdir {}: file exists", d.display()));
+        // As Pebble's `osutil.Mkdir`: made as `<path>.mkdir-new`, then renamed.
+        let deep = d.join("a/b");
+        let e = make_dir(None, deep.to_str().unwrap(), false, &Ownership::default()).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message),
+            (
+                FileErrorKind::NotFound,
+                format!(
+                    "mkdir {}.mkdir-new: no such file or directory",
+                    deep.display()
+                )
+            )
+        );
+        // As Go's `os.CreateTemp` and `os.Rename`: the temporary file is named.
+        let item = |p: &Path| WriteItem {
+            path: p.display().to_string(),
+            ..WriteItem::default()
+        };
+        let e = write(None, &item(&d.join("a/f")), &mut &b"x"[..]).unwrap_err();
+        let temp = e
+            .message
+            .strip_prefix(&format!("open {}/a/f.", d.display()))
+            .and_then(|m| m.strip_suffix("~: no such file or directory"))
+            .unwrap_or_else(|| panic!("{}", e.message));
+        assert!(temp.parse::<u32>().is_ok(), "{}", e.message);
+        let e = write(None, &item(&d), &mut &b"x"[..]).unwrap_err();
+        let parent = d.parent().unwrap().display().to_string();
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            e.message.starts_with(&format!("rename {parent}/{name}."))
+                && e.message
+                    .ends_with(&format!("~ {}: file exists", d.display())),
+            "{}",
+            e.message
+        );
+
         std::fs::write(d.join("f"), "x").unwrap();
+        let f = d.join("f");
+        let e = make_dir(
+            None,
+            f.join("g").to_str().unwrap(),
+            true,
+            &Ownership::default(),
+        );
+        assert_eq!(
+            e.unwrap_err().message,
+            format!("mkdir {}: not a directory", f.display())
+        );
         let e = remove(None, d.to_str().unwrap(), false).unwrap_err();
         assert_eq!(
             e.message,

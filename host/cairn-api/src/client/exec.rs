@@ -345,3 +345,60 @@ async fn pump_control(mut rx: mpsc::Receiver<Control>, mut ws: Ws) {
     }
     let _ = ws.close(None).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use cairn_supervisor::exec::{Control, Stdin};
+
+    use crate::ExecOptions;
+    use crate::testutil::TestApi;
+
+    /// Everything left on a channel, to its end.
+    async fn drain(rx: &mut tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(b) = rx.recv().await {
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_started_command_takes_input_and_gives_output_piecewise() {
+        let t = TestApi::start("exec-start").await;
+        let opts = ExecOptions {
+            command: vec!["sh".into(), "-c".into(), "cat; echo err >&2; exit 4".into()],
+            split_stderr: true,
+            ..Default::default()
+        };
+        let mut p = t.client.exec_start(&opts).await.unwrap();
+        p.stdin.send(Stdin::Data("one ".into())).await.unwrap();
+        assert_eq!(&p.stdout.recv().await.unwrap()[..], b"one ");
+        p.stdin.send(Stdin::Data("two".into())).await.unwrap();
+        p.stdin.send(Stdin::End).await.unwrap();
+        assert_eq!(drain(&mut p.stdout).await, b"two");
+        assert_eq!(drain(p.stderr.as_mut().unwrap()).await, b"err\n");
+        let info = t.client.wait_change(&p.change_id, None).await.unwrap();
+        assert_eq!(info.tasks[0].data["exit-code"], 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_started_command_gets_signals_through_its_control_websocket() {
+        let t = TestApi::start("exec-signal").await;
+        let opts = ExecOptions {
+            command: vec!["sleep".into(), "100".into()],
+            ..Default::default()
+        };
+        let p = t.client.exec_start(&opts).await.unwrap();
+        p.control
+            .send(Control::Signal("SIGTERM".into()))
+            .await
+            .unwrap();
+        let info = t.client.wait_change(&p.change_id, None).await.unwrap();
+        assert_eq!(info.tasks[0].data["exit-code"], 143);
+        // Kill is SIGKILL; dropping the process's channels ends its pumps.
+        let p = t.client.exec_start(&opts).await.unwrap();
+        p.control.send(Control::Kill).await.unwrap();
+        let info = t.client.wait_change(&p.change_id, None).await.unwrap();
+        assert_eq!(info.tasks[0].data["exit-code"], 137);
+    }
+}
