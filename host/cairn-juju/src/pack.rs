@@ -199,7 +199,7 @@ mod tests {
 
     const WEB: &str = "name: web\ntype: charm\nsummary: s\ncontainers:\n  web:\n    resource: web-image\nresources:\n  web-image:\n    type: oci-image\nconfig:\n  options:\n    port:\n      type: int\n      default: 8080\nactions:\n  snap:\n    description: d\n";
 
-    fn file<'a>(files: &'a [(&str, String)], name: &str) -> serde_yaml::Value {
+    fn file(files: &[(&str, String)], name: &str) -> serde_yaml::Value {
         let text = &files.iter().find(|(n, _)| *n == name).unwrap().1;
         serde_yaml::from_str(text).unwrap()
     }
