@@ -542,3 +542,78 @@ fn web_goes_active_against_real_pebble_as_its_workload_container() -> Result<()>
 fn web_goes_active_against_cairn_pebble_run_as_its_workload_container() -> Result<()> {
     web_runs_against(Path::new(CAIRN), &["pebble"])
 }
+
+/// The db example under Juju-style dispatch against real Pebble (else `cairn pebble run`):
+/// its `backup` action execs the dump in the container, pulls it and reports through
+/// `action-set`; a custom notice from the workload arrives as `db-pebble-custom-notice`
+/// (with `JUJU_NOTICE_*` as Juju sets them) and the charm records it in its status.
+#[test]
+fn db_backup_action_and_a_custom_notice_run_against_pebble() -> Result<()> {
+    let (bin, args): (PathBuf, Vec<&str>) = match crate::backends::reference_pebble() {
+        Some(p) => (p, vec![]),
+        None => (PathBuf::from(CAIRN), vec!["pebble"]),
+    };
+    let unit = FakeUnit::new("db", &example("db"), cairn_test_programs::DB_WASM)?;
+    let pebble_dir = unit.dir.path().join("pebble-db");
+    let _pebble = crate::backends::pebble_server(
+        &bin,
+        &args,
+        &pebble_dir,
+        &unit.dir.path().join("pebble.log"),
+    )?;
+    let socket = pebble_dir.join(".pebble.socket");
+    mount_socket(&unit, "db", &socket)?;
+    let port = free_port();
+    let data = unit.dir.path().join("data");
+    unit.set_config(&format!(
+        r#"{{"port": {port}, "data-dir": "{}", "backup-interval": 0}}"#,
+        data.display()
+    ))?;
+    ok(&unit.dispatch("hooks/install", &[])?)?;
+    ok(&unit.dispatch("hooks/config-changed", &[])?)?;
+    ok(&unit.dispatch("hooks/db-pebble-ready", &[("JUJU_WORKLOAD_NAME", "db")])?)?;
+    assert!(unit.status()?.starts_with("active"), "{}", unit.status()?);
+    std::fs::write(
+        unit.model.join("action-params.json"),
+        r#"{"name": "nightly", "compress": false}"#,
+    )?;
+    unit.take_calls()?;
+    ok(&unit.dispatch(
+        "actions/backup",
+        &[("JUJU_ACTION_NAME", "backup"), ("JUJU_ACTION_UUID", "42")],
+    )?)?;
+    let results = std::fs::read_to_string(unit.model.join("action-results"))?;
+    let path = results
+        .lines()
+        .find_map(|l| l.strip_prefix("path="))
+        .must("path in the action's results")?;
+    assert!(
+        path.starts_with(&data.join("backups/nightly").display().to_string())
+            && results.contains("sha256="),
+        "{results}"
+    );
+    assert!(Path::new(path).is_file(), "no dump at {path}");
+
+    // The workload reports a scheduled dump with a custom notice; Juju dispatches it.
+    let data_map = std::collections::BTreeMap::from([
+        ("path".to_string(), "/srv/x.sql".to_string()),
+        ("bytes".to_string(), "123".to_string()),
+    ]);
+    let id = pebble_api(&socket, async move |c| {
+        c.notify("example.com/db/backup", &data_map, None).await
+    })?;
+    ok(&unit.dispatch(
+        "hooks/db-pebble-custom-notice",
+        &[
+            ("JUJU_WORKLOAD_NAME", "db"),
+            ("JUJU_NOTICE_ID", &id),
+            ("JUJU_NOTICE_TYPE", "custom"),
+            ("JUJU_NOTICE_KEY", "example.com/db/backup"),
+        ],
+    )?)?;
+    assert_eq!(
+        unit.status()?,
+        format!("active serving on 127.0.0.1:{port}; scheduled backup 1: /srv/x.sql (123 bytes)")
+    );
+    Ok(())
+}
