@@ -38,8 +38,10 @@ const TOOLS: &[&str] = &[
 ];
 
 /// One run's wall time and the child's peak RSS (KiB), from `wait4`.
-// The child is reaped by `wait4` (for its rusage), not by `Child::wait`.
-#[allow(clippy::zombie_processes)]
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which also gives its rusage"
+)]
 fn run_once(cmd: &mut Command) -> (Duration, i64) {
     let start = Instant::now();
     let child = cmd.spawn().expect("cannot start dispatch");
