@@ -306,7 +306,7 @@ impl Groups {
         }
         let data = line(l);
         let written = match self.journal() {
-            Some(mut f) => (&mut f).write_all(&data),
+            Some(mut f) => f.write_all(&data),
             None => return,
         };
         match written {

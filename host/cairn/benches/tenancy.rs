@@ -262,8 +262,7 @@ fn memory_kib(pid: u32) -> (u64, u64, u64) {
             .unwrap_or(0)
     };
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rollup =
-        std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     (
         field(&status, "VmRSS:"),
         field(&status, "VmHWM:"),
@@ -345,7 +344,11 @@ fn main() {
 
     let mut modes = vec![Daemon::start(&base, "shared", &[])];
     if root {
-        modes.push(Daemon::start(&base, "isolated", &["--containers", "isolated"]));
+        modes.push(Daemon::start(
+            &base,
+            "isolated",
+            &["--containers", "isolated"],
+        ));
         modes.push(Daemon::start(&base, "strict", &["--tenancy", "strict"]));
     } else {
         println!(
@@ -495,7 +498,9 @@ fn main() {
             .iter()
             .filter(|(_, is_init)| *is_init == inits)
             .map(|(pid, _)| memory_kib(*pid))
-            .fold((0, 0u64, 0), |(n, r, p), (rss, _, pss)| (n + 1, r + rss, p + pss))
+            .fold((0, 0u64, 0), |(n, r, p), (rss, _, pss)| {
+                (n + 1, r + rss, p + pss)
+            })
     };
     let (n_init, rss_init, pss_init) = sum(true);
     let (n_work, rss_work, pss_work) = sum(false);

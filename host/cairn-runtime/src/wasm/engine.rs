@@ -14,8 +14,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -72,11 +72,15 @@ pub struct Runtime {
     config: RuntimeConfig,
     pooling: bool,
     stop_ticker: Arc<AtomicBool>,
+    /// The components loaded, by content hash, while some app holds them: apps of one
+    /// charm share its code (one mapping and one descriptor of the compiled file, not one
+    /// per app).
+    loaded: std::sync::Mutex<std::collections::HashMap<String, Weak<CharmPre<StoreState>>>>,
 }
 
 /// A charm component compiled for this engine, ready to instantiate.
 pub struct Charm {
-    pre: CharmPre<StoreState>,
+    pre: Arc<CharmPre<StoreState>>,
     /// Hex SHA-256 of the component bytes.
     pub hash: String,
 }
@@ -238,6 +242,7 @@ impl Runtime {
             config,
             pooling,
             stop_ticker,
+            loaded: Default::default(),
         })
     }
 
@@ -261,6 +266,11 @@ impl Runtime {
     /// Compiles (or loads from the cache) a component and prepares it for instantiation.
     pub fn load(&self, wasm: &[u8]) -> Result<Charm, RuntimeError> {
         let hash = hex(&sha2::Sha256::digest(wasm));
+        let shared = |loaded: &std::collections::HashMap<_, Weak<_>>| loaded.get(&hash)?.upgrade();
+        let lock = || self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pre) = shared(&lock()) {
+            return Ok(Charm { pre, hash });
+        }
         let component = match self.cache_path(&hash) {
             Some(path) => {
                 // SAFETY: deserializing runs native code from the file, so the cache directory
@@ -299,6 +309,11 @@ impl Runtime {
             .map_err(|e| RuntimeError::Compile(e.context("cannot link charm").into()))?;
         let pre = CharmPre::new(pre)
             .map_err(|e| RuntimeError::Compile(e.context("component is not a charm").into()))?;
+        let mut loaded = lock();
+        // Another load of the same charm may have finished meanwhile: share its.
+        let pre = shared(&loaded).unwrap_or_else(|| Arc::new(pre));
+        loaded.retain(|_, p| p.strong_count() > 0);
+        loaded.insert(hash.clone(), Arc::downgrade(&pre));
         Ok(Charm { pre, hash })
     }
 
