@@ -176,6 +176,52 @@ impl Daemon {
         )?)
     }
 
+    /// `cairn limits <app> --format json`: the app's budget and how often each limit was hit.
+    pub fn limits(&self, app: &str) -> Result<Value> {
+        Ok(serde_json::from_str(
+            &self.ok(&["limits", app, "--format", "json"])?,
+        )?)
+    }
+
+    /// How often `limit` of `app` was hit.
+    pub fn hits(&self, app: &str, limit: &str) -> Result<u64> {
+        Ok(self.limits(app)?["hits"][limit].as_u64().unwrap_or(0))
+    }
+
+    /// The daemon's resident memory now and at its peak, in MiB.
+    pub fn rss_mib(&self) -> Result<(u64, u64)> {
+        let pid = self.pid().context("daemon pid")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let field = |name: &str| -> Result<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|kib| kib / 1024)
+                .with_context(|| format!("no {name}"))
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// Deploys the `misbehave` test charm as `app` with budget overrides `limits`
+    /// (`key=value`) and waits until it has handled its first event.
+    pub fn deploy_misbehave(&self, app: &str, limits: &[&str]) -> Result<()> {
+        let prog = program("misbehave");
+        let mut args = vec!["deploy", prog.as_str(), "--name", app];
+        for l in limits {
+            args.extend(["--limit", l]);
+        }
+        self.ok(&args)?;
+        self.wait_status(
+            &format!("{app}/0"),
+            "active",
+            "handled 1",
+            Duration::from_secs(30),
+        )?;
+        Ok(())
+    }
+
     /// Waits until `unit` has status `want` with nothing queued and a message containing
     /// `msg`; returns how long it took.
     pub fn wait_status(
@@ -352,4 +398,29 @@ impl Drop for ChildGuard {
             );
         }
     }
+}
+
+/// CPU time (user + system) the process has used so far.
+pub fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command (which may hold spaces) start at the state, field 3.
+    let rest = stat.rsplit_once(')').context("bad stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100) as u64;
+    Ok(Duration::from_millis(ticks * 1000 / hz))
+}
+
+/// Lets other users reach `socket`: every directory from `top` down to it searchable.
+pub fn open_path_to(top: &Path, socket: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut p = socket.parent();
+    while let Some(d) = p {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+        if d == top {
+            break;
+        }
+        p = d.parent();
+    }
+    Ok(())
 }

@@ -14,17 +14,6 @@ use anyhow::{Context, Result, bail};
 
 use crate::common::*;
 
-/// CPU time (user + system) the process has used so far.
-fn cpu_time(pid: u32) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command (which may hold spaces) start at the state, field 3.
-    let rest = stat.rsplit_once(')').context("bad stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100) as u64;
-    Ok(Duration::from_millis(ticks * 1000 / hz))
-}
-
 /// Whether the process runs (exists and is not a zombie).
 fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
@@ -55,19 +44,6 @@ fn unit_socket(dir: &Path) -> Result<PathBuf> {
     let mut found = Vec::new();
     walk(&dir.join("units"), &mut found);
     found.into_iter().next().context("no unit socket")
-}
-
-/// Lets other users reach `socket`: every directory from `top` down to it searchable.
-fn open_path_to(top: &Path, socket: &Path) -> Result<()> {
-    let mut p = socket.parent();
-    while let Some(d) = p {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
-        if d == top {
-            break;
-        }
-        p = d.parent();
-    }
-    Ok(())
 }
 
 /// Runs `cairn status` until `stop`, counting calls and failures (with the last error).

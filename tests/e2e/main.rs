@@ -3,11 +3,12 @@
 //! supervise real processes. One binary, one module per topic (as wasmtime's tests/all).
 
 mod actions;
+mod backends;
 mod budgets;
 mod checks_notices;
 mod common;
 mod hostile;
-mod interrupt;
+mod juju;
 mod lifecycle;
 mod limits;
 mod metrics;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use crate::common::*;
 
 /// The value of the sample `name` in an OpenMetrics page, if present.
-fn sample(page: &str, name: &str) -> Option<f64> {
+pub(crate) fn sample(page: &str, name: &str) -> Option<f64> {
     page.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }

@@ -1,6 +1,8 @@
-//! `cairn run --tenancy strict`: the db example works as in an isolated container, while a
-//! root workload cannot reach the host through `/proc/<pid>/root`, the daemon's control
-//! socket, the daemon's environment, or a co-tenant's processes.
+//! `cairn run --tenancy strict`: the db example works as in an isolated container, its
+//! files and sockets belong to its own root, its environment is minimal, and removal takes
+//! every process it started. What a hostile root workload tries (host files through
+//! `/proc/<pid>/root`, the control socket, a neighbour's processes and logs, memory) is
+//! in `hostile::workloads`, beside a calm co-tenant.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
@@ -19,15 +21,13 @@ fn sh(d: &Daemon, script: &str) -> Result<(Option<i32>, String)> {
 }
 
 #[test]
-fn strict_tenants_reach_neither_the_host_nor_each_other() -> Result<()> {
+fn a_strict_container_runs_its_workload_as_its_own_root_and_leaves_nothing_behind() -> Result<()> {
     require_root!("--tenancy strict makes user, pid and mount namespaces");
     let d = Daemon::start("strict", &["--tenancy", "strict"])?;
     let port = free_port();
     let (ex, port_setting) = (example("db"), format!("port={port}"));
     d.ok(&["deploy", &ex, "--config", &port_setting])?;
-    d.ok(&["deploy", &example("pause")])?;
     d.wait_status("db/0", "active", "serving on", Duration::from_secs(20))?;
-    d.wait_status("pause/0", "active", "", Duration::from_secs(20))?;
     eventually(Duration::from_secs(10), || {
         http(port, "PUT", "/keys/where", "inside").ok()
     })
@@ -66,64 +66,12 @@ fn strict_tenants_reach_neither_the_host_nor_each_other() -> Result<()> {
         (0o600, host_uid)
     );
 
-    // The host's files through /proc/<pid>/root, the control socket, the environment.
-    let daemon = d.pid().must("daemon pid")?;
-    let control = d.dir.join("cairn.sock");
-    let secret = d.dir.join("secret");
-    std::fs::write(&secret, "host only")?;
-    let script = format!(
-        "for p in /proc/[0-9]*; do cat $p/root{0} 2>/dev/null && echo LEAK $p; done; \
-         cat /proc/{daemon}/root{0} 2>/dev/null && echo LEAK daemon; \
-         ls /proc | grep -c '^[0-9]'; env | cut -d= -f1 | sort | tr '\\n' ' '",
-        secret.display()
-    );
-    let (_, out) = sh(&d, &script)?;
-    assert!(!out.contains("LEAK"), "{out}");
-    let mut lines = out.lines();
-    let seen: usize = lines.next().unwrap_or("").parse()?;
-    assert!(seen <= 8, "the container sees {seen} processes: {out}");
-    let env = lines.next().unwrap_or("");
+    // Nothing of the daemon's environment.
+    let (_, env) = sh(&d, "env | cut -d= -f1 | sort | tr '\\n' ' '")?;
     assert!(
         !env.contains("CAIRN") && env.contains("PEBBLE_SOCKET"),
         "{env}"
     );
-    let probe = format!(
-        "import socket, glob\n\
-         for p in ['{0}', '/proc/{daemon}/root{0}'] + [p + '/root{0}' for p in glob.glob('/proc/[0-9]*')]:\n\
-         \x20   try:\n\
-         \x20       socket.socket(socket.AF_UNIX).connect(p); print('LEAK', p)\n\
-         \x20   except OSError:\n\
-         \x20       pass\n\
-         print('done')\n",
-        control.display()
-    );
-    let out = d.cli(&[
-        "--container",
-        "db/0",
-        "exec",
-        "/usr/bin/python3",
-        "-c",
-        &probe,
-    ])?;
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
-
-    // The co-tenant's service: invisible and out of reach of signals.
-    let pause_pid = eventually(Duration::from_secs(10), || {
-        processes_with("JUJU_UNIT_NAME=pause/0")
-            .first()
-            .map(|(pid, _)| *pid)
-    })
-    .must("pause's service")?;
-    let (_, out) = sh(
-        &d,
-        &format!(
-            "kill -KILL {pause_pid} 2>/dev/null || echo refused; cat /proc/[0-9]*/cmdline | tr '\\0' ' '"
-        ),
-    )?;
-    assert!(out.starts_with("refused"), "{out}");
-    assert!(!out.contains("sleep"), "{out}");
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(std::path::Path::new(&format!("/proc/{pause_pid}")).exists());
 
     // Removal takes every process of the container, those that left their group too.
     sh(&d, "setsid sleep 8642 >/dev/null 2>&1 &")?;

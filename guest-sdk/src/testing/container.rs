@@ -326,8 +326,9 @@ impl TestContainer {
             .filter(|n| !self.is_running(n))
             .map(|n| format!("cannot send signal to {n:?}: service is not running"))
             .collect();
+        // A signal that cannot be sent is the server's error (500), as Pebble answers.
         if !errors.is_empty() {
-            return Err(api(400, errors.join("; ")));
+            return Err(api(500, errors.join("; ")));
         }
         for n in names {
             self.signals.push((n.clone(), signal.clone()));

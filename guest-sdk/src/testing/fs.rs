@@ -168,21 +168,30 @@ impl TestContainer {
     pub(crate) fn fs_make_dir(&mut self, path: &str, o: &FileOptions) -> Result<()> {
         Self::absolute(path)?;
         let mode = o.permissions.unwrap_or(0o755);
-        if self.fs_kind(path).is_some() {
-            if o.make_parents && self.fs_kind(path) == Some(true) {
-                return Ok(());
+        // Pebble's words: an existing path is checked first; a directory is made as
+        // `<path>.mkdir-new` and renamed into place.
+        match self.fs_kind(path) {
+            Some(false) => {
+                return Err(Self::path_err(
+                    "generic-file-error",
+                    format!("mkdir {path}: not a directory"),
+                ));
             }
-            return Err(Self::path_err(
-                "generic-file-error",
-                format!("mkdir {path}: file exists"),
-            ));
+            Some(true) if o.make_parents => return Ok(()),
+            Some(true) => {
+                return Err(Self::path_err(
+                    "generic-file-error",
+                    format!("mkdir {path}: file exists"),
+                ));
+            }
+            None => {}
         }
         let parent = parent_of(path).unwrap_or("/");
         if !self.fs.dirs.contains_key(parent) {
             if !o.make_parents {
                 return Err(Self::path_err(
                     "not-found",
-                    format!("mkdir {path}: no such file or directory"),
+                    format!("mkdir {path}.mkdir-new: no such file or directory"),
                 ));
             }
             self.fs_make_dir(parent, o)?;

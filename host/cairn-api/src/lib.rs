@@ -20,7 +20,7 @@ pub mod server;
 pub mod sockpath;
 pub mod types;
 
-pub use client::{Client, ClientError, ExecOptions, ExecOutput, LogLine, SystemInfo};
+pub use client::{Client, ClientError, ExecOptions, ExecOutput, ExecProcess, LogLine, SystemInfo};
 pub use envelope::{Envelope, Reply};
 pub use error::ApiError;
 pub use server::{ApiServer, Limits, ServerHandle, serve, serve_with};

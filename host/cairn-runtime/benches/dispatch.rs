@@ -25,6 +25,7 @@ fn ctx() -> UnitContext {
         action: None,
         budget: Default::default(),
         hits: Default::default(),
+        facts: None,
     }
 }
 

@@ -8,8 +8,8 @@
 //!   own maxima, `cairn run --memory-limit-mib` and `--event-deadline`); `pull` refuses a
 //!   file bigger than `memory` before reading it.
 //! - `log-bytes`, `status-bytes`, `state-bytes`: per event, by [`EventSpend`], which the
-//!   bindings call (log excess dropped with one marker line; status messages cut;
-//!   stored state over budget fails the event).
+//!   bindings call (log excess dropped with one marker line; an action's results over
+//!   `log-bytes` refused; status messages cut; stored state over budget fails the event).
 //! - `layer-bytes`, `layers`, `services`, `checks`, `check-period`, `execs`: by each
 //!   container's supervisor ([`cairn_supervisor::ContainerLimits`]), so the Pebble API a
 //!   workload can reach is bound too.
@@ -390,45 +390,81 @@ impl<'de> Deserialize<'de> for Budget {
     }
 }
 
+/// Whether a terminal would act on `c`: C0 and C1 control characters, DEL and the
+/// bidirectional formatting characters.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Appends `c` to `out` as [`escape_control`] shows it.
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if needs_escape(c) => {
+            use std::fmt::Write;
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
 /// Escapes what a terminal would act on: C0 and C1 control characters, DEL and the
 /// bidirectional formatting characters, as `\n`, `\t`, `\r` or `\u{..}`; everything else
 /// (backslashes included) stays as it is. The result is one line.
 pub fn escape_control(s: &str) -> Cow<'_, str> {
-    let needs = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !s.chars().any(needs) {
+    if !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if needs(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
+        push_escaped(&mut out, c);
     }
     Cow::Owned(out)
 }
 
-/// `s` escaped and cut to at most `max` bytes (at a character boundary, `…` marking the
-/// cut); whether it was cut.
+/// The longest start of `s` whose escaped form ([`escape_control`]) takes at most `room`
+/// bytes: its length in `s`, and that escaped form. Looks at no more of `s` than it
+/// needs, so a huge text costs no more than `room` to cut.
+fn escaped_start(s: &str, room: usize) -> (usize, Cow<'_, str>) {
+    if s.len() <= room {
+        let whole = escape_control(s);
+        if whole.len() <= room {
+            return (s.len(), whole);
+        }
+    }
+    let mut out = String::new();
+    for (i, c) in s.char_indices() {
+        let before = out.len();
+        push_escaped(&mut out, c);
+        if out.len() > room {
+            out.truncate(before);
+            return (i, Cow::Owned(out));
+        }
+    }
+    (s.len(), Cow::Owned(out))
+}
+
+/// `s` escaped and cut to at most `max` bytes (between characters, never inside an
+/// escape, `…` marking the cut); whether it was cut.
 pub fn cap_line(s: &str, max: u64) -> (String, bool) {
-    let escaped = escape_control(s);
     let max = usize::try_from(max).unwrap_or(usize::MAX);
-    if escaped.len() <= max {
+    let (end, escaped) = escaped_start(s, max);
+    if end == s.len() {
         return (escaped.into_owned(), false);
     }
-    let keep = max.saturating_sub('…'.len_utf8());
-    let mut end = keep.min(escaped.len());
-    while !escaped.is_char_boundary(end) {
-        end -= 1;
-    }
-    (format!("{}…", &escaped[..end]), true)
+    let (_, kept) = escaped_start(s, max.saturating_sub('…'.len_utf8()));
+    (format!("{kept}…"), true)
 }
+
+/// What a log line costs against `log-bytes` besides its escaped text and the unit's
+/// name: its time (RFC 3339 to the nanosecond), level, separators and newline in
+/// `unit.log`, at most this many bytes. So a flood of empty or escape-heavy lines is
+/// bound as surely as one long line, and `unit.log` grows by at most `log-bytes` (and the
+/// marker line) per event.
+pub(crate) const LOG_LINE_OVERHEAD: u64 = 40;
 
 /// What one event has spent of its budget; the bindings ask it before keeping what the
 /// guest hands over.
@@ -478,27 +514,32 @@ impl EventSpend {
     }
 
     /// One log message as it is kept (escaped, one line, prefixed with `prefix`), or `None`
-    /// when the event's `log-bytes` are spent (the bytes dropped are counted for the marker).
+    /// when the event's `log-bytes` are spent. A line costs what it takes in `unit.log`:
+    /// its escaped text, `prefix` and [`LOG_LINE_OVERHEAD`]; what does not fit is dropped
+    /// (counted the same way, without escaping, for the marker).
     pub(crate) fn log(&mut self, prefix: &str, message: &str) -> Option<String> {
         let left = self.budget.log_bytes.saturating_sub(self.log_used);
-        let size = message.len() as u64;
-        if size <= left {
-            self.log_used += size;
-            return Some(format!("{prefix}{}", escape_control(message)));
+        let fixed = LOG_LINE_OVERHEAD + prefix.len() as u64;
+        // Once the budget is spent, a message is dropped without being looked at.
+        let (end, text) = match left.checked_sub(fixed) {
+            Some(room) => escaped_start(message, usize::try_from(room).unwrap_or(usize::MAX)),
+            None => (0, Cow::Borrowed("")),
+        };
+        if left >= fixed && end == message.len() {
+            self.log_used += fixed + text.len() as u64;
+            return Some(format!("{prefix}{text}"));
         }
         if self.log_dropped == 0 {
             self.hit("log-bytes");
         }
         // The part that fits is kept, the rest dropped.
-        let mut end = usize::try_from(left)
-            .unwrap_or(usize::MAX)
-            .min(message.len());
-        while !message.is_char_boundary(end) {
-            end -= 1;
+        self.log_dropped += (message.len() - end) as u64;
+        if end == 0 {
+            self.log_dropped += fixed;
+            return None;
         }
-        self.log_used += end as u64;
-        self.log_dropped += size - end as u64;
-        (end > 0).then(|| format!("{prefix}{}", escape_control(&message[..end])))
+        self.log_used += fixed + text.len() as u64;
+        Some(format!("{prefix}{text}"))
     }
 
     /// The one line saying how much log the event dropped, if it dropped any.
@@ -560,6 +601,32 @@ impl EventSpend {
         }
         self.state_total = total;
         stored.insert(key, value);
+    }
+
+    /// Merges `results` into an action run's `kept` results, unless that takes them (keys
+    /// and values) over `log-bytes`: then nothing is merged and the guest gets the error.
+    /// Like its log, an action's results are text for the operator, kept in its record.
+    pub(crate) fn action_results(
+        &self,
+        kept: &mut BTreeMap<String, String>,
+        results: Vec<(String, String)>,
+    ) -> Result<(), String> {
+        let size = |k: &str, v: &str| (k.len() + v.len()) as u64;
+        let mut total: u64 = kept.iter().map(|(k, v)| size(k, v)).sum();
+        for (k, v) in &results {
+            total -= kept.get(k).map_or(0, |old| size(k, old));
+            total += size(k, v);
+        }
+        if total > self.budget.log_bytes {
+            self.hit("log-bytes");
+            return Err(format!(
+                "cannot set action results: they would take {}, over the budget of {} per event (log-bytes)",
+                cairn_supervisor::format_bytes(total),
+                cairn_supervisor::format_bytes(self.budget.log_bytes)
+            ));
+        }
+        kept.extend(results);
+        Ok(())
     }
 
     /// Removes `key` from `stored`.
@@ -709,8 +776,9 @@ mod tests {
 
     #[test]
     fn log_over_budget_keeps_the_start_and_one_marker() {
+        // Each line costs its escaped text, the prefix and the overhead (3 + 40 here).
         let (mut s, hits) = spend(Budget {
-            log_bytes: 10,
+            log_bytes: 48 + 43 + 6,
             ..Budget::default()
         });
         assert_eq!(s.log("u: ", "12345").as_deref(), Some("u: 12345"));
@@ -718,9 +786,68 @@ mod tests {
         assert_eq!(s.log("u: ", "more"), None);
         assert_eq!(
             s.log_marker("u: ").as_deref(),
-            Some("u: 7 B of log dropped: over the budget of 10 B per event (log-bytes)")
+            Some("u: 50 B of log dropped: over the budget of 97 B per event (log-bytes)")
         );
         assert_eq!(hits.snapshot()["log-bytes"], 1);
+    }
+
+    #[test]
+    fn action_results_over_the_log_budget_are_refused_and_not_kept() {
+        let (s, hits) = spend(Budget {
+            log_bytes: 10,
+            ..Budget::default()
+        });
+        let mut kept = BTreeMap::new();
+        let pair = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        s.action_results(&mut kept, pair("a", "1234")).unwrap();
+        // Replacing a value counts only the new one.
+        s.action_results(&mut kept, pair("a", "12345678")).unwrap();
+        assert_eq!(
+            s.action_results(&mut kept, pair("b", "12")).unwrap_err(),
+            "cannot set action results: they would take 12 B, over the budget of 10 B per event (log-bytes)"
+        );
+        assert_eq!(kept, BTreeMap::from([("a".into(), "12345678".into())]));
+        assert_eq!(hits.snapshot()["log-bytes"], 1);
+    }
+
+    #[test]
+    fn empty_log_lines_are_bound_by_the_budget_as_long_ones() {
+        let (mut s, hits) = spend(Budget {
+            log_bytes: 1000,
+            ..Budget::default()
+        });
+        let kept = (0..100_000).filter_map(|_| s.log("u: ", "")).count();
+        assert_eq!(kept, 1000 / 43);
+        assert_eq!(hits.snapshot()["log-bytes"], 1);
+        let dropped = (100_000 - kept as u64) * 43;
+        assert_eq!(
+            s.log_marker("u: "),
+            Some(format!(
+                "u: {} of log dropped: over the budget of 1000 B per event (log-bytes)",
+                cairn_supervisor::format_bytes(dropped)
+            ))
+        );
+    }
+
+    #[test]
+    fn log_lines_count_their_escaped_length_and_are_never_cut_inside_an_escape() {
+        let (mut s, _) = spend(Budget {
+            log_bytes: 43 + 12,
+            ..Budget::default()
+        });
+        // Each \x01 takes five bytes escaped: two fit in twelve.
+        assert_eq!(
+            s.log("u: ", "\x01\x01\x01").as_deref(),
+            Some("u: \\u{1}\\u{1}")
+        );
+        assert_eq!(s.log("u: ", ""), None);
+        assert_eq!(cap_line("a\x1bb", 6), ("a…".to_string(), true));
+        assert_eq!(cap_line("a\x1bb", 8), ("a\\u{1b}b".to_string(), false));
+        let (huge, cut) = cap_line(&"\x07".repeat(10 << 20), 1024);
+        assert!(
+            cut && huge.len() <= 1024 && huge.ends_with("\\u{7}…"),
+            "{huge}"
+        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub use model::report::{AppReport, ContainerReport, ServiceReport, StatusReport,
 pub use model::unit::{HistoryEntry, UnitRecord};
 pub use types::{ConfigValue, Event, Outcome, WorkloadStatus};
 pub use wasm::{
-    ActionReport, Charm, Dispatched, Failure, Interrupt, Runtime, RuntimeConfig, UnitContext,
+    ActionReport, Charm, ContainerBackend, Dispatched, Failure, Interrupt, LazyFacts, PebbleClient,
+    Runtime, RuntimeConfig, UnitContext, UnitFacts,
 };
 
 /// An error from a layer below that is not a `std::error::Error` itself (wasmtime's).

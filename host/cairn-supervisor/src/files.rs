@@ -347,18 +347,68 @@ fn mkdir_all(
     mode: u32,
     own: Option<(u32, u32)>,
 ) -> Result<(), FileError> {
-    let is_dir = |p: &Path| host(root, p, true).is_ok_and(|h| h.path().is_dir());
-    if is_dir(path) {
-        return Ok(());
+    match host(root, path, true).and_then(|h| std::fs::metadata(h.path())) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => return Err(not_a_directory(path)),
+        Err(_) => {}
     }
-    if let Some(parent) = path.parent() {
+    if let Some(parent) = path.parent().filter(|p| *p != Path::new("/")) {
         mkdir_all(root, parent, mode, own)?;
     }
-    match create_dir(root, path) {
-        Ok(()) => finish_dir(root, path, mode, own),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && is_dir(path) => Ok(()),
-        Err(e) => Err(path_error("mkdir", path, &e)),
+    mkdir_one(root, path, mode, own)
+}
+
+/// Go's `mkdir <path>: not a directory`.
+fn not_a_directory(path: &Path) -> FileError {
+    path_error(
+        "mkdir",
+        path,
+        &std::io::Error::from_raw_os_error(libc::ENOTDIR),
+    )
+}
+
+/// Creates one directory as Pebble's `osutil.mkdir` does: made as `<path>.mkdir-new` (an
+/// existing one is reused), given its mode and owner, then renamed into place, so the
+/// directory appears whole.
+fn mkdir_one(
+    root: Option<&Root>,
+    path: &Path,
+    mode: u32,
+    own: Option<(u32, u32)>,
+) -> Result<(), FileError> {
+    let mut cand = path.as_os_str().to_owned();
+    cand.push(".mkdir-new");
+    let cand = std::path::PathBuf::from(cand);
+    match create_dir(root, &cand) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(path_error("mkdir", &cand, &e)),
     }
+    finish_dir(root, &cand, mode, own)?;
+    let renamed = host(root, &cand, false).and_then(|from| {
+        let to = host(root, path, false)?;
+        std::fs::rename(from.writable()?, to.writable()?)?;
+        // Persisted with its parent, as Pebble syncs the parent directory.
+        if let Some(parent) = to.path().parent()
+            && let Ok(d) = std::fs::File::open(parent)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    });
+    renamed.map_err(|e| link_error("rename", &cand, path, &e))
+}
+
+/// A Go `*LinkError`: `<op> <old> <new>: <errno text>`, with the kind Pebble derives.
+fn link_error(op: &str, old: &Path, new: &Path, e: &std::io::Error) -> FileError {
+    let mut err = path_error(op, old, e);
+    err.message = format!(
+        "{op} {} {}: {}",
+        old.display(),
+        new.display(),
+        crate::errno_text(e)
+    );
+    err
 }
 
 /// Creates one directory (the final element is never followed).
@@ -404,11 +454,23 @@ pub fn make_dir(
     let p = absolute(path)?;
     let mode = parse_permissions(&o.permissions, 0o755)?;
     let own = owner(root, o)?;
+    // As Pebble's `osutil.Mkdir`: an existing path is checked first.
+    match host(root, p, true).and_then(|h| std::fs::metadata(h.path())) {
+        Ok(m) if !m.is_dir() => return Err(not_a_directory(p)),
+        Ok(_) if make_parents => return Ok(()),
+        Ok(_) => {
+            return Err(path_error(
+                "mkdir",
+                p,
+                &std::io::Error::from_raw_os_error(libc::EEXIST),
+            ));
+        }
+        Err(_) => {}
+    }
     if make_parents {
         return mkdir_all(root, p, mode, own);
     }
-    create_dir(root, p).map_err(|e| path_error("mkdir", p, &e))?;
-    finish_dir(root, p, mode, own)
+    mkdir_one(root, p, mode, own)
 }
 
 /// Removes a path (`remove`): recursively like `rm -rf` (a missing path is fine), or one
@@ -488,12 +550,6 @@ impl Writer {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let nonce: u64 = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-            ^ u64::from(std::process::id()) << 32;
-        let tmp = format!(".{name}.{nonce:x}~");
         let host_dir = host(root, dir, true).map_err(|e| path_error("open", p, &e))?;
         // The target itself may be a system name at the top (`/lib64`) or a mount point.
         if let Some(r) = root {
@@ -502,15 +558,25 @@ impl Writer {
                 .and_then(|h| h.writable().map(drop))
                 .map_err(|e| path_error("open", p, &e))?;
         }
-        let file = host_dir
-            .writable()
-            .and_then(|d| {
+        // As Pebble's `osutil.NewAtomicFile` (Go's `os.CreateTemp(dir, name + ".*~")`):
+        // `<name>.<random>~` beside the target, another random on a clash.
+        let mut attempt = 0u32;
+        let (tmp, file) = loop {
+            let tmp = format!("{name}.{}~", temp_suffix(attempt));
+            let opened = host_dir.writable().and_then(|d| {
                 std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .open(d.join(&tmp))
-            })
-            .map_err(|e| path_error("open", p, &e))?;
+            });
+            match opened {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(path_error("open", &dir.join(&tmp), &e)),
+                Ok(f) => break (tmp, f),
+            }
+        };
         Ok(Writer {
             target: p.to_path_buf(),
             dir: host_dir,
@@ -552,8 +618,14 @@ impl Writer {
         }
         drop(file);
         let dir = self.dir.path();
+        let tmp = t.parent().unwrap_or(Path::new("/")).join(&self.tmp);
+        // Go's `os.Rename` refuses a directory as the new name (`file exists`).
+        if std::fs::symlink_metadata(dir.join(&self.name)).is_ok_and(|m| m.is_dir()) {
+            let e = std::io::Error::from_raw_os_error(libc::EEXIST);
+            return Err(link_error("rename", &tmp, &t, &e));
+        }
         std::fs::rename(dir.join(&self.tmp), dir.join(&self.name))
-            .map_err(|e| path_error("rename", &t, &e))?;
+            .map_err(|e| link_error("rename", &tmp, &t, &e))?;
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
@@ -567,6 +639,21 @@ impl Drop for Writer {
             let _ = std::fs::remove_file(self.dir.path().join(&self.tmp));
         }
     }
+}
+
+/// The random part of a temporary file's name, in Go's form (a decimal `u32`), different
+/// for each `attempt` and each call.
+fn temp_suffix(attempt: u32) -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    // A multiplicative hash spreads the counter; the clock and pid make it differ per run.
+    (seq.wrapping_add(attempt).wrapping_mul(0x9E37_79B9) ^ nanos ^ std::process::id())
+        .rotate_left(7)
 }
 
 /// Writes a whole file from a reader (atomically), as one `write` item.
@@ -630,7 +717,54 @@ mod tests {
         );
         let e = make_dir(None, d.to_str().unwrap(), false, &Ownership::default()).unwrap_err();
         assert_eq!(e.message, format!("mkdir {}: file exists", d.display()));
+        // As Pebble's `osutil.Mkdir`: made as `<path>.mkdir-new`, then renamed.
+        let deep = d.join("a/b");
+        let e = make_dir(None, deep.to_str().unwrap(), false, &Ownership::default()).unwrap_err();
+        assert_eq!(
+            (e.kind, e.message),
+            (
+                FileErrorKind::NotFound,
+                format!(
+                    "mkdir {}.mkdir-new: no such file or directory",
+                    deep.display()
+                )
+            )
+        );
+        // As Go's `os.CreateTemp` and `os.Rename`: the temporary file is named.
+        let item = |p: &Path| WriteItem {
+            path: p.display().to_string(),
+            ..WriteItem::default()
+        };
+        let e = write(None, &item(&d.join("a/f")), &mut &b"x"[..]).unwrap_err();
+        let temp = e
+            .message
+            .strip_prefix(&format!("open {}/a/f.", d.display()))
+            .and_then(|m| m.strip_suffix("~: no such file or directory"))
+            .unwrap_or_else(|| panic!("{}", e.message));
+        assert!(temp.parse::<u32>().is_ok(), "{}", e.message);
+        let e = write(None, &item(&d), &mut &b"x"[..]).unwrap_err();
+        let parent = d.parent().unwrap().display().to_string();
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            e.message.starts_with(&format!("rename {parent}/{name}."))
+                && e.message
+                    .ends_with(&format!("~ {}: file exists", d.display())),
+            "{}",
+            e.message
+        );
+
         std::fs::write(d.join("f"), "x").unwrap();
+        let f = d.join("f");
+        let e = make_dir(
+            None,
+            f.join("g").to_str().unwrap(),
+            true,
+            &Ownership::default(),
+        );
+        assert_eq!(
+            e.unwrap_err().message,
+            format!("mkdir {}: not a directory", f.display())
+        );
         let e = remove(None, d.to_str().unwrap(), false).unwrap_err();
         assert_eq!(
             e.message,

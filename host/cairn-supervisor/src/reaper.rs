@@ -194,7 +194,22 @@ pub(crate) fn spawn_in(
     });
     let gone = || std::io::Error::other("the spawner thread is gone");
     spawner().send(job).map_err(|_| gone())?;
-    rx.recv().map_err(|_| gone())?
+    off_worker(|| rx.recv()).map_err(|_| gone())?
+}
+
+/// Runs `f`, which blocks (waiting for the spawner thread), without holding up the tokio
+/// worker it may be called on: the runtime hands the worker's other tasks to another thread
+/// meanwhile. A fork of a big process takes milliseconds (more while the child moves into
+/// its cgroups), and services, execs and exec checks are started from async tasks: on a
+/// worker, one tenant's exec flood held up every other task of the daemon, the operator's
+/// `cairn status` and the other tenants' events included.
+pub(crate) fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// Runs `f` on the spawner thread with the registry locked, for forks that must happen
@@ -216,12 +231,50 @@ pub(crate) fn on_spawner<T: Send + 'static>(
     });
     let gone = || std::io::Error::other("the spawner thread is gone");
     spawner().send(job).map_err(|_| gone())?;
-    rx.recv().map_err(|_| gone())
+    off_worker(|| rx.recv()).map_err(|_| gone())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::process::CommandExt;
     use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    /// A spawn waits for its child to exec; one that takes long (here a child sleeping
+    /// before exec) leaves the runtime's only worker free for other tasks meanwhile.
+    #[test]
+    fn a_slow_spawn_does_not_hold_up_the_runtime_worker() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let spawning = tokio::spawn(async {
+                let mut cmd = Command::new("true");
+                // SAFETY: nanosleep is async-signal-safe.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        std::thread::sleep(Duration::from_millis(500));
+                        Ok(())
+                    });
+                }
+                let (mut child, _exit) = super::spawn(cmd).unwrap();
+                let _ = child.wait();
+            });
+            // Well inside the spawn (this thread is not the worker; the runtime's timer may
+            // be waiting for the worker too).
+            std::thread::sleep(Duration::from_millis(100));
+            let start = Instant::now();
+            tokio::spawn(async {}).await.unwrap();
+            let waited = start.elapsed();
+            spawning.await.unwrap();
+            assert!(
+                waited < Duration::from_millis(250),
+                "another task waited {waited:?} for the worker"
+            );
+        });
+    }
 
     /// A child started from a thread that then exits keeps running: only the death of the
     /// whole supervisor process kills it.

@@ -263,15 +263,18 @@ impl ServiceManager {
         label: &str,
         kill_delay: Duration,
     ) -> std::io::Result<(std::process::Child, oneshot::Receiver<reaper::ExitCode>)> {
-        // Held across the spawn: the journal the child appends to stays the current one.
-        self.container.enter_cgroup(&mut cmd);
-        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        groups.record_in_child(&mut cmd, label, kill_delay);
-        let (child, exit) = reaper::spawn_in(cmd, self.container.pid_ns())?;
-        #[cfg(test)]
-        crate::tests::procs::die_after_spawn_if_asked();
-        groups.started(child.id() as i32, label, kill_delay);
-        Ok((child, exit))
+        // Off the runtime's worker: the lock below waits for other spawns of the container.
+        reaper::off_worker(|| {
+            // Held across the spawn: the journal the child appends to stays the current one.
+            self.container.enter_cgroup(&mut cmd);
+            let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+            groups.record_in_child(&mut cmd, label, kill_delay);
+            let (child, exit) = reaper::spawn_in(cmd, self.container.pid_ns())?;
+            #[cfg(test)]
+            crate::tests::procs::die_after_spawn_if_asked();
+            groups.started(child.id() as i32, label, kill_delay);
+            Ok((child, exit))
+        })
     }
 
     /// The exec command leading group `pid` exited.

@@ -17,7 +17,7 @@ mod pebble;
 mod standalone;
 mod table;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -204,6 +204,19 @@ enum Command {
     },
     #[command(flatten)]
     Container(pebble::ClientCommand),
+    /// Pack a charm directory into a `.charm` that Juju deploys (`juju deploy ./x.charm`):
+    /// charmcraft's layout, with a `dispatch` that runs `cairn-dispatch` on the component.
+    Pack {
+        /// The charm directory (its `charmcraft.yaml`, and `charm.wasm` or its crate built
+        /// for wasm32-wasip2).
+        path: PathBuf,
+        /// Where to write the `.charm` (default: `<name>.charm` in the working directory).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// The dispatcher to pack (default: `cairn-dispatch` beside this binary).
+        #[arg(long)]
+        dispatcher: Option<PathBuf>,
+    },
     /// Build-free tour: start a daemon on a fresh directory, deploy the examples, show
     /// events and status, change config, remove.
     Demo {
@@ -554,10 +567,44 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             show_action(&rec, &format)
         }
         Command::Demo { keep } => demo::run(keep).await,
+        Command::Pack {
+            path,
+            output,
+            dispatcher,
+        } => pack(&path, output, dispatcher),
         Command::Container(_) | Command::Pebble { .. } => {
             unreachable!("Pebble's commands are dispatched by dispatch()")
         }
     }
+}
+
+/// `cairn pack`: finds the component as `cairn deploy` does and writes the `.charm`.
+fn pack(path: &Path, output: Option<PathBuf>, dispatcher: Option<PathBuf>) -> Result<()> {
+    let target_dirs: Vec<PathBuf> = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    let src = cairn_runtime::charm::CharmSource::locate(path, &target_dirs)?;
+    let dispatcher = match dispatcher {
+        Some(d) => d,
+        None => std::env::current_exe()
+            .context("cannot find the dispatcher")?
+            .with_file_name("cairn-dispatch"),
+    };
+    let out = output.unwrap_or_else(|| PathBuf::from(format!("{}.charm", src.meta.name)));
+    let charm_dir = if path.extension().is_some_and(|e| e == "wasm") {
+        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        path.to_path_buf()
+    };
+    let written = cairn_juju::pack::pack(&cairn_juju::pack::PackInput {
+        charm_dir,
+        component: src.wasm,
+        dispatcher,
+        out,
+    })?;
+    println!("Packed {}", written.display());
+    Ok(())
 }
 
 #[cfg(test)]

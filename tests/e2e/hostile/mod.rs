@@ -14,6 +14,9 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -24,12 +27,18 @@ use crate::common::*;
 mod host_calls;
 mod workloads;
 
-/// How many config changes one latency figure is the median of.
-const ROUNDS: usize = 9;
+/// How many config changes one latency figure is the median of (a round takes a few
+/// milliseconds, so the median of fewer moves by a tick of the machine's other work).
+const ROUNDS: usize = 25;
 
 /// One request on the daemon's control socket; its `ok` value.
 pub(super) fn control(d: &Daemon, request: &Value) -> Result<Value> {
-    let mut s = UnixStream::connect(d.dir.join("cairn.sock"))?;
+    control_at(&d.dir.join("cairn.sock"), request)
+}
+
+/// [`control`] on the socket at `socket` (for threads, which cannot borrow the daemon).
+fn control_at(socket: &Path, request: &Value) -> Result<Value> {
+    let mut s = UnixStream::connect(socket)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     writeln!(s, "{request}")?;
     let mut line = String::new();
@@ -101,7 +110,9 @@ impl<'a> Calm<'a> {
             .collect::<Result<Vec<_>>>()?;
         eprintln!(
             "  calm rounds: {:?}",
-            all.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
+            all.iter()
+                .map(|d| (d.as_secs_f64() * 1e4).round() / 10.0)
+                .collect::<Vec<_>>()
         );
         all.sort();
         Ok(all[ROUNDS / 2])
@@ -119,8 +130,37 @@ impl<'a> Calm<'a> {
         Ok(())
     }
 
+    /// [`Calm::beside`] for an attack made of events that end (a flood in one event): runs
+    /// `first` (which makes the attack once and checks what it gave), then keeps `app`
+    /// repeating it with a [`Repeat`] while the calm tenant is measured again.
+    pub(super) fn beside_repeated(
+        &mut self,
+        what: &str,
+        app: &str,
+        first: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        let d = self.d;
+        let mut repeat = None;
+        self.beside(what, || {
+            first()?;
+            repeat = Some(Repeat::start(d, app));
+            Ok(())
+        })?;
+        let n = repeat.take().map(Repeat::stop).transpose()?.unwrap_or(0);
+        settle(d, app)?;
+        eprintln!("hostile {what}: the attack was repeated {n} times while measured");
+        if n == 0 {
+            bail!("{what}: the attack was not repeated while the co-tenant was measured");
+        }
+        Ok(())
+    }
+
     /// [`Calm::beside`] without the check: the ratio, printed with both latencies.
-    pub(super) fn measure(&mut self, what: &str, attack: impl FnOnce() -> Result<()>) -> Result<f64> {
+    pub(super) fn measure(
+        &mut self,
+        what: &str,
+        attack: impl FnOnce() -> Result<()>,
+    ) -> Result<f64> {
         let baseline = self.latency()?;
         attack()?;
         let during = self.latency()?;
@@ -133,7 +173,12 @@ impl<'a> Calm<'a> {
 }
 
 /// Waits until `unit`'s last event failed with a message containing `want`.
-pub(super) fn wait_failure(d: &Daemon, unit: &str, want: &str, timeout: Duration) -> Result<String> {
+pub(super) fn wait_failure(
+    d: &Daemon,
+    unit: &str,
+    want: &str,
+    timeout: Duration,
+) -> Result<String> {
     eventually(timeout, || {
         let events = d.events(unit).ok()?;
         events.iter().rev().find_map(|e| {
@@ -147,4 +192,98 @@ pub(super) fn wait_failure(d: &Daemon, unit: &str, want: &str, timeout: Duration
             d.events(unit).ok()
         )
     })
+}
+
+/// Keeps an attack made of events going: a thread queues another config-changed on
+/// `<app>/0` (a new `label`) whenever no event waits behind the one running, until
+/// stopped. A failing event is retried at once when a new one arrives, so a failing
+/// attack keeps going too.
+pub(super) struct Repeat {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<u64>>>,
+}
+
+impl Repeat {
+    /// Starts repeating `app`'s config-changed.
+    pub(super) fn start(d: &Daemon, app: &str) -> Repeat {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (socket, app, flag) = (d.dir.join("cairn.sock"), app.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || -> Result<u64> {
+            let unit = format!("{app}/0");
+            let mut n = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let st = control_at(&socket, &json!({"op": "status"}))?;
+                let queued = st["apps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|a| a["units"].as_array().into_iter().flatten())
+                    .find(|u| u["name"] == unit.as_str())
+                    .and_then(|u| u["queued"].as_u64())
+                    .with_context(|| format!("no {unit} in {st}"))?;
+                if queued <= 1 {
+                    n += 1;
+                    let set = json!([["label", format!("repeat-{n}")]]);
+                    control_at(
+                        &socket,
+                        &json!({"op": "config", "app": app, "set": set, "reset": []}),
+                    )?;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(n)
+        });
+        Repeat {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops repeating; how many times the attack was queued again.
+    pub(super) fn stop(mut self) -> Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => bail!("the repeating thread panicked"),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for Repeat {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Waits until `<app>/0` has finished what it was asked (nothing queued, or its head event
+/// failing, holding the rest), so that what the next check sees is its own doing.
+pub(super) fn settle(d: &Daemon, app: &str) -> Result<()> {
+    let unit = format!("{app}/0");
+    eventually(Duration::from_secs(60), || {
+        let u = d.unit(&unit).ok()?;
+        (u["queued"] == 0 || u["status"]["status"] == "error").then_some(())
+    })
+    .with_context(|| format!("{unit} never settled: {:?}", d.unit(&unit).ok()))
+}
+
+/// Sets the misbehave app's `mode` and waits for `active` with `msg` in the message;
+/// returns the message.
+pub(super) fn run_mode(
+    d: &Daemon,
+    app: &str,
+    mode: &str,
+    msg: &str,
+    timeout: Duration,
+) -> Result<String> {
+    d.ok(&["config", app, &format!("mode={mode}")])?;
+    let unit = format!("{app}/0");
+    d.wait_status(&unit, "active", msg, timeout)?;
+    Ok(d.unit(&unit)?["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
 }

@@ -20,8 +20,7 @@ fn first_error(results: Vec<FileResult>) -> Result<(), ClientError> {
         .into_iter()
         .find_map(|r| r.error.map(|e| (r.path, e)))
     {
-        Some((_, e)) => Err(ClientError::Api {
-            code: 0,
+        Some((_, e)) => Err(ClientError::Path {
             kind: e.kind,
             message: e.message,
         }),

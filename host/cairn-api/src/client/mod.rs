@@ -22,7 +22,7 @@ use crate::types::{ChangeInfo, CheckInfo, Notice, ServiceInfo};
 mod exec;
 mod files;
 
-pub use exec::{ExecOptions, ExecOutput};
+pub use exec::{ExecOptions, ExecOutput, ExecProcess};
 
 /// Errors of API calls, shaped like the `ops.pebble` exception families.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,15 @@ pub enum ClientError {
         /// Pebble's error kind (empty when none).
         kind: String,
         /// The message.
+        message: String,
+    },
+    /// A file operation failed on its path (a files response's per-path error, or a
+    /// listing's error with a path kind), as `ops.pebble.PathError`.
+    #[error("{message}")]
+    Path {
+        /// `not-found`, `permission-denied` or `generic-file-error`.
+        kind: String,
+        /// Pebble's (Go-style) message.
         message: String,
     },
     /// A change ended in error.
@@ -379,14 +388,18 @@ impl Client {
         level: &str,
         names: &[String],
     ) -> Result<Vec<CheckInfo>, ClientError> {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        if !level.is_empty() {
-            q.append_pair("level", level);
-        }
-        if !names.is_empty() {
-            q.append_pair("names", &names.join(","));
-        }
-        self.get(&format!("/v1/checks?{}", q.finish())).await
+        // The query is built before the await, so the future stays `Send`.
+        let query = {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            if !level.is_empty() {
+                q.append_pair("level", level);
+            }
+            if !names.is_empty() {
+                q.append_pair("names", &names.join(","));
+            }
+            q.finish()
+        };
+        self.get(&format!("/v1/checks?{query}")).await
     }
 
     /// `POST /v1/checks` with `start` or `stop`: the checks that changed, sorted.
@@ -402,7 +415,10 @@ impl Client {
                 Some(serde_json::json!({"action": action, "checks": names})),
             )
             .await?;
-        serde_json::from_value(env.result["changed"].clone()).map_err(ClientError::protocol)
+        // Pebble answers `changed: null` when nothing changed (as ops reads it: none).
+        serde_json::from_value::<Option<Vec<String>>>(env.result["changed"].clone())
+            .map(Option::unwrap_or_default)
+            .map_err(ClientError::protocol)
     }
 
     /// `POST /v1/checks/refresh`: runs a check now; its info and the run's error, if any.
@@ -447,14 +463,17 @@ impl Client {
         query: &[(&str, String)],
         timeout: Option<Duration>,
     ) -> Result<Vec<Notice>, ClientError> {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in query {
-            q.append_pair(k, v);
-        }
-        if let Some(t) = timeout {
-            q.append_pair("timeout", &cairn_plan::format_duration(t));
-        }
-        self.get(&format!("/v1/notices?{}", q.finish())).await
+        let query = {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+            if let Some(t) = timeout {
+                q.append_pair("timeout", &cairn_plan::format_duration(t));
+            }
+            q.finish()
+        };
+        self.get(&format!("/v1/notices?{query}")).await
     }
 
     /// `GET /v1/notices/{id}`.

@@ -112,8 +112,9 @@ pub(super) fn post(call: &Call<'_>, body: &[u8]) -> Reply {
                 "working-dir": s.working_dir,
             }),
         ),
-        Err(SupervisorError::BadRequest(m)) => Reply::bad_request(m),
-        Err(e) => Reply::server_error(e.to_string()),
+        // Through the one mapping: 400 for a bad request, 429 when the container runs as
+        // many execs as its budget allows, 500 otherwise (as Pebble's).
+        Err(e) => super::sup_error(e),
     }
 }
 
@@ -298,5 +299,36 @@ mod tests {
             404,
             "",
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_exec_past_the_containers_budget_is_429_too_many_requests() {
+        let t = TestApi::start("exec-busy").await;
+        t.sup.set_limits(cairn_supervisor::ContainerLimits {
+            execs: 1,
+            ..cairn_supervisor::ContainerLimits::UNLIMITED
+        });
+        let post = || {
+            t.client.raw(
+                Method::POST,
+                "/v1/exec",
+                Some(r#"{"command":["sleep","100"]}"#.into()),
+            )
+        };
+        // The first waits for its websockets, holding the one slot.
+        let (code, body) = post().await.unwrap();
+        assert_eq!(code, 202, "{}", String::from_utf8_lossy(&body));
+        let (code, body) = post().await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (code, v["status"].as_str()),
+            (429, Some("Too Many Requests")),
+            "{v}"
+        );
+        assert_eq!(
+            v["result"]["message"],
+            "cannot call exec: 1 commands are running, the container's budget of concurrent execs"
+        );
+        assert_eq!(t.sup.limit_hits().snapshot().get("execs"), Some(&1));
     }
 }

@@ -93,6 +93,12 @@ pub(super) fn get(call: &Call<'_>, req: &Request<Incoming>) -> Response<Body> {
                     ));
                 }
             };
+            // As Pebble: a relative path is a bad request, not a file error.
+            if !path.starts_with('/') {
+                return full(Reply::bad_request(format!(
+                    "path must be absolute, got {path:?}"
+                )));
+            }
             match files::list(root.as_ref(), path, q.get("pattern"), itself) {
                 Ok(list) => full(Reply::sync(
                     crate::types::wire::<_, crate::types::FileInfo>(&list),
@@ -515,8 +521,11 @@ mod tests {
         assert!(c.list_files(&sub, None, false).await.unwrap().is_empty());
         let (code, kind, _) = api_err(c.list_files(&path, None, false).await);
         assert_eq!((code, kind.as_str()), (404, "not-found"));
-        let (_, kind, _) = api_err(c.pull(&path, &mut got).await);
-        assert_eq!(kind, "not-found");
+        // A read's error is the path's, as ops' PathError.
+        match c.pull(&path, &mut got).await.unwrap_err() {
+            crate::ClientError::Path { kind, .. } => assert_eq!(kind, "not-found"),
+            other => panic!("not a path error: {other:?}"),
+        }
     }
 
     /// Transfers whose clients stall (a pull never read, a push that stops sending) must

@@ -9,7 +9,7 @@
 //! <dir>/cache/*.cwasm                 compiled components (engine-keyed)
 //! <dir>/apps/<app>.json               app record: charm, metadata, config settings, units
 //! <dir>/units/<app>-<n>/unit.json     unit record: status, stored state, queue, history
-//! <dir>/units/<app>-<n>/unit.log      charm log and guest output
+//! <dir>/units/<app>-<n>/unit.log      charm log and guest output (8 MiB, then unit.log.1)
 //! <dir>/units/<app>-<n>/containers/<name>/   the container's $PEBBLE (layers, state, socket)
 //! ```
 //!

@@ -23,10 +23,17 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::RuntimeError;
 use crate::actions::{ActionStatus, ActionStore};
 use crate::types::{ConfigValue, Event, LogLine, Outcome, WorkloadStatus};
-use crate::wasm::{ActionReport, Charm, Failure, Interrupt, Runtime, UnitContext};
+use crate::wasm::{
+    ActionReport, Charm, ContainerBackend, Failure, Interrupt, Runtime, UnitContext,
+};
 
 /// History entries kept per unit.
 const MAX_HISTORY: usize = 500;
+
+/// The size at which `unit.log` is moved to `unit.log.1` and a new one begun (see
+/// [`append_log_file`]): each event adds at most its `log-bytes`, but a tenant can make
+/// events without end (its workload's notices), and the host's disk is shared.
+const UNIT_LOG_ROTATE: u64 = 8 << 20;
 
 /// The deadline of each of the `stop` and `remove` events of a unit being removed (or the
 /// event deadline, if shorter): the host stops the unit's services itself afterwards, so
@@ -61,7 +68,9 @@ pub struct UnitRecord {
     pub app_status: WorkloadStatus,
     /// The failure holding the queue, if any.
     pub error: Option<String>,
-    /// Stored state.
+    /// Stored state (each value base64 in the file: bytes as JSON numbers took up to four
+    /// bytes each).
+    #[serde(with = "stored_values")]
     pub stored: BTreeMap<String, Vec<u8>>,
     /// Events not yet acknowledged, in arrival order.
     pub queue: VecDeque<Event>,
@@ -75,6 +84,46 @@ pub struct UnitRecord {
     /// host queues one on open when the app's record is newer: a crash came between the
     /// two writes).
     pub config_generation: u64,
+}
+
+/// Stored-state values as base64 strings; a record an older version wrote (arrays of
+/// numbers) is still read.
+mod stored_values {
+    use std::collections::BTreeMap;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// One value as it may be found in a record.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Base64(String),
+        Numbers(Vec<u8>),
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        map: &BTreeMap<String, Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(map.iter().map(|(k, v)| (k, STANDARD.encode(v))))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Vec<u8>>, D::Error> {
+        BTreeMap::<String, Stored>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| match v {
+                Stored::Numbers(bytes) => Ok((k, bytes)),
+                Stored::Base64(text) => STANDARD
+                    .decode(text)
+                    .map(|bytes| (k, bytes))
+                    .map_err(serde::de::Error::custom),
+            })
+            .collect()
+    }
 }
 
 impl UnitRecord {
@@ -158,8 +207,15 @@ impl Unit {
     /// Persists `record` and starts the unit's actor and feeders; the actor delivers what
     /// the record's queue holds at once.
     pub(crate) fn start(settings: UnitSettings, record: UnitRecord, runtime: Arc<Runtime>) -> Self {
+        // What each event is lent for the containers: the embedded supervisors, built once.
+        let backends = settings
+            .containers
+            .iter()
+            .map(|(n, s)| (n.clone(), ContainerBackend::Embedded(s.clone())))
+            .collect();
         let shared = Arc::new(UnitShared {
             settings,
+            backends,
             record: Mutex::new(record),
             writer: Mutex::new(Writer::Open),
             wake: Notify::new(),
@@ -281,6 +337,8 @@ enum Writer {
 /// State shared between a unit's actor, its feeders and the host.
 pub(crate) struct UnitShared {
     settings: UnitSettings,
+    /// The containers as events see them (every one embedded).
+    backends: BTreeMap<String, ContainerBackend>,
     record: Mutex<UnitRecord>,
     /// Held across taking a snapshot of the record and writing it, so that `unit.json` is
     /// written by one saver at a time, in snapshot order (an older snapshot never lands
@@ -382,7 +440,7 @@ impl UnitShared {
             unit_name: rec.name.clone(),
             app_name: self.settings.app_name.clone(),
             model_name: self.settings.model.clone(),
-            containers: self.settings.containers.clone(),
+            containers: self.backends.clone(),
             config: app.config.clone(),
             unit_status: rec.status.clone(),
             app_status: rec.app_status.clone(),
@@ -391,6 +449,7 @@ impl UnitShared {
             action: None,
             budget: app.budget.clone(),
             hits: app.hits.clone(),
+            facts: None,
         };
         (ctx, app.charm.clone())
     }
@@ -399,20 +458,35 @@ impl UnitShared {
         if logs.is_empty() {
             return;
         }
-        use std::io::Write;
         for l in logs {
             tracing::info!(target: "cairn::unit", "{}", l.message);
         }
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.settings.dir.join("unit.log"))
-        {
-            for l in logs {
-                let _ = writeln!(f, "{} {:?} {}", l.time, l.level, l.message);
-            }
+        let path = self.settings.dir.join("unit.log");
+        if let Err(e) = append_log_file(&path, logs, UNIT_LOG_ROTATE) {
+            tracing::warn!("cannot write {}: {e}", path.display());
         }
     }
+}
+
+/// Appends `logs` to the log file at `path`, first moving it to `<path>.1` (replacing the
+/// one there) when it has reached `rotate` bytes: however many events a unit has, its log
+/// takes at most twice `rotate` plus one event's lines.
+fn append_log_file(path: &Path, logs: &[LogLine], rotate: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() >= rotate) {
+        let mut previous = path.as_os_str().to_owned();
+        previous.push(".1");
+        std::fs::rename(path, previous)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut f = std::io::BufWriter::new(file);
+    for l in logs {
+        writeln!(f, "{} {:?} {}", l.time, l.level, l.message)?;
+    }
+    f.flush()
 }
 
 /// Runs a unit's events until it is removed and its queue is empty.
@@ -671,6 +745,65 @@ mod tests {
     use super::*;
 
     use cairn_testutil::TempDir;
+
+    #[test]
+    fn stored_state_is_written_compactly_and_old_records_still_read() {
+        let mut rec = UnitRecord::default();
+        rec.stored.insert("bin".into(), vec![0, 255, 10, 27]);
+        rec.stored.insert("big".into(), vec![b'x'; 3000]);
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(json.contains(r#""bin":"AP8KGw==""#), "{json}");
+        // 4,000 bytes of base64 and the other fields; numbers took 12,000.
+        assert!(json.len() < 4500, "{} bytes", json.len());
+        let back: UnitRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.stored, rec.stored);
+        let old: UnitRecord = serde_json::from_str(r#"{"stored":{"handled":[49,50]}}"#).unwrap();
+        assert_eq!(old.stored["handled"], b"12");
+        let bad = serde_json::from_str::<UnitRecord>(r#"{"stored":{"k":"not base64!"}}"#);
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn the_unit_log_is_rotated_into_one_previous_file() {
+        let dir = TempDir::new("unit-log");
+        let path = dir.path().join("unit.log");
+        let line = |i: usize| LogLine {
+            time: crate::now(),
+            level: crate::types::LogLevel::Info,
+            message: format!("t/0: line {i} {}", "x".repeat(40)),
+        };
+        for i in 0..100 {
+            append_log_file(&path, &[line(2 * i), line(2 * i + 1)], 1000).unwrap();
+        }
+        let current = std::fs::read_to_string(&path).unwrap();
+        let previous = std::fs::read_to_string(dir.path().join("unit.log.1")).unwrap();
+        // Each file holds under the threshold plus one batch of two lines (< 200 bytes).
+        assert!(current.len() < 1200 && previous.len() < 1200);
+        assert!(previous.len() >= 1000, "{previous}");
+        assert!(current.ends_with(&format!("line 199 {}\n", "x".repeat(40))));
+        // The previous file ends where the current one begins.
+        let last_before: usize = previous
+            .lines()
+            .last()
+            .unwrap()
+            .split(' ')
+            .nth(4)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let first_now: usize = current
+            .lines()
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(4)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(first_now, last_before + 1);
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 2, "only unit.log and unit.log.1");
+    }
 
     /// A unit `t/0` of the misbehave charm in `mode`, with `queue` to deliver; the app view
     /// is returned so a test can change the config.

@@ -13,7 +13,7 @@
 //! future is dropped, which cancels the guest wherever it is (in wasm or in a host call).
 
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -266,10 +266,8 @@ impl Runtime {
     /// Compiles (or loads from the cache) a component and prepares it for instantiation.
     pub fn load(&self, wasm: &[u8]) -> Result<Charm, RuntimeError> {
         let hash = hex(&sha2::Sha256::digest(wasm));
-        let shared = |loaded: &std::collections::HashMap<_, Weak<_>>| loaded.get(&hash)?.upgrade();
-        let lock = || self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pre) = shared(&lock()) {
-            return Ok(Charm { pre, hash });
+        if let Some(charm) = self.shared(&hash) {
+            return Ok(charm);
         }
         let component = match self.cache_path(&hash) {
             Some(path) => {
@@ -303,18 +301,93 @@ impl Runtime {
                 Component::new(&self.engine, wasm).map_err(|e| RuntimeError::Compile(e.into()))?
             }
         };
+        self.prepare(&component, hash)
+    }
+
+    /// The charm of content `hash` if an app holds it loaded already.
+    fn shared(&self, hash: &str) -> Option<Charm> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let pre = loaded.get(hash)?.upgrade()?;
+        Some(Charm {
+            pre,
+            hash: hash.to_string(),
+        })
+    }
+
+    /// Links a compiled component and checks that it is a charm.
+    fn prepare(&self, component: &Component, hash: String) -> Result<Charm, RuntimeError> {
         let pre = self
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|e| RuntimeError::Compile(e.context("cannot link charm").into()))?;
         let pre = CharmPre::new(pre)
             .map_err(|e| RuntimeError::Compile(e.context("component is not a charm").into()))?;
-        let mut loaded = lock();
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         // Another load of the same charm may have finished meanwhile: share its.
-        let pre = shared(&loaded).unwrap_or_else(|| Arc::new(pre));
+        let pre = loaded
+            .get(&hash)
+            .and_then(Weak::upgrade)
+            .unwrap_or_else(|| Arc::new(pre));
         loaded.retain(|_, p| p.strong_count() > 0);
         loaded.insert(hash.clone(), Arc::downgrade(&pre));
         Ok(Charm { pre, hash })
+    }
+
+    /// Loads a component file like [`Runtime::load`], without reading or hashing it again
+    /// when the cache already holds it: a stamp beside the artifact
+    /// (`<file name>.stamp`: the file's device, inode, size and modification time, then its
+    /// hash) maps the file as it is now to its content hash. A start-up path (one process
+    /// per event under Juju) pays a `stat` and an `mmap` instead of a read and a SHA-256.
+    pub fn load_file(&self, wasm: &Path) -> Result<Charm, RuntimeError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(wasm).map_err(|e| RuntimeError::io("read", wasm, e))?;
+        let key = format!(
+            "{} {} {} {}.{}",
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        );
+        let stamp = self.config.cache_dir.as_ref().map(|d| {
+            let name = wasm.file_name().unwrap_or_default().to_string_lossy();
+            d.join(format!("{name}.stamp"))
+        });
+        let stamped = stamp
+            .as_ref()
+            .and_then(|s| std::fs::read_to_string(s).ok())
+            .and_then(|text| {
+                Some(
+                    text.strip_prefix(&key)?
+                        .strip_prefix(' ')?
+                        .trim()
+                        .to_string(),
+                )
+            });
+        if let Some(hash) = stamped {
+            if let Some(charm) = self.shared(&hash) {
+                return Ok(charm);
+            }
+            if let Some(path) = self.cache_path(&hash)
+                && path.is_file()
+                // SAFETY: as in `load`: the cache directory is the host's own (here the charm
+                // directory's `.cairn`, written by this program); a file that is not an artifact
+                // of this engine's configuration is rejected, and then recompiled below.
+                && let Ok(component) = unsafe { Component::deserialize_file(&self.engine, &path) }
+            {
+                return self.prepare(&component, hash);
+            }
+        }
+        let bytes = std::fs::read(wasm).map_err(|e| RuntimeError::io("read", wasm, e))?;
+        let charm = self.load(&bytes)?;
+        if let Some(stamp) = &stamp {
+            cairn_supervisor::persist::atomic_write_unsynced(
+                stamp,
+                format!("{key} {}\n", charm.hash).as_bytes(),
+            )
+            .map_err(|e| RuntimeError::cache("write", stamp, e))?;
+        }
+        Ok(charm)
     }
 
     /// Delivers one event to a fresh instance of `charm` under the unit's limits: the
@@ -539,6 +612,7 @@ mod tests {
             action: None,
             budget: Default::default(),
             hits: Default::default(),
+            facts: None,
         }
     }
 
@@ -585,6 +659,40 @@ mod tests {
             "cache rewritten"
         );
         let d = rt.dispatch(&b, ctx(), &Event::UpgradeCharm).await;
+        assert_eq!(d.outcome, Ok(Outcome::Handled));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_component_file_is_loaded_from_the_cache_without_rehashing_until_it_changes() {
+        let (rt, dir) = runtime("file");
+        let wasm = dir.join("charm.wasm");
+        std::fs::write(
+            &wasm,
+            cairn_test_programs::read(cairn_test_programs::MISBEHAVE_WASM),
+        )
+        .unwrap();
+        let a = rt.load_file(&wasm).unwrap();
+        let stamp = dir.join("charm.wasm.stamp");
+        let text = std::fs::read_to_string(&stamp).unwrap();
+        assert!(text.trim_end().ends_with(&a.hash), "{text}");
+        // A stamp naming another hash is believed while the file is unchanged: proof that
+        // the file was not hashed again (the cache has no such artifact, so it recompiles).
+        let artifact = rt.cache_path(&a.hash).unwrap();
+        let fake = "0".repeat(64);
+        std::fs::write(&stamp, text.replace(&a.hash, &fake)).unwrap();
+        std::fs::copy(&artifact, rt.cache_path(&fake).unwrap()).unwrap();
+        assert_eq!(rt.load_file(&wasm).unwrap().hash, fake);
+        // A changed file is hashed again.
+        std::fs::write(
+            &wasm,
+            cairn_test_programs::read(cairn_test_programs::WEB_WASM),
+        )
+        .unwrap();
+        let b = rt.load_file(&wasm).unwrap();
+        assert_ne!(b.hash, fake);
+        assert_ne!(b.hash, a.hash);
+        let d = rt.dispatch(&a, ctx(), &Event::UpgradeCharm).await;
         assert_eq!(d.outcome, Ok(Outcome::Handled));
         let _ = std::fs::remove_dir_all(dir);
     }

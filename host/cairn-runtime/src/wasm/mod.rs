@@ -6,11 +6,13 @@
 //! instance with a [`UnitContext`] the model lends it, returning what the handler did
 //! ([`Dispatched`]). Nothing here knows apps, queues or records.
 
+mod backend;
 mod bindings;
 mod engine;
 mod limits;
 #[cfg(test)]
 mod tests;
 
-pub use bindings::{ActionReport, UnitContext};
+pub use backend::{ContainerBackend, PebbleClient};
+pub use bindings::{ActionReport, LazyFacts, UnitContext, UnitFacts};
 pub use engine::{Charm, Dispatched, Failure, Interrupt, Runtime, RuntimeConfig};

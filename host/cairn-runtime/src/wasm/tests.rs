@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cairn_supervisor::{Supervisor, SupervisorOptions};
 
-use super::{Charm, Failure, Interrupt, Runtime, RuntimeConfig, UnitContext};
+use super::{Charm, ContainerBackend, Failure, Interrupt, Runtime, RuntimeConfig, UnitContext};
 use crate::types::{ConfigValue, Event, WorkloadStatus};
 
 use cairn_testutil::TempDir;
@@ -33,7 +33,7 @@ fn ctx(mode: &str, containers: BTreeMap<String, Supervisor>) -> UnitContext {
         unit_name: "t/0".into(),
         app_name: "t".into(),
         model_name: "m".into(),
-        containers,
+        containers: containers.into_iter().map(|(n, s)| (n, s.into())).collect(),
         config: BTreeMap::from([("mode".to_string(), ConfigValue::String(mode.into()))]),
         unit_status: WorkloadStatus::Unknown,
         app_status: WorkloadStatus::Unknown,
@@ -42,6 +42,7 @@ fn ctx(mode: &str, containers: BTreeMap<String, Supervisor>) -> UnitContext {
         action: None,
         budget: Default::default(),
         hits: Default::default(),
+        facts: None,
     }
 }
 
@@ -268,7 +269,7 @@ async fn a_log_flood_keeps_the_event_budget_and_says_how_much_was_dropped() {
     let last = &d.logs.last().unwrap().message;
     assert!(
         last.ends_with(
-            "t/0: 1023.2 MiB of log dropped: over the budget of 1 MiB per event (log-bytes)"
+            "t/0: 1023.9 MiB of log dropped: over the budget of 1 MiB per event (log-bytes)"
         ),
         "{last}"
     );
@@ -345,4 +346,118 @@ async fn the_app_budget_lowers_the_engine_memory_and_deadline() {
         Err(Failure::Deadline(Duration::from_millis(200)))
     );
     assert_eq!(hits.snapshot()["memory"], 1);
+}
+
+/// A supervisor on `dir/<name>` served over Pebble's API on its socket, as `cairn pebble
+/// run` serves one: the container as the client backend reaches it.
+async fn served(
+    dir: &TempDir,
+    name: &str,
+) -> (Supervisor, cairn_api::ServerHandle, std::path::PathBuf) {
+    let sup = container(dir, name);
+    let socket = dir.path().join(format!("{name}.socket"));
+    let handle = cairn_api::serve(cairn_api::ApiServer::new(sup.clone(), None), &socket, None)
+        .await
+        .unwrap();
+    (sup, handle, socket)
+}
+
+/// Unit `t/0` in `mode` with container `work` served by `backend`, under `tune`d budget.
+fn backend_ctx(
+    mode: &str,
+    backend: ContainerBackend,
+    tune: impl FnOnce(&mut crate::Budget),
+) -> (UnitContext, Arc<cairn_supervisor::LimitHits>) {
+    let mut c = ctx(mode, BTreeMap::new());
+    c.containers.insert("work".into(), backend);
+    tune(&mut c.budget);
+    (c.clone(), c.hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pebble_client_backend_keeps_the_hosts_exec_budget() {
+    let dir = TempDir::new("client-execs");
+    let (sup, server, socket) = served(&dir, "work").await;
+    let (rt, charm) = misbehave(|_| {});
+    let backend = ContainerBackend::pebble_socket(&socket);
+    for _ in 0..2 {
+        // The server has no exec budget of its own: the refusal is the host's, with the
+        // embedded supervisor's words; the slots come back when the event's commands go.
+        let (c, hits) = backend_ctx("exec-flood", backend.clone(), |b| b.execs = 3);
+        let d = rt.dispatch(&charm, c, &Event::ConfigChanged).await;
+        assert_eq!(d.outcome, Ok(crate::types::Outcome::Handled));
+        assert_eq!(
+            d.ctx.unit_status,
+            WorkloadStatus::Active(
+                "exec-flood: started 3; 429 cannot call exec: 3 commands are running, the \
+                 container's budget of concurrent execs"
+                    .into()
+            )
+        );
+        assert_eq!(hits.snapshot()["execs"], 1);
+    }
+    server.stop();
+    sup.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_through_the_pebble_client_is_refused_as_the_embedded_one_over_the_memory_budget() {
+    let dir = TempDir::new("client-pull");
+    let (sup, server, socket) = served(&dir, "work").await;
+    let (rt, charm) = misbehave(|_| {});
+    let mut statuses = Vec::new();
+    for backend in [
+        ContainerBackend::pebble_socket(&socket),
+        ContainerBackend::Embedded(sup.clone()),
+    ] {
+        let (c, hits) = backend_ctx("pull-flood", backend, |b| b.memory = 16 << 20);
+        let d = rt.dispatch(&charm, c, &Event::ConfigChanged).await;
+        assert_eq!(d.outcome, Ok(crate::types::Outcome::Handled));
+        assert_eq!(hits.snapshot()["memory"], 1);
+        statuses.push(d.ctx.unit_status);
+    }
+    assert_eq!(
+        statuses[0],
+        WorkloadStatus::Active(
+            "pull-flood: cannot pull /tmp/cairn-pull-flood-t-0: file is 1 GiB, over the \
+             charm's memory budget of 16 MiB"
+                .into()
+        )
+    );
+    assert_eq!(statuses[0], statuses[1]);
+    server.stop();
+    sup.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_through_the_pebble_client_ends_at_the_deadline_and_kills_the_command() {
+    let dir = TempDir::new("client-deadline");
+    let (sup, server, socket) = served(&dir, "work").await;
+    let deadline = Duration::from_millis(500);
+    let (rt, charm) = misbehave(|c| c.event_deadline = deadline);
+    let (c, _) = backend_ctx("ok", ContainerBackend::pebble_socket(&socket), |_| {});
+    let start = Instant::now();
+    let d = rt.dispatch(&charm, c, &hang()).await;
+    let took = start.elapsed();
+    match &d.outcome {
+        Err(Failure::Deadline(_)) => {}
+        Err(Failure::Handler(msg)) if msg.contains("the event's deadline passed") => {}
+        other => panic!("hang gave {other:?}"),
+    }
+    assert!(
+        took >= deadline && took < deadline + Duration::from_secs(5),
+        "{took:?}"
+    );
+    // The command the event left is killed through its control websocket.
+    let ended = cairn_testutil::eventually_async(Duration::from_secs(10), || async {
+        let execs = sup.changes(cairn_supervisor::ChangeSelect::All, None);
+        execs
+            .iter()
+            .all(|c| c.kind != "exec" || c.ready)
+            .then_some(())
+    })
+    .await;
+    assert!(ended.is_some(), "the exec change did not end");
+    server.stop();
+    sup.stop_all().await;
 }

@@ -200,7 +200,7 @@ async fn isolated_files_never_leave_the_root_in(strict: bool) {
     .unwrap_err();
     assert_eq!(
         e.message,
-        "mkdir /usr/cairn-isolated-d: read-only file system"
+        "mkdir /usr/cairn-isolated-d.mkdir-new: read-only file system"
     );
     assert!(!Path::new("/usr/cairn-isolated-y").exists());
     assert!(!Path::new("/usr/cairn-isolated-d").exists());

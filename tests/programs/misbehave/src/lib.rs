@@ -14,13 +14,14 @@
 //! | `alloc` | allocates and touches memory without bound |
 //! | `defer` | defers the event the first time, then behaves as `ok` |
 //! | `log-flood` | logs 1 GiB in 64 KiB lines (with a newline and an escape in each); `active("log-flood done")` |
+//! | `log-lines` | logs 1,000,000 empty lines, prints 512 Ki newlines to stdout and a line of 256 Ki control characters to stderr; `active("log-lines done")` |
 //! | `state-flood` | sets 104 stored-state values of 1 MiB, then `active("state-flood done")` |
 //! | `status-flood` | sets a 20 MiB status message |
 //! | `escape` | sets a status and logs a line with newlines, a forged status row and an OSC title sequence |
 //! | `layer-flood` | tries a 2 MiB layer, 400 services, a check every 1 ms and 10,000 layers in container `work`; `active(<what each gave>)` |
 //! | `exec-flood` | starts `sleep 30` in `work` up to 100 times at once; `active("exec-flood: started N; <first refusal>")` |
 //! | `pull-flood` | makes a 1 GiB sparse file in `work` and pulls it; `active("pull-flood: <what pull gave>")` |
-//! | `defer-all` | defers every event |
+//! | `defer-all` | defers every event (config-changed, update-status and custom notices) |
 //! | `pebble` | adds a `probe` service to container `work`, replans, checks the typed plan, sends the probe SIGHUP and a signal to a missing service; `active("pebble ok")` or `blocked(<what differed>)` |
 //!
 //! Every failing mode first adds one to the counter, so tests can check that a failed
@@ -135,7 +136,7 @@ fn probe_pebble(ctx: &mut Context) -> Result<()> {
     work.send_signal("HUP", &["probe"])?;
     match work.send_signal("SIGHUP", &["absent"]) {
         Err(cairn_sdk::Error::Api(e))
-            if e.code == 400
+            if e.code == 500
                 && e.message == "cannot send signal to \"absent\": service is not running" => {}
         other => {
             return Err(Error::msg(format!(
@@ -455,6 +456,15 @@ impl Misbehave {
                 ctx.set_unit_status(status);
                 Ok(())
             }
+            "log-lines" => {
+                for _ in 0..1_000_000 {
+                    cairn_sdk::log(cairn_sdk::LogLevel::Info, "");
+                }
+                print!("{}", "\n".repeat(512 << 10));
+                eprintln!("{}", "\x01".repeat(256 << 10));
+                ctx.set_unit_status(Status::active("log-lines done"));
+                Ok(())
+            }
             other => {
                 ctx.set_unit_status(Status::blocked(format!("unknown mode {other:?}")));
                 Ok(())
@@ -519,9 +529,27 @@ impl Charm for Misbehave {
                     Err(e) => Err(e),
                 }
             }
+            "results-flood" => {
+                // 64 results of 8 MiB: far more than the host should keep for one run.
+                let big = "r".repeat(8 << 20);
+                for i in 0..64 {
+                    if let Err(e) = action.set_results(&[(format!("r{i}"), &big)]) {
+                        return action.fail(format!("results-flood: {e} after {i}"));
+                    }
+                }
+                action.set_results(&[("done", "64")])
+            }
             "crash" => panic!("misbehave: crash requested"),
             other => Err(Error::msg(format!("unknown action {other:?}"))),
         }
+    }
+
+    fn on_pebble_custom_notice(&mut self, ctx: &mut Context, _event: NoticeEvent) -> Result<()> {
+        // Only `defer-all` looks at notices: distinct notices are distinct deferred events.
+        if Self::mode(ctx) == "defer-all" {
+            ctx.defer();
+        }
+        Ok(())
     }
 
     fn on_update_status(&mut self, ctx: &mut Context) -> Result<()> {

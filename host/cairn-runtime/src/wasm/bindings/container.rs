@@ -1,6 +1,7 @@
 //! The `container` resource: a guest's handle on one of its unit's containers, and every
 //! call on it (layers, plan, services, checks, notices, files, exec). A handle is only a
-//! name; each call looks the container up among the unit's own.
+//! name; each call looks the container up among the unit's own and serves it from its
+//! backend: the embedded supervisor, or the Pebble API client (`remote`).
 
 use std::time::Duration;
 
@@ -14,7 +15,9 @@ use super::convert::{
     typed_plan, wit_notice,
 };
 use super::process::ProcessRes;
+use super::remote::{self, client_error, list_error};
 use super::{StoreState, blocking, pebble, until_deadline, wit};
+use crate::wasm::backend::{ContainerBackend, PebbleClient};
 
 /// A container handle held by a guest: just the name, checked against the unit's containers.
 pub struct ContainerRes {
@@ -25,9 +28,29 @@ pub struct ContainerRes {
 /// `timeout` for them; the event's deadline still bounds the wait.
 const SERVICES_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A signal's name as Pebble takes it (`HUP` becomes `SIGHUP`).
+fn signal_name(signal: String) -> String {
+    if signal.starts_with("SIG") {
+        signal
+    } else {
+        format!("SIG{signal}")
+    }
+}
+
+/// A listing's path must be absolute: otherwise Pebble's API refuses the request (400),
+/// before any file is looked at.
+fn listable(path: &str) -> Result<(), pebble::Error> {
+    match path.starts_with('/') {
+        true => Ok(()),
+        false => Err(api_error(SupervisorError::BadRequest(format!(
+            "path must be absolute, got {path:?}"
+        )))),
+    }
+}
+
 impl StoreState {
-    /// The unit's supervisor of the container a handle names.
-    fn supervisor(&self, res: &Resource<ContainerRes>) -> Result<Supervisor, pebble::Error> {
+    /// The backend of the container a handle names.
+    fn backend(&self, res: &Resource<ContainerRes>) -> Result<ContainerBackend, pebble::Error> {
         let name = &self
             .table
             .get(res)
@@ -45,7 +68,19 @@ impl StoreState {
         action: ServicesAction,
         names: Vec<String>,
     ) -> Result<(), pebble::Error> {
-        let sup = self.supervisor(res)?;
+        let sup = match self.backend(res)? {
+            ContainerBackend::Embedded(sup) => sup,
+            ContainerBackend::Pebble(c) => {
+                return remote::run_services(
+                    &c,
+                    action.as_str(),
+                    &names,
+                    SERVICES_TIMEOUT,
+                    self.deadline,
+                )
+                .await;
+            }
+        };
         let id = match sup.services_action(action, &names) {
             Ok(id) => id,
             // ops' autostart with nothing to start is not an error.
@@ -68,18 +103,14 @@ impl StoreState {
             None => Ok(()),
         }
     }
-}
 
-impl pebble::Host for StoreState {}
-
-impl pebble::HostContainer for StoreState {
-    fn exec(
+    /// Starts a command in an embedded container.
+    fn exec_embedded(
         &mut self,
-        self_: Resource<ContainerRes>,
+        sup: Supervisor,
         command: Vec<String>,
         options: pebble::ExecOptions,
-    ) -> Result<Resource<ProcessRes>, pebble::Error> {
-        let sup = self.supervisor(&self_)?;
+    ) -> Result<ProcessRes, pebble::Error> {
         let plan = sup.plan();
         let overrides = cairn_plan::ContextOptions {
             environment: options.environment.into_iter().collect(),
@@ -111,7 +142,61 @@ impl pebble::HostContainer for StoreState {
                 ..Default::default()
             })
             .map_err(api_error)?;
-        let res = ProcessRes::connect(sup, &started, options.split_stderr)?;
+        ProcessRes::connect(sup, &started, options.split_stderr)
+    }
+
+    /// Starts a command through a container's Pebble API (the service context is the
+    /// server's to apply), within the host's budget of concurrent execs.
+    async fn exec_remote(
+        &mut self,
+        c: PebbleClient,
+        command: Vec<String>,
+        options: pebble::ExecOptions,
+    ) -> Result<ProcessRes, pebble::Error> {
+        let slot = c.take_exec_slot(self.spend.budget().execs).map_err(|running| {
+            self.spend.hit("execs");
+            api_error(SupervisorError::Busy {
+                limit: "execs",
+                message: format!(
+                    "cannot call exec: {running} commands are running, the container's budget of concurrent execs"
+                ),
+            })
+        })?;
+        let opts = cairn_api::ExecOptions {
+            command,
+            environment: options.environment.into_iter().collect(),
+            working_dir: options.working_dir,
+            timeout: options.timeout_ms.map(Duration::from_millis),
+            user_id: options.user_id,
+            user: options.user,
+            group_id: options.group_id,
+            group: options.group,
+            service_context: options.service_context,
+            terminal: false,
+            interactive: false,
+            split_stderr: options.split_stderr,
+        };
+        let started = until_deadline(self.deadline, "call exec", async {
+            c.api().exec_start(&opts).await.map_err(client_error)
+        })
+        .await?;
+        Ok(ProcessRes::remote(c, started, slot))
+    }
+}
+
+impl pebble::Host for StoreState {}
+
+impl pebble::HostContainer for StoreState {
+    async fn exec(
+        &mut self,
+        self_: Resource<ContainerRes>,
+        command: Vec<String>,
+        options: pebble::ExecOptions,
+    ) -> Result<Resource<ProcessRes>, pebble::Error> {
+        let res = match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => self.exec_embedded(sup, command, options)?,
+            ContainerBackend::Pebble(c) => self.exec_remote(c, command, options).await?,
+        };
         self.table
             .push(res)
             .map_err(|e| pebble::Error::Connection(e.to_string()))
@@ -136,8 +221,17 @@ impl pebble::HostContainer for StoreState {
             .unwrap_or_default()
     }
 
-    fn can_connect(&mut self, self_: Resource<ContainerRes>) -> bool {
-        self.supervisor(&self_).is_ok()
+    async fn can_connect(&mut self, self_: Resource<ContainerRes>) -> bool {
+        match self.backend(&self_) {
+            Ok(ContainerBackend::Embedded(_)) => true,
+            // As ops: the API answers `GET /v1/system-info`.
+            Ok(ContainerBackend::Pebble(c)) => until_deadline(self.deadline, "connect", async {
+                c.api().system_info().await.map_err(client_error)
+            })
+            .await
+            .is_ok(),
+            Err(_) => false,
+        }
     }
 
     async fn add_layer(
@@ -147,36 +241,84 @@ impl pebble::HostContainer for StoreState {
         layer: String,
         combine: bool,
     ) -> Result<(), pebble::Error> {
-        let sup = self.supervisor(&self_)?;
-        // A durable write of the container's state: on a blocking thread.
-        blocking(self.deadline, "add the layer", move || {
-            sup.add_layer(&label, layer.as_bytes(), combine, false)
-                .map_err(api_error)
-        })
-        .await
+        match self.backend(&self_)? {
+            // A durable write of the container's state: on a blocking thread.
+            ContainerBackend::Embedded(sup) => {
+                blocking(self.deadline, "add the layer", move || {
+                    sup.add_layer(&label, layer.as_bytes(), combine, false)
+                        .map_err(api_error)
+                })
+                .await
+            }
+            ContainerBackend::Pebble(c) => {
+                until_deadline(self.deadline, "add the layer", async {
+                    c.api()
+                        .add_layer(&label, &layer, combine, false)
+                        .await
+                        .map_err(client_error)
+                })
+                .await
+            }
+        }
     }
 
-    fn get_plan(&mut self, self_: Resource<ContainerRes>) -> Result<pebble::Plan, pebble::Error> {
-        Ok(typed_plan(&self.supervisor(&self_)?.plan()))
+    async fn get_plan(
+        &mut self,
+        self_: Resource<ContainerRes>,
+    ) -> Result<pebble::Plan, pebble::Error> {
+        match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => Ok(typed_plan(&sup.plan())),
+            ContainerBackend::Pebble(c) => {
+                let yaml = until_deadline(self.deadline, "get the plan", async {
+                    c.api().plan().await.map_err(client_error)
+                })
+                .await?;
+                Ok(typed_plan(&remote::parse_plan(&yaml)?))
+            }
+        }
     }
 
-    fn get_plan_yaml(&mut self, self_: Resource<ContainerRes>) -> Result<String, pebble::Error> {
-        Ok(self.supervisor(&self_)?.plan().to_yaml())
+    async fn get_plan_yaml(
+        &mut self,
+        self_: Resource<ContainerRes>,
+    ) -> Result<String, pebble::Error> {
+        match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => Ok(sup.plan().to_yaml()),
+            ContainerBackend::Pebble(c) => {
+                until_deadline(self.deadline, "get the plan", async {
+                    c.api().plan().await.map_err(client_error)
+                })
+                .await
+            }
+        }
     }
 
-    fn send_signal(
+    async fn send_signal(
         &mut self,
         self_: Resource<ContainerRes>,
         signal: String,
         names: Vec<String>,
     ) -> Result<(), pebble::Error> {
-        let sup = self.supervisor(&self_)?;
-        let signal = if signal.starts_with("SIG") {
-            signal
-        } else {
-            format!("SIG{signal}")
-        };
-        sup.send_signal(&signal, &names).map_err(api_error)
+        let signal = signal_name(signal);
+        match self.backend(&self_)? {
+            // As Pebble's API: no names is a bad request, a signal that cannot be sent
+            // the server's error.
+            ContainerBackend::Embedded(sup) => sup.send_signal(&signal, &names).map_err(|e| {
+                api_error(match names.is_empty() {
+                    true => e,
+                    false => SupervisorError::Internal(e.to_string()),
+                })
+            }),
+            ContainerBackend::Pebble(c) => {
+                until_deadline(self.deadline, "send the signal", async {
+                    c.api()
+                        .send_signal(&signal, &names)
+                        .await
+                        .map_err(client_error)
+                })
+                .await
+            }
+        }
     }
 
     async fn replan(&mut self, self_: Resource<ContainerRes>) -> Result<(), pebble::Error> {
@@ -211,55 +353,81 @@ impl pebble::HostContainer for StoreState {
         self.run(&self_, ServicesAction::Restart, names).await
     }
 
-    fn get_services(
+    async fn get_services(
         &mut self,
         self_: Resource<ContainerRes>,
         names: Vec<String>,
     ) -> Result<Vec<pebble::ServiceInfo>, pebble::Error> {
-        let sup = self.supervisor(&self_)?;
-        Ok(sup.services(&names).into_iter().map(service_info).collect())
+        match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => {
+                Ok(sup.services(&names).into_iter().map(service_info).collect())
+            }
+            ContainerBackend::Pebble(c) => {
+                let list = until_deadline(self.deadline, "get the services", async {
+                    c.api().services(&names).await.map_err(client_error)
+                })
+                .await?;
+                Ok(list.into_iter().map(remote::service_info).collect())
+            }
+        }
     }
 
-    fn get_checks(
+    async fn get_checks(
         &mut self,
         self_: Resource<ContainerRes>,
         level: wit::CheckLevel,
         names: Vec<String>,
     ) -> Result<Vec<wit::CheckInfo>, pebble::Error> {
         let level = check_level_filter(level);
-        Ok(self
-            .supervisor(&self_)?
-            .checks(level, &names)
-            .into_iter()
-            .map(|c| check_info(&c.into()))
-            .collect())
+        match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => Ok(sup
+                .checks(level, &names)
+                .into_iter()
+                .map(|c| check_info(&c.into()))
+                .collect()),
+            ContainerBackend::Pebble(c) => {
+                let level = level.map(cairn_api::types::level_name).unwrap_or("");
+                let list = until_deadline(self.deadline, "get the checks", async {
+                    c.api().checks(level, &names).await.map_err(client_error)
+                })
+                .await?;
+                Ok(list.into_iter().map(remote::check_info).collect())
+            }
+        }
     }
 
-    fn start_checks(
+    async fn start_checks(
         &mut self,
         self_: Resource<ContainerRes>,
         names: Vec<String>,
     ) -> Result<Vec<String>, pebble::Error> {
-        self.supervisor(&self_)?
-            .start_checks(&names)
-            .map_err(api_error)
+        self.checks_action(self_, "start", names).await
     }
 
-    fn stop_checks(
+    async fn stop_checks(
         &mut self,
         self_: Resource<ContainerRes>,
         names: Vec<String>,
     ) -> Result<Vec<String>, pebble::Error> {
-        self.supervisor(&self_)?
-            .stop_checks(&names)
-            .map_err(api_error)
+        self.checks_action(self_, "stop", names).await
     }
 
-    fn get_notices(
+    async fn get_notices(
         &mut self,
         self_: Resource<ContainerRes>,
         filter: pebble::NoticeFilter,
     ) -> Result<Vec<wit::Notice>, pebble::Error> {
+        let sup = match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => sup,
+            ContainerBackend::Pebble(c) => {
+                let query = remote::notices_query(&filter);
+                let list = until_deadline(self.deadline, "get the notices", async {
+                    c.api().notices(&query, None).await.map_err(client_error)
+                })
+                .await?;
+                return Ok(list.into_iter().map(remote::notice).collect());
+            }
+        };
         let after = match filter.after.as_deref() {
             None | Some("") => None,
             Some(t) => Some(
@@ -288,27 +456,35 @@ impl pebble::HostContainer for StoreState {
             keys: filter.keys,
             after,
         };
-        Ok(self
-            .supervisor(&self_)?
+        Ok(sup
             .notices(&filter)
             .iter()
             .map(|n| wit_notice(&n.into()))
             .collect())
     }
 
-    fn get_notice(
+    async fn get_notice(
         &mut self,
         self_: Resource<ContainerRes>,
         id: String,
     ) -> Result<wit::Notice, pebble::Error> {
-        self.supervisor(&self_)?
-            .notice(&id)
-            .map(|n| wit_notice(&(&n).into()))
-            .ok_or_else(|| {
-                api_error(SupervisorError::NotFound(format!(
-                    "cannot find notice with ID {id:?}"
-                )))
-            })
+        match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => sup
+                .notice(&id)
+                .map(|n| wit_notice(&(&n).into()))
+                .ok_or_else(|| {
+                    api_error(SupervisorError::NotFound(format!(
+                        "cannot find notice with ID {id:?}"
+                    )))
+                }),
+            ContainerBackend::Pebble(c) => {
+                let n = until_deadline(self.deadline, "get the notice", async {
+                    c.api().notice(&id).await.map_err(client_error)
+                })
+                .await?;
+                Ok(remote::notice(n))
+            }
+        }
     }
 
     async fn push(
@@ -318,17 +494,29 @@ impl pebble::HostContainer for StoreState {
         data: Vec<u8>,
         options: pebble::FileOptions,
     ) -> Result<(), pebble::Error> {
-        let sup = self.supervisor(&self_)?;
         let item = cairn_supervisor::files::WriteItem {
             path,
             make_dirs: options.make_parents,
             ownership: ownership(&options),
         };
-        blocking(self.deadline, "push the file", move || {
-            cairn_supervisor::files::write(sup.root(), &item, &mut data.as_slice())
-                .map_err(path_error)
-        })
-        .await
+        match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => {
+                blocking(self.deadline, "push the file", move || {
+                    cairn_supervisor::files::write(sup.root(), &item, &mut data.as_slice())
+                        .map_err(path_error)
+                })
+                .await
+            }
+            ContainerBackend::Pebble(c) => {
+                until_deadline(self.deadline, "push the file", async {
+                    c.api()
+                        .push(&item, std::io::Cursor::new(data))
+                        .await
+                        .map_err(client_error)
+                })
+                .await
+            }
+        }
     }
 
     async fn pull(
@@ -336,30 +524,40 @@ impl pebble::HostContainer for StoreState {
         self_: Resource<ContainerRes>,
         path: String,
     ) -> Result<Vec<u8>, pebble::Error> {
-        let sup = self.supervisor(&self_)?;
         // No more than the guest's memory could take is read, whatever the file claims (a
         // sparse file, or one that grows meanwhile): the read stops one byte past the
         // budget, and a size over it is refused (and counted) here.
         let limit = self.spend.budget().memory;
-        let read_path = path.clone();
-        let read = blocking(self.deadline, "pull the file", move || {
-            let f =
-                cairn_supervisor::files::open_read(sup.root(), &read_path).map_err(path_error)?;
-            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-            if size > limit {
-                return Ok(Err(size));
+        let read = match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => {
+                let read_path = path.clone();
+                blocking(self.deadline, "pull the file", move || {
+                    let f = cairn_supervisor::files::open_read(sup.root(), &read_path)
+                        .map_err(path_error)?;
+                    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    if size > limit {
+                        return Ok(Err(size));
+                    }
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut out)
+                        .map_err(|e| {
+                            path_error(cairn_supervisor::files::FileError::generic(format!(
+                                "read {read_path}: {e}"
+                            )))
+                        })?;
+                    Ok(Ok(out))
+                })
+                .await?
             }
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut out).map_err(
-                |e| {
-                    path_error(cairn_supervisor::files::FileError::generic(format!(
-                        "read {read_path}: {e}"
-                    )))
-                },
-            )?;
-            Ok(Ok(out))
-        })
-        .await?;
+            ContainerBackend::Pebble(c) => {
+                until_deadline(
+                    self.deadline,
+                    "pull the file",
+                    pull_remote(&c, &path, limit),
+                )
+                .await?
+            }
+        };
         let too_big = |size: u64| {
             self.spend
                 .check_pull(&path, size)
@@ -386,18 +584,32 @@ impl pebble::HostContainer for StoreState {
         pattern: Option<String>,
         itself: bool,
     ) -> Result<Vec<pebble::FileInfo>, pebble::Error> {
-        let sup = self.supervisor(&self_)?;
-        blocking(self.deadline, "list files", move || {
-            let list = cairn_supervisor::files::list(
-                sup.root(),
-                &path,
-                pattern.as_deref().unwrap_or(""),
-                itself,
-            )
-            .map_err(path_error)?;
-            Ok(list.into_iter().map(file_info).collect())
-        })
-        .await
+        match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => {
+                listable(&path)?;
+                blocking(self.deadline, "list files", move || {
+                    let list = cairn_supervisor::files::list(
+                        sup.root(),
+                        &path,
+                        pattern.as_deref().unwrap_or(""),
+                        itself,
+                    )
+                    .map_err(path_error)?;
+                    Ok(list.into_iter().map(file_info).collect())
+                })
+                .await
+            }
+            ContainerBackend::Pebble(c) => {
+                let list = until_deadline(self.deadline, "list files", async {
+                    c.api()
+                        .list_files(&path, pattern.as_deref(), itself)
+                        .await
+                        .map_err(list_error)
+                })
+                .await?;
+                Ok(list.into_iter().map(remote::file_info).collect())
+            }
+        }
     }
 
     async fn make_dir(
@@ -406,13 +618,30 @@ impl pebble::HostContainer for StoreState {
         path: String,
         options: pebble::FileOptions,
     ) -> Result<(), pebble::Error> {
-        let sup = self.supervisor(&self_)?;
         let owner = ownership(&options);
-        blocking(self.deadline, "make the directory", move || {
-            cairn_supervisor::files::make_dir(sup.root(), &path, options.make_parents, &owner)
-                .map_err(path_error)
-        })
-        .await
+        match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => {
+                blocking(self.deadline, "make the directory", move || {
+                    cairn_supervisor::files::make_dir(
+                        sup.root(),
+                        &path,
+                        options.make_parents,
+                        &owner,
+                    )
+                    .map_err(path_error)
+                })
+                .await
+            }
+            ContainerBackend::Pebble(c) => {
+                until_deadline(self.deadline, "make the directory", async {
+                    c.api()
+                        .make_dir(&path, options.make_parents, &owner)
+                        .await
+                        .map_err(client_error)
+                })
+                .await
+            }
+        }
     }
 
     async fn remove_path(
@@ -421,11 +650,24 @@ impl pebble::HostContainer for StoreState {
         path: String,
         recursive: bool,
     ) -> Result<(), pebble::Error> {
-        let sup = self.supervisor(&self_)?;
-        blocking(self.deadline, "remove the path", move || {
-            cairn_supervisor::files::remove(sup.root(), &path, recursive).map_err(path_error)
-        })
-        .await
+        match self.backend(&self_)? {
+            ContainerBackend::Embedded(sup) => {
+                blocking(self.deadline, "remove the path", move || {
+                    cairn_supervisor::files::remove(sup.root(), &path, recursive)
+                        .map_err(path_error)
+                })
+                .await
+            }
+            ContainerBackend::Pebble(c) => {
+                until_deadline(self.deadline, "remove the path", async {
+                    c.api()
+                        .remove_path(&path, recursive)
+                        .await
+                        .map_err(client_error)
+                })
+                .await
+            }
+        }
     }
 
     async fn exists(
@@ -433,17 +675,7 @@ impl pebble::HostContainer for StoreState {
         self_: Resource<ContainerRes>,
         path: String,
     ) -> Result<bool, pebble::Error> {
-        let sup = self.supervisor(&self_)?;
-        blocking(
-            self.deadline,
-            "look up the path",
-            move || match cairn_supervisor::files::list(sup.root(), &path, "", true) {
-                Ok(_) => Ok(true),
-                Err(e) if e.kind == cairn_supervisor::files::FileErrorKind::NotFound => Ok(false),
-                Err(e) => Err(path_error(e)),
-            },
-        )
-        .await
+        Ok(self.lookup(self_, path).await?.is_some())
     }
 
     async fn is_dir(
@@ -451,21 +683,97 @@ impl pebble::HostContainer for StoreState {
         self_: Resource<ContainerRes>,
         path: String,
     ) -> Result<bool, pebble::Error> {
-        let sup = self.supervisor(&self_)?;
-        blocking(
-            self.deadline,
-            "look up the path",
-            move || match cairn_supervisor::files::list(sup.root(), &path, "", true) {
-                Ok(l) => Ok(l.first().is_some_and(|f| f.type_ == FileType::Directory)),
-                Err(e) if e.kind == cairn_supervisor::files::FileErrorKind::NotFound => Ok(false),
-                Err(e) => Err(path_error(e)),
-            },
-        )
-        .await
+        Ok(self.lookup(self_, path).await? == Some(true))
     }
 
     fn drop(&mut self, rep: Resource<ContainerRes>) -> wasmtime::Result<()> {
         self.table.delete(rep)?;
         Ok(())
+    }
+}
+
+impl StoreState {
+    /// `start-checks` / `stop-checks`: the checks that changed.
+    async fn checks_action(
+        &mut self,
+        res: Resource<ContainerRes>,
+        action: &str,
+        names: Vec<String>,
+    ) -> Result<Vec<String>, pebble::Error> {
+        match self.backend(&res)? {
+            ContainerBackend::Embedded(sup) if action == "start" => {
+                sup.start_checks(&names).map_err(api_error)
+            }
+            ContainerBackend::Embedded(sup) => sup.stop_checks(&names).map_err(api_error),
+            ContainerBackend::Pebble(c) => {
+                until_deadline(self.deadline, "change the checks", async {
+                    c.api()
+                        .checks_action(action, &names)
+                        .await
+                        .map_err(client_error)
+                })
+                .await
+            }
+        }
+    }
+
+    /// What `exists` and `is-dir` ask, as ops answers them: a listing of the path itself;
+    /// `None` when it is not found, else whether it is a directory.
+    async fn lookup(
+        &mut self,
+        res: Resource<ContainerRes>,
+        path: String,
+    ) -> Result<Option<bool>, pebble::Error> {
+        match self.backend(&res)? {
+            ContainerBackend::Embedded(sup) => {
+                listable(&path)?;
+                blocking(self.deadline, "look up the path", move || {
+                    match cairn_supervisor::files::list(sup.root(), &path, "", true) {
+                        Ok(l) => Ok(Some(
+                            l.first().is_some_and(|f| f.type_ == FileType::Directory),
+                        )),
+                        Err(e) if e.kind == cairn_supervisor::files::FileErrorKind::NotFound => {
+                            Ok(None)
+                        }
+                        Err(e) => Err(path_error(e)),
+                    }
+                })
+                .await
+            }
+            ContainerBackend::Pebble(c) => {
+                until_deadline(self.deadline, "look up the path", async {
+                    match c.api().list_files(&path, None, true).await {
+                        Ok(l) => Ok(Some(l.first().is_some_and(|f| f.type_ == "directory"))),
+                        Err(cairn_api::ClientError::Api { code: 404, .. }) => Ok(None),
+                        Err(e) => Err(list_error(e)),
+                    }
+                })
+                .await
+            }
+        }
+    }
+}
+
+/// A pull through the API, reading no more than `limit` bytes into memory: the file's
+/// size is looked up first (so a file over the budget is refused with its size, as the
+/// embedded side does), and the read stops past `limit` whatever the listing said.
+/// `Ok(Err(size))` when the file is over `limit`.
+async fn pull_remote(
+    c: &PebbleClient,
+    path: &str,
+    limit: u64,
+) -> Result<Result<Vec<u8>, u64>, pebble::Error> {
+    // A listing that fails leaves the error to the read, which reports it as Pebble does.
+    if let Ok(l) = c.api().list_files(path, None, true).await
+        && let Some(size) = l.first().and_then(|f| f.size)
+        && size > limit
+    {
+        return Ok(Err(size));
+    }
+    let mut sink = remote::CappedSink::new(limit);
+    match c.api().pull(path, &mut sink).await {
+        Ok(_) => Ok(Ok(sink.buf)),
+        Err(_) if sink.over => Ok(Err(limit + 1)),
+        Err(e) => Err(client_error(e)),
     }
 }

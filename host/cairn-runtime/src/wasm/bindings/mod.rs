@@ -11,33 +11,49 @@
 //! WIT records and the host's own types. The calls that wait (services changes, a
 //! command's I/O) and those that do file I/O are async: they await on the event's own
 //! task, bounded by the event's deadline (`until_deadline`); file I/O runs on a blocking
-//! thread for the length of that one call (`blocking`). Dropping the event's future (its
+//! thread for the length of that one call (`blocking`). A container is served by its
+//! [`ContainerBackend`]: the embedded supervisor, or the Pebble API client (`remote`
+//! holds that side's conversions), every call matching on it. Dropping the event's future (its
 //! deadline, or the unit's removal) ends them with the guest.
 
 mod container;
 mod convert;
 mod process;
+mod remote;
 mod unit;
 
 use std::collections::BTreeMap;
 
-use cairn_supervisor::Supervisor;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::backend::ContainerBackend;
 use super::limits::GuestLimiter;
 use crate::types::{ConfigValue, LogLine, WorkloadStatus};
 
 pub use container::ContainerRes;
 pub(crate) use convert::{from_wit_outcome, to_wit_event};
 pub use process::ProcessRes;
+pub use unit::{LazyFacts, UnitFacts};
 
 mod generated {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "cairn:charm/charm",
-        // Only what waits is async: the rest stays plain calls on the guest's fiber.
+        // Only what waits is async (a container call may wait on the Pebble API client):
+        // the rest stays plain calls on the guest's fiber.
         imports: {
+            "cairn:charm/pebble.[method]container.can-connect": async,
+            "cairn:charm/pebble.[method]container.get-plan": async,
+            "cairn:charm/pebble.[method]container.get-plan-yaml": async,
+            "cairn:charm/pebble.[method]container.send-signal": async,
+            "cairn:charm/pebble.[method]container.get-services": async,
+            "cairn:charm/pebble.[method]container.get-checks": async,
+            "cairn:charm/pebble.[method]container.start-checks": async,
+            "cairn:charm/pebble.[method]container.stop-checks": async,
+            "cairn:charm/pebble.[method]container.get-notices": async,
+            "cairn:charm/pebble.[method]container.get-notice": async,
+            "cairn:charm/pebble.[method]container.exec": async,
             "cairn:charm/pebble.[method]container.add-layer": async,
             "cairn:charm/pebble.[method]container.replan": async,
             "cairn:charm/pebble.[method]container.autostart": async,
@@ -58,6 +74,14 @@ mod generated {
             "cairn:charm/pebble.[method]process.read-stderr": async,
             "cairn:charm/pebble.[method]process.wait": async,
             "cairn:charm/pebble.[method]process.wait-output": async,
+            // What a `UnitFacts` source answers (Juju's hook tools) can fail: the event
+            // fails then, as an ops charm's uncaught `ModelError` does.
+            "cairn:charm/unit.config": trappable,
+            "cairn:charm/unit.config-get": trappable,
+            "cairn:charm/unit.unit-status": trappable,
+            "cairn:charm/unit.app-status": trappable,
+            "cairn:charm/unit.set-app-status": trappable,
+            "cairn:charm/unit.is-leader": trappable,
         },
         exports: { default: async },
         with: {
@@ -80,8 +104,9 @@ pub struct UnitContext {
     pub app_name: String,
     /// The model.
     pub model_name: String,
-    /// The unit's containers by name (declared in charmcraft.yaml).
-    pub containers: BTreeMap<String, Supervisor>,
+    /// The unit's containers by name (declared in charmcraft.yaml), each with what serves
+    /// it: the embedded supervisor or a Pebble API socket.
+    pub containers: BTreeMap<String, ContainerBackend>,
     /// Effective config (defaults plus settings).
     pub config: BTreeMap<String, ConfigValue>,
     /// Workload status.
@@ -98,6 +123,9 @@ pub struct UnitContext {
     pub budget: crate::Budget,
     /// Where the app's limit hits are counted.
     pub hits: std::sync::Arc<cairn_supervisor::LimitHits>,
+    /// Where config, leadership and statuses come from when the host does not hold them
+    /// (Juju's hook tools): `None` means the fields above are authoritative.
+    pub facts: Option<LazyFacts>,
 }
 
 /// What a charm reports about the action it handles.

@@ -1,21 +1,61 @@
 //! The `process` resource: a command a guest started with `exec`, its stdin, its output
-//! streams (read piecewise or to the end) and its signals.
+//! streams (read piecewise or to the end) and its signals. Whichever backend runs the
+//! command, its I/O arrives as the same channels (the embedded supervisor's exec endpoints,
+//! or `cairn_api::ExecProcess`'s websocket pumps); only waiting for its change differs.
 
 use cairn_supervisor::Supervisor;
 use cairn_supervisor::exec::{Control, Endpoint, ExecStarted, Stdin};
 use wasmtime::component::Resource;
 
 use super::convert::api_error;
+use super::remote::client_error;
 use super::{StoreState, pebble, until_deadline};
+use crate::wasm::backend::{ExecSlot, PebbleClient};
 
 /// A command started by a guest: its I/O channels and change.
 pub struct ProcessRes {
-    sup: Supervisor,
+    waiter: Waiter,
     change: String,
     stdin: Option<tokio::sync::mpsc::Sender<Stdin>>,
     stdout: OutputStream,
     stderr: OutputStream,
     control: Option<tokio::sync::mpsc::Sender<Control>>,
+    /// Through the API: its place in the host's budget of concurrent execs, given back
+    /// when the process is dropped.
+    _slot: Option<ExecSlot>,
+}
+
+/// Where the command's change is waited on.
+#[derive(Clone)]
+enum Waiter {
+    Embedded(Supervisor),
+    Pebble(PebbleClient),
+}
+
+impl Waiter {
+    /// Waits for the change to end: the command's exit code (-1 when it has none, as
+    /// ops reads it) and the change's error.
+    async fn wait(&self, change: &str) -> Result<(i32, Option<String>), pebble::Error> {
+        let exit_code = |data: Option<&serde_json::Map<String, serde_json::Value>>| {
+            data.and_then(|d| d.get("exit-code"))
+                .and_then(|v| v.as_i64())
+                .unwrap_or(-1) as i32
+        };
+        match self {
+            Waiter::Embedded(sup) => {
+                let info = sup.wait_change(change, None).await.map_err(api_error)?;
+                Ok((exit_code(info.tasks.first().map(|t| &t.data)), info.err))
+            }
+            Waiter::Pebble(c) => {
+                let info = c
+                    .api()
+                    .wait_change(change, None)
+                    .await
+                    .map_err(client_error)?;
+                Ok((exit_code(info.tasks.first().map(|t| &t.data)), info.err))
+            }
+        }
+    }
 }
 
 impl ProcessRes {
@@ -27,12 +67,13 @@ impl ProcessRes {
     ) -> Result<Self, pebble::Error> {
         let connect = |id: &str| sup.exec_connect(&started.task_id, id).map_err(api_error);
         let mut res = ProcessRes {
-            sup: sup.clone(),
+            waiter: Waiter::Embedded(sup.clone()),
             change: started.change_id.clone(),
             stdin: None,
             stdout: OutputStream::default(),
             stderr: OutputStream::default(),
             control: None,
+            _slot: None,
         };
         if let Endpoint::Control(c) = connect("control")? {
             res.control = Some(c);
@@ -45,6 +86,25 @@ impl ProcessRes {
             res.stdout.rx = Some(stdout);
         }
         Ok(res)
+    }
+
+    /// A command started through a container's Pebble API, holding its exec slot.
+    pub(super) fn remote(c: PebbleClient, p: cairn_api::ExecProcess, slot: ExecSlot) -> Self {
+        ProcessRes {
+            waiter: Waiter::Pebble(c),
+            change: p.change_id,
+            stdin: Some(p.stdin),
+            stdout: OutputStream {
+                rx: Some(p.stdout),
+                pending: Default::default(),
+            },
+            stderr: OutputStream {
+                rx: p.stderr,
+                pending: Default::default(),
+            },
+            control: Some(p.control),
+            _slot: Some(slot),
+        }
     }
 }
 
@@ -226,7 +286,7 @@ impl StoreState {
         let stdin = p.stdin.take();
         let mut out = std::mem::take(&mut p.stdout);
         let mut err = std::mem::take(&mut p.stderr);
-        let (sup, change) = (p.sup.clone(), p.change.clone());
+        let (waiter, change) = (p.waiter.clone(), p.change.clone());
         // What is not kept is still drained, so the command can run to its end.
         let limit = if keep { self.output_limit } else { 0 };
         until_deadline(self.deadline, "wait for the command", async move {
@@ -234,14 +294,8 @@ impl StoreState {
                 let _ = tx.send(Stdin::End).await;
             }
             let (stdout, stderr) = tokio::join!(out.read_to_end(limit), err.read_to_end(limit));
-            let info = sup.wait_change(&change, None).await.map_err(api_error)?;
-            let exit_code = info
-                .tasks
-                .first()
-                .and_then(|t| t.data.get("exit-code"))
-                .and_then(|v| v.as_i64())
-                .unwrap_or(-1) as i32;
-            if let Some(e) = info.err {
+            let (exit_code, err) = waiter.wait(&change).await?;
+            if let Some(e) = err {
                 return Err(pebble::Error::Change(pebble::ChangeError {
                     change_id: change,
                     err: e,

@@ -1,10 +1,100 @@
 //! The `unit` interface: the unit's identity, config, status, leadership, stored state,
 //! action results and log. Changes stay in the store until the handler returns.
+//!
+//! Config, leadership and statuses are either held by the context (the host's model) or
+//! asked of a [`UnitFacts`] source on first use (Juju's hook tools, each a process spawn):
+//! a charm that never reads its config never runs `config-get`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::convert::{from_wit_log_level, from_wit_status, to_wit_config, to_wit_status};
 use super::generated::cairn::charm::unit as wit_unit;
 use super::{StoreState, wit};
-use crate::types::LogLine;
+use crate::types::{ConfigValue, LogLine, WorkloadStatus};
+
+/// Where a unit's config, leadership and statuses come from when the host does not hold
+/// them (under Juju, its hook tools). Each is asked at most once per event context, only
+/// when the charm reads it; an error fails the event.
+pub trait UnitFacts: Send + Sync {
+    /// Every config option with a value (`config-get`).
+    fn config(&self) -> Result<BTreeMap<String, ConfigValue>, String>;
+    /// Whether the unit leads its application (`is-leader`).
+    fn is_leader(&self) -> Result<bool, String>;
+    /// The unit's status (`status-get`).
+    fn unit_status(&self) -> Result<WorkloadStatus, String>;
+    /// The application's status (`status-get --application`).
+    fn app_status(&self) -> Result<WorkloadStatus, String>;
+}
+
+/// A [`UnitFacts`] source and what has been read from it (or set by the handler) so far.
+#[derive(Clone)]
+pub struct LazyFacts {
+    source: Arc<dyn UnitFacts>,
+    config: bool,
+    leader: bool,
+    unit_status: bool,
+    app_status: bool,
+    /// Whether a handler set the unit's status (to be written back on success).
+    pub unit_status_set: bool,
+    /// Whether a handler set the application's status (to be written back on success).
+    pub app_status_set: bool,
+}
+
+impl LazyFacts {
+    /// Nothing read yet.
+    pub fn new(source: Arc<dyn UnitFacts>) -> Self {
+        LazyFacts {
+            source,
+            config: false,
+            leader: false,
+            unit_status: false,
+            app_status: false,
+            unit_status_set: false,
+            app_status_set: false,
+        }
+    }
+}
+
+/// Which fact a call needs.
+#[derive(Clone, Copy)]
+enum Fact {
+    Config,
+    Leader,
+    UnitStatus,
+    AppStatus,
+}
+
+impl StoreState {
+    /// Reads `fact` from the context's source if it has one and has not read it yet.
+    fn load(&mut self, fact: Fact) -> wasmtime::Result<()> {
+        let ctx = &mut self.ctx;
+        let Some(f) = ctx.facts.as_mut() else {
+            return Ok(());
+        };
+        let err = wasmtime::Error::msg;
+        match fact {
+            Fact::Config if !f.config => {
+                ctx.config = f.source.config().map_err(err)?;
+                f.config = true;
+            }
+            Fact::Leader if !f.leader => {
+                ctx.leader = f.source.is_leader().map_err(err)?;
+                f.leader = true;
+            }
+            Fact::UnitStatus if !f.unit_status => {
+                ctx.unit_status = f.source.unit_status().map_err(err)?;
+                f.unit_status = true;
+            }
+            Fact::AppStatus if !f.app_status => {
+                ctx.app_status = f.source.app_status().map_err(err)?;
+                f.app_status = true;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
 
 impl wit::Host for StoreState {}
 
@@ -25,40 +115,57 @@ impl wit_unit::Host for StoreState {
         self.ctx.containers.keys().cloned().collect()
     }
 
-    fn config(&mut self) -> Vec<(String, wit::ConfigValue)> {
-        self.ctx
+    fn config(&mut self) -> wasmtime::Result<Vec<(String, wit::ConfigValue)>> {
+        self.load(Fact::Config)?;
+        Ok(self
+            .ctx
             .config
             .iter()
             .map(|(k, v)| (k.clone(), to_wit_config(v)))
-            .collect()
+            .collect())
     }
 
-    fn config_get(&mut self, key: String) -> Option<wit::ConfigValue> {
-        self.ctx.config.get(&key).map(to_wit_config)
+    fn config_get(&mut self, key: String) -> wasmtime::Result<Option<wit::ConfigValue>> {
+        self.load(Fact::Config)?;
+        Ok(self.ctx.config.get(&key).map(to_wit_config))
     }
 
-    fn unit_status(&mut self) -> wit::Status {
-        to_wit_status(&self.ctx.unit_status)
+    fn unit_status(&mut self) -> wasmtime::Result<wit::Status> {
+        self.load(Fact::UnitStatus)?;
+        Ok(to_wit_status(&self.ctx.unit_status))
     }
 
     fn set_unit_status(&mut self, status: wit::Status) {
         self.ctx.unit_status = self.spend.status(from_wit_status(status));
+        if let Some(f) = self.ctx.facts.as_mut() {
+            f.unit_status = true;
+            f.unit_status_set = true;
+        }
     }
 
-    fn app_status(&mut self) -> wit::Status {
-        to_wit_status(&self.ctx.app_status)
+    fn app_status(&mut self) -> wasmtime::Result<wit::Status> {
+        self.load(Fact::AppStatus)?;
+        Ok(to_wit_status(&self.ctx.app_status))
     }
 
-    fn set_app_status(&mut self, status: wit::Status) -> Result<(), String> {
+    fn set_app_status(&mut self, status: wit::Status) -> wasmtime::Result<Result<(), String>> {
+        self.load(Fact::Leader)?;
         if !self.ctx.leader {
-            return Err("cannot set application status: unit is not the leader".into());
+            return Ok(Err(
+                "cannot set application status: unit is not the leader".into()
+            ));
         }
         self.ctx.app_status = self.spend.status(from_wit_status(status));
-        Ok(())
+        if let Some(f) = self.ctx.facts.as_mut() {
+            f.app_status = true;
+            f.app_status_set = true;
+        }
+        Ok(Ok(()))
     }
 
-    fn is_leader(&mut self) -> bool {
-        self.ctx.leader
+    fn is_leader(&mut self) -> wasmtime::Result<bool> {
+        self.load(Fact::Leader)?;
+        Ok(self.ctx.leader)
     }
 
     fn state_get(&mut self, key: String) -> Option<Vec<u8>> {
@@ -79,8 +186,7 @@ impl wit_unit::Host for StoreState {
 
     fn action_set_results(&mut self, results: Vec<(String, String)>) -> Result<(), String> {
         let a = self.ctx.action.as_mut().ok_or("not running an action")?;
-        a.results.extend(results);
-        Ok(())
+        self.spend.action_results(&mut a.results, results)
     }
 
     fn action_log(&mut self, message: String) -> Result<(), String> {

@@ -1,0 +1,27 @@
+//! `cairn-dispatch <component>`: what a packed charm's `dispatch` runs, once per Juju
+//! event. Reads Juju's environment, delivers the event to the component and exits 0, or 1
+//! when the charm's handler failed (as an ops charm's uncaught exception does).
+//!
+//! `CAIRN_JUJU_ROOT` moves the root under which the containers' Pebble sockets are looked
+//! for (`<root>/charm/containers/<name>/pebble.socket`; `/` under Juju), for tests.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let component = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(cairn_juju::pack::COMPONENT));
+    let root = std::env::var_os("CAIRN_JUJU_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let options = cairn_juju::dispatch::Options { component, root };
+    match cairn_juju::dispatch::run_from_env(&options) {
+        Ok(report) => ExitCode::from(report.exit_code),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
