@@ -194,6 +194,8 @@ impl IdAllocator {
 
 /// argv[0] of an init exec'd from the host's binary (see [`run_init_if_asked`]).
 const INIT_ARGV0: &str = "cairn-ns-init";
+/// argv[1] of the init template (see [`Template`]).
+const TEMPLATE_ARG: &str = "--template";
 
 /// Whether this program runs [`run_init_if_asked`] first thing: then the init is the
 /// program itself exec'd afresh (a few hundred KiB), rather than a fork of the supervisor
@@ -204,8 +206,13 @@ static INIT_EXEC: OnceLock<CString> = OnceLock::new();
 /// container's init, runs it (never returns); otherwise notes that this binary can be
 /// started so, and returns.
 pub fn run_init_if_asked() {
-    let argv0 = std::env::args_os().next();
-    if argv0.as_deref() == Some(std::ffi::OsStr::new(INIT_ARGV0)) {
+    let mut args = std::env::args_os();
+    if args.next().as_deref() == Some(std::ffi::OsStr::new(INIT_ARGV0)) {
+        if args.next().as_deref() == Some(std::ffi::OsStr::new(TEMPLATE_ARG)) {
+            // SAFETY: single-threaded at this point (main's first call); template_loop
+            // makes plain system calls only.
+            unsafe { template_loop() }
+        }
         // SAFETY: single-threaded at this point (main's first call); init_loop makes
         // plain system calls only.
         unsafe { init_loop() }
@@ -236,6 +243,199 @@ unsafe fn init_loop() -> ! {
             libc::sigtimedwait(&chld, std::ptr::null_mut(), &timeout);
         }
     }
+}
+
+/// The init template's life: on each byte read from its stdin, clone an init into a new
+/// pid namespace as a child of the template's parent (`CLONE_PARENT`: the supervisor, whose
+/// reaper waits for it), and write its pid (or minus the errno) to stdout as 4 bytes; exit
+/// at end of input.
+///
+/// # Safety
+/// Must run in a single-threaded process of its own, started by [`Template::start`].
+unsafe fn template_loop() -> ! {
+    // SAFETY: plain system calls on stack memory; the clone's child (a copy of this
+    // single-threaded process) makes plain system calls only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        libc::prctl(libc::PR_SET_NAME, c"cairn-ns-tmpl".as_ptr());
+        loop {
+            let mut b = 0u8;
+            if libc::read(0, (&mut b as *mut u8).cast(), 1) != 1 {
+                libc::_exit(0);
+            }
+            let flags = (libc::CLONE_PARENT | libc::CLONE_NEWPID | libc::SIGCHLD) as libc::c_ulong;
+            // A fork (no new stack) whose child is the supervisor's, in a pid namespace of
+            // its own. The other arguments are unused without their flags.
+            let pid = libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize);
+            if pid == 0 {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                // The supervisor holds the writing end of stdin while it lives: a hang-up
+                // means it died before the death signal was armed.
+                let mut poll = libc::pollfd {
+                    fd: 0,
+                    events: 0,
+                    revents: 0,
+                };
+                if libc::poll(&mut poll, 1, 0) != 0 && poll.revents & libc::POLLHUP != 0 {
+                    libc::_exit(1);
+                }
+                libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+                libc::prctl(libc::PR_SET_NAME, c"cairn-ns-init".as_ptr());
+                init_loop();
+            }
+            let reply: i32 = if pid < 0 {
+                -*libc::__errno_location()
+            } else {
+                pid as i32
+            };
+            if libc::write(1, (&reply as *const i32).cast(), 4) != 4 {
+                libc::_exit(1);
+            }
+        }
+    }
+}
+
+/// A process kept to clone strict containers' inits from: the host's binary exec'd once
+/// as `cairn-ns-init --template`. An init exec'd afresh dirties ~1 MiB of its own (the
+/// binary's relocations), which 1,000 containers multiplied to a GiB; clones of the
+/// template share those pages copy-on-write, and nobody writes them, so each init costs
+/// little more than its page tables and a stack page. The template is a child of the
+/// supervisor (with `PR_SET_PDEATHSIG`), so are the inits it clones.
+struct Template {
+    /// A pidfd of the template, to kill it when it is given up.
+    pidfd: OwnedFd,
+    /// Its stdin: one byte asks for an init.
+    request: OwnedFd,
+    /// Its stdout: the pid of each init, 4 bytes.
+    reply: OwnedFd,
+}
+
+impl Template {
+    /// The template, started at first use (on the spawner thread, in the host's pid
+    /// namespace); None when this binary cannot be started as one.
+    fn get(slot: &mut Option<Template>) -> std::io::Result<&Template> {
+        if slot.is_none() {
+            *slot = Some(Template::start()?);
+        }
+        Ok(slot.as_ref().expect("just set"))
+    }
+
+    fn start() -> std::io::Result<Template> {
+        let exe = INIT_EXEC
+            .get()
+            .ok_or_else(|| std::io::Error::other("this binary cannot start an init template"))?;
+        let argv0 = CString::new(INIT_ARGV0).expect("no NUL");
+        let arg = CString::new(TEMPLATE_ARG).expect("no NUL");
+        let (req_r, req_w) = pipe()?;
+        let (rep_r, rep_w) = pipe()?;
+        // SAFETY: the child makes async-signal-safe system calls only, then execs.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: in the child of fork: plain system calls on descriptors it holds.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                libc::dup2(req_r.as_raw_fd(), 0);
+                libc::dup2(rep_w.as_raw_fd(), 1);
+                libc::syscall(libc::SYS_close_range, 2u32, u32::MAX, 0u32);
+                // A supervisor gone before the death signal was armed closed its end of
+                // stdin: the template reads EOF and exits.
+                let argv = [argv0.as_ptr(), arg.as_ptr(), std::ptr::null()];
+                let envp = [std::ptr::null::<libc::c_char>()];
+                libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                libc::_exit(127);
+            }
+        }
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: pidfd_open of our own child.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            // SAFETY: kill of our own child (unreaped: nothing waits for unregistered
+            // children but the daemon's sweep, which only reaps exited ones).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return Err(e);
+        }
+        Ok(Template {
+            // SAFETY: a new descriptor we own.
+            pidfd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+            request: req_w,
+            reply: rep_r,
+        })
+    }
+
+    /// Asks for one init; its pid.
+    fn clone_init(&self) -> std::io::Result<i32> {
+        if nix::unistd::write(&self.request, b"x")? != 1 {
+            return Err(std::io::Error::other("the init template took no request"));
+        }
+        let mut poll = libc::pollfd {
+            fd: self.reply.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll of one descriptor we hold, on stack memory.
+        match unsafe { libc::poll(&mut poll, 1, 2000) } {
+            n if n < 0 => return Err(std::io::Error::last_os_error()),
+            0 => return Err(std::io::Error::other("the init template did not answer")),
+            _ => {}
+        }
+        let mut b = [0u8; 4];
+        if nix::unistd::read(&self.reply, &mut b)? != 4 {
+            return Err(std::io::Error::other("the init template is gone"));
+        }
+        match i32::from_ne_bytes(b) {
+            pid if pid > 0 => Ok(pid),
+            errno => Err(std::io::Error::from_raw_os_error(-errno)),
+        }
+    }
+}
+
+impl Drop for Template {
+    fn drop(&mut self) {
+        // SAFETY: pidfd_send_signal on our own pidfd.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+}
+
+/// The init template, used on the spawner thread only.
+static TEMPLATE: Mutex<Option<Template>> = Mutex::new(None);
+
+/// An init cloned from the template: its pid and a pidfd. Errors when there is no
+/// template (a test binary that does not start as one) or it failed; the template is then
+/// given up, to be started again at the next init.
+fn init_from_template() -> std::io::Result<(i32, OwnedFd)> {
+    let mut slot = TEMPLATE.lock().unwrap_or_else(|e| e.into_inner());
+    let cloned = Template::get(&mut slot).and_then(Template::clone_init);
+    let pid = match cloned {
+        Ok(pid) => pid,
+        Err(e) => {
+            *slot = None;
+            return Err(e);
+        }
+    };
+    // SAFETY: pidfd_open of our own child (the template's clone has the supervisor for
+    // parent), which cannot be reaped before it is registered.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: kill of our own unreaped child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        return Err(e);
+    }
+    // SAFETY: a new descriptor we own.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
 }
 
 /// The process's own pid namespace, which the spawner thread returns to after a fork.
@@ -456,8 +656,14 @@ fn make_user_ns(opts: StrictOptions) -> std::io::Result<(OwnedFd, Vec<OwnedFd>)>
 /// sets the thread's `pid_for_children`, which is set back right after the fork). Returns
 /// its pid and a pidfd (which also stands for its pid namespace).
 fn make_init() -> std::io::Result<(i32, OwnedFd)> {
-    let host = host_pid_ns()?;
     let exe = INIT_EXEC.get().cloned();
+    if exe.is_some() {
+        match init_from_template() {
+            Ok(init) => return Ok(init),
+            Err(e) => tracing::warn!("Cannot clone a container init from the template: {e}"),
+        }
+    }
+    let host = host_pid_ns()?;
     let argv0 = CString::new(INIT_ARGV0).expect("no NUL");
     let (go_r, go_w) = pipe()?;
     // SAFETY: unshare of the calling thread's pid_for_children only.
@@ -479,7 +685,7 @@ fn make_init() -> std::io::Result<(i32, OwnedFd)> {
                 libc::_exit(1);
             }
             libc::close(0);
-            libc::prctl(libc::PR_SET_NAME, c"cairn-init".as_ptr());
+            libc::prctl(libc::PR_SET_NAME, c"cairn-ns-init".as_ptr());
             if let Some(exe) = &exe {
                 let argv = [argv0.as_ptr(), std::ptr::null()];
                 let envp = [std::ptr::null::<libc::c_char>()];

@@ -14,8 +14,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -72,11 +72,15 @@ pub struct Runtime {
     config: RuntimeConfig,
     pooling: bool,
     stop_ticker: Arc<AtomicBool>,
+    /// The components loaded, by content hash, while some app holds them: apps of one
+    /// charm share its code (one mapping and one descriptor of the compiled file, not one
+    /// per app).
+    loaded: std::sync::Mutex<std::collections::HashMap<String, Weak<CharmPre<StoreState>>>>,
 }
 
 /// A charm component compiled for this engine, ready to instantiate.
 pub struct Charm {
-    pre: CharmPre<StoreState>,
+    pre: Arc<CharmPre<StoreState>>,
     /// Hex SHA-256 of the component bytes.
     pub hash: String,
 }
@@ -238,6 +242,7 @@ impl Runtime {
             config,
             pooling,
             stop_ticker,
+            loaded: Default::default(),
         })
     }
 
@@ -261,6 +266,9 @@ impl Runtime {
     /// Compiles (or loads from the cache) a component and prepares it for instantiation.
     pub fn load(&self, wasm: &[u8]) -> Result<Charm, RuntimeError> {
         let hash = hex(&sha2::Sha256::digest(wasm));
+        if let Some(charm) = self.shared(&hash) {
+            return Ok(charm);
+        }
         let component = match self.cache_path(&hash) {
             Some(path) => {
                 // SAFETY: deserializing runs native code from the file, so the cache directory
@@ -296,6 +304,16 @@ impl Runtime {
         self.prepare(&component, hash)
     }
 
+    /// The charm of content `hash` if an app holds it loaded already.
+    fn shared(&self, hash: &str) -> Option<Charm> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let pre = loaded.get(hash)?.upgrade()?;
+        Some(Charm {
+            pre,
+            hash: hash.to_string(),
+        })
+    }
+
     /// Links a compiled component and checks that it is a charm.
     fn prepare(&self, component: &Component, hash: String) -> Result<Charm, RuntimeError> {
         let pre = self
@@ -304,6 +322,14 @@ impl Runtime {
             .map_err(|e| RuntimeError::Compile(e.context("cannot link charm").into()))?;
         let pre = CharmPre::new(pre)
             .map_err(|e| RuntimeError::Compile(e.context("component is not a charm").into()))?;
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        // Another load of the same charm may have finished meanwhile: share its.
+        let pre = loaded
+            .get(&hash)
+            .and_then(Weak::upgrade)
+            .unwrap_or_else(|| Arc::new(pre));
+        loaded.retain(|_, p| p.strong_count() > 0);
+        loaded.insert(hash.clone(), Arc::downgrade(&pre));
         Ok(Charm { pre, hash })
     }
 
@@ -327,17 +353,30 @@ impl Runtime {
             let name = wasm.file_name().unwrap_or_default().to_string_lossy();
             d.join(format!("{name}.stamp"))
         });
-        if let Some(stamp) = &stamp
-            && let Ok(text) = std::fs::read_to_string(stamp)
-            && let Some(hash) = text.strip_prefix(&key).and_then(|r| r.strip_prefix(' '))
-            && let Some(path) = self.cache_path(hash.trim())
-            && path.is_file()
-            // SAFETY: as in `load`: the cache directory is the host's own (here the charm
-            // directory's `.cairn`, written by this program); a file that is not an artifact
-            // of this engine's configuration is rejected, and then recompiled below.
-            && let Ok(component) = unsafe { Component::deserialize_file(&self.engine, &path) }
-        {
-            return self.prepare(&component, hash.trim().to_string());
+        let stamped = stamp
+            .as_ref()
+            .and_then(|s| std::fs::read_to_string(s).ok())
+            .and_then(|text| {
+                Some(
+                    text.strip_prefix(&key)?
+                        .strip_prefix(' ')?
+                        .trim()
+                        .to_string(),
+                )
+            });
+        if let Some(hash) = stamped {
+            if let Some(charm) = self.shared(&hash) {
+                return Ok(charm);
+            }
+            if let Some(path) = self.cache_path(&hash)
+                && path.is_file()
+                // SAFETY: as in `load`: the cache directory is the host's own (here the charm
+                // directory's `.cairn`, written by this program); a file that is not an artifact
+                // of this engine's configuration is rejected, and then recompiled below.
+                && let Ok(component) = unsafe { Component::deserialize_file(&self.engine, &path) }
+            {
+                return self.prepare(&component, hash);
+            }
         }
         let bytes = std::fs::read(wasm).map_err(|e| RuntimeError::io("read", wasm, e))?;
         let charm = self.load(&bytes)?;
