@@ -304,7 +304,7 @@ async fn resolve(hook: &Hook, root: &Path) -> Result<Option<Event>, JujuError> {
         } => {
             let client = cairn_api::Client::unix(pebble_socket(root, container));
             let notice = match client.notice(id).await {
-                Ok(n) => notice_of(&n),
+                Ok(n) => Notice::from(&n),
                 Err(_) => Notice {
                     id: id.clone(),
                     user_id: None,
@@ -355,29 +355,6 @@ async fn resolve(hook: &Hook, root: &Path) -> Result<Option<Event>, JujuError> {
         }
         Hook::Unhandled(_) | Hook::Restricted(_) => return Ok(None),
     }))
-}
-
-/// A notice as Pebble's API gives it, in the runtime's form.
-fn notice_of(n: &cairn_api::types::Notice) -> Notice {
-    let rfc = cairn_supervisor::timefmt::rfc3339;
-    let ms = |d: &str| {
-        cairn_plan::parse_duration(d)
-            .ok()
-            .map(|d| d.as_millis() as u64)
-    };
-    Notice {
-        id: n.id.clone(),
-        user_id: n.user_id,
-        r#type: n.type_.clone(),
-        key: n.key.clone(),
-        first_occurred: rfc(n.first_occurred),
-        last_occurred: rfc(n.last_occurred),
-        last_repeated: rfc(n.last_repeated),
-        occurrences: n.occurrences as u32,
-        last_data: n.last_data.clone(),
-        repeat_after_ms: ms(&n.repeat_after),
-        expire_after_ms: ms(&n.expire_after),
-    }
 }
 
 /// A check as Pebble's API gives it, in the runtime's form.

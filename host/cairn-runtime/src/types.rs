@@ -291,26 +291,43 @@ impl From<cairn_supervisor::CheckInfo> for CheckInfo {
     }
 }
 
-impl From<&cairn_supervisor::Notice> for Notice {
-    fn from(n: &cairn_supervisor::Notice) -> Self {
+/// A duration as Pebble writes it (`"1h"`), in milliseconds; `None` when empty or unreadable.
+fn duration_ms(d: &str) -> Option<u64> {
+    cairn_plan::parse_duration(d)
+        .ok()
+        .map(|d| d.as_millis() as u64)
+}
+
+/// Builds a [`Notice`] from the fields the supervisor's and the API's notices share.
+macro_rules! notice_from {
+    ($n:expr, $type:expr) => {{
+        let n = $n;
         let rfc = cairn_supervisor::timefmt::rfc3339;
-        let ms = |d: &str| {
-            cairn_plan::parse_duration(d)
-                .ok()
-                .map(|d| d.as_millis() as u64)
-        };
         Notice {
             id: n.id.clone(),
             user_id: n.user_id,
-            r#type: n.type_.as_str().to_string(),
+            r#type: $type,
             key: n.key.clone(),
             first_occurred: rfc(n.first_occurred),
             last_occurred: rfc(n.last_occurred),
             last_repeated: rfc(n.last_repeated),
             occurrences: n.occurrences as u32,
             last_data: n.last_data.clone(),
-            repeat_after_ms: ms(&n.repeat_after),
-            expire_after_ms: ms(&n.expire_after),
+            repeat_after_ms: duration_ms(&n.repeat_after),
+            expire_after_ms: duration_ms(&n.expire_after),
         }
+    }};
+}
+
+impl From<&cairn_supervisor::Notice> for Notice {
+    fn from(n: &cairn_supervisor::Notice) -> Self {
+        notice_from!(n, n.type_.as_str().to_string())
+    }
+}
+
+impl From<&cairn_api::types::Notice> for Notice {
+    /// A notice as a Pebble server's API gives it (the client backend, Juju dispatch).
+    fn from(n: &cairn_api::types::Notice) -> Self {
+        notice_from!(n, n.type_.clone())
     }
 }
