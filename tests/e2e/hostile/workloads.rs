@@ -121,6 +121,20 @@ fn report(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
+/// The last report at `path` and the tail of what the script printed (for a failure).
+fn report_and_output(path: &Path) -> String {
+    let out = std::fs::read_to_string(path.with_extension("out")).unwrap_or_default();
+    let tail: String = out
+        .chars()
+        .rev()
+        .take(2000)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("report {:?}, output {tail:?}", report(path))
+}
+
 /// `sample` of the OpenMetrics page for one of `hog/0`'s container figures.
 fn hog_figure(d: &Daemon, family: &str) -> Result<Option<f64>> {
     let page = d.ok(&["metrics"])?;
@@ -330,7 +344,12 @@ fn five_hundred_concurrent_execs_through_the_pebble_socket_are_held_to_the_exec_
         *first.borrow_mut() = eventually(Duration::from_secs(60), || {
             report(&path).filter(|r| r["answered"] == 515)
         })
-        .with_context(|| format!("the flood never had its answers: {:?}", report(&path)))?;
+        .with_context(|| {
+            format!(
+                "the flood never had its answers: {}",
+                report_and_output(&path)
+            )
+        })?;
         *cpu.borrow_mut() = Some((Instant::now(), cpu_time(pid)?));
         Ok(())
     })?;
@@ -489,8 +508,11 @@ fn fifty_setsid_grandchildren_of_an_exec_die_with_their_unit() -> Result<()> {
 const LAYER_FLOOD: &str = r#"
 def add(label, yaml):
     start = time.monotonic()
-    code, reply = call("POST", "/v1/layers", {"action": "add", "combine": True, "label": label,
-                                            "format": "yaml", "layer": yaml})
+    try:
+        code, reply = call("POST", "/v1/layers", {"action": "add", "combine": True, "label": label,
+                                                "format": "yaml", "layer": yaml})
+    except OSError as e:
+        return "failed %s" % e, time.monotonic() - start
     took = time.monotonic() - start
     return "%d %s" % (code, reply.get("result", {}).get("message", "") if code != 200 else "ok"), took
 
@@ -539,7 +561,7 @@ fn services_and_checks_pushed_through_the_pebble_socket_are_refused_by_the_budge
         eventually(Duration::from_secs(60), || {
             report(&path).filter(|r| r["calls"].as_u64() > Some(0))
         })
-        .with_context(|| format!("the flood never started: {:?}", report(&path)))?;
+        .with_context(|| format!("the flood never started: {}", report_and_output(&path)))?;
         Ok(())
     })?;
     let last = report(&path).must("the flood's report")?;
