@@ -19,3 +19,4 @@ mod restart;
 mod sandbox;
 mod strict;
 mod torture;
+mod units;

@@ -23,7 +23,16 @@ pub enum Request {
         /// Budget overrides `key=value`.
         #[serde(default)]
         limits: Vec<(String, String)>,
+        /// How many units (0 or absent: one).
+        #[serde(default)]
+        units: u32,
     },
+    /// Add units to an app.
+    AddUnit { app: String, n: u32 },
+    /// Remove units (`app/N`).
+    RemoveUnit { units: Vec<String> },
+    /// Retry (or, with `no_retry`, drop) the event a unit in error is failing on.
+    Resolve { unit: String, no_retry: bool },
     /// Set or reset config; with neither, read it. `limits` changes the app's budget.
     Config {
         app: String,
@@ -31,6 +40,10 @@ pub enum Request {
         reset: Vec<String>,
         #[serde(default)]
         limits: Vec<(String, String)>,
+        /// Reply once every unit ran `config-changed` for the new config (up to this many
+        /// seconds).
+        #[serde(default)]
+        wait: Option<u64>,
     },
     /// An app's budget and its limit hits.
     Limits { app: String },

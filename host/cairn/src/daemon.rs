@@ -169,17 +169,46 @@ async fn handle(host: &Host, req: Request) -> Result<serde_json::Value> {
             name,
             config,
             limits,
+            units,
         } => {
             let app = host
-                .deploy_with_limits(path.as_ref(), name.as_deref(), &config, &limits)
+                .deploy_with(
+                    path.as_ref(),
+                    &cairn_runtime::DeployOptions {
+                        name,
+                        settings: config,
+                        limits,
+                        units,
+                    },
+                )
                 .await?;
             serde_json::json!({ "app": app })
+        }
+        Request::AddUnit { app, n } => {
+            let units = host.add_unit(&app, n).await?;
+            serde_json::json!({ "units": units })
+        }
+        Request::RemoveUnit { units } => {
+            for unit in &units {
+                host.remove_unit(unit).await?;
+            }
+            serde_json::json!({ "removed": units })
+        }
+        Request::Resolve { unit, no_retry } => {
+            let how = if no_retry {
+                cairn_runtime::Resolve::Skip
+            } else {
+                cairn_runtime::Resolve::Retry
+            };
+            host.resolve(&unit, how).await?;
+            serde_json::json!({ "resolved": unit })
         }
         Request::Config {
             app,
             set,
             reset,
             limits,
+            wait,
         } => {
             if !limits.is_empty() {
                 host.set_limits(&app, &limits).await?;
@@ -189,6 +218,11 @@ async fn handle(host: &Host, req: Request) -> Result<serde_json::Value> {
             } else {
                 host.set_config(&app, &set, &reset).await?
             };
+            if let Some(secs) = wait {
+                let generation = host.config_generation(&app).await?;
+                host.wait_config(&app, generation, std::time::Duration::from_secs(secs))
+                    .await?;
+            }
             let config = host.get_config(&app).await?;
             serde_json::json!({ "changed": changed, "config": config })
         }

@@ -154,6 +154,7 @@ pub async fn run(keep: bool) -> Result<()> {
                 name: None,
                 config,
                 limits: vec![],
+                units: 1,
             },
         )
         .await?;
@@ -203,7 +204,7 @@ pub async fn run(keep: bool) -> Result<()> {
         print!("{}", output::events_table(&events));
     }
     let port2 = free_port()?;
-    println!("$ cairn config web port={port2}");
+    println!("$ cairn config web port={port2} --wait");
     control::call(
         &dir,
         &Request::Config {
@@ -211,6 +212,7 @@ pub async fn run(keep: bool) -> Result<()> {
             set: vec![("port".into(), port2.to_string())],
             reset: vec![],
             limits: vec![],
+            wait: Some(30),
         },
     )
     .await?;
@@ -227,6 +229,7 @@ pub async fn run(keep: bool) -> Result<()> {
             set: vec![("port".into(), "0".into())],
             reset: vec![],
             limits: vec![],
+            wait: None,
         },
     )
     .await?;

@@ -132,6 +132,33 @@ enum Command {
         /// `cairn run --limit`).
         #[arg(long = "limit", value_name = "KEY=VALUE", value_parser = parse_limit)]
         limits: Vec<(String, String)>,
+        /// Number of units to deploy (unit 0 leads).
+        #[arg(short = 'n', long = "num-units", default_value_t = 1)]
+        num_units: u32,
+    },
+    /// Add units to an application: each gets install, config-changed, start and
+    /// pebble-ready.
+    AddUnit {
+        /// The application.
+        app: String,
+        /// Number of units to add.
+        #[arg(short = 'n', long = "num-units", default_value_t = 1)]
+        num_units: u32,
+    },
+    /// Remove units: each gets stop and remove, its services are stopped and its state
+    /// deleted; a leader's leadership moves to another unit (which gets leader-elected).
+    RemoveUnit {
+        /// The units, such as web/1.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Retry the event a unit in error is failing on, now.
+    Resolve {
+        /// The unit, such as web/0.
+        unit: String,
+        /// Drop the failing event instead and go on with the queue.
+        #[arg(long)]
+        no_retry: bool,
     },
     /// Show or change an application's config.
     Config {
@@ -145,6 +172,10 @@ enum Command {
         /// Change the app's limit KEY=VALUE (repeatable; VALUE `default` for the host's).
         #[arg(long = "limits", value_name = "KEY=VALUE", value_parser = parse_limit)]
         limits: Vec<(String, String)>,
+        /// Return once every unit has run config-changed for the new config (up to this
+        /// many seconds with a value; default 300); a unit in error fails the command.
+        #[arg(long, num_args = 0..=1, default_missing_value = "300", value_name = "SECONDS")]
+        wait: Option<u64>,
     },
     /// Show an application's limits (its budget) and how often each was hit.
     Limits {
@@ -452,6 +483,7 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             name,
             config,
             limits,
+            num_units,
         } => {
             let path = std::fs::canonicalize(&path)
                 .with_context(|| format!("cannot find charm {}", path.display()))?;
@@ -462,10 +494,35 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
                     name,
                     config: split_kv(&config)?,
                     limits,
+                    units: num_units,
                 },
             )
             .await?;
             println!("Deployed {}", v["app"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+        Command::AddUnit { app, num_units } => {
+            let v = control::call(&dir, &Request::AddUnit { app, n: num_units }).await?;
+            for u in v["units"].as_array().into_iter().flatten() {
+                println!("Added {}", u.as_str().unwrap_or("?"));
+            }
+            Ok(())
+        }
+        Command::RemoveUnit { units } => {
+            control::call(
+                &dir,
+                &Request::RemoveUnit {
+                    units: units.clone(),
+                },
+            )
+            .await?;
+            for u in units {
+                println!("Removed {u}");
+            }
+            Ok(())
+        }
+        Command::Resolve { unit, no_retry } => {
+            control::call(&dir, &Request::Resolve { unit, no_retry }).await?;
             Ok(())
         }
         Command::Config {
@@ -473,6 +530,7 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             settings,
             reset,
             limits,
+            wait,
         } => {
             let quiet = !(settings.is_empty() && reset.is_empty() && limits.is_empty());
             let v = control::call(
@@ -482,6 +540,7 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
                     set: split_kv(&settings)?,
                     reset: reset.clone(),
                     limits,
+                    wait,
                 },
             )
             .await?;

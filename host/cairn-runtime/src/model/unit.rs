@@ -68,6 +68,9 @@ pub struct UnitRecord {
     pub app_status: WorkloadStatus,
     /// The failure holding the queue, if any.
     pub error: Option<String>,
+    /// The event whose failure holds the queue (the head of the queue, or a deferred
+    /// event delivered before it): what `cairn resolve --no-retry` drops.
+    pub failed_event: Option<Event>,
     /// Stored state (each value base64 in the file: bytes as JSON numbers took up to four
     /// bytes each).
     #[serde(with = "stored_values")]
@@ -84,6 +87,9 @@ pub struct UnitRecord {
     /// host queues one on open when the app's record is newer: a crash came between the
     /// two writes).
     pub config_generation: u64,
+    /// The config generation of the last `config-changed` the charm ran without failing
+    /// (what `cairn config --wait` waits for).
+    pub config_handled: u64,
 }
 
 /// Stored-state values as base64 strings; a record an older version wrote (arrays of
@@ -220,6 +226,7 @@ impl Unit {
             writer: Mutex::new(Writer::Open),
             wake: Notify::new(),
             interrupt: Interrupt::new(),
+            resolve: Mutex::new(None),
         });
         shared.save();
         let actor = tokio::spawn(run_actor(shared.clone(), runtime));
@@ -266,6 +273,42 @@ impl Unit {
     pub(crate) fn config_changed(&self, generation: u64) {
         self.shared.record.lock().unwrap().config_generation = generation;
         self.shared.enqueue(Event::ConfigChanged);
+    }
+
+    /// Makes the unit its app's leader, carrying the app's status over from the previous
+    /// leader, and queues `leader-elected` (persisted together).
+    pub(crate) fn become_leader(&self, app_status: WorkloadStatus) {
+        {
+            let mut rec = self.shared.record.lock().unwrap();
+            rec.leader = true;
+            rec.app_status = app_status;
+        }
+        self.shared.enqueue(Event::LeaderElected);
+    }
+
+    /// Takes the leadership away (the app record names another leader), persisted.
+    pub(crate) fn lose_leadership(&self) {
+        self.shared.record.lock().unwrap().leader = false;
+        self.shared.save();
+    }
+
+    /// `app/N`.
+    pub(crate) fn name(&self) -> String {
+        self.shared.name()
+    }
+
+    /// Asks the actor to retry or drop the event the unit is failing on; refused, as
+    /// Juju's `resolve` is, when the unit is not in error.
+    pub(crate) fn resolve(&self, how: Resolve) -> Result<(), String> {
+        {
+            let rec = self.shared.record.lock().unwrap();
+            if rec.error.is_none() {
+                return Err(format!("unit {:?} is not in an error state", rec.name));
+            }
+        }
+        *self.shared.resolve.lock().unwrap() = Some(how);
+        self.shared.wake.notify_one();
+        Ok(())
     }
 
     /// The unit's containers.
@@ -348,6 +391,17 @@ pub(crate) struct UnitShared {
     /// Given when removal begins: ends the event running (and any the actor would still
     /// start outside removal's own `stop` and `remove`).
     interrupt: Interrupt,
+    /// What the operator asked of the failing event (`cairn resolve`), for the actor to take.
+    resolve: Mutex<Option<Resolve>>,
+}
+
+/// What `cairn resolve` does with the event a unit is failing on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolve {
+    /// Deliver it again now.
+    Retry,
+    /// Drop it and go on with the queue (`--no-retry`).
+    Skip,
 }
 
 impl UnitShared {
@@ -375,6 +429,42 @@ impl UnitShared {
             }
             Err(e) => tracing::error!("cannot encode unit state: {e}"),
         }
+    }
+
+    /// Drops the event the unit is failing on (`cairn resolve --no-retry`), from the
+    /// deferred events or the head of the queue, and clears the error; false when the unit
+    /// is no longer in error (the retry in flight succeeded).
+    fn skip_failed(&self) -> bool {
+        let mut rec = self.record.lock().unwrap();
+        if rec.error.is_none() {
+            return false;
+        }
+        let failed = rec.failed_event.take();
+        let dropped = match failed {
+            Some(ev) if rec.queue.front() != Some(&ev) => {
+                let at = rec.deferred.iter().position(|d| *d == ev);
+                at.map(|i| rec.deferred.remove(i))
+            }
+            _ => rec.queue.pop_front(),
+        };
+        rec.error = None;
+        if let Some(ev) = dropped {
+            tracing::info!(
+                "{}: {} dropped (resolved with --no-retry)",
+                rec.name,
+                ev.name()
+            );
+            rec.history.push_back(HistoryEntry {
+                time: crate::now(),
+                event: ev.name(),
+                outcome: "skipped: resolved with --no-retry".into(),
+                duration_us: 0,
+            });
+            while rec.history.len() > MAX_HISTORY {
+                rec.history.pop_front();
+            }
+        }
+        true
     }
 
     /// Stops all writes of the record (waiting for one in progress).
@@ -433,7 +523,7 @@ impl UnitShared {
 
     /// What one event is lent: the unit's identity, containers, config, statuses and
     /// stored state as they are now, and the app's charm.
-    fn context(&self) -> (UnitContext, Arc<Charm>) {
+    fn context(&self) -> (UnitContext, Arc<Charm>, u64) {
         let rec = self.record.lock().unwrap();
         let app = self.settings.app.lock().unwrap();
         let ctx = UnitContext {
@@ -451,7 +541,7 @@ impl UnitShared {
             hits: app.hits.clone(),
             facts: None,
         };
-        (ctx, app.charm.clone())
+        (ctx, app.charm.clone(), rec.config_generation)
     }
 
     fn append_log(&self, logs: &[LogLine]) {
@@ -505,6 +595,14 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
             unit.wake.notified().await;
             continue;
         };
+        if let Some(how) = unit.resolve.lock().unwrap().take() {
+            // `cairn resolve`: retried now, or dropped; either way the backoff starts over.
+            retry = policy.base;
+            if how == Resolve::Skip && unit.skip_failed() {
+                unit.save();
+                continue;
+            }
+        }
         // Removal's own events run under their short deadline and are not interrupted;
         // any other event is interrupted when removal begins.
         let bounds = if removing {
@@ -527,6 +625,7 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
                 Ok(Outcome::Deferred) => still_deferred.push(ev),
                 Ok(Outcome::Handled) => {}
                 Err(()) => {
+                    unit.record.lock().unwrap().failed_event = Some(ev);
                     failed = true;
                     break;
                 }
@@ -576,7 +675,10 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
                         }]);
                     }
                 }
-                Err(()) => failed = true,
+                Err(()) => {
+                    unit.record.lock().unwrap().failed_event = Some(head);
+                    failed = true;
+                }
             }
             unit.save();
         }
@@ -625,7 +727,7 @@ async fn deliver(
     event: &Event,
     bounds: &Bounds,
 ) -> Result<Outcome, ()> {
-    let (mut ctx, charm) = unit.context();
+    let (mut ctx, charm, generation) = unit.context();
     // An action run: mark it running; the charm's report goes into its record.
     let mut action = match event {
         Event::Action { id, .. } => match unit.settings.actions.get(id) {
@@ -706,12 +808,19 @@ async fn deliver(
             rec.app_status = done.ctx.app_status.clone();
             rec.stored = done.ctx.stored.clone();
             rec.error = None;
-            let label = if *o == Outcome::Handled {
-                "handled"
-            } else {
-                "deferred"
+            rec.failed_event = None;
+            if *event == Event::ConfigChanged {
+                rec.config_handled = rec.config_handled.max(generation);
+            }
+            let label = match (o, action.as_ref()) {
+                // `action-fail`: the run failed, as `cairn show-action` says.
+                (_, Some(a)) if a.status == ActionStatus::Failed => {
+                    format!("failed: {}", a.message)
+                }
+                (Outcome::Handled, _) => "handled".into(),
+                (Outcome::Deferred, _) => "deferred".into(),
             };
-            (Ok(*o), entry(label.into()))
+            (Ok(*o), entry(label))
         }
         // A failing action fails that run only, as in Juju: the unit is not in error and
         // the action is not retried.
@@ -808,6 +917,16 @@ mod tests {
     /// A unit `t/0` of the misbehave charm in `mode`, with `queue` to deliver; the app view
     /// is returned so a test can change the config.
     fn start(dir: &TempDir, mode: &str, queue: &[Event]) -> (Unit, Arc<Mutex<AppView>>) {
+        start_with_retry(dir, mode, queue, Duration::from_millis(20))
+    }
+
+    /// [`start`] with the first retry after `retry_base` (doubling up to four times it).
+    fn start_with_retry(
+        dir: &TempDir,
+        mode: &str,
+        queue: &[Event],
+        retry_base: Duration,
+    ) -> (Unit, Arc<Mutex<AppView>>) {
         let runtime = Runtime::new(crate::wasm::RuntimeConfig {
             max_instances: 4,
             ..Default::default()
@@ -828,8 +947,8 @@ mod tests {
             containers: BTreeMap::new(),
             app: app.clone(),
             retry: Retry {
-                base: Duration::from_millis(20),
-                max: Duration::from_millis(80),
+                base: retry_base,
+                max: retry_base * 4,
             },
             update_status_interval: Duration::from_secs(3600),
             actions: Arc::new(ActionStore::open(dir.path().join("actions")).unwrap()),
@@ -1086,5 +1205,129 @@ mod tests {
             let h = history(r);
             assert_eq!(h[h.len() - 2..], ["stop handled", "remove handled"]);
         });
+    }
+
+    /// Sets the unit's `mode` in place, as a config change would without queueing
+    /// `config-changed` (so only a retry sees it).
+    fn set_mode(app: &Mutex<AppView>, mode: &str) {
+        app.lock()
+            .unwrap()
+            .config
+            .insert("mode".into(), ConfigValue::String(mode.into()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn resolve_retries_the_failing_event_now_and_is_refused_when_nothing_fails() {
+        let dir = TempDir::new("resolve");
+        let hour = Duration::from_secs(3600);
+        let (mut unit, app) = start_with_retry(&dir, "error", &[Event::ConfigChanged], hour);
+        until(&unit, "failed", |r| r.error.is_some()).await;
+        assert_eq!(
+            unit.with_record(|r| r.failed_event.clone()),
+            Some(Event::ConfigChanged)
+        );
+        set_mode(&app, "ok");
+        unit.resolve(Resolve::Retry).unwrap();
+        // Retried at once, not an hour later.
+        until(&unit, "retried", |r| r.queue.is_empty()).await;
+        unit.with_record(|r| {
+            assert_eq!(r.error, None);
+            assert_eq!(r.failed_event, None);
+            let h = history(r);
+            assert_eq!(h.last().unwrap(), "config-changed handled");
+        });
+        assert_eq!(
+            unit.resolve(Resolve::Retry).unwrap_err(),
+            "unit \"t/0\" is not in an error state"
+        );
+        unit.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn resolve_without_retry_drops_only_the_failing_event() {
+        let dir = TempDir::new("resolve-skip");
+        let actions = ActionStore::open(dir.path().join("actions")).unwrap();
+        let run = actions
+            .create("t/0", "echo", serde_json::json!({"message": "hi"}))
+            .unwrap();
+        let echo = Event::Action {
+            id: run.id.clone(),
+            name: "echo".into(),
+            params_json: r#"{"message":"hi","times":1}"#.into(),
+        };
+        let queue = [Event::ConfigChanged, echo.clone(), Event::UpdateStatus];
+        let hour = Duration::from_secs(3600);
+        let (mut unit, app) = start_with_retry(&dir, "error", &queue, hour);
+        until(&unit, "failed", |r| r.error.is_some()).await;
+        set_mode(&app, "ok");
+        unit.resolve(Resolve::Skip).unwrap();
+        until(&unit, "drained", |r| r.queue.is_empty()).await;
+        unit.with_record(|r| {
+            assert_eq!(r.error, None);
+            // The failing config-changed never ran again; what waited behind it did.
+            assert_eq!(
+                history(r),
+                [
+                    "config-changed error: misbehave: error requested",
+                    "config-changed skipped: resolved with --no-retry",
+                    "echo-action handled",
+                    "update-status handled",
+                ]
+            );
+            // Its state changes were never committed.
+            assert!(!r.stored.contains_key("handled"), "{:?}", r.stored);
+        });
+        unit.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn resolve_without_retry_drops_a_failing_deferred_event_and_keeps_the_head() {
+        let dir = TempDir::new("resolve-deferred");
+        let hour = Duration::from_secs(3600);
+        // Deferred once, then failing when re-delivered before the next event.
+        let (mut unit, app) = start_with_retry(&dir, "defer", &[Event::ConfigChanged], hour);
+        until(&unit, "deferred", |r| r.deferred.len() == 1).await;
+        set_mode(&app, "error");
+        unit.enqueue(Event::UpdateStatus);
+        until(&unit, "failed", |r| r.error.is_some()).await;
+        set_mode(&app, "ok");
+        unit.resolve(Resolve::Skip).unwrap();
+        until(&unit, "drained", |r| r.queue.is_empty()).await;
+        unit.with_record(|r| {
+            assert!(r.deferred.is_empty());
+            let h = history(r);
+            assert_eq!(
+                h[h.len() - 2..],
+                [
+                    "config-changed skipped: resolved with --no-retry".to_string(),
+                    "update-status handled".to_string()
+                ]
+            );
+        });
+        unit.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_action_shows_failed_in_the_history() {
+        let dir = TempDir::new("action-fail");
+        let actions = ActionStore::open(dir.path().join("actions")).unwrap();
+        let rec = actions
+            .create("t/0", "fail", serde_json::json!({}))
+            .unwrap();
+        let fail = Event::Action {
+            id: rec.id.clone(),
+            name: "fail".into(),
+            params_json: "{}".into(),
+        };
+        let (mut unit, _app) = start(&dir, "ok", &[fail]);
+        until(&unit, "ran", |r| {
+            r.queue.is_empty() && !r.history.is_empty()
+        })
+        .await;
+        unit.with_record(|r| {
+            assert_eq!(history(r), ["fail-action failed: asked to fail"]);
+            assert_eq!(r.error, None);
+        });
+        unit.abort();
     }
 }

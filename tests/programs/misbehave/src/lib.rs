@@ -357,6 +357,16 @@ impl Misbehave {
                 bump(ctx);
                 Err(Error::msg("misbehave: error requested"))
             }
+            // Fails until the file named by `label` exists in the container: a fault fixed
+            // outside the charm, which only a retry (`cairn resolve`) notices.
+            "gate" => {
+                let gate = ctx.config().get_str("label").unwrap_or_default();
+                if ctx.container("work")?.exists(&gate)? {
+                    self.act(ctx, "ok")
+                } else {
+                    Err(Error::msg(format!("misbehave: {gate} is missing")))
+                }
+            }
             "loop" => {
                 bump(ctx);
                 spin()

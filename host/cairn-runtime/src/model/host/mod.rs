@@ -148,6 +148,10 @@ struct AppRecord {
     /// keys not named take the host's defaults.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     limits: BTreeMap<String, String>,
+    /// The unit that leads the app (one at most; records older than multi-unit apps have
+    /// none, and their leader is found from the unit records on open).
+    #[serde(default)]
+    leader: Option<u32>,
 }
 
 /// Reads an app's settings, leaving out the `null`s older versions stored for float
@@ -165,6 +169,19 @@ fn settings_without_nulls<'de, D: serde::Deserializer<'de>>(
             Some(k).zip(v)
         })
         .collect())
+}
+
+/// What a deploy asks for besides the charm (`cairn deploy` flags).
+#[derive(Clone, Debug, Default)]
+pub struct DeployOptions {
+    /// The app's name (default: the charm's).
+    pub name: Option<String>,
+    /// Config settings, `key=value` typed by the charm's options.
+    pub settings: Vec<(String, String)>,
+    /// Budget overrides, `key=value` as `cairn deploy --limit` takes them.
+    pub limits: Vec<(String, String)>,
+    /// How many units (0 is taken as 1).
+    pub units: u32,
 }
 
 /// An app's budget as the operator sees it.
@@ -266,6 +283,33 @@ struct HostInner {
     /// Strict containers' host id ranges, by container directory (relative to the state
     /// directory).
     ids: IdAllocator,
+}
+
+/// The most units one deploy or add-unit starts (each has its containers, sockets and
+/// actor; a typo like `-n 100000` is refused rather than filling the host).
+const MAX_UNITS_PER_CALL: u32 = 1000;
+
+/// A new unit's record: its name, leadership and the events Juju gives a new unit (install,
+/// leader-elected for the leader, config-changed, start, pebble-ready per container).
+fn first_record(app: &AppRecord, idx: u32) -> UnitRecord {
+    let leader = app.leader == Some(idx);
+    let mut queue = std::collections::VecDeque::from([Event::Install]);
+    if leader {
+        queue.push_back(Event::LeaderElected);
+    }
+    queue.extend([Event::ConfigChanged, Event::Start]);
+    for c in app.meta.containers.keys() {
+        queue.push_back(Event::PebbleReady {
+            container: c.clone(),
+        });
+    }
+    UnitRecord {
+        name: format!("{}/{idx}", app.name),
+        leader,
+        queue,
+        config_generation: app.config_generation,
+        ..Default::default()
+    }
 }
 
 fn valid_app_name(name: &str) -> bool {
@@ -544,6 +588,7 @@ impl Host {
                 }
             }
         }
+        self.settle_leadership(&mut entry);
         Restored::Live(Box::new(entry))
     }
 
@@ -843,30 +888,40 @@ impl Host {
         name: Option<&str>,
         settings: &[(String, String)],
     ) -> Result<String, RuntimeError> {
-        self.deploy_with_limits(source, name, settings, &[]).await
+        let opts = DeployOptions {
+            name: name.map(str::to_string),
+            settings: settings.to_vec(),
+            ..DeployOptions::default()
+        };
+        self.deploy_with(source, &opts).await
     }
 
-    /// [`Host::deploy`] with budget overrides for the app (`key=value`, as `cairn deploy
-    /// --limit` takes them; see [`crate::budget`]).
-    pub async fn deploy_with_limits(
+    /// Deploys the charm at `source` as `opts` say: its name, settings, budget and number
+    /// of units (unit 0 leads). Each unit gets install, leader-elected (the leader),
+    /// config-changed, start and pebble-ready per container.
+    pub async fn deploy_with(
         &self,
         source: &Path,
-        name: Option<&str>,
-        settings: &[(String, String)],
-        limits: &[(String, String)],
+        opts: &DeployOptions,
     ) -> Result<String, RuntimeError> {
         let src = CharmSource::locate(source, &self.inner.config.target_dirs)?;
-        let app_name = name.unwrap_or(&src.meta.name).to_string();
+        let app_name = opts.name.clone().unwrap_or_else(|| src.meta.name.clone());
         if !valid_app_name(&app_name) {
             return Err(RuntimeError::Config(format!(
                 "invalid application name {app_name:?}"
             )));
         }
+        let n = opts.units.max(1);
+        if n > MAX_UNITS_PER_CALL {
+            return Err(RuntimeError::Config(format!(
+                "cannot deploy {n} units at once: at most {MAX_UNITS_PER_CALL}"
+            )));
+        }
         let mut parsed = BTreeMap::new();
-        for (k, v) in settings {
+        for (k, v) in &opts.settings {
             parsed.insert(k.clone(), src.meta.parse_setting(k, v)?);
         }
-        let limits = crate::budget::normalize_overrides(&BTreeMap::new(), limits)
+        let limits = crate::budget::normalize_overrides(&BTreeMap::new(), &opts.limits)
             .map_err(RuntimeError::Config)?;
         let budget = self.budget_of(&limits).map_err(RuntimeError::Config)?;
         let wasm = std::fs::read(&src.wasm).map_err(|e| RuntimeError::io("read", &src.wasm, e))?;
@@ -888,51 +943,58 @@ impl Host {
             meta: src.meta.clone(),
             charm_hash: charm.hash.clone(),
             settings: parsed,
-            units: vec![0],
-            next_unit: 1,
+            units: Vec::new(),
+            next_unit: 0,
             config_generation: 0,
             removing: false,
             limits,
+            leader: Some(0),
         };
         let mut entry = AppEntry::new(record, charm, budget);
-        let mut queue: std::collections::VecDeque<Event> = [
-            Event::Install,
-            Event::LeaderElected,
-            Event::ConfigChanged,
-            Event::Start,
-        ]
-        .into();
-        for c in src.meta.containers.keys() {
-            queue.push_back(Event::PebbleReady {
-                container: c.clone(),
-            });
-        }
-        let rec = UnitRecord {
-            name: format!("{app_name}/0"),
-            leader: true,
-            queue,
-            ..Default::default()
-        };
-        // The unit first; the app record, written last, commits the deploy.
-        let unit_dir = self.unit_dir(&app_name, 0);
-        if unit_dir.exists() {
-            discard_unit_dir(unit_dir.clone()).await;
-        }
-        let handle = match self.start_unit(&entry, 0, Some(rec)).await {
-            Ok(h) => h,
-            Err(e) => {
-                discard_unit_dir(unit_dir).await;
-                return Err(e);
-            }
-        };
+        // The units first; the app record, written last, commits the deploy.
+        let started = self.start_new_units(&entry, n).await?;
+        entry.record.units = started.iter().map(|(idx, _)| *idx).collect();
+        entry.record.next_unit = n;
         if let Err(e) = self.save_app(&entry.record) {
-            self.discard_unit(handle, false).await;
+            for (_, handle) in started {
+                self.discard_unit(handle, false).await;
+            }
             return Err(e);
         }
-        entry.units.insert(0, handle);
+        entry.units.extend(started);
         apps.insert(app_name.clone(), entry);
-        tracing::info!("deployed {app_name}");
+        tracing::info!("deployed {app_name} with {n} unit(s)");
         Ok(app_name)
+    }
+
+    /// Starts `n` new units of `app`, numbered from its `next_unit`, each with its first
+    /// events queued (`leader-elected` for the one the record names leader). Nothing is
+    /// recorded in the app's record (the caller commits them there); on failure the units
+    /// started are discarded and nothing of them is left.
+    async fn start_new_units(
+        &self,
+        app: &AppEntry,
+        n: u32,
+    ) -> Result<Vec<(u32, UnitHandle)>, RuntimeError> {
+        let mut started = Vec::new();
+        for idx in app.record.next_unit..app.record.next_unit + n {
+            let rec = first_record(&app.record, idx);
+            let unit_dir = self.unit_dir(&app.record.name, idx);
+            if unit_dir.exists() {
+                discard_unit_dir(unit_dir.clone()).await;
+            }
+            match self.start_unit(app, idx, Some(rec)).await {
+                Ok(h) => started.push((idx, h)),
+                Err(e) => {
+                    discard_unit_dir(unit_dir).await;
+                    for (_, handle) in started {
+                        self.discard_unit(handle, false).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(started)
     }
 
     /// Changes an app's config (`key=value` settings; `reset` keys go back to their
@@ -1471,6 +1533,8 @@ fn sync_dir(dir: Option<&Path>) {
         let _ = f.sync_all();
     }
 }
+
+mod scale;
 
 #[cfg(test)]
 mod tests {

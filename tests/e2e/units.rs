@@ -1,0 +1,174 @@
+//! The application model as an operator drives it: several units per application,
+//! leadership moving when the leader leaves, `resolve` for a unit in error, and
+//! `config --wait` for scripts.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::common::*;
+
+/// The unit names of `app` in `cairn status`, each with whether it leads.
+fn units_of(d: &Daemon, app: &str) -> Result<Vec<(String, bool)>> {
+    let st = d.status()?;
+    Ok(st["apps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["name"] == app)
+        .flat_map(|a| a["units"].as_array().cloned().unwrap_or_default())
+        .map(|u| {
+            (
+                u["name"].as_str().unwrap_or("").to_string(),
+                u["leader"] == true,
+            )
+        })
+        .collect())
+}
+
+/// The names of the events `unit` was given, in order.
+fn event_names(d: &Daemon, unit: &str) -> Result<Vec<String>> {
+    Ok(d.events(unit)?
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or("").to_string())
+        .collect())
+}
+
+#[test]
+fn units_come_and_go_and_the_leadership_moves_to_a_unit_left() -> Result<()> {
+    let d = Daemon::start("units", &[])?;
+    let prog = program("misbehave");
+    d.ok(&["deploy", &prog, "--name", "m", "-n", "3"])?;
+    for u in ["m/0", "m/1", "m/2"] {
+        d.wait_status(u, "active", "handled 1", Duration::from_secs(30))?;
+    }
+    let table = d.ok(&["status"])?;
+    assert!(table.contains("m/0*") && !table.contains("m/1*"), "{table}");
+    assert!(event_names(&d, "m/0")?.contains(&"leader-elected".into()));
+    assert!(!event_names(&d, "m/1")?.contains(&"leader-elected".into()));
+    // Each unit has its own container and Pebble socket.
+    for i in 0..3 {
+        let socket = d
+            .dir
+            .join(format!("units/m-{i}/containers/work/.pebble.socket"));
+        assert!(socket.exists(), "{}", socket.display());
+        d.ok(&["--container", &format!("m/{i}"), "plan"])?;
+    }
+
+    assert_eq!(d.ok(&["remove-unit", "m/0"])?, "Removed m/0\n");
+    d.wait_status("m/1", "active", "", Duration::from_secs(30))?;
+    assert_eq!(
+        units_of(&d, "m")?,
+        [("m/1".to_string(), true), ("m/2".to_string(), false)]
+    );
+    assert_eq!(event_names(&d, "m/1")?.last().unwrap(), "leader-elected");
+    assert!(!d.dir.join("units/m-0").exists());
+
+    assert_eq!(
+        d.ok(&["add-unit", "m", "-n", "2"])?,
+        "Added m/3\nAdded m/4\n"
+    );
+    d.wait_status("m/4", "active", "handled 1", Duration::from_secs(30))?;
+    assert_eq!(units_of(&d, "m")?.len(), 4);
+    let out = d.cli(&["remove-unit", "m/0"])?;
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: unit \"m/0\" not found"
+    );
+    Ok(())
+}
+
+#[test]
+fn resolve_retries_or_drops_the_failing_event_and_config_wait_says_when_the_charm_ran() -> Result<()>
+{
+    // No automatic retry within the test: only `resolve` (or a new event) retries.
+    let d = Daemon::start("resolve", &["--retry-delay", "1h"])?;
+    d.deploy_misbehave("m", &[])?;
+    let refused = d.cli(&["resolve", "m/0"])?;
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr).trim(),
+        "error: unit \"m/0\" is not in an error state"
+    );
+    // `--wait` returns once the charm ran config-changed for the new config.
+    d.ok(&["config", "m", "label=first", "--wait"])?;
+    let last = d.events("m/0")?.last().cloned().unwrap_or_default();
+    assert_eq!(last["event"], "config-changed");
+    assert_eq!(last["outcome"], "handled");
+
+    // A fault outside the charm: the gate file is missing.
+    let gate = d.dir.join("gate");
+    let gate_setting = format!("label={}", gate.display());
+    let failed = d.cli(&["config", "m", "mode=gate", &gate_setting, "--wait"])?;
+    assert!(!failed.status.success());
+    let why = format!(
+        "hook failed: \"config-changed\": misbehave: {} is missing",
+        gate.display()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&failed.stderr).trim(),
+        format!("error: unit m/0 is in error: {why}")
+    );
+    let u = d.unit("m/0")?;
+    assert_eq!(u["status"]["status"], "error");
+    assert_eq!(u["status"]["message"], why.as_str());
+    // An action waits behind the failing event.
+    let queued = d.ok(&[
+        "run-action",
+        "m/0",
+        "echo",
+        "message=hi",
+        "--format",
+        "json",
+    ])?;
+    let id = serde_json::from_str::<serde_json::Value>(&queued)?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    std::fs::write(&gate, "open")?;
+    d.ok(&["resolve", "m/0"])?;
+    d.wait_status("m/0", "active", "", Duration::from_secs(30))?;
+    let shown = d.ok(&["show-action", &id, "--format", "json"])?;
+    assert!(shown.contains("\"completed\""), "{shown}");
+    let outcomes: Vec<String> = d
+        .events("m/0")?
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| format!("{} {}", e["event"], e["outcome"]))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "\"echo-action\" \"handled\"",
+            "\"config-changed\" \"handled\""
+        ]
+    );
+
+    // `--no-retry` drops the failing event; what waits behind it still runs.
+    let missing = d.dir.join("never");
+    d.cli(&[
+        "config",
+        "m",
+        &format!("label={}", missing.display()),
+        "--wait",
+    ])?;
+    d.ok(&["run-action", "m/0", "echo", "message=after"])?;
+    d.ok(&["resolve", "m/0", "--no-retry"])?;
+    d.wait_status("m/0", "active", "", Duration::from_secs(30))?;
+    let tail: Vec<String> = d
+        .events("m/0")?
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| format!("{} {}", e["event"], e["outcome"]))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "\"echo-action\" \"handled\"",
+            "\"config-changed\" \"skipped: resolved with --no-retry\""
+        ]
+    );
+    Ok(())
+}
