@@ -12,7 +12,11 @@ use std::process::Command;
 use cairn_xtask::{EXAMPLE_CHARMS, GUEST_TARGET, TargetSetup, ensure_target};
 
 /// The test guests' packages (`tests/programs/`), built besides the example charms.
-const TEST_PROGRAMS: &[&str] = &["misbehave-charm", "container-probe-charm"];
+const TEST_PROGRAMS: &[&str] = &[
+    "misbehave-charm",
+    "container-probe-charm",
+    "too-big-to-load-charm",
+];
 
 fn main() {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::common::*;
 
@@ -170,5 +170,122 @@ fn resolve_retries_or_drops_the_failing_event_and_config_wait_says_when_the_char
             "\"config-changed\" \"skipped: resolved with --no-retry\""
         ]
     );
+    Ok(())
+}
+
+/// A charm directory at `dir` with `charm`'s `charmcraft.yaml` and `wasm` as its component.
+fn charm_with(dir: &std::path::Path, charm: &str, wasm: &[u8]) -> Result<String> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::copy(
+        std::path::Path::new(&example(charm)).join("charmcraft.yaml"),
+        dir.join("charmcraft.yaml"),
+    )?;
+    std::fs::write(dir.join("charm.wasm"), wasm)?;
+    Ok(dir.display().to_string())
+}
+
+/// The pid of `web/0`'s HTTP server on `port`.
+fn server_pid(port: u16) -> Option<i32> {
+    let needle = format!("http.server {port}");
+    processes_with("JUJU_UNIT_NAME=web/0")
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(&needle)
+                })
+                .unwrap_or(false)
+        })
+}
+
+#[test]
+fn a_refresh_swaps_the_component_while_the_workload_answers_every_request() -> Result<()> {
+    let d = Daemon::start("refresh", &[])?;
+    let port = d.deploy_web(&[])?;
+    let pid = server_pid(port).context("the web server's process")?;
+    // Requests as fast as they come back, all through the refresh.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let requests = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match http_get(port) {
+                    Ok(line) if line.contains("200") => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    // A rebuilt component: the same code with one more custom section, so another
+    // component to the host (another hash), as a rebuild with a new version stamp is.
+    let mut rebuilt = std::fs::read(cairn_test_programs::WEB_WASM)?;
+    let name = b"cairn-test-build";
+    let payload = b"2";
+    rebuilt.push(0);
+    rebuilt.push((1 + name.len() + payload.len()) as u8);
+    rebuilt.push(name.len() as u8);
+    rebuilt.extend_from_slice(name);
+    rebuilt.extend_from_slice(payload);
+    let new = charm_with(&d.dir.join("web-rebuilt"), "web", &rebuilt)?;
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        d.ok(&["refresh", "web", "--path", &new])?,
+        "Refreshed web\n"
+    );
+    let names = eventually(Duration::from_secs(30), || {
+        let names = event_names(&d, "web/0").ok()?;
+        names
+            .ends_with(&["upgrade-charm".into(), "config-changed".into()])
+            .then_some(names)
+    })
+    .with_context(|| {
+        format!(
+            "no upgrade-charm then config-changed: {:?}",
+            event_names(&d, "web/0")
+        )
+    })?;
+    d.wait_status(
+        "web/0",
+        "active",
+        &format!("serving on port {port}"),
+        Duration::from_secs(30),
+    )?;
+    // Stored state survived: the new charm read the port the old one saved.
+    let log = std::fs::read_to_string(d.dir.join("units/web-0/unit.log"))?;
+    assert!(
+        log.contains(&format!("upgraded while serving on port {port}")),
+        "{log}"
+    );
+    // A component that cannot be loaded is refused; the old one keeps serving.
+    let too_big = std::fs::read(cairn_test_programs::TOO_BIG_TO_LOAD_WASM)?;
+    let bad = charm_with(&d.dir.join("web-too-big"), "web", &too_big)?;
+    let refused = d.cli(&["refresh", "web", "--path", &bad])?;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.starts_with("error: cannot refresh \"web\": "),
+        "{stderr}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = requests.join().expect("the request loop");
+    eprintln!(
+        "refresh: {ok} requests answered during the refreshes, {} failed",
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(ok > 20, "only {ok} requests");
+    // The workload was never restarted.
+    assert_eq!(server_pid(port), Some(pid));
+    assert_eq!(names.iter().filter(|n| *n == "upgrade-charm").count(), 1);
     Ok(())
 }

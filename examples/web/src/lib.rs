@@ -97,6 +97,14 @@ impl Charm for WebCharm {
         self.reconcile(ctx, &web)
     }
 
+    fn on_upgrade_charm(&mut self, ctx: &mut Context) -> Result<()> {
+        // The workload keeps running; config-changed follows and reconciles it.
+        if let Some(port) = ctx.state().load::<u16>(PORT_KEY)? {
+            info!("upgraded while serving on port {port}");
+        }
+        Ok(())
+    }
+
     fn on_pebble_check_failed(&mut self, ctx: &mut Context, event: CheckEvent) -> Result<()> {
         if event.info.name == UP {
             warn!(

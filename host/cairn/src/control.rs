@@ -27,6 +27,8 @@ pub enum Request {
         #[serde(default)]
         units: u32,
     },
+    /// Move an app to a new charm (directory or `.wasm`).
+    Refresh { app: String, path: String },
     /// Add units to an app.
     AddUnit { app: String, n: u32 },
     /// Remove units (`app/N`).

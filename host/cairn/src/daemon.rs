@@ -184,6 +184,10 @@ async fn handle(host: &Host, req: Request) -> Result<serde_json::Value> {
                 .await?;
             serde_json::json!({ "app": app })
         }
+        Request::Refresh { app, path } => {
+            let hash = host.refresh(&app, path.as_ref()).await?;
+            serde_json::json!({ "app": app, "charm": hash })
+        }
         Request::AddUnit { app, n } => {
             let units = host.add_unit(&app, n).await?;
             serde_json::json!({ "units": units })

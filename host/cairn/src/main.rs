@@ -136,6 +136,16 @@ enum Command {
         #[arg(short = 'n', long = "num-units", default_value_t = 1)]
         num_units: u32,
     },
+    /// Move an application to a new build of its charm: checked first (the component loads,
+    /// its containers and queued actions still fit), then each unit gets upgrade-charm and
+    /// config-changed; stored state and running workloads are kept.
+    Refresh {
+        /// The application.
+        app: String,
+        /// The charm directory (or a .wasm with charmcraft.yaml beside it).
+        #[arg(long)]
+        path: PathBuf,
+    },
     /// Add units to an application: each gets install, config-changed, start and
     /// pebble-ready.
     AddUnit {
@@ -499,6 +509,20 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             )
             .await?;
             println!("Deployed {}", v["app"].as_str().unwrap_or("?"));
+            Ok(())
+        }
+        Command::Refresh { app, path } => {
+            let path = std::fs::canonicalize(&path)
+                .with_context(|| format!("cannot find charm {}", path.display()))?;
+            control::call(
+                &dir,
+                &Request::Refresh {
+                    app: app.clone(),
+                    path: path.display().to_string(),
+                },
+            )
+            .await?;
+            println!("Refreshed {app}");
             Ok(())
         }
         Command::AddUnit { app, num_units } => {

@@ -87,6 +87,9 @@ pub struct UnitRecord {
     /// host queues one on open when the app's record is newer: a crash came between the
     /// two writes).
     pub config_generation: u64,
+    /// The app's charm generation this unit was last given an `upgrade-charm` for (the
+    /// host queues one on open when the app's record is newer).
+    pub charm_generation: u64,
     /// The config generation of the last `config-changed` the charm ran without failing
     /// (what `cairn config --wait` waits for).
     pub config_handled: u64,
@@ -273,6 +276,12 @@ impl Unit {
     pub(crate) fn config_changed(&self, generation: u64) {
         self.shared.record.lock().unwrap().config_generation = generation;
         self.shared.enqueue(Event::ConfigChanged);
+    }
+
+    /// Queues `upgrade-charm` for the app's charm `generation` (persisted together).
+    pub(crate) fn upgrade_charm(&self, generation: u64) {
+        self.shared.record.lock().unwrap().charm_generation = generation;
+        self.shared.enqueue(Event::UpgradeCharm);
     }
 
     /// Makes the unit its app's leader, carrying the app's status over from the previous

@@ -409,6 +409,31 @@ impl Runtime {
         deadline: Duration,
         interrupt: &Interrupt,
     ) -> Dispatched {
+        self.instantiate_and(charm, ctx, Some(event), deadline, interrupt)
+            .await
+    }
+
+    /// Instantiates `charm` once, as an event would, without calling its handler: a
+    /// component whose instantiation traps (its initializers) or overruns the budget fails
+    /// here, before a host commits to it (refresh). `ctx` is what the instance may see.
+    pub async fn check(&self, charm: &Charm, ctx: UnitContext) -> Result<(), Failure> {
+        let deadline = ctx.budget.deadline;
+        let done = self
+            .instantiate_and(charm, ctx, None, deadline, &Interrupt::new())
+            .await;
+        done.outcome.map(|_| ())
+    }
+
+    /// A fresh instance of `charm` under the app's budget, given `event` (or only
+    /// instantiated, with `None`).
+    async fn instantiate_and(
+        &self,
+        charm: &Charm,
+        ctx: UnitContext,
+        event: Option<&Event>,
+        deadline: Duration,
+        interrupt: &Interrupt,
+    ) -> Dispatched {
         let memory_limit = usize::try_from(ctx.budget.memory)
             .unwrap_or(usize::MAX)
             .min(self.config.memory_limit);
@@ -447,13 +472,14 @@ impl Runtime {
         // Every tick the guest gives its worker thread back; the deadline is the timeout.
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
-        let wit_event = super::bindings::to_wit_event(event);
+        let wit_event = event.map(super::bindings::to_wit_event);
         let result = {
             let call = async {
                 let inst = charm.pre.instantiate_async(&mut store).await?;
-                inst.cairn_charm_handler()
-                    .call_handle(&mut store, &wit_event)
-                    .await
+                match &wit_event {
+                    Some(e) => inst.cairn_charm_handler().call_handle(&mut store, e).await,
+                    None => Ok(Ok(super::bindings::to_wit_outcome(Outcome::Handled))),
+                }
             };
             // Whichever ends first; the others are dropped here, the call with them (which
             // cancels the guest).

@@ -152,6 +152,10 @@ struct AppRecord {
     /// none, and their leader is found from the unit records on open).
     #[serde(default)]
     leader: Option<u32>,
+    /// Increases with every refresh; each unit records the generation it was last given an
+    /// `upgrade-charm` for (as for config).
+    #[serde(default)]
+    charm_generation: u64,
 }
 
 /// Reads an app's settings, leaving out the `null`s older versions stored for float
@@ -308,6 +312,7 @@ fn first_record(app: &AppRecord, idx: u32) -> UnitRecord {
         leader,
         queue,
         config_generation: app.config_generation,
+        charm_generation: app.charm_generation,
         ..Default::default()
     }
 }
@@ -566,8 +571,16 @@ impl Host {
         for idx in &record.units {
             match self.start_unit(&entry, *idx, None).await {
                 Ok(handle) => {
-                    let seen = handle.unit.with_record(|r| r.config_generation);
-                    if seen < record.config_generation {
+                    let (seen, charm_seen) = handle
+                        .unit
+                        .with_record(|r| (r.config_generation, r.charm_generation));
+                    if charm_seen < record.charm_generation {
+                        tracing::warn!(
+                            "{name}/{idx} missed a refresh (interrupted): queueing upgrade-charm"
+                        );
+                        handle.unit.upgrade_charm(record.charm_generation);
+                        handle.unit.config_changed(record.config_generation);
+                    } else if seen < record.config_generation {
                         tracing::warn!(
                             "{name}/{idx} missed a config change (interrupted): queueing config-changed"
                         );
@@ -949,6 +962,7 @@ impl Host {
             removing: false,
             limits,
             leader: Some(0),
+            charm_generation: 0,
         };
         let mut entry = AppEntry::new(record, charm, budget);
         // The units first; the app record, written last, commits the deploy.
@@ -1534,6 +1548,7 @@ fn sync_dir(dir: Option<&Path>) {
     }
 }
 
+mod refresh;
 mod scale;
 
 #[cfg(test)]

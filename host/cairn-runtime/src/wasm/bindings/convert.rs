@@ -98,6 +98,14 @@ pub(crate) fn from_wit_outcome(o: wit::Outcome) -> Outcome {
     }
 }
 
+/// An outcome as a guest would return it (what an instantiation-only check stands in for).
+pub(crate) fn to_wit_outcome(o: Outcome) -> wit::Outcome {
+    match o {
+        Outcome::Handled => wit::Outcome::Handled,
+        Outcome::Deferred => wit::Outcome::Deferred,
+    }
+}
+
 /// A status as the guest reads it (`error` is the host's own and reads as `blocked`).
 pub(super) fn to_wit_status(s: &WorkloadStatus) -> wit::Status {
     match s {

@@ -32,7 +32,7 @@ use super::limits::GuestLimiter;
 use crate::types::{ConfigValue, LogLine, WorkloadStatus};
 
 pub use container::ContainerRes;
-pub(crate) use convert::{from_wit_outcome, to_wit_event};
+pub(crate) use convert::{from_wit_outcome, to_wit_event, to_wit_outcome};
 pub use process::ProcessRes;
 pub use unit::{LazyFacts, UnitFacts};
 
