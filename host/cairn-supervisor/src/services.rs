@@ -676,7 +676,17 @@ impl ServiceManager {
         let Some((program, rest)) = args.split_first() else {
             return Err("cannot start service: empty command".into());
         };
-        let mut cmd = Command::new(program);
+        // As Pebble (Go's exec.Command): a name without a `/` is looked up on the
+        // supervisor's own PATH, not the service's, and the path found is what runs.
+        let program = if program.contains('/') {
+            program.clone()
+        } else {
+            let own_path = std::env::var("PATH").unwrap_or_default();
+            crate::exec::look_path(program, &own_path, self.container.root.as_ref()).ok_or_else(
+                || format!("cannot start service: exec: {program:?}: executable file not found in $PATH"),
+            )?
+        };
+        let mut cmd = Command::new(&program);
         cmd.args(rest).process_group(0).stdin(Stdio::null());
         let mut env: HashMap<String, String> = self.container.base_env().into_iter().collect();
         let mut svc_env = s.config.environment.clone();
@@ -715,6 +725,12 @@ impl ServiceManager {
             Some((uid, gid)) if e.raw_os_error() == Some(nix::libc::EPERM) => format!(
                 "cannot start service: cannot run as user ID {uid} and group ID {gid}: the supervisor runs as user ID {} without the right to switch users",
                 nix::unistd::geteuid()
+            ),
+            // What Go's os.StartProcess says of any failure in the child before exec
+            // (a missing program or working directory, a program that cannot run).
+            _ if e.raw_os_error().is_some() => format!(
+                "cannot start service: fork/exec {program}: {}",
+                crate::errno_text(&e)
             ),
             _ => format!("cannot start service: {e}"),
         })?;

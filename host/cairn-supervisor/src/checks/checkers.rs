@@ -195,7 +195,20 @@ async fn exec_check(
     let args = shlex::split(&exec.command)
         .filter(|a| !a.is_empty())
         .ok_or_else(|| fail("cannot parse command: invalid command"))?;
-    let mut cmd = std::process::Command::new(&args[0]);
+    // Go's exec.Command, as Pebble's checker: a bare name is looked up on the supervisor's
+    // PATH and the path found is what runs (and what a failure names).
+    let program = if args[0].contains('/') {
+        args[0].clone()
+    } else {
+        let own_path = std::env::var("PATH").unwrap_or_default();
+        crate::exec::look_path(&args[0], &own_path, container.root.as_ref()).ok_or_else(|| {
+            fail(format!(
+                "exec: {:?}: executable file not found in $PATH",
+                args[0]
+            ))
+        })?
+    };
+    let mut cmd = std::process::Command::new(&program);
     cmd.args(&args[1..])
         .stdin(std::process::Stdio::null())
         .process_group(0);
@@ -212,7 +225,7 @@ async fn exec_check(
     cmd.stdout(write).stderr(write2);
     container.enter_cgroup(&mut cmd);
     let (child, exit) = reaper::spawn_in(cmd, container.pid_ns())
-        .map_err(|e| fail(format!("fork/exec {}: {}", args[0], crate::errno_text(&e))))?;
+        .map_err(|e| fail(format!("fork/exec {program}: {}", crate::errno_text(&e))))?;
     let pid = child.id() as i32;
     let output = tokio::spawn(async move {
         use tokio::io::AsyncReadExt;

@@ -183,6 +183,49 @@ async fn replan_restarts_only_changed_services_and_starts_enabled_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn programs_are_found_on_the_supervisors_path_and_failures_read_as_pebbles() {
+    // Texts as real Pebble 1.32.1 gives them for the same layer (Go's exec.Command).
+    let sup = open(
+        "lookup",
+        "services:\n  a:\n    override: replace\n    command: nosuchcmd-xyz\n  b:\n    override: replace\n    command: /nonexistent/prog\n  c:\n    override: replace\n    command: sleep 300\n    working-dir: /nonexistent-dir\n  d:\n    override: replace\n    command: sleep 300\n    environment:\n      PATH: /nonexistent\n  e:\n    override: replace\n    command: rel/prog\n",
+    );
+    let sleep = crate::exec::look_path("sleep", &std::env::var("PATH").unwrap(), None).unwrap();
+    for (svc, why) in [
+        (
+            "a",
+            "exec: \"nosuchcmd-xyz\": executable file not found in $PATH".to_string(),
+        ),
+        (
+            "b",
+            "fork/exec /nonexistent/prog: no such file or directory".into(),
+        ),
+        ("c", format!("fork/exec {sleep}: no such file or directory")),
+        ("e", "fork/exec rel/prog: no such file or directory".into()),
+    ] {
+        let info = sup
+            .run_services_action(ServicesAction::Start, &names(&[svc]))
+            .await
+            .unwrap();
+        assert_eq!(
+            info.err.as_deref(),
+            Some(
+                format!(
+                    "cannot perform the following tasks:\n- Start service {svc:?} (cannot start service: {why})"
+                )
+                .as_str()
+            )
+        );
+    }
+    // The service's own PATH is its environment, not where its program is looked up.
+    let info = sup
+        .run_services_action(ServicesAction::Start, &names(&["d"]))
+        .await
+        .unwrap();
+    assert_eq!(info.status, ChangeStatus::Done, "{:?}", info.err);
+    sup.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn replan_with_nothing_to_do_is_a_done_change() {
     let sup = open(
         "noop",
