@@ -11,7 +11,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::sandbox::{Resolved, Root};
 use crate::users;
@@ -260,12 +260,13 @@ pub fn list(
     let meta = std::fs::metadata(h.path()).map_err(|e| path_error("stat", p, &e))?;
     let mut out = Vec::new();
     if !meta.is_dir() || itself {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".into());
+        // As Pebble: the entry's name is the stat's (the last element as given, trailing
+        // slashes dropped) and its path that name joined to `path.Dir(path)`, so
+        // `/d/` listed itself is `/d/d`, as real Pebble answers.
+        let name = go_stat_name(path);
         if pattern.is_empty() || glob_match(pattern, &name)? {
-            out.push(info(root, p, &meta));
+            let full = go_clean(&format!("{}/{name}", go_clean(go_dir(path))));
+            out.push(info(root, Path::new(&full), &meta));
         }
         return Ok(out);
     }
@@ -277,12 +278,32 @@ pub fn list(
         if !pattern.is_empty() && !glob_match(pattern, &name)? {
             continue;
         }
-        let full = p.join(&name);
+        let full = PathBuf::from(go_clean(&format!("{path}/{name}")));
         let meta = std::fs::symlink_metadata(h.path().join(&name))
             .map_err(|e| path_error("lstat", &full, &e))?;
         out.push(info(root, &full, &meta));
     }
     Ok(out)
+}
+
+/// Go's `path.Clean` of an absolute path.
+fn go_clean(path: &str) -> String {
+    format!("/{}", crate::sandbox::clean(Path::new(path)).join("/"))
+}
+
+/// Go's `path.Dir` without the cleaning: everything up to the last `/`.
+fn go_dir(path: &str) -> &str {
+    path.rfind('/').map_or(".", |i| &path[..=i])
+}
+
+/// The name Go's `os.Stat` gives a path: its last element once trailing slashes are
+/// dropped (`/` for the root).
+fn go_stat_name(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rsplit('/').next() {
+        Some(n) if !trimmed.is_empty() => n.to_string(),
+        _ => "/".into(),
+    }
 }
 
 /// Opens a regular file for reading (`GET /v1/files?action=read`).
@@ -832,5 +853,38 @@ mod tests {
         assert!(!d.join("a").exists());
         remove(None, d.join("a").to_str().unwrap(), true).unwrap();
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn listed_paths_are_named_as_pebble_names_them() {
+        // Real Pebble 1.32.1's answers for the same paths (`itself` joins the stat's name
+        // to the path's directory, so a trailing slash names `d/d`).
+        let d = tmp("names");
+        let base = d.display().to_string();
+        std::fs::create_dir_all(d.join("d/sub")).unwrap();
+        std::fs::write(d.join("d/f"), "x").unwrap();
+        let paths = |path: String, itself: bool| -> Vec<(String, String)> {
+            list(None, &path, "", itself)
+                .unwrap()
+                .into_iter()
+                .map(|i| (i.path.strip_prefix(&base).unwrap().to_string(), i.name))
+                .collect()
+        };
+        let one = |p: &str, n: &str| vec![(p.to_string(), n.to_string())];
+        assert_eq!(paths(format!("{base}/d/"), true), one("/d/d", "d"));
+        assert_eq!(paths(format!("{base}/d"), true), one("/d", "d"));
+        assert_eq!(paths(format!("{base}/d//sub"), true), one("/d/sub", "sub"));
+        assert_eq!(
+            paths(format!("{base}/d/sub/./"), true),
+            one("/d/sub", "sub")
+        );
+        assert_eq!(
+            paths(format!("{base}/d//"), false),
+            [
+                ("/d/f".to_string(), "f".to_string()),
+                ("/d/sub".into(), "sub".into())
+            ]
+        );
+        assert_eq!(go_stat_name("/"), "/");
     }
 }

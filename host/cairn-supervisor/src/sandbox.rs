@@ -120,7 +120,7 @@ impl Resolved {
 }
 
 /// `path.Clean` of an absolute path, as a list of its elements (`..` at `/` stays at `/`).
-fn clean(path: &Path) -> Vec<String> {
+pub(crate) fn clean(path: &Path) -> Vec<String> {
     let mut out = Vec::new();
     walk_onto(&mut out, path);
     out

@@ -69,7 +69,7 @@ pub(super) async fn list(call: &Call<'_>) -> Reply {
     }
     let after = match q.get("after") {
         "" => None,
-        t => match time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
+        t => match cairn_supervisor::timefmt::parse_rfc3339_go(t) {
             Ok(t) => Some(t),
             Err(e) => {
                 return Reply::bad_request(format!("invalid \"after\" timestamp: {e}"));
@@ -250,7 +250,7 @@ mod tests {
                 .await
                 .unwrap(),
             400,
-            "invalid \"after\" timestamp: ",
+            "invalid \"after\" timestamp: parsing time \"yesterday\" as \"2006-01-02T15:04:05Z07:00\": cannot parse \"yesterday\" as \"2006\"",
         );
         check(
             c.raw(Method::GET, "/v1/notices?users=some", None)

@@ -430,14 +430,11 @@ impl pebble::HostContainer for StoreState {
         };
         let after = match filter.after.as_deref() {
             None | Some("") => None,
-            Some(t) => Some(
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| {
-                        api_error(SupervisorError::BadRequest(format!(
-                            "invalid \"after\" timestamp: {e}"
-                        )))
-                    })?,
-            ),
+            Some(t) => Some(cairn_supervisor::timefmt::parse_rfc3339_go(t).map_err(|e| {
+                api_error(SupervisorError::BadRequest(format!(
+                    "invalid \"after\" timestamp: {e}"
+                )))
+            })?),
         };
         // As the API: types Pebble does not know are ignored, and asking only for such
         // types finds nothing.
