@@ -34,6 +34,16 @@ fn event_names(d: &Daemon, unit: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The last `n` events of `unit`, newest first, as `"event" "outcome"`.
+fn last_outcomes(d: &Daemon, unit: &str, n: usize) -> Result<Vec<String>> {
+    Ok(d.events(unit)?
+        .iter()
+        .rev()
+        .take(n)
+        .map(|e| format!("{} {}", e["event"], e["outcome"]))
+        .collect())
+}
+
 #[test]
 fn units_come_and_go_and_the_leadership_moves_to_a_unit_left() -> Result<()> {
     let d = Daemon::start("units", &[])?;
@@ -125,20 +135,29 @@ fn resolve_retries_or_drops_the_failing_event_and_config_wait_says_when_the_char
         .as_str()
         .unwrap_or_default()
         .to_string();
+    // A new event retries the failing one at once (it fails again): let that retry end
+    // before the fault is fixed, so that only `resolve` can find it fixed.
+    let failures = || -> Result<usize> {
+        Ok(d.events("m/0")?
+            .iter()
+            .filter(|e| {
+                e["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.ends_with("is missing"))
+            })
+            .count())
+    };
+    eventually(Duration::from_secs(30), || {
+        (failures().ok()? >= 2).then_some(())
+    })
+    .context("the action's arrival did not retry the failing event")?;
     std::fs::write(&gate, "open")?;
     d.ok(&["resolve", "m/0"])?;
     d.wait_status("m/0", "active", "", Duration::from_secs(30))?;
     let shown = d.ok(&["show-action", &id, "--format", "json"])?;
     assert!(shown.contains("\"completed\""), "{shown}");
-    let outcomes: Vec<String> = d
-        .events("m/0")?
-        .iter()
-        .rev()
-        .take(2)
-        .map(|e| format!("{} {}", e["event"], e["outcome"]))
-        .collect();
     assert_eq!(
-        outcomes,
+        last_outcomes(&d, "m/0", 2)?,
         [
             "\"echo-action\" \"handled\"",
             "\"config-changed\" \"handled\""
@@ -156,15 +175,8 @@ fn resolve_retries_or_drops_the_failing_event_and_config_wait_says_when_the_char
     d.ok(&["run-action", "m/0", "echo", "message=after"])?;
     d.ok(&["resolve", "m/0", "--no-retry"])?;
     d.wait_status("m/0", "active", "", Duration::from_secs(30))?;
-    let tail: Vec<String> = d
-        .events("m/0")?
-        .iter()
-        .rev()
-        .take(2)
-        .map(|e| format!("{} {}", e["event"], e["outcome"]))
-        .collect();
     assert_eq!(
-        tail,
+        last_outcomes(&d, "m/0", 2)?,
         [
             "\"echo-action\" \"handled\"",
             "\"config-changed\" \"skipped: resolved with --no-retry\""

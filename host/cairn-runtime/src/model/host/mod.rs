@@ -1550,6 +1550,8 @@ fn sync_dir(dir: Option<&Path>) {
 
 mod refresh;
 mod scale;
+#[cfg(test)]
+mod test_support;
 
 #[cfg(test)]
 mod tests {

@@ -142,8 +142,7 @@ mod tests {
     //! Refreshes through a real host, the real `misbehave` guest (and one that traps when
     //! instantiated) and real containers.
 
-    use std::path::{Path, PathBuf};
-    use std::time::Duration;
+    use std::path::Path;
 
     use cairn_testutil::TempDir;
 
@@ -151,42 +150,16 @@ mod tests {
 
     const META: &str = "name: misbehave\ncontainers:\n  work:\n    resource: r\nactions:\n  echo:\n    params:\n      message:\n        type: string\nconfig:\n  options:\n    mode:\n      type: string\n      default: ok\n    label:\n      type: string\n      default: \"\"\n    level:\n      type: string\n      default: \"1\"\n";
 
-    /// A charm directory `name` with `meta` and the component at `wasm`.
-    fn charm_dir(dir: &TempDir, name: &str, meta: &str, wasm: &str) -> PathBuf {
-        let c = dir.path().join(name);
-        std::fs::create_dir_all(&c).unwrap();
-        std::fs::write(c.join("charmcraft.yaml"), meta).unwrap();
-        std::fs::copy(wasm, c.join("charm.wasm")).unwrap();
-        c
-    }
+    use super::super::test_support::{charm_dir, open as open_with_pooling, settled as quiet};
 
     async fn open(state: &Path) -> Host {
         open_with_pooling(state, true).await
     }
 
-    async fn open_with_pooling(state: &Path, pooling: bool) -> Host {
-        let mut config = HostConfig::new(state);
-        config.runtime.max_instances = 8;
-        config.runtime.pooling = pooling;
-        Host::open(config).await.unwrap()
-    }
-
-    /// Waits (up to 30 s) until `unit`'s queue is empty; returns its record.
+    /// Waits until the host's units are quiet; returns `unit`'s history.
     async fn settled(host: &Host, unit: &str) -> Vec<HistoryEntry> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let st = host.status().await;
-            let u = st
-                .apps
-                .iter()
-                .flat_map(|a| &a.units)
-                .find(|u| u.name == unit);
-            if u.is_some_and(|u| u.queued == 0) {
-                return host.events(unit, None).await.unwrap();
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{st:#?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        quiet(host).await;
+        host.events(unit, None).await.unwrap()
     }
 
     async fn unit_status(host: &Host) -> WorkloadStatus {

@@ -216,22 +216,17 @@ mod tests {
 
     use cairn_testutil::TempDir;
 
+    use super::super::test_support::{self, settled};
     use super::super::*;
 
     const META: &str = "name: misbehave\ncontainers:\n  work:\n    resource: r\nconfig:\n  options:\n    mode:\n      type: string\n      default: ok\n";
 
     fn charm_dir(dir: &TempDir) -> PathBuf {
-        let c = dir.path().join("charm");
-        std::fs::create_dir_all(&c).unwrap();
-        std::fs::write(c.join("charmcraft.yaml"), META).unwrap();
-        std::fs::copy(cairn_test_programs::MISBEHAVE_WASM, c.join("charm.wasm")).unwrap();
-        c
+        test_support::charm_dir(dir, "charm", META, cairn_test_programs::MISBEHAVE_WASM)
     }
 
     async fn open(state: &Path) -> Host {
-        let mut config = HostConfig::new(state);
-        config.runtime.max_instances = 8;
-        Host::open(config).await.unwrap()
+        test_support::open(state, true).await
     }
 
     async fn deploy(host: &Host, charm: &Path, units: u32) {
@@ -241,19 +236,6 @@ mod tests {
             ..DeployOptions::default()
         };
         host.deploy_with(charm, &opts).await.unwrap();
-    }
-
-    /// Waits (up to 30 s) until every unit of the host has an empty queue.
-    async fn settled(host: &Host) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let st = host.status().await;
-            if st.apps.iter().flat_map(|a| &a.units).all(|u| u.queued == 0) {
-                return;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{st:#?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
     }
 
     /// Each unit's name and whether it leads, in order.
