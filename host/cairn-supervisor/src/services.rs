@@ -687,6 +687,8 @@ impl ServiceManager {
             )?
         };
         let mut cmd = Command::new(&program);
+        // argv[0] stays the name the layer gave (Go's cmd.Args[0]).
+        std::os::unix::process::CommandExt::arg0(&mut cmd, &args[0]);
         cmd.args(rest).process_group(0).stdin(Stdio::null());
         let mut env: HashMap<String, String> = self.container.base_env().into_iter().collect();
         let mut svc_env = s.config.environment.clone();

@@ -209,6 +209,7 @@ async fn exec_check(
         })?
     };
     let mut cmd = std::process::Command::new(&program);
+    std::os::unix::process::CommandExt::arg0(&mut cmd, &args[0]);
     cmd.args(&args[1..])
         .stdin(std::process::Stdio::null())
         .process_group(0);
