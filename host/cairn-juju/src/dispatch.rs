@@ -164,6 +164,7 @@ pub fn run(ctx: &JujuContext, options: &Options) -> Result<Report, JujuError> {
         app_status: Default::default(),
         leader: false,
         stored: state.stored.clone(),
+        relations: Default::default(),
         action: None,
         budget,
         hits: Default::default(),

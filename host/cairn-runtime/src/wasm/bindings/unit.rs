@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::convert::{from_wit_log_level, from_wit_status, to_wit_config, to_wit_status};
-use super::generated::cairn::charm::unit as wit_unit;
+use super::v01::cairn::charm::unit as wit_unit;
 use super::{StoreState, wit};
 use crate::types::{ConfigValue, LogLine, WorkloadStatus};
 
@@ -58,7 +58,7 @@ impl LazyFacts {
 
 /// Which fact a call needs.
 #[derive(Clone, Copy)]
-enum Fact {
+pub(super) enum Fact {
     Config,
     Leader,
     UnitStatus,
@@ -67,7 +67,7 @@ enum Fact {
 
 impl StoreState {
     /// Reads `fact` from the context's source if it has one and has not read it yet.
-    fn load(&mut self, fact: Fact) -> wasmtime::Result<()> {
+    pub(super) fn load(&mut self, fact: Fact) -> wasmtime::Result<()> {
         let ctx = &mut self.ctx;
         let Some(f) = ctx.facts.as_mut() else {
             return Ok(());
