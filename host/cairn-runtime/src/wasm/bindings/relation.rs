@@ -42,6 +42,7 @@ fn bag<'a>(rel: &RelationSnapshot, unit: &str, app: &str, owner: &'a str) -> Opt
 
 impl wit_relation::Host for StoreState {
     fn relations(&mut self) -> wasmtime::Result<Vec<wit_relation::RelationInfo>> {
+        self.load_relations()?;
         Ok(self
             .ctx
             .relations
@@ -66,6 +67,7 @@ impl wit_relation::Host for StoreState {
         id: u32,
         owner: String,
     ) -> wasmtime::Result<Result<Vec<(String, String)>, String>> {
+        self.load_relations()?;
         let ctx = &self.ctx;
         let Some(rel) = ctx.relations.relations.get(&id) else {
             return Ok(Err(not_found(id)));
@@ -76,6 +78,14 @@ impl wit_relation::Host for StoreState {
             if !self.ctx.leader {
                 return Ok(Err("permission denied".into()));
             }
+        }
+        let own = match which {
+            Some(Bag::OwnUnit) => Some(OwnBag::Unit),
+            Some(Bag::OwnApp) => Some(OwnBag::App),
+            _ => None,
+        };
+        if which.is_some() {
+            self.load_bag(id, &owner, own)?;
         }
         let rel = &self.ctx.relations.relations[&id];
         let data = match which {
@@ -105,6 +115,7 @@ impl wit_relation::Host for StoreState {
         owner: String,
         settings: Vec<(String, String)>,
     ) -> wasmtime::Result<Result<(), String>> {
+        self.load_relations()?;
         let ctx = &self.ctx;
         let Some(rel) = ctx.relations.relations.get(&id) else {
             return Ok(Err(not_found(id)));
@@ -133,6 +144,7 @@ impl wit_relation::Host for StoreState {
         if let Err(e) = self.spend.relation_write(&settings) {
             return Ok(Err(e));
         }
+        self.load_bag(id, &owner, Some(own))?;
         let ctx = &mut self.ctx;
         let Some(rel) = ctx.relations.relations.get_mut(&id) else {
             return Ok(Err(not_found(id)));
