@@ -98,6 +98,11 @@
 //! | `self.unit.status = ops.ActiveStatus()` | `ctx.set_unit_status(Status::active(""))` |
 //! | `self.config["port"]` | `ctx.config().get_int("port")` / `require_int("port")?` |
 //! | `self._stored.port = 8080` | `ctx.state().save("port", &8080)?` |
+//! | `self.model.relations["db"]` / `self.model.get_relation("db")` | `ctx.relations("db")` / `ctx.relation("db")?` |
+//! | `event.relation`, `event.unit`, `event.app` | `event.relation()?`, `event.unit`, `event.app` |
+//! | `relation.data[event.unit]["host"]` | `relation.read(unit, "host")?` / `relation.data(unit)?` |
+//! | `relation.data[self.unit]["k"] = "v"` | `relation.set("k", "v")?` |
+//! | `relation.data[self.app]["k"] = "v"` (leader) | `relation.set_app("k", "v")?` |
 //! | `self.unit.get_container("web")` / `event.workload` | `ctx.container("web")?` / the `Container` argument |
 //! | `container.add_layer("web", layer, combine=True)` | `container.add_layer("web", &layer, true)?` |
 //! | `container.get_service("web").is_running()` | `container.get_service("web")?.is_running()` |
@@ -149,7 +154,7 @@ pub use event::{
 pub use layer::{Check, Layer, Plan, Service};
 pub use model::{App, Config, ConfigValue, FromConfig, LogLevel, Status, StoredState, Unit, log};
 pub use paths::{FileTree, TreeEntry};
-pub use relation::{Relation, RelationEvent};
+pub use relation::{BagOwner, Relation, RelationEvent};
 
 /// Everything a charm usually needs: `use cairn_sdk::prelude::*;`.
 pub mod prelude {

@@ -6,6 +6,44 @@ use std::collections::BTreeMap;
 use crate::error::{Error, Result};
 use crate::host;
 
+/// Whose databag: a unit or application name (`"db/0"`, `"db"`), or this unit or app
+/// ([`Context::unit`](crate::Context::unit), [`Context::app`](crate::Context::app)), as
+/// ops' `relation.data[unit_or_app]` takes either.
+pub trait BagOwner {
+    /// The unit's or application's name.
+    fn owner_name(&self) -> String;
+}
+
+impl BagOwner for &str {
+    fn owner_name(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl BagOwner for String {
+    fn owner_name(&self) -> String {
+        self.clone()
+    }
+}
+
+impl BagOwner for &String {
+    fn owner_name(&self) -> String {
+        (*self).clone()
+    }
+}
+
+impl BagOwner for crate::model::Unit {
+    fn owner_name(&self) -> String {
+        self.name()
+    }
+}
+
+impl BagOwner for crate::model::App {
+    fn owner_name(&self) -> String {
+        self.name()
+    }
+}
+
 /// One relation of this unit (`ops.Relation`): who is at the other end, and its databags.
 ///
 /// Reads and writes follow Juju's rules: every bag of the relation can be read but this
@@ -41,8 +79,8 @@ impl Relation {
     /// The databag of `owner` (`relation.data[unit_or_app]`): this unit's or app's name, a
     /// remote unit's or the remote app's. Reading this app's bag takes leadership
     /// ([`Error::Model`] `permission denied` otherwise).
-    pub fn data(&self, owner: impl AsRef<str>) -> Result<BTreeMap<String, String>> {
-        let pairs = host::relation_get(self.id, owner.as_ref()).map_err(Error::Model)?;
+    pub fn data(&self, owner: impl BagOwner) -> Result<BTreeMap<String, String>> {
+        let pairs = host::relation_get(self.id, &owner.owner_name()).map_err(Error::Model)?;
         let mut bag = BTreeMap::new();
         for (k, v) in pairs {
             bag.insert(k, v);
@@ -51,13 +89,13 @@ impl Relation {
     }
 
     /// One key of `owner`'s bag.
-    pub fn read(&self, owner: impl AsRef<str>, key: &str) -> Result<Option<String>> {
+    pub fn read(&self, owner: impl BagOwner, key: &str) -> Result<Option<String>> {
         Ok(self.data(owner)?.remove(key))
     }
 
     /// The remote application's bag (`relation.data[relation.app]`).
     pub fn remote_app_data(&self) -> Result<BTreeMap<String, String>> {
-        self.data(&self.app)
+        self.data(self.app.as_str())
     }
 
     /// This unit's own bag.

@@ -462,6 +462,10 @@ impl Charm for Related {
         )?;
         if ctx.is_leader() {
             rel.set_app("leader", ctx.unit_name())?;
+            // ops' `relation.data[self.app]`, `relation.data[self.unit]`.
+            assert_eq!(rel.data(ctx.app())?.len(), 1);
+            let address = rel.read(ctx.unit(), "address")?;
+            assert_eq!(address, rel.unit_data()?.remove("address"));
         }
         Ok(())
     }

@@ -908,6 +908,29 @@ mod tests {
     }
 
     #[test]
+    fn relation_writes_past_relation_bytes_are_refused_and_fail_the_event() {
+        let (mut s, hits) = spend(Budget {
+            relation_bytes: 10,
+            ..Budget::default()
+        });
+        let kv = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        assert_eq!(s.relation_write(&kv("k", "12345678")), Ok(()));
+        assert_eq!(s.failure(), None);
+        // Every write of the event counts, a rewrite of the same key included.
+        let err = s.relation_write(&kv("k", "12")).unwrap_err();
+        assert_eq!(
+            err,
+            "cannot write relation settings: they would take 12 B in this event, over the budget of 10 B (relation-bytes)"
+        );
+        assert_eq!(s.failure(), Some(err.as_str()));
+        assert_eq!(hits.snapshot()["relation-bytes"], 1);
+        let mut b = Budget::default();
+        b.set("relation-bytes", "64KiB").unwrap();
+        assert_eq!(b.relation_bytes, 64 << 10);
+        assert_eq!(b.to_map()["relation-bytes"], "64KiB");
+    }
+
+    #[test]
     fn stored_state_over_budget_is_not_kept_and_fails_the_event() {
         let (mut s, hits) = spend(Budget {
             state_bytes: 10,

@@ -510,7 +510,7 @@ impl Charm for Misbehave {
     fn on_relation_changed(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
         let rel = event.relation()?;
         let owner = event.unit.clone().unwrap_or_else(|| rel.app.clone());
-        let ask = rel.read(&owner, "ask")?.unwrap_or_default();
+        let ask = rel.read(owner.as_str(), "ask")?.unwrap_or_default();
         let unit = ctx.unit_name();
         rel.set("answer", format!("{ask} from {unit}"))?;
         let app_write = match rel.set_app("leader", unit.clone()) {
