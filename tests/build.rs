@@ -16,6 +16,7 @@ const TEST_PROGRAMS: &[&str] = &[
     "misbehave-charm",
     "container-probe-charm",
     "too-big-to-load-charm",
+    "contract-v01-charm",
 ];
 
 fn main() {

@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::event::{ActionEvent, CheckEvent, Event, NoticeEvent, Outcome};
 use crate::host;
 use crate::model::{App, Config, Status, StoredState, Unit};
+use crate::relation::{Relation, RelationEvent};
 
 /// A charm: one method per event, each a no-op unless overridden.
 ///
@@ -40,6 +41,11 @@ pub trait Charm: Default {
             Event::PebbleCheckRecovered(e) => self.on_pebble_check_recovered(ctx, e),
             Event::PebbleCustomNotice(e) => self.on_pebble_custom_notice(ctx, e),
             Event::Action(a) => self.on_action(ctx, a),
+            Event::RelationCreated(e) => self.on_relation_created(ctx, e),
+            Event::RelationJoined(e) => self.on_relation_joined(ctx, e),
+            Event::RelationChanged(e) => self.on_relation_changed(ctx, e),
+            Event::RelationDeparted(e) => self.on_relation_departed(ctx, e),
+            Event::RelationBroken(e) => self.on_relation_broken(ctx, e),
         }
     }
 
@@ -118,6 +124,37 @@ pub trait Charm: Default {
     /// `<action>-action`: an operator ran an action (match on `action.name`).
     fn on_action(&mut self, ctx: &mut Context, action: ActionEvent) -> Result<()> {
         let _ = (ctx, action);
+        Ok(())
+    }
+
+    /// `<endpoint>-relation-created`: a relation was made (match on `event.endpoint`).
+    fn on_relation_created(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        let _ = (ctx, event);
+        Ok(())
+    }
+
+    /// `<endpoint>-relation-joined`: a remote unit (`event.unit`) joined.
+    fn on_relation_joined(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        let _ = (ctx, event);
+        Ok(())
+    }
+
+    /// `<endpoint>-relation-changed`: a remote unit's bag (`event.unit`) or the remote
+    /// app's (`event.unit` unset) changed.
+    fn on_relation_changed(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        let _ = (ctx, event);
+        Ok(())
+    }
+
+    /// `<endpoint>-relation-departed`: a unit (`event.departing_unit`) left.
+    fn on_relation_departed(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        let _ = (ctx, event);
+        Ok(())
+    }
+
+    /// `<endpoint>-relation-broken`: the relation is gone.
+    fn on_relation_broken(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        let _ = (ctx, event);
         Ok(())
     }
 }
@@ -228,6 +265,32 @@ impl Context {
     /// Opens the unit's container `name`.
     pub fn container(&self, name: &str) -> Result<Container> {
         Container::get(name)
+    }
+
+    /// The relations of `endpoint` (`self.model.relations["db"]`), by id.
+    pub fn relations(&self, endpoint: &str) -> Vec<Relation> {
+        Relation::all()
+            .into_iter()
+            .filter(|r| r.endpoint == endpoint)
+            .collect()
+    }
+
+    /// The one relation of `endpoint`, if there is one (`self.model.get_relation("db")`);
+    /// more than one is an [`Error::Model`](crate::Error::Model), as in ops.
+    pub fn relation(&self, endpoint: &str) -> Result<Option<Relation>> {
+        let mut rels = self.relations(endpoint);
+        if rels.len() > 1 {
+            return Err(crate::Error::Model(format!(
+                "cannot choose among {} relations of endpoint {endpoint:?}: name one by id",
+                rels.len()
+            )));
+        }
+        Ok(rels.pop())
+    }
+
+    /// Every relation of this unit, whatever its endpoint.
+    pub fn all_relations(&self) -> Vec<Relation> {
+        Relation::all()
     }
 }
 

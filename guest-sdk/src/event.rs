@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use crate::container::Container;
 use crate::error::{Error, Result};
+pub use crate::relation::RelationEvent;
 
 /// Everything a charm reacts to; one is delivered per call of the charm.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +38,16 @@ pub enum Event {
     PebbleCustomNotice(NoticeEvent),
     /// An operator ran an action (`<action>-action`).
     Action(ActionEvent),
+    /// A relation was made, before any remote unit joined (`<endpoint>-relation-created`).
+    RelationCreated(RelationEvent),
+    /// A remote unit joined a relation (`<endpoint>-relation-joined`).
+    RelationJoined(RelationEvent),
+    /// A remote unit's or the remote app's bag changed (`<endpoint>-relation-changed`).
+    RelationChanged(RelationEvent),
+    /// A unit left a relation (`<endpoint>-relation-departed`).
+    RelationDeparted(RelationEvent),
+    /// A relation is gone (`<endpoint>-relation-broken`).
+    RelationBroken(RelationEvent),
 }
 
 impl Event {
@@ -56,6 +67,11 @@ impl Event {
             Event::PebbleCheckRecovered(e) => format!("{}-pebble-check-recovered", e.container),
             Event::PebbleCustomNotice(e) => format!("{}-pebble-custom-notice", e.container),
             Event::Action(a) => format!("{}-action", a.name),
+            Event::RelationCreated(r) => format!("{}-relation-created", r.endpoint),
+            Event::RelationJoined(r) => format!("{}-relation-joined", r.endpoint),
+            Event::RelationChanged(r) => format!("{}-relation-changed", r.endpoint),
+            Event::RelationDeparted(r) => format!("{}-relation-departed", r.endpoint),
+            Event::RelationBroken(r) => format!("{}-relation-broken", r.endpoint),
         }
     }
 

@@ -98,6 +98,11 @@
 //! | `self.unit.status = ops.ActiveStatus()` | `ctx.set_unit_status(Status::active(""))` |
 //! | `self.config["port"]` | `ctx.config().get_int("port")` / `require_int("port")?` |
 //! | `self._stored.port = 8080` | `ctx.state().save("port", &8080)?` |
+//! | `self.model.relations["db"]` / `self.model.get_relation("db")` | `ctx.relations("db")` / `ctx.relation("db")?` |
+//! | `event.relation`, `event.unit`, `event.app` | `event.relation()?`, `event.unit`, `event.app` |
+//! | `relation.data[event.unit]["host"]` | `relation.read(unit, "host")?` / `relation.data(unit)?` |
+//! | `relation.data[self.unit]["k"] = "v"` | `relation.set("k", "v")?` |
+//! | `relation.data[self.app]["k"] = "v"` (leader) | `relation.set_app("k", "v")?` |
 //! | `self.unit.get_container("web")` / `event.workload` | `ctx.container("web")?` / the `Container` argument |
 //! | `container.add_layer("web", layer, combine=True)` | `container.add_layer("web", &layer, true)?` |
 //! | `container.get_service("web").is_running()` | `container.get_service("web")?.is_running()` |
@@ -131,6 +136,7 @@ pub mod layer;
 mod log;
 mod model;
 mod paths;
+mod relation;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 mod yaml;
@@ -148,6 +154,7 @@ pub use event::{
 pub use layer::{Check, Layer, Plan, Service};
 pub use model::{App, Config, ConfigValue, FromConfig, LogLevel, Status, StoredState, Unit, log};
 pub use paths::{FileTree, TreeEntry};
+pub use relation::{BagOwner, Relation, RelationEvent};
 
 /// Everything a charm usually needs: `use cairn_sdk::prelude::*;`.
 pub mod prelude {
@@ -158,8 +165,8 @@ pub mod prelude {
     pub use crate::{
         ActionEvent, Charm, CheckEvent, CheckInfo, CheckStatus, ConfigValue, Container, Context,
         Error, Event, ExecError, ExecOptions, ExecOutput, FileOptions, FileTree, NoticeEvent,
-        NoticeFilter, Outcome, Process, ProcessOutput, Result, ResultExt, ServiceInfo,
-        ServiceStatus, Status, StoredState,
+        NoticeFilter, Outcome, Process, ProcessOutput, Relation, RelationEvent, Result, ResultExt,
+        ServiceInfo, ServiceStatus, Status, StoredState,
     };
     pub use crate::{debug, error, export_charm, info, trace, warn};
 }
@@ -211,12 +218,23 @@ pub mod __private {
     use std::collections::BTreeMap;
     use std::time::Duration;
 
-    use crate::__bindings::cairn::charm::types as wit;
+    use crate::__bindings::cairn::charm0_1_0::types as wit;
     use crate::event::{ActionEvent, CheckEvent, CheckInfo, CheckLevel, CheckStatus, Event};
-    use crate::event::{Notice, NoticeEvent, Outcome};
+    use crate::event::{Notice, NoticeEvent, Outcome, RelationEvent};
 
-    pub use crate::__bindings::exports::cairn::charm::handler::Guest;
-    pub use wit::{Event as WitEvent, Outcome as WitOutcome};
+    pub use crate::__bindings::cairn::charm0_2_0::types::Event as WitEvent;
+    pub use crate::__bindings::exports::cairn::charm0_2_0::handler::Guest;
+    pub use wit::Outcome as WitOutcome;
+
+    fn relation(r: crate::__bindings::cairn::charm0_2_0::types::RelationEvent) -> RelationEvent {
+        RelationEvent {
+            relation_id: r.relation_id,
+            endpoint: r.endpoint,
+            app: r.remote_app,
+            unit: r.remote_unit,
+            departing_unit: r.departing_unit,
+        }
+    }
 
     /// Handles one WIT event with a fresh `C`.
     pub fn handle<C: crate::Charm>(event: WitEvent) -> Result<WitOutcome, String> {
@@ -249,6 +267,11 @@ pub mod __private {
                 name: a.name,
                 params_json: a.params_json,
             }),
+            WitEvent::RelationCreated(r) => Event::RelationCreated(relation(r)),
+            WitEvent::RelationJoined(r) => Event::RelationJoined(relation(r)),
+            WitEvent::RelationChanged(r) => Event::RelationChanged(relation(r)),
+            WitEvent::RelationDeparted(r) => Event::RelationDeparted(relation(r)),
+            WitEvent::RelationBroken(r) => Event::RelationBroken(relation(r)),
         }
     }
 

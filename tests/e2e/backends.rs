@@ -85,6 +85,7 @@ async fn probe(
         app_status: WorkloadStatus::Unknown,
         leader: true,
         stored: BTreeMap::new(),
+        relations: Default::default(),
         action: None,
         budget: Default::default(),
         hits: Default::default(),

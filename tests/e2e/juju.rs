@@ -33,6 +33,10 @@ pub const TOOLS: &[&str] = &[
     "action-fail",
     "juju-log",
     "application-version-set",
+    "relation-ids",
+    "relation-list",
+    "relation-get",
+    "relation-set",
 ];
 
 /// A fake Juju unit: a charm directory, the model's files and the hook tools.
@@ -225,7 +229,7 @@ fn install_and_config_changed_are_served_by_hook_tools_called_only_as_needed() -
     ok(&unit.dispatch("hooks/config-changed", &[])?)?;
     assert_eq!(unit.status()?, "active handled 2");
     // A hook the WIT world has no event for, with nothing deferred: logged, nothing run.
-    ok(&unit.dispatch("hooks/db-relation-changed", &[])?)?;
+    ok(&unit.dispatch("hooks/secret-changed", &[])?)?;
     let calls = unit.take_calls()?;
     assert_eq!(tools(&calls), ["config-get", "status-set", "juju-log"]);
     assert_eq!(calls[2][1..3], ["--log-level", "DEBUG"]);
@@ -256,7 +260,7 @@ fn a_deferred_event_is_re_emitted_before_the_next_one() -> Result<()> {
     unit.set_config(r#"{"mode": "defer-all"}"#)?;
     ok(&unit.dispatch("hooks/config-changed", &[])?)?;
     unit.set_config(r#"{"mode": "ok"}"#)?;
-    ok(&unit.dispatch("hooks/db-relation-changed", &[])?)?;
+    ok(&unit.dispatch("hooks/secret-changed", &[])?)?;
     assert_eq!(unit.state()?["deferred"], serde_json::json!([]));
     assert_eq!(unit.status()?, "active handled 2");
     Ok(())
@@ -615,5 +619,84 @@ fn db_backup_action_and_a_custom_notice_run_against_pebble() -> Result<()> {
         unit.status()?,
         format!("active serving on 127.0.0.1:{port}; scheduled backup 1: /srv/x.sql (123 bytes)")
     );
+    Ok(())
+}
+
+#[test]
+fn a_relation_hook_reads_bags_with_relation_get_and_writes_back_only_what_changed() -> Result<()> {
+    let unit = misbehave()?;
+    unit.set_config(r#"{"mode": "ok"}"#)?;
+    let model = |name: &str, text: &str| std::fs::write(unit.model.join(name), text);
+    model("relation-ids-db.json", r#"["db:3"]"#)?;
+    model("relation-3-units.json", r#"["pg/0"]"#)?;
+    model("relation-3-app.json", r#""pg""#)?;
+    model("bag-3-pg_0.json", r#"{"ask": "hi"}"#)?;
+    model(
+        "bag-3-misbehave_0.json",
+        r#"{"answer": "old", "gone": "soon"}"#,
+    )?;
+    model("bag-3-misbehave.json", r#"{"v": "1"}"#)?;
+    let env = [
+        ("JUJU_RELATION", "db"),
+        ("JUJU_RELATION_ID", "db:3"),
+        ("JUJU_REMOTE_UNIT", "pg/0"),
+        ("JUJU_REMOTE_APP", "pg"),
+    ];
+    ok(&unit.dispatch("hooks/db-relation-changed", &env)?)?;
+    let calls = unit.take_calls()?;
+    let of = |tool: &str| -> Vec<Vec<String>> {
+        calls.iter().filter(|c| c[0] == tool).cloned().collect()
+    };
+    assert_eq!(
+        of("relation-ids"),
+        [["relation-ids", "--format=json", "db"]]
+    );
+    assert_eq!(
+        of("relation-get"),
+        [
+            ["relation-get", "--format=json", "-r", "3", "-", "pg/0"].as_slice(),
+            &[
+                "relation-get",
+                "--format=json",
+                "-r",
+                "3",
+                "-",
+                "misbehave/0"
+            ],
+            &[
+                "relation-get",
+                "--format=json",
+                "-r",
+                "3",
+                "-",
+                "misbehave",
+                "--app"
+            ],
+        ],
+        "{calls:?}"
+    );
+    // Only what changed, after the handler succeeded: this unit's bag, then the app's.
+    assert_eq!(
+        of("relation-set"),
+        [
+            [
+                "relation-set",
+                "-r",
+                "3",
+                "answer=hi from misbehave/0",
+                "app-read=2 keys",
+                "app-write=ok"
+            ]
+            .as_slice(),
+            &["relation-set", "-r", "3", "--app", "leader=misbehave/0"],
+        ],
+        "{calls:?}"
+    );
+    // A failing handler writes nothing back.
+    unit.set_config(r#"{"mode": "error"}"#)?;
+    let out = unit.dispatch("hooks/db-relation-changed", &env)?;
+    assert_eq!(out.status.code(), Some(1));
+    let calls = unit.take_calls()?;
+    assert!(calls.iter().all(|c| c[0] != "relation-set"), "{calls:?}");
     Ok(())
 }

@@ -18,5 +18,12 @@ status-set)
   case "$1" in --application=true) f=app-status ;; *) f=status ;; esac
   printf '%s\n%s\n' "$2" "$4" > "$m/$f" ;;
 action-set) for a in "$@"; do printf '%s\n' "$a" >> "$m/action-results"; done ;;
+relation-ids) cat "$m/relation-ids-$2.json" 2>/dev/null || echo '[]' ;;
+relation-list)
+  case "$4" in
+  --app) cat "$m/relation-$3-app.json" ;;
+  *) cat "$m/relation-$3-units.json" 2>/dev/null || echo '[]' ;;
+  esac ;;
+relation-get) cat "$m/bag-$3-$(printf '%s' "$5" | tr / _).json" 2>/dev/null || echo '{}' ;;
 esac
 exit 0

@@ -324,3 +324,30 @@ impl ProcessHandle {
         })
     }
 }
+
+pub fn relations() -> Vec<crate::relation::Relation> {
+    with_world(|w| {
+        w.relations
+            .values()
+            .map(|r| {
+                let mut units = r.remote_units.clone();
+                units.sort();
+                crate::relation::Relation {
+                    id: r.id,
+                    endpoint: r.endpoint.clone(),
+                    interface: r.interface.clone(),
+                    app: r.remote_app.clone(),
+                    units,
+                }
+            })
+            .collect()
+    })
+}
+
+pub fn relation_get(id: u32, owner: &str) -> Result<Vec<(String, String)>, String> {
+    with_world(|w| crate::testing::relation_get(w, id, owner))
+}
+
+pub fn relation_set(id: u32, owner: &str, settings: &[(String, String)]) -> Result<(), String> {
+    with_world(|w| crate::testing::relation_set(w, id, owner, settings))
+}

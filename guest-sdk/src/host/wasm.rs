@@ -1,6 +1,7 @@
 //! Host calls inside a Cairn host: the WIT imports, with their types mapped to the SDK's.
 
-use crate::__bindings::cairn::charm::{pebble, types as wit, unit};
+use crate::__bindings::cairn::charm0_1_0::{pebble, types as wit, unit};
+use crate::__bindings::cairn::charm0_2_0::relation;
 use crate::container::{ServiceInfo, ServiceStartup, ServiceStatus};
 use crate::error::{ApiError, ChangeError, Error};
 use crate::layer;
@@ -504,4 +505,25 @@ fn status_to(s: &Status) -> wit::Status {
         Status::Maintenance(m) => wit::Status::Maintenance(m),
         Status::Waiting(m) => wit::Status::Waiting(m),
     }
+}
+
+pub fn relations() -> Vec<crate::relation::Relation> {
+    relation::relations()
+        .into_iter()
+        .map(|r| crate::relation::Relation {
+            id: r.id,
+            endpoint: r.endpoint,
+            interface: r.interface,
+            app: r.remote_app,
+            units: r.remote_units,
+        })
+        .collect()
+}
+
+pub fn relation_get(id: u32, owner: &str) -> Result<Vec<(String, String)>, String> {
+    relation::get(id, owner)
+}
+
+pub fn relation_set(id: u32, owner: &str, settings: &[(String, String)]) -> Result<(), String> {
+    relation::set(id, owner, settings)
 }

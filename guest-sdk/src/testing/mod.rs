@@ -54,6 +54,7 @@
 mod container;
 mod exec;
 mod fs;
+mod relation;
 mod world;
 
 use std::collections::BTreeMap;
@@ -67,6 +68,8 @@ use serde::de::DeserializeOwned;
 pub use container::TestContainer;
 pub use exec::ExecArgs;
 pub(crate) use exec::ExecHandler;
+pub use relation::TestRelation;
+pub(crate) use relation::{get as relation_get, set as relation_set};
 pub use world::ActionOutput;
 pub(crate) use world::with_world;
 use world::{Lent, World};
@@ -321,6 +324,7 @@ impl<C: Charm> Harness<C> {
             self.world.unit_status.clone(),
             self.world.app_status.clone(),
             self.world.stored.clone(),
+            self.world.relations.clone(),
         );
         let result = {
             let _lent = Lent::new(&mut self.world);
@@ -331,6 +335,7 @@ impl<C: Charm> Harness<C> {
                 self.world.unit_status,
                 self.world.app_status,
                 self.world.stored,
+                self.world.relations,
             ) = before;
         }
         let record = match &result {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::Context;
 use crate::container::{ExecOptions, ServiceStatus};
-use crate::event::CheckLevel;
+use crate::event::{CheckLevel, RelationEvent};
 use crate::layer::{Check, Layer, Override, Service};
 
 #[derive(Default)]
@@ -446,4 +446,155 @@ fn list_files_reads_patterns_as_the_host_does() {
     );
     let err = c.fs_list("/etc", Some("[a-"), false).unwrap_err();
     assert_eq!(err.to_string(), "syntax error in pattern");
+}
+
+/// Publishes its address in its unit bag and, as leader, in its app's bag; records the
+/// remote app's `host` in its status and what departed or broke.
+#[derive(Default)]
+struct Related;
+
+impl Charm for Related {
+    fn on_relation_created(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        let rel = event.relation()?;
+        rel.set(
+            "address",
+            format!("{}.local", ctx.unit_name().replace('/', "-")),
+        )?;
+        if ctx.is_leader() {
+            rel.set_app("leader", ctx.unit_name())?;
+            // ops' `relation.data[self.app]`, `relation.data[self.unit]`.
+            assert_eq!(rel.data(ctx.app())?.len(), 1);
+            let address = rel.read(ctx.unit(), "address")?;
+            assert_eq!(address, rel.unit_data()?.remove("address"));
+        }
+        Ok(())
+    }
+
+    fn on_relation_changed(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        let rel = ctx
+            .relation(&event.endpoint)?
+            .ok_or(Error::msg("no relation"))?;
+        let host = rel.remote_app_data()?.remove("host").unwrap_or_default();
+        if host == "bad" {
+            rel.set("address", "")?;
+            return Err(Error::msg("bad host"));
+        }
+        let units = rel.units.join(",");
+        ctx.set_unit_status(Status::active(format!("host={host} units={units}")));
+        Ok(())
+    }
+
+    fn on_relation_joined(&mut self, _ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        // Whoever runs it: only the leader may.
+        let rel = event.relation()?;
+        rel.set("joined", event.unit.clone().unwrap_or_default())?;
+        rel.set_app("joined", event.unit.unwrap_or_default())
+    }
+
+    fn on_relation_departed(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        let gone = event.departing_unit.unwrap_or_default();
+        ctx.set_unit_status(Status::waiting(format!("{gone} departed")));
+        Ok(())
+    }
+
+    fn on_relation_broken(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        ctx.set_unit_status(Status::blocked(format!("{} broken", event.endpoint)));
+        Ok(())
+    }
+}
+
+const RELATED_YAML: &str =
+    "name: web\nrequires:\n  db:\n    interface: pgsql\npeers:\n  cluster: web-peers\n";
+
+#[test]
+fn a_relation_is_made_joined_changed_departed_and_broken_with_the_charms_writes_kept() {
+    let mut h = Harness::<Related>::from_charmcraft(RELATED_YAML)
+        .unwrap()
+        .with_leader(true)
+        .with_unit_number(2);
+    let id = h.add_relation("db", "pg").unwrap();
+    let rel = h.relation(id).unwrap();
+    assert_eq!(rel.interface, "pgsql");
+    assert_eq!(rel.local_unit["address"], "web-2.local");
+    assert_eq!(rel.local_app["leader"], "web/2");
+
+    h.add_relation_unit(id, "pg/0", &[("port", "5432")])
+        .unwrap();
+    h.update_relation_data(id, "pg", &[("host", "10.0.0.9")])
+        .unwrap();
+    assert_eq!(h.unit_status(), &Status::active("host=10.0.0.9 units=pg/0"));
+
+    h.remove_relation_unit(id, "pg/0").unwrap();
+    assert_eq!(h.unit_status(), &Status::waiting("pg/0 departed"));
+    h.remove_relation(id).unwrap();
+    assert_eq!(h.unit_status(), &Status::blocked("db broken"));
+    assert!(h.relation(id).is_none());
+    let names: Vec<_> = h.history().iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "db-relation-created",
+            "db-relation-joined",
+            "db-relation-changed",
+            "db-relation-changed",
+            "db-relation-departed",
+            "db-relation-broken"
+        ]
+    );
+}
+
+#[test]
+fn a_follower_writes_its_unit_bag_but_not_its_apps() {
+    let mut h = Harness::<Related>::from_charmcraft(RELATED_YAML).unwrap();
+    let id = h.add_relation("db", "pg").unwrap();
+    assert_eq!(h.relation(id).unwrap().local_unit["address"], "web-0.local");
+    assert!(h.relation(id).unwrap().local_app.is_empty());
+    let err = h.add_relation_unit(id, "pg/0", &[]).unwrap_err();
+    assert_eq!(err.chain_message(), "cannot write relation settings");
+    // The failed event kept nothing, as the host keeps nothing of it.
+    assert!(!h.relation(id).unwrap().local_unit.contains_key("joined"));
+    h.set_leader(true);
+    let joined = Event::RelationJoined(RelationEvent {
+        relation_id: id,
+        endpoint: "db".into(),
+        app: "pg".into(),
+        unit: Some("pg/0".into()),
+        departing_unit: None,
+    });
+    h.run(joined).unwrap();
+    let rel = h.relation(id).unwrap();
+    assert_eq!(
+        (
+            rel.local_unit["joined"].as_str(),
+            rel.local_app["joined"].as_str()
+        ),
+        ("pg/0", "pg/0")
+    );
+}
+
+#[test]
+fn a_failed_relation_event_keeps_no_bag_write() {
+    let mut h = Harness::<Related>::from_charmcraft(RELATED_YAML)
+        .unwrap()
+        .with_leader(true);
+    let id = h.add_relation("db", "pg").unwrap();
+    let err = h
+        .update_relation_data(id, "pg", &[("host", "bad")])
+        .unwrap_err();
+    assert_eq!(err.chain_message(), "bad host");
+    assert_eq!(h.relation(id).unwrap().local_unit["address"], "web-0.local");
+}
+
+#[test]
+fn relations_need_a_declared_endpoint_and_peers_relate_to_their_own_app() {
+    let mut h = Harness::<Related>::from_charmcraft(RELATED_YAML)
+        .unwrap()
+        .with_leader(true);
+    let err = h.add_relation("website", "x").unwrap_err();
+    assert_eq!(err.to_string(), "charm \"web\" has no endpoint \"website\"");
+    let id = h.add_relation("cluster", "web").unwrap();
+    assert_eq!(h.relation(id).unwrap().interface, "web-peers");
+    h.add_relation_unit(id, "web/1", &[]).unwrap();
+    // A peer reads its app's bag as leader (its own write of created is there).
+    assert_eq!(h.relation(id).unwrap().local_app["leader"], "web/0");
 }

@@ -23,6 +23,8 @@ pub(crate) struct World {
     pub(crate) logs: Vec<(LogLevel, String)>,
     /// The report of the action being run, if any.
     pub(crate) action: Option<ActionOutput>,
+    /// The unit's relations, by id.
+    pub(crate) relations: BTreeMap<u32, super::TestRelation>,
 }
 
 /// What a charm reported about an action run in the harness.

@@ -23,10 +23,12 @@
 mod actions;
 mod config;
 mod meta;
+mod relations;
 
 pub use actions::ActionSpec;
 pub use config::{ConfigOption, ConfigSection, ConfigValue};
 pub use meta::{CharmMeta, valid_action_name, valid_container_name};
+pub use relations::{RelationRole, RelationSpec};
 
 /// Why charm metadata, a config setting or action parameters were refused; the texts are
 /// what the host shows an operator.
@@ -52,6 +54,11 @@ pub enum CharmError {
         /// What is wrong with the default.
         reason: String,
     },
+    /// A `requires`/`provides`/`peers` endpoint Juju refuses (Juju's texts): a reserved
+    /// name (`juju`, `juju-*`), a reserved interface on a `provides` or `peers` endpoint,
+    /// or a name used twice.
+    #[error("{0}")]
+    Relation(String),
     /// A container or action name that does not follow Juju's rules (container names become
     /// directory names in the host's state directory).
     #[error("invalid {kind} name {name:?} in charmcraft.yaml: {rule}")]
@@ -109,6 +116,7 @@ impl CharmError {
                 | CharmError::UnknownType { .. }
                 | CharmError::BadDefault { .. }
                 | CharmError::InvalidName { .. }
+                | CharmError::Relation(_)
         )
     }
 }

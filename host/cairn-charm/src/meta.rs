@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::CharmError;
 use crate::actions::ActionSpec;
 use crate::config::{ConfigSection, ConfigValue};
+use crate::relations::{RelationRole, RelationSpec};
 
 /// The parts of `charmcraft.yaml` Cairn uses (real charmcraft keys).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -25,6 +26,15 @@ pub struct CharmMeta {
     /// Actions, by name.
     #[serde(default, deserialize_with = "crate::actions::actions_or_null")]
     pub actions: BTreeMap<String, ActionSpec>,
+    /// Endpoints this charm consumes, by name (`requires`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requires: BTreeMap<String, RelationSpec>,
+    /// Endpoints this charm offers, by name (`provides`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub provides: BTreeMap<String, RelationSpec>,
+    /// Endpoints among this application's own units, by name (`peers`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peers: BTreeMap<String, RelationSpec>,
 }
 
 impl CharmMeta {
@@ -53,7 +63,28 @@ impl CharmMeta {
                 });
             }
         }
+        crate::relations::check(&meta)?;
         Ok(meta)
+    }
+
+    /// The endpoint `name` of any role, with its role.
+    pub fn endpoint(&self, name: &str) -> Option<(RelationRole, &RelationSpec)> {
+        self.endpoints()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, r, s)| (r, s))
+    }
+
+    /// Every endpoint: `provides`, then `requires`, then `peers`, each sorted by name.
+    pub fn endpoints(&self) -> impl Iterator<Item = (&str, RelationRole, &RelationSpec)> {
+        fn role(
+            m: &BTreeMap<String, RelationSpec>,
+            r: RelationRole,
+        ) -> impl Iterator<Item = (&str, RelationRole, &RelationSpec)> {
+            m.iter().map(move |(n, s)| (n.as_str(), r, s))
+        }
+        role(&self.provides, RelationRole::Provider)
+            .chain(role(&self.requires, RelationRole::Requirer))
+            .chain(role(&self.peers, RelationRole::Peer))
     }
 
     /// Defaults merged with the operator's settings: the config a charm sees.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cairn_charm::CharmMeta;
-use cairn_runtime::types::{CheckInfo, LogLine, Notice};
+use cairn_runtime::types::{CheckInfo, LogLine, Notice, OwnBag};
 use cairn_runtime::{
     ActionReport, Budget, ContainerBackend, Event, Failure, LazyFacts, Outcome, Runtime,
     RuntimeConfig, UnitContext,
@@ -164,12 +164,17 @@ pub fn run(ctx: &JujuContext, options: &Options) -> Result<Report, JujuError> {
         app_status: Default::default(),
         leader: false,
         stored: state.stored.clone(),
+        relations: Default::default(),
         action: None,
         budget,
         hits: Default::default(),
-        facts: Some(LazyFacts::new(Arc::new(HookTools::new(
-            meta.config.clone(),
-        )))),
+        facts: Some(LazyFacts::new(Arc::new(
+            HookTools::new(meta.config.clone()).with_endpoints(
+                meta.endpoints()
+                    .map(|(name, _, spec)| (name.to_string(), spec.interface.clone()))
+                    .collect(),
+            ),
+        ))),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -251,6 +256,22 @@ pub fn run(ctx: &JujuContext, options: &Options) -> Result<Report, JujuError> {
         }
         if f.app_status_set {
             tools::status_set(&unit.app_status, true)?;
+        }
+        // The bags the charm wrote, as changed since read.
+        for (id, bag) in &unit.relations.written {
+            let Some(rel) = unit.relations.relations.get(id) else {
+                continue;
+            };
+            let after = match bag {
+                OwnBag::Unit => &rel.local_unit,
+                OwnBag::App => &rel.local_app,
+            };
+            let before = f
+                .relation_originals
+                .get(&(*id, *bag))
+                .cloned()
+                .unwrap_or_default();
+            tools::relation_set(*id, *bag == OwnBag::App, &before, after)?;
         }
     }
     if let Some(action) = &unit.action {

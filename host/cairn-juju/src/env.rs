@@ -2,11 +2,14 @@
 //! (`ops/_main.py`'s `_Dispatcher`): `JUJU_DISPATCH_PATH` is `hooks/<name>` or
 //! `actions/<name>`; workload events take their container from `JUJU_WORKLOAD_NAME`,
 //! notice events their notice from `JUJU_NOTICE_ID`/`_TYPE`/`_KEY`, check events their
-//! check from `JUJU_PEBBLE_CHECK_NAME`.
+//! check from `JUJU_PEBBLE_CHECK_NAME`, relation events (`<endpoint>-relation-<kind>`) their
+//! relation from `JUJU_RELATION`/`JUJU_RELATION_ID` and `JUJU_REMOTE_UNIT`,
+//! `JUJU_REMOTE_APP` and `JUJU_DEPARTING_UNIT`.
 
 use std::path::PathBuf;
 
 use cairn_runtime::Event;
+use cairn_runtime::types::RelationEvent;
 
 use crate::JujuError;
 
@@ -37,6 +40,16 @@ pub struct JujuContext {
     pub check_name: Option<String>,
     /// `JUJU_VERSION`.
     pub version: Option<String>,
+    /// `JUJU_RELATION`: the endpoint of a relation event.
+    pub relation: Option<String>,
+    /// `JUJU_RELATION_ID`: `db:3`.
+    pub relation_id: Option<String>,
+    /// `JUJU_REMOTE_UNIT`.
+    pub remote_unit: Option<String>,
+    /// `JUJU_REMOTE_APP`.
+    pub remote_app: Option<String>,
+    /// `JUJU_DEPARTING_UNIT`.
+    pub departing_unit: Option<String>,
 }
 
 impl JujuContext {
@@ -65,6 +78,11 @@ impl JujuContext {
             notice_key: opt("JUJU_NOTICE_KEY"),
             check_name: opt("JUJU_PEBBLE_CHECK_NAME"),
             version: opt("JUJU_VERSION"),
+            relation: opt("JUJU_RELATION"),
+            relation_id: opt("JUJU_RELATION_ID"),
+            remote_unit: opt("JUJU_REMOTE_UNIT"),
+            remote_app: opt("JUJU_REMOTE_APP"),
+            departing_unit: opt("JUJU_DEPARTING_UNIT"),
         })
     }
 
@@ -141,7 +159,59 @@ impl JujuContext {
                 });
             }
         }
+        if let Some(event) = self.relation_event(name)? {
+            return Ok(Hook::Event(event));
+        }
         Ok(Hook::Unhandled(name.to_string()))
+    }
+
+    /// The relation event a `<endpoint>-relation-<kind>` hook names, as ops builds it:
+    /// the relation from `JUJU_RELATION_ID` (`db:3`), the remote app from `JUJU_REMOTE_APP`
+    /// (else the remote unit's app).
+    fn relation_event(&self, name: &str) -> Result<Option<Event>, JujuError> {
+        type Make = fn(RelationEvent) -> Event;
+        let kinds: [(&str, Make); 5] = [
+            ("-relation-created", Event::RelationCreated),
+            ("-relation-joined", Event::RelationJoined),
+            ("-relation-changed", Event::RelationChanged),
+            ("-relation-departed", Event::RelationDeparted),
+            ("-relation-broken", Event::RelationBroken),
+        ];
+        let Some((endpoint, make)) = kinds
+            .iter()
+            .find_map(|(suffix, make)| Some((name.strip_suffix(suffix)?, make)))
+        else {
+            return Ok(None);
+        };
+        let id_text = self
+            .relation_id
+            .as_deref()
+            .ok_or_else(|| JujuError::Env(format!("JUJU_RELATION_ID is not set for {name}")))?;
+        let relation_id = id_text
+            .rsplit(':')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| {
+                JujuError::Env(format!("JUJU_RELATION_ID {id_text:?} is not a relation id"))
+            })?;
+        let remote_app = self
+            .remote_app
+            .clone()
+            .or_else(|| {
+                let unit = self.remote_unit.as_deref()?;
+                Some(unit.split('/').next()?.to_string())
+            })
+            .unwrap_or_default();
+        Ok(Some(make(RelationEvent {
+            relation_id,
+            endpoint: self
+                .relation
+                .clone()
+                .unwrap_or_else(|| endpoint.to_string()),
+            remote_app,
+            remote_unit: self.remote_unit.clone(),
+            departing_unit: self.departing_unit.clone(),
+        })))
     }
 }
 
@@ -222,6 +292,49 @@ mod tests {
     }
 
     #[test]
+    fn relation_hooks_take_their_relation_and_remote_side_from_the_environment() {
+        let departed = hook(&[
+            ("JUJU_DISPATCH_PATH", "hooks/db-relation-departed"),
+            ("JUJU_RELATION", "db"),
+            ("JUJU_RELATION_ID", "db:3"),
+            ("JUJU_REMOTE_UNIT", "pg/1"),
+            ("JUJU_REMOTE_APP", "pg"),
+            ("JUJU_DEPARTING_UNIT", "pg/1"),
+        ]);
+        assert_eq!(
+            departed,
+            Hook::Event(Event::RelationDeparted(RelationEvent {
+                relation_id: 3,
+                endpoint: "db".into(),
+                remote_app: "pg".into(),
+                remote_unit: Some("pg/1".into()),
+                departing_unit: Some("pg/1".into()),
+            }))
+        );
+        // Without JUJU_REMOTE_APP the remote unit names the app; the hook names the endpoint.
+        let joined = hook(&[
+            ("JUJU_DISPATCH_PATH", "hooks/cache-relation-joined"),
+            ("JUJU_RELATION_ID", "cache:12"),
+            ("JUJU_REMOTE_UNIT", "redis/0"),
+        ]);
+        let Hook::Event(Event::RelationJoined(r)) = joined else {
+            panic!("{joined:?}");
+        };
+        assert_eq!(
+            (r.relation_id, r.endpoint.as_str(), r.remote_app.as_str()),
+            (12, "cache", "redis")
+        );
+        let err = ctx(&[("JUJU_DISPATCH_PATH", "hooks/db-relation-broken")])
+            .unwrap()
+            .hook()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot dispatch: JUJU_RELATION_ID is not set for db-relation-broken"
+        );
+    }
+
+    #[test]
     fn workload_events_take_their_container_from_juju_workload_name() {
         assert_eq!(
             hook(&[
@@ -287,8 +400,8 @@ mod tests {
     #[test]
     fn events_without_a_wit_variant_are_unhandled_and_metrics_restricted() {
         assert_eq!(
-            hook(&[("JUJU_DISPATCH_PATH", "hooks/db-relation-changed")]),
-            Hook::Unhandled("db-relation-changed".into())
+            hook(&[("JUJU_DISPATCH_PATH", "hooks/secret-changed")]),
+            Hook::Unhandled("secret-changed".into())
         );
         assert_eq!(
             hook(&[("JUJU_DISPATCH_PATH", "hooks/collect-metrics")]),

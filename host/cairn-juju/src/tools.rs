@@ -3,7 +3,11 @@
 //! `status-get --include-data --format=json --application=<bool>`,
 //! `status-set --application=<bool> <status> -- <message>`, `action-get --format=json`,
 //! `action-set k=v…`, `action-log -- <message>`, `action-fail -- <message>`,
-//! `juju-log --log-level <LEVEL> -- <message>`, `application-version-set -- <version>`.
+//! `juju-log --log-level <LEVEL> -- <message>`, `application-version-set -- <version>`,
+//! and for relations `relation-ids --format=json <endpoint>`,
+//! `relation-list --format=json -r <id> [--app]`,
+//! `relation-get --format=json -r <id> - <unit or app> [--app]` and
+//! `relation-set -r <id> [--app] k=v…` (an empty value deletes a key).
 //!
 //! Every tool is a process spawn, so reads happen only when the charm asks
 //! ([`cairn_runtime::UnitFacts`]) and writes once, after the handler returns.
@@ -13,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 
 use cairn_charm::{ConfigSection, ConfigValue};
 use cairn_runtime::types::LogLevel;
+use cairn_runtime::types::RelationSnapshot;
 use cairn_runtime::{UnitFacts, WorkloadStatus};
 
 use crate::JujuError;
@@ -42,13 +47,41 @@ pub fn run(tool: &str, args: &[&str]) -> Result<String, JujuError> {
 /// charm's declared options.
 pub struct HookTools {
     options: ConfigSection,
+    /// The charm's endpoints and their interfaces.
+    endpoints: Vec<(String, String)>,
 }
 
 impl HookTools {
     /// Tools for a charm with these config options.
     pub fn new(options: ConfigSection) -> Self {
-        HookTools { options }
+        HookTools {
+            options,
+            endpoints: Vec::new(),
+        }
     }
+
+    /// The charm's relation endpoints (name, interface): the relations asked for are theirs.
+    pub fn with_endpoints(mut self, endpoints: Vec<(String, String)>) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+}
+
+/// A JSON array of strings, as `relation-ids` and `relation-list` print them.
+fn strings(tool: &str, text: &str) -> Result<Vec<String>, String> {
+    let v = json(tool, text)?;
+    if v.is_null() {
+        return Ok(Vec::new());
+    }
+    v.as_array()
+        .ok_or_else(|| format!("cannot parse output of {tool}: not a list"))?
+        .iter()
+        .map(|s| {
+            s.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("cannot parse output of {tool}: not a string"))
+        })
+        .collect()
 }
 
 /// A JSON value of `config-get` as the option's declared type (by its JSON form when the
@@ -129,6 +162,109 @@ impl UnitFacts for HookTools {
         .map_err(|e| e.to_string())?;
         Ok(status_of(&json("status-get", &out)?["application-status"]))
     }
+
+    fn relations(&self) -> Result<Vec<RelationSnapshot>, String> {
+        let tool = |t: &str, args: &[&str]| run(t, args).map_err(|e| e.to_string());
+        let mut out = Vec::new();
+        for (endpoint, interface) in &self.endpoints {
+            let ids = strings(
+                "relation-ids",
+                &tool("relation-ids", &["--format=json", endpoint])?,
+            )?;
+            for rid in ids {
+                let id = rid
+                    .rsplit(':')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| format!("cannot parse output of relation-ids: {rid:?}"))?;
+                let n = id_arg(id);
+                let mut remote_units = strings(
+                    "relation-list",
+                    &tool("relation-list", &["--format=json", "-r", &n])?,
+                )?;
+                remote_units.sort();
+                let app = tool("relation-list", &["--format=json", "-r", &n, "--app"])?;
+                let remote_app = json("relation-list", &app)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                out.push(RelationSnapshot {
+                    id,
+                    endpoint: endpoint.clone(),
+                    interface: interface.clone(),
+                    remote_app,
+                    remote_units,
+                    ..RelationSnapshot::default()
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn relation_bag(
+        &self,
+        id: u32,
+        owner: &str,
+        app: bool,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let n = id_arg(id);
+        let mut args = vec!["--format=json", "-r", &n, "-", owner];
+        if app {
+            args.push("--app");
+        }
+        let out = run("relation-get", &args).map_err(|e| e.to_string())?;
+        let v = json("relation-get", &out)?;
+        if v.is_null() {
+            return Ok(BTreeMap::new());
+        }
+        let obj = v
+            .as_object()
+            .ok_or("cannot parse output of relation-get: not an object")?;
+        Ok(obj
+            .iter()
+            .map(|(k, v)| {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                (k.clone(), text)
+            })
+            .collect())
+    }
+}
+
+/// A relation id as the tools' `-r` takes it.
+fn id_arg(id: u32) -> String {
+    id.to_string()
+}
+
+/// Writes what changed in one of the unit's own bags of relation `id` (this unit's, or
+/// with `app` its application's): every key whose value differs from `before`, and an
+/// empty value for every key gone. Nothing changed: no call.
+pub fn relation_set(
+    id: u32,
+    app: bool,
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Result<(), JujuError> {
+    let mut settings: Vec<String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    settings.extend(
+        before
+            .keys()
+            .filter(|k| !after.contains_key(*k))
+            .map(|k| format!("{k}=")),
+    );
+    if settings.is_empty() {
+        return Ok(());
+    }
+    let n = id_arg(id);
+    let mut args = vec!["-r", n.as_str()];
+    if app {
+        args.push("--app");
+    }
+    args.extend(settings.iter().map(String::as_str));
+    run("relation-set", &args).map(|_| ())
 }
 
 /// Sets the unit's (or with `app`, the application's) status.

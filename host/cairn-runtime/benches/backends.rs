@@ -34,6 +34,7 @@ fn ctx(backend: &ContainerBackend, call: &str) -> UnitContext {
         app_status: WorkloadStatus::Unknown,
         leader: true,
         stored: BTreeMap::new(),
+        relations: Default::default(),
         action: None,
         budget: Default::default(),
         hits: Default::default(),

@@ -22,6 +22,7 @@ fn ctx() -> UnitContext {
         app_status: WorkloadStatus::Unknown,
         leader: true,
         stored: BTreeMap::new(),
+        relations: Default::default(),
         action: None,
         budget: Default::default(),
         hits: Default::default(),

@@ -7,9 +7,11 @@
 //! - `memory`, `deadline`: the event's store and epoch deadline (bounded by the engine's
 //!   own maxima, `cairn run --memory-limit-mib` and `--event-deadline`); `pull` refuses a
 //!   file bigger than `memory` before reading it.
-//! - `log-bytes`, `status-bytes`, `state-bytes`: per event, by [`EventSpend`], which the
-//!   bindings call (log excess dropped with one marker line; an action's results over
-//!   `log-bytes` refused; status messages cut; stored state over budget fails the event).
+//! - `log-bytes`, `status-bytes`, `state-bytes`, `relation-bytes`: per event, by
+//!   [`EventSpend`], which the bindings call (log excess dropped with one marker line; an
+//!   action's results over `log-bytes` refused; status messages cut; stored state over
+//!   budget fails the event; relation data written past `relation-bytes` is refused and
+//!   fails the event).
 //! - `layer-bytes`, `layers`, `services`, `checks`, `check-period`, `execs`: by each
 //!   container's supervisor ([`cairn_supervisor::ContainerLimits`]), so the Pebble API a
 //!   workload can reach is bound too.
@@ -58,6 +60,8 @@ pub struct Budget {
     pub status_bytes: u64,
     /// Bytes of stored state, keys and values together (`state-bytes`).
     pub state_bytes: u64,
+    /// Bytes of relation data (keys and values set) one event may write (`relation-bytes`).
+    pub relation_bytes: u64,
     /// Bytes of a container's API-added layers together (`layer-bytes`).
     pub layer_bytes: u64,
     /// Layers per container (`layers`).
@@ -87,6 +91,7 @@ impl Default for Budget {
             log_bytes: MIB,
             status_bytes: KIB,
             state_bytes: MIB,
+            relation_bytes: MIB,
             layer_bytes: MIB,
             layers: 100,
             services: 100,
@@ -127,6 +132,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("log-bytes", "log bytes kept per event (bytes)"),
     ("status-bytes", "longest status message (bytes)"),
     ("state-bytes", "stored state, keys and values (bytes)"),
+    (
+        "relation-bytes",
+        "relation data written per event, keys and values (bytes)",
+    ),
     ("layer-bytes", "a container's added layers together (bytes)"),
     ("layers", "layers per container"),
     ("services", "services per container"),
@@ -151,7 +160,8 @@ pub const KEYS: &[(&str, &str)] = &[
 
 fn kind(key: &str) -> Option<Kind> {
     Some(match key {
-        "memory" | "log-bytes" | "status-bytes" | "state-bytes" | "layer-bytes" => Kind::Bytes,
+        "memory" | "log-bytes" | "status-bytes" | "state-bytes" | "relation-bytes"
+        | "layer-bytes" => Kind::Bytes,
         "layers" | "services" | "checks" | "execs" | "queue" | "deferred" => Kind::Count,
         "deadline" | "check-period" => Kind::Duration,
         "workload-memory" => Kind::OptBytes,
@@ -267,6 +277,7 @@ impl Budget {
                     "log-bytes" => self.log_bytes = n,
                     "status-bytes" => self.status_bytes = n,
                     "state-bytes" => self.state_bytes = n,
+                    "relation-bytes" => self.relation_bytes = n,
                     "layer-bytes" => self.layer_bytes = n,
                     "layers" => self.layers = n,
                     "services" => self.services = n,
@@ -322,6 +333,7 @@ impl Budget {
                     "log-bytes" => format_bytes(self.log_bytes),
                     "status-bytes" => format_bytes(self.status_bytes),
                     "state-bytes" => format_bytes(self.state_bytes),
+                    "relation-bytes" => format_bytes(self.relation_bytes),
                     "layer-bytes" => format_bytes(self.layer_bytes),
                     "layers" => self.layers.to_string(),
                     "services" => self.services.to_string(),
@@ -477,7 +489,10 @@ pub(crate) struct EventSpend {
     log_dropped: u64,
     /// Bytes of stored state (keys and values) as the guest left it.
     state_total: u64,
-    /// Why the event must fail though its handler succeeded (stored state over budget).
+    /// Bytes of relation data (keys and values) the event has written.
+    relation_written: u64,
+    /// Why the event must fail though its handler succeeded (stored state or relation data
+    /// over budget).
     failure: Option<String>,
 }
 
@@ -499,6 +514,7 @@ impl EventSpend {
             log_used: 0,
             log_dropped: 0,
             state_total: state_size(stored),
+            relation_written: 0,
             failure: None,
         }
     }
@@ -626,6 +642,30 @@ impl EventSpend {
             ));
         }
         kept.extend(results);
+        Ok(())
+    }
+
+    /// Counts `settings` (keys and values) against the event's `relation-bytes`: over it,
+    /// nothing is written, the guest gets the error and the event is marked to fail.
+    pub(crate) fn relation_write(&mut self, settings: &[(String, String)]) -> Result<(), String> {
+        let size: u64 = settings
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
+        let total = self.relation_written + size;
+        if total > self.budget.relation_bytes {
+            let text = format!(
+                "cannot write relation settings: they would take {} in this event, over the budget of {} (relation-bytes)",
+                cairn_supervisor::format_bytes(total),
+                cairn_supervisor::format_bytes(self.budget.relation_bytes)
+            );
+            if self.failure.is_none() {
+                self.hit("relation-bytes");
+                self.failure = Some(text.clone());
+            }
+            return Err(text);
+        }
+        self.relation_written = total;
         Ok(())
     }
 
@@ -865,6 +905,29 @@ mod tests {
             WorkloadStatus::Blocked("short".into())
         );
         assert_eq!(hits.snapshot()["status-bytes"], 1);
+    }
+
+    #[test]
+    fn relation_writes_past_relation_bytes_are_refused_and_fail_the_event() {
+        let (mut s, hits) = spend(Budget {
+            relation_bytes: 10,
+            ..Budget::default()
+        });
+        let kv = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        assert_eq!(s.relation_write(&kv("k", "12345678")), Ok(()));
+        assert_eq!(s.failure(), None);
+        // Every write of the event counts, a rewrite of the same key included.
+        let err = s.relation_write(&kv("k", "12")).unwrap_err();
+        assert_eq!(
+            err,
+            "cannot write relation settings: they would take 12 B in this event, over the budget of 10 B (relation-bytes)"
+        );
+        assert_eq!(s.failure(), Some(err.as_str()));
+        assert_eq!(hits.snapshot()["relation-bytes"], 1);
+        let mut b = Budget::default();
+        b.set("relation-bytes", "64KiB").unwrap();
+        assert_eq!(b.relation_bytes, 64 << 10);
+        assert_eq!(b.to_map()["relation-bytes"], "64KiB");
     }
 
     #[test]

@@ -211,6 +211,90 @@ pub enum Event {
         /// Its validated parameters, as a JSON object.
         params_json: String,
     },
+    /// A relation was made (before any remote unit joined).
+    RelationCreated(RelationEvent),
+    /// A remote unit joined a relation.
+    RelationJoined(RelationEvent),
+    /// A remote unit's or the remote app's databag changed (and once after joined).
+    RelationChanged(RelationEvent),
+    /// A unit left a relation.
+    RelationDeparted(RelationEvent),
+    /// A relation is gone.
+    RelationBroken(RelationEvent),
+}
+
+/// The payload of relation events, as Juju's hook environment gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelationEvent {
+    /// The relation's id.
+    pub relation_id: u32,
+    /// This charm's endpoint of the relation.
+    pub endpoint: String,
+    /// The application at the other end (this app for a peer relation).
+    pub remote_app: String,
+    /// The remote unit the event is about (joined, departed, a unit bag's changed).
+    pub remote_unit: Option<String>,
+    /// The unit leaving (departed).
+    pub departing_unit: Option<String>,
+}
+
+/// Which of its own bags a unit wrote in a relation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnBag {
+    /// The unit's own bag.
+    Unit,
+    /// Its application's bag (leader only).
+    App,
+}
+
+/// One relation of a unit as an event sees it: who is at the other end and every bag the
+/// unit may read. The model fills it; the handler's writes land in `local_unit` and
+/// `local_app`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelationSnapshot {
+    /// The relation's id.
+    pub id: u32,
+    /// This charm's endpoint.
+    pub endpoint: String,
+    /// The interface both endpoints speak.
+    pub interface: String,
+    /// The application at the other end (this app for a peer relation).
+    pub remote_app: String,
+    /// The remote units in the relation now (for a peer relation, this app's other units).
+    pub remote_units: Vec<String>,
+    /// This unit's bag.
+    pub local_unit: BTreeMap<String, String>,
+    /// This application's bag (readable by the leader only).
+    pub local_app: BTreeMap<String, String>,
+    /// The remote units' bags, by unit name (a departing unit's included).
+    pub remote_unit_data: BTreeMap<String, BTreeMap<String, String>>,
+    /// The remote application's bag.
+    pub remote_app_data: BTreeMap<String, String>,
+}
+
+/// A unit's relations lent to one event, and which of its bags the handler wrote (the
+/// model commits those, and tells the remote side, only if the handler succeeded).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Relations {
+    /// The relations by id.
+    pub relations: BTreeMap<u32, RelationSnapshot>,
+    /// The bags written during the event: relation id and which bag.
+    pub written: std::collections::BTreeSet<(u32, OwnBag)>,
+}
+
+impl Event {
+    /// The payload of a relation event (`None` for every other event).
+    pub fn relation(&self) -> Option<&RelationEvent> {
+        match self {
+            Event::RelationCreated(r)
+            | Event::RelationJoined(r)
+            | Event::RelationChanged(r)
+            | Event::RelationDeparted(r)
+            | Event::RelationBroken(r) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 impl Event {
@@ -236,6 +320,11 @@ impl Event {
                 format!("{container}-pebble-custom-notice")
             }
             Event::Action { name, .. } => format!("{name}-action"),
+            Event::RelationCreated(r) => format!("{}-relation-created", r.endpoint),
+            Event::RelationJoined(r) => format!("{}-relation-joined", r.endpoint),
+            Event::RelationChanged(r) => format!("{}-relation-changed", r.endpoint),
+            Event::RelationDeparted(r) => format!("{}-relation-departed", r.endpoint),
+            Event::RelationBroken(r) => format!("{}-relation-broken", r.endpoint),
         }
     }
 }

@@ -545,6 +545,7 @@ impl UnitShared {
             app_status: rec.app_status.clone(),
             leader: rec.leader,
             stored: rec.stored.clone(),
+            relations: Default::default(),
             action: None,
             budget: app.budget.clone(),
             hits: app.hits.clone(),

@@ -26,7 +26,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use super::bindings::{CharmPre, StoreState, UnitContext};
+use super::bindings::{StoreState, UnitContext, v01, v02};
 use super::limits::GuestLimiter;
 use crate::RuntimeError;
 use crate::types::{Event, LogLevel, LogLine, Outcome};
@@ -75,21 +75,45 @@ pub struct Runtime {
     /// The components loaded, by content hash, while some app holds them: apps of one
     /// charm share its code (one mapping and one descriptor of the compiled file, not one
     /// per app).
-    loaded: std::sync::Mutex<std::collections::HashMap<String, Weak<CharmPre<StoreState>>>>,
+    loaded: std::sync::Mutex<std::collections::HashMap<String, Weak<Pre>>>,
+}
+
+/// A component prepared as the world it targets.
+enum Pre {
+    V01(v01::CharmPre<StoreState>),
+    V02(v02::CharmPre<StoreState>),
 }
 
 /// A charm component compiled for this engine, ready to instantiate.
 pub struct Charm {
-    pre: Arc<CharmPre<StoreState>>,
+    pre: Arc<Pre>,
     /// Hex SHA-256 of the component bytes.
     pub hash: String,
+}
+
+impl Charm {
+    /// The version of the `cairn:charm` contract the component targets (`0.1.0`,
+    /// `0.2.0`): a 0.1 charm has no relations.
+    pub fn contract(&self) -> &'static str {
+        match *self.pre {
+            Pre::V01(_) => "0.1.0",
+            Pre::V02(_) => "0.2.0",
+        }
+    }
+
+    /// Whether the charm can be given relation events (it targets 0.2 or later).
+    pub fn has_relations(&self) -> bool {
+        matches!(*self.pre, Pre::V02(_))
+    }
 }
 
 /// The result of delivering one event.
 pub struct Dispatched {
     /// What the handler returned, or why the event failed.
     pub outcome: Result<Outcome, Failure>,
-    /// The unit context after the handler (status and stored state as the handler left them).
+    /// The unit context after the handler (status, stored state and relation bags as the
+    /// handler left them; `ctx.relations.written` lists the bags it wrote). After a failed
+    /// event the relations are as lent: nothing of them is to be committed.
     pub ctx: UnitContext,
     /// Charm log calls and guest output, in order.
     pub logs: Vec<LogLine>,
@@ -214,7 +238,11 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.into()))?;
-        super::bindings::Charm_::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        // 0.1's world (`unit`, `pebble`), then what 0.2 adds (`relation`): 0.2's world
+        // imports 0.1's interfaces themselves, so one linker serves both.
+        v01::Charm::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(e.into()))?;
+        v02::cairn::charm0_2_0::relation::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |s| s,
         )
@@ -314,14 +342,19 @@ impl Runtime {
         })
     }
 
-    /// Links a compiled component and checks that it is a charm.
+    /// Links a compiled component and checks that it is a charm: it exports the `handler`
+    /// of 0.2 or, failing that, of 0.1.
     fn prepare(&self, component: &Component, hash: String) -> Result<Charm, RuntimeError> {
         let pre = self
             .linker
             .instantiate_pre(component)
             .map_err(|e| RuntimeError::Compile(e.context("cannot link charm").into()))?;
-        let pre = CharmPre::new(pre)
-            .map_err(|e| RuntimeError::Compile(e.context("component is not a charm").into()))?;
+        let pre = match v02::CharmPre::new(pre.clone()) {
+            Ok(p) => Pre::V02(p),
+            Err(_) => Pre::V01(v01::CharmPre::new(pre).map_err(|e| {
+                RuntimeError::Compile(e.context("component is not a charm").into())
+            })?),
+        };
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         // Another load of the same charm may have finished meanwhile: share its.
         let pre = loaded
@@ -434,6 +467,16 @@ impl Runtime {
         deadline: Duration,
         interrupt: &Interrupt,
     ) -> Dispatched {
+        // A 0.1 charm has no relations: a relation event is handled for it, unseen.
+        if !charm.has_relations() && event.is_some_and(|e| e.relation().is_some()) {
+            return Dispatched {
+                outcome: Ok(Outcome::Handled),
+                ctx,
+                logs: Vec::new(),
+                duration: Duration::ZERO,
+                memory_peak: 0,
+            };
+        }
         let memory_limit = usize::try_from(ctx.budget.memory)
             .unwrap_or(usize::MAX)
             .min(self.config.memory_limit);
@@ -443,6 +486,9 @@ impl Runtime {
         let mut budget = ctx.budget.clone();
         budget.memory = memory_limit as u64;
         let spend = crate::budget::EventSpend::new(budget, ctx.hits.clone(), &ctx.stored);
+        // What a failed event wrote to its relations is dropped here, so no caller can
+        // commit it by mistake.
+        let lent_relations = ctx.relations.clone();
         let stdout = MemoryOutputPipe::new(MAX_GUEST_OUTPUT);
         let stderr = MemoryOutputPipe::new(MAX_GUEST_OUTPUT);
         let wasi = WasiCtx::builder()
@@ -472,13 +518,28 @@ impl Runtime {
         // Every tick the guest gives its worker thread back; the deadline is the timeout.
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
-        let wit_event = event.map(super::bindings::to_wit_event);
         let result = {
             let call = async {
-                let inst = charm.pre.instantiate_async(&mut store).await?;
-                match &wit_event {
-                    Some(e) => inst.cairn_charm_handler().call_handle(&mut store, e).await,
-                    None => Ok(Ok(super::bindings::to_wit_outcome(Outcome::Handled))),
+                let handled = Ok(Ok(super::bindings::to_wit_outcome(Outcome::Handled)));
+                match &*charm.pre {
+                    Pre::V01(pre) => {
+                        let inst = pre.instantiate_async(&mut store).await?;
+                        match event.and_then(super::bindings::to_wit_event) {
+                            Some(e) => inst.cairn_charm_handler().call_handle(&mut store, &e).await,
+                            None => handled,
+                        }
+                    }
+                    Pre::V02(pre) => {
+                        let inst = pre.instantiate_async(&mut store).await?;
+                        match event.map(super::bindings::to_wit_event_v02) {
+                            Some(e) => {
+                                inst.cairn_charm0_2_0_handler()
+                                    .call_handle(&mut store, &e)
+                                    .await
+                            }
+                            None => handled,
+                        }
+                    }
                 }
             };
             // Whichever ends first; the others are dropped here, the call with them (which
@@ -521,7 +582,11 @@ impl Runtime {
             }
             Err(Stopped::Interrupted) => Err(Failure::Interrupted),
         };
-        self.finish(store, stdout, stderr, unit, duration, outcome)
+        let mut done = self.finish(store, stdout, stderr, unit, duration, outcome);
+        if done.outcome.is_err() {
+            done.ctx.relations = lent_relations;
+        }
+        done
     }
 
     /// The dispatch's result: the guest's output added to its log lines within the event's
@@ -635,6 +700,7 @@ mod tests {
             app_status: WorkloadStatus::Unknown,
             leader: true,
             stored: BTreeMap::new(),
+            relations: Default::default(),
             action: None,
             budget: Default::default(),
             hits: Default::default(),

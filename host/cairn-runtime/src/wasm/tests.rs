@@ -39,6 +39,7 @@ fn ctx(mode: &str, containers: BTreeMap<String, Supervisor>) -> UnitContext {
         app_status: WorkloadStatus::Unknown,
         leader: true,
         stored: BTreeMap::new(),
+        relations: Default::default(),
         action: None,
         budget: Default::default(),
         hits: Default::default(),
@@ -460,4 +461,171 @@ async fn a_wait_through_the_pebble_client_ends_at_the_deadline_and_kills_the_com
     assert!(ended.is_some(), "the exec change did not end");
     server.stop();
     sup.stop_all().await;
+}
+
+/// Unit `t/0` (leader or not) in relation 7 of endpoint `db` with `db/0`, whose bag asks
+/// "hi"; the app's bag already holds one key.
+fn related(mode: &str, leader: bool) -> UnitContext {
+    use crate::types::{RelationSnapshot, Relations};
+    let mut c = ctx(mode, BTreeMap::new());
+    c.leader = leader;
+    let bag = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    c.relations = Relations {
+        relations: BTreeMap::from([(
+            7,
+            RelationSnapshot {
+                id: 7,
+                endpoint: "db".into(),
+                interface: "pgsql".into(),
+                remote_app: "db".into(),
+                remote_units: vec!["db/0".into()],
+                local_app: bag(&[("old", "kept")]),
+                remote_unit_data: BTreeMap::from([("db/0".into(), bag(&[("ask", "hi")]))]),
+                ..RelationSnapshot::default()
+            },
+        )]),
+        written: Default::default(),
+    };
+    c
+}
+
+fn changed_by_db0() -> Event {
+    Event::RelationChanged(crate::types::RelationEvent {
+        relation_id: 7,
+        endpoint: "db".into(),
+        remote_app: "db".into(),
+        remote_unit: Some("db/0".into()),
+        departing_unit: None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relation_guest_reads_the_remote_bag_and_writes_its_own_and_as_leader_its_apps() {
+    use crate::types::OwnBag;
+    let (rt, charm) = misbehave(|_| {});
+    assert_eq!(charm.contract(), "0.2.0");
+    let d = rt
+        .dispatch(&charm, related("ok", true), &changed_by_db0())
+        .await;
+    assert_eq!(d.outcome, Ok(crate::types::Outcome::Handled));
+    let rel = &d.ctx.relations.relations[&7];
+    assert_eq!(rel.local_unit["answer"], "hi from t/0");
+    assert_eq!(rel.local_unit["app-write"], "ok");
+    // The leader reads its app's bag, its own write of this event included.
+    assert_eq!(rel.local_unit["app-read"], "2 keys");
+    assert_eq!(rel.local_app["leader"], "t/0");
+    assert_eq!(rel.local_app["old"], "kept");
+    assert_eq!(
+        d.ctx.relations.written,
+        [(7, OwnBag::Unit), (7, OwnBag::App)].into()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_reads_or_writes_its_apps_relation_bag() {
+    use crate::types::OwnBag;
+    let (rt, charm) = misbehave(|_| {});
+    let d = rt
+        .dispatch(&charm, related("ok", false), &changed_by_db0())
+        .await;
+    assert_eq!(d.outcome, Ok(crate::types::Outcome::Handled));
+    let rel = &d.ctx.relations.relations[&7];
+    assert_eq!(rel.local_unit["answer"], "hi from t/0");
+    assert_eq!(
+        rel.local_unit["app-write"],
+        "cannot write relation settings"
+    );
+    assert_eq!(rel.local_unit["app-read"], "permission denied");
+    assert_eq!(rel.local_app.len(), 1, "{:?}", rel.local_app);
+    assert_eq!(d.ctx.relations.written, [(7, OwnBag::Unit)].into());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relation_writes_of_a_failed_event_are_dropped() {
+    let (rt, charm) = misbehave(|_| {});
+    let lent = related("error", true);
+    let before = lent.relations.clone();
+    let d = rt.dispatch(&charm, lent, &changed_by_db0()).await;
+    assert!(
+        matches!(d.outcome, Err(Failure::Handler(_))),
+        "{:?}",
+        d.outcome
+    );
+    assert_eq!(d.ctx.relations, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relation_data_over_the_events_budget_fails_the_event() {
+    let (rt, charm) = misbehave(|_| {});
+    let mut lent = related("relation-flood", true);
+    lent.budget.relation_bytes = 1024;
+    let hits = lent.hits.clone();
+    let d = rt.dispatch(&charm, lent, &changed_by_db0()).await;
+    let Err(Failure::Budget(text)) = &d.outcome else {
+        panic!("{:?}", d.outcome);
+    };
+    assert!(
+        text.starts_with("cannot write relation settings: they would take ")
+            && text.ends_with("over the budget of 1 KiB (relation-bytes)"),
+        "{text}"
+    );
+    assert_eq!(hits.snapshot()["relation-bytes"], 1);
+    assert!(d.ctx.relations.written.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charm_built_against_contract_0_1_runs_on_this_host() {
+    let rt = Runtime::new(RuntimeConfig {
+        max_instances: 4,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let charm = rt
+        .load(&cairn_test_programs::read(
+            cairn_test_programs::CONTRACT_V01_WASM,
+        ))
+        .unwrap();
+    assert_eq!(charm.contract(), "0.1.0");
+    assert!(!charm.has_relations());
+    let dir = TempDir::new("contract-v01");
+    let mut c = ctx(
+        "ok",
+        BTreeMap::from([("work".into(), container(&dir, "work"))]),
+    );
+    c.config = BTreeMap::from([("greeting".into(), ConfigValue::String("hey".into()))]);
+
+    let d = rt.dispatch(&charm, c.clone(), &Event::Install).await;
+    assert_eq!(d.outcome, Ok(crate::types::Outcome::Handled));
+    assert_eq!(
+        d.ctx.unit_status,
+        WorkloadStatus::Maintenance("installed by a 0.1 charm".into())
+    );
+    assert_eq!(d.ctx.stored["installed"], b"yes");
+
+    let d = rt.dispatch(&charm, c.clone(), &Event::ConfigChanged).await;
+    assert_eq!(
+        d.ctx.unit_status,
+        WorkloadStatus::Active("0.1 says hey".into())
+    );
+
+    let ready = Event::PebbleReady {
+        container: "work".into(),
+    };
+    let d = rt.dispatch(&charm, c.clone(), &ready).await;
+    assert_eq!(d.outcome, Ok(crate::types::Outcome::Handled));
+    assert_eq!(
+        d.ctx.unit_status,
+        WorkloadStatus::Active("pushed hey".into())
+    );
+
+    // A relation event is not for a 0.1 charm: handled without running it.
+    let d = rt.dispatch(&charm, c, &changed_by_db0()).await;
+    assert_eq!(d.outcome, Ok(crate::types::Outcome::Handled));
+    assert_eq!(d.duration, Duration::ZERO);
+    assert_eq!(d.ctx.unit_status, WorkloadStatus::Unknown);
 }

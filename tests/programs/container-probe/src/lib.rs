@@ -14,10 +14,10 @@
 //! With `calls` above 0 it only makes `call` (`name`, `can-connect`, `get-services` or
 //! `get-plan`) that many times: the container-call benchmark's event.
 
-use cairn_sdk::__bindings::cairn::charm::pebble::{
+use cairn_sdk::__bindings::cairn::charm0_1_0::pebble::{
     self, Container, Error as WitError, ExecOptions, FileOptions, NoticeFilter, Process,
 };
-use cairn_sdk::__bindings::cairn::charm::types as wit;
+use cairn_sdk::__bindings::cairn::charm0_1_0::types as wit;
 use cairn_sdk::prelude::*;
 use serde_json::{Value, json};
 

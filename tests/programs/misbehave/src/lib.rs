@@ -504,6 +504,36 @@ impl Charm for Misbehave {
         self.act(ctx, &mode)
     }
 
+    /// Answers the remote side's `ask` in this unit's bag (and, as leader, names itself in
+    /// the app's bag), records what a write to and a read of the app's bag said, then acts
+    /// on `mode` (`error` fails the event after the writes).
+    fn on_relation_changed(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        let rel = event.relation()?;
+        let owner = event.unit.clone().unwrap_or_else(|| rel.app.clone());
+        let ask = rel.read(owner.as_str(), "ask")?.unwrap_or_default();
+        let unit = ctx.unit_name();
+        rel.set("answer", format!("{ask} from {unit}"))?;
+        let app_write = match rel.set_app("leader", unit.clone()) {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let app_read = match rel.app_data() {
+            Ok(bag) => format!("{} keys", bag.len()),
+            Err(e) => e.to_string(),
+        };
+        rel.update(&unit, [("app-write", app_write), ("app-read", app_read)])?;
+        ctx.set_unit_status(Status::active(format!(
+            "{} {}: {} remote units",
+            event.endpoint,
+            rel.id,
+            rel.units.len()
+        )));
+        match Self::mode(ctx).as_str() {
+            "relation-flood" => rel.set("flood", "x".repeat(4096)),
+            mode => self.act(ctx, mode),
+        }
+    }
+
     fn on_action(&mut self, _ctx: &mut Context, action: ActionEvent) -> Result<()> {
         match action.name.as_str() {
             "echo" => {

@@ -96,6 +96,7 @@ impl Host {
             app_status: WorkloadStatus::Unknown,
             leader: false,
             stored: BTreeMap::new(),
+            relations: Default::default(),
             action: None,
             budget,
             hits: Default::default(),

@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use cairn_plan::CheckLevel;
 use cairn_supervisor::{CheckStatus, SupervisorError};
 
+use super::v02::cairn::charm0_2_0::types as v02wit;
 use super::{pebble, wit};
 use crate::types::{self, ConfigValue, Event, LogLevel, Outcome, WorkloadStatus};
 
-/// An event as the guest's `handle` receives it.
-pub(crate) fn to_wit_event(e: &Event) -> wit::Event {
-    match e {
+/// An event as a 0.1 guest's `handle` receives it; `None` for relation events, which 0.1
+/// has no form for (a 0.1 charm is never given one).
+pub(crate) fn to_wit_event(e: &Event) -> Option<wit::Event> {
+    Some(match e {
         Event::Install => wit::Event::Install,
         Event::Start => wit::Event::Start,
         Event::Stop => wit::Event::Stop,
@@ -49,6 +51,46 @@ pub(crate) fn to_wit_event(e: &Event) -> wit::Event {
             name: name.clone(),
             params_json: params_json.clone(),
         }),
+        Event::RelationCreated(_)
+        | Event::RelationJoined(_)
+        | Event::RelationChanged(_)
+        | Event::RelationDeparted(_)
+        | Event::RelationBroken(_) => return None,
+    })
+}
+
+/// An event as a 0.2 guest's `handle` receives it: 0.1's events case for case, and
+/// relation events.
+pub(crate) fn to_wit_event_v02(e: &Event) -> v02wit::Event {
+    let rel = |r: &types::RelationEvent| v02wit::RelationEvent {
+        relation_id: r.relation_id,
+        endpoint: r.endpoint.clone(),
+        remote_app: r.remote_app.clone(),
+        remote_unit: r.remote_unit.clone(),
+        departing_unit: r.departing_unit.clone(),
+    };
+    match e {
+        Event::RelationCreated(r) => return v02wit::Event::RelationCreated(rel(r)),
+        Event::RelationJoined(r) => return v02wit::Event::RelationJoined(rel(r)),
+        Event::RelationChanged(r) => return v02wit::Event::RelationChanged(rel(r)),
+        Event::RelationDeparted(r) => return v02wit::Event::RelationDeparted(rel(r)),
+        Event::RelationBroken(r) => return v02wit::Event::RelationBroken(rel(r)),
+        _ => {}
+    }
+    match to_wit_event(e).expect("every event but a relation's has a 0.1 form") {
+        wit::Event::Install => v02wit::Event::Install,
+        wit::Event::Start => v02wit::Event::Start,
+        wit::Event::Stop => v02wit::Event::Stop,
+        wit::Event::Remove => v02wit::Event::Remove,
+        wit::Event::ConfigChanged => v02wit::Event::ConfigChanged,
+        wit::Event::UpgradeCharm => v02wit::Event::UpgradeCharm,
+        wit::Event::UpdateStatus => v02wit::Event::UpdateStatus,
+        wit::Event::LeaderElected => v02wit::Event::LeaderElected,
+        wit::Event::PebbleReady(c) => v02wit::Event::PebbleReady(c),
+        wit::Event::PebbleCheckFailed(c) => v02wit::Event::PebbleCheckFailed(c),
+        wit::Event::PebbleCheckRecovered(c) => v02wit::Event::PebbleCheckRecovered(c),
+        wit::Event::PebbleCustomNotice(n) => v02wit::Event::PebbleCustomNotice(n),
+        wit::Event::Action(a) => v02wit::Event::Action(a),
     }
 }
 

@@ -4,6 +4,12 @@
 //! config, status and stored state (changes stay in the store until the handler returns,
 //! and the caller commits them only on success), and only its own containers.
 //!
+//! Both released contracts are served from one implementation: `v01` is the
+//! `cairn:charm@0.1.0` world (`wit/deps/charm-0.1`), `v02` the `0.2.0` world, whose `unit`
+//! and `pebble` imports are 0.1's own interfaces (so its bindings reuse `v01`'s, `with`),
+//! plus `relation` and its own event type. One linker serves both; a component is
+//! prepared as whichever world's `handler` it exports.
+//!
 //! One module per WIT interface, as wasmtime-wasi lays out its hosts: `unit` (identity,
 //! config, status, stored state, action results, log), `container` (the `container`
 //! resource: layers, plan, services, checks, notices, files, exec) and `process` (the
@@ -19,6 +25,7 @@
 mod container;
 mod convert;
 mod process;
+mod relation;
 mod remote;
 mod unit;
 
@@ -32,14 +39,15 @@ use super::limits::GuestLimiter;
 use crate::types::{ConfigValue, LogLine, WorkloadStatus};
 
 pub use container::ContainerRes;
-pub(crate) use convert::{from_wit_outcome, to_wit_event, to_wit_outcome};
+pub(crate) use convert::{from_wit_outcome, to_wit_event, to_wit_event_v02, to_wit_outcome};
 pub use process::ProcessRes;
 pub use unit::{LazyFacts, UnitFacts};
 
-mod generated {
+/// The `cairn:charm@0.1.0` world (frozen, `wit/deps/charm-0.1`).
+pub(crate) mod v01 {
     wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "cairn:charm/charm",
+        path: "../../wit/deps/charm-0.1",
+        world: "cairn:charm/charm@0.1.0",
         // Only what waits is async (a container call may wait on the Pebble API client):
         // the rest stays plain calls on the guest's fiber.
         imports: {
@@ -91,9 +99,29 @@ mod generated {
     });
 }
 
-pub(crate) use generated::Charm as Charm_;
-pub(crate) use generated::CharmPre;
-use generated::cairn::charm::{pebble, types as wit};
+/// The `cairn:charm@0.2.0` world (`wit/charm.wit`): 0.1's `unit` and `pebble` as they are,
+/// plus `relation` and relation events.
+pub(crate) mod v02 {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "cairn:charm/charm@0.2.0",
+        imports: {
+            // Relations may come from a facts source (leadership, for the app bag) that can
+            // fail: the event fails then.
+            "cairn:charm/relation.relations": trappable,
+            "cairn:charm/relation.get": trappable,
+            "cairn:charm/relation.set": trappable,
+        },
+        exports: { default: async },
+        with: {
+            "cairn:charm/types@0.1.0": super::v01::cairn::charm::types,
+            "cairn:charm/unit@0.1.0": super::v01::cairn::charm::unit,
+            "cairn:charm/pebble@0.1.0": super::v01::cairn::charm::pebble,
+        },
+    });
+}
+
+use v01::cairn::charm::{pebble, types as wit};
 
 /// What the host lends one event: the unit's view of itself and its containers.
 #[derive(Clone)]
@@ -117,6 +145,9 @@ pub struct UnitContext {
     pub leader: bool,
     /// Stored state.
     pub stored: BTreeMap<String, Vec<u8>>,
+    /// The unit's relations and their bags (the model fills them; the handler's writes
+    /// land here and are listed in `relations.written`).
+    pub relations: crate::types::Relations,
     /// What the running action reported, when the event is an action.
     pub action: Option<ActionReport>,
     /// The app's budget the event runs under.

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::convert::{from_wit_log_level, from_wit_status, to_wit_config, to_wit_status};
-use super::generated::cairn::charm::unit as wit_unit;
+use super::v01::cairn::charm::unit as wit_unit;
 use super::{StoreState, wit};
-use crate::types::{ConfigValue, LogLine, WorkloadStatus};
+use crate::types::{ConfigValue, LogLine, OwnBag, RelationSnapshot, WorkloadStatus};
 
 /// Where a unit's config, leadership and statuses come from when the host does not hold
 /// them (under Juju, its hook tools). Each is asked at most once per event context, only
@@ -25,6 +25,22 @@ pub trait UnitFacts: Send + Sync {
     fn unit_status(&self) -> Result<WorkloadStatus, String>;
     /// The application's status (`status-get --application`).
     fn app_status(&self) -> Result<WorkloadStatus, String>;
+    /// The unit's relations with their remote units, bags left empty (`relation-ids`,
+    /// `relation-list`); asked once, when the charm first touches a relation.
+    fn relations(&self) -> Result<Vec<RelationSnapshot>, String> {
+        Ok(Vec::new())
+    }
+    /// One bag of relation `id` (`relation-get - OWNER`, `--app` for an application's);
+    /// asked once per bag, when the charm first reads or writes it.
+    fn relation_bag(
+        &self,
+        id: u32,
+        owner: &str,
+        app: bool,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let _ = (id, owner, app);
+        Ok(BTreeMap::new())
+    }
 }
 
 /// A [`UnitFacts`] source and what has been read from it (or set by the handler) so far.
@@ -39,6 +55,13 @@ pub struct LazyFacts {
     pub unit_status_set: bool,
     /// Whether a handler set the application's status (to be written back on success).
     pub app_status_set: bool,
+    /// Whether the relations were asked for.
+    relations: bool,
+    /// The bags read so far: relation id and owner.
+    bags: std::collections::BTreeSet<(u32, String)>,
+    /// The unit's own bags as read, before the handler wrote them: what a write-back
+    /// compares with (keys gone are deleted).
+    pub relation_originals: BTreeMap<(u32, OwnBag), BTreeMap<String, String>>,
 }
 
 impl LazyFacts {
@@ -52,13 +75,16 @@ impl LazyFacts {
             app_status: false,
             unit_status_set: false,
             app_status_set: false,
+            relations: false,
+            bags: Default::default(),
+            relation_originals: Default::default(),
         }
     }
 }
 
 /// Which fact a call needs.
 #[derive(Clone, Copy)]
-enum Fact {
+pub(super) enum Fact {
     Config,
     Leader,
     UnitStatus,
@@ -67,7 +93,60 @@ enum Fact {
 
 impl StoreState {
     /// Reads `fact` from the context's source if it has one and has not read it yet.
-    fn load(&mut self, fact: Fact) -> wasmtime::Result<()> {
+    /// Asks the context's source for the relations, once (nothing without a source).
+    pub(super) fn load_relations(&mut self) -> wasmtime::Result<()> {
+        let ctx = &mut self.ctx;
+        let Some(f) = ctx.facts.as_mut() else {
+            return Ok(());
+        };
+        if !f.relations {
+            let rels = f.source.relations().map_err(wasmtime::Error::msg)?;
+            ctx.relations.relations = rels.into_iter().map(|r| (r.id, r)).collect();
+            f.relations = true;
+        }
+        Ok(())
+    }
+
+    /// Asks the context's source for `owner`'s bag of relation `id`, once, and puts it where
+    /// the snapshot keeps it (`own` for this unit's or app's own bags).
+    pub(super) fn load_bag(
+        &mut self,
+        id: u32,
+        owner: &str,
+        own: Option<OwnBag>,
+    ) -> wasmtime::Result<()> {
+        let ctx = &mut self.ctx;
+        let Some(f) = ctx.facts.as_mut() else {
+            return Ok(());
+        };
+        if !f.bags.insert((id, owner.to_string())) {
+            return Ok(());
+        }
+        let Some(rel) = ctx.relations.relations.get_mut(&id) else {
+            return Ok(());
+        };
+        let app = own == Some(OwnBag::App) || (own.is_none() && owner == rel.remote_app);
+        let bag = f
+            .source
+            .relation_bag(id, owner, app)
+            .map_err(wasmtime::Error::msg)?;
+        match own {
+            Some(which) => {
+                f.relation_originals.insert((id, which), bag.clone());
+                match which {
+                    OwnBag::Unit => rel.local_unit = bag,
+                    OwnBag::App => rel.local_app = bag,
+                }
+            }
+            None if app => rel.remote_app_data = bag,
+            None => {
+                rel.remote_unit_data.insert(owner.to_string(), bag);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn load(&mut self, fact: Fact) -> wasmtime::Result<()> {
         let ctx = &mut self.ctx;
         let Some(f) = ctx.facts.as_mut() else {
             return Ok(());
