@@ -6,7 +6,8 @@
 //! `juju-log --log-level <LEVEL> -- <message>`, `application-version-set -- <version>`.
 //!
 //! Every tool is a process spawn, so reads happen only when the charm asks
-//! ([`cairn_runtime::UnitFacts`]) and writes once, after the handler returns.
+//! ([`cairn_runtime::UnitFacts`]) and writes once, after the handler returns; except
+//! `action-log`, run as the charm calls it, as ops does, so Juju shows progress live.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -128,6 +129,10 @@ impl UnitFacts for HookTools {
         )
         .map_err(|e| e.to_string())?;
         Ok(status_of(&json("status-get", &out)?["application-status"]))
+    }
+
+    fn action_log(&self, message: &str) -> Result<(), String> {
+        action_log(message).map_err(|e| e.to_string())
     }
 }
 
