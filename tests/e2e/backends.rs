@@ -35,11 +35,27 @@ pub fn reference_pebble() -> Option<PathBuf> {
 /// A Pebble server (`bin` run with `args`) on `dir`, started as Juju starts a workload
 /// container's: `--hold --create-dirs`, `PEBBLE` set; killed with its services on drop.
 pub fn pebble_server(bin: &Path, args: &[&str], dir: &Path, log: &Path) -> Result<ChildGuard> {
-    let child = Command::new(bin)
+    pebble_server_with(bin, args, dir, log, false)
+}
+
+/// [`pebble_server`], with `PEBBLE_SOCKET` set to its socket when `socket_env` (as Juju
+/// sets it in a workload container, so that the services it starts inherit it).
+pub fn pebble_server_with(
+    bin: &Path,
+    args: &[&str],
+    dir: &Path,
+    log: &Path,
+    socket_env: bool,
+) -> Result<ChildGuard> {
+    let mut cmd = Command::new(bin);
+    cmd.env_remove("PEBBLE_SOCKET");
+    if socket_env {
+        cmd.env("PEBBLE_SOCKET", dir.join(".pebble.socket"));
+    }
+    let child = cmd
         .args(args)
         .args(["run", "--hold", "--create-dirs"])
         .env("PEBBLE", dir)
-        .env_remove("PEBBLE_SOCKET")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log)?)
         .spawn()

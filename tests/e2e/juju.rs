@@ -2,10 +2,10 @@
 //! `dispatch` (one process per event, `JUJU_*` variables, hook tools on `PATH`), and a
 //! `.charm` from `cairn pack` unzipped and its `dispatch` run.
 //!
-//! The hook tools are fake, as in ops' own tests: one small `sh` script under each tool's
-//! name that records its arguments (`calls`, one line per call, tab-separated) and answers
-//! as Juju does from files of the fake model (`config.json`, `leader`, `action-params.json`;
-//! `status-set` writes what `status-get` reads back).
+//! The hook tools are fake, as in ops' own tests (`cairn_testutil::juju`): one small `sh`
+//! script under each tool's name that records its arguments (`calls`, one line per call,
+//! tab-separated) and answers as Juju does from files of the fake model (`config.json`,
+//! `leader`, `action-params.json`; `status-set` writes what `status-get` reads back).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,28 +16,6 @@ use crate::common::{CAIRN, Must, TempDir, eventually, example, free_port, http_g
 
 /// The dispatcher under test.
 pub const DISPATCH: &str = env!("CARGO_BIN_EXE_cairn-dispatch");
-
-/// The fake hook tools: one script, installed under every tool's name (shared with the
-/// `juju_dispatch` benchmark).
-const HOOK_TOOL: &str = include_str!("../juju/fake-hook-tool.sh");
-
-/// Every hook tool the dispatcher may call.
-pub const TOOLS: &[&str] = &[
-    "config-get",
-    "is-leader",
-    "status-get",
-    "status-set",
-    "action-get",
-    "action-set",
-    "action-log",
-    "action-fail",
-    "juju-log",
-    "application-version-set",
-    "relation-ids",
-    "relation-list",
-    "relation-get",
-    "relation-set",
-];
 
 /// A fake Juju unit: a charm directory, the model's files and the hook tools.
 pub struct FakeUnit {
@@ -71,14 +49,7 @@ impl FakeUnit {
         let model = dir.path().join("model");
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&model)?;
-        std::fs::create_dir_all(&bin)?;
-        let script = bin.join("hook-tool");
-        std::fs::write(&script, HOOK_TOOL)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
-        for t in TOOLS {
-            std::os::unix::fs::symlink(&script, bin.join(t))?;
-        }
+        cairn_testutil::juju::install_fake_hook_tools(&bin)?;
         std::fs::write(model.join("calls"), "")?;
         let root = dir.path().join("root");
         let unit_name = format!(
@@ -330,6 +301,32 @@ fn an_action_takes_its_params_from_action_get_and_reports_with_action_set() -> R
     assert_eq!(
         calls.last().unwrap(),
         &["action-fail", "--", "asked to fail"]
+    );
+    Ok(())
+}
+
+#[test]
+fn action_log_runs_when_called_so_progress_survives_a_failing_action() -> Result<()> {
+    let unit = misbehave()?;
+    let env = [
+        ("JUJU_ACTION_NAME", "progress"),
+        ("JUJU_ACTION_UUID", "9d2f1c6b-1111-4222-8333-444455556666"),
+    ];
+    let out = unit.dispatch("actions/progress", &env)?;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // Sent while the handler ran: before the error it ended with was logged, and although
+    // the action failed (nothing else of it reaches Juju).
+    let calls = unit.take_calls()?;
+    assert_eq!(
+        tools(&calls),
+        ["action-get", "action-log", "juju-log"],
+        "{calls:?}"
+    );
+    assert_eq!(calls[1], ["action-log", "--", "step 1 of 2 done"]);
+    assert_eq!(calls[2][2], "ERROR");
+    assert!(
+        calls[2][4].contains("misbehave: step 2 failed"),
+        "{calls:?}"
     );
     Ok(())
 }
@@ -698,5 +695,83 @@ fn a_relation_hook_reads_bags_with_relation_get_and_writes_back_only_what_change
     assert_eq!(out.status.code(), Some(1));
     let calls = unit.take_calls()?;
     assert!(calls.iter().all(|c| c[0] != "relation-set"), "{calls:?}");
+    Ok(())
+}
+
+/// The backup example under Juju-style dispatch against real Pebble (else `cairn pebble
+/// run`), started with `PEBBLE_SOCKET` as Juju starts a workload container's: its workload
+/// archives a directory and records `example.com/backup/done` notices through that socket;
+/// Juju dispatches each as `backup-pebble-custom-notice` and the charm shows the archive.
+#[test]
+fn backup_workload_notices_reach_the_charm_as_custom_notice_hooks() -> Result<()> {
+    let (bin, args): (PathBuf, Vec<&str>) = match crate::backends::reference_pebble() {
+        Some(p) => (p, vec![]),
+        None => (PathBuf::from(CAIRN), vec!["pebble"]),
+    };
+    let unit = FakeUnit::new(
+        "backup",
+        &example("backup"),
+        cairn_test_programs::BACKUP_WASM,
+    )?;
+    let pebble_dir = unit.dir.path().join("pebble-backup");
+    let _pebble = crate::backends::pebble_server_with(
+        &bin,
+        &args,
+        &pebble_dir,
+        &unit.dir.path().join("pebble.log"),
+        true,
+    )?;
+    let socket = pebble_dir.join(".pebble.socket");
+    mount_socket(&unit, "backup", &socket)?;
+    let source = unit.dir.path().join("data");
+    std::fs::create_dir_all(&source)?;
+    std::fs::write(source.join("file.txt"), "precious\n")?;
+    let target = unit.dir.path().join("archives");
+    unit.set_config(
+        &serde_json::json!({
+            "source": source, "target-dir": target, "interval": 3600
+        })
+        .to_string(),
+    )?;
+    ok(&unit.dispatch("hooks/install", &[])?)?;
+    ok(&unit.dispatch("hooks/config-changed", &[])?)?;
+    let ready = [("JUJU_WORKLOAD_NAME", "backup")];
+    ok(&unit.dispatch("hooks/backup-pebble-ready", &ready)?)?;
+    assert_eq!(unit.status()?, "active waiting for the first backup");
+
+    // The workload's first archive is reported by a notice; Juju dispatches it.
+    let query = [
+        ("types", "custom".to_string()),
+        ("keys", "example.com/backup/done".to_string()),
+    ];
+    let notice = eventually(std::time::Duration::from_secs(20), || {
+        let q = query.clone();
+        pebble_api(&socket, async move |c| c.notices(&q, None).await)
+            .ok()?
+            .into_iter()
+            .next()
+    })
+    .must("a backup notice from the workload")?;
+    ok(&unit.dispatch(
+        "hooks/backup-pebble-custom-notice",
+        &[
+            ("JUJU_WORKLOAD_NAME", "backup"),
+            ("JUJU_NOTICE_ID", &notice.id),
+            ("JUJU_NOTICE_TYPE", "custom"),
+            ("JUJU_NOTICE_KEY", "example.com/backup/done"),
+        ],
+    )?)?;
+    let status = unit.status()?;
+    let path = status
+        .strip_prefix("active backup 1 done: ")
+        .and_then(|r| r.split(" (").next())
+        .must("archive path in the status")?
+        .to_string();
+    assert!(
+        path.starts_with(&target.display().to_string()) && Path::new(&path).is_file(),
+        "{status}"
+    );
+    let last = &unit.state()?["stored"]["last-backup"];
+    assert!(last.is_array(), "archive not kept in stored state: {last}");
     Ok(())
 }

@@ -1,11 +1,14 @@
 #!/bin/sh
+# Juju's hook tools, faked (tests/juju/README.md). Only shell builtins: a call is one `sh`.
 m="$FAKE_JUJU"
 tool=${0##*/}
 { printf '%s' "$tool"; for a in "$@"; do printf '\t%s' "$a"; done; printf '\n'; } >> "$m/calls"
+# Prints a file of the model (as `cat`, without starting it).
+show() { while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; done < "$1"; }
 case "$tool" in
-config-get) cat "$m/config.json" ;;
-is-leader) cat "$m/leader" 2>/dev/null || echo true ;;
-action-get) cat "$m/action-params.json" 2>/dev/null || echo '{}' ;;
+config-get) show "$m/config.json" ;;
+is-leader) if [ -f "$m/leader" ]; then show "$m/leader"; else echo true; fi ;;
+action-get) if [ -f "$m/action-params.json" ]; then show "$m/action-params.json"; else echo '{}'; fi ;;
 status-get)
   case "$3" in
   --application=true) printf '{"application-status":{"status":"unknown","message":""},"units":{}}\n' ;;

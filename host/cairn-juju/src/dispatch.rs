@@ -5,7 +5,8 @@
 //! ones. Stored state and the deferred list are committed (one atomic write) only if every
 //! handler succeeded; the unit's and application's status are written back then, once
 //! each, if a handler set them; an action's results with one `action-set`. A failing
-//! handler leaves nothing changed and exits 1, as an uncaught exception ends an ops charm.
+//! handler leaves nothing changed and exits 1, as an uncaught exception ends an ops charm
+//! (only its `action-log` messages, sent as they were logged, have reached Juju).
 //!
 //! Start-up is kept lean: no multi-threaded runtime (one current-thread tokio runtime),
 //! no logging framework, the component deserialized from the precompiled cache in
@@ -15,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use cairn_charm::CharmMeta;
 use cairn_runtime::types::{CheckInfo, LogLine, Notice, OwnBag};
@@ -39,6 +41,24 @@ pub struct Options {
     /// The root under which the containers' Pebble sockets are
     /// (`<root>/charm/containers/<name>/pebble.socket`; `/` under Juju).
     pub root: PathBuf,
+    /// When set (the binary's `CAIRN_DISPATCH_TIMES`), the time of each phase since this
+    /// instant is printed on stderr, to see where a dispatch spends its time.
+    pub timed_from: Option<Instant>,
+}
+
+/// Prints phase times on stderr when asked ([`Options::timed_from`]).
+struct Phases(Option<Instant>);
+
+impl Phases {
+    /// Notes that `phase` has ended.
+    fn mark(&self, phase: &str) {
+        if let Some(start) = self.0 {
+            eprintln!(
+                "cairn-dispatch: {:>8.3} ms {phase}",
+                start.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    }
 }
 
 /// What became of a dispatch.
@@ -124,6 +144,8 @@ pub fn run(ctx: &JujuContext, options: &Options) -> Result<Report, JujuError> {
         None => std::env::current_dir()
             .map_err(|e| JujuError::Charm(format!("cannot find the charm directory: {e}")))?,
     };
+    let phases = Phases(options.timed_from);
+    phases.mark("environment read");
     let hook = ctx.hook()?;
     let mut log = LogSink::default();
     if let Hook::Restricted(_) = hook {
@@ -144,14 +166,17 @@ pub fn run(ctx: &JujuContext, options: &Options) -> Result<Report, JujuError> {
         });
     }
     let meta = read_meta(&charm_dir)?;
+    phases.mark("state and metadata read");
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(charm_dir.join(CACHE_DIR)),
         max_instances: 1,
         pooling: false,
         ..RuntimeConfig::default()
     })?;
+    phases.mark("engine and linker built");
     let component = charm_dir.join(&options.component);
     let charm = runtime.load_file(&component)?;
+    phases.mark("component loaded");
     let budget = Budget::default();
     let deferred_cap = budget.deferred;
     let unit = UnitContext {
@@ -183,6 +208,7 @@ pub fn run(ctx: &JujuContext, options: &Options) -> Result<Report, JujuError> {
     let prefix = format!("{}: ", ctx.unit_name);
     let outcome = rt.block_on(async {
         let event = resolve(&hook, &options.root).await?;
+        phases.mark("event resolved");
         let mut unit = unit;
         let mut still_deferred = Vec::new();
         // Deferred events first, as ops' `framework.reemit()`.
@@ -231,6 +257,7 @@ pub fn run(ctx: &JujuContext, options: &Options) -> Result<Report, JujuError> {
         }
         Ok::<_, JujuError>(Ok((unit, still_deferred)))
     });
+    phases.mark("handlers ran");
     let (unit, deferred) = match outcome? {
         Ok(done) => done,
         Err(message) => {
@@ -249,6 +276,7 @@ pub fn run(ctx: &JujuContext, options: &Options) -> Result<Report, JujuError> {
     };
     if new_state != state {
         new_state.save(&charm_dir)?;
+        phases.mark("state saved");
     }
     if let Some(f) = &unit.facts {
         if f.unit_status_set {
@@ -274,10 +302,8 @@ pub fn run(ctx: &JujuContext, options: &Options) -> Result<Report, JujuError> {
             tools::relation_set(*id, *bag == OwnBag::App, &before, after)?;
         }
     }
+    // `action-log` messages went out as the charm logged them (`HookTools::action_log`).
     if let Some(action) = &unit.action {
-        for (_, message) in &action.log {
-            tools::action_log(message)?;
-        }
         if !action.results.is_empty() {
             tools::action_set(&action.results)?;
         }
@@ -285,7 +311,9 @@ pub fn run(ctx: &JujuContext, options: &Options) -> Result<Report, JujuError> {
             tools::action_fail(message)?;
         }
     }
+    phases.mark("statuses and results sent");
     log.finish()?;
+    phases.mark("logs sent");
     Ok(Report {
         exit_code: 0,
         error: None,

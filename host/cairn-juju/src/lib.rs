@@ -11,9 +11,11 @@
 //! - [`state`]: stored state and deferred events in the charm directory, written
 //!   atomically and only when the handlers succeed;
 //! - [`dispatch`]: one dispatch, from the environment to the exit code;
-//! - [`pack`]: the `.charm` zip.
+//! - [`pack`]: the `.charm` zip;
+//! - [`elf`]: whether the packed dispatcher binary starts on the charm's bases.
 
 pub mod dispatch;
+pub mod elf;
 pub mod env;
 pub mod pack;
 pub mod state;

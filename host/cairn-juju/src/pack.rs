@@ -2,7 +2,9 @@
 //! 3 lays out a charm built from `charmcraft.yaml`: `manifest.yaml` (its bases),
 //! `metadata.yaml`, `config.yaml` and `actions.yaml` derived from `charmcraft.yaml`, and an
 //! executable `dispatch`, which here runs the Cairn dispatcher (`bin/cairn-dispatch`) on
-//! the charm's component (`charm.wasm`) as charmcraft's runs `src/charm.py`.
+//! the charm's component (`charm.wasm`) as charmcraft's runs `src/charm.py`. The dispatcher
+//! is checked to start on the manifest's bases first ([`crate::elf`]): built for their
+//! architecture, and static or needing no newer glibc than they have.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,7 +51,7 @@ pub struct PackInput {
 }
 
 /// Juju's name of this machine's architecture.
-fn juju_arch() -> &'static str {
+pub(crate) fn juju_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -164,6 +166,16 @@ pub fn pack(input: &PackInput) -> Result<PathBuf, JujuError> {
     };
     let component = read(&input.component)?;
     let dispatcher = read(&input.dispatcher)?;
+    // The dispatcher must start on every base the manifest declares.
+    let doc: serde_yaml::Mapping = serde_yaml::from_str(&text)
+        .map_err(|e| JujuError::Pack(format!("cannot parse charmcraft.yaml: {e}")))?;
+    let exe = crate::elf::inspect(&dispatcher)
+        .map_err(|e| JujuError::Pack(format!("{}: {e}", input.dispatcher.display())))?;
+    crate::elf::check_runs_on(
+        &exe,
+        &input.dispatcher.display().to_string(),
+        &manifest_bases(&doc),
+    )?;
     let tmp = input.out.with_extension("charm.tmp");
     let f = std::fs::File::create(&tmp)
         .map_err(|e| JujuError::Pack(format!("cannot create {}: {e}", tmp.display())))?;

@@ -10,7 +10,8 @@
 //! `relation-set -r <id> [--app] k=v…` (an empty value deletes a key).
 //!
 //! Every tool is a process spawn, so reads happen only when the charm asks
-//! ([`cairn_runtime::UnitFacts`]) and writes once, after the handler returns.
+//! ([`cairn_runtime::UnitFacts`]) and writes once, after the handler returns; except
+//! `action-log`, run as the charm calls it, as ops does, so Juju shows progress live.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -227,6 +228,10 @@ impl UnitFacts for HookTools {
                 (k.clone(), text)
             })
             .collect())
+    }
+
+    fn action_log(&self, message: &str) -> Result<(), String> {
+        action_log(message).map_err(|e| e.to_string())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Whole-process time of one Juju-style dispatch (process start → event handled → exit),
 //! Cairn's `cairn-dispatch` side by side with the same handler written with Python `ops`
 //! (pinned, as the ops-compat tests pin it), with the same fake hook tools
-//! (`tests/juju/fake-hook-tool.sh`), in two scenarios:
+//! (`cairn_testutil::juju`: one `sh` script that starts nothing else), in two scenarios:
 //! - `web`: the web example's `config-changed` (`config-get`, `add-layer` + `replan` against
 //!   real Pebble, stored state, `juju-log`, one `status-set`) against `tests/juju/ops-web`,
 //!   each with a Pebble of its own (`pebble run --hold --create-dirs`, as Juju starts it;
@@ -13,36 +13,41 @@
 //! - `no pebble`: the `misbehave` test charm's `config-changed` in `ok` mode (`config-get`,
 //!   stored state, one `status-set`) against `tests/juju/ops-charm`.
 //!
-//! `cargo bench -p cairn --bench juju_dispatch` prints medians, p90s, the ratio and the peak
-//! RSS of each (`CAIRN_BENCH_RUNS` sets the runs per variant, default 40).
+//! The variants of a scenario take turns, run by run, so that a shared machine's load
+//! weighs on all of them alike. Each prints the median, p90 and min wall time, the median
+//! CPU time (user + system of the dispatch and the hook tools it ran, from `wait4`) and
+//! the peak RSS; then how many times slower ops is.
+//!
+//! `cargo bench -p cairn --bench juju_dispatch`. `CAIRN_BENCH_RUNS` sets the runs per
+//! variant (default 40). The charm directories, the fake model and the Pebble state
+//! directories are put in `CAIRN_BENCH_DIR`, else `/dev/shm` when it exists (so that other
+//! programs' disk writes on the machine do not stall the fake tools' and Pebble's writes),
+//! else the temporary directory. `CAIRN_BENCH_DISPATCHER` adds a variant running another
+//! build of `cairn-dispatch` (e.g. the static `x86_64-unknown-linux-musl` one that
+//! `cairn pack` should ship).
 
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const DISPATCH: &str = env!("CARGO_BIN_EXE_cairn-dispatch");
-const HOOK_TOOL: &str = include_str!("../../../tests/juju/fake-hook-tool.sh");
 const OPS_VERSION: &str = "3.9.0";
-const TOOLS: &[&str] = &[
-    "config-get",
-    "is-leader",
-    "status-get",
-    "status-set",
-    "action-get",
-    "action-set",
-    "action-log",
-    "action-fail",
-    "juju-log",
-    "application-version-set",
-];
 
-/// One run's wall time and the child's peak RSS (KiB), from `wait4`.
+/// One run: wall time, CPU time (user + system, the child and what it waited for) and
+/// peak RSS (KiB), from `wait4`.
+struct Run {
+    wall: Duration,
+    cpu: Duration,
+    rss: i64,
+}
+
 #[expect(
     clippy::zombie_processes,
     reason = "the child is reaped by wait4, which also gives its rusage"
 )]
-fn run_once(cmd: &mut Command) -> (Duration, i64) {
+fn run_once(cmd: &mut Command) -> Run {
     let start = Instant::now();
     let child = cmd.spawn().expect("cannot start dispatch");
     let mut status = 0;
@@ -50,13 +55,18 @@ fn run_once(cmd: &mut Command) -> (Duration, i64) {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: waits for our own child by pid, with valid pointers to locals.
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let took = start.elapsed();
+    let wall = start.elapsed();
     assert_eq!(pid, child.id() as i32, "wait4 failed");
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "dispatch failed: status {status}"
     );
-    (took, usage.ru_maxrss)
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Run {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        rss: usage.ru_maxrss,
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -104,15 +114,21 @@ fn ops_python() -> PathBuf {
     python
 }
 
-fn stats(name: &str, mut times: Vec<Duration>, rss: i64) -> Duration {
-    times.sort();
-    let median = times[times.len() / 2];
-    let p90 = times[times.len() * 9 / 10];
+/// Prints a variant's figures; returns its median wall time.
+fn stats(name: &str, runs: &[Run]) -> Duration {
+    let mut wall: Vec<Duration> = runs.iter().map(|r| r.wall).collect();
+    let mut cpu: Vec<Duration> = runs.iter().map(|r| r.cpu).collect();
+    wall.sort();
+    cpu.sort();
+    let rss = runs.iter().map(|r| r.rss).max().unwrap_or(0);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let median = wall[wall.len() / 2];
     println!(
-        "{name:<34} median {:>8.2} ms   p90 {:>8.2} ms   min {:>8.2} ms   peak RSS {:>6.1} MiB",
-        median.as_secs_f64() * 1e3,
-        p90.as_secs_f64() * 1e3,
-        times[0].as_secs_f64() * 1e3,
+        "{name:<40} median {:>7.2} ms  p90 {:>7.2} ms  min {:>7.2} ms  cpu {:>6.2} ms  peak RSS {:>5.1} MiB",
+        ms(median),
+        ms(wall[wall.len() * 9 / 10]),
+        ms(wall[0]),
+        ms(cpu[cpu.len() / 2]),
         rss as f64 / 1024.0
     );
     median
@@ -171,89 +187,113 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Where the benchmark's files go (see the module's doc).
+fn scratch_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("CAIRN_BENCH_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        return shm.to_path_buf();
+    }
+    std::env::temp_dir()
+}
+
+/// A Cairn charm directory as `cairn pack` lays it out (metadata, component, dispatcher
+/// and the `dispatch` script).
+fn cairn_charm(dir: &Path, charmcraft: &Path, wasm: &str, dispatcher: &Path) {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::copy(charmcraft, dir.join("charmcraft.yaml")).unwrap();
+    std::fs::copy(wasm, dir.join("charm.wasm")).unwrap();
+    std::fs::copy(dispatcher, dir.join("bin/cairn-dispatch")).unwrap();
+    std::fs::write(dir.join("dispatch"), cairn_juju::pack::DISPATCH_SCRIPT).unwrap();
+    std::fs::set_permissions(dir.join("dispatch"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// One way of handling the event: its name, charm directory and program; the last of a
+/// scenario's list is ops.
+struct Variant {
+    name: String,
+    charm: PathBuf,
+    program: PathBuf,
+}
+
 fn main() {
     let runs: usize = std::env::var("CAIRN_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::temp_dir().join(format!("cairn-bench-juju-{}", std::process::id()));
+    let dir = scratch_root().join(format!("cairn-bench-juju-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let bin = dir.join("bin");
     let model = dir.join("model");
-    std::fs::create_dir_all(&bin).unwrap();
     std::fs::create_dir_all(&model).unwrap();
-    let script = bin.join("hook-tool");
-    std::fs::write(&script, HOOK_TOOL).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for t in TOOLS {
-        std::os::unix::fs::symlink(&script, bin.join(t)).unwrap();
-    }
-    std::fs::write(model.join("config.json"), r#"{"mode": "ok", "label": ""}"#).unwrap();
-
-    // The Cairn charm as `cairn pack` lays it out, with a `dispatch` script.
-    let cairn_dir = dir.join("cairn-charm");
-    std::fs::create_dir_all(cairn_dir.join("bin")).unwrap();
-    std::fs::copy(
-        repo.join("tests/programs/misbehave/charmcraft.yaml"),
-        cairn_dir.join("charmcraft.yaml"),
-    )
-    .unwrap();
-    std::fs::copy(
-        cairn_test_programs::MISBEHAVE_WASM,
-        cairn_dir.join("charm.wasm"),
-    )
-    .unwrap();
-    std::fs::copy(DISPATCH, cairn_dir.join("bin/cairn-dispatch")).unwrap();
-    std::fs::write(cairn_dir.join("dispatch"), cairn_juju_dispatch_script()).unwrap();
-    std::fs::set_permissions(
-        cairn_dir.join("dispatch"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    let ops_dir = dir.join("ops-charm");
-    copy_dir(&repo.join("tests/juju/ops-charm"), &ops_dir);
+    cairn_testutil::juju::install_fake_hook_tools(&bin).unwrap();
+    let other = std::env::var_os("CAIRN_BENCH_DISPATCHER")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    // The Cairn variants of a charm: its `./dispatch` script and the dispatcher run
+    // directly, and the other dispatcher's `./dispatch` when there is one.
+    let cairn_variants = |label: &str, charmcraft: &Path, wasm: &str| {
+        let main = dir.join(format!("{label}-cairn"));
+        cairn_charm(&main, charmcraft, wasm, Path::new(DISPATCH));
+        let mut v = vec![
+            Variant {
+                name: format!("cairn {label} (./dispatch script)"),
+                charm: main.clone(),
+                program: main.join("dispatch"),
+            },
+            Variant {
+                name: format!("cairn {label} (cairn-dispatch directly)"),
+                charm: main.clone(),
+                program: main.join("bin/cairn-dispatch"),
+            },
+        ];
+        if let Some(other) = &other {
+            let alt = dir.join(format!("{label}-cairn-other"));
+            cairn_charm(&alt, charmcraft, wasm, other);
+            v.push(Variant {
+                name: format!("cairn {label} (CAIRN_BENCH_DISPATCHER)"),
+                charm: alt.clone(),
+                program: alt.join("dispatch"),
+            });
+        }
+        v
+    };
     let python = ops_python();
-
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let command = |charm: &Path, program: &Path| {
-        let mut c = Command::new(program);
-        c.current_dir(charm)
+    println!(
+        "files under {}; load average before: {}",
+        dir.display(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    let command = |v: &Variant, unit: &str, root: Option<&Path>| {
+        let mut c = Command::new(&v.program);
+        c.current_dir(&v.charm)
             .env_clear()
             .env("PATH", &path)
             .env("FAKE_JUJU", &model)
             .env("OPS_PYTHON", &python)
             .env("JUJU_DISPATCH_PATH", "hooks/config-changed")
-            .env("JUJU_UNIT_NAME", "misbehave/0")
+            .env("JUJU_UNIT_NAME", unit)
             .env("JUJU_MODEL_NAME", "bench")
             .env("JUJU_MODEL_UUID", "00000000-0000-4000-8000-000000000000")
-            .env("JUJU_CHARM_DIR", charm)
+            .env("JUJU_CHARM_DIR", &v.charm)
             .env("JUJU_VERSION", "3.6.4");
+        if let Some(root) = root {
+            c.env("CAIRN_JUJU_ROOT", root);
+        }
         c
     };
+
     // Scenario `web`: add-layer + replan against real Pebble.
-    let web_cairn = dir.join("web-cairn");
-    std::fs::create_dir_all(web_cairn.join("bin")).unwrap();
-    std::fs::copy(
-        repo.join("examples/web/charmcraft.yaml"),
-        web_cairn.join("charmcraft.yaml"),
-    )
-    .unwrap();
-    std::fs::copy(cairn_test_programs::WEB_WASM, web_cairn.join("charm.wasm")).unwrap();
-    std::fs::copy(DISPATCH, web_cairn.join("bin/cairn-dispatch")).unwrap();
-    std::fs::write(web_cairn.join("dispatch"), cairn_juju_dispatch_script()).unwrap();
-    std::fs::set_permissions(
-        web_cairn.join("dispatch"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    let web_ops = dir.join("web-ops");
-    copy_dir(&repo.join("tests/juju/ops-web"), &web_ops);
     let ops_socket_dir = Path::new("/charm/containers/web");
     let ops_socket = ops_socket_dir.join("pebble.socket");
     match reference_pebble() {
@@ -265,6 +305,19 @@ fn main() {
             )
         }
         Some(pebble) => {
+            let mut variants = cairn_variants(
+                "web",
+                &repo.join("examples/web/charmcraft.yaml"),
+                cairn_test_programs::WEB_WASM,
+            );
+            let web_ops = dir.join("web-ops");
+            copy_dir(&repo.join("tests/juju/ops-web"), &web_ops);
+            variants.push(Variant {
+                name: format!("ops {OPS_VERSION} web (./dispatch script)"),
+                charm: web_ops.clone(),
+                program: web_ops.join("dispatch"),
+            });
+            // One Pebble (and port) for the Cairn variants, one for ops.
             let cairn_pebble = Pebble::start(&pebble, &dir.join("pebble-cairn"));
             let ops_pebble = Pebble::start(&pebble, &dir.join("pebble-ops"));
             let root = dir.join("root");
@@ -276,130 +329,105 @@ fn main() {
             .unwrap();
             std::os::unix::fs::symlink(&ops_pebble.1, &ops_socket).unwrap();
             let (cairn_port, ops_port) = (free_port(), free_port());
-            let variants = [
-                (
-                    "cairn web (./dispatch script)",
-                    web_cairn.clone(),
-                    web_cairn.join("dispatch"),
-                    cairn_port,
-                ),
-                (
-                    "cairn web (cairn-dispatch directly)",
-                    web_cairn.clone(),
-                    web_cairn.join("bin/cairn-dispatch"),
-                    cairn_port,
-                ),
-                (
-                    "ops 3.9.0 web (./dispatch script)",
-                    web_ops.clone(),
-                    web_ops.join("dispatch"),
-                    ops_port,
-                ),
-            ];
+            let config = |port: u16| format!(r#"{{"port": {port}, "check-period": "10s"}}"#);
             println!(
                 "juju dispatch of web's config-changed (config-get, add-layer + replan against real Pebble, stored state, juju-log, status-set), {runs} runs each"
             );
-            let mut medians = Vec::new();
-            for (name, charm, program, port) in &variants {
-                let config = format!(r#"{{"port": {port}, "check-period": "10s"}}"#);
-                std::fs::write(model.join("config.json"), config).unwrap();
-                let mut cmd = || {
-                    let mut c = command(charm, program);
-                    c.env("CAIRN_JUJU_ROOT", &root);
-                    c
-                };
-                medians.push(measure(
-                    name,
-                    runs,
-                    &mut cmd,
-                    &model,
-                    "active serving on port",
-                ));
-            }
+            let ops = variants.len() - 1;
+            measure(
+                &variants,
+                runs,
+                &mut |i| {
+                    let port = if i == ops { ops_port } else { cairn_port };
+                    std::fs::write(model.join("config.json"), config(port)).unwrap();
+                    command(&variants[i], "web/0", Some(&root))
+                },
+                &model,
+                "active serving on port",
+            );
             let _ = std::fs::remove_file(&ops_socket);
             let _ = std::fs::remove_dir(ops_socket_dir);
             let _ = std::fs::remove_dir(Path::new("/charm/containers"));
             let _ = std::fs::remove_dir(Path::new("/charm"));
-            ratios(&medians);
         }
     }
 
     // Scenario `no pebble`.
     std::fs::write(model.join("config.json"), r#"{"mode": "ok", "label": ""}"#).unwrap();
-    let variants: [(&str, PathBuf, PathBuf); 3] = [
-        (
-            "cairn (./dispatch script)",
-            cairn_dir.clone(),
-            cairn_dir.join("dispatch"),
-        ),
-        (
-            "cairn (cairn-dispatch directly)",
-            cairn_dir.clone(),
-            cairn_dir.join("bin/cairn-dispatch"),
-        ),
-        (
-            "ops 3.9.0 (./dispatch script)",
-            ops_dir.clone(),
-            ops_dir.join("dispatch"),
-        ),
-    ];
+    let mut variants = cairn_variants(
+        "misbehave",
+        &repo.join("tests/programs/misbehave/charmcraft.yaml"),
+        cairn_test_programs::MISBEHAVE_WASM,
+    );
+    let ops_dir = dir.join("ops-charm");
+    copy_dir(&repo.join("tests/juju/ops-charm"), &ops_dir);
+    variants.push(Variant {
+        name: format!("ops {OPS_VERSION} (./dispatch script)"),
+        charm: ops_dir.clone(),
+        program: ops_dir.join("dispatch"),
+    });
     println!(
         "juju dispatch of config-changed without Pebble (config-get, stored state, status-set), {runs} runs each"
     );
-    let mut medians = Vec::new();
-    for (name, charm, program) in &variants {
-        medians.push(measure(
-            name,
-            runs,
-            &mut || command(charm, program),
-            &model,
-            "active handled",
-        ));
-    }
-    ratios(&medians);
+    measure(
+        &variants,
+        runs,
+        &mut |i| command(&variants[i], "misbehave/0", None),
+        &model,
+        "active handled",
+    );
+    println!(
+        "load average after: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs a variant: 3 warm-up runs (the first Cairn run compiles and caches the component;
-/// the first web run starts the service), then `runs` measured; checks the status the
-/// last run set.
+/// Runs a scenario's variants in turns: 3 warm-up rounds (the first Cairn run compiles
+/// and caches the component; the first web run starts the service), then `runs` measured
+/// rounds, checking after each run the status it set; prints each variant's figures and
+/// how many times slower the last (ops) is than each other.
 fn measure(
-    name: &str,
+    variants: &[Variant],
     runs: usize,
-    cmd: &mut dyn FnMut() -> Command,
+    cmd: &mut dyn FnMut(usize) -> Command,
     model: &Path,
     status: &str,
-) -> Duration {
-    for _ in 0..3 {
-        run_once(&mut cmd());
+) {
+    let mut results: Vec<Vec<Run>> = variants.iter().map(|_| Vec::new()).collect();
+    for round in 0..runs + 3 {
+        for (i, v) in variants.iter().enumerate() {
+            let _ = std::fs::remove_file(model.join("status"));
+            let run = run_once(&mut cmd(i));
+            let set = std::fs::read_to_string(model.join("status")).unwrap_or_default();
+            assert!(
+                set.replace('\n', " ").starts_with(status),
+                "{}: unexpected status {set:?}",
+                v.name
+            );
+            if round >= 3 {
+                results[i].push(run);
+            }
+        }
     }
-    let _ = std::fs::remove_file(model.join("status"));
-    let mut times = Vec::new();
-    let mut rss = 0;
-    for _ in 0..runs {
-        let (t, r) = run_once(&mut cmd());
-        times.push(t);
-        rss = rss.max(r);
-    }
-    let set = std::fs::read_to_string(model.join("status")).unwrap_or_default();
-    assert!(
-        set.replace('\n', " ")
-            .starts_with(&format!("active {}", status.trim_start_matches("active "))),
-        "{name}: unexpected status {set:?}"
-    );
-    stats(name, times, rss)
-}
-
-/// Prints how much slower ops is than each Cairn variant.
-fn ratios(medians: &[Duration]) {
-    println!(
-        "ops / cairn (script): {:.1}x   ops / cairn (direct): {:.1}x",
-        medians[2].as_secs_f64() / medians[0].as_secs_f64(),
-        medians[2].as_secs_f64() / medians[1].as_secs_f64()
-    );
-}
-
-/// The `dispatch` script `cairn pack` writes.
-fn cairn_juju_dispatch_script() -> &'static str {
-    cairn_juju::pack::DISPATCH_SCRIPT
+    let medians: Vec<Duration> = variants
+        .iter()
+        .zip(&results)
+        .map(|(v, r)| stats(&v.name, r))
+        .collect();
+    let (ops, cairn) = medians.split_last().unwrap();
+    let ratios: Vec<String> = variants
+        .iter()
+        .zip(cairn)
+        .map(|(v, m)| {
+            format!(
+                "{}: {:.1}x",
+                v.name.trim_start_matches("cairn "),
+                ops.as_secs_f64() / m.as_secs_f64()
+            )
+        })
+        .collect();
+    println!("ops / cairn, median wall time: {}", ratios.join("   "));
 }

@@ -1,7 +1,8 @@
 //! Helpers shared by Cairn's tests, so that every crate cleans up, waits and skips the same
 //! way: a [`TempDir`] removed on drop, [`eventually`] (and [`eventually_async`]) instead of
 //! hand-written polling loops around `sleep`, and [`require_root!`] for tests that cannot
-//! run without root.
+//! run without root; [`juju`] fakes Juju's hook tools for the Juju-style dispatch tests and
+//! benchmark.
 //!
 //! It is a dev-dependency only. A crate's tests use it with, in its `Cargo.toml`:
 //!
@@ -36,6 +37,8 @@
 //!
 //! Set `CAIRN_KEEP_TEST_DIRS=1` to keep every test's directory for inspection: each kept
 //! path is printed in its test's output, which libtest shows for the tests that failed.
+
+pub mod juju;
 
 use std::future::Future;
 use std::io::Write;

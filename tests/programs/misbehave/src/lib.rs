@@ -547,6 +547,11 @@ impl Charm for Misbehave {
                 Ok(())
             }
             "fail" => action.fail("asked to fail"),
+            "progress" => {
+                // Reports progress, then fails: what was logged must already be out.
+                action.log("step 1 of 2 done")?;
+                Err(Error::msg("misbehave: step 2 failed"))
+            }
             "hang" => {
                 // Blocks in the host on a command that outlives the event's deadline.
                 let work = Container::get("work")?;

@@ -3,7 +3,9 @@
 //!
 //! Config, leadership and statuses are either held by the context (the host's model) or
 //! asked of a [`UnitFacts`] source on first use (Juju's hook tools, each a process spawn):
-//! a charm that never reads its config never runs `config-get`.
+//! a charm that never reads its config never runs `config-get`. An action's `action-log`
+//! messages are the exception to "changes at the end": with a source, each goes to it as
+//! the charm logs it (Juju shows them live).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,6 +43,9 @@ pub trait UnitFacts: Send + Sync {
         let _ = (id, owner, app);
         Ok(BTreeMap::new())
     }
+    /// Sends a running action's progress message at once (`action-log`), so that the
+    /// operator sees it while the action runs, not when it ends.
+    fn action_log(&self, message: &str) -> Result<(), String>;
 }
 
 /// A [`UnitFacts`] source and what has been read from it (or set by the handler) so far.
@@ -271,6 +276,9 @@ impl wit_unit::Host for StoreState {
     fn action_log(&mut self, message: String) -> Result<(), String> {
         let a = self.ctx.action.as_mut().ok_or("not running an action")?;
         if let Some(line) = self.spend.log("", &message) {
+            if let Some(f) = &self.ctx.facts {
+                f.source.action_log(&line)?;
+            }
             a.log.push((crate::now(), line));
         }
         Ok(())
