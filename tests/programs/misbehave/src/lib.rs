@@ -85,12 +85,17 @@ fn hog() -> ! {
 /// Exercises the container API end to end: layer, replan, typed plan, signals.
 fn probe_pebble(ctx: &mut Context) -> Result<()> {
     let work = ctx.container("work")?;
+    // The probe says when its trap is set (a file), so the signal never beats the trap
+    // on a busy machine.
+    let made = work.exec(&["mktemp", "-d"])?.wait_output()?;
+    let ready = format!("{}/ready", String::from_utf8_lossy(&made.stdout).trim());
     let layer = Layer::new().service(
         "probe",
         Service::new()
-            .command("sh -c 'trap \"echo got-hup\" HUP; echo probe-ready; while true; do sleep 0.05; done'")
+            .command("sh -c 'trap \"echo got-hup\" HUP; touch \"$PROBE_READY\"; echo probe-ready; while true; do sleep 0.05; done'")
             .enabled()
             .env("PROBE", "1")
+            .env("PROBE_READY", ready.as_str())
             .requires("helper")
             .after("helper")
             .kill_delay("1s")
@@ -133,6 +138,14 @@ fn probe_pebble(ctx: &mut Context) -> Result<()> {
     probe_files(&work)?;
     probe_exec(&work)?;
     probe_paths(&work)?;
+    let mut waited = 0;
+    while !work.exists(&ready)? {
+        if waited == 200 {
+            return Err(Error::msg("the probe never set its trap"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        waited += 1;
+    }
     work.send_signal("HUP", &["probe"])?;
     match work.send_signal("SIGHUP", &["absent"]) {
         Err(cairn_sdk::Error::Api(e))
@@ -653,6 +666,9 @@ mod tests {
             "done\n",
         );
         work.handle_exec(&["sh", "-c", "exit 4"], 4, "", "");
+        // The probe's readiness file, as its trap would leave it.
+        work.handle_exec(&["mktemp", "-d"], 0, "/tmp/probe.x\n", "");
+        work.put_file("/tmp/probe.x/ready", "");
         h.update_config("mode", "pebble").unwrap();
         assert_eq!(h.unit_status(), &Status::active("pebble ok"));
         let work = h.container("work");
