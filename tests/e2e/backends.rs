@@ -16,7 +16,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use cairn_runtime::{
     ConfigValue, ContainerBackend, Event, Outcome, Runtime, RuntimeConfig, UnitContext,
-    WorkloadStatus,
 };
 use cairn_supervisor::{Supervisor, SupervisorOptions};
 use serde_json::Value;
@@ -89,23 +88,13 @@ async fn probe(
     base: &Path,
 ) -> Result<Vec<(String, Value)>> {
     let ctx = UnitContext {
-        unit_name: "probe/0".into(),
-        app_name: "probe".into(),
-        model_name: "m".into(),
         containers: BTreeMap::from([("work".to_string(), backend)]),
         config: BTreeMap::from([(
             "base".to_string(),
             ConfigValue::String(base.display().to_string()),
         )]),
-        unit_status: WorkloadStatus::Unknown,
-        app_status: WorkloadStatus::Unknown,
         leader: true,
-        stored: BTreeMap::new(),
-        relations: Default::default(),
-        action: None,
-        budget: Default::default(),
-        hits: Default::default(),
-        facts: None,
+        ..UnitContext::new("probe/0", "probe", "m")
     };
     let d = rt.dispatch(charm, ctx, &Event::ConfigChanged).await;
     if d.outcome != Ok(Outcome::Handled) {

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use cairn_runtime::{
     ConfigValue, ContainerBackend, Event, Outcome, Runtime, RuntimeConfig, UnitContext,
-    WorkloadStatus,
 };
 use cairn_supervisor::{Supervisor, SupervisorOptions};
 
@@ -22,23 +21,13 @@ const CALLS: i64 = 200;
 
 fn ctx(backend: &ContainerBackend, call: &str) -> UnitContext {
     UnitContext {
-        unit_name: "bench/0".into(),
-        app_name: "bench".into(),
-        model_name: "cairn".into(),
         containers: BTreeMap::from([("work".to_string(), backend.clone())]),
         config: BTreeMap::from([
             ("calls".to_string(), ConfigValue::Int(CALLS)),
             ("call".to_string(), ConfigValue::String(call.into())),
         ]),
-        unit_status: WorkloadStatus::Unknown,
-        app_status: WorkloadStatus::Unknown,
         leader: true,
-        stored: BTreeMap::new(),
-        relations: Default::default(),
-        action: None,
-        budget: Default::default(),
-        hits: Default::default(),
-        facts: None,
+        ..UnitContext::new("bench/0", "bench", "cairn")
     }
 }
 

@@ -7,26 +7,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cairn_runtime::{ConfigValue, Event, Runtime, RuntimeConfig, UnitContext, WorkloadStatus};
+use cairn_runtime::{ConfigValue, Event, Runtime, RuntimeConfig, UnitContext};
 
 fn ctx() -> UnitContext {
     let mut config = BTreeMap::new();
     config.insert("mode".to_string(), ConfigValue::String("ok".into()));
     UnitContext {
-        unit_name: "bench/0".into(),
-        app_name: "bench".into(),
-        model_name: "cairn".into(),
-        containers: BTreeMap::new(),
         config,
-        unit_status: WorkloadStatus::Unknown,
-        app_status: WorkloadStatus::Unknown,
         leader: true,
-        stored: BTreeMap::new(),
-        relations: Default::default(),
-        action: None,
-        budget: Default::default(),
-        hits: Default::default(),
-        facts: None,
+        ..UnitContext::new("bench/0", "bench", "cairn")
     }
 }
 

@@ -686,25 +686,11 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::WorkloadStatus;
-    use std::collections::BTreeMap;
 
     fn ctx() -> UnitContext {
         UnitContext {
-            unit_name: "t/0".into(),
-            app_name: "t".into(),
-            model_name: "m".into(),
-            containers: BTreeMap::new(),
-            config: BTreeMap::new(),
-            unit_status: WorkloadStatus::Unknown,
-            app_status: WorkloadStatus::Unknown,
             leader: true,
-            stored: BTreeMap::new(),
-            relations: Default::default(),
-            action: None,
-            budget: Default::default(),
-            hits: Default::default(),
-            facts: None,
+            ..UnitContext::new("t/0", "t", "m")
         }
     }
 

@@ -30,20 +30,10 @@ fn misbehave(tune: impl FnOnce(&mut RuntimeConfig)) -> (Arc<Runtime>, Arc<Charm>
 /// Unit `t/0` with the `mode` option set and the given containers.
 fn ctx(mode: &str, containers: BTreeMap<String, Supervisor>) -> UnitContext {
     UnitContext {
-        unit_name: "t/0".into(),
-        app_name: "t".into(),
-        model_name: "m".into(),
         containers: containers.into_iter().map(|(n, s)| (n, s.into())).collect(),
         config: BTreeMap::from([("mode".to_string(), ConfigValue::String(mode.into()))]),
-        unit_status: WorkloadStatus::Unknown,
-        app_status: WorkloadStatus::Unknown,
         leader: true,
-        stored: BTreeMap::new(),
-        relations: Default::default(),
-        action: None,
-        budget: Default::default(),
-        hits: Default::default(),
-        facts: None,
+        ..UnitContext::new("t/0", "t", "m")
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::Path;
 use super::{Host, live_app};
 use crate::RuntimeError;
 use crate::charm::CharmSource;
-use crate::types::{Event, WorkloadStatus};
+use crate::types::Event;
 use crate::wasm::UnitContext;
 
 impl Host {
@@ -87,20 +87,9 @@ impl Host {
         let config = src.meta.effective_config(&settings);
         let budget = entry.view.lock().unwrap().budget.clone();
         let check = UnitContext {
-            unit_name: format!("{app}/check"),
-            app_name: app.to_string(),
-            model_name: self.inner.config.model.clone(),
-            containers: BTreeMap::new(),
             config: config.clone(),
-            unit_status: WorkloadStatus::Unknown,
-            app_status: WorkloadStatus::Unknown,
-            leader: false,
-            stored: BTreeMap::new(),
-            relations: Default::default(),
-            action: None,
             budget,
-            hits: Default::default(),
-            facts: None,
+            ..UnitContext::new(&format!("{app}/check"), app, &self.inner.config.model)
         };
         self.inner
             .runtime

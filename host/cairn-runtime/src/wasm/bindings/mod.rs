@@ -159,6 +159,30 @@ pub struct UnitContext {
     pub facts: Option<LazyFacts>,
 }
 
+impl UnitContext {
+    /// A unit that knows only its names: no containers, config, status, leadership,
+    /// stored state or relations, under the default budget (what a check, a test or an
+    /// embedder starts from, overriding what it needs).
+    pub fn new(unit_name: &str, app_name: &str, model_name: &str) -> Self {
+        UnitContext {
+            unit_name: unit_name.into(),
+            app_name: app_name.into(),
+            model_name: model_name.into(),
+            containers: BTreeMap::new(),
+            config: BTreeMap::new(),
+            unit_status: WorkloadStatus::Unknown,
+            app_status: WorkloadStatus::Unknown,
+            leader: false,
+            stored: BTreeMap::new(),
+            relations: Default::default(),
+            action: None,
+            budget: Default::default(),
+            hits: Default::default(),
+            facts: None,
+        }
+    }
+}
+
 /// What a charm reports about the action it handles.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ActionReport {
