@@ -17,6 +17,7 @@ const TEST_PROGRAMS: &[&str] = &[
     "container-probe-charm",
     "too-big-to-load-charm",
     "contract-v01-charm",
+    "relator-charm",
 ];
 
 fn main() {

@@ -258,11 +258,19 @@ fn a_charm_reads_the_typed_plan_and_signals_services() -> Result<()> {
     d.ok(&["config", "mis", "mode=pebble"])?;
     d.wait_status("mis/0", "active", "pebble ok", Duration::from_secs(15))?;
     // The guest's SIGHUP reached the probe's main process, which logged it.
-    let got = eventually(Duration::from_secs(5), || {
-        let (_, logs, _) = pebble_cli(&d, "mis/0", &["logs", "probe"]).ok()?;
+    let seen = std::cell::RefCell::new(String::new());
+    let got = eventually(Duration::from_secs(15), || {
+        let answer = pebble_cli(&d, "mis/0", &["logs", "probe"]);
+        *seen.borrow_mut() = format!("{answer:?}");
+        let (_, logs, _) = answer.ok()?;
         logs.contains("[probe] got-hup").then_some(logs)
     });
-    assert!(got.is_some(), "{}", d.log());
+    assert!(
+        got.is_some(),
+        "last `pebble logs probe`: {}\n{}",
+        seen.borrow(),
+        d.log()
+    );
     // requires/after: helper started before probe in the replan change.
     let (_, tasks, _) = pebble_cli(&d, "mis/0", &["tasks", "--last=replan"])?;
     let helper = tasks.find("Start service \"helper\"").must("helper task")?;

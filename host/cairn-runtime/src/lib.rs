@@ -24,7 +24,9 @@ pub use budget::{Budget, WorkloadLimits};
 pub use cairn_supervisor::LimitHits;
 pub use cairn_supervisor::namespaces::{NetMode, Tenancy};
 pub use model::host::{AppLimits, ContainerMode, DeployOptions, Host, HostConfig, IN_ROOT_SOCKET};
-pub use model::report::{AppReport, ContainerReport, ServiceReport, StatusReport, UnitReport};
+pub use model::report::{
+    AppReport, ContainerReport, RelationReport, ServiceReport, StatusReport, UnitReport,
+};
 pub use model::unit::{HistoryEntry, Resolve, UnitRecord};
 pub use types::{ConfigValue, Event, Outcome, WorkloadStatus};
 pub use wasm::{

@@ -33,6 +33,10 @@ pub enum Request {
     AddUnit { app: String, n: u32 },
     /// Remove units (`app/N`).
     RemoveUnit { units: Vec<String> },
+    /// Relate two applications (`app` or `app:endpoint` each).
+    Integrate { one: String, other: String },
+    /// Remove a relation (two ends, or an id alone).
+    RemoveRelation { one: String, other: Option<String> },
     /// Retry (or, with `no_retry`, drop) the event a unit in error is failing on.
     Resolve { unit: String, no_retry: bool },
     /// Set or reset config; with neither, read it. `limits` changes the app's budget.

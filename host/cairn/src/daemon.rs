@@ -231,6 +231,13 @@ async fn handle(host: &Host, req: Request) -> Result<serde_json::Value> {
             serde_json::json!({ "changed": changed, "config": config })
         }
         Request::Status => serde_json::to_value(host.status().await)?,
+        Request::Integrate { one, other } => {
+            serde_json::to_value(host.integrate(&one, &other).await?)?
+        }
+        Request::RemoveRelation { one, other } => {
+            host.remove_relation(&one, other.as_deref()).await?;
+            serde_json::json!({ "removed": one })
+        }
         Request::Metrics => serde_json::Value::String(host.metrics().await),
         Request::Limits { app } => serde_json::to_value(host.limits(&app).await?)?,
         Request::Events { unit, n } => serde_json::to_value(host.events(&unit, n).await?)?,

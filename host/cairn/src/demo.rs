@@ -168,7 +168,7 @@ pub async fn run(keep: bool) -> Result<()> {
         http_retry(port, "GET", "/", "").await?
     );
     println!("$ cairn status");
-    print!("{}", output::status_table(&status(&dir).await?));
+    print!("{}", output::status_table(&status(&dir).await?, true));
     println!("$ curl -X PUT http://127.0.0.1:{db_port}/keys/greeting -d hello");
     println!(
         "  {}",
@@ -256,7 +256,7 @@ pub async fn run(keep: bool) -> Result<()> {
         control::call(&dir, &Request::Remove { app: app.into() }).await?;
     }
     println!("$ cairn status");
-    print!("{}", output::status_table(&status(&dir).await?));
+    print!("{}", output::status_table(&status(&dir).await?, true));
     drop(daemon);
     if keep {
         println!("state kept in {}", dir.display());

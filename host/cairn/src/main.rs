@@ -199,8 +199,26 @@ enum Command {
     Metrics,
     /// Show applications, units, their status and their services.
     Status {
+        /// Also show the relations (integrations) between applications.
+        #[arg(long)]
+        relations: bool,
         #[command(flatten)]
         format: FormatArgs,
+    },
+    /// Relate two applications: `cairn integrate web db` or `web:db db:database` where
+    /// endpoints are ambiguous.
+    Integrate {
+        /// One end: an application, or application:endpoint.
+        one: String,
+        /// The other end.
+        other: String,
+    },
+    /// Remove a relation: two ends as for integrate, or a relation id.
+    RemoveRelation {
+        /// One end, or the relation's id.
+        one: String,
+        /// The other end.
+        other: Option<String>,
     },
     /// Show a unit's event history (event, outcome, duration).
     Events {
@@ -578,13 +596,26 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             print!("{}", v.as_str().unwrap_or_default());
             Ok(())
         }
-        Command::Status { format } => {
+        Command::Integrate { one, other } => {
+            let v = control::call(&dir, &Request::Integrate { one, other }).await?;
+            let rel: cairn_runtime::RelationReport = serde_json::from_value(v)?;
+            println!(
+                "related {} and {} (relation {}, interface {})",
+                rel.requirer, rel.provider, rel.id, rel.interface
+            );
+            Ok(())
+        }
+        Command::RemoveRelation { one, other } => {
+            control::call(&dir, &Request::RemoveRelation { one, other }).await?;
+            Ok(())
+        }
+        Command::Status { relations, format } => {
             let v = control::call(&dir, &Request::Status).await?;
             if format.json() {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let report: cairn_runtime::StatusReport = serde_json::from_value(v)?;
-                print!("{}", output::status_table(&report));
+                print!("{}", output::status_table(&report, relations));
             }
             Ok(())
         }

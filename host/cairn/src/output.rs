@@ -6,7 +6,7 @@ use cairn_runtime::StatusReport;
 use crate::table::render_trimmed as table;
 
 /// `cairn status` as text: apps, units, then each unit's containers and services.
-pub fn status_table(r: &StatusReport) -> String {
+pub fn status_table(r: &StatusReport, relations: bool) -> String {
     let mut out = format!("Model  {}\n", r.model);
     if r.apps.is_empty() {
         out.push_str("\nNo applications deployed.\n");
@@ -79,6 +79,31 @@ pub fn status_table(r: &StatusReport) -> String {
     if svcs.len() > 1 {
         out.push('\n');
         out.push_str(&table(&svcs));
+    }
+    if relations && !r.relations.is_empty() {
+        // Juju's columns.
+        let mut rows = vec![vec![
+            "Integration provider".into(),
+            "Requirer".into(),
+            "Interface".into(),
+            "Type".into(),
+            "Message".into(),
+        ]];
+        for rel in &r.relations {
+            rows.push(vec![
+                rel.provider.clone(),
+                rel.requirer.clone(),
+                rel.interface.clone(),
+                rel.kind.clone(),
+                if rel.state == "joined" {
+                    String::new()
+                } else {
+                    rel.state.clone()
+                },
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table(&rows));
     }
     out
 }

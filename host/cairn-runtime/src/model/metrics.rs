@@ -93,6 +93,7 @@ pub fn cause(f: &Failure) -> &'static str {
         Failure::Guest(_) => "guest",
         Failure::Budget(_) => "budget",
         Failure::Interrupted => "interrupted",
+        Failure::Commit(_) => "commit",
     }
 }
 

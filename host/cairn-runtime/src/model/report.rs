@@ -67,6 +67,23 @@ pub struct AppReport {
     pub units: Vec<UnitReport>,
 }
 
+/// A relation as `cairn status --relations` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RelationReport {
+    /// Its id.
+    pub id: u32,
+    /// The providing end (`app:endpoint`; the peer endpoint for a peer relation).
+    pub provider: String,
+    /// The requiring end (the peer endpoint again for a peer relation).
+    pub requirer: String,
+    /// The interface.
+    pub interface: String,
+    /// `regular` or `peer`.
+    pub kind: String,
+    /// `joined`, or `dying` while its units run `-relation-broken`.
+    pub state: String,
+}
+
 /// The whole model's status.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -74,4 +91,7 @@ pub struct StatusReport {
     pub model: String,
     /// Its apps, by name.
     pub apps: Vec<AppReport>,
+    /// Its relations, by id.
+    #[serde(default)]
+    pub relations: Vec<RelationReport>,
 }

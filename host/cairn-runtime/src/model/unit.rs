@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::relations::RelationStore;
 use crate::RuntimeError;
 use crate::actions::{ActionStatus, ActionStore};
 use crate::types::{ConfigValue, Event, LogLine, Outcome, WorkloadStatus};
@@ -198,6 +199,8 @@ pub(crate) struct UnitSettings {
     pub(crate) actions: Arc<ActionStore>,
     /// The app's counters (events, failures, limit hits).
     pub(crate) metrics: Arc<super::metrics::AppMetrics>,
+    /// The host's relations: what events see of them, and where their writes go.
+    pub(crate) relations: Arc<RelationStore>,
 }
 
 /// The file of a unit's record in its directory.
@@ -232,6 +235,8 @@ impl Unit {
             resolve: Mutex::new(None),
         });
         shared.save();
+        let name = shared.name();
+        shared.settings.relations.register(name, &shared);
         let actor = tokio::spawn(run_actor(shared.clone(), runtime));
         let mut feeders = JoinSet::new();
         let every = shared.settings.update_status_interval;
@@ -336,13 +341,15 @@ impl Unit {
     }
 
     /// Starts the unit's removal: the event running is interrupted, the queue and deferred
-    /// events are replaced by `stop` and `remove` (persisted), and the actor ends once they
-    /// ran (each under [`REMOVAL_HOOK_DEADLINE`]; a failing one does not hold it).
-    pub(crate) fn begin_removal(&self) {
+    /// events are replaced by `leaving` (its relations' departed and broken events), `stop`
+    /// and `remove` (persisted), and the actor ends once they ran (each under
+    /// [`REMOVAL_HOOK_DEADLINE`]; a failing one does not hold it).
+    pub(crate) fn begin_removal(&self, leaving: Vec<Event>) {
         {
             let mut rec = self.shared.record.lock().unwrap();
             rec.removing = true;
-            rec.queue = VecDeque::from([Event::Stop, Event::Remove]);
+            rec.queue = leaving.into_iter().collect();
+            rec.queue.extend([Event::Stop, Event::Remove]);
             rec.deferred.clear();
         }
         self.shared.save();
@@ -494,45 +501,43 @@ impl UnitShared {
     /// twice (the one waiting sees the latest config). Actions, notices and check events
     /// are refused past the app's `queue` budget (counted); lifecycle events never are.
     pub(crate) fn try_enqueue(&self, event: Event) -> Result<(), String> {
+        self.try_enqueue_all(vec![event])
+    }
+
+    /// Queues `events` together (one write, nothing queued between them), each as
+    /// [`UnitShared::try_enqueue`] would; the first refusal is returned after the others
+    /// are queued.
+    pub(crate) fn try_enqueue_all(&self, events: Vec<Event>) -> Result<(), String> {
         let (cap, hits) = {
             let app = self.settings.app.lock().unwrap();
             (app.budget.queue, app.hits.clone())
         };
+        let mut refused = Ok(());
+        let mut pushed = false;
         {
             let mut rec = self.record.lock().unwrap();
-            let waiting =
-                |rec: &UnitRecord, skip: usize| rec.queue.iter().skip(skip).any(|e| *e == event);
-            match &event {
-                Event::UpdateStatus if waiting(&rec, 0) => return Ok(()),
-                Event::ConfigChanged | Event::PebbleReady { .. } if waiting(&rec, 1) => {
-                    return Ok(());
+            for event in events {
+                match push_event(&mut rec, event, cap, &hits) {
+                    Ok(p) => pushed |= p,
+                    Err(e) => refused = refused.and(Err(e)),
                 }
-                Event::Action { .. }
-                | Event::PebbleCustomNotice { .. }
-                | Event::PebbleCheckFailed { .. }
-                | Event::PebbleCheckRecovered { .. }
-                    if rec.queue.len() as u64 >= cap =>
-                {
-                    hits.hit("queue");
-                    return Err(format!(
-                        "cannot queue {} on {}: {} events are waiting, the app's budget (queue={cap})",
-                        event.name(),
-                        rec.name,
-                        rec.queue.len()
-                    ));
-                }
-                _ => {}
             }
-            rec.queue.push_back(event);
         }
-        self.save();
-        self.wake.notify_one();
-        Ok(())
+        if pushed {
+            self.save();
+            self.wake.notify_one();
+        }
+        refused
     }
 
-    /// What one event is lent: the unit's identity, containers, config, statuses and
-    /// stored state as they are now, and the app's charm.
-    fn context(&self) -> (UnitContext, Arc<Charm>, u64) {
+    /// What one event is lent: the unit's identity, containers, config, statuses, stored
+    /// state and relations as they are now, and the app's charm.
+    fn context(&self, event: &Event) -> (UnitContext, Arc<Charm>, u64) {
+        let name = self.name();
+        let relations = self
+            .settings
+            .relations
+            .snapshot(&name, &self.settings.app_name, event);
         let rec = self.record.lock().unwrap();
         let app = self.settings.app.lock().unwrap();
         let ctx = UnitContext {
@@ -545,7 +550,7 @@ impl UnitShared {
             app_status: rec.app_status.clone(),
             leader: rec.leader,
             stored: rec.stored.clone(),
-            relations: Default::default(),
+            relations,
             action: None,
             budget: app.budget.clone(),
             hits: app.hits.clone(),
@@ -587,6 +592,43 @@ fn append_log_file(path: &Path, logs: &[LogLine], rotate: u64) -> std::io::Resul
         writeln!(f, "{} {:?} {}", l.time, l.level, l.message)?;
     }
     f.flush()
+}
+
+/// Puts `event` at the end of `rec`'s queue by [`UnitShared::try_enqueue`]'s rules (`cap`
+/// is the app's `queue` budget, counted in `hits`); false when an equal event already
+/// waits.
+fn push_event(
+    rec: &mut UnitRecord,
+    event: Event,
+    cap: u64,
+    hits: &cairn_supervisor::LimitHits,
+) -> Result<bool, String> {
+    let waiting = |rec: &UnitRecord, skip: usize| rec.queue.iter().skip(skip).any(|e| *e == event);
+    match &event {
+        Event::UpdateStatus if waiting(rec, 0) => return Ok(false),
+        Event::ConfigChanged | Event::PebbleReady { .. } | Event::RelationChanged(_)
+            if waiting(rec, 1) =>
+        {
+            return Ok(false);
+        }
+        Event::Action { .. }
+        | Event::PebbleCustomNotice { .. }
+        | Event::PebbleCheckFailed { .. }
+        | Event::PebbleCheckRecovered { .. }
+            if rec.queue.len() as u64 >= cap =>
+        {
+            hits.hit("queue");
+            return Err(format!(
+                "cannot queue {} on {}: {} events are waiting, the app's budget (queue={cap})",
+                event.name(),
+                rec.name,
+                rec.queue.len()
+            ));
+        }
+        _ => {}
+    }
+    rec.queue.push_back(event);
+    Ok(true)
 }
 
 /// Runs a unit's events until it is removed and its queue is empty.
@@ -737,7 +779,29 @@ async fn deliver(
     event: &Event,
     bounds: &Bounds,
 ) -> Result<Outcome, ()> {
-    let (mut ctx, charm, generation) = unit.context();
+    let name = event.name();
+    if let Some(r) = event.relation() {
+        let me = unit.name();
+        if !unit
+            .settings
+            .relations
+            .deliverable(r.relation_id, &me, &unit.settings.app_name)
+        {
+            // The relation went while the event waited (Juju drops such hooks too).
+            let mut rec = unit.record.lock().unwrap();
+            rec.history.push_back(HistoryEntry {
+                time: crate::now(),
+                event: name,
+                outcome: format!("skipped: relation {} is gone", r.relation_id),
+                duration_us: 0,
+            });
+            while rec.history.len() > MAX_HISTORY {
+                rec.history.pop_front();
+            }
+            return Ok(Outcome::Handled);
+        }
+    }
+    let (mut ctx, charm, generation) = unit.context(event);
     // An action run: mark it running; the charm's report goes into its record.
     let mut action = match event {
         Event::Action { id, .. } => match unit.settings.actions.get(id) {
@@ -804,7 +868,23 @@ async fn deliver(
             tracing::error!("cannot record action {}: {e}", a.id);
         }
     }
-    let name = event.name();
+    // Relation data and membership are committed first (a crash after is harmless: the
+    // event is delivered again and commits the same), and only for a handler that
+    // succeeded.
+    let mut outcome = done.outcome;
+    let mut sends = Vec::new();
+    if outcome.is_ok() {
+        let me = unit.name();
+        match unit.settings.relations.commit(
+            &me,
+            &unit.settings.app_name,
+            event,
+            &done.ctx.relations,
+        ) {
+            Ok(s) => sends = s,
+            Err(e) => outcome = Err(Failure::Commit(format!("cannot commit relation data: {e}"))),
+        }
+    }
     let entry = |outcome: String| HistoryEntry {
         time: crate::now(),
         event: name.clone(),
@@ -812,7 +892,7 @@ async fn deliver(
         duration_us: done.duration.as_micros() as u64,
     };
     let mut rec = unit.record.lock().unwrap();
-    let (result, h) = match &done.outcome {
+    let (result, h) = match &outcome {
         Ok(o) => {
             rec.status = done.ctx.unit_status.clone();
             rec.app_status = done.ctx.app_status.clone();
@@ -853,6 +933,8 @@ async fn deliver(
     while rec.history.len() > MAX_HISTORY {
         rec.history.pop_front();
     }
+    drop(rec);
+    unit.settings.relations.send(sends);
     result
 }
 
@@ -963,6 +1045,7 @@ mod tests {
             update_status_interval: Duration::from_secs(3600),
             actions: Arc::new(ActionStore::open(dir.path().join("actions")).unwrap()),
             metrics: Default::default(),
+            relations: Arc::new(RelationStore::open(dir.path())),
         };
         std::fs::create_dir_all(&settings.dir).unwrap();
         let record = UnitRecord {
@@ -1206,7 +1289,7 @@ mod tests {
         let dir = TempDir::new("remove");
         let (mut unit, _app) = start(&dir, "error", &[Event::ConfigChanged]);
         until(&unit, "failed once", |r| r.error.is_some()).await;
-        unit.begin_removal();
+        unit.begin_removal(Vec::new());
         tokio::time::timeout(Duration::from_secs(30), unit.finish_removal())
             .await
             .expect("the actor did not end");

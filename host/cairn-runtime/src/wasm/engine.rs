@@ -154,6 +154,10 @@ pub enum Failure {
     /// unit's history).
     #[error("guest failed: {0}")]
     Guest(String),
+    /// The handler succeeded but the host could not commit what it did (relation data on
+    /// a full disk): the event is retried.
+    #[error("{0}")]
+    Commit(String),
 }
 
 /// Stops the events it is handed to: set once, it ends the event running and every later

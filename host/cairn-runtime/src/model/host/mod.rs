@@ -287,6 +287,8 @@ struct HostInner {
     /// Strict containers' host id ranges, by container directory (relative to the state
     /// directory).
     ids: IdAllocator,
+    /// Relations and their databags (`<dir>/relations.json`).
+    relations: Arc<super::relations::RelationStore>,
 }
 
 /// The most units one deploy or add-unit starts (each has its containers, sockets and
@@ -295,9 +297,16 @@ const MAX_UNITS_PER_CALL: u32 = 1000;
 
 /// A new unit's record: its name, leadership and the events Juju gives a new unit (install,
 /// leader-elected for the leader, config-changed, start, pebble-ready per container).
-fn first_record(app: &AppRecord, idx: u32) -> UnitRecord {
+fn first_record(
+    app: &AppRecord,
+    idx: u32,
+    relations: Option<&relate::FirstRelationEvents>,
+) -> UnitRecord {
     let leader = app.leader == Some(idx);
     let mut queue = std::collections::VecDeque::from([Event::Install]);
+    if let Some(r) = relations {
+        queue.extend(r.after_install.iter().cloned());
+    }
     if leader {
         queue.push_back(Event::LeaderElected);
     }
@@ -306,6 +315,9 @@ fn first_record(app: &AppRecord, idx: u32) -> UnitRecord {
         queue.push_back(Event::PebbleReady {
             container: c.clone(),
         });
+    }
+    if let Some(r) = relations {
+        queue.extend(r.after_start.iter().cloned());
     }
     UnitRecord {
         name: format!("{}/{idx}", app.name),
@@ -366,6 +378,7 @@ impl Host {
             .map_err(|e| RuntimeError::Engine(e.into()))??;
         let actions = Arc::new(ActionStore::open(config.dir.join("actions"))?);
         let ids = IdAllocator::new(config.dir.join("id-ranges.json"), config.tenancy_id_base);
+        let config_dir = config.dir.clone();
         let host = Host {
             inner: Arc::new(HostInner {
                 ids,
@@ -375,6 +388,7 @@ impl Host {
                 broken: Mutex::new(BTreeMap::new()),
                 actions,
                 metrics: super::metrics::Metrics::default(),
+                relations: Arc::new(super::relations::RelationStore::open(&config_dir)),
             }),
         };
         host.restore().await?;
@@ -451,6 +465,7 @@ impl Host {
             );
             discard_unit_dir(dir).await;
         }
+        self.tidy_relations(&apps);
         // Action runs no unit will deliver fail now rather than stay pending forever; a
         // unit in error keeps its runs pending (its record, with its queue, may come back).
         let broken = self.inner.broken.lock().unwrap();
@@ -726,6 +741,7 @@ impl Host {
             update_status_interval: config.update_status_interval,
             actions: self.inner.actions.clone(),
             metrics: self.inner.metrics.app(&app.record.name),
+            relations: self.inner.relations.clone(),
         };
         let unit = Unit::start(settings, record, self.inner.runtime.clone());
         Ok(UnitHandle { unit, apis })
@@ -768,6 +784,7 @@ impl Host {
             sup.kill_namespace();
         }
         discard_unit_dir(u.unit.dir().to_path_buf()).await;
+        self.inner.relations.forget_unit(&u.unit.name());
         for sup in u.unit.containers().values() {
             if sup.root().and_then(|r| r.ids()).is_some()
                 && let Err(e) = self.inner.ids.release(&self.id_key(sup.dir()))
@@ -965,14 +982,25 @@ impl Host {
             charm_generation: 0,
         };
         let mut entry = AppEntry::new(record, charm, budget);
-        // The units first; the app record, written last, commits the deploy.
-        let started = self.start_new_units(&entry, n).await?;
+        // Its peer relations, then the units; the app record, written last, commits the
+        // deploy (peer relations of an app never committed are deleted on open).
+        let peers = self.add_peer_relations(&entry)?;
+        let new: Vec<u32> = (0..n).collect();
+        let joining = self.joining(&apps, &app_name, &[], &new);
+        let started = match self.start_new_units(&entry, n, &joining).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.inner.relations.delete(&peers);
+                return Err(e);
+            }
+        };
         entry.record.units = started.iter().map(|(idx, _)| *idx).collect();
         entry.record.next_unit = n;
         if let Err(e) = self.save_app(&entry.record) {
             for (_, handle) in started {
                 self.discard_unit(handle, false).await;
             }
+            let _ = self.inner.relations.delete(&peers);
             return Err(e);
         }
         entry.units.extend(started);
@@ -989,10 +1017,11 @@ impl Host {
         &self,
         app: &AppEntry,
         n: u32,
+        joining: &relate::Joining,
     ) -> Result<Vec<(u32, UnitHandle)>, RuntimeError> {
         let mut started = Vec::new();
         for idx in app.record.next_unit..app.record.next_unit + n {
-            let rec = first_record(&app.record, idx);
+            let rec = first_record(&app.record, idx, joining.first.get(&idx));
             let unit_dir = self.unit_dir(&app.record.name, idx);
             if unit_dir.exists() {
                 discard_unit_dir(unit_dir.clone()).await;
@@ -1160,9 +1189,10 @@ impl Host {
                 for idx in units.into_iter().chain(self.unit_dirs_of(app)) {
                     discard_unit_dir(self.unit_dir(app, idx)).await;
                 }
-                let _apps = self.inner.apps.lock().await;
+                let apps = self.inner.apps.lock().await;
                 self.delete_app_record(app)?;
                 self.inner.broken.lock().unwrap().remove(app);
+                self.tidy_relations(&apps);
                 tracing::info!("removed {app} (it was in error)");
                 return Ok(());
             }
@@ -1171,14 +1201,17 @@ impl Host {
             record.removing = true;
             self.save_app(&record)?;
             entry.record = record;
-            (
-                std::mem::take(&mut entry.units),
-                std::mem::take(&mut entry.broken_units),
-            )
+            let mut leaving = self.app_leaving(&apps, app);
+            let entry = apps
+                .get_mut(app)
+                .ok_or_else(|| RuntimeError::NotFound(format!("application {app:?} not found")))?;
+            let units = std::mem::take(&mut entry.units);
+            for (idx, u) in &units {
+                u.unit
+                    .begin_removal(leaving.remove(idx).unwrap_or_default());
+            }
+            (units, std::mem::take(&mut entry.broken_units))
         };
-        for u in units.values() {
-            u.unit.begin_removal();
-        }
         for (_, u) in units {
             self.discard_unit(u, true).await;
         }
@@ -1188,6 +1221,7 @@ impl Host {
         let mut apps = self.inner.apps.lock().await;
         self.delete_app_record(app)?;
         apps.remove(app);
+        self.tidy_relations(&apps);
         self.inner.metrics.forget(app);
         tracing::info!("removed {app}");
         Ok(())
@@ -1318,6 +1352,7 @@ impl Host {
         StatusReport {
             model: self.inner.config.model.clone(),
             apps: out,
+            relations: self.inner.relations.report(),
         }
     }
 
@@ -1549,6 +1584,7 @@ fn sync_dir(dir: Option<&Path>) {
 }
 
 mod refresh;
+mod relate;
 mod scale;
 #[cfg(test)]
 mod test_support;

@@ -49,6 +49,7 @@ impl Host {
                 )));
             }
         }
+        self.check_endpoints_kept(app, &src.meta)?;
         for u in entry.units.values() {
             let queued: Vec<(String, String)> = u.unit.with_record(|r| {
                 r.queue

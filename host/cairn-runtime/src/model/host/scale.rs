@@ -26,13 +26,18 @@ impl Host {
         }
         let mut apps = self.inner.apps.lock().await;
         let entry = live_app(&mut apps, app)?;
+        let existing: Vec<u32> = entry.units.keys().copied().collect();
+        let first = entry.record.next_unit;
+        let new: Vec<u32> = (first..first + n).collect();
+        let joining = self.joining(&apps, app, &existing, &new);
+        let entry = live_app(&mut apps, app)?;
         let mut record = entry.record.clone();
         if record.leader.is_none() {
             record.leader = Some(record.next_unit);
         }
         // The new units see the record they will be committed with (their leadership).
         let before = std::mem::replace(&mut entry.record, record.clone());
-        let started = match self.start_new_units(entry, n).await {
+        let started = match self.start_new_units(entry, n, &joining).await {
             Ok(s) => s,
             Err(e) => {
                 entry.record = before;
@@ -54,6 +59,8 @@ impl Host {
             .map(|(idx, _)| format!("{app}/{idx}"))
             .collect();
         entry.units.extend(started);
+        // The units at the other ends hear of them once they are committed.
+        self.inner.relations.send(joining.others);
         tracing::info!("added {n} unit(s) to {app}");
         Ok(names)
     }
@@ -72,6 +79,12 @@ impl Host {
             if !entry.units.contains_key(&idx) && !broken {
                 return Err(RuntimeError::NotFound(format!("unit {unit:?} not found")));
             }
+            let (leaving, others) = if entry.units.contains_key(&idx) {
+                self.unit_leaving(&apps, app, idx)
+            } else {
+                Default::default()
+            };
+            let entry = live_app(&mut apps, app)?;
             let mut record = entry.record.clone();
             record.units.retain(|u| *u != idx);
             let old_leader = record.leader;
@@ -93,8 +106,9 @@ impl Host {
                 }
             }
             if let Some(h) = &handle {
-                h.unit.begin_removal();
+                h.unit.begin_removal(leaving);
             }
+            self.inner.relations.send(others);
             handle
         };
         match handle {

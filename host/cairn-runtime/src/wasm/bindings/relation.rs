@@ -73,7 +73,10 @@ impl wit_relation::Host for StoreState {
             return Ok(Err(not_found(id)));
         };
         let which = bag(rel, &ctx.unit_name, &ctx.app_name, &owner);
-        if matches!(which, Some(Bag::OwnApp)) {
+        // Every peer reads its application's bag in a peer relation; elsewhere only the
+        // leader reads its own application's.
+        let peer = rel.remote_app == ctx.app_name;
+        if matches!(which, Some(Bag::OwnApp)) && !peer {
             self.load(Fact::Leader)?;
             if !self.ctx.leader {
                 return Ok(Err("permission denied".into()));
