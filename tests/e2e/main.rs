@@ -15,6 +15,7 @@ mod metrics;
 mod ops_compat;
 mod pebble_cli;
 mod recovery;
+mod relations;
 mod restart;
 mod sandbox;
 mod strict;

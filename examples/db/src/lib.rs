@@ -10,6 +10,9 @@
 //! - action `backup`: runs the workload's `dump` command in the container with `exec`,
 //!   pulls the dump back, and reports its path, size, SHA-256 and row count as results.
 //!   A dump that fails (no such table, say) fails the action with the command's error.
+//! - `database` relations (interface `cairn-kv`): the leader publishes the server's URL
+//!   (`url`) in the app bag when a relation is made and whenever the port changes; each
+//!   unit logs the `site` its clients publish.
 
 use cairn_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -25,6 +28,8 @@ const SCHEDULED: &str = "example.com/db/backup";
 const SCHEDULED_FAILED: &str = "example.com/db/backup-failed";
 /// Stored-state key of the last scheduled backup.
 const LAST: &str = "last-scheduled-backup";
+/// The endpoint clients relate on.
+const DATABASE: &str = "database";
 /// The workload program, pushed into the container.
 const WORKLOAD: &str = include_str!("../workload/dbd.py");
 
@@ -147,6 +152,18 @@ impl DbCharm {
             )
     }
 
+    /// As leader, publishes the server's URL to every client relation (the app bag is the
+    /// leader's to write).
+    fn publish(ctx: &Context, port: u16) -> Result<()> {
+        if !ctx.is_leader() {
+            return Ok(());
+        }
+        for rel in ctx.relations(DATABASE) {
+            rel.set_app("url", format!("http://127.0.0.1:{port}"))?;
+        }
+        Ok(())
+    }
+
     fn reconcile(&self, ctx: &mut Context) -> Result<()> {
         let container = ctx.container(DB)?;
         if !container.can_connect() {
@@ -168,6 +185,7 @@ impl DbCharm {
         container.make_dir(&settings.paths.backups(), &FileOptions::make_parents())?;
         container.add_layer(DB, &Self::layer(&settings), true)?;
         container.replan()?;
+        Self::publish(ctx, settings.port)?;
         let status = match ctx.state().load::<LastBackup>(LAST)? {
             Some(last) => Self::status(settings.port, &last),
             None => Status::active(format!("serving on 127.0.0.1:{}", settings.port)),
@@ -298,6 +316,34 @@ impl Charm for DbCharm {
         Ok(())
     }
 
+    fn on_relation_created(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        if event.endpoint == DATABASE
+            && let Ok(settings) = Self::settings(ctx)
+        {
+            Self::publish(ctx, settings.port)?;
+        }
+        Ok(())
+    }
+
+    fn on_leader_elected(&mut self, ctx: &mut Context) -> Result<()> {
+        if let Ok(settings) = Self::settings(ctx) {
+            Self::publish(ctx, settings.port)?;
+        }
+        Ok(())
+    }
+
+    fn on_relation_changed(&mut self, _ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        if event.endpoint != DATABASE {
+            return Ok(());
+        }
+        if let Some(unit) = &event.unit
+            && let Some(site) = event.relation()?.read(unit.as_str(), "site")?
+        {
+            info!("client {unit} serves {site}");
+        }
+        Ok(())
+    }
+
     fn on_action(&mut self, ctx: &mut Context, action: ActionEvent) -> Result<()> {
         match action.name.as_str() {
             "backup" => self.backup(ctx, &action),
@@ -344,6 +390,34 @@ mod tests {
                 .into_bytes(),
             stderr: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_leader_publishes_the_url_to_clients_and_follows_the_port() {
+        let mut h = harness();
+        h.set_leader(true);
+        h.deploy().unwrap();
+        let id = h.add_relation(DATABASE, "web").unwrap();
+        assert_eq!(
+            h.relation(id).unwrap().local_app["url"],
+            "http://127.0.0.1:7070"
+        );
+        h.add_relation_unit(id, "web/0", &[("site", "http://127.0.0.1:8080/")])
+            .unwrap();
+        h.update_config("port", 7171).unwrap();
+        assert_eq!(
+            h.relation(id).unwrap().local_app["url"],
+            "http://127.0.0.1:7171"
+        );
+    }
+
+    #[test]
+    fn a_unit_that_does_not_lead_publishes_nothing() {
+        let mut h = harness();
+        h.set_leader(false);
+        h.deploy().unwrap();
+        let id = h.add_relation(DATABASE, "web").unwrap();
+        assert!(h.relation(id).unwrap().local_app.is_empty());
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! (re)writes the `web` layer, replans, and records the port served in stored state.
 //! The layer carries a `ready` HTTP check, `up`, on the server's root: when it fails the
 //! unit goes to `maintenance` with the reason, and back to `active` when it recovers.
+//!
+//! Related to a database on its `db` endpoint (interface `cairn-kv`), it reads the URL
+//! the database's leader publishes in its app bag (`url`), gives it to the server as
+//! `DB_URL` (a change restarts it on replan), and publishes its own site (`site`) in its
+//! unit bag; when the relation is broken the server runs without `DB_URL` again.
 
 use cairn_sdk::prelude::*;
 
@@ -16,6 +21,8 @@ const HTTP: &str = "http";
 const PORT_KEY: &str = "port";
 /// Name of the readiness check.
 const UP: &str = "up";
+/// The endpoint a database relates on.
+const DB: &str = "db";
 
 /// The charm; it keeps nothing between events except the port in stored state.
 #[derive(Default)]
@@ -30,18 +37,20 @@ fn valid_port(port: i64) -> Result<u16, String> {
 }
 
 impl WebCharm {
-    /// The layer that serves on `port`, with its readiness check.
-    fn layer(port: u16, period: &str) -> Layer {
+    /// The layer that serves on `port` (with the database at `db`, when related), with its
+    /// readiness check.
+    fn layer(port: u16, period: &str, db: Option<&str>) -> Layer {
+        let mut service = Service::new()
+            .summary("python http.server")
+            .command(format!("python3 -m http.server {port} --bind 127.0.0.1"))
+            .enabled()
+            .env("PORT", port.to_string());
+        if let Some(url) = db {
+            service = service.env("DB_URL", url);
+        }
         Layer::new()
             .summary("web layer")
-            .service(
-                HTTP,
-                Service::new()
-                    .summary("python http.server")
-                    .command(format!("python3 -m http.server {port} --bind 127.0.0.1"))
-                    .enabled()
-                    .env("PORT", port.to_string()),
-            )
+            .service(HTTP, service)
             .check(
                 UP,
                 Check::http(format!("http://127.0.0.1:{port}/"))
@@ -51,8 +60,32 @@ impl WebCharm {
             )
     }
 
-    /// Brings the workload in line with the config.
+    /// The database URL its leader published, if a `db` relation has one; `leaving` is a
+    /// relation being broken, which no longer counts.
+    fn db_url(ctx: &Context, leaving: Option<u32>) -> Result<Option<String>> {
+        for rel in ctx.relations(DB) {
+            if Some(rel.id) == leaving {
+                continue;
+            }
+            if let Some(url) = rel.read(rel.app.as_str(), "url")? {
+                return Ok(Some(url));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Brings the workload in line with the config and the `db` relation.
     fn reconcile(&self, ctx: &mut Context, web: &Container) -> Result<()> {
+        self.reconcile_leaving(ctx, web, None)
+    }
+
+    /// [`reconcile`](Self::reconcile), with relation `leaving` on its way out.
+    fn reconcile_leaving(
+        &self,
+        ctx: &mut Context,
+        web: &Container,
+        leaving: Option<u32>,
+    ) -> Result<()> {
         let port = match valid_port(ctx.config().require_int("port")?) {
             Ok(port) => port,
             Err(reason) => {
@@ -78,11 +111,21 @@ impl WebCharm {
             .config()
             .get_str("check-period")
             .unwrap_or_else(|| "5s".into());
-        web.add_layer(WEB, &Self::layer(port, &period), true)?;
+        let db = Self::db_url(ctx, leaving)?;
+        for rel in ctx.relations(DB) {
+            if Some(rel.id) != leaving {
+                rel.set("site", format!("http://127.0.0.1:{port}/"))?;
+            }
+        }
+        web.add_layer(WEB, &Self::layer(port, &period, db.as_deref()), true)?;
         web.replan()?;
         ctx.state().save(PORT_KEY, &port)?;
-        info!("serving on port {port}");
-        ctx.set_unit_status(Status::active(format!("serving on port {port}")));
+        let status = match &db {
+            Some(url) => format!("serving on port {port} with the database at {url}"),
+            None => format!("serving on port {port}"),
+        };
+        info!("{status}");
+        ctx.set_unit_status(Status::active(status));
         Ok(())
     }
 }
@@ -103,6 +146,23 @@ impl Charm for WebCharm {
             info!("upgraded while serving on port {port}");
         }
         Ok(())
+    }
+
+    fn on_relation_changed(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        if event.endpoint != DB {
+            return Ok(());
+        }
+        let web = ctx.container(WEB)?;
+        self.reconcile(ctx, &web)
+    }
+
+    fn on_relation_broken(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        if event.endpoint != DB {
+            return Ok(());
+        }
+        info!("the database relation {} is gone", event.relation_id);
+        let web = ctx.container(WEB)?;
+        self.reconcile_leaving(ctx, &web, Some(event.relation_id))
     }
 
     fn on_pebble_check_failed(&mut self, ctx: &mut Context, event: CheckEvent) -> Result<()> {
@@ -189,6 +249,32 @@ mod tests {
         h.update_config("port", 9090).unwrap();
         assert_eq!(h.unit_status(), &Status::active("serving on port 9090"));
         assert!(h.container(WEB).is_running(HTTP));
+    }
+
+    #[test]
+    fn a_related_database_url_reaches_the_server_and_goes_with_the_relation() {
+        let mut h = harness();
+        h.deploy().unwrap();
+        let id = h.add_relation(DB, "db").unwrap();
+        h.add_relation_unit(id, "db/0", &[]).unwrap();
+        // No URL yet: the server runs without one, the site is published.
+        assert_eq!(h.unit_status(), &Status::active("serving on port 8080"));
+        assert_eq!(
+            h.relation(id).unwrap().local_unit["site"],
+            "http://127.0.0.1:8080/"
+        );
+        h.update_relation_data(id, "db", &[("url", "http://127.0.0.1:7070")])
+            .unwrap();
+        let env = &h.container(WEB).plan().services[HTTP].environment;
+        assert_eq!(env["DB_URL"], "http://127.0.0.1:7070");
+        assert_eq!(
+            h.unit_status(),
+            &Status::active("serving on port 8080 with the database at http://127.0.0.1:7070")
+        );
+        h.remove_relation(id).unwrap();
+        let env = &h.container(WEB).plan().services[HTTP].environment;
+        assert!(!env.contains_key("DB_URL"), "{env:?}");
+        assert_eq!(h.unit_status(), &Status::active("serving on port 8080"));
     }
 
     #[test]

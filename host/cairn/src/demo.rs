@@ -167,7 +167,27 @@ pub async fn run(keep: bool) -> Result<()> {
         "$ curl http://127.0.0.1:{port}/\n  {}",
         http_retry(port, "GET", "/", "").await?
     );
-    println!("$ cairn status");
+    println!("$ cairn integrate web db");
+    let v = control::call(
+        &dir,
+        &Request::Integrate {
+            one: "web".into(),
+            other: "db".into(),
+        },
+    )
+    .await?;
+    let rel: cairn_runtime::RelationReport = serde_json::from_value(v)?;
+    println!(
+        "  related {} and {} (relation {}, interface {})",
+        rel.requirer, rel.provider, rel.id, rel.interface
+    );
+    wait_active(
+        &dir,
+        "web/0",
+        &format!("database at http://127.0.0.1:{db_port}"),
+    )
+    .await?;
+    println!("$ cairn status --relations");
     print!("{}", output::status_table(&status(&dir).await?, true));
     println!("$ curl -X PUT http://127.0.0.1:{db_port}/keys/greeting -d hello");
     println!(
