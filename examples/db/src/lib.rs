@@ -99,6 +99,17 @@ impl DbCharm {
             .ok_or_else(|| {
                 Error::msg(format!("invalid port {port}: must be between 1 and 65535"))
             })?;
+        // Unit K listens on port+K: the units of one app share a machine's ports.
+        let unit = ctx.unit_name();
+        let k: u16 = unit
+            .rsplit_once('/')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or(0);
+        let port = port.checked_add(k).ok_or_else(|| {
+            Error::msg(format!(
+                "invalid port {port}: {unit} would listen on {port}+{k}, past 65535"
+            ))
+        })?;
         let interval = config.require_int("backup-interval")?;
         let interval = u64::try_from(interval).map_err(|_| {
             Error::msg(format!(

@@ -8,8 +8,9 @@
 //!
 //! Related to a database on its `db` endpoint (interface `cairn-kv`), it reads the URL
 //! the database's leader publishes in its app bag (`url`), gives it to the server as
-//! `DB_URL` (a change restarts it on replan), and publishes its own site (`site`) in its
-//! unit bag; when the relation is broken the server runs without `DB_URL` again.
+//! `DB_URL` (a change restarts it on replan) and serves it as `db.txt` from its `site-dir`,
+//! and publishes its own site (`site`) in its unit bag; when the relation is broken the
+//! server runs without them again and the status says the relation went.
 
 use cairn_sdk::prelude::*;
 
@@ -39,10 +40,12 @@ fn valid_port(port: i64) -> Result<u16, String> {
 impl WebCharm {
     /// The layer that serves on `port` (with the database at `db`, when related), with its
     /// readiness check.
-    fn layer(port: u16, period: &str, db: Option<&str>) -> Layer {
+    fn layer(port: u16, period: &str, dir: &str, db: Option<&str>) -> Layer {
         let mut service = Service::new()
             .summary("python http.server")
-            .command(format!("python3 -m http.server {port} --bind 127.0.0.1"))
+            .command(format!(
+                "python3 -m http.server {port} --bind 127.0.0.1 --directory {dir}"
+            ))
             .enabled()
             .env("PORT", port.to_string());
         if let Some(url) = db {
@@ -111,18 +114,36 @@ impl WebCharm {
             .config()
             .get_str("check-period")
             .unwrap_or_else(|| "5s".into());
+        let dir = ctx
+            .config()
+            .get_str("site-dir")
+            .unwrap_or_else(|| "/tmp/cairn-web".into());
+        if !dir.starts_with('/') || dir.contains(char::is_whitespace) {
+            let reason =
+                format!("invalid site-dir {dir:?}: must be an absolute path without spaces");
+            ctx.set_unit_status(Status::blocked(reason));
+            return Ok(());
+        }
         let db = Self::db_url(ctx, leaving)?;
+        web.make_dir(&dir, &FileOptions::make_parents())?;
+        let served = format!("{dir}/db.txt");
+        match &db {
+            Some(url) => web.push(&served, format!("{url}\n"))?,
+            None if web.exists(&served)? => web.remove_path(&served, false)?,
+            None => {}
+        }
         for rel in ctx.relations(DB) {
             if Some(rel.id) != leaving {
                 rel.set("site", format!("http://127.0.0.1:{port}/"))?;
             }
         }
-        web.add_layer(WEB, &Self::layer(port, &period, db.as_deref()), true)?;
+        web.add_layer(WEB, &Self::layer(port, &period, &dir, db.as_deref()), true)?;
         web.replan()?;
         ctx.state().save(PORT_KEY, &port)?;
-        let status = match &db {
-            Some(url) => format!("serving on port {port} with the database at {url}"),
-            None => format!("serving on port {port}"),
+        let status = match (&db, leaving) {
+            (Some(url), _) => format!("serving on port {port} with the database at {url}"),
+            (None, Some(id)) => format!("serving on port {port}; database relation {id} removed"),
+            (None, None) => format!("serving on port {port}"),
         };
         info!("{status}");
         ctx.set_unit_status(Status::active(status));
@@ -228,7 +249,7 @@ mod tests {
         let svc = &c.plan().services[HTTP];
         assert_eq!(
             svc.command.as_deref(),
-            Some("python3 -m http.server 8080 --bind 127.0.0.1")
+            Some("python3 -m http.server 8080 --bind 127.0.0.1 --directory /tmp/cairn-web")
         );
         assert_eq!(svc.environment["PORT"], "8080");
     }
@@ -268,13 +289,23 @@ mod tests {
         let env = &h.container(WEB).plan().services[HTTP].environment;
         assert_eq!(env["DB_URL"], "http://127.0.0.1:7070");
         assert_eq!(
+            h.container(WEB).file("/tmp/cairn-web/db.txt"),
+            Some(&b"http://127.0.0.1:7070\n"[..])
+        );
+        assert_eq!(
             h.unit_status(),
             &Status::active("serving on port 8080 with the database at http://127.0.0.1:7070")
         );
         h.remove_relation(id).unwrap();
         let env = &h.container(WEB).plan().services[HTTP].environment;
         assert!(!env.contains_key("DB_URL"), "{env:?}");
-        assert_eq!(h.unit_status(), &Status::active("serving on port 8080"));
+        assert!(h.container(WEB).file("/tmp/cairn-web/db.txt").is_none());
+        assert_eq!(
+            h.unit_status(),
+            &Status::active(format!(
+                "serving on port 8080; database relation {id} removed"
+            ))
+        );
     }
 
     #[test]
