@@ -464,3 +464,186 @@ fn cli_push_pull_ls_mkdir_rm() -> Result<()> {
     drop(server);
     Ok(())
 }
+
+/// `pebble run --identities`: a local identity takes a user's default access away, a
+/// basic-auth metrics identity scrapes `/v1/metrics` over plain HTTP (and nothing else), and
+/// the identities outlive a restart.
+#[test]
+fn identities_seeded_at_run_restrict_local_users_and_let_a_metrics_user_scrape_over_http()
+-> Result<()> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("e2e-identities");
+    let pebble_dir = dir.join("pebble");
+    std::fs::create_dir_all(pebble_dir.join("layers"))?;
+    for d in [dir.path(), pebble_dir.as_path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+    }
+    // `openssl passwd -6 -salt saltsalt secret`.
+    let ids = dir.join("ids.yaml");
+    std::fs::write(
+        &ids,
+        "identities:\n    nobody:\n        access: untrusted\n        local:\n            user-id: 65534\n    scraper:\n        access: metrics\n        basic:\n            password: $6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n",
+    )?;
+    let link = pebble_link(&dir)?;
+    let port = free_port();
+    let start = |extra: &[&str]| -> Result<ChildGuard> {
+        let _ = std::fs::remove_file(pebble_dir.join(".pebble.socket"));
+        let mut args = vec![
+            "run".to_string(),
+            "--http".into(),
+            format!("127.0.0.1:{port}"),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let guard = ChildGuard {
+            child: Command::new(&link)
+                .args(&args)
+                .env("PEBBLE", &pebble_dir)
+                .env_remove("PEBBLE_SOCKET")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+            needle: pebble_dir.display().to_string(),
+        };
+        eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .must("the HTTP listener")?;
+        Ok(guard)
+    };
+    // The status code of a GET over HTTP, with basic credentials if given.
+    let http_status = |path: &str, creds: Option<&str>| -> Result<String> {
+        use base64::Engine as _;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        let auth = creds
+            .map(|c| {
+                format!(
+                    "Authorization: Basic {}\r\n",
+                    base64::engine::general_purpose::STANDARD.encode(c)
+                )
+            })
+            .unwrap_or_default();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n{auth}\r\n")?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply)?;
+        Ok(reply.split(' ').nth(1).unwrap_or_default().to_string())
+    };
+    let server = start(&["--identities", &ids.display().to_string()])?;
+    // uid 65534 reads by default, but its identity is untrusted.
+    let socket = pebble_dir.join(".pebble.socket");
+    let as_nobody = format!(
+        "import os, socket\nos.setgroups([]); os.setgid(65534); os.setuid(65534)\ns = socket.socket(socket.AF_UNIX); s.connect({:?})\ns.sendall(b'GET /v1/services HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')\nprint(s.recv(65536).decode().split(' ')[1])\n",
+        socket.display().to_string()
+    );
+    let out = Command::new("python3").args(["-c", &as_nobody]).output()?;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "401",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(http_status("/v1/metrics", Some("scraper:secret"))?, "200");
+    assert_eq!(http_status("/v1/metrics", Some("scraper:wrong"))?, "401");
+    assert_eq!(http_status("/v1/metrics", None)?, "401");
+    assert_eq!(http_status("/v1/services", Some("scraper:secret"))?, "401");
+    assert_eq!(http_status("/v1/health", None)?, "200");
+    drop(server);
+    // Persisted with the rest of the state.
+    let _server = start(&[])?;
+    let out = Command::new(&link)
+        .arg("identities")
+        .env("PEBBLE", &pebble_dir)
+        .env_remove("PEBBLE_SOCKET")
+        .output()?;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("nobody   untrusted  local"), "{table}");
+    assert!(table.contains("scraper  metrics    basic"), "{table}");
+    Ok(())
+}
+
+/// The identities commands, one script against real Pebble and against `cairn pebble run`:
+/// the same exit codes, output and error texts (Pebble wraps long error lines to its
+/// terminal width; whitespace is compared collapsed).
+#[test]
+fn identities_commands_answer_as_real_pebbles_do() -> Result<()> {
+    let Some(real) = crate::backends::reference_pebble() else {
+        println!("skipped: no real Pebble (set CAIRN_REFERENCE_PEBBLE)");
+        return Ok(());
+    };
+    let dir = TempDir::new("e2e-identities-diff");
+    let file = |name: &str, text: &str| -> Result<String> {
+        let p = dir.join(name);
+        std::fs::write(&p, text)?;
+        Ok(p.display().to_string())
+    };
+    let two = file(
+        "two.yaml",
+        "identities:\n    bob:\n        access: admin\n        local:\n            user-id: 42\n    web:\n        access: metrics\n        basic:\n            password: $6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1\n",
+    )?;
+    let null_bob = file("null.yaml", "identities:\n    bob: null\n")?;
+    let bad = file(
+        "bad.yaml",
+        "identities:\n    \"1x\":\n        access: root\n        local:\n            user-id: 1\n",
+    )?;
+    let clash = file(
+        "clash.yaml",
+        "identities:\n    carol:\n        access: read\n        local:\n            user-id: 42\n",
+    )?;
+    let empty = file("empty.yaml", "ids: {}\n")?;
+    let script: Vec<Vec<&str>> = vec![
+        vec!["identities"],
+        vec!["add-identities", "--from", &two],
+        vec!["add-identities", "--from", &two],
+        vec!["identities"],
+        vec!["identities", "--format", "json"],
+        vec!["identity", "bob"],
+        vec!["identity", "web"],
+        vec!["identity", "nope"],
+        vec!["add-identities", "--from", &bad],
+        vec!["add-identities", "--from", &clash],
+        vec!["add-identities", "--from", &empty],
+        vec!["update-identities", "--from", &null_bob],
+        vec!["remove-identities", "--from", &two],
+        vec!["update-identities", "--replace", "--from", &null_bob],
+        vec!["remove-identities", "--from", &null_bob],
+        vec!["identities"],
+    ];
+    let run = |bin: &Path, pebble: &Path| -> Result<Vec<(i32, String, String)>> {
+        script
+            .iter()
+            .map(|args| {
+                let out = Command::new(bin)
+                    .args(if bin == Path::new(CAIRN) {
+                        &["pebble"][..]
+                    } else {
+                        &[][..]
+                    })
+                    .args(args)
+                    .env("PEBBLE", pebble)
+                    .env_remove("PEBBLE_SOCKET")
+                    .output()?;
+                let err = String::from_utf8_lossy(&out.stderr);
+                Ok((
+                    out.status.code().unwrap_or(-1),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                    err.split_whitespace().collect::<Vec<_>>().join(" "),
+                ))
+            })
+            .collect()
+    };
+    let real_dir = dir.join("real");
+    let cairn_dir = dir.join("cairn");
+    let _real = crate::backends::pebble_server(&real, &[], &real_dir, &dir.join("real.log"))?;
+    let _cairn = crate::backends::pebble_server(
+        Path::new(CAIRN),
+        &["pebble"],
+        &cairn_dir,
+        &dir.join("cairn.log"),
+    )?;
+    let want = run(&real, &real_dir)?;
+    let got = run(Path::new(CAIRN), &cairn_dir)?;
+    for ((args, w), g) in script.iter().zip(&want).zip(&got) {
+        assert_eq!(g, w, "`{}` differs from real Pebble's", args.join(" "));
+    }
+    Ok(())
+}

@@ -281,5 +281,37 @@ except pebble.APIError as e:
     assert e.code == 400 and e.message == 'cannot find executable "no-such-command-cairn"', e
 step("exec + wait_output + ExecError + timeout + send_signal")
 
+# ops' own real-Pebble test_identities, step for step.
+assert len(client.get_identities()) == 0
+identities = {
+    "web": pebble.Identity.from_dict({
+        "access": "metrics",
+        "basic": {
+            "password": "$6$et3kBQywmQQ./htQ$MuUHB8DyxOzZT//NXas0aT.P0j0DJA8fCWvpOJ9kn9O0HIlAvEcAJVGQ6OVr23ndtK9kiNgCnMs2NJtDe/nhC1"  # noqa: E501
+        },
+    }),
+    "alice": pebble.Identity.from_dict({"access": "admin", "local": {"user-id": 42}}),
+}
+client.replace_identities(identities)
+identities = client.get_identities()
+assert len(identities) == 2, identities
+assert identities["web"].access == pebble.IdentityAccess.METRICS, identities
+assert identities["web"].basic is not None and identities["web"].basic.password == "*****"
+assert identities["alice"].access == pebble.IdentityAccess.ADMIN, identities
+assert identities["alice"].local is not None and identities["alice"].local.user_id == 42
+identities["alice"].local.user_id = 1000
+client.replace_identities(identities)
+identities = client.get_identities()
+assert identities["alice"].local is not None and identities["alice"].local.user_id == 1000
+expect_api_error(
+    400,
+    "identities do not exist: bob",
+    client.remove_identities,
+    {"bob"},
+)
+client.remove_identities({"web", "alice"})
+assert len(client.get_identities()) == 0
+step("get_identities + replace_identities + remove_identities")
+
 client.stop_services(["svc"])
 print(f"ops {ops.__version__}: all steps passed", flush=True)

@@ -30,6 +30,7 @@ mod error;
 pub mod exec;
 pub mod files;
 pub mod groups;
+pub mod identities;
 mod limits;
 mod lock;
 pub mod logs;
@@ -234,6 +235,7 @@ impl Supervisor {
                     layers,
                     book: persisted.changes,
                     notices: persisted.notices,
+                    identities: persisted.identities,
                 }),
                 container: container.clone(),
                 version: watch::channel(0).0,
@@ -345,6 +347,28 @@ impl Supervisor {
             })?;
         self.inner.checks_plan_changed(&plan);
         Ok(())
+    }
+
+    /// The container's identities (Pebble's `/v1/identities`), secrets included.
+    pub fn identities(&self) -> identities::Identities {
+        self.inner.state.lock().unwrap().identities.clone()
+    }
+
+    /// Changes the identities as `POST /v1/identities` asks (`given`: `None` is a `null`),
+    /// with Pebble's rules and texts; returns once the change is on disk.
+    pub fn change_identities(
+        &self,
+        action: identities::IdentitiesAction,
+        given: BTreeMap<String, Option<identities::Identity>>,
+    ) -> Result<(), SupervisorError> {
+        identities::check_request(action, &given).map_err(SupervisorError::BadRequest)?;
+        self.inner.apply_durably(|state| {
+            let before = state.identities.clone();
+            identities::apply(&mut state.identities, action, given)
+                .map_err(SupervisorError::BadRequest)?;
+            let undo: state::Undo = Box::new(move |s: &mut State| s.identities = before);
+            Ok(((), Some(undo)))
+        })
     }
 
     /// The container's budget.

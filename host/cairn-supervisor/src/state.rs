@@ -25,6 +25,7 @@ pub(crate) struct State {
     pub(crate) plan: Arc<Plan>,
     pub(crate) book: ChangeBook,
     pub(crate) notices: NoticeBook,
+    pub(crate) identities: crate::identities::Identities,
 }
 
 impl State {
@@ -90,6 +91,9 @@ pub(crate) struct PersistedState {
     pub(crate) changes: ChangeBook,
     #[serde(default)]
     pub(crate) notices: NoticeBook,
+    /// Pebble keeps identities in its state too.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) identities: crate::identities::Identities,
 }
 
 impl PersistedState {
@@ -256,14 +260,16 @@ impl Inner {
                     state.layers_to_persist(),
                     state.book.clone(),
                     state.notices.clone(),
+                    state.identities.clone(),
                 );
                 (std::mem::take(&mut *batch), snapshot)
             };
-            let (layers, changes, notices) = state;
+            let (layers, changes, notices, identities) = state;
             let state = PersistedState {
                 layers: render_layers(layers),
                 changes,
                 notices,
+                identities,
             };
             let written = serde_json::to_vec(&state)
                 .map_err(std::io::Error::other)

@@ -303,6 +303,9 @@ enum PebbleCommand {
         /// Create $PEBBLE and $PEBBLE/layers if missing.
         #[arg(long)]
         create_dirs: bool,
+        /// Seed identities from file (like update-identities --replace).
+        #[arg(long, value_name = "FILE")]
+        identities: Option<std::path::PathBuf>,
     },
     #[command(flatten)]
     Client(pebble::ClientCommand),
@@ -427,6 +430,7 @@ async fn dispatch(cli: Cli, run_args: Vec<Vec<String>>) -> Result<i32> {
                     hold,
                     http,
                     create_dirs,
+                    identities,
                 },
         } => {
             standalone::run(standalone::RunOptions {
@@ -434,6 +438,7 @@ async fn dispatch(cli: Cli, run_args: Vec<Vec<String>>) -> Result<i32> {
                 http,
                 create_dirs,
                 args: run_args,
+                identities,
             })
             .await
         }

@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub create_dirs: bool,
     /// `--args <service> <arg>...` lists, one per use of the flag.
     pub args: Vec<Vec<String>>,
+    /// `--identities FILE`: identities seeded at start (as `update-identities --replace`).
+    pub identities: Option<PathBuf>,
 }
 
 /// Pebble's `convertArgs`: one list per service, named first, each service at most once.
@@ -104,6 +106,12 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         .await
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
     tracing::info!("Started daemon on {}", socket.display());
+    if let Some(path) = &opts.identities {
+        let ids = crate::pebble::read_identities(path)
+            .map_err(|e| anyhow::anyhow!("cannot read identities: {e}"))?;
+        sup.change_identities(cairn_supervisor::identities::IdentitiesAction::Replace, ids)
+            .map_err(|e| anyhow::anyhow!("cannot replace identities: {e}"))?;
+    }
     if !opts.hold {
         match sup.services_action(cairn_supervisor::ServicesAction::Autostart, &[]) {
             Ok(_) | Err(SupervisorError::NoDefaultServices) => {}

@@ -3,6 +3,7 @@
 //! This module holds the connection and the JSON endpoints; [`exec`] adds commands over
 //! the task websockets and [`files`] the streaming file calls.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -369,6 +370,26 @@ impl Client {
             }),
             None => Ok(info),
         }
+    }
+
+    /// `GET /v1/identities`: the identities by name (passwords and certificates masked).
+    pub async fn identities(
+        &self,
+    ) -> Result<BTreeMap<String, cairn_supervisor::identities::Identity>, ClientError> {
+        self.get("/v1/identities").await
+    }
+
+    /// `POST /v1/identities` with `action` (`add`, `update`, `replace`, `remove`); `None`
+    /// sends a `null` (remove).
+    pub async fn change_identities(
+        &self,
+        action: &str,
+        identities: &BTreeMap<String, Option<cairn_supervisor::identities::Identity>>,
+    ) -> Result<(), ClientError> {
+        let body = serde_json::json!({"action": action, "identities": identities});
+        self.call(Method::POST, "/v1/identities", Some(body))
+            .await
+            .map(|_| ())
     }
 
     /// `POST /v1/signals`.

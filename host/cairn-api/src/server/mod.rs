@@ -19,6 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use cairn_supervisor::identities::IdentityAccess;
 use cairn_supervisor::{Supervisor, SupervisorError};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -41,6 +42,7 @@ mod changes;
 mod checks;
 mod exec;
 mod files;
+mod identities;
 mod limits;
 mod logs;
 mod notices;
@@ -50,15 +52,35 @@ mod services;
 mod signals;
 mod system;
 
-/// Who may call an endpoint.
+/// Who may call an endpoint (Pebble's access checkers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
     /// Anyone, on any listener.
     Open,
-    /// Any identified local user.
+    /// A `metrics` user over HTTP (basic auth), or a `metrics`, `read` or `admin` user on
+    /// the unix socket.
+    Metrics,
+    /// A `read` or `admin` user on the unix socket.
     Read,
-    /// Root or the daemon's user.
+    /// An `admin` user on the unix socket.
     Admin,
+}
+
+impl Access {
+    /// Whether a caller over `caller`'s transport with access level `user` may call an
+    /// endpoint that needs `self` (plain HTTP is never trusted beyond metrics).
+    fn allows(self, caller: Caller, user: Option<IdentityAccess>) -> bool {
+        let concealed = matches!(caller, Caller::Unix(_));
+        match self {
+            Access::Open => true,
+            Access::Admin => concealed && user == Some(IdentityAccess::Admin),
+            Access::Read => concealed && user >= Some(IdentityAccess::Read),
+            Access::Metrics => {
+                (matches!(caller, Caller::Http) && user == Some(IdentityAccess::Metrics))
+                    || (concealed && user >= Some(IdentityAccess::Metrics))
+            }
+        }
+    }
 }
 
 /// What the server knows of a caller.
@@ -71,14 +93,41 @@ enum Caller {
 }
 
 impl Caller {
-    fn access(self) -> Option<Access> {
+    /// The access a caller has without a named identity: root and the daemon's user are
+    /// admins, other local users read, HTTP callers nothing.
+    fn default_access(self) -> Option<IdentityAccess> {
         match self {
             Caller::Unix(uid) if uid == 0 || uid == nix::unistd::Uid::current().as_raw() => {
-                Some(Access::Admin)
+                Some(IdentityAccess::Admin)
             }
-            Caller::Unix(_) => Some(Access::Read),
+            Caller::Unix(_) => Some(IdentityAccess::Read),
             Caller::Http => None,
         }
+    }
+
+    /// The caller's access level, as Pebble finds it: basic-auth credentials (on any
+    /// listener) name an identity whose password they must match; otherwise a unix peer's
+    /// user id may name a local identity; failing both, [`Caller::default_access`].
+    fn access(
+        self,
+        idents: &cairn_supervisor::identities::Identities,
+        basic: Option<(String, String)>,
+    ) -> Option<IdentityAccess> {
+        let named = match (basic, self) {
+            (Some((user, password)), _) => idents
+                .get(&user)
+                .filter(|i| {
+                    i.basic
+                        .as_ref()
+                        .is_some_and(|b| sha_crypt::sha512_check(&password, &b.password).is_ok())
+                })
+                .map(|i| i.level()),
+            (None, Caller::Unix(uid)) => {
+                cairn_supervisor::identities::by_user_id(idents, uid).map(|(_, i)| i.level())
+            }
+            (None, Caller::Http) => None,
+        };
+        named.or_else(|| self.default_access())
     }
 }
 
@@ -109,6 +158,8 @@ struct Call<'a> {
     api: &'a ApiServer,
     limits: &'a Limits,
     caller: Caller,
+    /// The caller's access level (`None` for an open endpoint's anonymous caller).
+    user: Option<IdentityAccess>,
     vars: Vec<String>,
     query: Query,
 }
@@ -457,10 +508,58 @@ mod tests {
     }
 
     #[test]
-    fn access_levels_follow_peer_uid() {
-        assert_eq!(Caller::Unix(0).access(), Some(Access::Admin));
-        assert_eq!(Caller::Unix(54321).access(), Some(Access::Read));
-        assert_eq!(Caller::Http.access(), None);
+    fn access_levels_follow_peer_uid_then_identities() {
+        use cairn_supervisor::identities::{BasicIdentity, Identity, LocalIdentity};
+        let none = Default::default();
+        assert_eq!(
+            Caller::Unix(0).access(&none, None),
+            Some(IdentityAccess::Admin)
+        );
+        assert_eq!(
+            Caller::Unix(54321).access(&none, None),
+            Some(IdentityAccess::Read)
+        );
+        assert_eq!(Caller::Http.access(&none, None), None);
+        let mut ids = cairn_supervisor::identities::Identities::new();
+        ids.insert(
+            "bob".into(),
+            Identity {
+                access: "untrusted".into(),
+                local: Some(LocalIdentity {
+                    user_id: Some(54321),
+                }),
+                basic: None,
+                cert: None,
+            },
+        );
+        // `openssl passwd -6 -salt saltsalt secret`.
+        let hash = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
+        ids.insert(
+            "scraper".into(),
+            Identity {
+                access: "metrics".into(),
+                local: None,
+                basic: Some(BasicIdentity {
+                    password: hash.into(),
+                }),
+                cert: None,
+            },
+        );
+        assert_eq!(
+            Caller::Unix(54321).access(&ids, None),
+            Some(IdentityAccess::Untrusted)
+        );
+        let creds = |u: &str, p: &str| Some((u.to_string(), p.to_string()));
+        assert_eq!(
+            Caller::Http.access(&ids, creds("scraper", "secret")),
+            Some(IdentityAccess::Metrics)
+        );
+        assert_eq!(Caller::Http.access(&ids, creds("scraper", "wrong")), None);
+        assert!(Access::Metrics.allows(Caller::Http, Some(IdentityAccess::Metrics)));
+        assert!(!Access::Metrics.allows(Caller::Http, Some(IdentityAccess::Admin)));
+        assert!(!Access::Read.allows(Caller::Http, Some(IdentityAccess::Admin)));
+        assert!(!Access::Read.allows(Caller::Unix(1), Some(IdentityAccess::Untrusted)));
+        assert!(Access::Open.allows(Caller::Http, None));
     }
 
     #[tokio::test(flavor = "multi_thread")]

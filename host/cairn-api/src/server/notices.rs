@@ -3,7 +3,9 @@
 use cairn_supervisor::notices::NoticeType;
 use serde::Deserialize;
 
-use super::{Access, Call, Caller, decode, null_default, sup_error};
+use cairn_supervisor::identities::IdentityAccess;
+
+use super::{Call, Caller, decode, null_default, sup_error};
 use crate::envelope::Reply;
 use crate::types;
 
@@ -18,7 +20,7 @@ pub(super) async fn list(call: &Call<'_>) -> Reply {
             "cannot determine UID of request, so cannot retrieve notices",
         );
     };
-    let admin = caller.access() == Some(Access::Admin);
+    let admin = call.user == Some(IdentityAccess::Admin);
     let mut user_id = Some(uid);
     let user_ids = q.list("user-id");
     if q.has("user-id") {
@@ -172,7 +174,7 @@ pub(super) fn get(call: &Call<'_>, _body: &[u8]) -> Reply {
     let Some(n) = call.sup().notice(id) else {
         return Reply::not_found(format!("cannot find notice with ID {id:?}"));
     };
-    let admin = caller.access() == Some(Access::Admin);
+    let admin = call.user == Some(IdentityAccess::Admin);
     if n.user_id.is_some_and(|owner| owner != uid) && !admin {
         return Reply::error(
             403,

@@ -13,8 +13,8 @@ use hyper::{Method, Request, Response};
 
 use super::limits::{DEFAULT_BODY_LIMIT, LAYERS_BODY_LIMIT, Limits, NOTICES_BODY_LIMIT};
 use super::{
-    Access, ApiServer, Body, Call, Caller, Query, changes, checks, exec, files, full, logs,
-    notices, plan, services, signals, system,
+    Access, ApiServer, Body, Call, Caller, Query, changes, checks, exec, files, full, identities,
+    logs, notices, plan, services, signals, system,
 };
 use crate::envelope::Reply;
 
@@ -122,9 +122,14 @@ pub(super) const ROUTES: &[Route] = &[
         )),
     },
     Route {
+        path: "/v1/identities",
+        get: Some((Access::Read, Handler::Reply(identities::list))),
+        post: Some((Access::Admin, Handler::Reply(identities::post))),
+    },
+    Route {
         path: "/v1/metrics",
         get: Some((
-            Access::Read,
+            Access::Metrics,
             Handler::Raw(|c, _| Box::pin(async move { system::metrics(c) })),
         )),
         post: None,
@@ -167,6 +172,28 @@ pub(super) const ROUTES: &[Route] = &[
         post: None,
     },
 ];
+
+/// The user and password of an `Authorization: Basic` header, if the request has one.
+fn basic_auth<B>(req: &Request<B>) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let (user, password) = String::from_utf8(decoded)
+        .ok()?
+        .split_once(':')
+        .map(|(u, p)| (u.to_string(), p.to_string()))?;
+    Some((user, password))
+}
 
 /// The route for `path` and its variables, in order.
 fn match_route(path: &str) -> Option<(&'static Route, Vec<String>)> {
@@ -214,13 +241,19 @@ pub(super) async fn dispatch(
             format!("method {:?} not allowed", method.as_str()),
         ));
     };
-    if *need != Access::Open && caller.access().is_none_or(|have| have < *need) {
+    let user = if *need == Access::Open {
+        None
+    } else {
+        caller.access(&api.sup.identities(), basic_auth(&req))
+    };
+    if !need.allows(caller, user) {
         return full(Reply::error(401, "", "access denied"));
     }
     let call = Call {
         api,
         limits,
         caller,
+        user,
         vars,
         query: Query::parse(req.uri().query()),
     };

@@ -524,8 +524,11 @@ impl UnitShared {
             }
         }
         if pushed {
-            self.save();
+            // The actor may start on the event while it is being written: the record it
+            // saves after the event is the newer snapshot, and the one writer keeps the
+            // order, so the write is off the event's path.
             self.wake.notify_one();
+            self.save();
         }
         refused
     }

@@ -16,6 +16,9 @@ mod checks;
 mod cli_state;
 mod exec;
 mod files;
+mod identities;
+
+pub(crate) use identities::read_identities;
 mod logs;
 mod notices;
 mod plan;
@@ -100,6 +103,19 @@ pub enum ClientCommand {
     Exec(exec::ExecArgs),
     /// Show version details.
     Version(version::VersionArgs),
+    /// List identities.
+    Identities(identities::IdentitiesArgs),
+    /// Show a single identity.
+    Identity(identities::IdentityArgs),
+    /// Add new identities.
+    #[command(name = "add-identities")]
+    AddIdentities(identities::FromArgs),
+    /// Update or replace identities.
+    #[command(name = "update-identities")]
+    UpdateIdentities(identities::UpdateArgs),
+    /// Remove identities.
+    #[command(name = "remove-identities")]
+    RemoveIdentities(identities::FromArgs),
 }
 
 /// What a command sees of the process besides its arguments: its three streams, the name it
@@ -173,6 +189,11 @@ pub async fn execute(client: &Client, cmd: ClientCommand, io: &mut Io<'_>) -> Re
         C::Rm(a) => files::rm(client, a, io).await,
         C::Exec(a) => exec::exec(client, a, io).await,
         C::Version(a) => version::version(client, a, io).await,
+        C::Identities(a) => identities::identities(client, a, io).await,
+        C::Identity(a) => identities::identity(client, a, io).await,
+        C::AddIdentities(a) => identities::add(client, a, io).await,
+        C::UpdateIdentities(a) => identities::update(client, a, io).await,
+        C::RemoveIdentities(a) => identities::remove(client, a, io).await,
     }
 }
 

@@ -3,6 +3,7 @@
 //! the event's remote unit's bag), writes `name` into its unit bag and, as leader,
 //! `leader` into its app bag on relation-created, and `key` (config) into every unit bag
 //! on config-changed. `fail` names an event whose handler writes `bad` and fails.
+//! `relay` is the relation benchmark's mode: two units pass `hop` back and forth.
 
 use std::collections::BTreeMap;
 
@@ -65,12 +66,42 @@ impl Relator {
     }
 }
 
+impl Relator {
+    /// The relay (`relay` > 0): answers a remote `hop=<round>:k` with `hop=<round>:k+1`
+    /// while k < relay. Returns whether the charm is in relay mode.
+    fn relay(&self, ctx: &Context, event: &RelationEvent) -> Result<bool> {
+        let limit = ctx.config().get_int("relay").unwrap_or(0);
+        if limit <= 0 {
+            return Ok(false);
+        }
+        let Some(unit) = &event.unit else {
+            return Ok(true);
+        };
+        let rel = event.relation()?;
+        let Some(hop) = rel.read(unit.as_str(), "hop")? else {
+            return Ok(true);
+        };
+        if let Some((round, k)) = hop.rsplit_once(':')
+            && let Ok(k) = k.parse::<i64>()
+            && k < limit
+        {
+            rel.set("hop", format!("{round}:{}", k + 1))?;
+        }
+        Ok(true)
+    }
+}
+
 impl Charm for Relator {
     fn on_config_changed(&mut self, ctx: &mut Context) -> Result<()> {
         let key = ctx.config().get_str("key").unwrap_or_default();
+        let relay = ctx.config().get_int("relay").unwrap_or(0) > 0;
         if !key.is_empty() {
             for rel in Relation::all() {
-                rel.set("key", key.clone())?;
+                if relay {
+                    rel.set("hop", format!("{key}:0"))?;
+                } else {
+                    rel.set("key", key.clone())?;
+                }
             }
         }
         Ok(())
@@ -85,6 +116,9 @@ impl Charm for Relator {
     }
 
     fn on_relation_changed(&mut self, ctx: &mut Context, event: RelationEvent) -> Result<()> {
+        if self.relay(ctx, &event)? {
+            return Ok(());
+        }
         self.record(ctx, "changed", &event)
     }
 
