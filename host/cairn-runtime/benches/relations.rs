@@ -9,7 +9,9 @@
 //!   `HOPS`, so one round is `HOPS + 1` hops, each a remote unit's handler running on the
 //!   other's committed write (snapshot, dispatch, commit with fsync, the next unit's queue).
 //!   Per round: the time from the config-changed's end to the last handler's end (from the
-//!   units' history), divided by the hops. Median and p90 over `ROUNDS` rounds.
+//!   units' history), divided by the hops. Median and p90 over `ROUNDS` rounds. Run with
+//!   the state on disk, then (where `/dev/shm` is) on tmpfs, to show what the fsyncs of
+//!   each hop's two atomic writes (the relation record, the next unit's queue) cost.
 //! - **memory**: 100 units in 50 relations (apps `p<i>` and `q<i>`, one unit each, `p<i>:out`
 //!   related to `q<i>:in`; each app also has its peer relation): the process's resident
 //!   memory before and after, and the time for everything to settle.
@@ -96,7 +98,7 @@ async fn ended_since(
         .collect()
 }
 
-async fn hops(dir: &std::path::Path) {
+async fn hops(dir: &std::path::Path, label: &str) {
     let host = Host::open(HostConfig::new(dir.join("hop-state")))
         .await
         .unwrap();
@@ -146,7 +148,7 @@ async fn hops(dir: &std::path::Path) {
     per_hop.sort_by(f64::total_cmp);
     let at = |q: f64| per_hop[((per_hop.len() - 1) as f64 * q).round() as usize] * 1e3;
     println!(
-        "relation-changed hop (write committed -> remote handler done), {} hops x {ROUNDS} rounds: median {:.2} ms, p90 {:.2} ms, best {:.2} ms",
+        "relation-changed hop ({label}; write committed -> remote handler done), {} hops x {ROUNDS} rounds: median {:.2} ms, p90 {:.2} ms, best {:.2} ms",
         HOPS + 1,
         at(0.5),
         at(0.9),
@@ -195,6 +197,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    tokio.block_on(hops(dir.path()));
+    tokio.block_on(hops(dir.path(), "state on disk"));
+    if std::path::Path::new("/dev/shm").is_dir() {
+        let shm = std::path::Path::new("/dev/shm")
+            .join(format!("cairn-bench-relations-{}", std::process::id()));
+        std::fs::create_dir_all(&shm).unwrap();
+        tokio.block_on(hops(&shm, "state on tmpfs"));
+        let _ = std::fs::remove_dir_all(&shm);
+    }
     tokio.block_on(memory(dir.path()));
 }
