@@ -405,7 +405,7 @@ fn pebble_post(socket: &Path, path: &str, body: &str) -> Result<(String, String)
 
 #[test]
 fn layer_plan_and_exec_floods_are_refused_by_the_container_budget() -> Result<()> {
-    let d = Daemon::start("hostile-layers", &[])?;
+    let d = Daemon::start("hostile-layer-calls", &[])?;
     let mut calm = Calm::deploy(&d)?;
     d.deploy_misbehave("mis", &["execs=4"])?;
     calm.beside_repeated("layer flood", "mis", || {

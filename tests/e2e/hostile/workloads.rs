@@ -74,13 +74,45 @@ fn work_dir(d: &Daemon, unit: &str) -> PathBuf {
         .join("containers/work")
 }
 
-/// Live processes of `unit`'s containers (its workloads carry `JUJU_UNIT_NAME=<unit>`, in
-/// every tenancy).
-fn workload_pids(unit: &str) -> Vec<i32> {
+/// Whether `pid` is `ancestor` or one of its descendants.
+fn descends_from(mut pid: i32, ancestor: i32) -> bool {
+    for _ in 0..64 {
+        if pid == ancestor {
+            return true;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // The parent is the second field after the command's closing parenthesis.
+        let parent = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok());
+        match parent {
+            Some(p) if p > 1 => pid = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Live processes of `unit`'s containers of daemon `d` (its workloads carry
+/// `JUJU_UNIT_NAME=<unit>` in every tenancy; other tests' daemons have units of the same
+/// name, so a process must also name `d`'s directory in its environment, have its root
+/// there, or descend from `d`'s process).
+fn workload_pids(d: &Daemon, unit: &str) -> Vec<i32> {
     let needle = format!("JUJU_UNIT_NAME={unit}");
+    let dir = d.dir.display().to_string();
+    let daemon = d.pid().map(|p| p as i32);
+    let ours = |pid: i32, env: &[String]| {
+        env.iter().any(|v| v.contains(&dir))
+            || std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r.starts_with(&d.dir))
+            || daemon.is_some_and(|daemon| descends_from(pid, daemon))
+    };
     processes_with(&needle)
         .into_iter()
-        .filter(|(_, env)| env.contains(&needle))
+        .filter(|(pid, env)| env.contains(&needle) && ours(*pid, env))
         .map(|(pid, _)| pid)
         .collect()
 }
@@ -405,7 +437,7 @@ fn five_hundred_concurrent_execs_through_the_pebble_socket_are_held_to_the_exec_
     // The flooding process killed, the commands it held die with their control
     // connections (as Pebble's) and the slots come back.
     let hog = |what: &str| {
-        workload_pids("hog/0")
+        workload_pids(&d, "hog/0")
             .into_iter()
             .filter(|p| cmdline(*p).contains(what))
             .collect::<Vec<_>>()
@@ -444,7 +476,7 @@ fn fifty_setsid_grandchildren_of_an_exec_die_with_their_unit() -> Result<()> {
     let mut calm = Calm::deploy(&d)?;
     deploy_hog(&d, &[])?;
     let sleepers = || {
-        workload_pids("hog/0")
+        workload_pids(&d, "hog/0")
             .into_iter()
             .filter(|p| cmdline(*p) == "sleep 1091")
             .collect::<Vec<_>>()
@@ -512,8 +544,11 @@ def add(label, yaml):
         code, reply = call("POST", "/v1/layers", {"action": "add", "combine": True, "label": label,
                                                 "format": "yaml", "layer": yaml})
     except OSError as e:
+        print("failed call %s after %.1f s: %s" % (label, time.monotonic() - start, e), flush=True)
         return "failed %s" % e, time.monotonic() - start
     took = time.monotonic() - start
+    if took > 2:
+        print("slow call %s: %.1f s, %d" % (label, took, code), flush=True)
     return "%d %s" % (code, reply.get("result", {}).get("message", "") if code != 200 else "ok"), took
 
 services = ["services:\n" + "".join("  s%d-%d:\n    override: replace\n    command: sleep 1092\n" % (k, i)
@@ -561,7 +596,26 @@ fn services_and_checks_pushed_through_the_pebble_socket_are_refused_by_the_budge
         eventually(Duration::from_secs(60), || {
             report(&path).filter(|r| r["calls"].as_u64() > Some(0))
         })
-        .with_context(|| format!("the flood never started: {}", report_and_output(&path)))?;
+        .with_context(|| {
+            // Whether the script still runs, and what the daemon said meanwhile.
+            let state = flood
+                .borrow_mut()
+                .as_mut()
+                .map(|g| format!("{:?}", g.child.try_wait()));
+            let log = d.log();
+            let tail: String = log
+                .chars()
+                .rev()
+                .take(3000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            format!(
+                "the flood never started: {}; the exec client: {state:?}; daemon log tail: {tail}",
+                report_and_output(&path)
+            )
+        })?;
         Ok(())
     })?;
     let last = report(&path).must("the flood's report")?;
@@ -592,7 +646,7 @@ fn services_and_checks_pushed_through_the_pebble_socket_are_refused_by_the_budge
     assert_eq!(plan.matches("command: sleep 1092").count(), 100, "{plan}");
     assert!(!plan.contains("checks:"), "{plan}");
     assert!(
-        workload_pids("hog/0")
+        workload_pids(&d, "hog/0")
             .iter()
             .all(|p| cmdline(*p) != "sleep 1092")
     );
@@ -700,7 +754,7 @@ fn shell_loops_burning_cpu_are_throttled_to_the_cpu_budget() -> Result<()> {
         })
         .collect();
     let spinners = || {
-        workload_pids("hog/0")
+        workload_pids(&d, "hog/0")
             .into_iter()
             .filter(|p| cmdline(*p).contains("while :"))
             .collect::<Vec<_>>()
@@ -804,7 +858,7 @@ fn a_strict_root_workload_reaches_neither_the_host_nor_its_neighbour_and_ooms_al
         &["idle"],
     )?;
     let idle = eventually(Duration::from_secs(10), || {
-        workload_pids("calm/0")
+        workload_pids(&d, "calm/0")
             .into_iter()
             .find(|p| cmdline(*p) == "sleep 1093")
     })

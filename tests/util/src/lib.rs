@@ -68,7 +68,10 @@ impl TempDir {
     pub fn new(name: &str) -> TempDir {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("cairn-{name}-{}-{n}", std::process::id()));
+        // Ends in a letter: a directory's path is then never a prefix of another's (a
+        // test finding processes by the path in their environment must not find those of
+        // `…-17` when it looks for `…-1`).
+        let path = std::env::temp_dir().join(format!("cairn-{name}-{}-{n}d", std::process::id()));
         // A kept directory of an earlier run whose process had the same id.
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path)
