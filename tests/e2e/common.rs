@@ -355,6 +355,14 @@ pub fn env_value(vars: &[String], var: &str) -> Option<String> {
         .find_map(|v| v.strip_prefix(&format!("{var}=")).map(str::to_string))
 }
 
+/// The names of the events `unit` was given, in order.
+pub fn event_names(d: &Daemon, unit: &str) -> Result<Vec<String>> {
+    Ok(d.events(unit)?
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or("").to_string())
+        .collect())
+}
+
 /// History entries as `"<event> <outcome>"` lines, for assertions.
 pub fn event_lines(events: &[Value]) -> Vec<String> {
     events

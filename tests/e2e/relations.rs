@@ -101,17 +101,9 @@ fn web_follows_the_db_leaders_url_through_failover_until_the_relation_is_removed
     let url1 = format!("http://127.0.0.1:{}", db_port + 1);
     d.wait_status("web/0", "active", &url1, Duration::from_secs(20))?;
     assert!(serves_db_url(web_port, &url1), "{}", d.log());
-    let db1: Vec<String> = d
-        .events("db/1")?
-        .iter()
-        .map(|e| e["event"].as_str().unwrap_or("").to_string())
-        .collect();
+    let db1: Vec<String> = event_names(&d, "db/1")?;
     assert!(db1.iter().any(|e| e == "leader-elected"), "{db1:?}");
-    let web: Vec<String> = d
-        .events("web/0")?
-        .iter()
-        .map(|e| e["event"].as_str().unwrap_or("").to_string())
-        .collect();
+    let web: Vec<String> = event_names(&d, "web/0")?;
     assert!(web.iter().any(|e| e == "db-relation-departed"), "{web:?}");
 
     // Removed: web runs without a database again and says so.
@@ -131,11 +123,7 @@ fn web_follows_the_db_leaders_url_through_failover_until_the_relation_is_removed
         server_env(web_port).filter(|e| env_value(e, "DB_URL").is_none())
     });
     assert!(env.is_some(), "{}", d.log());
-    let events: Vec<String> = d
-        .events("web/0")?
-        .iter()
-        .map(|e| e["event"].as_str().unwrap_or("").to_string())
-        .collect();
+    let events: Vec<String> = event_names(&d, "web/0")?;
     let tail: Vec<&str> = events.iter().rev().take(3).map(String::as_str).collect();
     assert_eq!(
         tail,

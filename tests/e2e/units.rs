@@ -26,14 +26,6 @@ fn units_of(d: &Daemon, app: &str) -> Result<Vec<(String, bool)>> {
         .collect())
 }
 
-/// The names of the events `unit` was given, in order.
-fn event_names(d: &Daemon, unit: &str) -> Result<Vec<String>> {
-    Ok(d.events(unit)?
-        .iter()
-        .map(|e| e["event"].as_str().unwrap_or("").to_string())
-        .collect())
-}
-
 /// The last `n` events of `unit`, newest first, as `"event" "outcome"`.
 fn last_outcomes(d: &Daemon, unit: &str, n: usize) -> Result<Vec<String>> {
     Ok(d.events(unit)?
