@@ -16,6 +16,7 @@ mod checks;
 mod cli_state;
 mod exec;
 mod files;
+mod fill;
 mod identities;
 
 pub(crate) use identities::read_identities;
@@ -153,7 +154,24 @@ pub async fn run(socket: &Path, cmd: ClientCommand) -> Result<i32> {
     };
     let code = execute(&client, cmd, &mut io).await;
     io.out.flush()?;
-    code
+    code.map_err(pebble_error)
+}
+
+/// An API error as Pebble's CLI words it: wrapped to the terminal, and a refused local
+/// user told to try with sudo.
+fn pebble_error(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<cairn_api::ClientError>() {
+        Some(cairn_api::ClientError::Api { kind, message, .. }) => {
+            let root = nix::unistd::Uid::current().is_root();
+            let message = if kind == "login-required" && !root {
+                format!("{message} (try with sudo)")
+            } else {
+                message.clone()
+            };
+            anyhow::anyhow!(fill::fill_error(&message))
+        }
+        _ => e,
+    }
 }
 
 /// Runs one command with the given streams; returns its exit code.
