@@ -75,8 +75,8 @@ fn breaks(words: &[&str], max: usize) -> Vec<usize> {
     let mut from = vec![0usize];
     for j in 1..=n {
         let mut pick = (add(best[0], weight(0, j)), 0);
-        for i in 1..j {
-            let c = add(best[i], weight(i, j));
+        for (i, before) in best.iter().enumerate().take(j).skip(1) {
+            let c = add(*before, weight(i, j));
             // Ties go to the later start, as the deque of Go's algorithm retires on ties.
             if c <= pick.0 {
                 pick = (c, i);
