@@ -147,6 +147,26 @@ fn pebble_link(dir: &Path) -> Result<std::path::PathBuf> {
     Ok(link)
 }
 
+/// `bin args…` as a `pebble run` on `pebble_dir` (`PEBBLE` set, no `PEBBLE_SOCKET`), its
+/// stderr to `stderr`; returns once its socket is there. Killed with its services on drop.
+fn serve_pebble(bin: &Path, args: &[&str], pebble_dir: &Path, stderr: Stdio) -> Result<ChildGuard> {
+    let server = ChildGuard {
+        child: Command::new(bin)
+            .args(args)
+            .env("PEBBLE", pebble_dir)
+            .env_remove("PEBBLE_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()?,
+        needle: pebble_dir.display().to_string(),
+    };
+    eventually(Duration::from_secs(10), || {
+        pebble_dir.join(".pebble.socket").exists().then_some(())
+    })
+    .must("socket")?;
+    Ok(server)
+}
+
 #[test]
 fn pebble_cli_with_env_and_run_args() -> Result<()> {
     let dir = TempDir::new("e2e-pebbleenv");
@@ -157,16 +177,12 @@ fn pebble_cli_with_env_and_run_args() -> Result<()> {
         "services:\n  svc:\n    override: replace\n    command: sleep [ 1000 ]\n    startup: enabled\n",
     )?;
     let link = pebble_link(&dir)?;
-    let mut server = ChildGuard {
-        child: Command::new(&link)
-            .args(["run", "--args", "svc", "1234", ";", "--hold"])
-            .env("PEBBLE", &pebble_dir)
-            .env_remove("PEBBLE_SOCKET")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("pebble.log"))?)
-            .spawn()?,
-        needle: pebble_dir.display().to_string(),
-    };
+    let mut server = serve_pebble(
+        &link,
+        &["run", "--args", "svc", "1234", ";", "--hold"],
+        &pebble_dir,
+        std::fs::File::create(dir.join("pebble.log"))?.into(),
+    )?;
     let pebble = |args: &[&str]| -> Result<(i32, String, String)> {
         let out = Command::new(&link)
             .args(args)
@@ -180,10 +196,6 @@ fn pebble_cli_with_env_and_run_args() -> Result<()> {
         ))
     };
     let result = (|| -> Result<()> {
-        eventually(Duration::from_secs(10), || {
-            pebble_dir.join(".pebble.socket").exists().then_some(())
-        })
-        .must("socket")?;
         // --hold: nothing started; --args replaced the default arguments.
         let (_, out, _) = pebble(&["services"])?;
         assert_eq!(
@@ -359,20 +371,12 @@ fn pebble_run_exits_with_pebbles_codes_on_shutdown_actions() -> Result<()> {
 fn cli_push_pull_ls_mkdir_rm() -> Result<()> {
     let dir = TempDir::new("e2e-clifiles");
     let pebble_dir = dir.join("pebble");
-    let server = ChildGuard {
-        child: Command::new(CAIRN)
-            .args(["pebble", "run", "--create-dirs"])
-            .env("PEBBLE", &pebble_dir)
-            .env_remove("PEBBLE_SOCKET")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-        needle: pebble_dir.display().to_string(),
-    };
-    eventually(Duration::from_secs(10), || {
-        pebble_dir.join(".pebble.socket").exists().then_some(())
-    })
-    .must("socket")?;
+    let server = serve_pebble(
+        Path::new(CAIRN),
+        &["pebble", "run", "--create-dirs"],
+        &pebble_dir,
+        Stdio::null(),
+    )?;
     let cli = |args: &[&str]| -> Result<(i32, String, String)> {
         let out = Command::new(CAIRN)
             .args(args)
@@ -489,22 +493,10 @@ fn identities_seeded_at_run_restrict_local_users_and_let_a_metrics_user_scrape_o
     let port = free_port();
     let start = |extra: &[&str]| -> Result<ChildGuard> {
         let _ = std::fs::remove_file(pebble_dir.join(".pebble.socket"));
-        let mut args = vec![
-            "run".to_string(),
-            "--http".into(),
-            format!("127.0.0.1:{port}"),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let guard = ChildGuard {
-            child: Command::new(&link)
-                .args(&args)
-                .env("PEBBLE", &pebble_dir)
-                .env_remove("PEBBLE_SOCKET")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
-            needle: pebble_dir.display().to_string(),
-        };
+        let http = format!("127.0.0.1:{port}");
+        let mut args = vec!["run", "--http", http.as_str()];
+        args.extend(extra);
+        let guard = serve_pebble(&link, &args, &pebble_dir, Stdio::null())?;
         eventually(Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         })
