@@ -1,58 +1,145 @@
-//! Exec round trip through the API of `cairn pebble run`: `POST /v1/exec`, the stdio and
-//! control websockets, the command (`echo hi`), its output and its change's exit code.
+//! Exec round trip and API latency of `cairn pebble run`, side by side with real Pebble
+//! when this machine has it (`CAIRN_REFERENCE_PEBBLE`, else `../shared/tools/pebble` beside
+//! the repository): `POST /v1/exec` of `echo hi` with its stdio and control websockets and
+//! its change's exit code, and `GET /v1/services` on one kept-alive connection. The same
+//! Rust client drives both servers; rounds alternate between them so that the machine's
+//! noise falls on both.
 //!
-//! `cargo bench -p cairn --bench exec` prints the median and p99.
+//! `cargo bench -p cairn --bench exec` prints each server's medians and p99s, and the ratio.
 
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_api::{Client, ExecOptions};
 
 const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+/// Alternating rounds per server.
+const ROUNDS: usize = 5;
+/// Exec round trips per round.
+const EXECS: usize = 60;
+/// `GET /v1/services` per round.
+const GETS: usize = 400;
+
+/// Real Pebble, if this machine has it.
+fn reference_pebble() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CAIRN_REFERENCE_PEBBLE").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/pebble");
+    shared.is_file().then_some(shared)
+}
+
+/// A server (`program args… run --create-dirs`) on a fresh `$PEBBLE`, with its client.
+struct Server {
+    name: &'static str,
+    child: Child,
+    dir: PathBuf,
+    client: Client,
+    exec: Vec<Duration>,
+    get: Vec<Duration>,
+}
+
+impl Server {
+    fn start(name: &'static str, program: &Path, args: &[&str]) -> Server {
+        let dir =
+            std::env::temp_dir().join(format!("cairn-bench-exec-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let child = Command::new(program)
+            .args(args)
+            .args(["run", "--create-dirs"])
+            .env("PEBBLE", &dir)
+            .env_remove("PEBBLE_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let socket = dir.join(".pebble.socket");
+        while !socket.exists() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Server {
+            name,
+            child,
+            client: Client::unix(&socket),
+            dir,
+            exec: Vec::new(),
+            get: Vec::new(),
+        }
+    }
+
+    async fn round(&mut self, opts: &ExecOptions) {
+        for _ in 0..EXECS {
+            let t = Instant::now();
+            let out = self.client.exec(opts, b"").await.unwrap();
+            self.exec.push(t.elapsed());
+            assert_eq!((out.exit_code, out.stdout.as_slice()), (0, &b"hi\n"[..]));
+        }
+        for _ in 0..GETS {
+            let t = Instant::now();
+            self.client.services(&[]).await.unwrap();
+            self.get.push(t.elapsed());
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The `q` quantile of `v` (sorted here), in milliseconds.
+fn quantile(v: &mut [Duration], q: f64) -> f64 {
+    v.sort();
+    v[((v.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3
+}
 
 #[tokio::main]
 async fn main() {
-    let dir = std::env::temp_dir().join(format!("cairn-bench-exec-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut server = Command::new(CAIRN)
-        .args(["pebble", "run", "--create-dirs"])
-        .env("PEBBLE", &dir)
-        .env_remove("PEBBLE_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let socket = dir.join(".pebble.socket");
-    while !socket.exists() {
-        std::thread::sleep(Duration::from_millis(5));
+    let mut servers = vec![Server::start("cairn", Path::new(CAIRN), &["pebble"])];
+    match reference_pebble() {
+        Some(p) => servers.push(Server::start("pebble", &p, &[])),
+        None => println!("no real Pebble here (set CAIRN_REFERENCE_PEBBLE): cairn alone"),
     }
-    let client = Client::unix(&socket);
     let opts = ExecOptions {
         command: vec!["echo".into(), "hi".into()],
         ..ExecOptions::default()
     };
-    for _ in 0..20 {
-        client.exec(&opts, b"").await.unwrap();
+    for s in &mut servers {
+        for _ in 0..20 {
+            s.client.exec(&opts, b"").await.unwrap();
+            s.client.services(&[]).await.unwrap();
+        }
     }
-    let mut lat = Vec::new();
-    for _ in 0..300 {
-        let t = Instant::now();
-        let out = client.exec(&opts, b"").await.unwrap();
-        lat.push(t.elapsed());
-        assert_eq!((out.exit_code, out.stdout.as_slice()), (0, &b"hi\n"[..]));
+    for _ in 0..ROUNDS {
+        for s in &mut servers {
+            s.round(&opts).await;
+        }
     }
-    lat.sort();
-    let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
-    println!(
-        "exec `echo hi` round trip over the API: median {:.2} ms, p99 {:.2} ms over {} runs",
-        p(0.5),
-        p(0.99),
-        lat.len()
-    );
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    let mut medians = Vec::new();
+    for s in &mut servers {
+        let (e50, e99) = (quantile(&mut s.exec, 0.5), quantile(&mut s.exec, 0.99));
+        let (g50, g99) = (quantile(&mut s.get, 0.5), quantile(&mut s.get, 0.99));
+        println!(
+            "{:>6}: exec `echo hi` round trip median {e50:.2} ms, p99 {e99:.2} ms ({} runs); GET /v1/services median {:.3} ms, p99 {g99:.3} ms ({} requests)",
+            s.name,
+            s.exec.len(),
+            g50,
+            s.get.len()
+        );
+        medians.push((e50, g50));
+    }
+    if let [(ce, cg), (pe, pg)] = medians[..] {
+        println!(
+            "pebble / cairn, medians: exec {:.2}x, GET /v1/services {:.2}x (above 1: cairn is faster)",
+            pe / ce,
+            pg / cg
+        );
+    }
 }
