@@ -235,7 +235,7 @@ impl Supervisor {
                     layers,
                     book: persisted.changes,
                     notices: persisted.notices,
-                    identities: persisted.identities,
+                    identities: Arc::new(persisted.identities),
                 }),
                 container: container.clone(),
                 version: watch::channel(0).0,
@@ -349,8 +349,9 @@ impl Supervisor {
         Ok(())
     }
 
-    /// The container's identities (Pebble's `/v1/identities`), secrets included.
-    pub fn identities(&self) -> identities::Identities {
+    /// The container's identities (Pebble's `/v1/identities`), secrets included; shared,
+    /// not copied (every API request reads them).
+    pub fn identities(&self) -> Arc<identities::Identities> {
         self.inner.state.lock().unwrap().identities.clone()
     }
 
@@ -364,7 +365,7 @@ impl Supervisor {
         identities::check_request(action, &given).map_err(SupervisorError::BadRequest)?;
         self.inner.apply_durably(|state| {
             let before = state.identities.clone();
-            identities::apply(&mut state.identities, action, given)
+            identities::apply(Arc::make_mut(&mut state.identities), action, given)
                 .map_err(SupervisorError::BadRequest)?;
             let undo: state::Undo = Box::new(move |s: &mut State| s.identities = before);
             Ok(((), Some(undo)))

@@ -25,7 +25,8 @@ pub(crate) struct State {
     pub(crate) plan: Arc<Plan>,
     pub(crate) book: ChangeBook,
     pub(crate) notices: NoticeBook,
-    pub(crate) identities: crate::identities::Identities,
+    /// Shared, so that every API request can take them without copying.
+    pub(crate) identities: Arc<crate::identities::Identities>,
 }
 
 impl State {
@@ -260,7 +261,7 @@ impl Inner {
                     state.layers_to_persist(),
                     state.book.clone(),
                     state.notices.clone(),
-                    state.identities.clone(),
+                    (*state.identities).clone(),
                 );
                 (std::mem::take(&mut *batch), snapshot)
             };

@@ -14,8 +14,8 @@ pub(super) fn list(call: &Call<'_>, _body: &[u8]) -> Reply {
     let shown: BTreeMap<String, Identity> = call
         .sup()
         .identities()
-        .into_iter()
-        .map(|(n, i)| (n, i.masked()))
+        .iter()
+        .map(|(n, i)| (n.clone(), i.masked()))
         .collect();
     Reply::sync(shown)
 }

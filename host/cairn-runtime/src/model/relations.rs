@@ -85,6 +85,25 @@ impl RelationRecord {
             .join(" ")
     }
 
+    /// The relation as status shows it.
+    pub(crate) fn report(&self) -> RelationReport {
+        let side = |role: RelationRole| {
+            self.ends
+                .iter()
+                .find(|e| e.role == role || self.is_peer())
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        RelationReport {
+            id: self.id,
+            provider: side(RelationRole::Provider),
+            requirer: side(RelationRole::Requirer),
+            interface: self.interface.clone(),
+            kind: if self.is_peer() { "peer" } else { "regular" }.into(),
+            state: if self.dying { "dying" } else { "joined" }.into(),
+        }
+    }
+
     /// Whether it is a peer relation.
     pub(crate) fn is_peer(&self) -> bool {
         self.ends.len() == 1
@@ -252,21 +271,23 @@ impl RelationStore {
         }
     }
 
-    /// Adds a relation; returns its id.
-    pub(crate) fn add(&self, interface: &str, ends: Vec<RelationEnd>) -> Result<u32, RuntimeError> {
+    /// Adds a relation; returns its record.
+    pub(crate) fn add(
+        &self,
+        interface: &str,
+        ends: Vec<RelationEnd>,
+    ) -> Result<RelationRecord, RuntimeError> {
         self.update(|s| {
             let id = s.next_id;
             s.next_id += 1;
-            s.relations.insert(
+            let record = RelationRecord {
                 id,
-                RelationRecord {
-                    id,
-                    interface: interface.to_string(),
-                    ends,
-                    ..Default::default()
-                },
-            );
-            id
+                interface: interface.to_string(),
+                ends,
+                ..Default::default()
+            };
+            s.relations.insert(id, record.clone());
+            record
         })
     }
 
@@ -333,26 +354,7 @@ impl RelationStore {
 
     /// The relations as status shows them.
     pub(crate) fn report(&self) -> Vec<RelationReport> {
-        self.all()
-            .iter()
-            .map(|r| {
-                let side = |role: RelationRole| {
-                    r.ends
-                        .iter()
-                        .find(|e| e.role == role || r.is_peer())
-                        .map(ToString::to_string)
-                        .unwrap_or_default()
-                };
-                RelationReport {
-                    id: r.id,
-                    provider: side(RelationRole::Provider),
-                    requirer: side(RelationRole::Requirer),
-                    interface: r.interface.clone(),
-                    kind: if r.is_peer() { "peer" } else { "regular" }.into(),
-                    state: if r.dying { "dying" } else { "joined" }.into(),
-                }
-            })
-            .collect()
+        self.all().iter().map(RelationRecord::report).collect()
     }
 
     /// What `unit` of `app` sees of its relations during `event`.

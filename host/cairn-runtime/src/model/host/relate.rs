@@ -185,14 +185,7 @@ impl Host {
                 }
             }
         }
-        let id = self.inner.relations.add(&interface, ends.clone())?;
-        let record = self
-            .inner
-            .relations
-            .all()
-            .into_iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| RuntimeError::State(format!("relation {id} vanished")))?;
+        let record = self.inner.relations.add(&interface, ends.clone())?;
         let mut events = Vec::new();
         for end in &ends {
             for u in unit_names(&apps, &end.app) {
@@ -214,14 +207,8 @@ impl Host {
         }
         drop(apps);
         self.inner.relations.send(events);
-        tracing::info!("related {key} (relation {id})");
-        Ok(self
-            .inner
-            .relations
-            .report()
-            .into_iter()
-            .find(|r| r.id == id)
-            .expect("the relation just added"))
+        tracing::info!("related {key} (relation {})", record.id);
+        Ok(record.report())
     }
 
     /// `cairn remove-relation`: the relation `a` and `b` name (two ends as for integrate,
@@ -389,7 +376,7 @@ impl Host {
                 role: RelationRole::Peer,
             };
             match self.inner.relations.add(&spec.interface, vec![end]) {
-                Ok(id) => ids.push(id),
+                Ok(record) => ids.push(record.id),
                 Err(e) => {
                     let _ = self.inner.relations.delete(&ids);
                     return Err(e);
