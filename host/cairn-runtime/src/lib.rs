@@ -16,6 +16,7 @@ pub mod actions;
 pub mod budget;
 pub mod charm;
 pub mod model;
+pub mod threads;
 pub mod types;
 pub mod wasm;
 

@@ -188,7 +188,7 @@ impl Interrupt {
     }
 
     /// Resolves once the signal is given.
-    async fn interrupted(&self) {
+    pub(crate) async fn interrupted(&self) {
         let mut rx = self.0.subscribe();
         let _ = rx.wait_for(|given| *given).await;
     }
@@ -519,9 +519,13 @@ impl Runtime {
             },
         );
         store.limiter(|s| &mut s.limiter);
-        // Every tick the guest gives its worker thread back; the deadline is the timeout.
+        // Every tick the guest gives its worker thread back (the deadline is the timeout),
+        // and its thread is charged for the CPU the event has used.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        store.epoch_deadline_callback(|_| {
+            crate::threads::charge();
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        });
         let result = {
             let call = async {
                 let handled = Ok(Ok(super::bindings::to_wit_outcome(Outcome::Handled)));
