@@ -18,6 +18,8 @@
 //! - `queue`, `deferred`: by the unit's actor.
 //! - `workload-memory`, `workload-cpu`, `workload-pids`: carried to the containers
 //!   ([`WorkloadLimits`]) for their cgroups.
+//! - `host-cpu`: the app's [`cairn_supervisor::CpuShare`], which its containers' Pebble API
+//!   requests and process starts are charged to (work over it waits).
 //!
 //! Every hit is counted in the application's [`LimitHits`] under the key's name.
 //! Text a tenant controls (status messages, log lines, handler errors) is made single-line
@@ -80,6 +82,9 @@ pub struct Budget {
     pub deferred: u64,
     /// Workload memory, CPU and pids (`workload-memory`, `workload-cpu`, `workload-pids`).
     pub workload: WorkloadLimits,
+    /// The host's CPU spent on the app's behalf, in thousandths of a CPU (`host-cpu`;
+    /// `None`: unbounded).
+    pub host_cpu: Option<u64>,
 }
 
 impl Default for Budget {
@@ -101,6 +106,7 @@ impl Default for Budget {
             queue: 256,
             deferred: 32,
             workload: WorkloadLimits::default(),
+            host_cpu: Some(100),
         }
     }
 }
@@ -156,6 +162,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "workload-pids",
         "processes of a container (count or unlimited)",
     ),
+    (
+        "host-cpu",
+        "the host's CPU for the app's Pebble API requests and process starts (0.5, 500m or unlimited)",
+    ),
 ];
 
 fn kind(key: &str) -> Option<Kind> {
@@ -166,7 +176,7 @@ fn kind(key: &str) -> Option<Kind> {
         "deadline" | "check-period" => Kind::Duration,
         "workload-memory" => Kind::OptBytes,
         "workload-pids" => Kind::OptCount,
-        "workload-cpu" => Kind::OptCpu,
+        "workload-cpu" | "host-cpu" => Kind::OptCpu,
         _ => return None,
     })
 }
@@ -270,6 +280,7 @@ impl Budget {
             ("workload-memory", _) => self.workload.memory = num(&v),
             ("workload-cpu", _) => self.workload.cpu_millis = num(&v),
             ("workload-pids", _) => self.workload.pids = num(&v),
+            ("host-cpu", _) => self.host_cpu = num(&v),
             (_, Value::Num(Some(n))) => {
                 let n = *n;
                 match key {
@@ -345,6 +356,7 @@ impl Budget {
                     "workload-memory" => opt(self.workload.memory, format_bytes),
                     "workload-cpu" => opt(self.workload.cpu_millis, |m| format!("{m}m")),
                     "workload-pids" => opt(self.workload.pids, |n| n.to_string()),
+                    "host-cpu" => opt(self.host_cpu, |m| format!("{m}m")),
                     _ => unreachable!("every key is listed"),
                 };
                 (k.to_string(), v)
@@ -728,6 +740,7 @@ mod tests {
             ("workload-memory", "256MiB"),
             ("workload-cpu", "0.5"),
             ("workload-pids", "100"),
+            ("host-cpu", "0.25"),
         ] {
             b.set(k, v).unwrap();
         }
@@ -737,6 +750,7 @@ mod tests {
         assert_eq!(m["state-bytes"], "2MiB");
         assert_eq!(m["status-bytes"], "200");
         assert_eq!(m["workload-cpu"], "500m");
+        assert_eq!(m["host-cpu"], "250m");
         assert_eq!(m["check-period"], "1s");
         // The printed form reads back to the same budget (as the app record keeps it).
         assert_eq!(Budget::default().with_overrides(&m).unwrap(), b);
@@ -744,6 +758,8 @@ mod tests {
         assert_eq!(serde_json::from_str::<Budget>(&json).unwrap(), b);
         b.set("workload-memory", "unlimited").unwrap();
         assert_eq!(b.workload.memory, None);
+        b.set("host-cpu", "unlimited").unwrap();
+        assert_eq!(b.host_cpu, None);
     }
 
     #[test]

@@ -44,6 +44,7 @@ impl Inner {
             let Some(inner) = ctx.inner() else {
                 return Outcome::Error("cannot run command: the supervisor is stopping".into());
             };
+            inner.container.wait_share().await;
             let started = Mutex::new(None);
             let label = format!("exec {}", ctx.id);
             let spawn = |cmd: std::process::Command| {

@@ -2,10 +2,11 @@
 //! commands and exec checks, the root of an isolated container, and the cgroup they all
 //! run in with the tenant's limits.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::cgroup::{Cgroup, WorkloadLimits};
 use crate::sandbox::Root;
+use crate::share::CpuShare;
 
 /// What every process of a container is given, in one place.
 #[derive(Default)]
@@ -21,6 +22,8 @@ pub(crate) struct ContainerEnv {
     /// The workload limits asked for (memory, pids, CPU), whether or not the host can
     /// enforce them.
     pub(crate) limits: Mutex<WorkloadLimits>,
+    /// The tenant's share of the host's CPU, which pays for the forks of its processes.
+    pub(crate) share: Option<Arc<CpuShare>>,
 }
 
 impl ContainerEnv {
@@ -30,6 +33,13 @@ impl ContainerEnv {
             cg.lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .enter_in_child(cmd);
+        }
+    }
+
+    /// Waits until the tenant's CPU share can pay for another process start.
+    pub(crate) async fn wait_share(&self) {
+        if let Some(share) = &self.share {
+            share.wait().await;
         }
     }
 
@@ -63,5 +73,17 @@ impl ContainerEnv {
     /// `place`ment of the command), else none.
     pub(crate) fn pid_ns(&self) -> Option<std::sync::Arc<crate::namespaces::Namespaces>> {
         self.strict().and_then(|s| s.current())
+    }
+
+    /// Starts `cmd` as [`crate::reaper::spawn`] does, in the container's pid namespace if
+    /// it has one, its fork charged to the tenant's CPU share.
+    pub(crate) fn spawn(
+        &self,
+        cmd: std::process::Command,
+    ) -> std::io::Result<(
+        std::process::Child,
+        tokio::sync::oneshot::Receiver<crate::reaper::ExitCode>,
+    )> {
+        crate::reaper::spawn_in(cmd, self.pid_ns(), self.share.clone())
     }
 }

@@ -43,6 +43,7 @@ mod request;
 mod runner;
 pub mod sandbox;
 pub mod services;
+pub mod share;
 mod state;
 pub mod timefmt;
 mod users;
@@ -64,6 +65,7 @@ pub use logs::{LogBuffer, LogEntry};
 pub use notices::{Notice, NoticeFilter};
 pub use request::ServicesAction;
 pub use services::{ServiceInfo, ServiceStatus, ShutdownRequest};
+pub use share::CpuShare;
 
 use container::ContainerEnv;
 use runner::{Phase, TaskSpec};
@@ -97,6 +99,9 @@ pub struct SupervisorOptions {
     pub limits: ContainerLimits,
     /// Where refusals over the budget are counted (shared by an application's containers).
     pub hits: Arc<LimitHits>,
+    /// The tenant's share of the host's CPU, which pays for the container's API requests
+    /// and process starts (shared by an application's containers; `None`: unbounded).
+    pub cpu_share: Option<Arc<CpuShare>>,
 }
 
 impl SupervisorOptions {
@@ -111,6 +116,7 @@ impl SupervisorOptions {
             workload: WorkloadLimits::default(),
             limits: ContainerLimits::UNLIMITED,
             hits: Arc::default(),
+            cpu_share: None,
         }
     }
 }
@@ -225,6 +231,7 @@ impl Supervisor {
             root,
             cgroup: cgroup.map(Mutex::new),
             limits: Mutex::new(opts.workload),
+            share: opts.cpu_share,
         });
         let sup = Supervisor {
             inner: Arc::new(Inner {
@@ -381,6 +388,12 @@ impl Supervisor {
     /// checked against the new one).
     pub fn set_limits(&self, limits: ContainerLimits) {
         *self.inner.limits.lock().unwrap() = limits;
+    }
+
+    /// The tenant's share of the host's CPU, if bounded: what the container's API server
+    /// charges its requests to.
+    pub fn cpu_share(&self) -> Option<&Arc<CpuShare>> {
+        self.inner.container.share.as_ref()
     }
 
     /// Refusals over the budget so far, by limit (shared with whoever opened it).

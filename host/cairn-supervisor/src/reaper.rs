@@ -144,13 +144,15 @@ fn spawner() -> &'static std::sync::mpsc::Sender<Job> {
 /// it), and never runs its command if this process died before that was set: a crash of the
 /// supervisor cannot leave a process it started behind unrecorded.
 pub fn spawn(cmd: Command) -> std::io::Result<(Child, oneshot::Receiver<ExitCode>)> {
-    spawn_in(cmd, None)
+    spawn_in(cmd, None, None)
 }
 
-/// [`spawn`] into the pid namespace of a strict container (`namespaces.rs`) when given.
+/// [`spawn`] into the pid namespace of a strict container (`namespaces.rs`) when given,
+/// the spawner's CPU for the fork charged to `share` when given.
 pub(crate) fn spawn_in(
     mut cmd: Command,
     ns: Option<std::sync::Arc<crate::namespaces::Namespaces>>,
+    share: Option<std::sync::Arc<crate::share::CpuShare>>,
 ) -> std::io::Result<(Child, oneshot::Receiver<ExitCode>)> {
     let parent = nix::unistd::getpid().as_raw();
     // SAFETY: prctl and getppid are async-signal-safe and touch only the child's own state.
@@ -176,12 +178,17 @@ pub(crate) fn spawn_in(
     let job: Job = Box::new(move || {
         let reg = registry();
         let mut waiting = reg.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let cpu = crate::share::thread_cpu();
         let spawned = match &ns {
             Some(ns) => {
                 crate::namespaces::fork_in_pid_ns(ns.pid_ns(), || cmd.spawn()).and_then(|r| r)
             }
             None => cmd.spawn(),
         };
+        if let Some(share) = &share {
+            let forked = crate::share::thread_cpu().saturating_sub(cpu);
+            share.charge(forked + crate::share::FORK_TOLL);
+        }
         let result = spawned.map(|child| {
             let (exit_tx, exit_rx) = oneshot::channel();
             waiting.insert(child.id() as i32, exit_tx);

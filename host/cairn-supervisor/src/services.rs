@@ -269,7 +269,7 @@ impl ServiceManager {
             self.container.enter_cgroup(&mut cmd);
             let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
             groups.record_in_child(&mut cmd, label, kill_delay);
-            let (child, exit) = reaper::spawn_in(cmd, self.container.pid_ns())?;
+            let (child, exit) = self.container.spawn(cmd)?;
             #[cfg(test)]
             crate::tests::procs::die_after_spawn_if_asked();
             groups.started(child.id() as i32, label, kill_delay);

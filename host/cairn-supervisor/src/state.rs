@@ -17,6 +17,11 @@ use crate::{Inner, STATE_FILE, SupervisorError, persist};
 /// How long the background saver waits after a change before writing, so that the
 /// transitions of one operation become one write.
 const SAVE_DELAY: Duration = Duration::from_millis(10);
+/// The least time between two background saves of one container: a tenant whose execs or
+/// services churn changes all the time writes (and fsyncs) its state a few times a
+/// second, not fifty, so that the disk stays the neighbours' too. What waits for a
+/// background save is never acknowledged to anyone (durable operations write at once).
+const SAVE_PACE: Duration = Duration::from_millis(250);
 
 /// Everything the supervisor's operations read and write together: layers, the plan they
 /// make, changes and tasks, notices. One lock guards it (see `Inner`).
@@ -272,9 +277,14 @@ impl Inner {
                 notices,
                 identities,
             };
+            let cpu = crate::share::thread_cpu();
             let written = serde_json::to_vec(&state)
                 .map_err(std::io::Error::other)
                 .and_then(|data| persist::atomic_write(&self.dir.join(STATE_FILE), &data));
+            // The disk is the host's too: the tenant pays for its writes.
+            if let Some(share) = &self.container.share {
+                share.charge_write(crate::share::thread_cpu().saturating_sub(cpu));
+            }
             let failure = written.err().map(|e| {
                 let mut state = self.state.lock().unwrap();
                 for undo in taken.undos.into_iter().rev() {
@@ -317,12 +327,15 @@ pub(crate) fn spawn_saver(inner: Weak<Inner>, dirty: Arc<tokio::sync::Notify>) {
         loop {
             dirty.notified().await;
             tokio::time::sleep(SAVE_DELAY).await;
+            let started = tokio::time::Instant::now();
             match inner.upgrade() {
                 Some(inner) => {
                     let _ = tokio::task::spawn_blocking(move || inner.save_logged()).await;
                 }
                 None => return,
             }
+            // Changes made meanwhile are kept by the notify's permit.
+            tokio::time::sleep_until(started + SAVE_PACE).await;
         }
     });
 }

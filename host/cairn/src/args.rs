@@ -75,7 +75,8 @@ pub struct BudgetArgs {
     /// per event), status-bytes (1KiB), state-bytes (1MiB), relation-bytes (1MiB written
     /// per event), layer-bytes (1MiB of a container's layers), layers (100), services (100), checks (20), check-period
     /// (shortest, 100ms), execs (16 at once), queue (256 events), deferred (32),
-    /// workload-memory, workload-cpu, workload-pids (unlimited).
+    /// workload-memory, workload-cpu, workload-pids (unlimited), host-cpu (100m: the host's
+    /// CPU for an app's Pebble API requests and process starts).
     #[arg(long = "limit", value_name = "KEY=VALUE", value_parser = parse_limit)]
     pub limits: Vec<(String, String)>,
 }

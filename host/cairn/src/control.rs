@@ -53,8 +53,12 @@ pub enum Request {
     },
     /// An app's budget and its limit hits.
     Limits { app: String },
-    /// The model's status.
-    Status,
+    /// The model's status, narrowed to some applications when any are named.
+    Status {
+        /// The applications to show (every one when empty).
+        #[serde(default)]
+        apps: Vec<String>,
+    },
     /// Every tenant's counters, as an OpenMetrics page.
     Metrics,
     /// A unit's event history.

@@ -230,7 +230,7 @@ async fn handle(host: &Host, req: Request) -> Result<serde_json::Value> {
             let config = host.get_config(&app).await?;
             serde_json::json!({ "changed": changed, "config": config })
         }
-        Request::Status => serde_json::to_value(host.status().await)?,
+        Request::Status { apps } => serde_json::to_value(host.status_of(&apps).await)?,
         Request::Integrate { one, other } => {
             serde_json::to_value(host.integrate(&one, &other).await?)?
         }

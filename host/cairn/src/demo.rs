@@ -34,7 +34,7 @@ fn free_port() -> Result<u16> {
 
 async fn status(dir: &Path) -> Result<StatusReport> {
     Ok(serde_json::from_value(
-        control::call(dir, &Request::Status).await?,
+        control::call(dir, &Request::Status { apps: Vec::new() }).await?,
     )?)
 }
 

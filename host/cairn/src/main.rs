@@ -199,6 +199,8 @@ enum Command {
     Metrics,
     /// Show applications, units, their status and their services.
     Status {
+        /// Only these applications (and their relations), as `juju status APP...`.
+        apps: Vec<String>,
         /// Also show the relations (integrations) between applications.
         #[arg(long)]
         relations: bool,
@@ -614,8 +616,12 @@ async fn dispatch_host(dir: PathBuf, command: Command) -> Result<()> {
             control::call(&dir, &Request::RemoveRelation { one, other }).await?;
             Ok(())
         }
-        Command::Status { relations, format } => {
-            let v = control::call(&dir, &Request::Status).await?;
+        Command::Status {
+            apps,
+            relations,
+            format,
+        } => {
+            let v = control::call(&dir, &Request::Status { apps }).await?;
             if format.json() {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {

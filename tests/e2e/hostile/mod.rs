@@ -9,8 +9,9 @@
 //!
 //! Latency is measured from the request that changes `calm`'s config to the unit showing
 //! the new count with nothing queued, talking to the control socket directly (a CLI process
-//! per poll would measure process start-up, not the host); one figure is the median of a
-//! few rounds. Each test prints its figures (`baseline`, `during`) for the record.
+//! per poll would measure process start-up, not the host) and asking for `calm`'s status
+//! only (a report of every tenant grows with the attacker's services); one figure is the
+//! median of a few rounds. Each test prints its figures (`baseline`, `during`) for the record.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -85,7 +86,9 @@ impl<'a> Calm<'a> {
         )?;
         let deadline = start + Duration::from_secs(60);
         loop {
-            let st = control(self.d, &json!({"op": "status"}))?;
+            // The calm app's status only: what another tenant has (its services) must not
+            // make the probe itself slower.
+            let st = control(self.d, &json!({"op": "status", "apps": ["calm"]}))?;
             let shown = st["apps"].as_array().into_iter().flatten().any(|a| {
                 a["units"].as_array().into_iter().flatten().any(|u| {
                     u["name"] == "calm/0"
@@ -132,7 +135,10 @@ impl<'a> Calm<'a> {
 
     /// [`Calm::beside`] for an attack made of events that end (a flood in one event): runs
     /// `first` (which makes the attack once and checks what it gave), then keeps `app`
-    /// repeating it with a [`Repeat`] while the calm tenant is measured again.
+    /// repeating it with a [`Repeat`] while the calm tenant is measured again. The baseline
+    /// is measured with `app` repeating well-behaved events (`mode=ok`) the same way: what
+    /// is compared is the attack, not the config changes that keep it going (which the
+    /// host's operator makes, not the tenant).
     pub(super) fn beside_repeated(
         &mut self,
         what: &str,
@@ -140,17 +146,29 @@ impl<'a> Calm<'a> {
         first: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         let d = self.d;
-        let mut repeat = None;
-        self.beside(what, || {
-            first()?;
-            repeat = Some(Repeat::start(d, app));
-            Ok(())
-        })?;
-        let n = repeat.take().map(Repeat::stop).transpose()?.unwrap_or(0);
+        d.ok(&["config", app, "mode=ok"])?;
         settle(d, app)?;
-        eprintln!("hostile {what}: the attack was repeated {n} times while measured");
-        if n == 0 {
-            bail!("{what}: the attack was not repeated while the co-tenant was measured");
+        let repeat = Repeat::start(d, app);
+        let baseline = self.latency()?;
+        let benign = repeat.stop()?;
+        settle(d, app)?;
+        first()?;
+        let repeat = Repeat::start(d, app);
+        let during = self.latency()?;
+        let n = repeat.stop()?;
+        settle(d, app)?;
+        let ratio = during.as_secs_f64() / baseline.as_secs_f64();
+        eprintln!(
+            "hostile {what}: calm config-changed baseline {baseline:?} (beside {benign} well-behaved events), \
+             during {during:?} (beside {n} attacks; ratio {ratio:.2})"
+        );
+        if n == 0 || benign == 0 {
+            bail!("{what}: the events were not repeated while the co-tenant was measured");
+        }
+        if let Some(allowed) = allowed_ratio()
+            && ratio > allowed
+        {
+            bail!("{what}: the co-tenant's config-changed slowed by {ratio:.2} (> {allowed})");
         }
         Ok(())
     }
@@ -212,7 +230,7 @@ impl Repeat {
             let unit = format!("{app}/0");
             let mut n = 0;
             while !flag.load(Ordering::Relaxed) {
-                let st = control_at(&socket, &json!({"op": "status"}))?;
+                let st = control_at(&socket, &json!({"op": "status", "apps": [app]}))?;
                 let queued = st["apps"]
                     .as_array()
                     .into_iter()

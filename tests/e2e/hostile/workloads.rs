@@ -357,7 +357,9 @@ fn five_hundred_concurrent_execs_through_the_pebble_socket_are_held_to_the_exec_
 -> Result<()> {
     let d = Daemon::start("hostile-execs", &[])?;
     let mut calm = Calm::deploy(&d)?;
-    deploy_hog(&d, &[])?;
+    // The flood's own computing is the workload's, within its CPU budget; what the daemon
+    // does for it is charged to the tenant's host-cpu share.
+    deploy_hog(&d, &["workload-cpu=200m"])?;
     let pid = d.pid().must("daemon pid")?;
     let before = threads_and_fds(pid)?;
     let peaks = Peaks::of(pid);
@@ -398,12 +400,32 @@ fn five_hundred_concurrent_execs_through_the_pebble_socket_are_held_to_the_exec_
         first["first"], last["total"], before.0, during.0, before.1, during.1
     );
     // The budget of 16 execs at once, one of them the flood's own: the rest were told to
-    // come back later, with the budget's text, or (past the socket's 512 connections)
-    // refused before a request was read. Nothing failed inside the daemon.
+    // come back later, with the budget's text, or (past the socket's 512 connections, more
+    // of them open while the tenant's host-cpu share holds its requests) refused before a
+    // request was read: a 503, or a reset where the client had already sent its request.
+    // Nothing failed inside the daemon.
     let counts = |v: &Value, code: &str| v[code].as_u64().unwrap_or(0);
-    let accepted = counts(&first["first"], "202") + counts(&first["first"], "202 unconnected");
-    assert!((1..=15).contains(&accepted), "{first}");
-    assert!(counts(&first["first"], "429") >= 400, "{first}");
+    // Accepted and connected: running at once within the budget. An exec accepted but not
+    // connected in time (its client's requests held by the share) times out, as in Pebble,
+    // and gives its slot back, so that another may be accepted after it.
+    let connected = counts(&first["first"], "202");
+    let unconnected = counts(&first["first"], "202 unconnected");
+    let accepted = connected + unconnected;
+    assert!((1..=15).contains(&connected), "{first}");
+    let refused = ["429", "503", "failed"]
+        .iter()
+        .map(|c| counts(&first["first"], c))
+        .sum::<u64>();
+    assert!(refused + accepted >= 500, "{first}");
+    assert!(counts(&first["first"], "429") >= 100, "{first}");
+    if let Some(failed) = first["messages"]["failed"].as_str() {
+        assert!(
+            ["reset by peer", "Connection refused", "Broken pipe"]
+                .iter()
+                .any(|m| failed.contains(m)),
+            "a flood request failed otherwise than by a refused connection: {first}"
+        );
+    }
     for code in first["first"]
         .as_object()
         .into_iter()
@@ -442,7 +464,21 @@ fn five_hundred_concurrent_execs_through_the_pebble_socket_are_held_to_the_exec_
             .filter(|p| cmdline(*p).contains(what))
             .collect::<Vec<_>>()
     };
-    assert_eq!(hog("sleep 600").len(), accepted as usize);
+    // Every accepted exec runs (once the tenant's host-CPU share has paid for its fork:
+    // the flood's requests took that share, so the last ones may start a moment late).
+    eventually(Duration::from_secs(30), || {
+        (hog("sleep 600").len() == connected as usize).then_some(())
+    })
+    .with_context(|| {
+        format!(
+            "{} of {connected} accepted and connected execs running",
+            hog("sleep 600").len()
+        )
+    })?;
+    eprintln!(
+        "hostile 515 execs: the tenant waited for its host-cpu share {} times",
+        hog_hits(&d, "host-cpu")?
+    );
     for p in hog("python3 -c") {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(p),
@@ -581,7 +617,9 @@ while True:
 fn services_and_checks_pushed_through_the_pebble_socket_are_refused_by_the_budget() -> Result<()> {
     let d = Daemon::start("hostile-layers", &[])?;
     let mut calm = Calm::deploy(&d)?;
-    deploy_hog(&d, &[])?;
+    // The flood's own computing is the workload's, within its CPU budget; what the daemon
+    // does for it is charged to the tenant's host-cpu share.
+    deploy_hog(&d, &["workload-cpu=200m"])?;
     let path = d.dir.join("layers.json");
     let flood = RefCell::new(None);
     calm.beside("services and checks flood", || {

@@ -302,9 +302,18 @@ fn serve_conn<S>(
 {
     tokio::spawn(async move {
         let lim = limits.clone();
+        // The tenant pays for its requests from its share of the host's CPU: each waits
+        // while the share is in debt, and the connection's work is charged to it.
+        let share = api.sup.cpu_share().cloned();
+        let charged = share.clone();
         let svc = service_fn(move |req| {
-            let (api, lim) = (api.clone(), lim.clone());
-            async move { Ok::<_, Infallible>(routes::dispatch(&api, &lim, caller, req).await) }
+            let (api, lim, share) = (api.clone(), lim.clone(), share.clone());
+            async move {
+                if let Some(share) = &share {
+                    share.wait().await;
+                }
+                Ok::<_, Infallible>(routes::dispatch(&api, &lim, caller, req).await)
+            }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -312,6 +321,7 @@ fn serve_conn<S>(
             .max_buf_size(MAX_HEAD)
             .serve_connection(TokioIo::new(stream), svc)
             .with_upgrades();
+        let conn = cairn_supervisor::share::Charged::new(conn, charged);
         tokio::select! {
             result = conn => {
                 if let Err(e) = result {

@@ -1,5 +1,6 @@
 //! `GET /v1/plan` and `POST /v1/layers`.
 
+use cairn_supervisor::share::spawn_blocking_charged;
 use serde::Deserialize;
 
 use super::{Call, decode, null_default, sup_error};
@@ -11,7 +12,8 @@ pub(super) async fn get(call: &Call<'_>, _body: &[u8]) -> Reply {
     match call.query.get("format") {
         "yaml" => {
             let plan = call.sup().plan();
-            match tokio::task::spawn_blocking(move || plan.to_yaml()).await {
+            let share = call.sup().cpu_share().cloned();
+            match spawn_blocking_charged(share, move || plan.to_yaml()).await {
                 Ok(yaml) => Reply::sync(yaml),
                 Err(e) => Reply::server_error(format!("cannot render plan: {e}")),
             }
@@ -52,7 +54,7 @@ pub(super) async fn post_layers(call: &Call<'_>, body: &[u8]) -> Reply {
         return Reply::bad_request(format!("invalid format {:?}", p.format));
     }
     let sup = call.sup().clone();
-    let added = tokio::task::spawn_blocking(move || {
+    let added = spawn_blocking_charged(sup.cpu_share().cloned(), move || {
         sup.add_layer(&p.label, p.layer.as_bytes(), p.combine, p.inner)
     });
     match added.await {

@@ -167,6 +167,8 @@ pub(crate) struct AppView {
     pub(crate) budget: crate::Budget,
     /// Where the app's limit hits are counted.
     pub(crate) hits: Arc<cairn_supervisor::LimitHits>,
+    /// The app's share of the host's CPU (`host-cpu`), shared by its containers.
+    pub(crate) share: Arc<cairn_supervisor::CpuShare>,
 }
 
 /// How a unit retries a failed event: after `base`, doubling up to `max`, or at once when
@@ -201,6 +203,10 @@ pub(crate) struct UnitSettings {
     pub(crate) metrics: Arc<super::metrics::AppMetrics>,
     /// The host's relations: what events see of them, and where their writes go.
     pub(crate) relations: Arc<RelationStore>,
+    /// The app's share of the host's CPU (its view's): an event waits for it before it runs.
+    /// (The unit's record writes are the host's bookkeeping, not charged: a tenant whose
+    /// operator changes its config often would pay for it.)
+    pub(crate) share: Arc<cairn_supervisor::CpuShare>,
 }
 
 /// The file of a unit's record in its directory.
@@ -804,6 +810,14 @@ async fn deliver(
             return Ok(Outcome::Handled);
         }
     }
+    // A tenant whose workload or events took more than its share of the host (a flood of
+    // notices through its socket, each one an event and a record write) waits for it here,
+    // not its neighbours. Removal still interrupts the wait.
+    tokio::select! {
+        biased;
+        _ = bounds.interrupt.interrupted() => {}
+        _ = unit.settings.share.wait() => {}
+    }
     let (mut ctx, charm, generation) = unit.context(event);
     // An action run: mark it running; the charm's report goes into its record.
     let mut action = match event {
@@ -822,11 +836,11 @@ async fn deliver(
         },
         _ => None,
     };
-    // On a thread of its own, driving the event's future: the guest's computing then
-    // competes with other units' events for CPU time under the OS scheduler, rather than
-    // for the runtime's few worker threads (where a spinning guest, yielding only at each
-    // 10 ms tick, slowed a neighbour's event 3×). Deadline and interrupt still end the
-    // future wherever it waits.
+    // On an event thread of its own (`threads.rs`), driving the event's future: the guest's
+    // computing competes with other units' events under the OS scheduler, rather than for
+    // the runtime's few worker threads (where a spinning guest, yielding only at each
+    // 10 ms tick, slowed a neighbour's event 3×), and past its CPU allowance at a low
+    // priority. Deadline and interrupt still end the future wherever it waits.
     let handle = tokio::runtime::Handle::current();
     let (rt, ev, deadline, interrupt) = (
         runtime.clone(),
@@ -834,16 +848,13 @@ async fn deliver(
         bounds.deadline,
         bounds.interrupt.clone(),
     );
-    let done = tokio::task::spawn_blocking(move || {
+    let done = crate::threads::run(move || {
         handle.block_on(rt.dispatch_with(&charm, ctx, &ev, deadline, &interrupt))
     })
     .await;
-    let done = match done {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!("dispatch task failed: {e}");
-            return Err(());
-        }
+    let Some(done) = done else {
+        tracing::error!("dispatch task failed: its thread panicked");
+        return Err(());
     };
     unit.append_log(&done.logs);
     unit.settings.metrics.record_event(
@@ -1034,6 +1045,7 @@ mod tests {
             charm,
             budget: crate::Budget::default(),
             hits: Arc::default(),
+            share: cairn_supervisor::CpuShare::new(None, None),
         }));
         let settings = UnitSettings {
             app_name: "t".into(),
@@ -1049,6 +1061,7 @@ mod tests {
             actions: Arc::new(ActionStore::open(dir.path().join("actions")).unwrap()),
             metrics: Default::default(),
             relations: Arc::new(RelationStore::open(dir.path())),
+            share: app.lock().unwrap().share.clone(),
         };
         std::fs::create_dir_all(&settings.dir).unwrap();
         let record = UnitRecord {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cairn_plan::{Check, ContextOptions, Plan};
 
 use crate::container::ContainerEnv;
-use crate::{reaper, users};
+use crate::users;
 
 /// At most this much of an HTTP body or exec output is kept as error details.
 const MAX_ERROR_BYTES: usize = 512;
@@ -195,6 +195,7 @@ async fn exec_check(
     let args = shlex::split(&exec.command)
         .filter(|a| !a.is_empty())
         .ok_or_else(|| fail("cannot parse command: invalid command"))?;
+    container.wait_share().await;
     // Go's exec.Command, as Pebble's checker: a bare name is looked up on the supervisor's
     // PATH and the path found is what runs (and what a failure names).
     let program = if args[0].contains('/') {
@@ -225,7 +226,8 @@ async fn exec_check(
     let write2 = write.try_clone().map_err(|e| fail(e.to_string()))?;
     cmd.stdout(write).stderr(write2);
     container.enter_cgroup(&mut cmd);
-    let (child, exit) = reaper::spawn_in(cmd, container.pid_ns())
+    let (child, exit) = container
+        .spawn(cmd)
         .map_err(|e| fail(format!("fork/exec {program}: {}", crate::errno_text(&e))))?;
     let pid = child.id() as i32;
     let output = tokio::spawn(async move {

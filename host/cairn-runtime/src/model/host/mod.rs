@@ -215,6 +215,8 @@ struct ContainerBudget {
     limits: cairn_supervisor::ContainerLimits,
     /// Where refusals are counted (the app's).
     hits: Arc<cairn_supervisor::LimitHits>,
+    /// The app's share of the host's CPU.
+    share: Arc<cairn_supervisor::CpuShare>,
     /// Memory, CPU and pids of the container's processes, for its cgroup.
     workload: crate::WorkloadLimits,
 }
@@ -244,11 +246,14 @@ struct AppEntry {
 
 impl AppEntry {
     fn new(record: AppRecord, charm: Charm, budget: crate::Budget) -> Self {
+        let hits = Arc::new(cairn_supervisor::LimitHits::default());
+        let share = cairn_supervisor::CpuShare::new(budget.host_cpu, Some(hits.clone()));
         let view = Arc::new(Mutex::new(AppView {
             config: record.meta.effective_config(&record.settings),
             charm: Arc::new(charm),
             budget,
-            hits: Arc::default(),
+            hits,
+            share,
         }));
         AppEntry {
             record,
@@ -705,6 +710,7 @@ impl Host {
             ContainerBudget {
                 limits: view.budget.container_limits(),
                 hits: view.hits.clone(),
+                share: view.share.clone(),
                 workload: view.budget.workload,
             }
         };
@@ -742,6 +748,7 @@ impl Host {
             actions: self.inner.actions.clone(),
             metrics: self.inner.metrics.app(&app.record.name),
             relations: self.inner.relations.clone(),
+            share: app.view.lock().unwrap().share.clone(),
         };
         let unit = Unit::start(settings, record, self.inner.runtime.clone());
         Ok(UnitHandle { unit, apis })
@@ -850,6 +857,7 @@ impl Host {
             },
             limits: budget.limits.clone(),
             hits: budget.hits.clone(),
+            cpu_share: Some(budget.share.clone()),
             workload: cairn_supervisor::WorkloadLimits {
                 memory_max: budget.workload.memory,
                 pids_max: budget.workload.pids,
@@ -1125,7 +1133,9 @@ impl Host {
             }
         }
         let shown = budget.to_map();
-        entry.view.lock().unwrap().budget = budget;
+        let mut view = entry.view.lock().unwrap();
+        view.share.set_millicores(budget.host_cpu);
+        view.budget = budget;
         Ok(shown)
     }
 
@@ -1278,9 +1288,21 @@ impl Host {
 
     /// The model's status.
     pub async fn status(&self) -> StatusReport {
+        self.status_of(&[]).await
+    }
+
+    /// The status of the applications named in `only` (every one when empty), as `juju
+    /// status APP...` narrows it: an operator (or a probe) watching one tenant pays for
+    /// that tenant's report only, not for every other tenant's services. Relations are those
+    /// with an end among them; a name matching nothing gives nothing.
+    pub async fn status_of(&self, only: &[String]) -> StatusReport {
+        let wanted = |app: &str| only.is_empty() || only.iter().any(|a| a == app);
         let apps = self.inner.apps.lock().await;
         let mut out = Vec::new();
         for (name, broken) in self.inner.broken.lock().unwrap().iter() {
+            if !wanted(name) {
+                continue;
+            }
             out.push(AppReport {
                 name: name.clone(),
                 charm: broken.charm.clone(),
@@ -1292,7 +1314,7 @@ impl Host {
                     .collect(),
             });
         }
-        for (name, entry) in apps.iter() {
+        for (name, entry) in apps.iter().filter(|(name, _)| wanted(name)) {
             let mut units = Vec::new();
             let mut app_status = WorkloadStatus::Unknown;
             for u in entry.units.values() {
@@ -1349,10 +1371,13 @@ impl Host {
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        let end_app = |end: &str| end.split(':').next().unwrap_or(end).to_string();
+        let mut relations = self.inner.relations.report();
+        relations.retain(|r| wanted(&end_app(&r.provider)) || wanted(&end_app(&r.requirer)));
         StatusReport {
             model: self.inner.config.model.clone(),
             apps: out,
-            relations: self.inner.relations.report(),
+            relations,
         }
     }
 
@@ -1539,8 +1564,6 @@ fn terminate_left_in(dir: &Path) {
     }
 }
 
-/// Terminates what a unit's containers left running and deletes its directory (retried
-/// a few times, in case something was still writing into it).
 /// Makes an API socket reachable by root (and, when given, by `owner`, its uid and gid)
 /// only: mode 0600.
 fn restrict_socket(socket: &Path, owner: Option<u32>) -> Result<(), RuntimeError> {
@@ -1553,6 +1576,8 @@ fn restrict_socket(socket: &Path, owner: Option<u32>) -> Result<(), RuntimeError
         .map_err(|e| RuntimeError::io("chmod", socket, e))
 }
 
+/// Terminates what a unit's containers left running and deletes its directory (retried
+/// a few times, in case something was still writing into it).
 async fn discard_unit_dir(dir: PathBuf) {
     let done = tokio::task::spawn_blocking(move || {
         terminate_left_in(&dir);

@@ -598,6 +598,37 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_status_of_some_apps_shows_them_and_only_their_relations() {
+        let dir = TempDir::new("rel-status");
+        let host = two_apps(&dir).await;
+        deploy(&host, &charm_dir(&dir), "c", 1).await;
+        host.integrate("a:in", "b:out").await.unwrap();
+        settled(&host).await;
+        let every = host.status().await;
+        assert_eq!(every.apps.len(), 3);
+        let some = host.status_of(&["b".into()]).await;
+        let apps: Vec<&str> = some.apps.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(apps, ["b"]);
+        let ends: Vec<(&str, &str)> = some
+            .relations
+            .iter()
+            .map(|r| (r.provider.as_str(), r.requirer.as_str()))
+            .collect();
+        assert!(
+            ends.contains(&("b:out", "a:in")) || ends.contains(&("a:in", "b:out")),
+            "{ends:?}"
+        );
+        assert!(
+            ends.iter()
+                .all(|(p, r)| p.starts_with("b:") || r.starts_with("b:")),
+            "{ends:?}"
+        );
+        assert!(ends.len() < every.relations.len(), "{ends:?}");
+        let none = host.status_of(&["nosuch".into()]).await;
+        assert!(none.apps.is_empty() && none.relations.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn peers_join_each_other_from_deploy_and_read_their_bags() {
         let dir = TempDir::new("rel-peers");
         let host = two_apps(&dir).await;

@@ -244,10 +244,15 @@ impl pebble::HostContainer for StoreState {
         match self.backend(&self_)? {
             // A durable write of the container's state: on a blocking thread.
             ContainerBackend::Embedded(sup) => {
-                blocking(self.deadline, "add the layer", move || {
-                    sup.add_layer(&label, layer.as_bytes(), combine, false)
-                        .map_err(api_error)
-                })
+                blocking(
+                    sup.cpu_share().cloned(),
+                    self.deadline,
+                    "add the layer",
+                    move || {
+                        sup.add_layer(&label, layer.as_bytes(), combine, false)
+                            .map_err(api_error)
+                    },
+                )
                 .await
             }
             ContainerBackend::Pebble(c) => {
@@ -498,10 +503,15 @@ impl pebble::HostContainer for StoreState {
         };
         match self.backend(&self_)? {
             ContainerBackend::Embedded(sup) => {
-                blocking(self.deadline, "push the file", move || {
-                    cairn_supervisor::files::write(sup.root(), &item, &mut data.as_slice())
-                        .map_err(path_error)
-                })
+                blocking(
+                    sup.cpu_share().cloned(),
+                    self.deadline,
+                    "push the file",
+                    move || {
+                        cairn_supervisor::files::write(sup.root(), &item, &mut data.as_slice())
+                            .map_err(path_error)
+                    },
+                )
                 .await
             }
             ContainerBackend::Pebble(c) => {
@@ -528,22 +538,30 @@ impl pebble::HostContainer for StoreState {
         let read = match self.backend(&self_)? {
             ContainerBackend::Embedded(sup) => {
                 let read_path = path.clone();
-                blocking(self.deadline, "pull the file", move || {
-                    let f = cairn_supervisor::files::open_read(sup.root(), &read_path)
-                        .map_err(path_error)?;
-                    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-                    if size > limit {
-                        return Ok(Err(size));
-                    }
-                    let mut out = Vec::new();
-                    std::io::Read::read_to_end(&mut std::io::Read::take(f, limit + 1), &mut out)
+                blocking(
+                    sup.cpu_share().cloned(),
+                    self.deadline,
+                    "pull the file",
+                    move || {
+                        let f = cairn_supervisor::files::open_read(sup.root(), &read_path)
+                            .map_err(path_error)?;
+                        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                        if size > limit {
+                            return Ok(Err(size));
+                        }
+                        let mut out = Vec::new();
+                        std::io::Read::read_to_end(
+                            &mut std::io::Read::take(f, limit + 1),
+                            &mut out,
+                        )
                         .map_err(|e| {
                             path_error(cairn_supervisor::files::FileError::generic(format!(
                                 "read {read_path}: {e}"
                             )))
                         })?;
-                    Ok(Ok(out))
-                })
+                        Ok(Ok(out))
+                    },
+                )
                 .await?
             }
             ContainerBackend::Pebble(c) => {
@@ -584,16 +602,21 @@ impl pebble::HostContainer for StoreState {
         match self.backend(&self_)? {
             ContainerBackend::Embedded(sup) => {
                 listable(&path)?;
-                blocking(self.deadline, "list files", move || {
-                    let list = cairn_supervisor::files::list(
-                        sup.root(),
-                        &path,
-                        pattern.as_deref().unwrap_or(""),
-                        itself,
-                    )
-                    .map_err(path_error)?;
-                    Ok(list.into_iter().map(file_info).collect())
-                })
+                blocking(
+                    sup.cpu_share().cloned(),
+                    self.deadline,
+                    "list files",
+                    move || {
+                        let list = cairn_supervisor::files::list(
+                            sup.root(),
+                            &path,
+                            pattern.as_deref().unwrap_or(""),
+                            itself,
+                        )
+                        .map_err(path_error)?;
+                        Ok(list.into_iter().map(file_info).collect())
+                    },
+                )
                 .await
             }
             ContainerBackend::Pebble(c) => {
@@ -618,15 +641,20 @@ impl pebble::HostContainer for StoreState {
         let owner = ownership(&options);
         match self.backend(&self_)? {
             ContainerBackend::Embedded(sup) => {
-                blocking(self.deadline, "make the directory", move || {
-                    cairn_supervisor::files::make_dir(
-                        sup.root(),
-                        &path,
-                        options.make_parents,
-                        &owner,
-                    )
-                    .map_err(path_error)
-                })
+                blocking(
+                    sup.cpu_share().cloned(),
+                    self.deadline,
+                    "make the directory",
+                    move || {
+                        cairn_supervisor::files::make_dir(
+                            sup.root(),
+                            &path,
+                            options.make_parents,
+                            &owner,
+                        )
+                        .map_err(path_error)
+                    },
+                )
                 .await
             }
             ContainerBackend::Pebble(c) => {
@@ -649,10 +677,15 @@ impl pebble::HostContainer for StoreState {
     ) -> Result<(), pebble::Error> {
         match self.backend(&self_)? {
             ContainerBackend::Embedded(sup) => {
-                blocking(self.deadline, "remove the path", move || {
-                    cairn_supervisor::files::remove(sup.root(), &path, recursive)
-                        .map_err(path_error)
-                })
+                blocking(
+                    sup.cpu_share().cloned(),
+                    self.deadline,
+                    "remove the path",
+                    move || {
+                        cairn_supervisor::files::remove(sup.root(), &path, recursive)
+                            .map_err(path_error)
+                    },
+                )
                 .await
             }
             ContainerBackend::Pebble(c) => {
@@ -724,8 +757,11 @@ impl StoreState {
         match self.backend(&res)? {
             ContainerBackend::Embedded(sup) => {
                 listable(&path)?;
-                blocking(self.deadline, "look up the path", move || {
-                    match cairn_supervisor::files::list(sup.root(), &path, "", true) {
+                blocking(
+                    sup.cpu_share().cloned(),
+                    self.deadline,
+                    "look up the path",
+                    move || match cairn_supervisor::files::list(sup.root(), &path, "", true) {
                         Ok(l) => Ok(Some(
                             l.first().is_some_and(|f| f.type_ == FileType::Directory),
                         )),
@@ -733,8 +769,8 @@ impl StoreState {
                             Ok(None)
                         }
                         Err(e) => Err(path_error(e)),
-                    }
-                })
+                    },
+                )
                 .await
             }
             ContainerBackend::Pebble(c) => {

@@ -237,14 +237,20 @@ async fn until_deadline<T>(
 }
 
 /// Runs blocking work (file I/O, a durable state write) on a blocking thread, awaited until
-/// the event's `deadline`: the guest's worker thread is not held meanwhile.
+/// the event's `deadline`: the guest's worker thread is not held meanwhile. The tenant pays
+/// for it from its CPU `share` (its container's): it waits while the share is in debt, and
+/// the thread's CPU is charged.
 async fn blocking<T: Send + 'static>(
+    share: Option<std::sync::Arc<cairn_supervisor::CpuShare>>,
     deadline: tokio::time::Instant,
     what: &str,
     work: impl FnOnce() -> Result<T, pebble::Error> + Send + 'static,
 ) -> Result<T, pebble::Error> {
     until_deadline(deadline, what, async move {
-        tokio::task::spawn_blocking(work)
+        if let Some(share) = &share {
+            share.wait().await;
+        }
+        cairn_supervisor::share::spawn_blocking_charged(share, work)
             .await
             .map_err(|e| pebble::Error::Connection(format!("cannot {what}: {e}")))?
     })
