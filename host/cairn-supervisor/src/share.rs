@@ -42,6 +42,10 @@ pub struct CpuShare {
     /// Thousandths of a CPU; 0 for no bound.
     millicores: AtomicI64,
     bucket: Mutex<Bucket>,
+    /// Held by the one waiter sleeping off the debt; the others queue on it in order (a
+    /// timer each, all firing together, cost a flood of 500 waiting requests more CPU than
+    /// their work).
+    gate: tokio::sync::Mutex<()>,
     /// Where waits are counted (`host-cpu`).
     hits: Option<Arc<LimitHits>>,
 }
@@ -63,6 +67,7 @@ impl CpuShare {
                 balance: BURST.as_nanos() as i128,
                 updated: Instant::now(),
             }),
+            gate: tokio::sync::Mutex::new(()),
             hits,
         })
     }
@@ -118,17 +123,17 @@ impl CpuShare {
 
     /// Waits until the share is out of debt (counting one `host-cpu` hit if it had to).
     pub async fn wait(&self) {
-        let mut counted = false;
+        if self.debt_wait().is_zero() {
+            return;
+        }
+        if let Some(h) = &self.hits {
+            h.hit("host-cpu");
+        }
+        let _turn = self.gate.lock().await;
         loop {
             let wait = self.debt_wait();
             if wait.is_zero() {
                 return;
-            }
-            if !counted {
-                counted = true;
-                if let Some(h) = &self.hits {
-                    h.hit("host-cpu");
-                }
             }
             tokio::time::sleep(wait).await;
         }

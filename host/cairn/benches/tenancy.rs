@@ -22,7 +22,9 @@
 //!
 //! `cargo bench -p cairn --bench tenancy`; the isolated and strict parts need root (they
 //! are skipped, saying so, without it). `CAIRN_BENCH_ROUNDS` sets the rounds per
-//! measurement (default 200).
+//! measurement (default 200). `CAIRN_BENCH_HOST_CPU` is every daemon's `host-cpu` budget
+//! (default `unlimited`: the rounds are back to back, which the default budget of `100m`
+//! holds to about 20 execs a second, by design; set `100m` to see it).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -53,6 +55,11 @@ impl Daemon {
             .arg(&dir)
             .arg("run")
             .args(flags)
+            .arg("--limit")
+            .arg(format!(
+                "host-cpu={}",
+                std::env::var("CAIRN_BENCH_HOST_CPU").unwrap_or_else(|_| "unlimited".into())
+            ))
             .env("CARGO_TARGET_DIR", cairn_test_programs::GUEST_TARGET_DIR)
             .env(
                 "CAIRN_CACHE_DIR",

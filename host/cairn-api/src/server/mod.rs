@@ -386,33 +386,43 @@ pub async fn serve_with(
     {
         let (api, limits, closed) = (api.clone(), limits.clone(), closed_rx.clone());
         let what = socket.display().to_string();
-        tasks.push(tokio::spawn(async move {
-            let count = Arc::new(AtomicUsize::new(0));
-            let mut backoff = AcceptBackoff::new();
-            loop {
-                let (stream, _) = backoff.accept(&what, || listener.accept()).await;
-                let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
-                // A strict container's root (the first host id of its range) is the admin
-                // of its own Pebble, as root in a pod is.
-                let tenant_root = api.sup.root().and_then(|r| r.ids()).map(|m| m.base);
-                let uid = if tenant_root == Some(uid) { 0 } else { uid };
-                let Some(admission) =
-                    admit_or_refuse(&limits, &count, uid, &stream, |s, b| s.try_write(b))
-                else {
-                    continue;
-                };
-                serve_conn(
-                    api.clone(),
-                    limits.clone(),
-                    Caller::Unix(uid),
-                    Admitted {
-                        io: stream,
-                        _admission: admission,
-                    },
-                    closed.clone(),
-                );
-            }
-        }));
+        // Accepting (and refusing) connections is work for the tenant too: charged to its
+        // share, and held while the share is in debt, so that a workload reconnecting in a
+        // loop waits in the socket's backlog instead of costing the daemon.
+        let share = api.sup.cpu_share().cloned();
+        tasks.push(tokio::spawn(cairn_supervisor::share::Charged::new(
+            async move {
+                let count = Arc::new(AtomicUsize::new(0));
+                let mut backoff = AcceptBackoff::new();
+                loop {
+                    if let Some(share) = api.sup.cpu_share() {
+                        share.wait().await;
+                    }
+                    let (stream, _) = backoff.accept(&what, || listener.accept()).await;
+                    let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
+                    // A strict container's root (the first host id of its range) is the admin
+                    // of its own Pebble, as root in a pod is.
+                    let tenant_root = api.sup.root().and_then(|r| r.ids()).map(|m| m.base);
+                    let uid = if tenant_root == Some(uid) { 0 } else { uid };
+                    let Some(admission) =
+                        admit_or_refuse(&limits, &count, uid, &stream, |s, b| s.try_write(b))
+                    else {
+                        continue;
+                    };
+                    serve_conn(
+                        api.clone(),
+                        limits.clone(),
+                        Caller::Unix(uid),
+                        Admitted {
+                            io: stream,
+                            _admission: admission,
+                        },
+                        closed.clone(),
+                    );
+                }
+            },
+            share,
+        )));
     }
     if let Some(addr) = http {
         let tcp = TcpListener::bind(addr).await?;
