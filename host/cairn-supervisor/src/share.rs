@@ -1,15 +1,16 @@
 //! A tenant's share of the host's own CPU: what the host spends on its behalf on threads
 //! every tenant shares.
 //!
-//! Two kinds of work are charged, measured by the CPU clock of the thread doing it: the
-//! Pebble API's handling of a container's connections (a workload can flood its own
-//! socket: refused layers, notices, services), and the fork of every process the container
-//! starts (services, execs, exec checks; a fork copies the daemon's page tables), and its
-//! durable writes (a toll each, not their wall time, which a busy disk sets). Unpaid, a
-//! flood of refused layers through the socket slowed a calm neighbour's events 1.8× and a
-//! charm starting execs in a loop 2.9×. A [`CpuShare`] is a bucket that refills at the
-//! share's rate up to a burst; work that finds it in debt waits until the debt is paid off.
-//! A well-behaved tenant, using far less than its share, never waits.
+//! Charged, by the CPU clock of the thread doing the work: the Pebble API's handling of a
+//! container's connections, accepting them included (a workload can flood its own socket
+//! with refused layers, notices, services); blocking work done for the tenant (a layer
+//! parsed, a plan rendered, a charm's file call); the fork of every process its containers
+//! start, with a [`FORK_TOLL`]; and its durable writes, with a [`WRITE_TOLL`] each instead
+//! of their wall time (which a busy disk sets). Unpaid, a flood of refused layers through
+//! the socket slowed a calm neighbour's events 1.8× and a charm starting execs in a loop
+//! 2.9×. A [`CpuShare`] is a bucket that refills at the share's rate up to a burst; work
+//! that finds it in debt waits until the debt is paid off. A well-behaved tenant, using far
+//! less than its share, never waits.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -811,8 +811,8 @@ async fn deliver(
         }
     }
     // A tenant whose workload or events took more than its share of the host (a flood of
-    // notices through its socket, each one an event and a record write) waits for it here,
-    // not its neighbours. Removal still interrupts the wait.
+    // notices or execs through its socket) waits for it here, not its neighbours; the
+    // event's deadline starts after. Removal still interrupts the wait.
     tokio::select! {
         biased;
         _ = bounds.interrupt.interrupted() => {}
