@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
+use cairn_supervisor::share::thread_cpu;
 use nix::libc;
 
 /// CPU an event may use at full priority (a calm event of the examples uses < 1 ms).
@@ -42,17 +43,6 @@ thread_local! {
     /// On an event thread running an event: its CPU clock when the event began and
     /// whether it was demoted.
     static EVENT: Cell<Option<(Duration, bool)>> = const { Cell::new(None) };
-}
-
-/// This thread's CPU time.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to write to; the clock id is a constant.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Sets the calling thread's scheduling policy (Linux: pid 0 is the calling thread), its

@@ -178,17 +178,13 @@ pub(crate) fn spawn_in(
     let job: Job = Box::new(move || {
         let reg = registry();
         let mut waiting = reg.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        let cpu = crate::share::thread_cpu();
-        let spawned = match &ns {
-            Some(ns) => {
-                crate::namespaces::fork_in_pid_ns(ns.pid_ns(), || cmd.spawn()).and_then(|r| r)
-            }
-            None => cmd.spawn(),
-        };
-        if let Some(share) = &share {
-            let forked = crate::share::thread_cpu().saturating_sub(cpu);
-            share.charge(forked + crate::share::FORK_TOLL);
-        }
+        let spawned =
+            crate::share::charged(share.as_deref(), crate::share::FORK_TOLL, || match &ns {
+                Some(ns) => {
+                    crate::namespaces::fork_in_pid_ns(ns.pid_ns(), || cmd.spawn()).and_then(|r| r)
+                }
+                None => cmd.spawn(),
+            });
         let result = spawned.map(|child| {
             let (exit_tx, exit_rx) = oneshot::channel();
             waiting.insert(child.id() as i32, exit_tx);

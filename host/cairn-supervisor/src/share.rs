@@ -92,12 +92,6 @@ impl CpuShare {
         b.balance
     }
 
-    /// Charges a durable write whose serialising and writing took `cpu` of the writer's
-    /// thread, with its [`WRITE_TOLL`].
-    pub fn charge_write(&self, cpu: Duration) {
-        self.charge(cpu + WRITE_TOLL);
-    }
-
     /// Charges `cpu` to the share.
     pub fn charge(&self, cpu: Duration) {
         if self.rate() == 0 {
@@ -163,14 +157,22 @@ impl<F: Future> Future for Charged<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        let Some(share) = &this.share else {
-            return this.inner.as_mut().poll(cx);
-        };
-        let start = thread_cpu();
-        let r = this.inner.as_mut().poll(cx);
-        share.charge(thread_cpu().saturating_sub(start));
-        r
+        charged(this.share.as_deref(), Duration::ZERO, || {
+            this.inner.as_mut().poll(cx)
+        })
     }
+}
+
+/// Runs `work` on the calling thread and charges its CPU for it, plus `toll`, to `share`
+/// (when there is one): the one measure of everything charged to a share.
+pub fn charged<T>(share: Option<&CpuShare>, toll: Duration, work: impl FnOnce() -> T) -> T {
+    let Some(share) = share else {
+        return work();
+    };
+    let start = thread_cpu();
+    let done = work();
+    share.charge(thread_cpu().saturating_sub(start) + toll);
+    done
 }
 
 /// Runs `work` on tokio's blocking pool with the thread's CPU for it charged to `share`
@@ -180,16 +182,7 @@ pub async fn spawn_blocking_charged<T: Send + 'static>(
     share: Option<Arc<CpuShare>>,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tokio::task::JoinError> {
-    tokio::task::spawn_blocking(move || {
-        let Some(share) = share else {
-            return work();
-        };
-        let start = thread_cpu();
-        let done = work();
-        share.charge(thread_cpu().saturating_sub(start));
-        done
-    })
-    .await
+    tokio::task::spawn_blocking(move || charged(share.as_deref(), Duration::ZERO, work)).await
 }
 
 /// A rate of at least one thousandth of a CPU, or 0 for none.

@@ -277,14 +277,13 @@ impl Inner {
                 notices,
                 identities,
             };
-            let cpu = crate::share::thread_cpu();
-            let written = serde_json::to_vec(&state)
-                .map_err(std::io::Error::other)
-                .and_then(|data| persist::atomic_write(&self.dir.join(STATE_FILE), &data));
             // The disk is the host's too: the tenant pays for its writes.
-            if let Some(share) = &self.container.share {
-                share.charge_write(crate::share::thread_cpu().saturating_sub(cpu));
-            }
+            let share = self.container.share.as_deref();
+            let written = crate::share::charged(share, crate::share::WRITE_TOLL, || {
+                serde_json::to_vec(&state)
+                    .map_err(std::io::Error::other)
+                    .and_then(|data| persist::atomic_write(&self.dir.join(STATE_FILE), &data))
+            });
             let failure = written.err().map(|e| {
                 let mut state = self.state.lock().unwrap();
                 for undo in taken.undos.into_iter().rev() {

@@ -203,10 +203,6 @@ pub(crate) struct UnitSettings {
     pub(crate) metrics: Arc<super::metrics::AppMetrics>,
     /// The host's relations: what events see of them, and where their writes go.
     pub(crate) relations: Arc<RelationStore>,
-    /// The app's share of the host's CPU (its view's): an event waits for it before it runs.
-    /// (The unit's record writes are the host's bookkeeping, not charged: a tenant whose
-    /// operator changes its config often would pay for it.)
-    pub(crate) share: Arc<cairn_supervisor::CpuShare>,
 }
 
 /// The file of a unit's record in its directory.
@@ -812,11 +808,14 @@ async fn deliver(
     }
     // A tenant whose workload or events took more than its share of the host (a flood of
     // notices or execs through its socket) waits for it here, not its neighbours; the
-    // event's deadline starts after. Removal still interrupts the wait.
+    // event's deadline starts after. Removal still interrupts the wait. (The unit's record
+    // writes are the host's bookkeeping, not charged: a tenant whose operator changes its
+    // config often would pay for them.)
+    let share = unit.settings.app.lock().unwrap().share.clone();
     tokio::select! {
         biased;
         _ = bounds.interrupt.interrupted() => {}
-        _ = unit.settings.share.wait() => {}
+        _ = share.wait() => {}
     }
     let (mut ctx, charm, generation) = unit.context(event);
     // An action run: mark it running; the charm's report goes into its record.
@@ -1061,7 +1060,6 @@ mod tests {
             actions: Arc::new(ActionStore::open(dir.path().join("actions")).unwrap()),
             metrics: Default::default(),
             relations: Arc::new(RelationStore::open(dir.path())),
-            share: app.lock().unwrap().share.clone(),
         };
         std::fs::create_dir_all(&settings.dir).unwrap();
         let record = UnitRecord {

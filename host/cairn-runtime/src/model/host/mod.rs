@@ -748,7 +748,6 @@ impl Host {
             actions: self.inner.actions.clone(),
             metrics: self.inner.metrics.app(&app.record.name),
             relations: self.inner.relations.clone(),
-            share: app.view.lock().unwrap().share.clone(),
         };
         let unit = Unit::start(settings, record, self.inner.runtime.clone());
         Ok(UnitHandle { unit, apis })
@@ -1371,9 +1370,9 @@ impl Host {
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        let end_app = |end: &str| end.split(':').next().unwrap_or(end).to_string();
+        let end_wanted = |end: &str| wanted(end.split(':').next().unwrap_or(end));
         let mut relations = self.inner.relations.report();
-        relations.retain(|r| wanted(&end_app(&r.provider)) || wanted(&end_app(&r.requirer)));
+        relations.retain(|r| end_wanted(&r.provider) || end_wanted(&r.requirer));
         StatusReport {
             model: self.inner.config.model.clone(),
             apps: out,
