@@ -19,7 +19,7 @@
 use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
 use cairn_supervisor::share::thread_cpu;
@@ -81,22 +81,25 @@ pub async fn run<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) ->
     let mut job: Job = Box::new(move || {
         let _ = tx.send(job());
     });
-    loop {
-        let idle = IDLE_THREADS.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match idle {
-            // A thread that ended meanwhile hands the job back.
-            Some((_, thread)) => match thread.send(job) {
-                Ok(()) => break,
-                Err(e) => job = e.0,
-            },
-            None => {
-                if let Err(e) = spawn(job) {
-                    tracing::error!("cannot start an event thread: {e}");
-                    return None;
-                }
-                break;
+    // Handed over under the pool's lock, which an idle thread also takes to leave the
+    // pool: a thread still listed is still listening (and its channel, of one, is empty).
+    let unsent = {
+        let mut idle = IDLE_THREADS.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match idle.pop() {
+                Some((_, thread)) => match thread.try_send(job) {
+                    Ok(()) => break None,
+                    Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => job = j,
+                },
+                None => break Some(job),
             }
         }
+    };
+    if let Some(job) = unsent
+        && let Err(e) = spawn(job)
+    {
+        tracing::error!("cannot start an event thread: {e}");
+        return None;
     }
     rx.await.ok()
 }
@@ -128,8 +131,8 @@ fn event_thread(first: Job, me: SyncSender<Job>, jobs: Receiver<Job>, id: u64) {
         match jobs.recv_timeout(IDLE) {
             Ok(next) => job = next,
             Err(_) => {
-                // Idle too long: leave the pool. A job sent after the timeout, before the
-                // sender was taken out, is handed back by the failed send.
+                // Idle too long: leave the pool. A job handed over before this thread left
+                // it (under the same lock) is already in the channel.
                 let mut idle = IDLE_THREADS.lock().unwrap_or_else(|e| e.into_inner());
                 idle.retain(|(other, _)| *other != id);
                 drop(idle);
