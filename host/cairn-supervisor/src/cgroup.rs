@@ -23,7 +23,6 @@
 
 use std::collections::HashSet;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -603,7 +602,7 @@ impl Cgroup {
     /// supervisor; Linux 5.16 and the stable kernels it was backported to). A child that
     /// cannot join a hierarchy carrying one of its limits fails to start; one that cannot
     /// join a tracking-only one runs anyway, tracked by its group record.
-    pub(crate) fn enter_in_child(&self, cmd: &mut std::process::Command) {
+    pub(crate) fn enter_in_child(&self, cmd: &mut crate::spawn::Command) {
         // Opened now and held by the hook until the command is dropped, after its spawn.
         let mut procs: Vec<(OwnedFd, bool)> = Vec::new();
         let mut missing: Option<std::io::Error> = None;

@@ -47,7 +47,7 @@ impl Inner {
             inner.container.wait_share().await;
             let started = Mutex::new(None);
             let label = format!("exec {}", ctx.id);
-            let spawn = |cmd: std::process::Command| {
+            let spawn = |cmd: crate::spawn::Command| {
                 let spawned =
                     inner
                         .services

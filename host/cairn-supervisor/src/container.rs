@@ -28,7 +28,7 @@ pub(crate) struct ContainerEnv {
 
 impl ContainerEnv {
     /// Makes the child of `cmd` join the container's cgroup between fork and exec.
-    pub(crate) fn enter_cgroup(&self, cmd: &mut std::process::Command) {
+    pub(crate) fn enter_cgroup(&self, cmd: &mut crate::spawn::Command) {
         if let Some(cg) = &self.cgroup {
             cg.lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -79,9 +79,9 @@ impl ContainerEnv {
     /// it has one, its fork charged to the tenant's CPU share.
     pub(crate) fn spawn(
         &self,
-        cmd: std::process::Command,
+        cmd: crate::spawn::Command,
     ) -> std::io::Result<(
-        std::process::Child,
+        crate::spawn::Child,
         tokio::sync::oneshot::Receiver<crate::reaper::ExitCode>,
     )> {
         crate::reaper::spawn_in(cmd, self.pid_ns(), self.share.clone())

@@ -10,10 +10,9 @@
 //! records the exit code (128 + the signal for a killed command) in its `exit-code` data;
 //! a timeout kills the command and fails the task with Pebble's "timed out" text.
 
+use crate::spawn::Stdio;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -299,9 +298,9 @@ pub(crate) struct Finished {
 /// supervisor opened after a crash terminates it (`ServiceManager::spawn_recorded`).
 pub(crate) type Spawn<'a> = &'a (
         dyn Fn(
-    std::process::Command,
+    crate::spawn::Command,
 ) -> std::io::Result<(
-    std::process::Child,
+    crate::spawn::Child,
     tokio::sync::oneshot::Receiver<crate::reaper::ExitCode>,
 )> + Send
             + Sync
@@ -447,7 +446,7 @@ pub(crate) async fn run(
             ));
         }
     }
-    let mut cmd = std::process::Command::new(&args.command[0]);
+    let mut cmd = crate::spawn::Command::new(&args.command[0]);
     cmd.args(&args.command[1..]).env_clear().envs(&env);
     let creds = args.user_id.zip(args.group_id);
     if let Err(e) = crate::sandbox::place(&mut cmd, root.as_ref(), &dir, creds) {
@@ -626,7 +625,6 @@ pub(crate) async fn run(
             },
         }
     };
-    drop(child);
     stdin_task.abort();
     // Output is drained before the task ends (the change stays open until then). With a
     // terminal, the master reads EIO once the last writer is gone.

@@ -31,7 +31,6 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -321,7 +320,7 @@ impl Groups {
     /// rewritten meanwhile.
     pub(crate) fn record_in_child(
         &mut self,
-        cmd: &mut std::process::Command,
+        cmd: &mut crate::spawn::Command,
         service: &str,
         kill_delay: Duration,
     ) {

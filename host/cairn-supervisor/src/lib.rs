@@ -44,6 +44,7 @@ mod runner;
 pub mod sandbox;
 pub mod services;
 pub mod share;
+pub mod spawn;
 mod state;
 pub mod timefmt;
 mod users;

@@ -845,11 +845,12 @@ impl ChildSetup {
         // SAFETY: plain system calls on the child's own state and stack memory.
         unsafe {
             setns(self.user, libc::CLONE_NEWUSER)?;
-            check(libc::setgroups(0, std::ptr::null()))?;
-            check(libc::setresgid(gid, gid, gid))?;
+            // Raw calls: the child shares the supervisor's memory (`spawn`).
+            check(crate::spawn::sys::setgroups_none())?;
+            check(crate::spawn::sys::setresgid(gid, gid, gid))?;
             // The uid was not the namespace's root before: capabilities survive the switch
             // whatever the target, and are set explicitly below.
-            check(libc::setresuid(uid, uid, uid))?;
+            check(crate::spawn::sys::setresuid(uid, uid, uid))?;
             let mut keep: u64 = 0;
             for c in ROOT_CAPS {
                 keep |= 1 << c;

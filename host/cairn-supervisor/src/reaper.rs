@@ -14,9 +14,8 @@
 //! each with `PR_SET_PDEATHSIG` = SIGKILL, so that none outlives a supervisor process that
 //! dies before it could stop or record them.
 
+use crate::spawn::{Child, Command};
 use std::collections::HashMap;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -239,8 +238,7 @@ pub(crate) fn on_spawner<T: Send + 'static>(
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::process::CommandExt;
-    use std::process::Command;
+    use crate::spawn::Command;
     use std::time::{Duration, Instant};
 
     /// A spawn waits for its child to exec; one that takes long (here a child sleeping
@@ -262,8 +260,8 @@ mod tests {
                         Ok(())
                     });
                 }
-                let (mut child, _exit) = super::spawn(cmd).unwrap();
-                let _ = child.wait();
+                let (_child, exit) = super::spawn(cmd).unwrap();
+                let _ = exit.await;
             });
             // Well inside the spawn (this thread is not the worker; the runtime's timer may
             // be waiting for the worker too).
@@ -283,7 +281,7 @@ mod tests {
     /// whole supervisor process kills it.
     #[test]
     fn a_child_outlives_the_thread_that_asked_for_it() {
-        let (mut child, _exit) = std::thread::spawn(|| {
+        let (child, _exit) = std::thread::spawn(|| {
             let mut cmd = Command::new("sleep");
             cmd.arg("1011");
             super::spawn(cmd).unwrap()

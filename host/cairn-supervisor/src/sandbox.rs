@@ -21,12 +21,11 @@
 //! host's processes in `/proc` (and through `/proc/<pid>/root`, the filesystems of those
 //! of its own uid). Run untrusted workloads as a `user:` of their own, not root.
 
+use crate::spawn::Command;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
@@ -628,9 +627,10 @@ impl Root {
                 if let Some(st) = &strict {
                     st.enter_user()?;
                 } else if let Some((uid, gid)) = creds {
-                    check(libc::setgroups(0, std::ptr::null()))?;
-                    check(libc::setgid(gid))?;
-                    check(libc::setuid(uid))?;
+                    // Raw calls: the child shares the supervisor's memory (`spawn`).
+                    check(crate::spawn::sys::setgroups_none())?;
+                    check(crate::spawn::sys::setresgid(gid, gid, gid))?;
+                    check(crate::spawn::sys::setresuid(uid, uid, uid))?;
                 }
                 Ok(())
             });

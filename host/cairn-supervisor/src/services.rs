@@ -7,10 +7,9 @@
 //! `on-success`/`on-failure` (restart with backoff by default). Timers are tokio tasks
 //! that carry the state epoch they were armed in, so a stale timer does nothing.
 
+use crate::spawn::{Command, Stdio};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -262,7 +261,7 @@ impl ServiceManager {
         mut cmd: Command,
         label: &str,
         kill_delay: Duration,
-    ) -> std::io::Result<(std::process::Child, oneshot::Receiver<reaper::ExitCode>)> {
+    ) -> std::io::Result<(crate::spawn::Child, oneshot::Receiver<reaper::ExitCode>)> {
         // Off the runtime's worker: the lock below waits for other spawns of the container.
         reaper::off_worker(|| {
             // Held across the spawn: the journal the child appends to stays the current one.
@@ -688,7 +687,7 @@ impl ServiceManager {
         };
         let mut cmd = Command::new(&program);
         // argv[0] stays the name the layer gave (Go's cmd.Args[0]).
-        std::os::unix::process::CommandExt::arg0(&mut cmd, &args[0]);
+        cmd.arg0(&args[0]);
         cmd.args(rest).process_group(0).stdin(Stdio::null());
         let mut env: HashMap<String, String> = self.container.base_env().into_iter().collect();
         let mut svc_env = s.config.environment.clone();
@@ -750,7 +749,6 @@ impl ServiceManager {
         tokio::spawn(async move {
             let code = exit.await.unwrap_or(-1);
             let _ = tokio::time::timeout(wait_delay, reader).await;
-            drop(child);
             if let Some(m) = me.upgrade() {
                 m.groups.lock().unwrap().leader_exited(pid);
                 m.exited(&name, generation, code);

@@ -2,7 +2,6 @@
 //! check's timeout, with Pebble's failure texts.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use cairn_plan::{Check, ContextOptions, Plan};
@@ -209,10 +208,10 @@ async fn exec_check(
             ))
         })?
     };
-    let mut cmd = std::process::Command::new(&program);
-    std::os::unix::process::CommandExt::arg0(&mut cmd, &args[0]);
+    let mut cmd = crate::spawn::Command::new(&program);
+    cmd.arg0(&args[0]);
     cmd.args(&args[1..])
-        .stdin(std::process::Stdio::null())
+        .stdin(crate::spawn::Stdio::null())
         .process_group(0);
     let mut env: BTreeMap<String, String> = container.base_env().into_iter().collect();
     env.extend(exec.environment.clone());
@@ -264,7 +263,6 @@ async fn exec_check(
     let mut guard = KillOnDrop(pid, false);
     let code = exit.await.unwrap_or(-1);
     guard.1 = true;
-    drop(child);
     let out = tokio::time::timeout(Duration::from_secs(1), output)
         .await
         .ok()

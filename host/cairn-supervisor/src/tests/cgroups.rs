@@ -3,7 +3,6 @@
 //! killed with it; each cgroup version's code is run on its own where the host has it.
 //! And one supervisor per container directory.
 
-use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use super::procs::cgroups_available;
@@ -241,12 +240,12 @@ async fn exec_checks_run_in_the_container_cgroup() {
 fn spawn_in(
     cg: &Cgroup,
     command: &str,
-) -> (std::process::Child, tokio::sync::oneshot::Receiver<i32>) {
-    let mut cmd = std::process::Command::new("sh");
+) -> (crate::spawn::Child, tokio::sync::oneshot::Receiver<i32>) {
+    let mut cmd = crate::spawn::Command::new("sh");
     cmd.args(["-c", command])
         .process_group(0)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stdout(crate::spawn::Stdio::null())
+        .stderr(crate::spawn::Stdio::null());
     cg.enter_in_child(&mut cmd);
     crate::reaper::spawn(cmd).unwrap()
 }
