@@ -80,8 +80,17 @@ pub struct UnitRecord {
     pub queue: VecDeque<Event>,
     /// Deferred events, re-delivered before the next event.
     pub deferred: Vec<Event>,
-    /// Recent deliveries.
+    /// Recent deliveries. Kept in [`HISTORY_FILE`] beside the record, one line appended
+    /// per entry, so that an event's record write does not rewrite the whole history;
+    /// still read from records older versions wrote.
+    #[serde(skip_serializing)]
     pub history: VecDeque<HistoryEntry>,
+    /// Entries recorded but not yet appended to [`HISTORY_FILE`] (the next save does).
+    #[serde(skip)]
+    pub(crate) unwritten: Vec<HistoryEntry>,
+    /// The lines [`HISTORY_FILE`] had when the record was loaded.
+    #[serde(skip)]
+    pub(crate) history_file_lines: usize,
     /// Set once `remove` was asked for: the actor exits when the queue is empty.
     pub removing: bool,
     /// The app's config generation this unit was last given a `config-changed` for (the
@@ -145,15 +154,45 @@ impl UnitRecord {
         }
     }
 
-    /// Reads the record a unit left in its directory.
+    /// Reads the record a unit left in its directory, with its history.
     pub(crate) fn load(dir: &Path) -> Result<Self, RuntimeError> {
         let path = dir.join(RECORD_FILE);
         let data = std::fs::read(&path).map_err(|e| RuntimeError::io("read", &path, e))?;
-        serde_json::from_slice(&data).map_err(|source| RuntimeError::Record {
-            action: "parse",
-            path,
-            source,
-        })
+        let mut rec: UnitRecord =
+            serde_json::from_slice(&data).map_err(|source| RuntimeError::Record {
+                action: "parse",
+                path,
+                source,
+            })?;
+        let history = dir.join(HISTORY_FILE);
+        match std::fs::read(&history) {
+            Ok(data) => {
+                rec.history_file_lines = if data.last().is_some_and(|b| *b != b'\n') {
+                    // A line a crash cut short: the next save rewrites the file rather
+                    // than append to that line.
+                    2 * MAX_HISTORY + 1
+                } else {
+                    data.iter().filter(|b| **b == b'\n').count()
+                };
+                rec.history = parse_history(&data);
+            }
+            // A record an older version wrote carries its history: it moves to the file.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                rec.unwritten = rec.history.iter().cloned().collect()
+            }
+            Err(e) => return Err(RuntimeError::io("read", &history, e)),
+        }
+        Ok(rec)
+    }
+
+    /// Adds `h` to the history (the oldest entries beyond [`MAX_HISTORY`] are forgotten);
+    /// the next save appends it to the history file.
+    pub(crate) fn record_history(&mut self, h: HistoryEntry) {
+        self.history.push_back(h.clone());
+        while self.history.len() > MAX_HISTORY {
+            self.history.pop_front();
+        }
+        self.unwritten.push(h);
     }
 }
 
@@ -208,6 +247,23 @@ pub(crate) struct UnitSettings {
 /// The file of a unit's record in its directory.
 pub(crate) const RECORD_FILE: &str = "unit.json";
 
+/// The file of a unit's history in its directory: one JSON entry per line, appended to;
+/// rewritten with the last [`MAX_HISTORY`] entries once it holds twice as many.
+pub(crate) const HISTORY_FILE: &str = "history.jsonl";
+
+/// The last [`MAX_HISTORY`] entries of a history file; a line a crash cut short (or any
+/// line that does not parse) is skipped.
+fn parse_history(data: &[u8]) -> VecDeque<HistoryEntry> {
+    let mut out: VecDeque<HistoryEntry> = data
+        .split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice(line).ok())
+        .collect();
+    while out.len() > MAX_HISTORY {
+        out.pop_front();
+    }
+    out
+}
+
 /// A running unit: its state, its actor, and the tasks that feed its queue (the
 /// update-status ticker and one notice and one shutdown watcher per container).
 pub(crate) struct Unit {
@@ -227,11 +283,12 @@ impl Unit {
             .iter()
             .map(|(n, s)| (n.clone(), ContainerBackend::Embedded(s.clone())))
             .collect();
+        let history_lines = record.history_file_lines;
         let shared = Arc::new(UnitShared {
             settings,
             backends,
             record: Mutex::new(record),
-            writer: Mutex::new(Writer::Open),
+            writer: Mutex::new(Writer::Open { history_lines }),
             wake: Notify::new(),
             interrupt: Interrupt::new(),
             resolve: Mutex::new(None),
@@ -389,8 +446,8 @@ impl Unit {
 /// Whether a unit's record may still be written.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Writer {
-    /// Saves go to `unit.json`.
-    Open,
+    /// Saves go to `unit.json` and `history.jsonl`, which has `history_lines` lines.
+    Open { history_lines: usize },
     /// The unit was stopped or removed: saves are dropped (its directory may be gone).
     Closed,
 }
@@ -428,15 +485,21 @@ impl UnitShared {
         self.record.lock().unwrap().name.clone()
     }
 
-    /// Persists the record atomically: the one writer of `unit.json`.
+    /// Persists the record atomically, then appends the new history entries: the one
+    /// writer of `unit.json` and `history.jsonl`.
     fn save(&self) {
-        let writer = self.writer.lock().unwrap();
-        if *writer == Writer::Closed {
-            return;
-        }
-        let data = {
-            let rec = self.record.lock().unwrap();
-            serde_json::to_vec(&*rec)
+        let mut writer = self.writer.lock().unwrap();
+        let lines = match &mut *writer {
+            Writer::Closed => return,
+            Writer::Open { history_lines } => history_lines,
+        };
+        let (data, unwritten, kept) = {
+            let mut rec = self.record.lock().unwrap();
+            let unwritten = std::mem::take(&mut rec.unwritten);
+            // Rewritten whole once twice as long as what is kept: a copy of the kept part.
+            let kept = (*lines + unwritten.len() > 2 * MAX_HISTORY)
+                .then(|| rec.history.iter().cloned().collect::<Vec<_>>());
+            (serde_json::to_vec(&*rec), unwritten, kept)
         };
         match data {
             Ok(d) => {
@@ -446,6 +509,16 @@ impl UnitShared {
                 }
             }
             Err(e) => tracing::error!("cannot encode unit state: {e}"),
+        }
+        let path = self.settings.dir.join(HISTORY_FILE);
+        let written = match kept {
+            Some(all) => write_history(&path, &all, false).map(|()| all.len()),
+            None if unwritten.is_empty() => return,
+            None => write_history(&path, &unwritten, true).map(|()| *lines + unwritten.len()),
+        };
+        match written {
+            Ok(n) => *lines = n,
+            Err(e) => tracing::error!("cannot write unit history: {e}"),
         }
     }
 
@@ -472,15 +545,12 @@ impl UnitShared {
                 rec.name,
                 ev.name()
             );
-            rec.history.push_back(HistoryEntry {
+            rec.record_history(HistoryEntry {
                 time: crate::now(),
                 event: ev.name(),
                 outcome: "skipped: resolved with --no-retry".into(),
                 duration_us: 0,
             });
-            while rec.history.len() > MAX_HISTORY {
-                rec.history.pop_front();
-            }
         }
         true
     }
@@ -581,6 +651,26 @@ impl UnitShared {
 /// Appends `logs` to the log file at `path`, first moving it to `<path>.1` (replacing the
 /// one there) when it has reached `rotate` bytes: however many events a unit has, its log
 /// takes at most twice `rotate` plus one event's lines.
+/// Appends `entries` to the history file at `path` (`append`), or replaces it with them
+/// atomically. Appends are not synced: a crash may lose the last entries, or cut the last
+/// line short, which a reader skips.
+fn write_history(path: &Path, entries: &[HistoryEntry], append: bool) -> std::io::Result<()> {
+    let mut data = Vec::new();
+    for h in entries {
+        serde_json::to_writer(&mut data, h)?;
+        data.push(b'\n');
+    }
+    if !append {
+        return cairn_supervisor::persist::atomic_write(path, &data);
+    }
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(&data)
+}
+
 fn append_log_file(path: &Path, logs: &[LogLine], rotate: u64) -> std::io::Result<()> {
     use std::io::Write;
     if std::fs::metadata(path).is_ok_and(|m| m.len() >= rotate) {
@@ -718,7 +808,7 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
                             dropped.name()
                         );
                         tracing::warn!("{message}");
-                        rec.history.push_back(HistoryEntry {
+                        rec.record_history(HistoryEntry {
                             time: crate::now(),
                             event: dropped.name(),
                             outcome: format!("dropped: over the budget of {cap} deferred events"),
@@ -794,15 +884,12 @@ async fn deliver(
         {
             // The relation went while the event waited (Juju drops such hooks too).
             let mut rec = unit.record.lock().unwrap();
-            rec.history.push_back(HistoryEntry {
+            rec.record_history(HistoryEntry {
                 time: crate::now(),
                 event: name,
                 outcome: format!("skipped: relation {} is gone", r.relation_id),
                 duration_us: 0,
             });
-            while rec.history.len() > MAX_HISTORY {
-                rec.history.pop_front();
-            }
             return Ok(Outcome::Handled);
         }
     }
@@ -942,10 +1029,7 @@ async fn deliver(
             (Err(()), entry(format!("error: {failure}")))
         }
     };
-    rec.history.push_back(h);
-    while rec.history.len() > MAX_HISTORY {
-        rec.history.pop_front();
-    }
+    rec.record_history(h);
     drop(rec);
     unit.settings.relations.send(sends);
     result
@@ -1296,6 +1380,70 @@ mod tests {
         let r = UnitRecord::load(dir.path()).unwrap();
         assert_eq!(r.name, "t/0");
         assert!(r.queue.is_empty() && !r.removing);
+    }
+
+    fn entry(i: usize) -> HistoryEntry {
+        HistoryEntry {
+            time: "2026-12-03T00:00:00Z".into(),
+            event: format!("e{i}"),
+            outcome: "handled".into(),
+            duration_us: i as u64,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_is_appended_beside_the_record_and_rewritten_to_what_is_kept() {
+        let dir = TempDir::new("history");
+        let (mut unit, _app) = start(&dir, "ok", &[]);
+        until(&unit, "started", |r| r.queue.is_empty()).await;
+        unit.abort();
+        let shared = unit.shared.clone();
+        let n = 2 * MAX_HISTORY + 10;
+        for i in 0..n {
+            shared.record.lock().unwrap().record_history(entry(i));
+            shared.save();
+        }
+        let path = dir.path().join("unit");
+        let record = std::fs::read_to_string(path.join(RECORD_FILE)).unwrap();
+        assert!(!record.contains("\"history\""), "{record}");
+        let file = std::fs::read_to_string(path.join(HISTORY_FILE)).unwrap();
+        let lines = file.lines().count();
+        assert!(
+            (MAX_HISTORY..=2 * MAX_HISTORY).contains(&lines),
+            "{lines} lines"
+        );
+        let loaded = UnitRecord::load(&path).unwrap();
+        assert_eq!(loaded.history, shared.record.lock().unwrap().history);
+        assert_eq!(loaded.history.len(), MAX_HISTORY);
+        assert_eq!(loaded.history.back(), Some(&entry(n - 1)));
+        // A line a crash cut short is skipped, and not appended to.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path.join(HISTORY_FILE))
+            .unwrap();
+        std::io::Write::write_all(&mut f, br#"{"time":"2026-12-"#).unwrap();
+        let loaded = UnitRecord::load(&path).unwrap();
+        assert_eq!(loaded.history.back(), Some(&entry(n - 1)));
+        *shared.record.lock().unwrap() = loaded;
+        *shared.writer.lock().unwrap() = Writer::Open {
+            history_lines: shared.record.lock().unwrap().history_file_lines,
+        };
+        shared.record.lock().unwrap().record_history(entry(n));
+        shared.save();
+        let loaded = UnitRecord::load(&path).unwrap();
+        assert_eq!(loaded.history.back(), Some(&entry(n)));
+        assert_eq!(loaded.history.len(), MAX_HISTORY);
+    }
+
+    #[test]
+    fn a_record_carrying_its_history_moves_it_to_the_history_file() {
+        let dir = TempDir::new("old-history");
+        let old = serde_json::json!({"name": "t/0", "history": [entry(1), entry(2)]});
+        std::fs::write(dir.path().join(RECORD_FILE), old.to_string()).unwrap();
+        let r = UnitRecord::load(dir.path()).unwrap();
+        assert_eq!(r.history, [entry(1), entry(2)]);
+        assert_eq!(r.unwritten, [entry(1), entry(2)]);
+        assert!(!dir.path().join(HISTORY_FILE).exists());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -700,6 +700,7 @@ impl Host {
             None => {
                 // Before the unit's one writer starts: its temps are of a write a crash cut.
                 cairn_supervisor::persist::remove_stale_temps(&dir, super::unit::RECORD_FILE);
+                cairn_supervisor::persist::remove_stale_temps(&dir, super::unit::HISTORY_FILE);
                 UnitRecord::load(&dir)?
             }
         };
