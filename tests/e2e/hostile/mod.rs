@@ -11,7 +11,9 @@
 //! the new count with nothing queued, talking to the control socket directly (a CLI process
 //! per poll would measure process start-up, not the host) and asking for `calm`'s status
 //! only (a report of every tenant grows with the attacker's services); one figure is the
-//! median of a few rounds. Each test prints its figures (`baseline`, `during`) for the record.
+//! median of a few rounds. An attack made of events that end is measured in alternating
+//! blocks, beside the attacker's well-behaved events and beside its attack. Each test prints
+//! its figures (`baseline`, `during`) for the record.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -50,6 +52,23 @@ fn control_at(socket: &Path, request: &Value) -> Result<Value> {
         Some(v) => Ok(v.take()),
         None => bail!("control request {request} failed: {line}"),
     }
+}
+
+/// How many pairs of blocks (beside well-behaved events, beside the attack) a repeated
+/// attack's figures are measured in ([`Calm::beside_repeated`]).
+const BLOCKS: usize = 5;
+
+/// The median of `rounds` (printed, in milliseconds, labelled `what`).
+fn median(rounds: &mut [Duration], what: &str) -> Duration {
+    eprintln!(
+        "  {what} rounds: {:?}",
+        rounds
+            .iter()
+            .map(|d| (d.as_secs_f64() * 1e4).round() / 10.0)
+            .collect::<Vec<_>>()
+    );
+    rounds.sort();
+    rounds[rounds.len() / 2]
 }
 
 /// The slowdown of the calm tenant tolerated during an attack, when checked.
@@ -111,14 +130,7 @@ impl<'a> Calm<'a> {
         let mut all = (0..ROUNDS)
             .map(|_| self.one())
             .collect::<Result<Vec<_>>>()?;
-        eprintln!(
-            "  calm rounds: {:?}",
-            all.iter()
-                .map(|d| (d.as_secs_f64() * 1e4).round() / 10.0)
-                .collect::<Vec<_>>()
-        );
-        all.sort();
-        Ok(all[ROUNDS / 2])
+        Ok(median(&mut all, "calm"))
     }
 
     /// Measures the baseline, runs `attack` (which starts the attack and returns once it
@@ -134,11 +146,13 @@ impl<'a> Calm<'a> {
     }
 
     /// [`Calm::beside`] for an attack made of events that end (a flood in one event): runs
-    /// `first` (which makes the attack once and checks what it gave), then keeps `app`
-    /// repeating it with a [`Repeat`] while the calm tenant is measured again. The baseline
-    /// is measured with `app` repeating well-behaved events (`mode=ok`) the same way: what
-    /// is compared is the attack, not the config changes that keep it going (which the
-    /// host's operator makes, not the tenant).
+    /// `first` (which sets `app`'s `mode` to the attack, makes it once and checks what it
+    /// gave), then measures the calm tenant in [`BLOCKS`] pairs of blocks: one with `app`
+    /// repeating well-behaved events (`mode=ok`), one with it repeating the attack, each
+    /// kept going by a [`Repeat`]. What is compared is the attack, not the config changes
+    /// that keep it going (which the host's operator makes, not the tenant); and the
+    /// blocks alternate, so that a change of the machine's own load (a neighbour VM, the
+    /// disk) during the test weighs on both sides alike.
     pub(super) fn beside_repeated(
         &mut self,
         what: &str,
@@ -146,17 +160,34 @@ impl<'a> Calm<'a> {
         first: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         let d = self.d;
-        d.ok(&["config", app, "mode=ok"])?;
-        settle(d, app)?;
-        let repeat = Repeat::start(d, app);
-        let baseline = self.latency()?;
-        let benign = repeat.stop()?;
         settle(d, app)?;
         first()?;
-        let repeat = Repeat::start(d, app);
-        let during = self.latency()?;
-        let n = repeat.stop()?;
-        settle(d, app)?;
+        let reply = control(
+            d,
+            &json!({"op": "config", "app": app, "set": [], "reset": []}),
+        )?;
+        let mode = reply["config"]["mode"]
+            .as_str()
+            .context("the attack's mode")?
+            .to_string();
+        let (mut baseline, mut during) = (Vec::new(), Vec::new());
+        let (mut benign, mut n) = (0, 0);
+        for _ in 0..BLOCKS {
+            for (m, rounds, count) in [
+                ("ok", &mut baseline, &mut benign),
+                (mode.as_str(), &mut during, &mut n),
+            ] {
+                d.ok(&["config", app, &format!("mode={m}")])?;
+                settle(d, app)?;
+                let repeat = Repeat::start(d, app);
+                for _ in 0..ROUNDS / BLOCKS {
+                    rounds.push(self.one()?);
+                }
+                *count += repeat.stop()?;
+                settle(d, app)?;
+            }
+        }
+        let (baseline, during) = (median(&mut baseline, "ok"), median(&mut during, &mode));
         let ratio = during.as_secs_f64() / baseline.as_secs_f64();
         eprintln!(
             "hostile {what}: calm config-changed baseline {baseline:?} (beside {benign} well-behaved events), \
