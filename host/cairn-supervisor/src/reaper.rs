@@ -10,7 +10,8 @@
 //! and every other exited child is reaped too, so no zombie is left. Without it, children
 //! the reaper did not start (a test's `Command::output`) are left to their owners.
 //!
-//! Children are forked by one spawner thread that lives as long as the process ([`spawn`]),
+//! Children are started by one spawner thread that lives as long as the process ([`spawn`],
+//! without a fork: `spawn::Command`),
 //! each with `PR_SET_PDEATHSIG` = SIGKILL, so that none outlives a supervisor process that
 //! dies before it could stop or record them.
 
@@ -117,9 +118,9 @@ fn reap_orphans(waiting: &HashMap<i32, oneshot::Sender<ExitCode>>) {
 /// A spawn to run on the spawner thread.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The spawner thread's queue. Every child is forked by this one thread, which lives as
-/// long as the process: `PR_SET_PDEATHSIG` fires when the thread that forked a child
-/// exits, so forking on a runtime's worker or blocking-pool thread (which exit when idle
+/// The spawner thread's queue. Every child is started by this one thread, which lives as
+/// long as the process: `PR_SET_PDEATHSIG` fires when the thread that started a child
+/// exits, so starting one on a runtime's worker or blocking-pool thread (which exit when idle
 /// or at shutdown) would kill children that should live on.
 fn spawner() -> &'static std::sync::mpsc::Sender<Job> {
     static SPAWNER: OnceLock<std::sync::mpsc::Sender<Job>> = OnceLock::new();
@@ -147,7 +148,7 @@ pub fn spawn(cmd: Command) -> std::io::Result<(Child, oneshot::Receiver<ExitCode
 }
 
 /// [`spawn`] into the pid namespace of a strict container (`namespaces.rs`) when given,
-/// the spawner's CPU for the fork charged to `share` when given.
+/// the spawner's CPU for the start charged to `share` when given.
 pub(crate) fn spawn_in(
     mut cmd: Command,
     ns: Option<std::sync::Arc<crate::namespaces::Namespaces>>,
@@ -178,7 +179,7 @@ pub(crate) fn spawn_in(
         let reg = registry();
         let mut waiting = reg.waiting.lock().unwrap_or_else(|e| e.into_inner());
         let spawned =
-            crate::share::charged(share.as_deref(), crate::share::FORK_TOLL, || match &ns {
+            crate::share::charged(share.as_deref(), crate::share::START_TOLL, || match &ns {
                 Some(ns) => {
                     crate::namespaces::fork_in_pid_ns(ns.pid_ns(), || cmd.spawn()).and_then(|r| r)
                 }
@@ -201,7 +202,7 @@ pub(crate) fn spawn_in(
 
 /// Runs `f`, which blocks (waiting for the spawner thread), without holding up the tokio
 /// worker it may be called on: the runtime hands the worker's other tasks to another thread
-/// meanwhile. A fork of a big process takes milliseconds (more while the child moves into
+/// meanwhile. A start takes a millisecond or more (more while the child moves into
 /// its cgroups), and services, execs and exec checks are started from async tasks: on a
 /// worker, one tenant's exec flood held up every other task of the daemon, the operator's
 /// `cairn status` and the other tenants' events included.
