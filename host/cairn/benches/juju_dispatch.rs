@@ -13,6 +13,9 @@
 //! - `no pebble`: the `misbehave` test charm's `config-changed` in `ok` mode (`config-get`,
 //!   stored state, one `status-set`) against `tests/juju/ops-charm`.
 //!
+//! After the `web` scenario, the same Pebble calls alone (`pebble_floor`): the floor that
+//! real Pebble itself sets for any dispatch of that event.
+//!
 //! The variants of a scenario take turns, run by run, so that a shared machine's load
 //! weighs on all of them alike. Each prints the median, p90 and min wall time, the median
 //! CPU time (user + system of the dispatch and the hook tools it ran, from `wait4`) and
@@ -345,6 +348,7 @@ fn main() {
                 &model,
                 "active serving on port",
             );
+            pebble_floor(&cairn_pebble.1, runs);
             let _ = std::fs::remove_file(&ops_socket);
             let _ = std::fs::remove_dir(ops_socket_dir);
             let _ = std::fs::remove_dir(Path::new("/charm/containers"));
@@ -383,6 +387,45 @@ fn main() {
             .trim()
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The part of the web scenario that is real Pebble's own work, measured in this process
+/// with Cairn's Rust client (no process start, no hook tool): the web charm's
+/// `config-changed` calls in the steady state — add its layer again (the plan unchanged),
+/// replan, and wait for the replan's change. No dispatch against this Pebble can be faster.
+fn pebble_floor(socket: &Path, runs: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = cairn_api::client::Client::unix(socket);
+    let mut times: Vec<Duration> = rt.block_on(async {
+        let plan = client.plan().await.expect("cannot read the plan");
+        let mut times = Vec::new();
+        for _ in 0..runs + 3 {
+            let start = Instant::now();
+            client
+                .add_layer("web", &plan, true, false)
+                .await
+                .expect("cannot add the layer");
+            let change = client
+                .services_action("replan", &[])
+                .await
+                .expect("cannot replan");
+            client
+                .wait_change(&change, Some(Duration::from_secs(10)))
+                .await
+                .expect("cannot wait for the replan");
+            times.push(start.elapsed());
+        }
+        times.split_off(3)
+    });
+    times.sort();
+    println!(
+        "real Pebble alone (add-layer + replan + change wait, Rust client, in process): median {:>7.2} ms  min {:>7.2} ms",
+        times[times.len() / 2].as_secs_f64() * 1e3,
+        times[0].as_secs_f64() * 1e3
+    );
 }
 
 /// Runs a scenario's variants in turns: 3 warm-up rounds (the first Cairn run compiles
