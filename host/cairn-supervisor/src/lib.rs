@@ -75,6 +75,16 @@ use state::{PersistedState, State};
 /// Name of the state file in a container directory (Pebble's is `.pebble.state` too).
 pub const STATE_FILE: &str = ".pebble.state";
 
+/// Name of the change history's file in a container directory: written by the background
+/// saver apart from the state file, so that what is acknowledged durably (a layer, an
+/// identity, a custom notice) does not rewrite a history of thousands of changes.
+pub const CHANGES_FILE: &str = ".pebble.changes";
+
+/// Name of the notices' file in a container directory: written when a custom notice is
+/// acknowledged and by the background saver, apart from the layers (a change-update
+/// notice a change).
+pub const NOTICES_FILE: &str = ".pebble.notices";
+
 /// How to open a supervisor.
 #[derive(Clone, Debug)]
 pub struct SupervisorOptions {
@@ -179,7 +189,12 @@ impl Supervisor {
             // Writes interrupted by a crash leave their temporary files: this supervisor is
             // the one writer of these files, so any temp of theirs is stale.
             // (Earlier versions wrote the groups record through `.cairn-groups.tmp{pid}`.)
-            for name in [STATE_FILE, groups::GROUPS_FILE, "cairn-groups"] {
+            for name in [
+                STATE_FILE,
+                CHANGES_FILE,
+                groups::GROUPS_FILE,
+                "cairn-groups",
+            ] {
                 for p in persist::remove_stale_temps(&opts.dir, name) {
                     tracing::info!("Removed {} left by an interrupted write", p.display());
                 }
@@ -343,7 +358,7 @@ impl Supervisor {
             .map_err(|e| self.inner.refused(e))?;
         let plan = self
             .inner
-            .apply_durably(|state| {
+            .apply_durably(state::Files::STATE, |state| {
                 state.set_layers(after);
                 let undo: state::Undo = Box::new(move |s: &mut State| s.set_layers(before));
                 Ok((state.plan.clone(), Some(undo)))
@@ -371,7 +386,7 @@ impl Supervisor {
         given: BTreeMap<String, Option<identities::Identity>>,
     ) -> Result<(), SupervisorError> {
         identities::check_request(action, &given).map_err(SupervisorError::BadRequest)?;
-        self.inner.apply_durably(|state| {
+        self.inner.apply_durably(state::Files::STATE, |state| {
             let before = state.identities.clone();
             identities::apply(Arc::make_mut(&mut state.identities), action, given)
                 .map_err(SupervisorError::BadRequest)?;
@@ -714,7 +729,7 @@ impl Supervisor {
         notices::validate_custom(key, &data).map_err(SupervisorError::BadRequest)?;
         // Taken back if it cannot be persisted: the notice is put back as it was.
         let custom = notices::NoticeType::Custom;
-        let (id, repeated) = self.inner.apply_durably(|state| {
+        let (id, repeated) = self.inner.apply_durably(state::Files::NOTICES, |state| {
             let prior = state.notices.find(user_id, custom, key);
             let added = state.notices.add(
                 user_id,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::changes::ChangeBook;
 use crate::notices::NoticeBook;
-use crate::{Inner, STATE_FILE, SupervisorError, persist};
+use crate::{CHANGES_FILE, Inner, NOTICES_FILE, STATE_FILE, SupervisorError, persist};
 
 /// How long the background saver waits after a change before writing, so that the
 /// transitions of one operation become one write.
@@ -93,9 +93,13 @@ pub(crate) struct PersistedLayer {
 pub(crate) struct PersistedState {
     #[serde(default)]
     pub(crate) layers: Vec<PersistedLayer>,
-    #[serde(default)]
+    /// The change history: in [`CHANGES_FILE`] since it is written apart; read here from a
+    /// state file an earlier version wrote.
+    #[serde(default, skip_serializing)]
     pub(crate) changes: ChangeBook,
-    #[serde(default)]
+    /// The notices: in [`NOTICES_FILE`] since they are written apart; read here from a
+    /// state file an earlier version wrote.
+    #[serde(default, skip_serializing)]
     pub(crate) notices: NoticeBook,
     /// Pebble keeps identities in its state too.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -114,21 +118,71 @@ impl PersistedState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return PersistedState::default(),
             Err(e) => Err(e.to_string()),
         };
-        match parsed {
+        let mut state = match parsed {
             Ok(state) => state,
             Err(e) => {
-                let aside = move_aside(&path);
-                tracing::error!(
-                    "Cannot read state file {}: {e}; starting without it (kept as {})",
-                    path.display(),
-                    aside
-                        .as_deref()
-                        .map_or("nothing".into(), |p| p.display().to_string())
-                );
+                set_aside(&path, &e);
                 PersistedState::default()
             }
+        };
+        if let Some(book) = read_part(&dir.join(CHANGES_FILE)) {
+            state.changes = book;
+        }
+        if let Some(book) = read_part(&dir.join(NOTICES_FILE)) {
+            state.notices = book;
+        }
+        state
+    }
+}
+
+/// The content of the part of the state kept at `path`: None when there is no such file,
+/// or (logged, the file moved aside) when it cannot be read.
+fn read_part<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    match std::fs::read(path) {
+        Ok(data) => match serde_json::from_slice(&data) {
+            Ok(part) => Some(part),
+            Err(e) => {
+                set_aside(path, &e.to_string());
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            set_aside(path, &e.to_string());
+            None
         }
     }
+}
+
+/// Which of a container's state files a write carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Files(u8);
+
+impl Files {
+    /// [`STATE_FILE`]: layers and identities.
+    pub(crate) const STATE: Files = Files(1);
+    /// [`NOTICES_FILE`].
+    pub(crate) const NOTICES: Files = Files(2);
+    /// [`CHANGES_FILE`].
+    pub(crate) const CHANGES: Files = Files(4);
+    /// All of them.
+    pub(crate) const ALL: Files = Files(7);
+
+    fn has(self, f: Files) -> bool {
+        self.0 & f.0 != 0
+    }
+}
+
+/// Logs that the file at `path` could not be read (`e`) and moves it aside.
+fn set_aside(path: &Path, e: &str) {
+    let aside = move_aside(path);
+    tracing::error!(
+        "Cannot read state file {}: {e}; starting without it (kept as {})",
+        path.display(),
+        aside
+            .as_deref()
+            .map_or("nothing".into(), |p| p.display().to_string())
+    );
 }
 
 /// Renames an unreadable record to `<name>.corrupt-<unix time>` in its directory; the new
@@ -204,6 +258,8 @@ type Outcome = Arc<OnceLock<Option<(Option<i32>, String)>>>;
 struct Batch {
     /// Undone in reverse order if the write fails.
     undos: Vec<Undo>,
+    /// The files the batch's changes are in.
+    files: Files,
     /// Set by the write that carried the batch.
     outcome: Outcome,
 }
@@ -212,6 +268,7 @@ impl Default for Batch {
     fn default() -> Self {
         Batch {
             undos: Vec::new(),
+            files: Files::default(),
             outcome: Arc::new(OnceLock::new()),
         }
     }
@@ -232,18 +289,20 @@ pub(crate) struct Saver {
 }
 
 impl Inner {
-    /// Writes the state file now (when persisting), unless a write that began after this
-    /// call already carried the current state; the write's error otherwise.
+    /// Writes every state file now (when persisting), unless a write that began after this
+    /// call already carried the current state; the first write error otherwise.
     pub(crate) fn save(&self) -> Result<(), SupervisorError> {
-        self.apply_durably(|_| Ok(((), None)))
+        self.apply_durably(Files::ALL, |_| Ok(((), None)))
     }
 
-    /// Applies `apply` to the state and returns once a snapshot containing it is on disk.
-    /// `apply` returns its result and how to take the change back: if the write fails, the
-    /// change is undone (with the rest of its batch) and the error returned, so that the
-    /// client is told and memory stays what the disk holds.
+    /// Applies `apply` to the state and returns once a snapshot containing it is on disk, in
+    /// `files` (where what it changes is kept). `apply` returns its result and how to take
+    /// the change back: if a write fails, the change is undone (with the rest of its batch)
+    /// and the error returned, so that the client is told and memory stays what the disk
+    /// holds.
     pub(crate) fn apply_durably<R>(
         &self,
+        files: Files,
         apply: impl FnOnce(&mut State) -> Result<(R, Option<Undo>), SupervisorError>,
     ) -> Result<R, SupervisorError> {
         if !self.persist {
@@ -254,36 +313,55 @@ impl Inner {
             let mut batch = saver.batch.lock().unwrap_or_else(|e| e.into_inner());
             let (result, undo) = apply(&mut self.state.lock().unwrap())?;
             batch.undos.extend(undo);
+            batch.files.0 |= files.0;
             (result, batch.outcome.clone())
         };
         let writer = saver.writer.lock().unwrap_or_else(|e| e.into_inner());
         if outcome.get().is_none() {
             // Ours is the current batch: take it and write it.
-            let (taken, state) = {
+            let (taken, state, notices, book) = {
                 let mut batch = saver.batch.lock().unwrap_or_else(|e| e.into_inner());
+                let files = batch.files;
                 let state = self.state.lock().unwrap();
-                let snapshot = (
-                    state.layers_to_persist(),
-                    state.book.clone(),
-                    state.notices.clone(),
-                    (*state.identities).clone(),
-                );
-                (std::mem::take(&mut *batch), snapshot)
-            };
-            let (layers, changes, notices, identities) = state;
-            let state = PersistedState {
-                layers: render_layers(layers),
-                changes,
-                notices,
-                identities,
+                let snapshot = files.has(Files::STATE).then(|| {
+                    (
+                        render_layers(state.layers_to_persist()),
+                        (*state.identities).clone(),
+                    )
+                });
+                let notices = files.has(Files::NOTICES).then(|| state.notices.clone());
+                let book = files.has(Files::CHANGES).then(|| state.book.clone());
+                (std::mem::take(&mut *batch), snapshot, notices, book)
             };
             // The disk is the host's too: the tenant pays for its writes.
             let share = self.container.share.as_deref();
-            let written = crate::share::charged(share, crate::share::WRITE_TOLL, || {
-                serde_json::to_vec(&state)
-                    .map_err(std::io::Error::other)
-                    .and_then(|data| persist::atomic_write(&self.dir.join(STATE_FILE), &data))
-            });
+            let write = |file: &str, encode: &dyn Fn() -> serde_json::Result<Vec<u8>>| {
+                crate::share::charged(share, crate::share::WRITE_TOLL, || {
+                    encode()
+                        .map_err(std::io::Error::other)
+                        .and_then(|data| persist::atomic_write(&self.dir.join(file), &data))
+                })
+            };
+            let mut written = Ok(());
+            if let Some((layers, identities)) = state {
+                let state = PersistedState {
+                    layers,
+                    identities,
+                    ..PersistedState::default()
+                };
+                written = write(STATE_FILE, &|| serde_json::to_vec(&state));
+            }
+            if let Some(notices) = notices
+                && written.is_ok()
+            {
+                written = write(NOTICES_FILE, &|| serde_json::to_vec(&notices));
+            }
+            if let Some(book) = book
+                && let Err(e) = write(CHANGES_FILE, &|| serde_json::to_vec(&book))
+            {
+                // No change is acknowledged durably: the next save carries it.
+                tracing::warn!("Cannot write the change history: {e}");
+            }
             let failure = written.err().map(|e| {
                 let mut state = self.state.lock().unwrap();
                 for undo in taken.undos.into_iter().rev() {

@@ -5,6 +5,9 @@
 //! Rust client drives both servers; rounds alternate between them so that the machine's
 //! noise falls on both.
 //!
+//! Then `POST /v1/layers` once each server has a history of [`HISTORY`] changes (replans):
+//! the same layer added again, combined under one label, alternating between the servers.
+//!
 //! `cargo bench -p cairn --bench exec` prints each server's medians and p99s, and the ratio.
 
 use std::path::{Path, PathBuf};
@@ -38,7 +41,17 @@ struct Server {
     client: Client,
     exec: Vec<Duration>,
     get: Vec<Duration>,
+    layer: Vec<Duration>,
 }
+
+/// Changes each server has made before its add-layer is measured.
+const HISTORY: usize = 1000;
+
+/// Alternating add-layer rounds per server.
+const LAYER_ROUNDS: usize = 200;
+
+/// The layer added again and again (a service, as a charm's would be).
+const LAYER: &str = "services:\n  web:\n    override: replace\n    command: sleep 1000\n";
 
 impl Server {
     fn start(name: &'static str, program: &Path, args: &[&str]) -> Server {
@@ -65,6 +78,7 @@ impl Server {
             dir,
             exec: Vec::new(),
             get: Vec::new(),
+            layer: Vec::new(),
         }
     }
 
@@ -122,6 +136,21 @@ async fn main() {
             s.round(&opts).await;
         }
     }
+    for s in &mut servers {
+        for _ in 0..HISTORY {
+            s.client.services_action("replan", &[]).await.unwrap();
+        }
+    }
+    for _ in 0..LAYER_ROUNDS {
+        for s in &mut servers {
+            let t = Instant::now();
+            s.client
+                .add_layer("bench", LAYER, true, false)
+                .await
+                .unwrap();
+            s.layer.push(t.elapsed());
+        }
+    }
     let mut medians = Vec::new();
     for s in &mut servers {
         let (e50, e99) = (quantile(&mut s.exec, 0.5), quantile(&mut s.exec, 0.99));
@@ -133,13 +162,20 @@ async fn main() {
             g50,
             s.get.len()
         );
-        medians.push((e50, g50));
-    }
-    if let [(ce, cg), (pe, pg)] = medians[..] {
+        let (l50, l99) = (quantile(&mut s.layer, 0.5), quantile(&mut s.layer, 0.99));
         println!(
-            "pebble / cairn, medians: exec {:.2}x, GET /v1/services {:.2}x (above 1: cairn is faster)",
+            "{:>6}: POST /v1/layers after {HISTORY} more changes median {l50:.2} ms, p99 {l99:.2} ms ({} requests)",
+            s.name,
+            s.layer.len()
+        );
+        medians.push((e50, g50, l50));
+    }
+    if let [(ce, cg, cl), (pe, pg, pl)] = medians[..] {
+        println!(
+            "pebble / cairn, medians: exec {:.2}x, GET /v1/services {:.2}x, POST /v1/layers {:.2}x (above 1: cairn is faster)",
             pe / ce,
-            pg / cg
+            pg / cg,
+            pl / cl
         );
     }
 }

@@ -184,14 +184,19 @@ async fn a_layer_that_cannot_be_persisted_is_an_error_and_is_rolled_back() {
     let sup = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
     sup.add_layer("kept", layer(1).as_bytes(), false, false)
         .unwrap();
-    // The state file's name taken by a directory: every rename onto it fails (EISDIR), for
-    // root as for anyone.
+    // The names of the state file and the notices' taken by directories: every rename onto
+    // them fails (EISDIR), for root as for anyone.
     std::fs::remove_file(d.join(STATE_FILE)).unwrap();
-    std::fs::create_dir_all(d.join(STATE_FILE).join("x")).unwrap();
+    let _ = std::fs::remove_file(d.join(crate::NOTICES_FILE));
+    for f in [STATE_FILE, crate::NOTICES_FILE] {
+        std::fs::create_dir_all(d.join(f).join("x")).unwrap();
+    }
     assert_refused_and_rolled_back(&sup, &d, "directory");
     assert!(files_starting(&d, "..pebble.state.tmp").is_empty());
+    assert!(files_starting(&d, "..pebble.notices.tmp").is_empty());
     // Once writable again, what was acknowledged is what comes back.
     std::fs::remove_dir_all(d.join(STATE_FILE)).unwrap();
+    std::fs::remove_dir_all(d.join(crate::NOTICES_FILE)).unwrap();
     sup.add_layer("after", layer(3).as_bytes(), false, false)
         .unwrap();
     drop(sup);
@@ -281,4 +286,64 @@ fn waiting_on_a_change_while_the_runtime_shuts_down_is_an_error_not_a_panic() {
     assert!(result.is_err(), "{result:?}");
     drop(sup);
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The number of changes in the change history file in `d`, if it is there.
+fn changes_on_disk(d: &std::path::Path) -> Option<usize> {
+    let data = std::fs::read(d.join(crate::CHANGES_FILE)).ok()?;
+    let book: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    book["changes"].as_object().map(|m| m.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_history_is_written_apart_from_what_is_acknowledged_and_survives_a_restart() {
+    let d = dir("history");
+    let sup = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
+    sup.add_layer("l1", layer(1).as_bytes(), false, false)
+        .unwrap();
+    for _ in 0..20 {
+        sup.services_action(ServicesAction::Replan, &[]).unwrap();
+    }
+    let n = sup.changes(crate::ChangeSelect::All, None).len();
+    assert!(n >= 20, "{n} changes");
+    // The background saver writes the history.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while changes_on_disk(&d) != Some(n) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            changes_on_disk(&d)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A layer is acknowledged once the state file holds it; that file holds no change.
+    sup.add_layer("l2", layer(2).as_bytes(), false, false)
+        .unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join(STATE_FILE)).unwrap()).unwrap();
+    assert!(
+        state.get("changes").is_none() && state.get("notices").is_none(),
+        "{state}"
+    );
+    assert_eq!(state["layers"].as_array().map(Vec::len), Some(2), "{state}");
+    drop(sup);
+    let again = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
+    assert!(again.plan().services.contains_key("s2"));
+    assert_eq!(again.changes(crate::ChangeSelect::All, None).len(), n);
+    drop(again);
+    // A state file an earlier version wrote, the history in it, is read whole.
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join(f)).unwrap()).unwrap()
+    };
+    let mut old = read(STATE_FILE);
+    old["changes"] = read(crate::CHANGES_FILE);
+    old["notices"] = read(crate::NOTICES_FILE);
+    let notices = old["notices"]["notices"].as_array().map_or(0, Vec::len);
+    assert!(notices >= n, "{notices} notices for {n} changes");
+    std::fs::write(d.join(STATE_FILE), old.to_string()).unwrap();
+    std::fs::remove_file(d.join(crate::CHANGES_FILE)).unwrap();
+    std::fs::remove_file(d.join(crate::NOTICES_FILE)).unwrap();
+    let old = Supervisor::open(SupervisorOptions::new(&d)).unwrap();
+    assert_eq!(old.changes(crate::ChangeSelect::All, None).len(), n);
+    assert_eq!(old.notices(&Default::default()).len(), notices);
 }
