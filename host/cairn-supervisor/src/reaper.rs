@@ -73,7 +73,7 @@ fn reaper_thread() {
 
 fn reap_registered() {
     let reg = registry();
-    let mut waiting = reg.waiting.lock().unwrap();
+    let mut waiting = reg.waiting.lock().unwrap_or_else(|e| e.into_inner());
     let mut done = Vec::new();
     for &pid in waiting.keys() {
         match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {

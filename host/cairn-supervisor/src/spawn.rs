@@ -16,6 +16,12 @@
 //! allocation, no locks. Credentials are changed with raw system calls ([`sys`]): glibc's
 //! `setuid` family would signal every thread of the process it believes it is.
 //!
+//! A child that changes its credentials makes the kernel reset the dumpable flag of the
+//! memory it shares, the supervisor's: after the first such start the supervisor is not
+//! dumpable (no core dump, `/proc/<pid>` root's). That same flag keeps a tenant from
+//! reading the child's memory, the supervisor's, between its switch and its exec; do not
+//! set it back.
+//!
 //! The steps in the child follow std's order: standard streams, group and user, working
 //! directory, process group, signal dispositions and mask, then the hooks, then `execve`.
 //! An error in any of them is handed back through the shared memory and the child exits
@@ -211,7 +217,9 @@ impl Command {
     /// The hook runs in a child that shares the supervisor's memory while another thread
     /// of the supervisor may run: it may make system calls on data prepared before the
     /// start, and nothing else (no allocation, no lock, no write to captured state that
-    /// the supervisor reads, no glibc function that signals the process's threads).
+    /// the supervisor reads, no glibc function that signals the process's threads), and
+    /// must not panic (the child runs on the spawning thread's thread-locals: a panic
+    /// there would leave that thread of the supervisor marked as panicking).
     pub unsafe fn pre_exec<F>(&mut self, f: F) -> &mut Self
     where
         F: FnMut() -> std::io::Result<()> + Send + Sync + 'static,
@@ -290,10 +298,13 @@ impl Command {
             None => None,
         };
         let mut null: Option<OwnedFd> = None;
+        // Copies above the standard streams of descriptors that are one (a daemon started
+        // with its own closed): the child's first dup2 would replace them otherwise.
+        let mut lifted: Vec<OwnedFd> = Vec::new();
         let mut fds = [-1 as RawFd; 3];
         for (i, s) in self.stdio.iter().enumerate() {
-            fds[i] = match s {
-                Stdio::Inherit => -1,
+            let fd = match s {
+                Stdio::Inherit => continue,
                 Stdio::Fd(fd) => fd.as_raw_fd(),
                 Stdio::Null => {
                     if null.is_none() {
@@ -307,6 +318,18 @@ impl Command {
                     }
                     null.as_ref().map_or(-1, |f| f.as_raw_fd())
                 }
+            };
+            fds[i] = if (0..=2).contains(&fd) {
+                let copy = nix::fcntl::fcntl(
+                    // SAFETY: `fd` is held open by this command until the spawn returns.
+                    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+                    nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3),
+                )?;
+                // SAFETY: a descriptor fcntl just made, owned by nothing else.
+                lifted.push(unsafe { std::os::fd::FromRawFd::from_raw_fd(copy) });
+                copy
+            } else {
+                fd
             };
         }
         let mut plan = ChildPlan {
@@ -329,10 +352,8 @@ impl Command {
         // has exec'd or exited (CLONE_VFORK holds this thread until then, and the lock
         // other spawning threads); `plan` and what it points to outlive the child's use.
         let (pid, clone_errno) = unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            // glibc's own signals included, which its sigprocmask leaves out.
+            let old = ksig::set_mask(!0);
             let pid = libc::clone(
                 child_main,
                 stack_guard.top(),
@@ -340,10 +361,11 @@ impl Command {
                 (&mut plan as *mut ChildPlan).cast(),
             );
             let clone_errno = *libc::__errno_location();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            ksig::set_mask(old);
             (pid, clone_errno)
         };
         drop(stack_guard);
+        drop(lifted);
         if pid < 0 {
             return Err(std::io::Error::from_raw_os_error(clone_errno));
         }
@@ -460,32 +482,115 @@ unsafe fn child_steps(plan: &mut ChildPlan) -> std::io::Result<()> {
         if let Some(pg) = plan.pgroup {
             check(libc::setpgid(0, pg))?;
         }
-        // Handlers are the supervisor's code: the defaults instead. SIGPIPE, which Rust
-        // ignores, is reset too, as std does.
-        for sig in 1..libc::SIGRTMAX() {
+        // Handlers are the supervisor's code: the defaults instead, as glibc's posix_spawn
+        // does (its own two signals ignored). SIGPIPE, which Rust ignores, is reset too, as
+        // std does.
+        for sig in 1..=ksig::SIGNALS {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+            if ksig::GLIBC_INTERNAL.contains(&sig) {
+                ksig::set_handler(sig, libc::SIG_IGN);
                 continue;
             }
-            if old.sa_sigaction != libc::SIG_DFL
-                && (old.sa_sigaction != libc::SIG_IGN || sig == libc::SIGPIPE)
-            {
-                let mut dfl: libc::sigaction = std::mem::zeroed();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            let old = ksig::handler(sig);
+            if old != libc::SIG_DFL && (old != libc::SIG_IGN || sig == libc::SIGPIPE) {
+                ksig::set_handler(sig, libc::SIG_DFL);
             }
         }
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        ksig::set_mask(0);
         for hook in (*plan.hooks).iter_mut() {
             hook()?;
         }
         libc::execve(plan.program, plan.argv, plan.envp);
         Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Signal masks and dispositions as plain system calls: glibc's wrappers leave out the two
+/// signals it uses itself (32 and 33), which a child sharing the supervisor's memory must
+/// neither receive with the supervisor's handlers nor keep them for.
+mod ksig {
+    use nix::libc;
+
+    /// Signals there are (1 to 64).
+    pub(super) const SIGNALS: libc::c_int = 64;
+    /// glibc's own: thread cancellation and `setxid` broadcast.
+    pub(super) const GLIBC_INTERNAL: [libc::c_int; 2] = [32, 33];
+
+    /// The kernel's `struct sigaction` (not glibc's).
+    #[repr(C)]
+    struct KSigaction {
+        handler: libc::sighandler_t,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+
+    /// Sets the calling thread's signal mask; the mask it had.
+    ///
+    /// # Safety
+    /// A system call on the calling thread's own state.
+    pub(super) unsafe fn set_mask(mask: u64) -> u64 {
+        let mut old: u64 = 0;
+        // SAFETY: valid pointers to 8-byte masks, their size given.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &mask as *const u64,
+                &mut old as *mut u64,
+                8usize,
+            );
+        }
+        old
+    }
+
+    /// The handler of `sig` (`SIG_DFL` when it cannot be read).
+    ///
+    /// # Safety
+    /// A system call on the calling process's own state.
+    pub(super) unsafe fn handler(sig: libc::c_int) -> libc::sighandler_t {
+        let mut old = KSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: a valid pointer to a kernel sigaction, its mask's size given.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<KSigaction>(),
+                &mut old as *mut KSigaction,
+                8usize,
+            )
+        };
+        if r == 0 { old.handler } else { libc::SIG_DFL }
+    }
+
+    /// Sets the disposition of `sig` to `handler` (`SIG_DFL` or `SIG_IGN`).
+    ///
+    /// # Safety
+    /// A system call on the calling process's own state.
+    pub(super) unsafe fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) {
+        let new = KSigaction {
+            handler,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: a valid pointer to a kernel sigaction, its mask's size given.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &new as *const KSigaction,
+                std::ptr::null_mut::<KSigaction>(),
+                8usize,
+            );
+        }
     }
 }
 
@@ -562,7 +667,11 @@ fn stack() -> std::io::Result<&'static Mutex<Stack>> {
         if base == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        libc::mprotect(base, guard, libc::PROT_NONE);
+        if libc::mprotect(base, guard, libc::PROT_NONE) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::munmap(base, STACK_SIZE + guard);
+            return Err(e);
+        }
         base
     };
     let mut fresh = Some(Mutex::new(Stack { base }));
