@@ -48,9 +48,12 @@ thread_local! {
 /// Sets the calling thread's scheduling policy (Linux: pid 0 is the calling thread), its
 /// nice value kept.
 fn set_policy(policy: libc::c_int) -> bool {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: a valid sched_param; affects only the calling thread.
-    unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
+    // Zeroed (priority 0): musl's sched_param has fields glibc's lacks.
+    // SAFETY: an all-zero sched_param is valid; the call affects only the calling thread.
+    unsafe {
+        let param: libc::sched_param = std::mem::zeroed();
+        libc::sched_setscheduler(0, policy, &param) == 0
+    }
 }
 
 /// The calling thread's scheduling policy.
