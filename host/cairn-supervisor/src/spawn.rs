@@ -56,22 +56,11 @@ impl Stdio {
     pub fn null() -> Self {
         Stdio::Null
     }
-
-    /// The stream is the supervisor's own.
-    pub fn inherit() -> Self {
-        Stdio::Inherit
-    }
 }
 
 impl From<OwnedFd> for Stdio {
     fn from(fd: OwnedFd) -> Self {
         Stdio::Fd(fd)
-    }
-}
-
-impl From<std::fs::File> for Stdio {
-    fn from(f: std::fs::File) -> Self {
-        Stdio::Fd(f.into())
     }
 }
 

@@ -112,19 +112,7 @@ impl PersistedState {
     /// container: it is logged, moved aside as `.pebble.state.corrupt-<unix time>` for
     /// inspection, and the container starts without it.
     pub(crate) fn read(dir: &Path) -> Self {
-        let path = dir.join(STATE_FILE);
-        let parsed = match std::fs::read(&path) {
-            Ok(data) => serde_json::from_slice(&data).map_err(|e| e.to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return PersistedState::default(),
-            Err(e) => Err(e.to_string()),
-        };
-        let mut state = match parsed {
-            Ok(state) => state,
-            Err(e) => {
-                set_aside(&path, &e);
-                PersistedState::default()
-            }
-        };
+        let mut state: PersistedState = read_part(&dir.join(STATE_FILE)).unwrap_or_default();
         if let Some(book) = read_part(&dir.join(CHANGES_FILE)) {
             state.changes = book;
         }
