@@ -26,8 +26,8 @@
 //! directories are put in `CAIRN_BENCH_DIR`, else `/dev/shm` when it exists (so that other
 //! programs' disk writes on the machine do not stall the fake tools' and Pebble's writes),
 //! else the temporary directory. `CAIRN_BENCH_DISPATCHER` adds a variant running another
-//! build of `cairn-dispatch` (e.g. the static `x86_64-unknown-linux-musl` one that
-//! `cairn pack` should ship).
+//! build of `cairn-dispatch` (e.g. the static one that `cargo build-dispatcher` builds
+//! for `cairn pack` to ship).
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -146,7 +146,7 @@ fn reference_pebble() -> Option<PathBuf> {
     shared.is_file().then_some(shared)
 }
 
-/// A Pebble started as Juju starts a workload container's; killed (with its services) on
+/// A Pebble started as Juju starts a workload container's; stopped with its services on
 /// drop.
 struct Pebble(std::process::Child, PathBuf);
 
@@ -176,8 +176,21 @@ impl Pebble {
 
 impl Drop for Pebble {
     fn drop(&mut self) {
-        // SAFETY: kill(2) of our own child's process group (its services included).
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        // Pebble puts each service in a process group of its own, so only its SIGTERM
+        // handling (stop the services, then exit) ends them; SIGKILL if it has not exited
+        // within 10 s.
+        let pid = self.0.id() as i32;
+        // SAFETY: kill(2) of our own child, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
         let _ = self.0.wait();
     }
 }

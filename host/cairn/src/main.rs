@@ -725,10 +725,24 @@ fn pack(path: &Path, output: Option<PathBuf>, dispatcher: Option<PathBuf>) -> Re
     let written = cairn_juju::pack::pack(&cairn_juju::pack::PackInput {
         charm_dir,
         component: src.wasm,
-        dispatcher,
+        dispatcher: dispatcher.clone(),
         out,
     })?;
     println!("Packed {}", written.display());
+    // pack() checked that it starts on the declared bases; a dynamic one needs their glibc.
+    let exe = std::fs::read(&dispatcher)
+        .ok()
+        .and_then(|b| cairn_juju::elf::inspect(&b).ok());
+    if let Some(exe) = exe.filter(|e| e.dynamic) {
+        let needs = exe
+            .glibc
+            .map(|(major, minor)| format!(" (glibc {major}.{minor} or later)"))
+            .unwrap_or_default();
+        eprintln!(
+            "note: {} is linked dynamically{needs}; `cargo build-dispatcher` builds a static one",
+            dispatcher.display()
+        );
+    }
     Ok(())
 }
 

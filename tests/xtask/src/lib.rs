@@ -136,6 +136,33 @@ fn target_libdir(rustc: &OsStr, target: &str) -> Result<PathBuf, SetupError> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
+/// The target `rustc` builds for by default (`host:` in `rustc -vV`).
+pub fn host_target(rustc: &OsStr) -> Result<String, SetupError> {
+    let out = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .map_err(|source| SetupError::Rustc {
+            rustc: rustc.to_string_lossy().into_owned(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|h| h.trim().to_string())
+        .ok_or_else(|| SetupError::Rustc {
+            rustc: rustc.to_string_lossy().into_owned(),
+            source: std::io::Error::other("no host in `rustc -vV`"),
+        })
+}
+
+/// The flags that link a Linux GNU target's binary statically (glibc's `libc.a`, as a
+/// static PIE): a dispatcher that starts on every base a `.charm` may declare, whatever
+/// glibc the base has. `None` for a target that cannot be linked so here.
+pub fn static_rustflags(target: &str) -> Option<&'static str> {
+    (target.ends_with("-linux-gnu") || target.ends_with("-linux-musl"))
+        .then_some("-C target-feature=+crt-static")
+}
+
 /// Whether `libdir` holds a compiled standard library.
 fn has_std(libdir: &Path) -> bool {
     std::fs::read_dir(libdir).is_ok_and(|entries| {
@@ -181,6 +208,14 @@ mod tests {
             msg.ends_with("use the toolchain rust-toolchain.toml pins"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn static_flags_are_only_for_linux_gnu_and_musl() {
+        assert!(static_rustflags("x86_64-unknown-linux-gnu").is_some());
+        assert!(static_rustflags("aarch64-unknown-linux-musl").is_some());
+        assert_eq!(static_rustflags("aarch64-apple-darwin"), None);
+        assert!(!host_target(OsStr::new("rustc")).unwrap().is_empty());
     }
 
     #[test]
