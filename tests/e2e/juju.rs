@@ -357,13 +357,15 @@ fn a_packed_charm_unzips_to_charmcrafts_layout_and_its_dispatch_runs_a_hook() ->
     )?;
     std::fs::copy(cairn_test_programs::MISBEHAVE_WASM, src.join("charm.wasm"))?;
     let charm = dir.path().join("misbehave.charm");
+    // CAIRN_PACK_DISPATCHER: pack another build (the static one of `cargo build-dispatcher`).
+    let dispatcher = std::env::var_os("CAIRN_PACK_DISPATCHER").unwrap_or(DISPATCH.into());
     let out = Command::new(CAIRN)
         .arg("pack")
         .arg(&src)
         .arg("--output")
         .arg(&charm)
         .arg("--dispatcher")
-        .arg(DISPATCH)
+        .arg(&dispatcher)
         .output()?;
     ok(&out)?;
     let unpacked = dir.path().join("unpacked");
