@@ -32,7 +32,7 @@ pub struct TestContainer {
 struct ServiceState {
     current: ServiceStatus,
     /// The definition it was last started with; `None` if it never started.
-    config: Option<cairn_plan::Service>,
+    config: Option<std::sync::Arc<cairn_plan::Service>>,
     starts: u32,
 }
 

@@ -4,6 +4,7 @@
 use crate::error::{PlanError, format_err};
 use crate::quote::quote;
 use crate::types::*;
+use std::sync::Arc;
 
 /// Combines `layers` (lowest order first) into one layer, applying check defaults.
 /// The inputs should already be valid layers; the result still needs plan validation.
@@ -42,7 +43,7 @@ pub fn combine_layers(layers: &[Layer]) -> Result<Layer, PlanError> {
         for (name, service) in &layer.services {
             match service.override_ {
                 Override::Merge => match combined.services.get_mut(name) {
-                    Some(old) => old.merge(service),
+                    Some(old) => Arc::make_mut(old).merge(service),
                     None => {
                         combined.services.insert(name.clone(), service.clone());
                     }
@@ -56,7 +57,7 @@ pub fn combine_layers(layers: &[Layer]) -> Result<Layer, PlanError> {
         for (name, check) in &layer.checks {
             match check.override_ {
                 Override::Merge => match combined.checks.get_mut(name) {
-                    Some(old) => old.merge(check),
+                    Some(old) => Arc::make_mut(old).merge(check),
                     None => {
                         combined.checks.insert(name.clone(), check.clone());
                     }
@@ -87,13 +88,15 @@ pub fn combine_layers(layers: &[Layer]) -> Result<Layer, PlanError> {
     for check in combined.checks.values_mut() {
         // A timeout longer than the period is capped to it; an unset one stays unset
         // (its effective value is computed on use) so defaults never appear in the plan.
+        // (Shared with the layer that defined it until one of these changes it.)
         if let Some(timeout) = check.timeout
             && timeout > check.effective_period()
         {
-            check.timeout = Some(check.effective_period());
+            let period = check.effective_period();
+            Arc::make_mut(check).timeout = Some(period);
         }
         if check.threshold.is_none() {
-            check.threshold = Some(DEFAULT_CHECK_THRESHOLD);
+            Arc::make_mut(check).threshold = Some(DEFAULT_CHECK_THRESHOLD);
         }
     }
     Ok(combined)

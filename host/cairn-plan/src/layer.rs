@@ -2,6 +2,7 @@
 //! validation (`Layer.Validate`), in Pebble's order so the first error reported is the same.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::command::{split_bracketed, split_command};
@@ -736,7 +737,7 @@ fn convert(order: u32, label: &str, raw: RawLayer) -> Layer {
             .into_iter()
             .map(|(k, v)| (k, ServiceAction::from_name(&v).unwrap_or_default()))
             .collect();
-        layer.services.insert(name, s);
+        layer.services.insert(name, Arc::new(s));
     }
     for (name, check) in raw.checks.into_iter().filter_map(|(n, c)| Some((n, c?))) {
         let mut c = check.check;
@@ -744,7 +745,7 @@ fn convert(order: u32, label: &str, raw: RawLayer) -> Layer {
         c.override_ = Override::from_name(&check.override_).unwrap_or_default();
         c.level = CheckLevel::from_name(&check.level).unwrap_or_default();
         c.startup = CheckStartup::from_name(&check.startup).unwrap_or_default();
-        layer.checks.insert(name, c);
+        layer.checks.insert(name, Arc::new(c));
     }
     for (name, target) in raw
         .log_targets

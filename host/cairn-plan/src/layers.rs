@@ -2,6 +2,7 @@
 //! append, combine into a same-label layer, and sub-directory (`x/y`) groups with `inner`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::combine::combine_layers;
 use crate::command::command_string;
@@ -99,12 +100,12 @@ impl Layers {
             let (base, _) = service.parse_command(None)?;
             layer.services.insert(
                 name.clone(),
-                Service {
+                Arc::new(Service {
                     name: name.clone(),
                     override_: Override::Merge,
                     command: command_string(&base, service_args),
                     ..Service::default()
-                },
+                }),
             );
         }
         self.append(layer, false)

@@ -3,6 +3,7 @@
 //! split into lanes of services linked by `requires` (Pebble's `order` and `createLanes`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::error::{PlanError, format_err};
 use crate::quote::quote;
@@ -50,7 +51,7 @@ fn not_exist(name: &str) -> PlanError {
 }
 
 fn order(
-    services: &BTreeMap<String, Service>,
+    services: &BTreeMap<String, Arc<Service>>,
     names: &[String],
     stop: bool,
 ) -> Result<Vec<String>, PlanError> {
@@ -133,7 +134,7 @@ fn order(
 /// service can land in an existing lane.)
 fn create_lanes(
     names: &[String],
-    services: &BTreeMap<String, Service>,
+    services: &BTreeMap<String, Arc<Service>>,
 ) -> Result<Vec<Vec<String>>, PlanError> {
     let mut lane_of: BTreeMap<String, usize> = BTreeMap::new();
     let mut current: Option<usize> = None;

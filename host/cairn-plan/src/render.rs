@@ -16,8 +16,8 @@ impl Plan {
     /// Renders the plan as `pebble plan` and `GET /v1/plan?format=yaml` print it.
     pub fn to_yaml(&self) -> String {
         let mut top = Fields::default();
-        top.map("services", &self.services, service_out);
-        top.map("checks", &self.checks, check_out);
+        top.map("services", &self.services, |s| service_out(s));
+        top.map("checks", &self.checks, |c| check_out(c));
         top.map("log-targets", &self.log_targets, log_target_out);
         top.map("workloads", &self.workloads, workload_out);
         if self.pairing.mode != PairingMode::Unset {
@@ -41,8 +41,8 @@ impl Layer {
         let mut top = Fields::default();
         top.string("summary", &self.summary);
         top.string("description", &self.description);
-        top.map("services", &self.services, service_out);
-        top.map("checks", &self.checks, check_out);
+        top.map("services", &self.services, |s| service_out(s));
+        top.map("checks", &self.checks, |c| check_out(c));
         top.map("log-targets", &self.log_targets, log_target_out);
         if self.pairing.mode != PairingMode::Unset {
             top.push(

@@ -6,6 +6,7 @@
 //! accessors to read a value with Pebble's default applied.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -37,9 +38,9 @@ pub struct Layer {
     /// Long description of the layer.
     pub description: String,
     /// Services defined by this layer, keyed by name.
-    pub services: BTreeMap<String, Service>,
+    pub services: BTreeMap<String, Arc<Service>>,
     /// Health checks defined by this layer, keyed by name.
-    pub checks: BTreeMap<String, Check>,
+    pub checks: BTreeMap<String, Arc<Check>>,
     /// Log forwarding targets defined by this layer, keyed by name.
     pub log_targets: BTreeMap<String, LogTarget>,
     /// Entries of the `workloads` extension section, keyed by name.
@@ -369,9 +370,9 @@ pub enum PairingMode {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// Combined services, keyed by name.
-    pub services: BTreeMap<String, Service>,
+    pub services: BTreeMap<String, Arc<Service>>,
     /// Combined checks, keyed by name.
-    pub checks: BTreeMap<String, Check>,
+    pub checks: BTreeMap<String, Arc<Check>>,
     /// Combined log targets, keyed by name.
     pub log_targets: BTreeMap<String, LogTarget>,
     /// Combined `workloads` section.

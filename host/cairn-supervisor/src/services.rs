@@ -119,7 +119,7 @@ pub enum ShutdownRequest {
 }
 
 struct ServiceData {
-    config: Service,
+    config: Arc<Service>,
     state: State,
     logs: Arc<LogBuffer>,
     started: Option<oneshot::Sender<Result<(), String>>>,
@@ -488,7 +488,7 @@ impl ServiceManager {
     /// Runs a `start` task for `config`; `log` appends to the task's log.
     pub(crate) async fn do_start(
         &self,
-        config: &Service,
+        config: &Arc<Service>,
         log: &(dyn Fn(&str) + Sync),
     ) -> Result<(), String> {
         let (rx, logs) = {
@@ -927,16 +927,23 @@ fn spawn_log_reader(read: OwnedFd, logs: Arc<LogBuffer>) -> tokio::task::JoinHan
         ),
     );
     tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) else {
+        let Ok(rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) else {
             return;
         };
-        let mut buf = vec![0u8; 4 * 1024];
         let mut splitter = LineSplitter::default();
         loop {
-            match rx.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
+            if rx.readable().await.is_err() {
+                break;
+            }
+            // On the stack, not held across the wait: an idle service's reader keeps no
+            // buffer (thousands of idle services would keep 4 KiB each).
+            let mut buf = [0u8; 4 * 1024];
+            match rx.try_read(&mut buf) {
+                Ok(0) => break,
                 Ok(n) => splitter.feed(&buf[..n], &logs),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
         }
         splitter.flush(&logs);

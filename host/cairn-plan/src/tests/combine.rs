@@ -635,7 +635,7 @@ fn equal_config_compares_everything() {
         "services:\n    a:\n        override: replace\n        command: x\n",
     ]))
     .unwrap();
-    let a = plan.services["a"].clone();
+    let a = Service::clone(&plan.services["a"]);
     assert!(a.equal_config(&a.clone()));
     let mut changed = a.clone();
     changed.environment.insert("K".into(), "v".into());

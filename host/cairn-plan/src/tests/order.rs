@@ -225,6 +225,7 @@ fn empty_and_unknown_names() {
     broken
         .services
         .get_mut("srv1")
+        .map(std::sync::Arc::make_mut)
         .unwrap()
         .requires
         .push("ghost".into());
@@ -237,6 +238,7 @@ fn cycles_are_reported_sorted() {
     let mut plan = pebble_plan();
     plan.services
         .get_mut("srv3")
+        .map(std::sync::Arc::make_mut)
         .unwrap()
         .before
         .push("srv2".into());

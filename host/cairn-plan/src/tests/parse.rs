@@ -636,7 +636,7 @@ fn full_layer_fields() {
         kill_delay: Some(Duration::from_secs(10)),
         ..Service::default()
     };
-    assert_eq!(*s, expected);
+    assert_eq!(**s, expected);
     let c = &layer.checks["chk1"];
     assert_eq!(
         (

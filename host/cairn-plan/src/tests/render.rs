@@ -321,7 +321,7 @@ fn rendered_env(value: &str) -> String {
         environment: [("K".to_string(), value.to_string())].into(),
         ..Service::default()
     };
-    plan.services.insert("s".into(), service);
+    plan.services.insert("s".into(), service.into());
     let text = plan.to_yaml();
     let start = text.find("            K:").expect("rendered key");
     text[start + "            K:".len()..].to_string()
@@ -415,7 +415,7 @@ fn rendered_strings_parse_back() {
             ..Service::default()
         };
         let layer = Layer {
-            services: [("s".to_string(), service)].into(),
+            services: [("s".to_string(), service.into())].into(),
             ..Layer::default()
         };
         let text = layer.to_yaml();
@@ -437,7 +437,7 @@ fn long_lines_fold_at_eighty_columns() {
         command: command.into(),
         ..Service::default()
     };
-    plan.services.insert("srv".into(), service);
+    plan.services.insert("srv".into(), service.into());
     let expected = "services:\n    srv:\n        override: replace\n        command: /usr/local/bin/my-server --config /etc/my-server/config.yaml --listen\n            0.0.0.0:8080 --verbose --log-format json --tls-cert /etc/ssl/certs/server.pem\n";
     assert_eq!(plan.to_yaml(), expected);
     let back = parse_layer(0, "x", plan.to_yaml().as_bytes()).unwrap();
@@ -456,7 +456,7 @@ fn keys_use_natural_order() {
             command: "c".into(),
             ..Service::default()
         };
-        plan.services.insert(name.into(), service);
+        plan.services.insert(name.into(), service.into());
     }
     let text = plan.to_yaml();
     let keys: Vec<&str> = text
@@ -499,7 +499,7 @@ fn numbers_and_durations_format_like_go() {
             backoff_factor: Some(factor),
             ..Service::default()
         };
-        plan.services.insert("s".into(), service);
+        plan.services.insert("s".into(), service.into());
         assert!(
             plan.to_yaml()
                 .contains(&format!("        backoff-factor: {expected}\n")),
@@ -515,7 +515,7 @@ fn numbers_and_durations_format_like_go() {
         backoff_delay: Some(Duration::ZERO),
         ..Service::default()
     };
-    plan.services.insert("s".into(), service);
+    plan.services.insert("s".into(), service.into());
     let text = plan.to_yaml();
     assert!(
         text.contains("backoff-delay: 0s\n") && text.contains("kill-delay: 1.5s\n"),
