@@ -80,11 +80,12 @@ pub struct UnitRecord {
     pub queue: VecDeque<Event>,
     /// Deferred events, re-delivered before the next event.
     pub deferred: Vec<Event>,
-    /// Recent deliveries. Kept in [`HISTORY_FILE`] beside the record, one line appended
-    /// per entry, so that an event's record write does not rewrite the whole history;
-    /// still read from records older versions wrote.
-    #[serde(skip_serializing)]
-    pub history: VecDeque<HistoryEntry>,
+    /// The history a record of an older version carried; moved to [`HISTORY_FILE`] on
+    /// load. A unit's deliveries are kept in that file alone (one line appended per
+    /// entry; [`UnitShared::history`] reads it): in memory, the last [`MAX_HISTORY`] of
+    /// every idle unit would cost tens of KiB each.
+    #[serde(rename = "history", skip_serializing)]
+    pub(crate) legacy_history: Vec<HistoryEntry>,
     /// Entries recorded but not yet appended to [`HISTORY_FILE`] (the next save does).
     #[serde(skip)]
     pub(crate) unwritten: Vec<HistoryEntry>,
@@ -154,7 +155,7 @@ impl UnitRecord {
         }
     }
 
-    /// Reads the record a unit left in its directory, with its history.
+    /// Reads the record a unit left in its directory (and how long its history file is).
     pub(crate) fn load(dir: &Path) -> Result<Self, RuntimeError> {
         let path = dir.join(RECORD_FILE);
         let data = std::fs::read(&path).map_err(|e| RuntimeError::io("read", &path, e))?;
@@ -174,23 +175,22 @@ impl UnitRecord {
                 } else {
                     data.iter().filter(|b| **b == b'\n').count()
                 };
-                rec.history = parse_history(&data);
+                rec.legacy_history = Vec::new();
             }
             // A record an older version wrote carries its history: it moves to the file.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                rec.unwritten = rec.history.iter().cloned().collect()
+                rec.unwritten = std::mem::take(&mut rec.legacy_history);
             }
             Err(e) => return Err(RuntimeError::io("read", &history, e)),
         }
         Ok(rec)
     }
 
-    /// Adds `h` to the history (the oldest entries beyond [`MAX_HISTORY`] are forgotten);
-    /// the next save appends it to the history file.
+    /// Adds `h` to the history: the next save appends it to the history file. (Should
+    /// saves keep failing, only the newest [`MAX_HISTORY`] entries wait for one.)
     pub(crate) fn record_history(&mut self, h: HistoryEntry) {
-        self.history.push_back(h.clone());
-        while self.history.len() > MAX_HISTORY {
-            self.history.pop_front();
+        if self.unwritten.len() >= MAX_HISTORY {
+            self.unwritten.remove(0);
         }
         self.unwritten.push(h);
     }
@@ -253,6 +253,8 @@ pub(crate) const HISTORY_FILE: &str = "history.jsonl";
 
 /// The last [`MAX_HISTORY`] entries of a history file; a line a crash cut short (or any
 /// line that does not parse) is skipped.
+/// The entries of a history file (a line a crash cut short is skipped), the newest
+/// [`MAX_HISTORY`] of them.
 fn parse_history(data: &[u8]) -> VecDeque<HistoryEntry> {
     let mut out: VecDeque<HistoryEntry> = data
         .split(|b| *b == b'\n')
@@ -399,6 +401,11 @@ impl Unit {
         f(&self.shared.record.lock().unwrap())
     }
 
+    /// The unit's event history, newest last (read from its file).
+    pub(crate) fn history(&self) -> VecDeque<HistoryEntry> {
+        self.shared.history()
+    }
+
     /// Starts the unit's removal: the event running is interrupted, the queue and deferred
     /// events are replaced by `leaving` (its relations' departed and broken events), `stop`
     /// and `remove` (persisted), and the actor ends once they ran (each under
@@ -493,13 +500,10 @@ impl UnitShared {
             Writer::Closed => return,
             Writer::Open { history_lines } => history_lines,
         };
-        let (data, unwritten, kept) = {
+        let (data, unwritten) = {
             let mut rec = self.record.lock().unwrap();
             let unwritten = std::mem::take(&mut rec.unwritten);
-            // Rewritten whole once twice as long as what is kept: a copy of the kept part.
-            let kept = (*lines + unwritten.len() > 2 * MAX_HISTORY)
-                .then(|| rec.history.iter().cloned().collect::<Vec<_>>());
-            (serde_json::to_vec(&*rec), unwritten, kept)
+            (serde_json::to_vec(&*rec), unwritten)
         };
         match data {
             Ok(d) => {
@@ -510,16 +514,37 @@ impl UnitShared {
             }
             Err(e) => tracing::error!("cannot encode unit state: {e}"),
         }
+        if unwritten.is_empty() {
+            return;
+        }
         let path = self.settings.dir.join(HISTORY_FILE);
-        let written = match kept {
-            Some(all) => write_history(&path, &all, false).map(|()| all.len()),
-            None if unwritten.is_empty() => return,
-            None => write_history(&path, &unwritten, true).map(|()| *lines + unwritten.len()),
+        // Rewritten whole, to what is kept, once twice as long as that.
+        let written = if *lines + unwritten.len() > 2 * MAX_HISTORY {
+            let mut kept = read_history(&path);
+            kept.extend(unwritten);
+            let kept = kept.make_contiguous();
+            let kept = &kept[kept.len().saturating_sub(MAX_HISTORY)..];
+            write_history(&path, kept, false).map(|()| kept.len())
+        } else {
+            write_history(&path, &unwritten, true).map(|()| *lines + unwritten.len())
         };
         match written {
             Ok(n) => *lines = n,
             Err(e) => tracing::error!("cannot write unit history: {e}"),
         }
+    }
+
+    /// The unit's history, newest last: the file, then what the next save appends to it
+    /// (read while no save is under way, so that no entry is seen twice or missed).
+    pub(crate) fn history(&self) -> VecDeque<HistoryEntry> {
+        let _writer = self.writer.lock().unwrap();
+        let unwritten = self.record.lock().unwrap().unwritten.clone();
+        let mut all = read_history(&self.settings.dir.join(HISTORY_FILE));
+        all.extend(unwritten);
+        while all.len() > MAX_HISTORY {
+            all.pop_front();
+        }
+        all
     }
 
     /// Drops the event the unit is failing on (`cairn resolve --no-retry`), from the
@@ -654,6 +679,18 @@ impl UnitShared {
 /// Appends `entries` to the history file at `path` (`append`), or replaces it with them
 /// atomically. Appends are not synced: a crash may lose the last entries, or cut the last
 /// line short, which a reader skips.
+/// The history file's entries (none when it cannot be read, which is logged).
+fn read_history(path: &Path) -> VecDeque<HistoryEntry> {
+    match std::fs::read(path) {
+        Ok(data) => parse_history(&data),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => VecDeque::new(),
+        Err(e) => {
+            tracing::error!("cannot read unit history {}: {e}", path.display());
+            VecDeque::new()
+        }
+    }
+}
+
 fn write_history(path: &Path, entries: &[HistoryEntry], append: bool) -> std::io::Result<()> {
     let mut data = Vec::new();
     for h in entries {
@@ -768,7 +805,7 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
         let mut failed = false;
         let mut still_deferred = Vec::new();
         for ev in deferred {
-            match deliver(&unit, &runtime, &ev, &bounds).await {
+            match Box::pin(deliver(&unit, &runtime, &ev, &bounds)).await {
                 Ok(Outcome::Deferred) => still_deferred.push(ev),
                 Ok(Outcome::Handled) => {}
                 Err(()) => {
@@ -785,7 +822,9 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
         }
         if !failed {
             unit.record.lock().unwrap().deferred = still_deferred;
-            let delivered = deliver(&unit, &runtime, &head, &bounds).await;
+            // Boxed: the delivery's state is kilobytes, which an idle unit's actor would
+            // otherwise carry while it waits for its next event.
+            let delivered = Box::pin(deliver(&unit, &runtime, &head, &bounds)).await;
             if !removing && unit.interrupt.is_interrupted() {
                 unit.save();
                 continue;
@@ -798,6 +837,10 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
                     };
                     let mut rec = unit.record.lock().unwrap();
                     rec.queue.pop_front();
+                    if rec.queue.is_empty() {
+                        // An idle unit keeps no room for a burst of events it had once.
+                        rec.queue.shrink_to_fit();
+                    }
                     if outcome == Outcome::Deferred
                         && let Some(dropped) = defer(&mut rec, head, cap)
                     {
@@ -1155,10 +1198,13 @@ mod tests {
         (Unit::start(settings, record, Arc::new(runtime)), app)
     }
 
-    /// Waits (up to 30 s) until the unit's record satisfies `cond`.
-    async fn until(unit: &Unit, what: &str, cond: impl Fn(&UnitRecord) -> bool) {
+    /// Waits (up to 30 s) until the unit's record and history satisfy `cond`.
+    async fn until(unit: &Unit, what: &str, cond: impl Fn(&UnitRecord, &[HistoryEntry]) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !unit.with_record(&cond) {
+        while !{
+            let mut h = unit.history();
+            unit.with_record(|r| cond(r, h.make_contiguous()))
+        } {
             if tokio::time::Instant::now() > deadline {
                 panic!("{what}: {:#?}", unit.with_record(Clone::clone));
             }
@@ -1167,9 +1213,8 @@ mod tests {
     }
 
     /// The outcomes of the history, as `event outcome`.
-    fn history(rec: &UnitRecord) -> Vec<String> {
-        rec.history
-            .iter()
+    fn history(h: &[HistoryEntry]) -> Vec<String> {
+        h.iter()
             .map(|h| format!("{} {}", h.event, h.outcome))
             .collect()
     }
@@ -1179,8 +1224,8 @@ mod tests {
         let dir = TempDir::new("retry");
         let (mut unit, app) = start(&dir, "error", &[Event::ConfigChanged]);
         let failed = "config-changed error: misbehave: error requested";
-        until(&unit, "retried with backoff", |r| {
-            history(r).iter().filter(|h| *h == failed).count() >= 3
+        until(&unit, "retried with backoff", |_, hist| {
+            history(hist).iter().filter(|h| *h == failed).count() >= 3
         })
         .await;
         unit.with_record(|r| {
@@ -1202,12 +1247,13 @@ mod tests {
             .config
             .insert("mode".into(), ConfigValue::String("ok".into()));
         unit.enqueue(Event::UpdateStatus);
-        until(&unit, "queue drained", |r| r.queue.is_empty()).await;
+        until(&unit, "queue drained", |r, _| r.queue.is_empty()).await;
+        let hist = Vec::from(unit.history());
         unit.with_record(|r| {
             assert_eq!(r.error, None);
             assert_eq!(r.status, WorkloadStatus::Active("handled 1".into()));
             assert_eq!(r.stored.get("handled").map(Vec::as_slice), Some(&b"1"[..]));
-            let h = history(r);
+            let h = history(&hist);
             assert_eq!(
                 h[h.len() - 2..],
                 [
@@ -1230,23 +1276,25 @@ mod tests {
     async fn a_deferred_event_is_delivered_again_before_the_next_one() {
         let dir = TempDir::new("defer");
         let (mut unit, _app) = start(&dir, "defer", &[Event::ConfigChanged]);
-        until(&unit, "deferred", |r| {
-            r.queue.is_empty() && !r.history.is_empty()
+        until(&unit, "deferred", |r, hist| {
+            r.queue.is_empty() && !hist.is_empty()
         })
         .await;
+        let hist = Vec::from(unit.history());
         unit.with_record(|r| {
             assert_eq!(r.deferred, [Event::ConfigChanged]);
-            assert_eq!(history(r), ["config-changed deferred"]);
+            assert_eq!(history(&hist), ["config-changed deferred"]);
         });
         unit.enqueue(Event::UpdateStatus);
-        until(&unit, "delivered", |r| {
-            r.queue.is_empty() && r.history.len() == 3
+        until(&unit, "delivered", |r, hist| {
+            r.queue.is_empty() && hist.len() == 3
         })
         .await;
+        let hist = Vec::from(unit.history());
         unit.with_record(|r| {
             assert!(r.deferred.is_empty());
             assert_eq!(
-                history(r),
+                history(&hist),
                 [
                     "config-changed deferred",
                     "config-changed handled",
@@ -1262,7 +1310,7 @@ mod tests {
     async fn concurrent_saves_never_show_a_torn_record_and_leave_the_newest() {
         let dir = TempDir::new("saves");
         let (mut unit, _app) = start(&dir, "ok", &[]);
-        until(&unit, "started", |r| r.queue.is_empty()).await;
+        until(&unit, "started", |r, _| r.queue.is_empty()).await;
         let shared = unit.shared.clone();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reader = {
@@ -1337,7 +1385,7 @@ mod tests {
         let dir = TempDir::new("queue");
         let (mut unit, app) = start(&dir, "error", &[Event::ConfigChanged]);
         app.lock().unwrap().budget.queue = 2;
-        until(&unit, "failed once", |r| r.error.is_some()).await;
+        until(&unit, "failed once", |r, _| r.error.is_some()).await;
         let action = |id: &str| Event::Action {
             id: id.into(),
             name: "echo".into(),
@@ -1395,7 +1443,7 @@ mod tests {
     async fn history_is_appended_beside_the_record_and_rewritten_to_what_is_kept() {
         let dir = TempDir::new("history");
         let (mut unit, _app) = start(&dir, "ok", &[]);
-        until(&unit, "started", |r| r.queue.is_empty()).await;
+        until(&unit, "started", |r, _| r.queue.is_empty()).await;
         unit.abort();
         let shared = unit.shared.clone();
         let n = 2 * MAX_HISTORY + 10;
@@ -1412,27 +1460,27 @@ mod tests {
             (MAX_HISTORY..=2 * MAX_HISTORY).contains(&lines),
             "{lines} lines"
         );
-        let loaded = UnitRecord::load(&path).unwrap();
-        assert_eq!(loaded.history, shared.record.lock().unwrap().history);
-        assert_eq!(loaded.history.len(), MAX_HISTORY);
-        assert_eq!(loaded.history.back(), Some(&entry(n - 1)));
+        let history = shared.history();
+        assert_eq!(history.len(), MAX_HISTORY);
+        assert_eq!(history.back(), Some(&entry(n - 1)));
+        assert_eq!(history.front(), Some(&entry(n - MAX_HISTORY)));
         // A line a crash cut short is skipped, and not appended to.
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(path.join(HISTORY_FILE))
             .unwrap();
         std::io::Write::write_all(&mut f, br#"{"time":"2026-12-"#).unwrap();
+        assert_eq!(shared.history().back(), Some(&entry(n - 1)));
         let loaded = UnitRecord::load(&path).unwrap();
-        assert_eq!(loaded.history.back(), Some(&entry(n - 1)));
         *shared.record.lock().unwrap() = loaded;
         *shared.writer.lock().unwrap() = Writer::Open {
             history_lines: shared.record.lock().unwrap().history_file_lines,
         };
         shared.record.lock().unwrap().record_history(entry(n));
         shared.save();
-        let loaded = UnitRecord::load(&path).unwrap();
-        assert_eq!(loaded.history.back(), Some(&entry(n)));
-        assert_eq!(loaded.history.len(), MAX_HISTORY);
+        let history = shared.history();
+        assert_eq!(history.back(), Some(&entry(n)));
+        assert_eq!(history.len(), MAX_HISTORY);
     }
 
     #[test]
@@ -1441,7 +1489,7 @@ mod tests {
         let old = serde_json::json!({"name": "t/0", "history": [entry(1), entry(2)]});
         std::fs::write(dir.path().join(RECORD_FILE), old.to_string()).unwrap();
         let r = UnitRecord::load(dir.path()).unwrap();
-        assert_eq!(r.history, [entry(1), entry(2)]);
+        assert!(r.legacy_history.is_empty());
         assert_eq!(r.unwritten, [entry(1), entry(2)]);
         assert!(!dir.path().join(HISTORY_FILE).exists());
     }
@@ -1450,14 +1498,15 @@ mod tests {
     async fn a_unit_being_removed_does_not_wait_on_a_failing_event() {
         let dir = TempDir::new("remove");
         let (mut unit, _app) = start(&dir, "error", &[Event::ConfigChanged]);
-        until(&unit, "failed once", |r| r.error.is_some()).await;
+        until(&unit, "failed once", |r, _| r.error.is_some()).await;
         unit.begin_removal(Vec::new());
         tokio::time::timeout(Duration::from_secs(30), unit.finish_removal())
             .await
             .expect("the actor did not end");
+        let hist = Vec::from(unit.history());
         unit.with_record(|r| {
             assert!(r.queue.is_empty(), "{:?}", r.queue);
-            let h = history(r);
+            let h = history(&hist);
             assert_eq!(h[h.len() - 2..], ["stop handled", "remove handled"]);
         });
     }
@@ -1476,7 +1525,7 @@ mod tests {
         let dir = TempDir::new("resolve");
         let hour = Duration::from_secs(3600);
         let (mut unit, app) = start_with_retry(&dir, "error", &[Event::ConfigChanged], hour);
-        until(&unit, "failed", |r| r.error.is_some()).await;
+        until(&unit, "failed", |r, _| r.error.is_some()).await;
         assert_eq!(
             unit.with_record(|r| r.failed_event.clone()),
             Some(Event::ConfigChanged)
@@ -1484,11 +1533,12 @@ mod tests {
         set_mode(&app, "ok");
         unit.resolve(Resolve::Retry).unwrap();
         // Retried at once, not an hour later.
-        until(&unit, "retried", |r| r.queue.is_empty()).await;
+        until(&unit, "retried", |r, _| r.queue.is_empty()).await;
+        let hist = Vec::from(unit.history());
         unit.with_record(|r| {
             assert_eq!(r.error, None);
             assert_eq!(r.failed_event, None);
-            let h = history(r);
+            let h = history(&hist);
             assert_eq!(h.last().unwrap(), "config-changed handled");
         });
         assert_eq!(
@@ -1513,15 +1563,16 @@ mod tests {
         let queue = [Event::ConfigChanged, echo.clone(), Event::UpdateStatus];
         let hour = Duration::from_secs(3600);
         let (mut unit, app) = start_with_retry(&dir, "error", &queue, hour);
-        until(&unit, "failed", |r| r.error.is_some()).await;
+        until(&unit, "failed", |r, _| r.error.is_some()).await;
         set_mode(&app, "ok");
         unit.resolve(Resolve::Skip).unwrap();
-        until(&unit, "drained", |r| r.queue.is_empty()).await;
+        until(&unit, "drained", |r, _| r.queue.is_empty()).await;
+        let hist = Vec::from(unit.history());
         unit.with_record(|r| {
             assert_eq!(r.error, None);
             // The failing config-changed never ran again; what waited behind it did.
             assert_eq!(
-                history(r),
+                history(&hist),
                 [
                     "config-changed error: misbehave: error requested",
                     "config-changed skipped: resolved with --no-retry",
@@ -1541,16 +1592,17 @@ mod tests {
         let hour = Duration::from_secs(3600);
         // Deferred once, then failing when re-delivered before the next event.
         let (mut unit, app) = start_with_retry(&dir, "defer", &[Event::ConfigChanged], hour);
-        until(&unit, "deferred", |r| r.deferred.len() == 1).await;
+        until(&unit, "deferred", |r, _| r.deferred.len() == 1).await;
         set_mode(&app, "error");
         unit.enqueue(Event::UpdateStatus);
-        until(&unit, "failed", |r| r.error.is_some()).await;
+        until(&unit, "failed", |r, _| r.error.is_some()).await;
         set_mode(&app, "ok");
         unit.resolve(Resolve::Skip).unwrap();
-        until(&unit, "drained", |r| r.queue.is_empty()).await;
+        until(&unit, "drained", |r, _| r.queue.is_empty()).await;
+        let hist = Vec::from(unit.history());
         unit.with_record(|r| {
             assert!(r.deferred.is_empty());
-            let h = history(r);
+            let h = history(&hist);
             assert_eq!(
                 h[h.len() - 2..],
                 [
@@ -1575,12 +1627,13 @@ mod tests {
             params_json: "{}".into(),
         };
         let (mut unit, _app) = start(&dir, "ok", &[fail]);
-        until(&unit, "ran", |r| {
-            r.queue.is_empty() && !r.history.is_empty()
+        until(&unit, "ran", |r, hist| {
+            r.queue.is_empty() && !hist.is_empty()
         })
         .await;
+        let hist = Vec::from(unit.history());
         unit.with_record(|r| {
-            assert_eq!(history(r), ["fail-action failed: asked to fail"]);
+            assert_eq!(history(&hist), ["fail-action failed: asked to fail"]);
             assert_eq!(r.error, None);
         });
         unit.abort();

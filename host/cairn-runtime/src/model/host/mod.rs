@@ -1388,10 +1388,9 @@ impl Host {
         n: Option<usize>,
     ) -> Result<Vec<HistoryEntry>, RuntimeError> {
         let apps = self.inner.apps.lock().await;
-        Ok(find_unit(&apps, unit)?.with_record(|rec| {
-            let skip = n.map_or(0, |n| rec.history.len().saturating_sub(n));
-            rec.history.iter().skip(skip).cloned().collect()
-        }))
+        let history = find_unit(&apps, unit)?.history();
+        let skip = n.map_or(0, |n| history.len().saturating_sub(n));
+        Ok(history.into_iter().skip(skip).collect())
     }
 
     /// Queues an action on a unit after checking its parameters against the charm's
@@ -1825,9 +1824,10 @@ mod tests {
             let delivered = cairn_testutil::eventually(Duration::from_secs(30), || {
                 let apps = host.inner.apps.try_lock().ok()?;
                 let unit = &apps["c"].units[&0].unit;
+                let history = unit.history();
                 unit.with_record(|r| {
                     (r.queue.is_empty()
-                        && r.history
+                        && history
                             .iter()
                             .filter(|h| h.event == "config-changed")
                             .count()
