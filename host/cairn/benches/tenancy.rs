@@ -26,179 +26,15 @@
 //! (default `unlimited`: the rounds are back to back, which the default budget of `100m`
 //! holds to about 20 execs a second, by design; set `100m` to see it).
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairn_api::{Client, ExecOptions};
-use serde_json::{Value, json};
+use serde_json::json;
 
-const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+mod common;
+use common::{CAIRN, Daemon, env_usize, memory_kib, mib, threads_and_fds};
 
-/// A `cairn run` daemon on a state directory of its own; stopped and removed on drop.
-struct Daemon {
-    label: &'static str,
-    dir: PathBuf,
-    child: Child,
-}
-
-impl Daemon {
-    /// Starts `cairn run` with `flags` in `<base>/<label>` and waits until it answers.
-    fn start(base: &Path, label: &'static str, flags: &[&str]) -> Daemon {
-        let dir = base.join(label);
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(base.join(format!("{label}.log"))).unwrap();
-        let child = Command::new(CAIRN)
-            .arg("--dir")
-            .arg(&dir)
-            .arg("run")
-            .args(flags)
-            .arg("--limit")
-            .arg(format!(
-                "host-cpu={}",
-                std::env::var("CAIRN_BENCH_HOST_CPU").unwrap_or_else(|_| "unlimited".into())
-            ))
-            .env("CARGO_TARGET_DIR", cairn_test_programs::GUEST_TARGET_DIR)
-            .env(
-                "CAIRN_CACHE_DIR",
-                Path::new(cairn_test_programs::GUEST_TARGET_DIR).join("cairn-cache"),
-            )
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let d = Daemon { label, dir, child };
-        let start = Instant::now();
-        while d.try_control(&json!({"op": "status"})).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the {label} daemon did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        d
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// One request on the control socket: its `ok` value, or the error line.
-    fn try_control(&self, request: &Value) -> Result<Value, String> {
-        let mut s = UnixStream::connect(self.dir.join("cairn.sock")).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(120)))
-            .map_err(|e| e.to_string())?;
-        writeln!(s, "{request}").map_err(|e| e.to_string())?;
-        let mut line = String::new();
-        BufReader::new(s)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        let mut reply: Value = serde_json::from_str(&line).map_err(|e| format!("{e}: {line}"))?;
-        match reply.get_mut("ok") {
-            Some(v) => Ok(v.take()),
-            None => Err(line),
-        }
-    }
-
-    fn control(&self, request: &Value) -> Value {
-        self.try_control(request)
-            .unwrap_or_else(|e| panic!("{}: {request} failed: {e}", self.label))
-    }
-
-    /// Deploys the charm directory `charm` as `app` (through the control socket).
-    fn deploy(&self, charm: &Path, app: &str) {
-        self.control(&json!({
-            "op": "deploy", "path": charm, "name": app, "config": [], "limits": [],
-        }));
-    }
-
-    /// The status of every unit: name → (message, queued events).
-    fn units(&self) -> Vec<(String, String, u64)> {
-        let st = self.control(&json!({"op": "status"}));
-        st["apps"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|a| a["units"].as_array().cloned().unwrap_or_default())
-            .map(|u| {
-                (
-                    u["name"].as_str().unwrap_or("").to_string(),
-                    u["status"]["message"].as_str().unwrap_or("").to_string(),
-                    u["queued"].as_u64().unwrap_or(u64::MAX),
-                )
-            })
-            .collect()
-    }
-
-    /// Waits until `unit` shows `message` with nothing queued.
-    fn wait_shown(&self, unit: &str, message: &str, timeout: Duration) {
-        let start = Instant::now();
-        loop {
-            if self
-                .units()
-                .iter()
-                .any(|(n, m, q)| n == unit && m == message && *q == 0)
-            {
-                return;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "{}: {unit} never showed {message:?}: {:?}",
-                self.label,
-                self.units()
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// `cairn_tenant_dispatch_seconds_total` and `cairn_tenant_events_total` of `app`.
-    fn dispatch_counters(&self, app: &str) -> (f64, f64) {
-        let page = self.control(&json!({"op": "metrics"}));
-        let value = |name: &str| {
-            let prefix = format!("{name}{{app=\"{app}\"}} ");
-            page.as_str()
-                .unwrap_or("")
-                .lines()
-                .find_map(|l| l.strip_prefix(&prefix)?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (
-            value("cairn_tenant_dispatch_seconds_total"),
-            value("cairn_tenant_events_total"),
-        )
-    }
-
-    /// The Pebble socket of `unit`'s container `container` (the operator's, host side).
-    fn pebble_socket(&self, unit: &str, container: &str) -> PathBuf {
-        self.dir
-            .join("units")
-            .join(unit.replace('/', "-"))
-            .join("containers")
-            .join(container)
-            .join(".pebble.socket")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let start = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() {
-            if start.elapsed() > Duration::from_secs(60) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Median and 99th percentile, in milliseconds.
 fn quantiles(v: &[Duration]) -> (f64, f64) {
     let mut v = v.to_vec();
     v.sort();
@@ -260,39 +96,8 @@ fn exec_round(rt: &tokio::runtime::Runtime, client: &Client) -> Duration {
     took
 }
 
-/// Resident and proportional memory (KiB) of `pid`: VmRSS, VmHWM and Pss.
-fn memory_kib(pid: u32) -> (u64, u64, u64) {
-    let field = |text: &str, name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    (
-        field(&status, "VmRSS:"),
-        field(&status, "VmHWM:"),
-        field(&rollup, "Pss:"),
-    )
-}
-
-/// Threads and open descriptors of `pid`.
-fn threads_and_fds(pid: u32) -> (u64, usize) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    (threads, fds)
-}
-
-/// Every live descendant of `root`, with whether it runs the `cairn` binary (a strict
-/// container's init is `cairn` started afresh; the rest are workloads).
+/// Every live descendant of `root`, with whether it runs the `cairn-host` binary (a strict
+/// container's init is `cairn-host` started afresh; the rest are workloads).
 fn descendants(root: u32) -> Vec<(u32, bool)> {
     let mut parent = std::collections::HashMap::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -308,7 +113,9 @@ fn descendants(root: u32) -> Vec<(u32, bool)> {
             parent.insert(pid, ppid);
         }
     }
-    let cairn = std::fs::canonicalize(CAIRN).unwrap_or_else(|_| CAIRN.into());
+    // Inits are started from the host's binary, beside `cairn`.
+    let host = Path::new(CAIRN).with_file_name("cairn-host");
+    let cairn = std::fs::canonicalize(&host).unwrap_or(host);
     parent
         .keys()
         .filter(|&&pid| {
@@ -326,17 +133,6 @@ fn descendants(root: u32) -> Vec<(u32, bool)> {
             (pid, exe == cairn)
         })
         .collect()
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
 }
 
 fn main() {
@@ -448,42 +244,11 @@ fn main() {
     let (rss0, hwm0, pss0) = memory_kib(d.pid());
     let (threads0, fds0) = threads_and_fds(d.pid());
     let start = Instant::now();
-    // A few deploys at once, as several operators (or a script) would send them.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= units {
-                        break;
-                    }
-                    d.deploy(&pause, &format!("idle{i}"));
-                }
-            });
-        }
-    });
+    d.deploy_many(&pause, "idle", 0, units);
     let deployed = start.elapsed();
     // Idle: every unit active, its service running, nothing queued.
     loop {
-        let st = d.control(&json!({"op": "status"}));
-        let active = st["apps"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|a| a["units"].as_array().cloned().unwrap_or_default())
-            .filter(|u| {
-                u["queued"] == 0
-                    && u["status"]["status"] == "active"
-                    && u["containers"].as_array().into_iter().flatten().all(|c| {
-                        c["services"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .any(|s| s["current"] == "active")
-                    })
-            })
-            .count();
+        let active = d.idle_units();
         if active == units {
             break;
         }

@@ -92,6 +92,28 @@ pub fn decode_request(line: impl AsRef<[u8]>) -> serde_json::Result<Request> {
     serde_json::from_slice(line.as_ref())
 }
 
+/// Sends one request to the daemon of `dir` and returns its value (blocking: a client
+/// command needs no runtime for one request).
+pub fn call_blocking(dir: &Path, req: &Request) -> Result<serde_json::Value> {
+    use std::io::{BufRead, Write};
+    let path = dir.join(SOCKET);
+    let short = cairn_api::sockpath::SocketPath::new(&path)
+        .with_context(|| format!("cannot connect to {}", path.display()))?;
+    let stream = std::os::unix::net::UnixStream::connect(short.path()).with_context(|| {
+        format!(
+            "cannot connect to the cairn daemon at {} (start it with `cairn run`)",
+            path.display()
+        )
+    })?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    (&stream).write_all(&line)?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut reply = String::new();
+    std::io::BufReader::new(&stream).read_line(&mut reply)?;
+    decode_reply(&reply)
+}
+
 /// Sends one request to the daemon of `dir` and returns its value.
 pub async fn call(dir: &Path, req: &Request) -> Result<serde_json::Value> {
     let path = dir.join(SOCKET);
@@ -110,10 +132,15 @@ pub async fn call(dir: &Path, req: &Request) -> Result<serde_json::Value> {
     w.shutdown().await?;
     let mut reply = String::new();
     BufReader::new(r).read_line(&mut reply).await?;
+    decode_reply(&reply)
+}
+
+/// The value of a reply line, or its error.
+fn decode_reply(reply: &str) -> Result<serde_json::Value> {
     if reply.is_empty() {
         bail!("cannot read reply: the daemon closed the connection");
     }
-    match serde_json::from_str::<Reply>(&reply).context("cannot decode reply")? {
+    match serde_json::from_str::<Reply>(reply).context("cannot decode reply")? {
         Reply::Ok(v) => Ok(v),
         Reply::Error(e) => bail!("{e}"),
     }

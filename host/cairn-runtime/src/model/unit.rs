@@ -242,6 +242,8 @@ pub(crate) struct UnitSettings {
     pub(crate) metrics: Arc<super::metrics::AppMetrics>,
     /// The host's relations: what events see of them, and where their writes go.
     pub(crate) relations: Arc<RelationStore>,
+    /// The host's: woken after each delivery the unit finished and persisted.
+    pub(crate) progress: Arc<Notify>,
 }
 
 /// The file of a unit's record in its directory.
@@ -874,6 +876,10 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
         }
         if failed {
             unit.save();
+        }
+        // Whatever it was, it is on disk: who waits for the unit's progress may look.
+        unit.settings.progress.notify_waiters();
+        if failed {
             if removing {
                 // A unit being removed does not wait on a failing charm.
                 let mut rec = unit.record.lock().unwrap();
@@ -1187,6 +1193,7 @@ mod tests {
             actions: Arc::new(ActionStore::open(dir.path().join("actions")).unwrap()),
             metrics: Default::default(),
             relations: Arc::new(RelationStore::open(dir.path())),
+            progress: Arc::default(),
         };
         std::fs::create_dir_all(&settings.dir).unwrap();
         let record = UnitRecord {

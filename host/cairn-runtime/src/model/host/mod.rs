@@ -294,6 +294,9 @@ struct HostInner {
     ids: IdAllocator,
     /// Relations and their databags (`<dir>/relations.json`).
     relations: Arc<super::relations::RelationStore>,
+    /// Woken whenever a unit has finished (and persisted) a delivery: what `wait_config`
+    /// waits on.
+    progress: Arc<tokio::sync::Notify>,
 }
 
 /// The most units one deploy or add-unit starts (each has its containers, sockets and
@@ -394,6 +397,7 @@ impl Host {
                 actions,
                 metrics: super::metrics::Metrics::default(),
                 relations: Arc::new(super::relations::RelationStore::open(&config_dir)),
+                progress: Arc::default(),
             }),
         };
         host.restore().await?;
@@ -749,6 +753,7 @@ impl Host {
             actions: self.inner.actions.clone(),
             metrics: self.inner.metrics.app(&app.record.name),
             relations: self.inner.relations.clone(),
+            progress: self.inner.progress.clone(),
         };
         let unit = Unit::start(settings, record, self.inner.runtime.clone());
         Ok(UnitHandle { unit, apis })

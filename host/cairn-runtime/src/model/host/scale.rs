@@ -147,6 +147,11 @@ impl Host {
     ) -> Result<(), RuntimeError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            // Registered before the units are looked at, so that no progress between the
+            // look and the wait is missed.
+            let progressed = self.inner.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
             {
                 let apps = self.inner.apps.lock().await;
                 let entry = apps.get(app).ok_or_else(|| {
@@ -176,7 +181,9 @@ impl Host {
                     "timeout waiting for {app}'s units to run config-changed"
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            // A unit in error is retried without finishing a delivery each time: look again
+            // now and then as well.
+            let _ = tokio::time::timeout(Duration::from_millis(250), progressed).await;
         }
     }
 

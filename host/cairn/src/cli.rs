@@ -1,0 +1,402 @@
+//! The command line both binaries parse: the host's commands (`run`, `pebble run`, `demo`,
+//! `pack`), which `cairn-host` runs, and the client commands, which `cairn` runs itself.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::args::{BudgetArgs, FormatArgs, parse_duration, parse_limit};
+use crate::pebble;
+
+/// The Cairn charm host: WebAssembly charms driving a Pebble-compatible supervisor.
+#[derive(Parser)]
+#[command(name = "cairn", version, about)]
+pub struct Cli {
+    /// State directory of the host.
+    #[arg(long, global = true, env = "CAIRN_DIR")]
+    pub dir: Option<PathBuf>,
+    /// The container that Pebble-style commands act on, as <app>/<unit-number>[/<name>]
+    /// (default: $PEBBLE_SOCKET or $PEBBLE/.pebble.socket).
+    #[arg(long, global = true, value_name = "UNIT/NAME")]
+    pub container: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `cairn run --containers`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Containers {
+    /// The host's filesystem.
+    Shared,
+    /// A root directory per container.
+    Isolated,
+}
+
+/// `cairn run --tenancy`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum TenancyArg {
+    /// Workloads are trusted.
+    Shared,
+    /// Workloads are kept apart by namespaces.
+    Strict,
+}
+
+/// `cairn run --tenancy-net`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum TenancyNet {
+    /// The host's network.
+    Host,
+    /// Loopback only.
+    None,
+}
+
+/// What `cairn` does.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the host daemon on the state directory.
+    Run {
+        /// Period of update-status events (Go duration, e.g. 5m, 30s).
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        update_status_interval: Duration,
+        /// CPU/wall deadline of one event.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        event_deadline: Duration,
+        /// Linear memory limit per unit, in MiB.
+        #[arg(long, default_value_t = 64)]
+        memory_limit_mib: usize,
+        /// First retry delay of a failed event (doubles up to 60s).
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        retry_delay: Duration,
+        /// Where compiled components are cached (default: <dir>/cache); may be shared by
+        /// several hosts of the same version.
+        #[arg(long, env = "CAIRN_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+        /// How unit containers see the filesystem: `shared` (the host's, as Pebble in a
+        /// pod) or `isolated` (a root directory each, entered by services, exec and checks;
+        /// needs root).
+        #[arg(long, value_enum, default_value_t = Containers::Shared)]
+        containers: Containers,
+        /// `strict` keeps tenants apart from each other and the host: every container
+        /// isolated, in user, pid (and with `--tenancy-net none`, network) namespaces of its
+        /// own, its root an unprivileged host id, a minimal environment and capability set
+        /// (see README "Tenancy"; needs root).
+        #[arg(long, value_enum, default_value_t = TenancyArg::Shared)]
+        tenancy: TenancyArg,
+        /// The network of strict containers: `host` (the host's) or `none` (loopback only).
+        #[arg(long, value_enum, default_value_t = TenancyNet::Host)]
+        tenancy_net: TenancyNet,
+        /// The first host uid/gid of strict containers' ranges (65536 ids each).
+        #[arg(long, default_value_t = cairn_supervisor::namespaces::DEFAULT_ID_BASE)]
+        tenancy_id_base: u32,
+        /// Whether to use wasmtime's pooling allocator where the machine allows it
+        /// (`false` to allocate instances on demand).
+        #[arg(long, env = "CAIRN_POOLING", default_value_t = true, action = clap::ArgAction::Set,
+              value_parser = clap::builder::BoolishValueParser::new())]
+        pooling: bool,
+        /// Also serve the per-tenant metrics (OpenMetrics text) at `GET /metrics` on this
+        /// TCP address (e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDRESS")]
+        metrics_listen: Option<String>,
+        #[command(flatten)]
+        budget: BudgetArgs,
+    },
+    /// Deploy a charm (a directory with charmcraft.yaml and its built component).
+    Deploy {
+        /// Charm directory, or a .wasm with charmcraft.yaml beside it.
+        path: PathBuf,
+        /// Application name (default: the charm's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Config setting key=value (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+        /// The app's own limit KEY=VALUE, over the host's default (repeatable; keys as
+        /// `cairn run --limit`).
+        #[arg(long = "limit", value_name = "KEY=VALUE", value_parser = parse_limit)]
+        limits: Vec<(String, String)>,
+        /// Number of units to deploy (unit 0 leads).
+        #[arg(short = 'n', long = "num-units", default_value_t = 1)]
+        num_units: u32,
+    },
+    /// Move an application to a new build of its charm: checked first (the component loads,
+    /// its containers and queued actions still fit), then each unit gets upgrade-charm and
+    /// config-changed; stored state and running workloads are kept.
+    Refresh {
+        /// The application.
+        app: String,
+        /// The charm directory (or a .wasm with charmcraft.yaml beside it).
+        #[arg(long)]
+        path: PathBuf,
+    },
+    /// Add units to an application: each gets install, config-changed, start and
+    /// pebble-ready.
+    AddUnit {
+        /// The application.
+        app: String,
+        /// Number of units to add.
+        #[arg(short = 'n', long = "num-units", default_value_t = 1)]
+        num_units: u32,
+    },
+    /// Remove units: each gets stop and remove, its services are stopped and its state
+    /// deleted; a leader's leadership moves to another unit (which gets leader-elected).
+    RemoveUnit {
+        /// The units, such as web/1.
+        #[arg(required = true)]
+        units: Vec<String>,
+    },
+    /// Retry the event a unit in error is failing on, now.
+    Resolve {
+        /// The unit, such as web/0.
+        unit: String,
+        /// Drop the failing event instead and go on with the queue.
+        #[arg(long)]
+        no_retry: bool,
+    },
+    /// Show or change an application's config.
+    Config {
+        /// The application.
+        app: String,
+        /// Settings key=value.
+        settings: Vec<String>,
+        /// Reset a key to its default (repeatable).
+        #[arg(long, value_name = "KEY")]
+        reset: Vec<String>,
+        /// Change the app's limit KEY=VALUE (repeatable; VALUE `default` for the host's).
+        #[arg(long = "limits", value_name = "KEY=VALUE", value_parser = parse_limit)]
+        limits: Vec<(String, String)>,
+        /// Return once every unit has run config-changed for the new config (up to this
+        /// many seconds with a value; default 300); a unit in error fails the command.
+        #[arg(long, num_args = 0..=1, default_missing_value = "300", value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
+    /// Show an application's limits (its budget) and how often each was hit.
+    Limits {
+        /// The application.
+        app: String,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Print every tenant's counters (events, failures, limit hits, memory, CPU) as an
+    /// OpenMetrics page.
+    Metrics,
+    /// Show applications, units, their status and their services.
+    Status {
+        /// Only these applications (and their relations), as `juju status APP...`.
+        apps: Vec<String>,
+        /// Also show the relations (integrations) between applications.
+        #[arg(long)]
+        relations: bool,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Relate two applications: `cairn integrate web db` or `web:db db:database` where
+    /// endpoints are ambiguous.
+    Integrate {
+        /// One end: an application, or application:endpoint.
+        one: String,
+        /// The other end.
+        other: String,
+    },
+    /// Remove a relation: two ends as for integrate, or a relation id.
+    RemoveRelation {
+        /// One end, or the relation's id.
+        one: String,
+        /// The other end.
+        other: Option<String>,
+    },
+    /// Show a unit's event history (event, outcome, duration).
+    Events {
+        /// The unit, such as web/0.
+        unit: String,
+        /// Only the last N events.
+        #[arg(short = 'n', long)]
+        n: Option<usize>,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Run an action on a unit: `cairn run-action db/0 backup target=/x --wait`.
+    RunAction {
+        /// The unit, such as db/0.
+        unit: String,
+        /// The action's name.
+        action: String,
+        /// Parameters key=value, typed by the action's schema.
+        params: Vec<String>,
+        /// Wait for the result (up to this many seconds with a value; default 300).
+        #[arg(long, num_args = 0..=1, default_missing_value = "300", value_name = "SECONDS")]
+        wait: Option<u64>,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Show an action run: status, results, log, failure.
+    ShowAction {
+        /// The action run's id.
+        id: String,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Remove an application: stop and remove its units, stop their services.
+    Remove {
+        /// The application.
+        app: String,
+    },
+    /// Pebble itself: `cairn pebble run` is a drop-in Pebble for a workload container.
+    Pebble {
+        #[command(subcommand)]
+        command: PebbleCommand,
+    },
+    #[command(flatten)]
+    Container(pebble::ClientCommand),
+    /// Pack a charm directory into a `.charm` that Juju deploys (`juju deploy ./x.charm`):
+    /// charmcraft's layout, with a `dispatch` that runs `cairn-dispatch` on the component.
+    Pack {
+        /// The charm directory (its `charmcraft.yaml`, and `charm.wasm` or its crate built
+        /// for wasm32-wasip2).
+        path: PathBuf,
+        /// Where to write the `.charm` (default: `<name>.charm` in the working directory).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// The dispatcher to pack (default: `cairn-dispatch` beside this binary).
+        #[arg(long)]
+        dispatcher: Option<PathBuf>,
+    },
+    /// Build-free tour: start a daemon on a fresh directory, deploy the examples, show
+    /// events and status, change config, remove.
+    Demo {
+        /// Keep the daemon's state directory afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+/// `cairn pebble …`.
+#[derive(Subcommand)]
+pub enum PebbleCommand {
+    /// Run the supervisor on $PEBBLE (default /var/lib/pebble/default), serving its API on
+    /// $PEBBLE_SOCKET or $PEBBLE/.pebble.socket.
+    ///
+    /// Additional arguments may be given to a service's `[ default args ]` command with
+    /// `--args <service> <arg>... ;` (repeatable; the list ends at `;` or the end of the
+    /// command line), for example: run --args myservice --port 8080 \; --hold
+    Run {
+        /// Do not start the default services.
+        #[arg(long)]
+        hold: bool,
+        /// Also serve the open endpoints over plain HTTP on this address (e.g. :4000).
+        #[arg(long, value_name = "ADDRESS")]
+        http: Option<String>,
+        /// Create $PEBBLE and $PEBBLE/layers if missing.
+        #[arg(long)]
+        create_dirs: bool,
+        /// Seed identities from file (like update-identities --replace).
+        #[arg(long, value_name = "FILE")]
+        identities: Option<std::path::PathBuf>,
+    },
+    #[command(flatten)]
+    Client(pebble::ClientCommand),
+}
+
+impl Command {
+    /// Whether this is one of the host's commands (run by `cairn-host`: they load the
+    /// runtime), rather than a client of a running daemon or container.
+    pub fn runs_host(&self) -> bool {
+        matches!(
+            self,
+            Command::Run { .. }
+                | Command::Demo { .. }
+                | Command::Pack { .. }
+                | Command::Pebble {
+                    command: PebbleCommand::Run { .. }
+                }
+        )
+    }
+}
+
+/// The command line as given, with `pebble` put first when the program was invoked as
+/// `pebble` (a symlink), so that it behaves as `cairn pebble`.
+pub fn args_as_cairn() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = args.first().and_then(|a| {
+        std::path::Path::new(a)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+    });
+    if invoked_as.as_deref() == Some("pebble") && args.len() > 1 {
+        args.insert(1, "pebble".into());
+    }
+    args
+}
+
+/// `$XDG_STATE_HOME/cairn`, else `~/.local/state/cairn`: where `--dir` defaults to.
+pub fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("cairn");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib"));
+    home.join(".local/state/cairn")
+}
+
+/// `key=value` arguments, split.
+pub(crate) fn split_kv(items: &[String]) -> Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("invalid setting {s:?}: expected key=value"),
+        })
+        .collect()
+}
+
+/// Takes `--args <service> <arg>... [;]` groups out of `pebble run`'s command line. They are
+/// parsed like go-flags' `terminator:";"` option, which clap cannot express: everything up to
+/// `;` (or the end) belongs to the group, dashes included.
+pub fn take_run_args(args: &mut Vec<std::ffi::OsString>) -> Vec<Vec<String>> {
+    let Some(run) = args
+        .windows(2)
+        .position(|w| w[0] == "pebble" && w[1] == "run")
+    else {
+        return Vec::new();
+    };
+    let mut groups = Vec::new();
+    let mut i = run + 2;
+    while i < args.len() {
+        if args[i] == "--args" {
+            let end = args[i + 1..]
+                .iter()
+                .position(|a| a == ";")
+                .map(|p| i + 1 + p)
+                .unwrap_or(args.len());
+            groups.push(
+                args[i + 1..end]
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+            );
+            args.drain(i..(end + 1).min(args.len()));
+        } else {
+            i += 1;
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_args_end_at_semicolon_or_end() {
+        let mut argv: Vec<std::ffi::OsString> = [
+            "cairn", "pebble", "run", "--args", "srv", "--port", "80", ";", "--hold", "--args",
+            "b", "-x",
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        let groups = super::take_run_args(&mut argv);
+        assert_eq!(groups, vec![vec!["srv", "--port", "80"], vec!["b", "-x"]]);
+        assert_eq!(argv, ["cairn", "pebble", "run", "--hold"]);
+    }
+}
