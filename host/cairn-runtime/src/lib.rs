@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 
 pub mod actions;
+pub mod allocator;
 pub mod budget;
 pub mod charm;
 pub mod model;

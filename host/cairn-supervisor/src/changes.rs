@@ -186,8 +186,10 @@ pub enum ChangeSelect {
 pub struct ChangeBook {
     last_change_id: u64,
     last_task_id: u64,
-    changes: BTreeMap<u64, Change>,
-    tasks: BTreeMap<u64, Task>,
+    // Boxed: a map's node has room for eleven values, and a unit's container usually has
+    // one or two changes; eleven inline changes would be kilobytes per container.
+    changes: BTreeMap<u64, Box<Change>>,
+    tasks: BTreeMap<u64, Box<Task>>,
     /// The status each change last recorded a `change-update` notice for.
     #[serde(skip)]
     noticed: BTreeMap<u64, ChangeStatus>,
@@ -220,7 +222,7 @@ impl ChangeBook {
             let tid = self.last_task_id;
             self.tasks.insert(
                 tid,
-                Task {
+                Box::new(Task {
                     id: tid,
                     change: id,
                     kind: tkind.clone(),
@@ -230,13 +232,13 @@ impl ChangeBook {
                     spawn_time: now,
                     ready_time: None,
                     data: Default::default(),
-                },
+                }),
             );
             ids.push(tid);
         }
         self.changes.insert(
             id,
-            Change {
+            Box::new(Change {
                 id,
                 kind: kind.to_string(),
                 summary: summary.to_string(),
@@ -249,7 +251,7 @@ impl ChangeBook {
                 spawn_time: now,
                 ready_time: if tasks.is_empty() { Some(now) } else { None },
                 data: Default::default(),
-            },
+            }),
         );
         self.observe(id);
         self.prune();

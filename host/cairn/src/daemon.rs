@@ -53,6 +53,15 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     if let Some(addr) = &opts.metrics_listen {
         crate::metrics::listen(addr, host.clone()).await?;
     }
+    // Free pages back to the kernel now and then: a burst of events leaves freed memory
+    // in the allocator that an idle host would keep.
+    tokio::spawn(async {
+        let mut every = tokio::time::interval(TRIM_EVERY);
+        loop {
+            every.tick().await;
+            let _ = tokio::task::spawn_blocking(cairn_runtime::allocator::trim).await;
+        }
+    });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut backoff = cairn_api::server::AcceptBackoff::new();
     let what = socket.display().to_string();
@@ -76,6 +85,9 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }
+
+/// How often the daemon returns its allocator's free pages to the kernel.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// Takes the state directory's lock for the life of the process. It is a POSIX record lock
 /// (`F_SETLK`), not `flock`: record locks belong to the process and are not inherited by

@@ -95,6 +95,7 @@ fn exec_host() -> anyhow::Error {
 pub fn host_main() -> ! {
     // A strict container's init is this binary started afresh: it runs nothing else.
     cairn_supervisor::namespaces::run_init_if_asked();
+    cairn_runtime::allocator::tune();
     let mut args = cli::args_as_cairn();
     let run_args = cli::take_run_args(&mut args);
     let cli = Cli::parse_from(args);

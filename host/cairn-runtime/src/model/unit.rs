@@ -767,8 +767,7 @@ fn push_event(
 
 /// Runs a unit's events until it is removed and its queue is empty.
 async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
-    let policy = unit.settings.retry;
-    let mut retry = policy.base;
+    let mut retry = unit.settings.retry.base;
     loop {
         let (next, removing) = {
             let rec = unit.record.lock().unwrap();
@@ -781,121 +780,136 @@ async fn run_actor(unit: Arc<UnitShared>, runtime: Arc<Runtime>) {
             unit.wake.notified().await;
             continue;
         };
-        if let Some(how) = unit.resolve.lock().unwrap().take() {
-            // `cairn resolve`: retried now, or dropped; either way the backoff starts over.
-            retry = policy.base;
-            if how == Resolve::Skip && unit.skip_failed() {
-                unit.save();
-                continue;
+        // Boxed: a step's state is kilobytes, which an idle unit's actor (all it does is
+        // wait for its next event) would otherwise carry.
+        Box::pin(step(&unit, &runtime, head, removing, &mut retry)).await;
+    }
+}
+
+/// One turn of the actor: the deferred events, then `head` (the queue's first event);
+/// after a failure, the wait before the retry (`retry` is the backoff).
+async fn step(
+    unit: &Arc<UnitShared>,
+    runtime: &Arc<Runtime>,
+    head: Event,
+    removing: bool,
+    retry: &mut Duration,
+) {
+    let policy = unit.settings.retry;
+    if let Some(how) = unit.resolve.lock().unwrap().take() {
+        // `cairn resolve`: retried now, or dropped; either way the backoff starts over.
+        *retry = policy.base;
+        if how == Resolve::Skip && unit.skip_failed() {
+            unit.save();
+            return;
+        }
+    }
+    // Removal's own events run under their short deadline and are not interrupted;
+    // any other event is interrupted when removal begins.
+    let bounds = if removing {
+        Bounds {
+            deadline: REMOVAL_HOOK_DEADLINE.min(runtime.config().event_deadline),
+            interrupt: Interrupt::new(),
+        }
+    } else {
+        Bounds {
+            deadline: runtime.config().event_deadline,
+            interrupt: unit.interrupt.clone(),
+        }
+    };
+    // Deferred events go first, then the new one.
+    let deferred: Vec<Event> = unit.record.lock().unwrap().deferred.clone();
+    let mut failed = false;
+    let mut still_deferred = Vec::new();
+    for ev in deferred {
+        match Box::pin(deliver(unit, runtime, &ev, &bounds)).await {
+            Ok(Outcome::Deferred) => still_deferred.push(ev),
+            Ok(Outcome::Handled) => {}
+            Err(()) => {
+                unit.record.lock().unwrap().failed_event = Some(ev);
+                failed = true;
+                break;
             }
         }
-        // Removal's own events run under their short deadline and are not interrupted;
-        // any other event is interrupted when removal begins.
-        let bounds = if removing {
-            Bounds {
-                deadline: REMOVAL_HOOK_DEADLINE.min(runtime.config().event_deadline),
-                interrupt: Interrupt::new(),
-            }
-        } else {
-            Bounds {
-                deadline: runtime.config().event_deadline,
-                interrupt: unit.interrupt.clone(),
-            }
-        };
-        // Deferred events go first, then the new one.
-        let deferred: Vec<Event> = unit.record.lock().unwrap().deferred.clone();
-        let mut failed = false;
-        let mut still_deferred = Vec::new();
-        for ev in deferred {
-            match Box::pin(deliver(&unit, &runtime, &ev, &bounds)).await {
-                Ok(Outcome::Deferred) => still_deferred.push(ev),
-                Ok(Outcome::Handled) => {}
-                Err(()) => {
-                    unit.record.lock().unwrap().failed_event = Some(ev);
-                    failed = true;
-                    break;
-                }
-            }
-        }
+    }
+    if !removing && unit.interrupt.is_interrupted() {
+        // Removal began meanwhile and replaced the queue and the deferred events.
+        unit.save();
+        return;
+    }
+    if !failed {
+        unit.record.lock().unwrap().deferred = still_deferred;
+        // Boxed: the delivery's state is kilobytes, which an idle unit's actor would
+        // otherwise carry while it waits for its next event.
+        let delivered = Box::pin(deliver(unit, runtime, &head, &bounds)).await;
         if !removing && unit.interrupt.is_interrupted() {
-            // Removal began meanwhile and replaced the queue and the deferred events.
             unit.save();
-            continue;
+            return;
         }
-        if !failed {
-            unit.record.lock().unwrap().deferred = still_deferred;
-            // Boxed: the delivery's state is kilobytes, which an idle unit's actor would
-            // otherwise carry while it waits for its next event.
-            let delivered = Box::pin(deliver(&unit, &runtime, &head, &bounds)).await;
-            if !removing && unit.interrupt.is_interrupted() {
-                unit.save();
-                continue;
-            }
-            match delivered {
-                Ok(outcome) => {
-                    let (cap, hits) = {
-                        let app = unit.settings.app.lock().unwrap();
-                        (app.budget.deferred, app.hits.clone())
-                    };
-                    let mut rec = unit.record.lock().unwrap();
-                    rec.queue.pop_front();
-                    if rec.queue.is_empty() {
-                        // An idle unit keeps no room for a burst of events it had once.
-                        rec.queue.shrink_to_fit();
-                    }
-                    if outcome == Outcome::Deferred
-                        && let Some(dropped) = defer(&mut rec, head, cap)
-                    {
-                        hits.hit("deferred");
-                        let message = format!(
-                            "{}: deferred {} dropped: over the app's budget of {cap} deferred events",
-                            rec.name,
-                            dropped.name()
-                        );
-                        tracing::warn!("{message}");
-                        rec.record_history(HistoryEntry {
-                            time: crate::now(),
-                            event: dropped.name(),
-                            outcome: format!("dropped: over the budget of {cap} deferred events"),
-                            duration_us: 0,
-                        });
-                        drop(rec);
-                        unit.append_log(&[LogLine {
-                            time: crate::now(),
-                            level: crate::types::LogLevel::Warning,
-                            message,
-                        }]);
-                    }
-                }
-                Err(()) => {
-                    unit.record.lock().unwrap().failed_event = Some(head);
-                    failed = true;
-                }
-            }
-            unit.save();
-        }
-        if failed {
-            unit.save();
-        }
-        // Whatever it was, it is on disk: who waits for the unit's progress may look.
-        unit.settings.progress.notify_waiters();
-        if failed {
-            if removing {
-                // A unit being removed does not wait on a failing charm.
+        match delivered {
+            Ok(outcome) => {
+                let (cap, hits) = {
+                    let app = unit.settings.app.lock().unwrap();
+                    (app.budget.deferred, app.hits.clone())
+                };
                 let mut rec = unit.record.lock().unwrap();
                 rec.queue.pop_front();
-                drop(rec);
-                unit.save();
-                continue;
+                if rec.queue.is_empty() {
+                    // An idle unit keeps no room for a burst of events it had once.
+                    rec.queue.shrink_to_fit();
+                }
+                if outcome == Outcome::Deferred
+                    && let Some(dropped) = defer(&mut rec, head, cap)
+                {
+                    hits.hit("deferred");
+                    let message = format!(
+                        "{}: deferred {} dropped: over the app's budget of {cap} deferred events",
+                        rec.name,
+                        dropped.name()
+                    );
+                    tracing::warn!("{message}");
+                    rec.record_history(HistoryEntry {
+                        time: crate::now(),
+                        event: dropped.name(),
+                        outcome: format!("dropped: over the budget of {cap} deferred events"),
+                        duration_us: 0,
+                    });
+                    drop(rec);
+                    unit.append_log(&[LogLine {
+                        time: crate::now(),
+                        level: crate::types::LogLevel::Warning,
+                        message,
+                    }]);
+                }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(retry) => {}
-                _ = unit.wake.notified() => {}
+            Err(()) => {
+                unit.record.lock().unwrap().failed_event = Some(head);
+                failed = true;
             }
-            retry = (retry * 2).min(policy.max);
-        } else {
-            retry = policy.base;
         }
+        unit.save();
+    }
+    if failed {
+        unit.save();
+    }
+    // Whatever it was, it is on disk: who waits for the unit's progress may look.
+    unit.settings.progress.notify_waiters();
+    if failed {
+        if removing {
+            // A unit being removed does not wait on a failing charm.
+            let mut rec = unit.record.lock().unwrap();
+            rec.queue.pop_front();
+            drop(rec);
+            unit.save();
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(*retry) => {}
+            _ = unit.wake.notified() => {}
+        }
+        *retry = (*retry * 2).min(policy.max);
+    } else {
+        *retry = policy.base;
     }
 }
 

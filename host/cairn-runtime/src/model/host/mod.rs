@@ -128,7 +128,8 @@ impl HostConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct AppRecord {
     name: String,
-    meta: CharmMeta,
+    /// Shared by every app whose charm has the same metadata (see [`shared_meta`]).
+    meta: Arc<CharmMeta>,
     charm_hash: String,
     #[serde(default, deserialize_with = "settings_without_nulls")]
     settings: BTreeMap<String, ConfigValue>,
@@ -244,8 +245,30 @@ struct AppEntry {
     broken_units: BTreeMap<u32, String>,
 }
 
+/// The metadata of the apps that are open, by charm name: thousands of apps of one charm
+/// hold one copy (a few KiB each otherwise).
+static METAS: Mutex<BTreeMap<String, Vec<std::sync::Weak<CharmMeta>>>> =
+    Mutex::new(BTreeMap::new());
+
+/// `meta`, or an equal metadata another app already holds.
+fn shared_meta(meta: Arc<CharmMeta>) -> Arc<CharmMeta> {
+    let mut metas = METAS.lock().unwrap_or_else(|e| e.into_inner());
+    let same_name = metas.entry(meta.name.clone()).or_default();
+    same_name.retain(|w| w.strong_count() > 0);
+    if let Some(kept) = same_name
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .find(|m| **m == *meta)
+    {
+        return kept;
+    }
+    same_name.push(Arc::downgrade(&meta));
+    meta
+}
+
 impl AppEntry {
-    fn new(record: AppRecord, charm: Charm, budget: crate::Budget) -> Self {
+    fn new(mut record: AppRecord, charm: Charm, budget: crate::Budget) -> Self {
+        record.meta = shared_meta(record.meta);
         let hits = Arc::new(cairn_supervisor::LimitHits::default());
         let share = cairn_supervisor::CpuShare::new(budget.host_cpu, Some(hits.clone()));
         let view = Arc::new(Mutex::new(AppView {
@@ -983,7 +1006,7 @@ impl Host {
         }
         let record = AppRecord {
             name: app_name.clone(),
-            meta: src.meta.clone(),
+            meta: Arc::new(src.meta.clone()),
             charm_hash: charm.hash.clone(),
             settings: parsed,
             units: Vec::new(),

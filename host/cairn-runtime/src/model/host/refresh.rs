@@ -103,7 +103,7 @@ impl Host {
                 .map_err(|e| RuntimeError::io("write", &stored, e))?;
         }
         let mut record = entry.record.clone();
-        record.meta = src.meta.clone();
+        record.meta = super::shared_meta(std::sync::Arc::new(src.meta.clone()));
         record.charm_hash = charm.hash.clone();
         record.settings = settings;
         record.charm_generation += 1;
