@@ -36,6 +36,21 @@ fn cli_drives_a_unit_container() -> Result<()> {
     let d = Daemon::start("pebblecli", &[])?;
     let port = d.deploy_web(&[])?;
 
+    // The unit's container is the daemon's: a standalone Pebble is refused in it (its
+    // supervisor holds no lock file: the daemon's lock on the state directory covers it).
+    let container = d.dir.path().join("units/web-0/containers/web");
+    let out = Command::new(CAIRN)
+        .args(["pebble", "run", "--hold"])
+        .env("PEBBLE", &container)
+        .env_remove("PEBBLE_SOCKET")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("it belongs to the cairn daemon of"),
+        "{stderr}"
+    );
+
     // services: Pebble's table.
     let (code, out, _) = pebble_cli(&d, "web/0", &["services"])?;
     assert_eq!(code, 0);

@@ -32,7 +32,7 @@ pub mod files;
 pub mod groups;
 pub mod identities;
 mod limits;
-mod lock;
+pub mod lock;
 pub mod logs;
 mod metrics;
 pub mod namespaces;
@@ -113,6 +113,11 @@ pub struct SupervisorOptions {
     /// The tenant's share of the host's CPU, which pays for the container's API requests
     /// and process starts (shared by an application's containers; `None`: unbounded).
     pub cpu_share: Option<Arc<CpuShare>>,
+    /// Whether other processes are kept out of the directory by a lock file in it (one
+    /// descriptor, held while the supervisor lives). A host whose own lock covers the
+    /// directory (the daemon's, on its state directory) turns it off; a second open in this
+    /// process is refused either way.
+    pub lock_file: bool,
 }
 
 impl SupervisorOptions {
@@ -128,6 +133,7 @@ impl SupervisorOptions {
             limits: ContainerLimits::UNLIMITED,
             hits: Arc::default(),
             cpu_share: None,
+            lock_file: true,
         }
     }
 }
@@ -183,7 +189,7 @@ impl Supervisor {
         };
         std::fs::create_dir_all(&opts.dir).map_err(io("create container directory"))?;
         // Before anything else: a second supervisor must not terminate the first's work.
-        let lock = lock::DirLock::take(&opts.dir)
+        let lock = lock::DirLock::take(&opts.dir, opts.lock_file)
             .map_err(|e| SupervisorError::Internal(format!("cannot open container: {e}")))?;
         if opts.persist {
             // Writes interrupted by a crash leave their temporary files: this supervisor is

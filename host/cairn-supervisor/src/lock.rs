@@ -9,6 +9,10 @@
 //! opened, so a second open in the same process is refused too and never touches the lock.
 //! A supervisor is released when the last of its tasks lets go of it, a moment after its
 //! owner dropped it: an open in the same process waits up to [`WAIT_IN_PROCESS`] for that.
+//!
+//! A host whose own lock already covers its containers' directories (the daemon's lock on
+//! its state directory) opens them without the file: the set alone, no descriptor per
+//! container. [`held_elsewhere`] is how a standalone supervisor sees such a host.
 
 use std::collections::HashSet;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -40,73 +44,89 @@ pub(crate) struct DirLock {
 }
 
 impl DirLock {
-    /// Locks the container directory `dir`; the error says who holds it.
-    pub(crate) fn take(dir: &Path) -> Result<Self, String> {
+    /// Locks the container directory `dir` (with its lock file when `file`); the error says
+    /// who holds it.
+    pub(crate) fn take(dir: &Path, file: bool) -> Result<Self, String> {
         let path = dir.join(LOCK_FILE);
         let (held, released) = held();
         let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
-        let in_use = || {
-            format!(
-                "{} is in use by another supervisor of this process",
-                dir.display()
-            )
-        };
+        let m =
+            std::fs::metadata(dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+        let id = (m.dev(), m.ino());
         // Checked before opening: closing a descriptor of the file would drop our lock.
         let deadline = Instant::now() + WAIT_IN_PROCESS;
-        while let Ok(m) = std::fs::symlink_metadata(&path)
-            && held.contains(&(m.dev(), m.ino()))
-        {
+        while held.contains(&id) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(in_use());
+                return Err(format!(
+                    "{} is in use by another supervisor of this process",
+                    dir.display()
+                ));
             }
             held = released
                 .wait_timeout(held, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let m = file
-            .metadata()
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let id = (m.dev(), m.ino());
-        if held.contains(&id) {
-            // Made a moment ago by this process (a race on a fresh directory): ours.
-            std::mem::forget(file);
-            return Err(in_use());
-        }
-        let mut whole_file = nix::libc::flock {
-            l_type: nix::libc::F_WRLCK as _,
-            l_whence: nix::libc::SEEK_SET as _,
-            l_start: 0,
-            l_len: 0,
-            l_pid: 0,
-        };
-        if let Err(e) = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETLK(&whole_file)) {
-            let holder = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETLK(&mut whole_file))
-                .ok()
-                .filter(|_| i32::from(whole_file.l_type) != nix::libc::F_UNLCK)
-                .map(|_| whole_file.l_pid);
-            return Err(match holder {
-                Some(pid) => format!(
+        let file = if file {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            if let Some(pid) =
+                lock_or_holder(&file).map_err(|e| format!("cannot lock {}: {e}", path.display()))?
+            {
+                return Err(format!(
                     "{} is in use by another supervisor (pid {pid})",
                     dir.display()
-                ),
-                None => format!("cannot lock {}: {e}", path.display()),
-            });
-        }
+                ));
+            }
+            Some(file)
+        } else {
+            None
+        };
         held.insert(id);
-        Ok(DirLock {
-            file: Some(file),
-            id,
-        })
+        Ok(DirLock { file, id })
     }
+}
+
+/// Write-locks all of `file`: `None` once locked, else the pid of the process holding it.
+fn lock_or_holder(file: &std::fs::File) -> Result<Option<i32>, nix::Error> {
+    let mut whole_file = nix::libc::flock {
+        l_type: nix::libc::F_WRLCK as _,
+        l_whence: nix::libc::SEEK_SET as _,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    match nix::fcntl::fcntl(file, nix::fcntl::FcntlArg::F_SETLK(&whole_file)) {
+        Ok(_) => Ok(None),
+        Err(e) => {
+            nix::fcntl::fcntl(file, nix::fcntl::FcntlArg::F_GETLK(&mut whole_file))?;
+            if i32::from(whole_file.l_type) == nix::libc::F_UNLCK {
+                return Err(e);
+            }
+            Ok(Some(whole_file.l_pid))
+        }
+    }
+}
+
+/// Whether another process holds a record lock on `file` (a daemon's `cairn.lock`, say),
+/// and its pid; the file is only looked at.
+pub fn held_elsewhere(file: &Path) -> Option<i32> {
+    let f = std::fs::File::open(file).ok()?;
+    let mut whole_file = nix::libc::flock {
+        l_type: nix::libc::F_RDLCK as _,
+        l_whence: nix::libc::SEEK_SET as _,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GETLK(&mut whole_file)).ok()?;
+    (i32::from(whole_file.l_type) != nix::libc::F_UNLCK).then_some(whole_file.l_pid)
 }
 
 impl Drop for DirLock {

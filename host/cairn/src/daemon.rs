@@ -86,6 +86,9 @@ pub async fn run(opts: DaemonOptions) -> Result<()> {
     Ok(())
 }
 
+/// The state directory's lock file, held by the daemon for its life.
+pub const LOCK_FILE: &str = "cairn.lock";
+
 /// How often the daemon returns its allocator's free pages to the kernel.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 
@@ -94,7 +97,7 @@ const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// the children it forks, so a child between fork and exec when the daemon is killed
 /// cannot keep the next daemon out.
 fn lock(dir: &std::path::Path) -> Result<std::fs::File> {
-    let path: PathBuf = dir.join("cairn.lock");
+    let path: PathBuf = dir.join(LOCK_FILE);
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

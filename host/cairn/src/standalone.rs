@@ -83,6 +83,20 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
             dir.display().to_string()
         );
     }
+    // A unit's container directory is the daemon's while it runs: its supervisors hold no
+    // lock file of their own (the daemon's lock on its state directory covers them).
+    if let Ok(real) = std::fs::canonicalize(&dir)
+        && let Some((state, pid)) = real.ancestors().find_map(|a| {
+            cairn_supervisor::lock::held_elsewhere(&a.join(crate::daemon::LOCK_FILE))
+                .map(|pid| (a.to_path_buf(), pid))
+        })
+    {
+        bail!(
+            "cannot run in {}: it belongs to the cairn daemon of {} (pid {pid})",
+            dir.display(),
+            state.display()
+        );
+    }
     if let Err(e) = cairn_supervisor::reaper::become_subreaper() {
         tracing::warn!("cannot become a child subreaper: {e}");
     }

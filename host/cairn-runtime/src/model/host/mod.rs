@@ -886,6 +886,9 @@ impl Host {
             limits: budget.limits.clone(),
             hits: budget.hits.clone(),
             cpu_share: Some(budget.share.clone()),
+            // The daemon's lock on the state directory keeps other hosts out of every
+            // container under it (and `pebble run` checks it): no descriptor per container.
+            lock_file: false,
             workload: cairn_supervisor::WorkloadLimits {
                 memory_max: budget.workload.memory,
                 pids_max: budget.workload.pids,
