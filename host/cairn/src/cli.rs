@@ -11,9 +11,9 @@ use crate::args::{BudgetArgs, FormatArgs, parse_duration, parse_limit};
 use crate::pebble;
 
 /// The Cairn charm host: WebAssembly charms driving a Pebble-compatible supervisor.
-#[derive(Parser)]
-#[command(name = "cairn", version, about)]
-pub struct Cli {
+/// The options every command takes.
+#[derive(clap::Args)]
+pub struct Globals {
     /// State directory of the host.
     #[arg(long, global = true, env = "CAIRN_DIR")]
     pub dir: Option<PathBuf>,
@@ -21,8 +21,42 @@ pub struct Cli {
     /// (default: $PEBBLE_SOCKET or $PEBBLE/.pebble.socket).
     #[arg(long, global = true, value_name = "UNIT/NAME")]
     pub container: Option<String>,
+}
+
+/// The Cairn charm host: WebAssembly charms driving a Pebble-compatible supervisor.
+#[derive(Parser)]
+#[command(name = "cairn", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub globals: Globals,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command line of a command to the daemon alone: parsed without building the rest
+/// (Pebble's forty commands, twice, were most of a client command's parsing).
+#[derive(Parser)]
+#[command(name = "cairn", version, about)]
+pub struct ControlCli {
+    #[command(flatten)]
+    pub globals: Globals,
+    #[command(subcommand)]
+    pub command: ControlCommand,
+}
+
+/// The name of the command in `args` (the first word that is neither an option nor a
+/// global option's value), if any.
+pub fn command_name(args: &[std::ffi::OsString]) -> Option<&str> {
+    let mut words = args.iter().skip(1).map(|a| a.to_str());
+    while let Some(word) = words.next() {
+        let word = word?;
+        if word == "--dir" || word == "--container" {
+            words.next();
+        } else if !word.starts_with('-') {
+            return Some(word);
+        }
+    }
+    None
 }
 
 /// `cairn run --containers`.
@@ -102,6 +136,40 @@ pub enum Command {
         #[command(flatten)]
         budget: BudgetArgs,
     },
+    #[command(flatten)]
+    Control(ControlCommand),
+    /// Pebble itself: `cairn pebble run` is a drop-in Pebble for a workload container.
+    Pebble {
+        #[command(subcommand)]
+        command: PebbleCommand,
+    },
+    #[command(flatten)]
+    Container(pebble::ClientCommand),
+    /// Pack a charm directory into a `.charm` that Juju deploys (`juju deploy ./x.charm`):
+    /// charmcraft's layout, with a `dispatch` that runs `cairn-dispatch` on the component.
+    Pack {
+        /// The charm directory (its `charmcraft.yaml`, and `charm.wasm` or its crate built
+        /// for wasm32-wasip2).
+        path: PathBuf,
+        /// Where to write the `.charm` (default: `<name>.charm` in the working directory).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// The dispatcher to pack (default: `cairn-dispatch` beside this binary).
+        #[arg(long)]
+        dispatcher: Option<PathBuf>,
+    },
+    /// Build-free tour: start a daemon on a fresh directory, deploy the examples, show
+    /// events and status, change config, remove.
+    Demo {
+        /// Keep the daemon's state directory afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+/// The commands to the daemon, over its control socket.
+#[derive(Subcommand)]
+pub enum ControlCommand {
     /// Deploy a charm (a directory with charmcraft.yaml and its built component).
     Deploy {
         /// Charm directory, or a .wasm with charmcraft.yaml beside it.
@@ -242,33 +310,6 @@ pub enum Command {
         /// The application.
         app: String,
     },
-    /// Pebble itself: `cairn pebble run` is a drop-in Pebble for a workload container.
-    Pebble {
-        #[command(subcommand)]
-        command: PebbleCommand,
-    },
-    #[command(flatten)]
-    Container(pebble::ClientCommand),
-    /// Pack a charm directory into a `.charm` that Juju deploys (`juju deploy ./x.charm`):
-    /// charmcraft's layout, with a `dispatch` that runs `cairn-dispatch` on the component.
-    Pack {
-        /// The charm directory (its `charmcraft.yaml`, and `charm.wasm` or its crate built
-        /// for wasm32-wasip2).
-        path: PathBuf,
-        /// Where to write the `.charm` (default: `<name>.charm` in the working directory).
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-        /// The dispatcher to pack (default: `cairn-dispatch` beside this binary).
-        #[arg(long)]
-        dispatcher: Option<PathBuf>,
-    },
-    /// Build-free tour: start a daemon on a fresh directory, deploy the examples, show
-    /// events and status, change config, remove.
-    Demo {
-        /// Keep the daemon's state directory afterwards.
-        #[arg(long)]
-        keep: bool,
-    },
 }
 
 /// `cairn pebble …`.
@@ -398,5 +439,36 @@ mod tests {
         let groups = super::take_run_args(&mut argv);
         assert_eq!(groups, vec![vec!["srv", "--port", "80"], vec!["b", "-x"]]);
         assert_eq!(argv, ["cairn", "pebble", "run", "--hold"]);
+    }
+
+    #[test]
+    fn both_command_lines_are_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+        super::ControlCli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_command_to_the_daemon_is_told_apart_past_the_global_options() {
+        let name = |args: &[&str]| {
+            let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+            super::command_name(&args).map(str::to_string)
+        };
+        assert_eq!(
+            name(&["cairn", "--dir", "status", "events"]),
+            Some("events".into())
+        );
+        assert_eq!(
+            name(&["cairn", "--dir=/x", "status"]),
+            Some("status".into())
+        );
+        assert_eq!(
+            name(&["cairn", "--container", "web/0", "services"]),
+            Some("services".into())
+        );
+        assert_eq!(name(&["cairn", "--version"]), None);
+        let is_control = |n: &str| <super::ControlCommand as clap::Subcommand>::has_subcommand(n);
+        assert!(is_control("status") && is_control("run-action") && is_control("remove"));
+        assert!(!is_control("services") && !is_control("run") && !is_control("pebble"));
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 use crate::args::FormatArgs;
-use crate::cli::{Cli, Command, PebbleCommand, default_dir, split_kv};
+use crate::cli::{Cli, Command, ControlCommand, PebbleCommand, default_dir, split_kv};
 use crate::control::{self, Request};
 use crate::{output, pebble};
 
@@ -26,14 +26,14 @@ fn show_action(rec: &cairn_runtime::ActionRecord, format: &FormatArgs) -> Result
 /// Runs a client command (not one that [`Command::runs_host`]); returns the process's exit
 /// code (an error is exit code 1). Only Pebble's commands start a (one-thread) runtime.
 pub fn dispatch(cli: Cli) -> Result<i32> {
-    let dir = cli.dir.unwrap_or_else(default_dir);
+    let dir = cli.globals.dir.unwrap_or_else(default_dir);
     match cli.command {
         Command::Container(c)
         | Command::Pebble {
             command: PebbleCommand::Client(c),
         } => {
             pebble::init_local_offset();
-            let socket = pebble::resolve_socket(&dir, cli.container.as_deref())?;
+            let socket = pebble::resolve_socket(&dir, cli.globals.container.as_deref())?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -43,14 +43,15 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
             code
         }
-        command => dispatch_control(dir, command).map(|()| 0),
+        Command::Control(c) => dispatch_control(dir, c).map(|()| 0),
+        _ => bail!("not a client command"),
     }
 }
 
 /// The commands that talk to the daemon's control socket.
-fn dispatch_control(dir: PathBuf, command: Command) -> Result<()> {
+pub fn dispatch_control(dir: PathBuf, command: ControlCommand) -> Result<()> {
     match command {
-        Command::Deploy {
+        ControlCommand::Deploy {
             path,
             name,
             config,
@@ -72,7 +73,7 @@ fn dispatch_control(dir: PathBuf, command: Command) -> Result<()> {
             println!("Deployed {}", v["app"].as_str().unwrap_or("?"));
             Ok(())
         }
-        Command::Refresh { app, path } => {
+        ControlCommand::Refresh { app, path } => {
             let path = std::fs::canonicalize(&path)
                 .with_context(|| format!("cannot find charm {}", path.display()))?;
             control::call_blocking(
@@ -85,14 +86,14 @@ fn dispatch_control(dir: PathBuf, command: Command) -> Result<()> {
             println!("Refreshed {app}");
             Ok(())
         }
-        Command::AddUnit { app, num_units } => {
+        ControlCommand::AddUnit { app, num_units } => {
             let v = control::call_blocking(&dir, &Request::AddUnit { app, n: num_units })?;
             for u in v["units"].as_array().into_iter().flatten() {
                 println!("Added {}", u.as_str().unwrap_or("?"));
             }
             Ok(())
         }
-        Command::RemoveUnit { units } => {
+        ControlCommand::RemoveUnit { units } => {
             control::call_blocking(
                 &dir,
                 &Request::RemoveUnit {
@@ -104,11 +105,11 @@ fn dispatch_control(dir: PathBuf, command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Resolve { unit, no_retry } => {
+        ControlCommand::Resolve { unit, no_retry } => {
             control::call_blocking(&dir, &Request::Resolve { unit, no_retry })?;
             Ok(())
         }
-        Command::Config {
+        ControlCommand::Config {
             app,
             settings,
             reset,
@@ -131,12 +132,12 @@ fn dispatch_control(dir: PathBuf, command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Metrics => {
+        ControlCommand::Metrics => {
             let v = control::call_blocking(&dir, &Request::Metrics)?;
             print!("{}", v.as_str().unwrap_or_default());
             Ok(())
         }
-        Command::Integrate { one, other } => {
+        ControlCommand::Integrate { one, other } => {
             let v = control::call_blocking(&dir, &Request::Integrate { one, other })?;
             let rel: cairn_runtime::RelationReport = serde_json::from_value(v)?;
             println!(
@@ -145,11 +146,11 @@ fn dispatch_control(dir: PathBuf, command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::RemoveRelation { one, other } => {
+        ControlCommand::RemoveRelation { one, other } => {
             control::call_blocking(&dir, &Request::RemoveRelation { one, other })?;
             Ok(())
         }
-        Command::Status {
+        ControlCommand::Status {
             apps,
             relations,
             format,
@@ -163,7 +164,7 @@ fn dispatch_control(dir: PathBuf, command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Limits { app, format } => {
+        ControlCommand::Limits { app, format } => {
             let v = control::call_blocking(&dir, &Request::Limits { app })?;
             if format.json() {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -173,7 +174,7 @@ fn dispatch_control(dir: PathBuf, command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Events { unit, n, format } => {
+        ControlCommand::Events { unit, n, format } => {
             let v = control::call_blocking(&dir, &Request::Events { unit, n })?;
             if format.json() {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -183,12 +184,12 @@ fn dispatch_control(dir: PathBuf, command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Remove { app } => {
+        ControlCommand::Remove { app } => {
             control::call_blocking(&dir, &Request::Remove { app: app.clone() })?;
             println!("Removed {app}");
             Ok(())
         }
-        Command::RunAction {
+        ControlCommand::RunAction {
             unit,
             action,
             params,
@@ -218,11 +219,10 @@ fn dispatch_control(dir: PathBuf, command: Command) -> Result<()> {
             }
             show_action(&rec, &format)
         }
-        Command::ShowAction { id, format } => {
+        ControlCommand::ShowAction { id, format } => {
             let v = control::call_blocking(&dir, &Request::ShowAction { id })?;
             let rec: cairn_runtime::ActionRecord = serde_json::from_value(v)?;
             show_action(&rec, &format)
         }
-        _ => bail!("not a client command"),
     }
 }

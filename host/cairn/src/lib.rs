@@ -61,6 +61,18 @@ pub fn client_main() -> ! {
     let args = cli::args_as_cairn();
     let mut parsed = args.clone();
     cli::take_run_args(&mut parsed);
+    // A command to the daemon is parsed alone: most of the process's parsing was building
+    // the commands it is not.
+    if cli::command_name(&parsed)
+        .is_some_and(<cli::ControlCommand as clap::Subcommand>::has_subcommand)
+    {
+        let cli = cli::ControlCli::parse_from(parsed);
+        if std::env::var_os("CAIRN_LOG").is_some() {
+            init_tracing();
+        }
+        let dir = cli.globals.dir.unwrap_or_else(cli::default_dir);
+        exit(client::dispatch_control(dir, cli.command).map(|()| 0))
+    }
     let cli = Cli::parse_from(parsed);
     if cli.command.runs_host() {
         exit(Err(exec_host()));
@@ -106,7 +118,7 @@ pub fn host_main() -> ! {
     // Before any thread: the local offset is read once (pebble run's log times).
     pebble::init_local_offset();
     let rt = tokio::runtime::Runtime::new().expect("cannot start tokio runtime");
-    let result = rt.block_on(host::dispatch(cli.dir, cli.command, run_args));
+    let result = rt.block_on(host::dispatch(cli.globals.dir, cli.command, run_args));
     // Blocking reads still parked on pipes must not keep the process alive.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     exit(result)

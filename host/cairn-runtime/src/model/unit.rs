@@ -340,10 +340,15 @@ impl Unit {
         self.shared.try_enqueue(event)
     }
 
-    /// Queues `config-changed` for the app's config `generation` (persisted together).
+    /// Queues `config-changed` for the app's config `generation`. Not written now: the
+    /// app's record (already written) holds the generation, and a unit found behind it on
+    /// open is given `config-changed` again; the record's next write (after the event, at
+    /// the latest) has both. So `cairn config --wait` waits for one durable write, not two.
     pub(crate) fn config_changed(&self, generation: u64) {
         self.shared.record.lock().unwrap().config_generation = generation;
-        self.shared.enqueue(Event::ConfigChanged);
+        if let Err(e) = self.shared.push_all(vec![Event::ConfigChanged], false) {
+            tracing::warn!("{e}");
+        }
     }
 
     /// Queues `upgrade-charm` for the app's charm `generation` (persisted together).
@@ -607,6 +612,12 @@ impl UnitShared {
     /// [`UnitShared::try_enqueue`] would; the first refusal is returned after the others
     /// are queued.
     pub(crate) fn try_enqueue_all(&self, events: Vec<Event>) -> Result<(), String> {
+        self.push_all(events, true)
+    }
+
+    /// Queues `events`, written to the record when `persist` (else with the record's next
+    /// write: for an event the host makes up for on open when a crash lost it).
+    fn push_all(&self, events: Vec<Event>, persist: bool) -> Result<(), String> {
         let (cap, hits) = {
             let app = self.settings.app.lock().unwrap();
             (app.budget.queue, app.hits.clone())
@@ -627,7 +638,9 @@ impl UnitShared {
             // saves after the event is the newer snapshot, and the one writer keeps the
             // order, so the write is off the event's path.
             self.wake.notify_one();
-            self.save();
+            if persist {
+                self.save();
+            }
         }
         refused
     }
