@@ -93,15 +93,20 @@ impl DirLock {
     }
 }
 
-/// Write-locks all of `file`: `None` once locked, else the pid of the process holding it.
-fn lock_or_holder(file: &std::fs::File) -> Result<Option<i32>, nix::Error> {
-    let mut whole_file = nix::libc::flock {
-        l_type: nix::libc::F_WRLCK as _,
+/// A record lock of `kind` (`F_WRLCK`, `F_RDLCK`) over the whole of a file.
+fn whole_file(kind: nix::libc::c_int) -> nix::libc::flock {
+    nix::libc::flock {
+        l_type: kind as _,
         l_whence: nix::libc::SEEK_SET as _,
         l_start: 0,
         l_len: 0,
         l_pid: 0,
-    };
+    }
+}
+
+/// Write-locks all of `file`: `None` once locked, else the pid of the process holding it.
+fn lock_or_holder(file: &std::fs::File) -> Result<Option<i32>, nix::Error> {
+    let mut whole_file = whole_file(nix::libc::F_WRLCK);
     match nix::fcntl::fcntl(file, nix::fcntl::FcntlArg::F_SETLK(&whole_file)) {
         Ok(_) => Ok(None),
         Err(e) => {
@@ -118,13 +123,7 @@ fn lock_or_holder(file: &std::fs::File) -> Result<Option<i32>, nix::Error> {
 /// and its pid; the file is only looked at.
 pub fn held_elsewhere(file: &Path) -> Option<i32> {
     let f = std::fs::File::open(file).ok()?;
-    let mut whole_file = nix::libc::flock {
-        l_type: nix::libc::F_RDLCK as _,
-        l_whence: nix::libc::SEEK_SET as _,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
+    let mut whole_file = whole_file(nix::libc::F_RDLCK);
     nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GETLK(&mut whole_file)).ok()?;
     (i32::from(whole_file.l_type) != nix::libc::F_UNLCK).then_some(whole_file.l_pid)
 }

@@ -90,14 +90,21 @@ impl Daemon {
         }));
     }
 
-    /// The status of every unit: name → (message, queued events).
-    pub fn units(&self) -> Vec<(String, String, u64)> {
+    /// Every unit's status, as `cairn status --format json` shows it.
+    pub fn all_units(&self) -> Vec<Value> {
         let st = self.control(&json!({"op": "status"}));
         st["apps"]
             .as_array()
             .into_iter()
             .flatten()
             .flat_map(|a| a["units"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// The status of every unit: name → (message, queued events).
+    pub fn units(&self) -> Vec<(String, String, u64)> {
+        self.all_units()
+            .into_iter()
             .map(|u| {
                 (
                     u["name"].as_str().unwrap_or("").to_string(),
@@ -148,12 +155,8 @@ impl Daemon {
 
     /// How many units are idle: active, every service of theirs running, nothing queued.
     pub fn idle_units(&self) -> usize {
-        let st = self.control(&json!({"op": "status"}));
-        st["apps"]
-            .as_array()
+        self.all_units()
             .into_iter()
-            .flatten()
-            .flat_map(|a| a["units"].as_array().cloned().unwrap_or_default())
             .filter(|u| {
                 u["queued"] == 0
                     && u["status"]["status"] == "active"
