@@ -200,6 +200,12 @@ enum Stopped {
     Interrupted,
 }
 
+/// The most bytes of a pooled linear memory kept resident (and zeroed by hand) when its
+/// slot is given back.
+const KEEP_RESIDENT: usize = 1 << 20;
+/// The most unused slots kept warm (their pages resident) in the pool.
+const WARM_SLOTS: u32 = 16;
+
 fn base_config() -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
@@ -222,6 +228,16 @@ impl Runtime {
             // pages are given back when a stack returns to the pool).
             pool.total_stacks(n);
             pool.max_memory_size(config.memory_limit);
+            // A slot given back is reset by writing zeros over the pages the instance
+            // touched (found with PAGEMAP_SCAN where the kernel has it), up to these
+            // sizes, instead of unmapping them: the next event on the slot takes no page
+            // faults, and no other thread is interrupted to flush its TLB. Kept warm: a
+            // few slots, so that the pages kept stay a few MiB in all.
+            pool.linear_memory_keep_resident(KEEP_RESIDENT);
+            pool.table_keep_resident(KEEP_RESIDENT / 16);
+            pool.async_stack_keep_resident(KEEP_RESIDENT / 16);
+            pool.pagemap_scan(wasmtime::Enabled::Auto);
+            pool.max_unused_warm_slots(WARM_SLOTS);
             let mut c = base_config();
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
             match Engine::new(&c) {

@@ -352,6 +352,13 @@ impl Misbehave {
                 ctx.set_unit_status(Status::active(format!("handled {n}")));
                 Ok(())
             }
+            "remember" => {
+                // What a guest keeps in its own memory: a fresh instance starts at zero.
+                static EVENTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = EVENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                ctx.set_unit_status(Status::active(format!("remembered {n}")));
+                Ok(())
+            }
             "defer" if !ctx.state().contains(DEFERRED_ONCE) => {
                 ctx.state().set(DEFERRED_ONCE, "1");
                 ctx.defer();
