@@ -5,8 +5,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 
 /// File name of the control socket inside the state directory.
 pub const SOCKET: &str = "cairn.sock";
@@ -95,6 +93,21 @@ pub fn decode_request(line: impl AsRef<[u8]>) -> serde_json::Result<Request> {
 /// Sends one request to the daemon of `dir` and returns its value (blocking: a client
 /// command needs no runtime for one request).
 pub fn call_blocking(dir: &Path, req: &Request) -> Result<serde_json::Value> {
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    exchange(dir, &line)
+}
+
+/// Sends one request to the daemon of `dir` and returns its value, on a blocking thread.
+pub async fn call(dir: &Path, req: &Request) -> Result<serde_json::Value> {
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || exchange(&dir, &line)).await?
+}
+
+/// Writes one request line to the daemon of `dir` and reads its reply.
+fn exchange(dir: &Path, line: &[u8]) -> Result<serde_json::Value> {
     use std::io::{BufRead, Write};
     let path = dir.join(SOCKET);
     let short = cairn_api::sockpath::SocketPath::new(&path)
@@ -105,33 +118,10 @@ pub fn call_blocking(dir: &Path, req: &Request) -> Result<serde_json::Value> {
             path.display()
         )
     })?;
-    let mut line = serde_json::to_vec(req)?;
-    line.push(b'\n');
-    (&stream).write_all(&line)?;
+    (&stream).write_all(line)?;
     stream.shutdown(std::net::Shutdown::Write)?;
     let mut reply = String::new();
     std::io::BufReader::new(&stream).read_line(&mut reply)?;
-    decode_reply(&reply)
-}
-
-/// Sends one request to the daemon of `dir` and returns its value.
-pub async fn call(dir: &Path, req: &Request) -> Result<serde_json::Value> {
-    let path = dir.join(SOCKET);
-    let short = cairn_api::sockpath::SocketPath::new(&path)
-        .with_context(|| format!("cannot connect to {}", path.display()))?;
-    let stream = UnixStream::connect(short.path()).await.with_context(|| {
-        format!(
-            "cannot connect to the cairn daemon at {} (start it with `cairn run`)",
-            path.display()
-        )
-    })?;
-    let (r, mut w) = stream.into_split();
-    let mut line = serde_json::to_vec(req)?;
-    line.push(b'\n');
-    w.write_all(&line).await?;
-    w.shutdown().await?;
-    let mut reply = String::new();
-    BufReader::new(r).read_line(&mut reply).await?;
     decode_reply(&reply)
 }
 

@@ -2,8 +2,8 @@
 //! (`control::decode_request`), and a reply as the CLI decodes it. A decoded request must
 //! encode and decode again to the same request.
 //!
-//! `host/cairn/src/control.rs` is compiled here on its own (the `cairn` package is a binary
-//! whose dependencies include wasmtime, which would take long to build with the fuzzing
+//! `host/cairn/src/control.rs` is compiled here on its own (the `cairn` package is a library
+//! and binaries whose dependencies include wasmtime, which would take long to build with the fuzzing
 //! instrumentation); it may only use its own dependencies, never `crate::`.
 
 #![no_main]
