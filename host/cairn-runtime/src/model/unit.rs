@@ -253,10 +253,8 @@ pub(crate) const RECORD_FILE: &str = "unit.json";
 /// rewritten with the last [`MAX_HISTORY`] entries once it holds twice as many.
 pub(crate) const HISTORY_FILE: &str = "history.jsonl";
 
-/// The last [`MAX_HISTORY`] entries of a history file; a line a crash cut short (or any
+/// The newest [`MAX_HISTORY`] entries of a history file; a line a crash cut short (or any
 /// line that does not parse) is skipped.
-/// The entries of a history file (a line a crash cut short is skipped), the newest
-/// [`MAX_HISTORY`] of them.
 fn parse_history(data: &[u8]) -> VecDeque<HistoryEntry> {
     let mut out: VecDeque<HistoryEntry> = data
         .split(|b| *b == b'\n')
@@ -691,9 +689,6 @@ impl UnitShared {
 /// Appends `logs` to the log file at `path`, first moving it to `<path>.1` (replacing the
 /// one there) when it has reached `rotate` bytes: however many events a unit has, its log
 /// takes at most twice `rotate` plus one event's lines.
-/// Appends `entries` to the history file at `path` (`append`), or replaces it with them
-/// atomically. Appends are not synced: a crash may lose the last entries, or cut the last
-/// line short, which a reader skips.
 /// The history file's entries (none when it cannot be read, which is logged).
 fn read_history(path: &Path) -> VecDeque<HistoryEntry> {
     match std::fs::read(path) {
@@ -706,6 +701,9 @@ fn read_history(path: &Path) -> VecDeque<HistoryEntry> {
     }
 }
 
+/// Appends `entries` to the history file at `path` (`append`), or replaces it with them
+/// atomically. Appends are not synced: a crash may lose the last entries, or cut the last
+/// line short, which a reader skips.
 fn write_history(path: &Path, entries: &[HistoryEntry], append: bool) -> std::io::Result<()> {
     let mut data = Vec::new();
     for h in entries {
@@ -835,7 +833,7 @@ async fn step(
     let mut failed = false;
     let mut still_deferred = Vec::new();
     for ev in deferred {
-        match Box::pin(deliver(unit, runtime, &ev, &bounds)).await {
+        match deliver(unit, runtime, &ev, &bounds).await {
             Ok(Outcome::Deferred) => still_deferred.push(ev),
             Ok(Outcome::Handled) => {}
             Err(()) => {
@@ -852,9 +850,7 @@ async fn step(
     }
     if !failed {
         unit.record.lock().unwrap().deferred = still_deferred;
-        // Boxed: the delivery's state is kilobytes, which an idle unit's actor would
-        // otherwise carry while it waits for its next event.
-        let delivered = Box::pin(deliver(unit, runtime, &head, &bounds)).await;
+        let delivered = deliver(unit, runtime, &head, &bounds).await;
         if !removing && unit.interrupt.is_interrupted() {
             unit.save();
             return;
