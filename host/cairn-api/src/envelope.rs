@@ -60,6 +60,9 @@ pub fn reason(code: u16) -> &'static str {
 /// Bytes of an error message sent back; longer ones (quoting what a caller sent) are cut.
 pub const MAX_ERROR_MESSAGE: usize = 1024;
 
+/// The most bytes a thread keeps for writing envelopes between two of them.
+const MAX_SCRATCH: usize = 256 << 10;
+
 /// A response ready to send: status code and JSON body.
 #[derive(Clone, Debug)]
 pub struct Reply {
@@ -70,18 +73,41 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn envelope(kind: &str, code: u16, change: Option<String>, result: Value) -> Reply {
-        let env = Envelope {
-            kind: kind.into(),
-            status_code: code,
-            status: reason(code).into(),
-            change,
-            result,
-        };
-        Reply {
-            code,
-            body: Bytes::from(serde_json::to_vec(&env).unwrap_or_default()),
+    /// The envelope written straight into its bytes, the result serialized in place (no
+    /// intermediate JSON tree): fields in [`Envelope`]'s order, and a result that
+    /// serializes as `null` (or not at all) left out, as [`Envelope`] leaves it out.
+    fn envelope(kind: &str, code: u16, change: Option<&str>, result: &impl Serialize) -> Reply {
+        use std::io::Write;
+        thread_local! {
+            /// Where this thread writes its envelopes: kept, so that a big result is not
+            /// written through a string of reallocations each time.
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        SCRATCH.with_borrow_mut(|out| {
+            out.clear();
+            // `kind` and the reason phrase are this crate's own constants: nothing to escape.
+            let _ = write!(
+                out,
+                r#"{{"type":"{kind}","status-code":{code},"status":"{}""#,
+                reason(code)
+            );
+            if let Some(change) = change {
+                out.extend_from_slice(br#","change":"#);
+                let _ = serde_json::to_writer(&mut *out, change);
+            }
+            let mark = out.len();
+            out.extend_from_slice(br#","result":"#);
+            let value = out.len();
+            if serde_json::to_writer(&mut *out, result).is_err() || out[value..] == *b"null" {
+                out.truncate(mark);
+            }
+            out.push(b'}');
+            let body = Bytes::copy_from_slice(out);
+            if out.capacity() > MAX_SCRATCH {
+                *out = Vec::new();
+            }
+            Reply { code, body }
+        })
     }
 
     /// `200 OK` with a result.
@@ -91,22 +117,17 @@ impl Reply {
 
     /// A sync response with another code (health answers 502 this way).
     pub fn sync_with(code: u16, result: impl Serialize) -> Reply {
-        Reply::envelope(
-            "sync",
-            code,
-            None,
-            serde_json::to_value(result).unwrap_or(Value::Null),
-        )
+        Reply::envelope("sync", code, None, &result)
     }
 
     /// `202 Accepted` for a change.
     pub fn async_change(change: String) -> Reply {
-        Reply::envelope("async", 202, Some(change), Value::Null)
+        Reply::envelope("async", 202, Some(&change), &())
     }
 
     /// `202 Accepted` for a change, with a result (`POST /v1/exec` returns the task id).
-    pub fn async_with(change: String, result: Value) -> Reply {
-        Reply::envelope("async", 202, Some(change), result)
+    pub fn async_with(change: String, result: impl Serialize) -> Reply {
+        Reply::envelope("async", 202, Some(&change), &result)
     }
 
     /// An error with Pebble's message and, if any, kind.
@@ -122,12 +143,7 @@ impl Reply {
             kind: kind.into(),
             value: Value::Null,
         };
-        Reply::envelope(
-            "error",
-            code,
-            None,
-            serde_json::to_value(result).unwrap_or(Value::Null),
-        )
+        Reply::envelope("error", code, None, &result)
     }
 
     /// `400 Bad Request`.
@@ -152,6 +168,46 @@ mod tests {
 
     fn json(r: &Reply) -> Value {
         serde_json::from_slice(&r.body).unwrap()
+    }
+
+    #[test]
+    fn envelopes_are_written_byte_for_byte_as_the_envelope_type_serializes() {
+        let env = |kind: &str, code, change: Option<&str>, result| {
+            serde_json::to_vec(&Envelope {
+                kind: kind.into(),
+                status_code: code,
+                status: reason(code).into(),
+                change: change.map(Into::into),
+                result,
+            })
+            .unwrap()
+        };
+        let names = serde_json::json!([{"name": "a\"b", "current": "active"}]);
+        assert_eq!(
+            Reply::sync(&names).body,
+            env("sync", 200, None, names.clone())
+        );
+        assert_eq!(
+            Reply::sync_with(502, "x").body,
+            env("sync", 502, None, "x".into())
+        );
+        assert_eq!(
+            Reply::async_with("12".into(), &names).body,
+            env("async", 202, Some("12"), names)
+        );
+        assert_eq!(
+            Reply::sync(Value::Null).body,
+            env("sync", 200, None, Value::Null)
+        );
+        assert_eq!(
+            Reply::error(404, "", "no \"x\"").body,
+            env(
+                "error",
+                404,
+                None,
+                serde_json::json!({"message": "no \"x\""})
+            )
+        );
     }
 
     #[test]

@@ -151,18 +151,58 @@ pub struct ServiceInfo {
     pub current_since: Option<String>,
 }
 
+/// A service's startup as the API names it (unset is reported as disabled, as Pebble does).
+fn startup_name(startup: ServiceStartup) -> &'static str {
+    match startup {
+        ServiceStartup::Enabled => "enabled",
+        ServiceStartup::Disabled | ServiceStartup::Unknown => "disabled",
+    }
+}
+
 impl From<&cairn_supervisor::ServiceInfo> for ServiceInfo {
     fn from(s: &cairn_supervisor::ServiceInfo) -> Self {
         ServiceInfo {
             name: s.name.clone(),
-            startup: match s.startup {
-                ServiceStartup::Enabled => "enabled",
-                ServiceStartup::Disabled | ServiceStartup::Unknown => "disabled",
-            }
-            .into(),
+            startup: startup_name(s.startup).into(),
             current: s.current.as_str().into(),
             current_since: s.current_since.map(rfc3339),
         }
+    }
+}
+
+/// A supervisor's service serialized as [`ServiceInfo`] straight from where it is, with
+/// nothing copied: what `GET /v1/services` answers with, a hundred services at a time.
+pub struct ServiceView<'a>(pub &'a cairn_supervisor::ServiceInfo);
+
+impl Serialize for ServiceView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let s = self.0;
+        let mut out = serializer.serialize_struct("ServiceInfo", 4)?;
+        out.serialize_field("name", &s.name)?;
+        out.serialize_field("startup", startup_name(s.startup))?;
+        out.serialize_field("current", s.current.as_str())?;
+        match s.current_since {
+            Some(t) => out.serialize_field("current-since", &Rfc3339(t))?,
+            None => out.skip_field("current-since")?,
+        }
+        out.end()
+    }
+}
+
+/// A time serialized as RFC 3339 (as [`rfc3339`] renders it) from a buffer on the stack.
+struct Rfc3339(time::OffsetDateTime);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // The longest RFC 3339 time: `-9999-12-31T23:59:59.999999999+23:59`.
+        let mut buf = [0u8; 64];
+        let mut w = &mut buf[..];
+        self.0
+            .format_into(&mut w, &time::format_description::well_known::Rfc3339)
+            .map_err(serde::ser::Error::custom)?;
+        let len = 64 - w.len();
+        serializer.serialize_str(std::str::from_utf8(&buf[..len]).map_err(serde::ser::Error::custom)?)
     }
 }
 
@@ -453,6 +493,31 @@ mod tests {
     use cairn_supervisor::files::{self, FileErrorKind};
 
     use super::*;
+
+    #[test]
+    fn a_service_view_serializes_as_the_service_info_it_stands_for() {
+        let since = time::macros::datetime!(2026-12-03 16:30:01.123456789 +01:00);
+        for (startup, current, current_since) in [
+            (ServiceStartup::Enabled, cairn_supervisor::ServiceStatus::Active, Some(since)),
+            (ServiceStartup::Unknown, cairn_supervisor::ServiceStatus::Inactive, None),
+            (
+                ServiceStartup::Disabled,
+                cairn_supervisor::ServiceStatus::Backoff,
+                Some(since.replace_nanosecond(0).unwrap()),
+            ),
+        ] {
+            let s = cairn_supervisor::ServiceInfo {
+                name: "a\"b".into(),
+                startup,
+                current,
+                current_since,
+            };
+            assert_eq!(
+                serde_json::to_string(&ServiceView(&s)).unwrap(),
+                serde_json::to_string(&ServiceInfo::from(&s)).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn write_item_decodes_pebbles_request_json_into_the_domain_value() {

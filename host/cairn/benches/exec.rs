@@ -5,6 +5,10 @@
 //! Rust client drives both servers; rounds alternate between them so that the machine's
 //! noise falls on both.
 //!
+//! Under load: [`CONNS`] kept-alive connections asking `GET /v1/services` as fast as each
+//! gets its answers, with 10 services and then with 100 (all running): each request's
+//! latency and the requests per second, alternating between the servers.
+//!
 //! Then `POST /v1/layers` once each server has a history of [`HISTORY`] changes (replans):
 //! the same layer added again, combined under one label, alternating between the servers.
 //!
@@ -15,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_api::{Client, ExecOptions};
+use hyper::Method;
 
 const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
 /// Alternating rounds per server.
@@ -42,6 +47,26 @@ struct Server {
     exec: Vec<Duration>,
     get: Vec<Duration>,
     layer: Vec<Duration>,
+    /// Latencies under load and requests per second of each loaded round, by service count.
+    loaded: [(Vec<Duration>, Vec<f64>); 2],
+}
+
+/// Concurrent connections of the loaded rounds.
+const CONNS: usize = 16;
+/// Requests per connection in one loaded round.
+const LOADED_REQUESTS: usize = 250;
+/// Alternating loaded rounds per server and service count.
+const LOADED_ROUNDS: usize = 6;
+
+/// A layer of `n` services from `first` on, started by replan.
+fn services_layer(first: usize, n: usize) -> String {
+    let mut layer = String::from("services:\n");
+    for i in first..first + n {
+        layer.push_str(&format!(
+            "  s{i}:\n    override: replace\n    command: sleep 100{i}\n    startup: enabled\n"
+        ));
+    }
+    layer
 }
 
 /// Changes each server has made before its add-layer is measured.
@@ -79,7 +104,52 @@ impl Server {
             exec: Vec::new(),
             get: Vec::new(),
             layer: Vec::new(),
+            loaded: Default::default(),
         }
+    }
+
+    /// Adds `layer` and replans, waiting for the services to start.
+    async fn start_services(&self, label: &str, layer: &str) {
+        self.client.add_layer(label, layer, false, false).await.unwrap();
+        let id = self.client.services_action("replan", &[]).await.unwrap();
+        let info = self
+            .client
+            .wait_change(&id, Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert_eq!(info.status, "Done", "{}: replan {info:?}", self.name);
+    }
+
+    /// One loaded round of `GET /v1/services` on [`CONNS`] connections, `expect` services.
+    async fn loaded_round(&mut self, slot: usize, expect: usize) {
+        let socket = self.dir.join(".pebble.socket");
+        let clients: Vec<_> = (0..CONNS).map(|_| Client::unix(&socket)).collect();
+        for c in &clients {
+            let (code, body) = c.raw(Method::GET, "/v1/services", None).await.unwrap();
+            let names = body.windows(8).filter(|w| w == b"\"name\":\"").count();
+            assert_eq!((code, names), (200, expect), "{}", self.name);
+        }
+        let start = Instant::now();
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|c| {
+                tokio::spawn(async move {
+                    let mut lat = Vec::with_capacity(LOADED_REQUESTS);
+                    for _ in 0..LOADED_REQUESTS {
+                        let t = Instant::now();
+                        let (code, _) = c.raw(Method::GET, "/v1/services", None).await.unwrap();
+                        lat.push(t.elapsed());
+                        assert_eq!(code, 200);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let (lat, rates) = &mut self.loaded[slot];
+        for t in tasks {
+            lat.extend(t.await.unwrap());
+        }
+        rates.push((CONNS * LOADED_REQUESTS) as f64 / start.elapsed().as_secs_f64());
     }
 
     async fn round(&mut self, opts: &ExecOptions) {
@@ -136,6 +206,7 @@ async fn main() {
             s.round(&opts).await;
         }
     }
+    eprintln!("{HISTORY} changes of history, then add-layer");
     for s in &mut servers {
         for _ in 0..HISTORY {
             s.client.services_action("replan", &[]).await.unwrap();
@@ -149,6 +220,21 @@ async fn main() {
                 .await
                 .unwrap();
             s.layer.push(t.elapsed());
+        }
+    }
+    for (slot, expect) in [(0, 10), (1, 100)] {
+        eprintln!("loaded rounds, {expect} services");
+        for s in &servers {
+            match expect {
+                // With the add-layer rounds' `web`: 10, then 100 services.
+                10 => s.start_services("ten", &services_layer(0, 9)).await,
+                _ => s.start_services("hundred", &services_layer(9, 90)).await,
+            }
+        }
+        for _ in 0..LOADED_ROUNDS {
+            for s in &mut servers {
+                s.loaded_round(slot, expect).await;
+            }
         }
     }
     let mut medians = Vec::new();
@@ -168,14 +254,35 @@ async fn main() {
             s.name,
             s.layer.len()
         );
-        medians.push((e50, g50, l50));
+        let mut load = [(0.0, 0.0, 0.0); 2];
+        for (i, n) in [10, 100].into_iter().enumerate() {
+            let (lat, rates) = &mut s.loaded[i];
+            let (p50, p99) = (quantile(lat, 0.5), quantile(lat, 0.99));
+            rates.sort_by(f64::total_cmp);
+            let rate = rates[rates.len() / 2];
+            println!(
+                "{:>6}: GET /v1/services, {n} services, {CONNS} connections: median {p50:.3} ms, p99 {p99:.3} ms, {rate:.0} requests/s (median of {} rounds)",
+                s.name,
+                rates.len()
+            );
+            load[i] = (p50, p99, rate);
+        }
+        medians.push((e50, g50, l50, load));
     }
-    if let [(ce, cg, cl), (pe, pg, pl)] = medians[..] {
+    if let [(ce, cg, cl, cload), (pe, pg, pl, pload)] = medians[..] {
         println!(
             "pebble / cairn, medians: exec {:.2}x, GET /v1/services {:.2}x, POST /v1/layers {:.2}x (above 1: cairn is faster)",
             pe / ce,
             pg / cg,
             pl / cl
         );
+        for (i, n) in [10, 100].into_iter().enumerate() {
+            println!(
+                "pebble / cairn, {n} services on {CONNS} connections: median {:.2}x, p99 {:.2}x; cairn / pebble requests/s {:.2}x (above 1: cairn is faster)",
+                pload[i].0 / cload[i].0,
+                pload[i].1 / cload[i].1,
+                cload[i].2 / pload[i].2
+            );
+        }
     }
 }

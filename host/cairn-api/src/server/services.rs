@@ -9,9 +9,8 @@ use crate::types;
 
 /// `GET /v1/services`: the services `names`d (all when none are).
 pub(super) fn list(call: &Call<'_>, _body: &[u8]) -> Reply {
-    Reply::sync(types::wire::<_, types::ServiceInfo>(
-        &call.sup().services(&call.query.list("names")),
-    ))
+    let services = call.sup().services(&call.query.list("names"));
+    Reply::sync(services.iter().map(types::ServiceView).collect::<Vec<_>>())
 }
 
 /// `POST /v1/services`: start, stop, restart, replan…; answers with the change.
