@@ -660,3 +660,55 @@ fn identities_commands_answer_as_real_pebbles_do() -> Result<()> {
     }
     Ok(())
 }
+
+/// Layers added over the API live in memory only, as Pebble's: after a restart the plan is
+/// the `layers/` directory's again. The same steps against real Pebble when it is here.
+#[test]
+fn api_layers_are_gone_after_a_restart_as_pebbles_are() -> Result<()> {
+    let dir = TempDir::new("e2e-layers-restart");
+    let extra = dir.join("extra.yaml");
+    std::fs::write(
+        &extra,
+        "services:\n    b:\n        override: replace\n        command: sleep 200\n",
+    )?;
+    let plans = |bin: &Path, args: &[&str], name: &str| -> Result<(String, String)> {
+        let pebble = dir.join(name);
+        std::fs::create_dir_all(pebble.join("layers"))?;
+        std::fs::write(
+            pebble.join("layers/001-base.yaml"),
+            "services:\n    a:\n        override: replace\n        command: sleep 100\n",
+        )?;
+        let log = dir.join(format!("{name}.log"));
+        let cli = |cmd: &[&str]| -> Result<String> {
+            let out = Command::new(bin)
+                .args(args)
+                .args(cmd)
+                .env("PEBBLE", &pebble)
+                .env_remove("PEBBLE_SOCKET")
+                .output()?;
+            anyhow::ensure!(out.status.success(), "{cmd:?}: {out:?}");
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let server = crate::backends::pebble_server(bin, args, &pebble, &log)?;
+        cli(&["add", "extra", &extra.display().to_string()])?;
+        let before = cli(&["plan"])?;
+        drop(server);
+        let _ = std::fs::remove_file(pebble.join(".pebble.socket"));
+        let _server = crate::backends::pebble_server(bin, args, &pebble, &log)?;
+        Ok((before, cli(&["plan"])?))
+    };
+    let (before, after) = plans(Path::new(CAIRN), &["pebble"], "cairn")?;
+    assert!(
+        before.contains("    b:") && before.contains("    a:"),
+        "{before}"
+    );
+    assert!(
+        after.contains("    a:") && !after.contains("    b:"),
+        "{after}"
+    );
+    match crate::backends::reference_pebble() {
+        Some(real) => assert_eq!(plans(&real, &[], "real")?, (before, after)),
+        None => println!("not compared: no real Pebble (set CAIRN_REFERENCE_PEBBLE)"),
+    }
+    Ok(())
+}

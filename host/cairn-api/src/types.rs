@@ -202,7 +202,8 @@ impl Serialize for Rfc3339 {
             .format_into(&mut w, &time::format_description::well_known::Rfc3339)
             .map_err(serde::ser::Error::custom)?;
         let len = 64 - w.len();
-        serializer.serialize_str(std::str::from_utf8(&buf[..len]).map_err(serde::ser::Error::custom)?)
+        serializer
+            .serialize_str(std::str::from_utf8(&buf[..len]).map_err(serde::ser::Error::custom)?)
     }
 }
 
@@ -498,8 +499,16 @@ mod tests {
     fn a_service_view_serializes_as_the_service_info_it_stands_for() {
         let since = time::macros::datetime!(2026-12-03 16:30:01.123456789 +01:00);
         for (startup, current, current_since) in [
-            (ServiceStartup::Enabled, cairn_supervisor::ServiceStatus::Active, Some(since)),
-            (ServiceStartup::Unknown, cairn_supervisor::ServiceStatus::Inactive, None),
+            (
+                ServiceStartup::Enabled,
+                cairn_supervisor::ServiceStatus::Active,
+                Some(since),
+            ),
+            (
+                ServiceStartup::Unknown,
+                cairn_supervisor::ServiceStatus::Inactive,
+                None,
+            ),
             (
                 ServiceStartup::Disabled,
                 cairn_supervisor::ServiceStatus::Backoff,

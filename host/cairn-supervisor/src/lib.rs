@@ -94,6 +94,12 @@ pub struct SupervisorOptions {
     pub env: Vec<(String, String)>,
     /// Whether to persist layers and changes in the state file.
     pub persist: bool,
+    /// Whether the layers added over the API are kept in the state file, durably before
+    /// the add is acknowledged, and brought back on open: a host's containers keep them, so
+    /// that a restarted host has its plans before any event runs (design §4). Off, they
+    /// live in memory only and a restart starts from the `layers/` directory, as Pebble's
+    /// do (`cairn pebble run`).
+    pub keep_layers: bool,
     /// The container's root directory when it is isolated: services, exec and exec checks
     /// run with it as `/`, and the files API resolves paths inside it. `None` for a shared
     /// container, which sees the host's filesystem as Pebble in a pod.
@@ -127,6 +133,7 @@ impl SupervisorOptions {
             dir: dir.into(),
             env: Vec::new(),
             persist: true,
+            keep_layers: true,
             root: None,
             strict: None,
             workload: WorkloadLimits::default(),
@@ -148,6 +155,8 @@ pub struct Supervisor {
 pub(crate) struct Inner {
     dir: PathBuf,
     persist: bool,
+    /// See [`SupervisorOptions::keep_layers`].
+    keep_layers: bool,
     /// Layers, plan, changes and notices: the one state lock.
     state: Mutex<State>,
     /// Environment and root shared by services, exec and checks.
@@ -235,6 +244,9 @@ impl Supervisor {
         } else {
             PersistedState::default()
         };
+        if !opts.keep_layers {
+            persisted.layers.clear();
+        }
         let layers = state::assemble_layers(&opts.dir, &persisted.layers)?;
         persisted.changes.interrupt_unfinished();
         let cgroup = cgroup::Cgroup::create(cgroup::Layout::host(), &opts.dir, &opts.workload);
@@ -259,6 +271,7 @@ impl Supervisor {
             inner: Arc::new(Inner {
                 dir: opts.dir.clone(),
                 persist: opts.persist,
+                keep_layers: opts.keep_layers,
                 state: Mutex::new(State {
                     plan: Arc::new(layers.plan().clone()),
                     layers,
@@ -362,18 +375,21 @@ impl Supervisor {
         limits
             .check_layers(&after, || state::persisted_bytes(&after))
             .map_err(|e| self.inner.refused(e))?;
-        let plan = self
-            .inner
-            .apply_durably(state::Files::STATE, |state| {
-                state.set_layers(after);
-                let undo: state::Undo = Box::new(move |s: &mut State| s.set_layers(before));
-                Ok((state.plan.clone(), Some(undo)))
-            })
-            .inspect_err(|e| {
-                if e.kind() == ErrorKind::Internal {
-                    tracing::error!("Cannot persist layer {label:?}, not adding it: {e}");
-                }
-            })?;
+        let apply = |state: &mut State| {
+            state.set_layers(after);
+            let undo: state::Undo = Box::new(move |s: &mut State| s.set_layers(before));
+            Ok((state.plan.clone(), Some(undo)))
+        };
+        let plan = if self.inner.keep_layers {
+            self.inner.apply_durably(state::Files::STATE, apply)
+        } else {
+            apply(&mut self.inner.state.lock().unwrap()).map(|(plan, _)| plan)
+        }
+        .inspect_err(|e| {
+            if e.kind() == ErrorKind::Internal {
+                tracing::error!("Cannot persist layer {label:?}, not adding it: {e}");
+            }
+        })?;
         self.inner.checks_plan_changed(&plan);
         Ok(())
     }
@@ -653,7 +669,10 @@ impl Supervisor {
                 .layer_ops
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            let persisted = self.inner.state.lock().unwrap().persisted_layers();
+            let persisted = match self.inner.keep_layers {
+                true => self.inner.state.lock().unwrap().persisted_layers(),
+                false => Vec::new(),
+            };
             let layers = state::assemble_layers(&self.inner.dir, &persisted)?;
             let mut state = self.inner.state.lock().unwrap();
             state.set_layers(layers);

@@ -312,10 +312,11 @@ impl Inner {
                 let files = batch.files;
                 let state = self.state.lock().unwrap();
                 let snapshot = files.has(Files::STATE).then(|| {
-                    (
-                        render_layers(state.layers_to_persist()),
-                        (*state.identities).clone(),
-                    )
+                    let layers = match self.keep_layers {
+                        true => state.layers_to_persist(),
+                        false => Vec::new(),
+                    };
+                    (render_layers(layers), (*state.identities).clone())
                 });
                 let notices = files.has(Files::NOTICES).then(|| state.notices.clone());
                 let book = files.has(Files::CHANGES).then(|| state.book.clone());

@@ -110,7 +110,10 @@ impl Server {
 
     /// Adds `layer` and replans, waiting for the services to start.
     async fn start_services(&self, label: &str, layer: &str) {
-        self.client.add_layer(label, layer, false, false).await.unwrap();
+        self.client
+            .add_layer(label, layer, false, false)
+            .await
+            .unwrap();
         let id = self.client.services_action("replan", &[]).await.unwrap();
         let info = self
             .client

@@ -110,6 +110,8 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
             ("PEBBLE".into(), dir.display().to_string()),
             ("PEBBLE_SOCKET".into(), socket.display().to_string()),
         ],
+        // Layers added over the API live in memory only, as Pebble's.
+        keep_layers: false,
         ..SupervisorOptions::new(&dir)
     })?;
     if !args.is_empty() {

@@ -321,6 +321,38 @@ async fn layers_and_changes_survive_reopening_the_container() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn layers_not_kept_live_in_memory_only_and_the_layers_directory_comes_back() {
+    let d = dir("unkept");
+    std::fs::create_dir_all(d.join("layers")).unwrap();
+    std::fs::write(
+        d.join("layers/001-base.yaml"),
+        "services:\n  a:\n    override: replace\n    command: sleep 1000\n",
+    )
+    .unwrap();
+    let opts = || SupervisorOptions {
+        keep_layers: false,
+        ..SupervisorOptions::new(&d)
+    };
+    let sup = Supervisor::open(opts()).unwrap();
+    sup.add_layer(
+        "api",
+        b"services:\n  b:\n    override: replace\n    command: sleep 1000\n",
+        false,
+        false,
+    )
+    .unwrap();
+    assert!(sup.plan().services.contains_key("b"));
+    // Whatever else writes the state file (changes, notices) carries no layer.
+    sup.inner.save().unwrap();
+    let state = std::fs::read_to_string(d.join(crate::STATE_FILE)).unwrap();
+    assert!(!state.contains("sleep"), "{state}");
+    drop(sup);
+    let again = Supervisor::open(opts()).unwrap();
+    let plan = again.plan();
+    assert!(plan.services.contains_key("a") && !plan.services.contains_key("b"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn crash_looping_service_backs_off() {
     let sup = open(
         "backoff",
