@@ -294,6 +294,12 @@ impl Runtime {
         })
     }
 
+    /// The engine events run on: for an embedder that compiles or runs components of its
+    /// own with the same settings (the dispatch bench's bare-wasmtime floor does).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Whether the pooling allocator is in use.
     pub fn pooling(&self) -> bool {
         self.pooling
