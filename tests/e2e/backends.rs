@@ -124,14 +124,24 @@ fn temp_names(s: &str) -> String {
 }
 
 /// What must differ between two runs made the same: the scratch directory, change and
-/// notice ids, times, temporary files' random names.
-fn normalise(v: &Value, base: &str) -> Value {
+/// notice ids, times (a task log line's too), temporary files' random names.
+pub fn normalise(v: &Value, base: &str) -> Value {
     match v {
         Value::String(s) => {
-            if time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .is_ok()
-            {
+            let rfc3339 = |t: &str| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .is_ok()
+            };
+            if rfc3339(s) {
                 Value::String("<time>".into())
+            } else if let Some((t, rest)) = s.split_once(' ')
+                && rfc3339(t)
+            {
+                // A task log line: `<time> ERROR …`.
+                Value::String(format!(
+                    "<time> {}",
+                    temp_names(&rest.replace(base, "$BASE"))
+                ))
             } else {
                 Value::String(temp_names(&s.replace(base, "$BASE")))
             }

@@ -7,6 +7,7 @@ mod backends;
 mod budgets;
 mod checks_notices;
 mod common;
+mod differential;
 mod hostile;
 mod juju;
 mod lifecycle;

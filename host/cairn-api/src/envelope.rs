@@ -74,9 +74,17 @@ pub struct Reply {
 
 impl Reply {
     /// The envelope written straight into its bytes, the result serialized in place (no
-    /// intermediate JSON tree): fields in [`Envelope`]'s order, and a result that
-    /// serializes as `null` (or not at all) left out, as [`Envelope`] leaves it out.
-    fn envelope(kind: &str, code: u16, change: Option<&str>, result: &impl Serialize) -> Reply {
+    /// intermediate JSON tree): fields in [`Envelope`]'s (and Pebble's) order. A result that
+    /// serializes as `null` (or not at all) is left out, as Pebble leaves it out of sync
+    /// and error responses, unless `null_kept` (Pebble's async responses carry
+    /// `"result":null`).
+    fn envelope(
+        kind: &str,
+        code: u16,
+        change: Option<&str>,
+        result: &impl Serialize,
+        null_kept: bool,
+    ) -> Reply {
         use std::io::Write;
         thread_local! {
             /// Where this thread writes its envelopes: kept, so that a big result is not
@@ -98,8 +106,14 @@ impl Reply {
             let mark = out.len();
             out.extend_from_slice(br#","result":"#);
             let value = out.len();
-            if serde_json::to_writer(&mut *out, result).is_err() || out[value..] == *b"null" {
-                out.truncate(mark);
+            match serde_json::to_writer(&mut *out, result) {
+                Ok(()) if null_kept || out[value..] != *b"null" => {}
+                Ok(()) => out.truncate(mark),
+                Err(_) if null_kept => {
+                    out.truncate(value);
+                    out.extend_from_slice(b"null");
+                }
+                Err(_) => out.truncate(mark),
             }
             out.push(b'}');
             let body = Bytes::copy_from_slice(out);
@@ -117,17 +131,17 @@ impl Reply {
 
     /// A sync response with another code (health answers 502 this way).
     pub fn sync_with(code: u16, result: impl Serialize) -> Reply {
-        Reply::envelope("sync", code, None, &result)
+        Reply::envelope("sync", code, None, &result, false)
     }
 
     /// `202 Accepted` for a change.
     pub fn async_change(change: String) -> Reply {
-        Reply::envelope("async", 202, Some(&change), &())
+        Reply::envelope("async", 202, Some(&change), &(), true)
     }
 
     /// `202 Accepted` for a change, with a result (`POST /v1/exec` returns the task id).
     pub fn async_with(change: String, result: impl Serialize) -> Reply {
-        Reply::envelope("async", 202, Some(&change), &result)
+        Reply::envelope("async", 202, Some(&change), &result, true)
     }
 
     /// An error with Pebble's message and, if any, kind.
@@ -143,7 +157,7 @@ impl Reply {
             kind: kind.into(),
             value: Value::Null,
         };
-        Reply::envelope("error", code, None, &result)
+        Reply::envelope("error", code, None, &result, false)
     }
 
     /// `400 Bad Request`.
@@ -199,6 +213,15 @@ mod tests {
             Reply::sync(Value::Null).body,
             env("sync", 200, None, Value::Null)
         );
+        // Pebble's own bytes.
+        assert_eq!(
+            Reply::async_change("1".into()).body,
+            r#"{"type":"async","status-code":202,"status":"Accepted","change":"1","result":null}"#
+        );
+        assert_eq!(
+            Reply::sync(()).body,
+            r#"{"type":"sync","status-code":200,"status":"OK"}"#
+        );
         assert_eq!(
             Reply::error(404, "", "no \"x\"").body,
             env(
@@ -218,7 +241,7 @@ mod tests {
         );
         assert_eq!(
             json(&Reply::async_change("7".into())),
-            serde_json::json!({"type":"async","status-code":202,"status":"Accepted","change":"7"})
+            serde_json::json!({"type":"async","status-code":202,"status":"Accepted","change":"7","result":null})
         );
         assert_eq!(
             json(&Reply::bad_request("nope")),

@@ -131,7 +131,9 @@ impl From<&cairn_supervisor::ChangeInfo> for ChangeInfo {
             err: c.err.clone(),
             spawn_time: rfc3339(c.spawn_time),
             ready_time: c.ready_time.map(rfc3339),
-            data: c.data.clone(),
+            // Pebble shows a change's `api-data` only, which none of its changes set; the
+            // supervisor's own (`service-names`, `check-name`) stay inside, as Pebble's do.
+            data: serde_json::Map::new(),
         }
     }
 }

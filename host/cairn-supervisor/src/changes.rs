@@ -439,7 +439,8 @@ impl ChangeBook {
                 summary: t.summary.clone(),
                 status: t.status,
                 log: t.log.clone(),
-                done: u32::from(t.status.is_ready()),
+                // As Pebble's tasks without progress of their own: 0 of 1 until it runs.
+                done: u32::from(t.status != ChangeStatus::Do),
                 total: 1,
                 spawn_time: t.spawn_time,
                 ready_time: t.ready_time,

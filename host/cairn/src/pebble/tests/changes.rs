@@ -45,11 +45,12 @@ async fn changes_and_tasks_as_pebble_prints_them() {
     let o = c.run(&["changes", "--format", "json"]).await;
     assert_eq!(
         mask_stamps(&o.out),
-        "{\"changes\":[{\"data\":{\"service-names\":[\"srv\"]},\"id\":\"1\",\"kind\":\"start\",\
-         \"ready\":true,\"ready-time\":\"TIME\",\"spawn-time\":\"TIME\",\"status\":\"Done\",\
-         \"summary\":\"Start service \\\"srv\\\"\",\"tasks\":[{\"id\":\"1\",\"kind\":\"start\",\
-         \"progress\":{\"done\":1,\"label\":\"\",\"total\":1},\"ready-time\":\"TIME\",\
-         \"spawn-time\":\"TIME\",\"status\":\"Done\",\"summary\":\"Start service \\\"srv\\\"\"}]}]}\n"
+        // Real Pebble's bytes, times masked.
+        "{\"changes\":[{\"id\":\"1\",\"kind\":\"start\",\"summary\":\"Start service \\\"srv\\\"\",\
+         \"status\":\"Done\",\"tasks\":[{\"id\":\"1\",\"kind\":\"start\",\
+         \"summary\":\"Start service \\\"srv\\\"\",\"status\":\"Done\",\
+         \"progress\":{\"label\":\"\",\"done\":1,\"total\":1},\"spawn-time\":\"TIME\",\
+         \"ready-time\":\"TIME\"}],\"ready\":true,\"spawn-time\":\"TIME\",\"ready-time\":\"TIME\"}]}\n"
     );
     c.close().await;
 }
