@@ -344,3 +344,128 @@ async fn every_route_answers_as_real_pebble_does() -> Result<()> {
     assert_eq!(step("GET /v1/services")["status"], 200);
     Ok(())
 }
+
+/// A check that does not run while the script does (its first run is an hour away).
+const CLI_LAYER: &str = "services:\n  srv:\n    override: replace\n    command: sleep 400\n    startup: enabled\n  other:\n    override: replace\n    command: sleep 401\nchecks:\n  chk:\n    override: replace\n    level: alive\n    period: 1h\n    exec:\n      command: 'true'\n";
+
+/// The CLI script: `$D` is the server's directory, `$F` a scratch directory of the test's.
+const CLI_SCRIPT: &[&[&str]] = &[
+    &["plan"],
+    &["add", "base", "$F/layer.yaml"],
+    &["add", "base", "$F/layer.yaml"],
+    &["plan"],
+    &["services"],
+    &["services", "nope"],
+    &["replan"],
+    &["services"],
+    &["start", "other"],
+    &["start", "nope"],
+    &["stop", "other"],
+    &["restart", "srv"],
+    &["changes"],
+    &["changes", "srv"],
+    &["changes", "1"],
+    &["tasks", "1"],
+    &["tasks", "--last=start"],
+    &["tasks", "999"],
+    &["checks"],
+    &["check", "chk"],
+    &["health"],
+    &["health", "--level=alive"],
+    &["notify", "bad"],
+    &["notify", "example.com/x", "a=b"],
+    &["notice", "999"],
+    &["warnings"],
+    &["okay"],
+    &["mkdir", "$D/x"],
+    &["mkdir", "$D/x/y/z"],
+    &["ls", "$D/x"],
+    &["ls", "$D/nope"],
+    &["rm", "$D/nope"],
+    &["push", "$F/layer.yaml", "$D/x/f.yaml"],
+    &["pull", "$D/nope", "$F/pulled"],
+    &["exec", "echo", "hi"],
+    &["exec", "nosuchcmd"],
+    &["exec", "--timeout", "100ms", "sleep", "1"],
+    &["stop-checks", "chk"],
+    &["start-checks", "chk"],
+    &["stop-checks", "nope"],
+    &["logs", "-n", "1", "nope"],
+    &["services", "--format", "json"],
+    &["checks", "--format", "json"],
+    &["changes", "--format", "json"],
+];
+
+/// What must differ between two runs of a CLI command: the server's directory, times.
+fn normalise_cli(s: &str, dir: &str) -> String {
+    let s = s.replace(dir, "$D");
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_inclusive([' ', '"', '\n']) {
+        let (body, end) = word.split_at(word.len() - word.ends_with([' ', '"', '\n']) as usize);
+        let rfc3339 =
+            time::OffsetDateTime::parse(body, &time::format_description::well_known::Rfc3339)
+                .is_ok();
+        let clock = body.len() == 5 && body.as_bytes()[2] == b':';
+        out.push_str(match (rfc3339, clock) {
+            (true, _) => "<time>",
+            (_, true) => "HH:MM",
+            _ => body,
+        });
+        out.push_str(end);
+    }
+    out
+}
+
+/// Each CLI step's exit code, stdout and stderr from `bin` (invoked as `pebble`) against a
+/// fresh server on `dir`.
+fn run_cli(bin: &Path, dir: &Path, scratch: &Path, log: &Path) -> Result<Vec<(String, Value)>> {
+    let _server = pebble_server(bin, &[], dir, log)?;
+    let (d, f) = (dir.display().to_string(), scratch.display().to_string());
+    let mut out = Vec::new();
+    for args in CLI_SCRIPT {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("$D", &d).replace("$F", &f))
+            .collect();
+        let o = std::process::Command::new(bin)
+            .args(&args)
+            .env("PEBBLE", dir)
+            .env_remove("PEBBLE_SOCKET")
+            .env_remove("COLUMNS")
+            .output()?;
+        out.push((
+            args.join(" ").replace(&d, "$D").replace(&f, "$F"),
+            serde_json::json!([
+                o.status.code(),
+                normalise_cli(&String::from_utf8_lossy(&o.stdout), &d),
+                normalise_cli(&String::from_utf8_lossy(&o.stderr), &d),
+            ]),
+        ));
+    }
+    Ok(out)
+}
+
+#[test]
+fn cli_commands_answer_as_real_pebbles_do() -> Result<()> {
+    let Some(real) = reference_pebble() else {
+        println!("skipped: no real Pebble (set CAIRN_REFERENCE_PEBBLE)");
+        return Ok(());
+    };
+    let dir = TempDir::new("e2e-differential-cli");
+    std::fs::write(dir.join("layer.yaml"), CLI_LAYER)?;
+    let link = crate::pebble_cli::pebble_link(&dir)?;
+    let want = run_cli(&real, &dir.join("real"), &dir, &dir.join("real.log"))?;
+    // Directories of one length: Pebble wraps long errors at 80 columns.
+    let got = run_cli(&link, &dir.join("ours"), &dir, &dir.join("ours.log"))?;
+    let differ: Vec<String> = want
+        .iter()
+        .zip(&got)
+        .filter(|(w, g)| w != g)
+        .map(|((step, w), (_, g))| format!("pebble {step}:\n  pebble: {w}\n  cairn:  {g}"))
+        .collect();
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    // The script did what it says.
+    let step = |name: &str| &want.iter().find(|s| s.0 == name).unwrap().1;
+    assert_eq!(step("exec echo hi")[1], "hi\n");
+    Ok(())
+}

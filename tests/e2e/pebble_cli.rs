@@ -155,7 +155,7 @@ fn cli_drives_a_unit_container() -> Result<()> {
 }
 
 /// A `pebble` symlink to the binary under test.
-fn pebble_link(dir: &Path) -> Result<std::path::PathBuf> {
+pub fn pebble_link(dir: &Path) -> Result<std::path::PathBuf> {
     let link = dir.join("bin/pebble");
     std::fs::create_dir_all(link.parent().unwrap())?;
     std::os::unix::fs::symlink(CAIRN, &link)?;

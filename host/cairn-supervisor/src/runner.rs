@@ -25,10 +25,9 @@ use crate::changes::ChangeStatus;
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// Succeeded (also what an aborted task ends as when its handler stops cleanly, as in
-    /// Pebble: an aborted exec records its exit code and ends `Done`).
+    /// Pebble: an aborted exec records its exit code and ends `Done`, a stopped or
+    /// replaced check's change ends `Done`).
     Done,
-    /// Stopped on request and undone (aborted checks).
-    Undone,
     /// Failed: the text is logged on the task and shows in the change's `err`.
     Error(String),
 }
@@ -332,10 +331,6 @@ async fn run_lane(inner: Weak<Inner>, lane: Vec<(u64, TaskSpec)>) -> bool {
                 Outcome::Done => {
                     state.book.set_task_status(id, ChangeStatus::Done);
                     true
-                }
-                Outcome::Undone => {
-                    state.book.set_task_status(id, ChangeStatus::Undone);
-                    false
                 }
                 Outcome::Error(e) => {
                     state.book.task_error(id, &e);

@@ -6,8 +6,9 @@
 //! at `threshold` failures the services' `on-check-failure` actions run and the task fails,
 //! which ends the change in `Error` and starts a recover-check change keeping the counts.
 //! A recover-check keeps counting failures and, at the first success, ends `Done` and
-//! starts a new perform-check. Stopping a check aborts its change (`Undone`). A plan
-//! change restarts only the checks whose merged configuration changed.
+//! starts a new perform-check. Stopping a check aborts its change, which ends `Done` (as
+//! Pebble's: the handler returns cleanly when its tomb dies). A plan change restarts only
+//! the checks whose merged configuration changed (the old change ends `Done` too).
 //!
 //! The [`CheckManager`] owns the checks' state; the tasks are handlers of the supervisor's
 //! runner (`run.rs`), and the check kinds themselves live in `checkers.rs`.

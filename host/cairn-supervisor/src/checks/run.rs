@@ -109,7 +109,7 @@ impl Run {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let reply = tokio::select! {
-                _ = ctx.cancelled() => return Outcome::Undone,
+                _ = ctx.cancelled() => return Outcome::Done,
                 _ = ticker.tick() => None,
                 r = refresh.recv() => match r {
                     Some(reply) => {
@@ -121,14 +121,14 @@ impl Run {
             };
             // The supervisor is not held while the check runs: dropping it cancels the run.
             let Some(container) = ctx.inner().map(|inner| inner.container.clone()) else {
-                return Outcome::Undone;
+                return Outcome::Done;
             };
             let result = tokio::select! {
-                _ = ctx.cancelled() => return Outcome::Undone,
+                _ = ctx.cancelled() => return Outcome::Done,
                 r = run_check(&self.config, &container) => r,
             };
             let Some(inner) = ctx.inner() else {
-                return Outcome::Undone;
+                return Outcome::Done;
             };
             let done = self.record(&ctx, &inner, &result);
             if let Some(reply) = reply {

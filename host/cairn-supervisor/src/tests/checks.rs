@@ -185,8 +185,9 @@ async fn exec_and_tcp_failures_carry_pebble_details() {
         ["ex", "slow"]
     );
     assert_eq!(check(&sup, "slow").status, CheckStatus::Inactive);
-    wait_until("undone", Duration::from_secs(2), || {
-        sup.change(&slow_change).unwrap().status == ChangeStatus::Undone
+    // Done, as Pebble's: the stopped check's handler returns cleanly.
+    wait_until("done", Duration::from_secs(2), || {
+        sup.change(&slow_change).unwrap().status == ChangeStatus::Done
     })
     .await;
     assert_eq!(
@@ -225,8 +226,8 @@ async fn plan_change_restarts_only_changed_checks() {
         b,
         "unchanged check was restarted"
     );
-    wait_until("old change undone", Duration::from_secs(2), || {
-        sup.change(&a).unwrap().status == ChangeStatus::Undone
+    wait_until("old change done", Duration::from_secs(2), || {
+        sup.change(&a).unwrap().status == ChangeStatus::Done
     })
     .await;
 }
@@ -274,7 +275,7 @@ async fn aborting_a_check_change_kills_its_running_exec_command() {
     let change = check(&sup, "slow").change_id;
     let info = sup.abort_change(&change).unwrap();
     assert!(
-        [ChangeStatus::Abort, ChangeStatus::Undone].contains(&info.tasks[0].status),
+        [ChangeStatus::Abort, ChangeStatus::Done].contains(&info.tasks[0].status),
         "{info:?}"
     );
     let gone = super::within(crate::services::KILL_DELAY_DEFAULT, || {

@@ -1,5 +1,7 @@
 //! `health`, `checks`, `check`, `start-checks` and `stop-checks`.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, bail};
 use cairn_api::types::CheckInfo;
 use cairn_api::{Client, ClientError};
@@ -63,6 +65,49 @@ pub struct StopChecksArgs {
     checks: Vec<String>,
 }
 
+/// A check as Pebble's client decodes and prints it (`checks --format json`, `check`): its
+/// fields in that order, `failures` even when none (the API leaves it out then).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Shown<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    level: &'a str,
+    startup: &'a str,
+    status: &'a str,
+    successes: u32,
+    failures: u32,
+    threshold: u32,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    change_id: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    prev_change_id: &'a str,
+    /// `check --refresh`: the run's error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// `check`: the task log of a failing check.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    logs: String,
+}
+
+impl<'a> From<&'a CheckInfo> for Shown<'a> {
+    fn from(c: &'a CheckInfo) -> Self {
+        Shown {
+            name: &c.name,
+            level: &c.level,
+            startup: &c.startup,
+            status: &c.status,
+            successes: c.successes,
+            failures: c.failures,
+            threshold: c.threshold,
+            change_id: &c.change_id,
+            prev_change_id: &c.prev_change_id,
+            error: None,
+            logs: String::new(),
+        }
+    }
+}
+
 /// `health`: `healthy` (exit 0) or `unhealthy` (exit 1).
 pub async fn health(client: &Client, args: HealthArgs, io: &mut Io<'_>) -> Result<i32> {
     let healthy = client.health(args.level.as_deref(), &args.checks).await?;
@@ -85,11 +130,15 @@ pub async fn checks(client: &Client, args: ChecksArgs, io: &mut Io<'_>) -> Resul
         .checks(level.as_deref().unwrap_or(""), &checks)
         .await?;
     if format.json() {
-        let map: serde_json::Map<String, serde_json::Value> = list
+        #[derive(serde::Serialize)]
+        struct Checks<'a> {
+            checks: BTreeMap<&'a str, Shown<'a>>,
+        }
+        let checks = list
             .iter()
-            .map(|c| Ok((c.name.clone(), serde_json::to_value(c)?)))
-            .collect::<Result<_>>()?;
-        writeln!(io.out, "{}", serde_json::json!({ "checks": map }))?;
+            .map(|c| (c.name.as_str(), Shown::from(c)))
+            .collect();
+        writeln!(io.out, "{}", serde_json::to_string(&Checks { checks })?)?;
     } else if list.is_empty() {
         let note = if checks.is_empty() && level.is_none() {
             "Plan has no health checks."
@@ -159,17 +208,26 @@ pub async fn check(client: &Client, args: CheckArgs, io: &mut Io<'_>) -> Result<
             logs = task_logs(client, &info.prev_change_id).await?;
         }
     }
-    let mut v = serde_json::to_value(&info)?;
-    if let Some(e) = error {
-        v["error"] = e.into();
-    }
-    if !logs.is_empty() {
-        v["logs"] = logs.into();
-    }
+    let shown = Shown {
+        error,
+        logs,
+        ..Shown::from(&info)
+    };
     if format.text() {
-        io.out.write_all(serde_yaml::to_string(&v)?.as_bytes())?;
+        // Go's YAML double-quotes a string that reads as a number (a change id); serde_yaml
+        // single-quotes it.
+        let yaml = serde_yaml::to_string(&shown)?;
+        for line in yaml.split_inclusive('\n') {
+            match line.split_once(": '") {
+                Some((key, rest)) if key.ends_with("change-id") => {
+                    let id = rest.trim_end().trim_end_matches('\'');
+                    writeln!(io.out, "{key}: \"{id}\"")?;
+                }
+                _ => io.out.write_all(line.as_bytes())?,
+            }
+        }
     } else {
-        writeln!(io.out, "{v}")?;
+        writeln!(io.out, "{}", serde_json::to_string(&shown)?)?;
     }
     Ok(0)
 }

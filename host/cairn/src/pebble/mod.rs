@@ -157,8 +157,8 @@ pub async fn run(socket: &Path, cmd: ClientCommand) -> Result<i32> {
     code.map_err(pebble_error)
 }
 
-/// An API error as Pebble's CLI words it: wrapped to the terminal, and a refused local
-/// user told to try with sudo.
+/// An API error (a files request's per-path one too) as Pebble's CLI words it: wrapped to
+/// the terminal, and a refused local user told to try with sudo.
 fn pebble_error(e: anyhow::Error) -> anyhow::Error {
     match e.downcast_ref::<cairn_api::ClientError>() {
         Some(cairn_api::ClientError::Api { kind, message, .. }) => {
@@ -169,6 +169,10 @@ fn pebble_error(e: anyhow::Error) -> anyhow::Error {
                 message.clone()
             };
             anyhow::anyhow!(fill::fill_error(&message))
+        }
+        // A files request's per-path error is a client error in Pebble's client too.
+        Some(cairn_api::ClientError::Path { message, .. }) => {
+            anyhow::anyhow!(fill::fill_error(message))
         }
         _ => e,
     }

@@ -77,12 +77,13 @@ pub async fn services(client: &Client, args: ServicesArgs, io: &mut Io<'_>) -> R
     } = args;
     let list = client.services(&services).await?;
     if format.json() {
-        let map: serde_json::Map<String, serde_json::Value> = list
-            .iter()
-            .map(|s| Ok((s.name.clone(), serde_json::to_value(s)?)))
-            .collect::<Result<_>>()?;
-        let v = serde_json::json!({ "services": map });
-        writeln!(io.out, "{}", serde_json::to_string(&v)?)?;
+        /// Pebble's `--format json`: services by name, each in its own field order.
+        #[derive(serde::Serialize)]
+        struct Services<'a> {
+            services: std::collections::BTreeMap<&'a str, &'a cairn_api::types::ServiceInfo>,
+        }
+        let services = list.iter().map(|s| (s.name.as_str(), s)).collect();
+        writeln!(io.out, "{}", serde_json::to_string(&Services { services })?)?;
     } else if list.is_empty() {
         let note = if services.is_empty() {
             "Plan has no services."

@@ -79,8 +79,8 @@ async fn start_and_stop_wait_and_the_table_follows() {
     let o = c.run(&["services", "--format", "json", "srv1"]).await;
     assert_eq!(
         mask_stamps(&o.out),
-        "{\"services\":{\"srv1\":{\"current\":\"active\",\"current-since\":\"TIME\",\
-         \"name\":\"srv1\",\"startup\":\"enabled\"}}}\n"
+        "{\"services\":{\"srv1\":{\"name\":\"srv1\",\"startup\":\"enabled\",\
+         \"current\":\"active\",\"current-since\":\"TIME\"}}}\n"
     );
     c.close().await;
 }
