@@ -394,6 +394,9 @@ const CLI_SCRIPT: &[&[&str]] = &[
     &["services", "--format", "json"],
     &["checks", "--format", "json"],
     &["changes", "--format", "json"],
+    &["nonexistent-command"],
+    &["services", "--bogus"],
+    &["services", "--bogus=1"],
 ];
 
 /// What must differ between two runs of a CLI command: the server's directory, times.

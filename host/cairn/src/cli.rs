@@ -370,6 +370,51 @@ pub fn args_as_cairn() -> Vec<std::ffi::OsString> {
     args
 }
 
+/// Parses the whole command line (`args_as_cairn`'s). As Pebble (`pebble …` through a
+/// symlink, or `cairn pebble …`), a mistake Pebble's parser words its own way is worded as
+/// Pebble's (an unknown command or flag), and every mistake exits 1, as Pebble's do.
+pub fn parse(args: Vec<std::ffi::OsString>) -> Cli {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let as_pebble = args.get(1).is_some_and(|a| a == "pebble");
+    let err = match Cli::try_parse_from(&args) {
+        Ok(cli) => return cli,
+        Err(e) => e,
+    };
+    let shown = matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !as_pebble || shown {
+        err.exit()
+    }
+    let program = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map_or("cairn".into(), |f| f.to_string_lossy().into_owned());
+    let context = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let pebbles = match err.kind() {
+        ErrorKind::InvalidSubcommand => context(ContextKind::InvalidSubcommand)
+            .map(|c| format!("unknown command {c:?}, see '{program} help'")),
+        ErrorKind::UnknownArgument => context(ContextKind::InvalidArg).map(|a| {
+            let flag = a.split('=').next().unwrap_or(&a).trim_start_matches('-');
+            format!("unknown flag `{flag}'")
+        }),
+        _ => None,
+    };
+    match pebbles {
+        Some(message) => eprintln!("error: {message}"),
+        None => {
+            let _ = err.print();
+        }
+    }
+    std::process::exit(1)
+}
+
 /// `$XDG_STATE_HOME/cairn`, else `~/.local/state/cairn`: where `--dir` defaults to.
 pub fn default_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {

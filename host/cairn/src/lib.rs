@@ -30,8 +30,6 @@ use std::os::unix::process::CommandExt;
 
 use clap::Parser;
 
-use cli::Cli;
-
 /// The name of the host's binary, which `cairn` runs the host's commands with.
 pub const HOST_BINARY: &str = "cairn-host";
 
@@ -73,7 +71,7 @@ pub fn client_main() -> ! {
         let dir = cli.globals.dir.unwrap_or_else(cli::default_dir);
         exit(client::dispatch_control(dir, cli.command).map(|()| 0))
     }
-    let cli = Cli::parse_from(parsed);
+    let cli = cli::parse(parsed);
     if cli.command.runs_host() {
         exit(Err(exec_host()));
     }
@@ -110,7 +108,7 @@ pub fn host_main() -> ! {
     cairn_runtime::allocator::tune();
     let mut args = cli::args_as_cairn();
     let run_args = cli::take_run_args(&mut args);
-    let cli = Cli::parse_from(args);
+    let cli = cli::parse(args);
     init_tracing();
     if !cli.command.runs_host() {
         exit(client::dispatch(cli));
