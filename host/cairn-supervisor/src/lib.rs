@@ -669,10 +669,7 @@ impl Supervisor {
                 .layer_ops
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            let persisted = match self.inner.keep_layers {
-                true => self.inner.state.lock().unwrap().persisted_layers(),
-                false => Vec::new(),
-            };
+            let persisted = self.inner.persisted_layers();
             let layers = state::assemble_layers(&self.inner.dir, &persisted)?;
             let mut state = self.inner.state.lock().unwrap();
             state.set_layers(layers);

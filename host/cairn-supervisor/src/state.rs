@@ -41,11 +41,6 @@ impl State {
         self.layers = layers;
     }
 
-    /// The API-added layers as persisted (reserved `pebble-*` layers are derived state).
-    pub(crate) fn persisted_layers(&self) -> Vec<PersistedLayer> {
-        render_layers(self.layers_to_persist())
-    }
-
     /// Copies of the layers to persist, taken under the lock; rendering them to YAML (slow
     /// for a big plan) is left to [`render_layers`], after the lock is released.
     fn layers_to_persist(&self) -> Vec<Layer> {
@@ -277,6 +272,21 @@ pub(crate) struct Saver {
 }
 
 impl Inner {
+    /// Copies of the layers the state file keeps, taken under the lock: the API-added ones
+    /// (reserved `pebble-*` layers are derived state), none when layers are not kept.
+    fn layers_kept(&self, state: &State) -> Vec<Layer> {
+        match self.keep_layers {
+            true => state.layers_to_persist(),
+            false => Vec::new(),
+        }
+    }
+
+    /// The layers the state file keeps, in its form.
+    pub(crate) fn persisted_layers(&self) -> Vec<PersistedLayer> {
+        let layers = self.layers_kept(&self.state.lock().unwrap());
+        render_layers(layers)
+    }
+
     /// Writes every state file now (when persisting), unless a write that began after this
     /// call already carried the current state; the first write error otherwise.
     pub(crate) fn save(&self) -> Result<(), SupervisorError> {
@@ -312,11 +322,10 @@ impl Inner {
                 let files = batch.files;
                 let state = self.state.lock().unwrap();
                 let snapshot = files.has(Files::STATE).then(|| {
-                    let layers = match self.keep_layers {
-                        true => state.layers_to_persist(),
-                        false => Vec::new(),
-                    };
-                    (render_layers(layers), (*state.identities).clone())
+                    (
+                        render_layers(self.layers_kept(&state)),
+                        (*state.identities).clone(),
+                    )
                 });
                 let notices = files.has(Files::NOTICES).then(|| state.notices.clone());
                 let book = files.has(Files::CHANGES).then(|| state.book.clone());

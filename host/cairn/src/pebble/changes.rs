@@ -61,16 +61,7 @@ pub async fn changes(client: &Client, args: ChangesArgs, io: &mut Io<'_>) -> Res
     let mut changes = client.changes("all", service.as_deref()).await?;
     changes.sort_by_key(|c| parse_time(&c.spawn_time));
     if format.json() {
-        /// Pebble's `--format json`: each change's fields in their own order (not sorted).
-        #[derive(serde::Serialize)]
-        struct Changes<'a> {
-            changes: &'a [cairn_api::types::ChangeInfo],
-        }
-        writeln!(
-            io.out,
-            "{}",
-            serde_json::to_string(&Changes { changes: &changes })?
-        )?;
+        writeln!(io.out, "{}", super::json_under("changes", &changes)?)?;
     } else if changes.is_empty() {
         writeln!(io.err, "no changes found")?;
     } else {

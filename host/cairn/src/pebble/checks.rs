@@ -130,15 +130,9 @@ pub async fn checks(client: &Client, args: ChecksArgs, io: &mut Io<'_>) -> Resul
         .checks(level.as_deref().unwrap_or(""), &checks)
         .await?;
     if format.json() {
-        #[derive(serde::Serialize)]
-        struct Checks<'a> {
-            checks: BTreeMap<&'a str, Shown<'a>>,
-        }
-        let checks = list
-            .iter()
-            .map(|c| (c.name.as_str(), Shown::from(c)))
-            .collect();
-        writeln!(io.out, "{}", serde_json::to_string(&Checks { checks })?)?;
+        let checks: BTreeMap<&str, Shown> =
+            list.iter().map(|c| (c.name.as_str(), c.into())).collect();
+        writeln!(io.out, "{}", super::json_under("checks", &checks)?)?;
     } else if list.is_empty() {
         let note = if checks.is_empty() && level.is_none() {
             "Plan has no health checks."

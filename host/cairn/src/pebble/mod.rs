@@ -157,6 +157,12 @@ pub async fn run(socket: &Path, cmd: ClientCommand) -> Result<i32> {
     code.map_err(pebble_error)
 }
 
+/// Pebble's `--format json` of a listing: `{"<key>": value}`, the value's fields in their
+/// own order (a `serde_json::Value` would sort them).
+pub(crate) fn json_under(key: &str, value: &impl serde::Serialize) -> serde_json::Result<String> {
+    serde_json::to_string(&std::collections::BTreeMap::from([(key, value)]))
+}
+
 /// An API error (a files request's per-path one too) as Pebble's CLI words it: wrapped to
 /// the terminal, and a refused local user told to try with sudo.
 fn pebble_error(e: anyhow::Error) -> anyhow::Error {

@@ -1,5 +1,7 @@
 //! `services`, `start`, `stop`, `restart`, `autostart` and `signal`.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, bail};
 use cairn_api::Client;
 use clap::Args;
@@ -77,13 +79,8 @@ pub async fn services(client: &Client, args: ServicesArgs, io: &mut Io<'_>) -> R
     } = args;
     let list = client.services(&services).await?;
     if format.json() {
-        /// Pebble's `--format json`: services by name, each in its own field order.
-        #[derive(serde::Serialize)]
-        struct Services<'a> {
-            services: std::collections::BTreeMap<&'a str, &'a cairn_api::types::ServiceInfo>,
-        }
-        let services = list.iter().map(|s| (s.name.as_str(), s)).collect();
-        writeln!(io.out, "{}", serde_json::to_string(&Services { services })?)?;
+        let services: BTreeMap<&str, _> = list.iter().map(|s| (s.name.as_str(), s)).collect();
+        writeln!(io.out, "{}", super::json_under("services", &services)?)?;
     } else if list.is_empty() {
         let note = if services.is_empty() {
             "Plan has no services."
