@@ -8,6 +8,7 @@ mod budgets;
 mod checks_notices;
 mod common;
 mod differential;
+mod forwarding;
 mod hostile;
 mod juju;
 mod lifecycle;

@@ -29,6 +29,7 @@ mod container;
 mod error;
 pub mod exec;
 pub mod files;
+mod forward;
 pub mod groups;
 pub mod identities;
 mod limits;
@@ -165,6 +166,8 @@ pub(crate) struct Inner {
     version: watch::Sender<u64>,
     services: Arc<services::ServiceManager>,
     checks: checks::CheckManager,
+    /// Sends service output to the plan's log targets.
+    forwarder: Arc<forward::Forwarder>,
     runner: runner::Runner,
     /// Execs waiting for (or running with) their I/O, by task id.
     execs: Mutex<HashMap<u64, exec::Pending>>,
@@ -260,6 +263,7 @@ impl Supervisor {
                 unenforced.join(", ")
             );
         }
+        let forwarder = Arc::new(forward::Forwarder::default());
         let container = Arc::new(ContainerEnv {
             env: opts.env,
             root,
@@ -284,8 +288,10 @@ impl Supervisor {
                 services: services::ServiceManager::new(
                     container,
                     opts.persist.then_some(opts.dir.as_path()),
+                    forwarder.clone(),
                 ),
                 checks: checks::CheckManager::default(),
+                forwarder,
                 runner: runner::Runner::default(),
                 execs: Mutex::new(HashMap::new()),
                 notices_version: watch::channel(0).0,
@@ -306,7 +312,7 @@ impl Supervisor {
         }
         // Checks start as soon as the plan is loaded, whatever `--hold` says (as Pebble).
         let plan = sup.plan();
-        sup.inner.checks_plan_changed(&plan);
+        sup.inner.plan_changed(&plan);
         sup.inner.save_logged();
         if sup.inner.persist {
             state::spawn_saver(Arc::downgrade(&sup.inner), sup.inner.dirty.clone());
@@ -390,7 +396,7 @@ impl Supervisor {
                 tracing::error!("Cannot persist layer {label:?}, not adding it: {e}");
             }
         })?;
-        self.inner.checks_plan_changed(&plan);
+        self.inner.plan_changed(&plan);
         Ok(())
     }
 
@@ -677,7 +683,7 @@ impl Supervisor {
         };
         self.inner.save_logged();
         self.inner.changed();
-        self.inner.checks_plan_changed(&plan);
+        self.inner.plan_changed(&plan);
         Ok(())
     }
 
@@ -872,6 +878,8 @@ impl Supervisor {
     pub async fn stop_all(&self) {
         self.inner.kill_execs();
         self.stop_all_services().await;
+        // The services' last lines go out before the targets stop.
+        self.inner.forwarder.stop().await;
         let container = self.inner.container.clone();
         let _ = tokio::task::spawn_blocking(move || container.kill_cgroup()).await;
     }
@@ -931,6 +939,12 @@ pub(crate) fn errno_text(e: &std::io::Error) -> String {
 }
 
 impl Inner {
+    /// Tells the managers that follow the plan (checks, log forwarding) that it changed.
+    fn plan_changed(self: &Arc<Self>, plan: &Arc<Plan>) {
+        self.checks_plan_changed(plan);
+        self.forwarder.plan_changed(plan);
+    }
+
     /// Counts a refusal over the budget (any other error passes through).
     pub(crate) fn refused(&self, e: SupervisorError) -> SupervisorError {
         if let Some(limit) = e.limit() {

@@ -179,6 +179,8 @@ pub(crate) struct ServiceManager {
     rng: Mutex<u64>,
     /// The process groups of this container's services, mirrored to disk.
     groups: Mutex<Groups>,
+    /// Told of every start, so that the service's output reaches its log targets.
+    forwarder: Arc<crate::forward::Forwarder>,
 }
 
 impl Drop for ServiceManager {
@@ -241,6 +243,7 @@ impl ServiceManager {
     pub(crate) fn new(
         container: Arc<crate::container::ContainerEnv>,
         groups_dir: Option<&std::path::Path>,
+        forwarder: Arc<crate::forward::Forwarder>,
     ) -> Arc<Self> {
         let seed = OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 | 1;
         Arc::new_cyclic(|me| ServiceManager {
@@ -250,6 +253,7 @@ impl ServiceManager {
             shutdown: watch::channel(None).0,
             rng: Mutex::new(seed),
             groups: Mutex::new(Groups::new(groups_dir)),
+            forwarder,
         })
     }
 
@@ -739,6 +743,7 @@ impl ServiceManager {
         s.pid = Some(pid);
         s.generation += 1;
         s.start_count += 1;
+        self.forwarder.service_started(&s.config, &s.logs);
         let reader = spawn_log_reader(read, s.logs.clone());
         // As Go's cmd.Wait with WaitDelay (Pebble sets 0.9 × kill-delay): the exit is
         // handled once the output is read to its end, or after that delay if a
@@ -990,7 +995,7 @@ mod tests {
 
     #[test]
     fn jitter_is_within_ten_percent() {
-        let m = ServiceManager::new(Default::default(), None);
+        let m = ServiceManager::new(Default::default(), None, Default::default());
         for _ in 0..1000 {
             let j = m.jitter(Duration::from_secs(10));
             assert!(j <= Duration::from_secs(1));
