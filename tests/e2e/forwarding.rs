@@ -1,5 +1,5 @@
 //! Log forwarding beside real Pebble: the same layer (two services, a Loki target, an
-//! OpenTelemetry target) on `pebble run` and on `cairn pebble run`, each with local
+//! OpenTelemetry target, a syslog one over TCP) on `pebble run` and on `cairn pebble run`, each with local
 //! receivers of its own; what arrives must agree byte for byte once the times are
 //! normalised (paths, content types, batching, labels, escaping). Then a receiver that is
 //! down for 5 s loses nothing. Real Pebble is `CAIRN_REFERENCE_PEBBLE`, else
@@ -89,7 +89,7 @@ impl Drop for Receiver {
 
 /// Two services printing at different moments (one with HTML characters, as Go escapes
 /// them), labels expanded from each service's environment, OpenTelemetry leaving one out.
-fn layer(loki: u16, otel: u16) -> String {
+fn layer(loki: u16, otel: u16, syslog: u16) -> String {
     format!(
         r#"services:
   alpha:
@@ -118,8 +118,63 @@ log-targets:
     services: [all, -beta]
     labels:
       zone: $ZONE
+  sl:
+    override: replace
+    type: syslog
+    location: tcp://127.0.0.1:{syslog}
+    services: [beta]
+    labels:
+      quoted: 'a"b]c'
 "#
     )
+}
+
+/// A syslog receiver on loopback (TCP): keeps every byte it is sent.
+async fn syslog_receiver(port: u16) -> Result<(Arc<Mutex<Vec<u8>>>, JoinHandle<()>)> {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let got: Arc<Mutex<Vec<u8>>> = Default::default();
+    let record = got.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    record.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    Ok((got, task))
+}
+
+/// Octet-counted syslog frames (`<len> <frame>`), each checked for its length, with the
+/// RFC 3339 time (its length varies: Go trims trailing zeros) as `<time>`.
+fn syslog_frames(bytes: &[u8]) -> Result<Vec<String>> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut rest = text.as_ref();
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (len, after) = rest.split_once(' ').unwrap_or((rest, ""));
+        let len: usize = len.parse()?;
+        ensure!(after.len() >= len, "short frame in {text:?}");
+        let frame = &after[..len];
+        let mut words: Vec<&str> = frame.splitn(3, ' ').collect();
+        ensure!(words.len() == 3, "frame {frame:?}");
+        ensure!(
+            time::OffsetDateTime::parse(words[1], &time::format_description::well_known::Rfc3339)
+                .is_ok(),
+            "time in {frame:?}"
+        );
+        words[1] = "<time>";
+        out.push(words.join(" "));
+        rest = &after[len..];
+    }
+    Ok(out)
 }
 
 /// Every unix time in nanoseconds (a quoted run of 19 digits) as `<ns>`, after checking
@@ -143,13 +198,19 @@ fn normalise_times(body: &str) -> Result<String> {
 
 /// What `bin` (a `pebble run`) sends its Loki and OpenTelemetry receivers for [`layer`].
 async fn forwarded(bin: &Path, args: &[&str], dir: &Path, log: &Path) -> Result<Vec<Got>> {
-    let (loki_port, otel_port) = (free_port(), free_port());
+    let (loki_port, otel_port, syslog_port) = (free_port(), free_port(), free_port());
     let loki = Receiver::listen(loki_port, Default::default()).await?;
     let otel = Receiver::listen(otel_port, Default::default()).await?;
+    let (syslog, syslog_task) = syslog_receiver(syslog_port).await?;
     let _server = pebble_server(bin, args, dir, log)?;
     let client = cairn_api::Client::unix(dir.join(".pebble.socket"));
     client
-        .add_layer("fwd", &layer(loki_port, otel_port), false, false)
+        .add_layer(
+            "fwd",
+            &layer(loki_port, otel_port, syslog_port),
+            false,
+            false,
+        )
         .await?;
     client.run_action("replan", &[]).await?;
     // Lines are sent a second after the first of a batch; all are out within 2.5 s.
@@ -159,11 +220,19 @@ async fn forwarded(bin: &Path, args: &[&str], dir: &Path, log: &Path) -> Result<
         g.body = normalise_times(&g.body)?;
         out.push(g);
     }
+    syslog_task.abort();
+    for frame in syslog_frames(&syslog.lock().unwrap())? {
+        out.push(Got {
+            path: "syslog".into(),
+            content_type: String::new(),
+            body: frame,
+        });
+    }
     Ok(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_lines_reach_loki_and_otlp_receivers_as_real_pebble_sends_them() -> Result<()> {
+async fn log_lines_reach_loki_otlp_and_syslog_receivers_as_real_pebble_sends_them() -> Result<()> {
     let dir = TempDir::new("e2e-forwarding");
     let got = forwarded(
         Path::new(CAIRN),
@@ -172,8 +241,9 @@ async fn log_lines_reach_loki_and_otlp_receivers_as_real_pebble_sends_them() -> 
         &dir.join("cairn.log"),
     )
     .await?;
-    // One Loki push with both services' streams, one OTLP push with alpha's alone.
-    assert_eq!(got.len(), 2, "{got:#?}");
+    // One Loki push with both services' streams, one OTLP push with alpha's alone, one
+    // syslog frame of beta's.
+    assert_eq!(got.len(), 3, "{got:#?}");
     assert_eq!(got[0].path, "/loki/api/v1/push");
     assert_eq!(got[0].content_type, "application/json; charset=utf-8");
     assert_eq!(
@@ -182,6 +252,14 @@ async fn log_lines_reach_loki_and_otlp_receivers_as_real_pebble_sends_them() -> 
     );
     assert_eq!(got[1].path, "/v1/logs");
     assert_eq!(got[1].content_type, "application/json");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+    assert_eq!(
+        got[2].body,
+        format!(
+            r#"<13>1 <time> {} beta - - [pebble@28978 quoted="a\"b\]c"] b1"#,
+            host.trim()
+        )
+    );
     let Some(real) = reference_pebble() else {
         println!("skipped the comparison with real Pebble: none here (set CAIRN_REFERENCE_PEBBLE)");
         return Ok(());

@@ -12,7 +12,7 @@
 //!   action's results over `log-bytes` refused; status messages cut; stored state over
 //!   budget fails the event; relation data written past `relation-bytes` is refused and
 //!   fails the event).
-//! - `layer-bytes`, `layers`, `services`, `checks`, `check-period`, `execs`: by each
+//! - `layer-bytes`, `layers`, `services`, `checks`, `check-period`, `log-targets`, `execs`: by each
 //!   container's supervisor ([`cairn_supervisor::ContainerLimits`]), so the Pebble API a
 //!   workload can reach is bound too.
 //! - `queue`, `deferred`: by the unit's actor.
@@ -74,6 +74,9 @@ pub struct Budget {
     pub checks: u64,
     /// Shortest check period (`check-period`).
     pub check_period: Duration,
+    /// Log forwarding targets per container (`log-targets`): each is a task and a
+    /// connection the host keeps on the tenant's behalf.
+    pub log_targets: u64,
     /// Execs running at once per container (`execs`).
     pub execs: u64,
     /// Events waiting in a unit's queue (`queue`).
@@ -102,6 +105,7 @@ impl Default for Budget {
             services: 100,
             checks: 20,
             check_period: Duration::from_millis(100),
+            log_targets: 4,
             execs: 16,
             queue: 256,
             deferred: 32,
@@ -147,6 +151,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("services", "services per container"),
     ("checks", "checks per container"),
     ("check-period", "shortest check period (duration)"),
+    ("log-targets", "log forwarding targets per container"),
     ("execs", "concurrent execs per container"),
     ("queue", "events waiting per unit"),
     ("deferred", "deferred events kept per unit"),
@@ -172,7 +177,9 @@ fn kind(key: &str) -> Option<Kind> {
     Some(match key {
         "memory" | "log-bytes" | "status-bytes" | "state-bytes" | "relation-bytes"
         | "layer-bytes" => Kind::Bytes,
-        "layers" | "services" | "checks" | "execs" | "queue" | "deferred" => Kind::Count,
+        "layers" | "services" | "checks" | "log-targets" | "execs" | "queue" | "deferred" => {
+            Kind::Count
+        }
         "deadline" | "check-period" => Kind::Duration,
         "workload-memory" => Kind::OptBytes,
         "workload-pids" => Kind::OptCount,
@@ -293,6 +300,7 @@ impl Budget {
                     "layers" => self.layers = n,
                     "services" => self.services = n,
                     "checks" => self.checks = n,
+                    "log-targets" => self.log_targets = n,
                     "execs" => self.execs = n,
                     "queue" => self.queue = n,
                     "deferred" => self.deferred = n,
@@ -350,6 +358,7 @@ impl Budget {
                     "services" => self.services.to_string(),
                     "checks" => self.checks.to_string(),
                     "check-period" => cairn_plan::format_duration(self.check_period),
+                    "log-targets" => self.log_targets.to_string(),
                     "execs" => self.execs.to_string(),
                     "queue" => self.queue.to_string(),
                     "deferred" => self.deferred.to_string(),
@@ -373,6 +382,7 @@ impl Budget {
             services: n(self.services),
             checks: n(self.checks),
             check_period_min: self.check_period,
+            log_targets: n(self.log_targets),
             execs: n(self.execs),
         }
     }

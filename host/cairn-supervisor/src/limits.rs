@@ -3,10 +3,11 @@
 //! is enforced here, where both the API and the charm's bindings end up.
 //!
 //! [`ContainerLimits`] bounds the API-added layers (their total YAML, their number), the
-//! plan they make (services, checks, the shortest check period) and the execs running at
+//! plan they make (services, checks, the shortest check period, log targets) and the execs running at
 //! once. A refused request is a [`SupervisorError::OverBudget`] with Pebble's
 //! `cannot <verb>: ...` wording, and is counted in the container's [`LimitHits`] under the
-//! limit's name (`layer-bytes`, `layers`, `services`, `checks`, `check-period`, `execs`).
+//! limit's name (`layer-bytes`, `layers`, `services`, `checks`, `check-period`,
+//! `log-targets`, `execs`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -30,6 +31,8 @@ pub struct ContainerLimits {
     pub checks: usize,
     /// Shortest `period` a check of the plan may have.
     pub check_period_min: Duration,
+    /// Most log targets in the plan (each is a task and a connection of the host's).
+    pub log_targets: usize,
     /// Most execs running (or waiting for their I/O) at once.
     pub execs: usize,
 }
@@ -48,6 +51,7 @@ impl ContainerLimits {
         services: usize::MAX,
         checks: usize::MAX,
         check_period_min: Duration::ZERO,
+        log_targets: usize::MAX,
         execs: usize::MAX,
     };
 
@@ -102,6 +106,16 @@ impl ContainerLimits {
                     "cannot add layer: the plan would have {} checks, over the container's budget of {}",
                     plan.checks.len(),
                     self.checks
+                ),
+            ));
+        }
+        if plan.log_targets.len() > self.log_targets {
+            return Err(over(
+                "log-targets",
+                format!(
+                    "cannot add layer: the plan would have {} log targets, over the container's budget of {}",
+                    plan.log_targets.len(),
+                    self.log_targets
                 ),
             ));
         }
@@ -286,6 +300,7 @@ mod tests {
             services: 2,
             checks: 1,
             check_period_min: Duration::from_millis(50),
+            log_targets: 0,
             layer_bytes: 10,
             execs: 0,
         }

@@ -74,7 +74,7 @@ pub struct BudgetArgs {
     /// (at most --memory-limit-mib and --event-deadline, their defaults), log-bytes (1MiB
     /// per event), status-bytes (1KiB), state-bytes (1MiB), relation-bytes (1MiB written
     /// per event), layer-bytes (1MiB of a container's layers), layers (100), services (100), checks (20), check-period
-    /// (shortest, 100ms), execs (16 at once), queue (256 events), deferred (32),
+    /// (shortest, 100ms), log-targets (4), execs (16 at once), queue (256 events), deferred (32),
     /// workload-memory, workload-cpu, workload-pids (unlimited), host-cpu (100m: the host's
     /// CPU for an app's Pebble API requests and process starts).
     #[arg(long = "limit", value_name = "KEY=VALUE", value_parser = parse_limit)]

@@ -73,6 +73,34 @@ async fn layers_over_the_budget_are_refused_whole_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn log_targets_past_the_budget_are_refused() {
+    let (s, hits) = sup(
+        "log-targets",
+        ContainerLimits {
+            log_targets: 1,
+            ..ContainerLimits::UNLIMITED
+        },
+    );
+    let target = |n: &str| {
+        format!(
+            "log-targets:\n  {n}:\n    override: replace\n    type: loki\n    location: http://127.0.0.1:9/push\n    services: [all]\n"
+        )
+    };
+    s.add_layer("a", target("one").as_bytes(), false, false)
+        .unwrap();
+    let e = s
+        .add_layer("b", target("two").as_bytes(), false, false)
+        .unwrap_err();
+    assert_eq!(e.limit(), Some("log-targets"));
+    assert_eq!(
+        e.to_string(),
+        "cannot add layer: the plan would have 2 log targets, over the container's budget of 1"
+    );
+    assert_eq!(s.plan().log_targets.len(), 1);
+    assert_eq!(hits.snapshot(), [("log-targets".to_string(), 1)].into());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn execs_past_the_budget_are_busy_until_one_ends() {
     let (s, hits) = sup(
         "execs",
