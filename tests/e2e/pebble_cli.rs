@@ -569,6 +569,121 @@ fn identities_seeded_at_run_restrict_local_users_and_let_a_metrics_user_scrape_o
     Ok(())
 }
 
+/// A self-signed client certificate and its key (`openssl req -x509`, ed25519) in `dir`.
+fn client_certificate(dir: &Path, name: &str) -> Result<(String, String)> {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ed25519", "-nodes", "-days", "2"])
+        .args(["-subj", &format!("/CN={name}"), "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()?;
+    if !out.status.success() {
+        bail!("openssl: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok((cert.display().to_string(), key.display().to_string()))
+}
+
+/// `pebble run --https` beside real Pebble's: a client presenting a cert identity's
+/// certificate reads, but may not write with read access; an unknown certificate is
+/// refused per request (401), no certificate at the handshake; the same answers from
+/// both. curl is the client, as an operator's would be.
+#[test]
+fn a_client_certificate_identity_reads_over_https_as_on_real_pebble() -> Result<()> {
+    for tool in ["curl", "openssl"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            println!("skipped: {tool} is not installed (.ci/run installs it)");
+            return Ok(());
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("e2e-https");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    let (reader_pem, reader_key) = client_certificate(&dir, "reader")?;
+    let (stranger_pem, stranger_key) = client_certificate(&dir, "stranger")?;
+    let pem = std::fs::read_to_string(&reader_pem)?;
+    let indented: String = pem
+        .lines()
+        .map(|l| format!("                {l}\n"))
+        .collect();
+    let ids = dir.join("ids.yaml");
+    std::fs::write(
+        &ids,
+        format!(
+            "identities:\n    reader:\n        access: read\n        cert:\n            pem: |\n{indented}"
+        ),
+    )?;
+    let link = pebble_link(&dir)?;
+    // Each request's status code (000: no answer, the handshake failed).
+    let run = |bin: &Path, name: &str| -> Result<Vec<(String, String)>> {
+        let pebble_dir = dir.join(name);
+        std::fs::create_dir_all(pebble_dir.join("layers"))?;
+        let port = free_port();
+        let https = format!("127.0.0.1:{port}");
+        let ids = ids.display().to_string();
+        let _server = serve_pebble(
+            bin,
+            &["run", "--https", &https, "--identities", &ids],
+            &pebble_dir,
+            Stdio::null(),
+        )?;
+        eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .must("the HTTPS listener")?;
+        let curl = |cert: Option<(&str, &str)>, method: &str, path: &str| -> Result<String> {
+            let mut cmd = Command::new("curl");
+            cmd.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", method]);
+            if let Some((pem, key)) = cert {
+                cmd.args(["--cert", pem, "--key", key]);
+            }
+            if method == "POST" {
+                cmd.args(["-d", r#"{"action":"replan"}"#]);
+            }
+            let out = cmd.arg(format!("https://{https}{path}")).output()?;
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let reader = Some((reader_pem.as_str(), reader_key.as_str()));
+        let stranger = Some((stranger_pem.as_str(), stranger_key.as_str()));
+        let mut out = Vec::new();
+        for (who, cert, method, path) in [
+            ("nobody", None, "GET", "/v1/health"),
+            ("reader", reader, "GET", "/v1/health"),
+            ("reader", reader, "GET", "/v1/services"),
+            ("reader", reader, "GET", "/v1/metrics"),
+            ("reader", reader, "GET", "/v1/system-info"),
+            ("reader", reader, "POST", "/v1/services"),
+            ("stranger", stranger, "GET", "/v1/health"),
+            ("stranger", stranger, "GET", "/v1/services"),
+        ] {
+            out.push((format!("{who} {method} {path}"), curl(cert, method, path)?));
+        }
+        Ok(out)
+    };
+    let got = run(&link, "ours")?;
+    let codes: Vec<&str> = got.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(
+        codes,
+        ["000", "200", "200", "200", "200", "401", "200", "401"],
+        "{got:?}"
+    );
+    // The server's identity key and certificate are kept as Pebble keeps them.
+    for (p, mode) in [("identity/key.pem", 0o600), ("tls/identity.pem", 0o600)] {
+        let meta = std::fs::metadata(dir.join("ours").join(p))?;
+        assert_eq!(meta.permissions().mode() & 0o777, mode, "{p}");
+    }
+    let Some(real) = crate::backends::reference_pebble() else {
+        println!("skipped the comparison with real Pebble: none here (set CAIRN_REFERENCE_PEBBLE)");
+        return Ok(());
+    };
+    assert_eq!(run(&real, "real")?, got, "real Pebble answered otherwise");
+    Ok(())
+}
+
 /// The identities commands, one script against real Pebble and against `cairn pebble run`:
 /// the same exit codes, output and error texts, byte for byte (long API errors wrapped at 80
 /// columns as Pebble wraps them).

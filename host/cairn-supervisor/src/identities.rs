@@ -152,6 +152,12 @@ fn valid_name(name: &str) -> bool {
 /// Checks that `pem` is one PEM `CERTIFICATE` block and nothing after it, holding a DER
 /// structure (a SEQUENCE spanning the whole block); Pebble's texts.
 fn check_pem_certificate(pem: &str) -> Result<(), String> {
+    certificate_der(pem).map(drop)
+}
+
+/// The DER certificate a cert identity's PEM holds (what a TLS client presents), or why
+/// it holds none, in Pebble's words.
+pub fn certificate_der(pem: &str) -> Result<Vec<u8>, String> {
     let missing = || "cert identity must include a PEM-encoded certificate".to_string();
     let begin = pem.find("-----BEGIN ").ok_or_else(missing)?;
     let rest = &pem[begin..];
@@ -179,7 +185,7 @@ fn check_pem_certificate(pem: &str) -> Result<(), String> {
             "cannot parse certificate from cert identity: x509: malformed certificate".into(),
         );
     }
-    Ok(())
+    Ok(der)
 }
 
 /// Whether `der` is one DER SEQUENCE whose length covers it exactly.

@@ -328,6 +328,10 @@ pub enum PebbleCommand {
         /// Also serve the open endpoints over plain HTTP on this address (e.g. :4000).
         #[arg(long, value_name = "ADDRESS")]
         http: Option<String>,
+        /// Also serve the API over HTTPS on this address (e.g. :8443); callers present a
+        /// client certificate, which a cert identity gives access.
+        #[arg(long, value_name = "ADDRESS")]
+        https: Option<String>,
         /// Create $PEBBLE and $PEBBLE/layers if missing.
         #[arg(long)]
         create_dirs: bool,

@@ -23,6 +23,7 @@ pub async fn dispatch(
                 PebbleCommand::Run {
                     hold,
                     http,
+                    https,
                     create_dirs,
                     identities,
                 },
@@ -30,6 +31,7 @@ pub async fn dispatch(
             standalone::run(standalone::RunOptions {
                 hold,
                 http,
+                https,
                 create_dirs,
                 args: run_args,
                 identities,

@@ -21,6 +21,9 @@ pub struct RunOptions {
     pub hold: bool,
     /// Address of the plain-HTTP listener for open endpoints (`:4000`, `127.0.0.1:4000`).
     pub http: Option<String>,
+    /// Address of the HTTPS listener (`:8443`): the whole API, to callers with a client
+    /// certificate.
+    pub https: Option<String>,
     /// Create `$PEBBLE` and `$PEBBLE/layers` if missing.
     pub create_dirs: bool,
     /// `--args <service> <arg>...` lists, one per use of the flag.
@@ -59,15 +62,15 @@ pub fn pebble_socket() -> PathBuf {
         .unwrap_or_else(|| pebble_dir().join(".pebble.socket"))
 }
 
-/// Go-style listen address: `:4000` means every interface.
-fn parse_addr(s: &str) -> Result<SocketAddr> {
+/// Go-style listen address of `flag`: `:4000` means every interface.
+fn parse_addr(flag: &str, s: &str) -> Result<SocketAddr> {
     let full = if s.starts_with(':') {
         format!("0.0.0.0{s}")
     } else {
         s.to_string()
     };
     full.parse()
-        .with_context(|| format!("invalid --http address {s:?}"))
+        .with_context(|| format!("invalid --{flag} address {s:?}"))
 }
 
 /// Runs until a signal or a shutdown request; returns the process exit code.
@@ -103,7 +106,20 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
     if let Err(e) = cairn_api::server::raise_nofile_limit() {
         tracing::warn!("cannot raise the open file limit: {e}");
     }
-    let http = opts.http.as_deref().map(parse_addr).transpose()?;
+    let http = opts
+        .http
+        .as_deref()
+        .map(|a| parse_addr("http", a))
+        .transpose()?;
+    let https = match opts.https.as_deref() {
+        Some(a) => {
+            let addr = parse_addr("https", a)?;
+            let config =
+                cairn_api::server::tls::server_config(&dir).context("cannot serve HTTPS")?;
+            Some((addr, config))
+        }
+        None => None,
+    };
     let args = service_args(&opts.args)?;
     let sup = Supervisor::open(SupervisorOptions {
         env: vec![
@@ -117,8 +133,9 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
     if !args.is_empty() {
         sup.set_service_args(&args)?;
     }
-    let api = cairn_api::ApiServer::new(sup.clone(), opts.http.clone());
-    let server = cairn_api::serve(api, &socket, http)
+    let api =
+        cairn_api::ApiServer::with_addresses(sup.clone(), opts.http.clone(), opts.https.clone());
+    let server = cairn_api::server::serve_tls(api, &socket, http, https, Default::default())
         .await
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
     tracing::info!("Started daemon on {}", socket.display());
@@ -164,14 +181,14 @@ mod tests {
     #[test]
     fn go_style_addresses() {
         assert_eq!(
-            super::parse_addr(":4000").unwrap().to_string(),
+            super::parse_addr("http", ":4000").unwrap().to_string(),
             "0.0.0.0:4000"
         );
         assert_eq!(
-            super::parse_addr("127.0.0.1:80").unwrap().to_string(),
+            super::parse_addr("http", "127.0.0.1:80").unwrap().to_string(),
             "127.0.0.1:80"
         );
-        assert!(super::parse_addr("nope").is_err());
+        assert!(super::parse_addr("http", "nope").is_err());
     }
 
     #[test]

@@ -51,6 +51,7 @@ mod routes;
 mod services;
 mod signals;
 mod system;
+pub mod tls;
 
 /// Who may call an endpoint (Pebble's access checkers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,11 +59,11 @@ pub enum Access {
     /// Anyone, on any listener.
     Open,
     /// A `metrics` user over HTTP (basic auth), or a `metrics`, `read` or `admin` user on
-    /// the unix socket.
+    /// the unix socket or over HTTPS.
     Metrics,
-    /// A `read` or `admin` user on the unix socket.
+    /// A `read` or `admin` user on the unix socket or over HTTPS.
     Read,
-    /// An `admin` user on the unix socket.
+    /// An `admin` user on the unix socket or over HTTPS.
     Admin,
 }
 
@@ -70,7 +71,7 @@ impl Access {
     /// Whether a caller over `caller`'s transport with access level `user` may call an
     /// endpoint that needs `self` (plain HTTP is never trusted beyond metrics).
     fn allows(self, caller: Caller, user: Option<IdentityAccess>) -> bool {
-        let concealed = matches!(caller, Caller::Unix(_));
+        let concealed = matches!(caller, Caller::Unix(_) | Caller::Https(_));
         match self {
             Access::Open => true,
             Access::Admin => concealed && user == Some(IdentityAccess::Admin),
@@ -90,6 +91,8 @@ enum Caller {
     Unix(u32),
     /// A TCP peer: no identity.
     Http,
+    /// A TLS peer, known by the SHA-256 of the one certificate it presented.
+    Https([u8; 32]),
 }
 
 impl Caller {
@@ -101,19 +104,30 @@ impl Caller {
                 Some(IdentityAccess::Admin)
             }
             Caller::Unix(_) => Some(IdentityAccess::Read),
-            Caller::Http => None,
+            Caller::Http | Caller::Https(_) => None,
         }
     }
 
-    /// The caller's access level, as Pebble finds it: basic-auth credentials (on any
-    /// listener) name an identity whose password they must match; otherwise a unix peer's
-    /// user id may name a local identity; failing both, [`Caller::default_access`].
+    /// The caller's access level, as Pebble finds it: a TLS peer's certificate may be a
+    /// cert identity's (basic auth is not taken over TLS, as Pebble does not take it);
+    /// elsewhere basic-auth credentials name an identity whose password they must match;
+    /// otherwise a unix peer's user id may name a local identity; failing all,
+    /// [`Caller::default_access`].
     fn access(
         self,
         idents: &cairn_supervisor::identities::Identities,
         basic: Option<(String, String)>,
     ) -> Option<IdentityAccess> {
         let named = match (basic, self) {
+            (_, Caller::Https(digest)) => idents
+                .values()
+                .find(|i| {
+                    i.cert.as_ref().is_some_and(|c| {
+                        cairn_supervisor::identities::certificate_der(&c.pem)
+                            .is_ok_and(|der| tls::cert_digest(&der) == digest)
+                    })
+                })
+                .map(|i| i.level()),
             (Some((user, password)), _) => idents
                 .get(&user)
                 .filter(|i| {
@@ -136,11 +150,21 @@ pub struct ApiServer {
     sup: Supervisor,
     boot_id: String,
     http_address: Option<String>,
+    https_address: Option<String>,
 }
 
 impl ApiServer {
     /// An API over `sup`; `http_address` is reported by system-info when a TCP listener runs.
     pub fn new(sup: Supervisor, http_address: Option<String>) -> Arc<Self> {
+        Self::with_addresses(sup, http_address, None)
+    }
+
+    /// [`ApiServer::new`], with the HTTPS listener's address for system-info too.
+    pub fn with_addresses(
+        sup: Supervisor,
+        http_address: Option<String>,
+        https_address: Option<String>,
+    ) -> Arc<Self> {
         let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
@@ -148,6 +172,7 @@ impl ApiServer {
             sup,
             boot_id,
             http_address,
+            https_address,
         })
     }
 }
@@ -377,6 +402,18 @@ pub async fn serve_with(
     http: Option<SocketAddr>,
     limits: Limits,
 ) -> std::io::Result<ServerHandle> {
+    serve_tls(api, socket, http, None, limits).await
+}
+
+/// [`serve_with`], plus an HTTPS listener (`pebble run --https`) with its TLS
+/// configuration ([`tls::server_config`]).
+pub async fn serve_tls(
+    api: Arc<ApiServer>,
+    socket: &Path,
+    http: Option<SocketAddr>,
+    https: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    limits: Limits,
+) -> std::io::Result<ServerHandle> {
     let limits = Arc::new(limits);
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(SocketPath::new(socket)?.path())?;
@@ -426,6 +463,7 @@ pub async fn serve_with(
     }
     if let Some(addr) = http {
         let tcp = TcpListener::bind(addr).await?;
+        let (api, limits, closed_rx) = (api.clone(), limits.clone(), closed_rx.clone());
         tasks.push(tokio::spawn(async move {
             let count = Arc::new(AtomicUsize::new(0));
             let mut backoff = AcceptBackoff::new();
@@ -456,6 +494,70 @@ pub async fn serve_with(
                     },
                     closed_rx.clone(),
                 );
+            }
+        }));
+    }
+    if let Some((addr, config)) = https {
+        let tcp = TcpListener::bind(addr).await?;
+        let (api, limits, closed_rx) = (api.clone(), limits.clone(), closed_rx.clone());
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tasks.push(tokio::spawn(async move {
+            let count = Arc::new(AtomicUsize::new(0));
+            let mut backoff = AcceptBackoff::new();
+            let what = addr.to_string();
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        backoff.failed(&what, &e).await;
+                        continue;
+                    }
+                };
+                backoff.reset();
+                // Counted as plain HTTP peers are, from before the handshake.
+                let Some(admission) =
+                    admit_or_refuse(&limits, &count, u32::MAX, &stream, |s, b| s.try_write(b))
+                else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let (api, limits, closed, acceptor) = (
+                    api.clone(),
+                    limits.clone(),
+                    closed_rx.clone(),
+                    acceptor.clone(),
+                );
+                // The handshake runs beside the accept loop, bounded as a request head is.
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+                    let tls = match handshake.await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::info!("http: TLS handshake error from {peer}: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!("http: TLS handshake error from {peer}: timed out");
+                            return;
+                        }
+                    };
+                    let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first())
+                    else {
+                        return;
+                    };
+                    let caller = Caller::Https(tls::cert_digest(cert));
+                    serve_conn(
+                        api,
+                        limits.clone(),
+                        caller,
+                        Admitted {
+                            io: tls,
+                            _admission: admission,
+                        },
+                        closed,
+                    );
+                });
             }
         }));
     }

@@ -17,6 +17,9 @@ pub(super) fn info(call: &Call<'_>, _body: &[u8]) -> Reply {
     if let Some(a) = &api.http_address {
         v["http-address"] = a.clone().into();
     }
+    if let Some(a) = &api.https_address {
+        v["https-address"] = a.clone().into();
+    }
     Reply::sync(v)
 }
 
