@@ -273,7 +273,7 @@ async fn every_container_call_gives_the_same_results_on_every_backend() -> Resul
     )
     .await?;
     assert_eq!(step(&down, "can-connect"), &serde_json::json!(false));
-    let refused = format!("cannot connect to {}: ", gone.display());
+    let refused = "cannot communicate with server: ";
     for call in [
         "add-layer",
         "replan",
@@ -284,7 +284,7 @@ async fn every_container_call_gives_the_same_results_on_every_backend() -> Resul
         let err = step(&down, call)["err"]["connection"]
             .as_str()
             .unwrap_or("");
-        assert!(err.starts_with(&refused), "{call}: {}", step(&down, call));
+        assert!(err.starts_with(refused), "{call}: {}", step(&down, call));
     }
     assert!(
         failures.is_empty(),

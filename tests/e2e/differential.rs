@@ -397,6 +397,18 @@ const CLI_SCRIPT: &[&[&str]] = &[
     &["nonexistent-command"],
     &["services", "--bogus"],
     &["services", "--bogus=1"],
+    &["add"],
+    &["add", "base"],
+    &["stop"],
+    &["signal"],
+    &["signal", "HUP"],
+    &["health", "--level=bad"],
+    &["add-identities"],
+    &["logs", "-n"],
+    &["exec", "--timeout", "x", "ls"],
+    &["changes", "a", "b"],
+    &["okay", "x"],
+    &["tasks", "1", "extra"],
 ];
 
 /// What must differ between two runs of a CLI command: the server's directory, times.

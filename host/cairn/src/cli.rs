@@ -404,10 +404,50 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Cli {
     let pebbles = match err.kind() {
         ErrorKind::InvalidSubcommand => context(ContextKind::InvalidSubcommand)
             .map(|c| format!("unknown command {c:?}, see '{program} help'")),
+        // An argument past the command's last one.
+        ErrorKind::UnknownArgument
+            if context(ContextKind::InvalidArg).is_some_and(|a| !a.starts_with('-')) =>
+        {
+            Some("too many arguments for command".to_string())
+        }
         ErrorKind::UnknownArgument => context(ContextKind::InvalidArg).map(|a| {
             let flag = a.split('=').next().unwrap_or(&a).trim_start_matches('-');
             format!("unknown flag `{flag}'")
         }),
+        ErrorKind::MissingRequiredArgument => match err.get(ContextKind::InvalidArg) {
+            Some(ContextValue::Strings(missing)) => Some(go_flags_missing(missing)),
+            _ => None,
+        },
+        ErrorKind::InvalidValue => {
+            let flag = context(ContextKind::InvalidArg).map(|a| go_flag_name(&a));
+            let value = context(ContextKind::InvalidValue).unwrap_or_default();
+            match (flag, err.get(ContextKind::ValidValue)) {
+                (Some(flag), _) if value.is_empty() => {
+                    Some(format!("expected argument for flag `{flag}'"))
+                }
+                (Some(flag), Some(ContextValue::Strings(valid))) => {
+                    let allowed = match valid.split_last() {
+                        Some((last, [])) => last.clone(),
+                        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                        None => String::new(),
+                    };
+                    Some(format!(
+                        "Invalid value `{value}' for option `{flag}'. Allowed values are: {allowed}"
+                    ))
+                }
+                _ => None,
+            }
+        }
+        ErrorKind::ValueValidation => {
+            let flag = context(ContextKind::InvalidArg).map(|a| go_flag_name(&a));
+            let source = std::error::Error::source(&err).map(|e| e.to_string());
+            match (flag, source) {
+                (Some(flag), Some(why)) if why.starts_with("time: ") => Some(format!(
+                    "invalid argument for flag `{flag}' (expected time.Duration): {why}"
+                )),
+                _ => None,
+            }
+        }
         _ => None,
     };
     match pebbles {
@@ -417,6 +457,65 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Cli {
         }
     }
     std::process::exit(1)
+}
+
+/// A flag as go-flags names it: `--level <LEVEL>` is `--level`.
+fn go_flag_name(arg: &str) -> String {
+    arg.split([' ', '=']).next().unwrap_or(arg).to_string()
+}
+
+/// go-flags' words for missing required flags or positional arguments (clap's names,
+/// `<LAYER_PATH>` or `<SERVICES>...`, become Pebble's, `<layer-path>` or
+/// `<service> (at least 1 argument)`).
+fn go_flags_missing(missing: &[String]) -> String {
+    let list = |names: Vec<String>| match names.split_last() {
+        Some((last, [])) => (false, last.clone()),
+        Some((last, rest)) => (true, format!("{} and {last}", rest.join(", "))),
+        None => (false, String::new()),
+    };
+    if missing.iter().any(|m| m.starts_with('-')) {
+        let mut flags: Vec<String> = missing
+            .iter()
+            .filter(|m| m.starts_with('-'))
+            .map(|m| format!("`{}'", go_flag_name(m)))
+            .collect();
+        flags.sort();
+        let (many, names) = list(flags);
+        let s = if many { "s" } else { "" };
+        return format!(
+            "the required flag{s} {names} {} specified",
+            if many { "were not" } else { "was not" }
+        );
+    }
+    let names = missing
+        .iter()
+        .map(|m| {
+            let (name, many) = match m.strip_suffix("...") {
+                Some(n) => (n, true),
+                None => (m.as_str(), false),
+            };
+            let name = name.trim_start_matches('<').trim_end_matches('>');
+            let name = match name {
+                "SIGNAL" => "SIGNAL".to_string(),
+                "SERVICES" => "service".to_string(),
+                "CHECKS" => "check".to_string(),
+                "DATA" => "name=value".to_string(),
+                other => other.to_ascii_lowercase().replace('_', "-"),
+            };
+            // Pebble's exec takes the rest of the line as its command: one argument needed.
+            if many && name != "command" {
+                format!("`<{name}> (at least 1 argument)`")
+            } else {
+                format!("`<{name}>`")
+            }
+        })
+        .collect();
+    let (many, names) = list(names);
+    if many {
+        format!("the required arguments {names} were not provided")
+    } else {
+        format!("the required argument {names} was not provided")
+    }
 }
 
 /// `$XDG_STATE_HOME/cairn`, else `~/.local/state/cairn`: where `--dir` defaults to.

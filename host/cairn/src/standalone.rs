@@ -185,7 +185,9 @@ mod tests {
             "0.0.0.0:4000"
         );
         assert_eq!(
-            super::parse_addr("http", "127.0.0.1:80").unwrap().to_string(),
+            super::parse_addr("http", "127.0.0.1:80")
+                .unwrap()
+                .to_string(),
             "127.0.0.1:80"
         );
         assert!(super::parse_addr("http", "nope").is_err());

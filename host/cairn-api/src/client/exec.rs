@@ -156,14 +156,17 @@ impl Client {
         );
         let optional = |wanted: bool| async move {
             match wanted {
-                true => self.connect_stream().await.map(Some),
+                true => self
+                    .connect_stream(&Method::POST, "/v1/exec")
+                    .await
+                    .map(Some),
                 false => Ok(None),
             }
         };
         let streams = async {
             let (c, io, err) = tokio::join!(
                 optional(control),
-                self.connect_stream(),
+                self.connect_stream(&Method::POST, "/v1/exec"),
                 optional(opts.split_stderr)
             );
             Ok::<_, ClientError>((c?, io?, err?))

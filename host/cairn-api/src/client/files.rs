@@ -80,13 +80,15 @@ impl Client {
 
     async fn own_connection(
         &self,
+        method: &Method,
+        path: &str,
     ) -> Result<
         hyper::client::conn::http1::SendRequest<
             http_body_util::combinators::BoxBody<Bytes, std::io::Error>,
         >,
         ClientError,
     > {
-        let stream = self.connect_stream().await?;
+        let stream = self.connect_stream(method, path).await?;
         let (sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
                 .await
@@ -136,7 +138,7 @@ impl Client {
             let _ = tx.send(Ok(Frame::data(Bytes::from(tail)))).await;
         });
         let body = StreamBody::new(tokio_stream_from(rx)).boxed();
-        let mut sender = self.own_connection().await?;
+        let mut sender = self.own_connection(&Method::POST, "/v1/files").await?;
         let req = hyper::Request::builder()
             .method(Method::POST)
             .uri("/v1/files")
@@ -167,7 +169,8 @@ impl Client {
         path: &str,
         sink: &mut (impl AsyncWrite + Unpin),
     ) -> Result<u64, ClientError> {
-        let mut sender = self.own_connection().await?;
+        let read = format!("/v1/files?action=read&path={}", encode(path));
+        let mut sender = self.own_connection(&Method::GET, &read).await?;
         let req = hyper::Request::builder()
             .method(Method::GET)
             .uri(format!("/v1/files?action=read&path={}", encode(path)))

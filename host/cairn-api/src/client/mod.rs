@@ -28,14 +28,18 @@ pub use exec::{ExecOptions, ExecOutput, ExecProcess};
 /// Errors of API calls, shaped like the `ops.pebble` exception families.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The socket cannot be reached.
-    #[error("cannot connect to {socket}: {source}")]
+    /// The socket cannot be reached (worded as Pebble's client words it).
+    #[error(
+        "cannot communicate with server: {request}: {}",
+        unreachable(socket, error)
+    )]
     Connection {
+        /// The request, as Go's HTTP client names it (`Get "http://localhost/v1/services"`).
+        request: String,
         /// The socket's path.
         socket: String,
         /// Why it could not be reached.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The API refused the request.
     #[error("{message}")]
@@ -122,11 +126,13 @@ impl Client {
         }
     }
 
-    /// A new connection to the socket (the kept-alive one, streams and websockets).
-    async fn connect_stream(&self) -> Result<UnixStream, ClientError> {
-        let err = |source| ClientError::Connection {
+    /// A new connection to the socket (the kept-alive one, streams and websockets), for a
+    /// request of `method` to `path` (which a failure names).
+    async fn connect_stream(&self, method: &Method, path: &str) -> Result<UnixStream, ClientError> {
+        let err = |error| ClientError::Connection {
+            request: format!("{} \"http://localhost{path}\"", go_method(method)),
             socket: self.socket.display().to_string(),
-            source,
+            error,
         };
         // Any length of path: a long one is reached through its directory's descriptor.
         let path = crate::sockpath::SocketPath::new(&self.socket).map_err(err)?;
@@ -140,6 +146,8 @@ impl Client {
 
     async fn handshake(
         &self,
+        method: &Method,
+        path: &str,
     ) -> Result<
         (
             SendRequest<Full<Bytes>>,
@@ -147,14 +155,14 @@ impl Client {
         ),
         ClientError,
     > {
-        let stream = self.connect_stream().await?;
+        let stream = self.connect_stream(method, path).await?;
         hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(ClientError::protocol)
     }
 
-    async fn connect(&self) -> Result<Conn, ClientError> {
-        let (sender, driver) = self.handshake().await?;
+    async fn connect(&self, method: &Method, path: &str) -> Result<Conn, ClientError> {
+        let (sender, driver) = self.handshake(method, path).await?;
         Ok(Conn {
             sender,
             driver: Box::pin(driver),
@@ -184,7 +192,7 @@ impl Client {
         let mut guard = self.conn.lock().await;
         for attempt in 0..2 {
             if guard.as_ref().is_none_or(|c| c.sender.is_closed()) {
-                *guard = Some(self.connect().await?);
+                *guard = Some(self.connect(&method, path).await?);
             }
             let conn = guard.as_mut().unwrap();
             let req = Self::request(method.clone(), path, body.clone());
@@ -283,12 +291,9 @@ impl Client {
 
     /// `GET /v1/services`.
     pub async fn services(&self, names: &[String]) -> Result<Vec<ServiceInfo>, ClientError> {
-        if names.is_empty() {
-            self.get("/v1/services").await
-        } else {
-            self.get(&format!("/v1/services?names={}", encode(&names.join(","))))
-                .await
-        }
+        // Always with `names` (empty for all), as Pebble's client asks.
+        self.get(&format!("/v1/services?names={}", encode(&names.join(","))))
+            .await
     }
 
     /// `POST /v1/services`: returns the change id.
@@ -559,16 +564,13 @@ impl Client {
         services: &[String],
         n: Option<i64>,
     ) -> Result<mpsc::Receiver<LogLine>, ClientError> {
-        let (mut sender, driver) = self.handshake().await?;
+        let path = Self::logs_path(services, n, true);
+        let (mut sender, driver) = self.handshake(&Method::GET, &path).await?;
         tokio::spawn(async move {
             let _ = driver.await;
         });
         let resp = sender
-            .send_request(Self::request(
-                Method::GET,
-                &Self::logs_path(services, n, true),
-                None,
-            ))
+            .send_request(Self::request(Method::GET, &path, None))
             .await
             .map_err(ClientError::protocol)?;
         let (tx, rx) = mpsc::channel(256);
@@ -611,4 +613,28 @@ fn decode_envelope(bytes: &[u8]) -> Result<Value, ClientError> {
         });
     }
     Ok(env.result)
+}
+
+/// A method as Go's HTTP client errors name it (`Get`, `Post`, `Put`).
+fn go_method(method: &Method) -> String {
+    let m = method.as_str();
+    let mut out = m[..1].to_string();
+    out.push_str(&m[1..].to_ascii_lowercase());
+    out
+}
+
+/// Why the socket could not be reached, as Pebble's client says it: a missing socket is
+/// `socket "…" not found`, anything else Go's dial error.
+fn unreachable(socket: &str, error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        return format!("socket {socket:?} not found");
+    }
+    let text = error.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    let text = chars
+        .next()
+        .map(|c| c.to_lowercase().chain(chars).collect::<String>())
+        .unwrap_or_default();
+    format!("dial unix {socket}: connect: {text}")
 }

@@ -36,6 +36,9 @@ pub struct TasksArgs {
     format: FormatArgs,
     /// Change ID.
     change_id: Option<String>,
+    /// Arguments past the change ID, ignored as Pebble ignores them.
+    #[arg(hide = true)]
+    _ignored: Vec<String>,
 }
 
 /// `changes`: the container's changes, oldest first.
@@ -90,6 +93,7 @@ pub async fn tasks(client: &Client, args: TasksArgs, io: &mut Io<'_>) -> Result<
         time,
         format,
         change_id,
+        ..
     } = args;
     let id = match (change_id, last) {
         (None, None) => bail!("please provide change ID or type with --last=<type>"),

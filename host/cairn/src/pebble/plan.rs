@@ -31,6 +31,9 @@ pub struct AddArgs {
 pub struct ReplanArgs {
     #[command(flatten)]
     wait: WaitArgs,
+    /// Arguments, ignored as Pebble ignores them.
+    #[arg(hide = true)]
+    _ignored: Vec<String>,
 }
 
 /// `plan`: the combined plan as YAML.

@@ -65,8 +65,7 @@ pub struct AutostartArgs {
 pub struct SignalArgs {
     /// The signal, uppercase (HUP or SIGHUP).
     signal: String,
-    /// Services to signal.
-    #[arg(required = true)]
+    /// Services to signal (none: the server says so, as Pebble's parser leaves it to it).
     services: Vec<String>,
 }
 
