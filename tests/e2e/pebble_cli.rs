@@ -828,3 +828,70 @@ fn api_layers_are_gone_after_a_restart_as_pebbles_are() -> Result<()> {
     }
     Ok(())
 }
+
+/// `pebble run --verbose` (and `PEBBLE_VERBOSE=1`) writes every service's output to stdout
+/// in the service log's format, as real Pebble does; without either, stdout stays empty.
+#[test]
+fn run_verbose_echoes_service_output_as_real_pebble_does() -> Result<()> {
+    let dir = TempDir::new("e2e-verbose");
+    let link = pebble_link(&dir)?;
+    let layer = "services:\n  srv:\n    override: replace\n    startup: enabled\n    command: sh -c 'echo one; echo two >&2; exec sleep 1000'\n";
+    // What `bin run args` (with `env`) prints on stdout, times as `<time>`.
+    let stdout = |bin: &Path, name: &str, args: &[&str], env: Option<(&str, &str)>| {
+        let pebble_dir = dir.join(name);
+        std::fs::create_dir_all(pebble_dir.join("layers"))?;
+        std::fs::write(pebble_dir.join("layers/001-base.yaml"), layer)?;
+        let out = dir.join(format!("{name}.out"));
+        let mut cmd = Command::new(bin);
+        cmd.arg("run")
+            .args(args)
+            .env("PEBBLE", &pebble_dir)
+            .env_remove("PEBBLE_SOCKET")
+            .env_remove("PEBBLE_VERBOSE")
+            .stdout(std::fs::File::create(&out)?)
+            .stderr(Stdio::null());
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let _server = ChildGuard {
+            child: cmd.spawn()?,
+            needle: pebble_dir.display().to_string(),
+        };
+        let want_lines = if args.is_empty() && env.is_none() {
+            0
+        } else {
+            2
+        };
+        let _ = eventually(Duration::from_secs(10), || {
+            let text = std::fs::read_to_string(&out).ok()?;
+            (text.lines().count() >= want_lines && pebble_dir.join(".pebble.socket").exists())
+                .then_some(())
+        });
+        // A moment for anything that should not be there.
+        std::thread::sleep(Duration::from_millis(300));
+        let text = std::fs::read_to_string(&out)?;
+        Ok::<_, anyhow::Error>(
+            text.lines()
+                .map(|l| match l.split_once(' ') {
+                    Some((t, rest)) if t.len() == 24 && t.ends_with('Z') => {
+                        format!("<time> {rest}")
+                    }
+                    _ => l.to_string(),
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let got = stdout(&link, "ours", &["--verbose"], None)?;
+    assert_eq!(got, ["<time> [srv] one", "<time> [srv] two"]);
+    assert_eq!(
+        stdout(&link, "ours-env", &[], Some(("PEBBLE_VERBOSE", "1")))?,
+        got
+    );
+    assert!(stdout(&link, "ours-quiet", &[], None)?.is_empty());
+    let Some(real) = crate::backends::reference_pebble() else {
+        println!("skipped the comparison with real Pebble: none here (set CAIRN_REFERENCE_PEBBLE)");
+        return Ok(());
+    };
+    assert_eq!(stdout(&real, "real", &["-v"], None)?, got);
+    Ok(())
+}

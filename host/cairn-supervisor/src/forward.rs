@@ -813,10 +813,13 @@ impl Gatherer {
     }
 }
 
-/// The container's log forwarding: which targets run, which services they follow.
+/// The container's log forwarding: which targets run, which services they follow (and,
+/// for `pebble run --verbose`, stdout).
 #[derive(Default)]
 pub(crate) struct Forwarder {
     state: Mutex<ForwardState>,
+    /// Whether service output is echoed to stdout.
+    echo: bool,
 }
 
 #[derive(Default)]
@@ -825,9 +828,43 @@ struct ForwardState {
     /// The log ring of every service started under the current plan.
     buffers: HashMap<String, Arc<LogBuffer>>,
     gatherers: HashMap<String, Gatherer>,
+    /// Per service: the task echoing its ring to stdout.
+    echoers: HashMap<String, JoinHandle<()>>,
+}
+
+impl Drop for ForwardState {
+    fn drop(&mut self) {
+        for (_, task) in self.echoers.drain() {
+            task.abort();
+        }
+    }
+}
+
+/// Writes a service's new lines to stdout as its log keeps them.
+async fn echo(mut rx: broadcast::Receiver<LogEntry>) {
+    use std::io::Write as _;
+    loop {
+        match rx.recv().await {
+            Ok(line) => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", line.format());
+                let _ = out.flush();
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
 impl Forwarder {
+    /// A forwarder; `echo` also writes service output to stdout.
+    pub(crate) fn new(echo: bool) -> Forwarder {
+        Forwarder {
+            echo,
+            ..Default::default()
+        }
+    }
+
     /// Starts, stops and re-labels targets for a new plan (as Pebble's `PlanChanged`).
     pub(crate) fn plan_changed(&self, plan: &Arc<Plan>) {
         if tokio::runtime::Handle::try_current().is_err() {
@@ -838,6 +875,7 @@ impl Forwarder {
             plan: current,
             buffers,
             gatherers,
+            echoers,
         } = &mut *st;
         let mut stopping = Vec::new();
         let mut kept = HashMap::new();
@@ -890,6 +928,13 @@ impl Forwarder {
         stopping.extend(gatherers.drain().filter_map(|(_, g)| g.stop()));
         *gatherers = kept;
         buffers.retain(|s, _| plan.services.contains_key(s));
+        echoers.retain(|s, task| {
+            let keep = plan.services.contains_key(s);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
         *current = plan.clone();
         drop(st);
         if !stopping.is_empty() {
@@ -910,6 +955,12 @@ impl Forwarder {
         st.buffers.insert(service.name.clone(), buffer.clone());
         if tokio::runtime::Handle::try_current().is_err() {
             return;
+        }
+        if self.echo {
+            let task = tokio::spawn(echo(buffer.subscribe()));
+            if let Some(old) = st.echoers.insert(service.name.clone(), task) {
+                old.abort();
+            }
         }
         let ForwardState {
             plan, gatherers, ..

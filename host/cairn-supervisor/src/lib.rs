@@ -125,6 +125,9 @@ pub struct SupervisorOptions {
     /// directory (the daemon's, on its state directory) turns it off; a second open in this
     /// process is refused either way.
     pub lock_file: bool,
+    /// Whether every service's output is also written to this process's stdout, in the
+    /// service log's format (`pebble run --verbose`).
+    pub echo_output: bool,
 }
 
 impl SupervisorOptions {
@@ -142,6 +145,7 @@ impl SupervisorOptions {
             hits: Arc::default(),
             cpu_share: None,
             lock_file: true,
+            echo_output: false,
         }
     }
 }
@@ -263,7 +267,7 @@ impl Supervisor {
                 unenforced.join(", ")
             );
         }
-        let forwarder = Arc::new(forward::Forwarder::default());
+        let forwarder = Arc::new(forward::Forwarder::new(opts.echo_output));
         let container = Arc::new(ContainerEnv {
             env: opts.env,
             root,

@@ -338,6 +338,9 @@ pub enum PebbleCommand {
         /// Seed identities from file (like update-identities --replace).
         #[arg(long, value_name = "FILE")]
         identities: Option<std::path::PathBuf>,
+        /// Log all output from services to stdout (also PEBBLE_VERBOSE=1).
+        #[arg(short, long)]
+        verbose: bool,
     },
     #[command(flatten)]
     Client(pebble::ClientCommand),

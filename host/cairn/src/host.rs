@@ -26,6 +26,7 @@ pub async fn dispatch(
                     https,
                     create_dirs,
                     identities,
+                    verbose,
                 },
         } => {
             standalone::run(standalone::RunOptions {
@@ -35,6 +36,7 @@ pub async fn dispatch(
                 create_dirs,
                 args: run_args,
                 identities,
+                verbose: verbose || std::env::var("PEBBLE_VERBOSE").is_ok_and(|v| v == "1"),
             })
             .await
         }

@@ -43,6 +43,42 @@ fn init_tracing() {
         .init();
 }
 
+/// `pebble run`'s log, as Pebble writes its own: `2006-01-02T15:04:05.000Z [pebble] message`
+/// to stderr (`CAIRN_LOG` still chooses what is logged).
+fn init_tracing_as_pebble() {
+    use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, format::Writer};
+    use tracing_subscriber::registry::LookupSpan;
+    struct PebbleFormat;
+    impl<S, N> FormatEvent<S, N> for PebbleFormat
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        fn format_event(
+            &self,
+            ctx: &FmtContext<'_, S, N>,
+            mut writer: Writer<'_>,
+            event: &tracing::Event<'_>,
+        ) -> std::fmt::Result {
+            let now = time::OffsetDateTime::now_utc();
+            write!(
+                writer,
+                "{} [pebble] ",
+                cairn_supervisor::timefmt::log_time(now)
+            )?;
+            ctx.field_format().format_fields(writer.by_ref(), event)?;
+            writeln!(writer)
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cairn=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .event_format(PebbleFormat)
+        .init();
+}
+
 /// Exits with `result`'s exit code (an error: printed, exit code 1).
 fn exit(result: anyhow::Result<i32>) -> ! {
     match result {
@@ -109,7 +145,16 @@ pub fn host_main() -> ! {
     let mut args = cli::args_as_cairn();
     let run_args = cli::take_run_args(&mut args);
     let cli = cli::parse(args);
-    init_tracing();
+    if matches!(
+        cli.command,
+        cli::Command::Pebble {
+            command: cli::PebbleCommand::Run { .. }
+        }
+    ) {
+        init_tracing_as_pebble();
+    } else {
+        init_tracing();
+    }
     if !cli.command.runs_host() {
         exit(client::dispatch(cli));
     }

@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub args: Vec<Vec<String>>,
     /// `--identities FILE`: identities seeded at start (as `update-identities --replace`).
     pub identities: Option<PathBuf>,
+    /// `--verbose`: every service's output also to stdout.
+    pub verbose: bool,
 }
 
 /// Pebble's `convertArgs`: one list per service, named first, each service at most once.
@@ -128,6 +130,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         ],
         // Layers added over the API live in memory only, as Pebble's.
         keep_layers: false,
+        echo_output: opts.verbose,
         ..SupervisorOptions::new(&dir)
     })?;
     if !args.is_empty() {
@@ -138,7 +141,8 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
     let server = cairn_api::server::serve_tls(api, &socket, http, https, Default::default())
         .await
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
-    tracing::info!("Started daemon on {}", socket.display());
+    tracing::info!("Started daemon.");
+    tracing::debug!("API on {}", socket.display());
     if let Some(path) = &opts.identities {
         let ids = crate::pebble::read_identities(path)
             .map_err(|e| anyhow::anyhow!("cannot read identities: {e}"))?;
@@ -170,7 +174,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
             }
         }
     };
-    tracing::info!("Stopping all running services");
+    tracing::info!("Stopping all running services.");
     sup.stop_all().await;
     server.stop();
     Ok(code)
