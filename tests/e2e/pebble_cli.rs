@@ -895,3 +895,65 @@ fn run_verbose_echoes_service_output_as_real_pebble_does() -> Result<()> {
     assert_eq!(stdout(&real, "real", &["-v"], None)?, got);
     Ok(())
 }
+
+/// `pebble enter`, Pebble as a container's entrypoint, beside real Pebble's: each
+/// subcommand runs against a supervisor started for it (services held unless `--run`),
+/// with the same output, errors and exit codes (a command's own for `exec`).
+#[test]
+fn enter_runs_subcommands_as_real_pebble_does() -> Result<()> {
+    let Some(real) = crate::backends::reference_pebble() else {
+        println!("skipped: no real Pebble (set CAIRN_REFERENCE_PEBBLE)");
+        return Ok(());
+    };
+    let dir = TempDir::new("e2e-enter");
+    let link = pebble_link(&dir)?;
+    let layer =
+        "services:\n  srv:\n    override: replace\n    startup: enabled\n    command: sleep 1000\n";
+    let script: &[&[&str]] = &[
+        &["exec", "echo", "hi"],
+        &["exec", "sh", "-c", "echo err >&2; exit 3"],
+        &["ls", "$D/layers"],
+        &["services"],
+        &["plan"],
+        &["--run", "plan"],
+        &["-v", "exec", "true"],
+        &["logs"],
+        &["stop", "srv"],
+    ];
+    /// A step's arguments, exit code, stdout and stderr.
+    type Outcome = (String, Option<i32>, String, String);
+    // Each step on a fresh directory (`ours` and `real`, the same length).
+    let run = |bin: &Path, name: &str| -> Result<Vec<Outcome>> {
+        let mut out = Vec::new();
+        for (i, step) in script.iter().enumerate() {
+            let pebble_dir = dir.join(format!("{name}{i}"));
+            std::fs::create_dir_all(pebble_dir.join("layers"))?;
+            std::fs::write(pebble_dir.join("layers/001-base.yaml"), layer)?;
+            let d = pebble_dir.display().to_string();
+            let args: Vec<String> = step.iter().map(|a| a.replace("$D", &d)).collect();
+            let o = Command::new(bin)
+                .arg("enter")
+                .args(&args)
+                .env("PEBBLE", &pebble_dir)
+                .env_remove("PEBBLE_SOCKET")
+                .env_remove("PEBBLE_VERBOSE")
+                .output()?;
+            let text = |b: &[u8]| String::from_utf8_lossy(b).replace(&d, "$D");
+            out.push((
+                step.join(" "),
+                o.status.code(),
+                text(&o.stdout),
+                text(&o.stderr),
+            ));
+        }
+        Ok(out)
+    };
+    let got = run(&link, "ours")?;
+    assert_eq!(got[0].2, "hi\n");
+    assert_eq!(got[1].1, Some(3));
+    let want = run(&real, "real")?;
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!(w, g, "enter {}", w.0);
+    }
+    Ok(())
+}

@@ -215,7 +215,7 @@ impl Layout {
         static HOST: OnceLock<Layout> = OnceLock::new();
         HOST.get_or_init(|| {
             let layout = Layout::detect();
-            tracing::info!("Container cgroups: {}", layout.describe());
+            tracing::debug!("Container cgroups: {}", layout.describe());
             layout
         })
     }

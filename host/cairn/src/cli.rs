@@ -312,6 +312,30 @@ pub enum ControlCommand {
     },
 }
 
+/// The options `pebble run` and `pebble enter` share.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct RunFlags {
+    /// Do not start the default services.
+    #[arg(long)]
+    pub hold: bool,
+    /// Also serve the open endpoints over plain HTTP on this address (e.g. :4000).
+    #[arg(long, value_name = "ADDRESS")]
+    pub http: Option<String>,
+    /// Also serve the API over HTTPS on this address (e.g. :8443); callers present a
+    /// client certificate, which a cert identity gives access.
+    #[arg(long, value_name = "ADDRESS")]
+    pub https: Option<String>,
+    /// Create $PEBBLE and $PEBBLE/layers if missing.
+    #[arg(long)]
+    pub create_dirs: bool,
+    /// Seed identities from file (like update-identities --replace).
+    #[arg(long, value_name = "FILE")]
+    pub identities: Option<std::path::PathBuf>,
+    /// Log all output from services to stdout (also PEBBLE_VERBOSE=1).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
 /// `cairn pebble …`.
 #[derive(Subcommand)]
 pub enum PebbleCommand {
@@ -321,26 +345,27 @@ pub enum PebbleCommand {
     /// Additional arguments may be given to a service's `[ default args ]` command with
     /// `--args <service> <arg>... ;` (repeatable; the list ends at `;` or the end of the
     /// command line), for example: run --args myservice --port 8080 \; --hold
-    Run {
-        /// Do not start the default services.
+    Run(RunFlags),
+    /// Run a subcommand under a container environment: Pebble as a container's entrypoint.
+    ///
+    /// Without a subcommand, as `run`. With one, the supervisor starts (services held
+    /// unless --run), the subcommand runs against it, and the supervisor stops, but after
+    /// `start` and `stop`, which leave it running. Supported: help, version, plan,
+    /// services, ls and exec (services not started; no logs unless -v), start, and stop
+    /// (after --run).
+    Enter {
+        #[command(flatten)]
+        flags: RunFlags,
+        /// Start default services before executing subcommand.
         #[arg(long)]
-        hold: bool,
-        /// Also serve the open endpoints over plain HTTP on this address (e.g. :4000).
-        #[arg(long, value_name = "ADDRESS")]
-        http: Option<String>,
-        /// Also serve the API over HTTPS on this address (e.g. :8443); callers present a
-        /// client certificate, which a cert identity gives access.
-        #[arg(long, value_name = "ADDRESS")]
-        https: Option<String>,
-        /// Create $PEBBLE and $PEBBLE/layers if missing.
-        #[arg(long)]
-        create_dirs: bool,
-        /// Seed identities from file (like update-identities --replace).
-        #[arg(long, value_name = "FILE")]
-        identities: Option<std::path::PathBuf>,
-        /// Log all output from services to stdout (also PEBBLE_VERBOSE=1).
-        #[arg(short, long)]
-        verbose: bool,
+        run: bool,
+        /// The subcommand and its arguments.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "subcommand"
+        )]
+        subcommand: Vec<String>,
     },
     #[command(flatten)]
     Client(pebble::ClientCommand),
@@ -356,7 +381,7 @@ impl Command {
                 | Command::Demo { .. }
                 | Command::Pack { .. }
                 | Command::Pebble {
-                    command: PebbleCommand::Run { .. }
+                    command: PebbleCommand::Run(_) | PebbleCommand::Enter { .. }
                 }
         )
     }

@@ -19,25 +19,21 @@ pub async fn dispatch(
     let dir = dir.unwrap_or_else(default_dir);
     match command {
         Command::Pebble {
+            command: PebbleCommand::Run(flags),
+        } => standalone::run(standalone::RunOptions::new(flags, run_args)).await,
+        Command::Pebble {
             command:
-                PebbleCommand::Run {
-                    hold,
-                    http,
-                    https,
-                    create_dirs,
-                    identities,
-                    verbose,
+                PebbleCommand::Enter {
+                    flags,
+                    run,
+                    subcommand,
                 },
         } => {
-            standalone::run(standalone::RunOptions {
-                hold,
-                http,
-                https,
-                create_dirs,
-                args: run_args,
-                identities,
-                verbose: verbose || std::env::var("PEBBLE_VERBOSE").is_ok_and(|v| v == "1"),
-            })
+            standalone::enter(
+                standalone::RunOptions::new(flags, run_args),
+                run,
+                subcommand,
+            )
             .await
         }
         Command::Run {

@@ -44,8 +44,8 @@ fn init_tracing() {
 }
 
 /// `pebble run`'s log, as Pebble writes its own: `2006-01-02T15:04:05.000Z [pebble] message`
-/// to stderr (`CAIRN_LOG` still chooses what is logged).
-fn init_tracing_as_pebble() {
+/// to stderr (`CAIRN_LOG` still chooses what is logged); nothing when `quiet`.
+fn init_tracing_as_pebble(quiet: bool) {
     use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, format::Writer};
     use tracing_subscriber::registry::LookupSpan;
     struct PebbleFormat;
@@ -70,8 +70,11 @@ fn init_tracing_as_pebble() {
             writeln!(writer)
         }
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cairn=info"));
+    let filter = match quiet {
+        true => tracing_subscriber::EnvFilter::new("off"),
+        false => tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cairn=info")),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -145,15 +148,16 @@ pub fn host_main() -> ! {
     let mut args = cli::args_as_cairn();
     let run_args = cli::take_run_args(&mut args);
     let cli = cli::parse(args);
-    if matches!(
-        cli.command,
+    match &cli.command {
         cli::Command::Pebble {
-            command: cli::PebbleCommand::Run { .. }
-        }
-    ) {
-        init_tracing_as_pebble();
-    } else {
-        init_tracing();
+            command: cli::PebbleCommand::Run(_),
+        } => init_tracing_as_pebble(false),
+        cli::Command::Pebble {
+            command: cli::PebbleCommand::Enter {
+                flags, subcommand, ..
+            },
+        } => init_tracing_as_pebble(standalone::enter_is_quiet(subcommand, flags.verbose)),
+        _ => init_tracing(),
     }
     if !cli.command.runs_host() {
         exit(client::dispatch(cli));

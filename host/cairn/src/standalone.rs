@@ -34,6 +34,21 @@ pub struct RunOptions {
     pub verbose: bool,
 }
 
+impl RunOptions {
+    /// The options of `pebble run` (or `enter`) given `flags` and the `--args` lists.
+    pub fn new(flags: crate::cli::RunFlags, args: Vec<Vec<String>>) -> RunOptions {
+        RunOptions {
+            hold: flags.hold,
+            http: flags.http,
+            https: flags.https,
+            create_dirs: flags.create_dirs,
+            args,
+            identities: flags.identities,
+            verbose: flags.verbose || std::env::var("PEBBLE_VERBOSE").is_ok_and(|v| v == "1"),
+        }
+    }
+}
+
 /// Pebble's `convertArgs`: one list per service, named first, each service at most once.
 fn service_args(args: &[Vec<String>]) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
     let mut map = std::collections::BTreeMap::new();
@@ -77,6 +92,105 @@ fn parse_addr(flag: &str, s: &str) -> Result<SocketAddr> {
 
 /// Runs until a signal or a shutdown request; returns the process exit code.
 pub async fn run(opts: RunOptions) -> Result<i32> {
+    start(opts).await?.serve().await
+}
+
+/// A started `pebble run`: the supervisor and its API server.
+struct Running {
+    sup: Supervisor,
+    server: cairn_api::ServerHandle,
+    socket: PathBuf,
+}
+
+/// How `enter` runs a subcommand (Pebble's `commandEnterFlags`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EnterKind {
+    /// `exec`: no logs, `-v` refused.
+    Exec,
+    /// `help`: no supervisor at all.
+    Help,
+    /// `ls`, `plan`, `services`, `version`: no logs unless `-v`, `--run` refused.
+    Look,
+    /// `start`: the supervisor keeps running after it.
+    Start,
+    /// `stop`: needs `--run`; the supervisor keeps running after it.
+    Stop,
+}
+
+fn enter_kind(subcommand: &[String]) -> Option<EnterKind> {
+    Some(match subcommand.first()?.as_str() {
+        "exec" => EnterKind::Exec,
+        "help" => EnterKind::Help,
+        "ls" | "plan" | "services" | "version" => EnterKind::Look,
+        "start" => EnterKind::Start,
+        "stop" => EnterKind::Stop,
+        _ => return None,
+    })
+}
+
+/// Whether `enter` with `subcommand` keeps the daemon's log quiet (Pebble silences it for
+/// `exec` always and for the read-only subcommands unless `-v`).
+pub fn enter_is_quiet(subcommand: &[String], verbose: bool) -> bool {
+    let verbose = verbose || std::env::var("PEBBLE_VERBOSE").is_ok_and(|v| v == "1");
+    match enter_kind(subcommand) {
+        Some(EnterKind::Exec) => true,
+        Some(EnterKind::Look) => !verbose,
+        _ => false,
+    }
+}
+
+/// `pebble enter [--run] [subcommand…]`: Pebble as a container's entrypoint. Without a
+/// subcommand, `run`; with one, the supervisor starts (services held unless `--run`), the
+/// subcommand runs against it, and the supervisor stops, unless the subcommand is `start`
+/// or `stop`, after which it goes on serving as `run` does.
+pub async fn enter(
+    mut opts: RunOptions,
+    run_services: bool,
+    subcommand: Vec<String>,
+) -> Result<i32> {
+    if subcommand.is_empty() {
+        return run(opts).await;
+    }
+    let name = subcommand[0].clone();
+    // Parsed as the Pebble CLI parses it, with the same words for its mistakes.
+    let mut argv: Vec<std::ffi::OsString> = vec!["pebble".into(), "pebble".into()];
+    argv.extend(subcommand.iter().map(Into::into));
+    let cli = crate::cli::parse(argv);
+    let kind = enter_kind(&subcommand);
+    let command = match (cli.command, kind) {
+        (
+            crate::cli::Command::Pebble {
+                command: crate::cli::PebbleCommand::Client(c),
+            },
+            Some(kind),
+        ) => (c, kind),
+        _ => bail!("enter: subcommand {name:?} is not supported"),
+    };
+    let (command, kind) = command;
+    if kind == EnterKind::Stop && !run_services {
+        bail!("enter: must use --run before {name:?} subcommand");
+    }
+    if matches!(kind, EnterKind::Look | EnterKind::Help) && run_services {
+        bail!("enter: cannot provide --run before {name:?} subcommand");
+    }
+    if kind == EnterKind::Exec && opts.verbose {
+        bail!("enter: cannot provide -v/--verbose before {name:?} subcommand");
+    }
+    opts.hold = !run_services;
+    let running = start(opts).await?;
+    let result = crate::pebble::run(&running.socket, command).await;
+    let keep = matches!(kind, EnterKind::Start | EnterKind::Stop);
+    match result {
+        Ok(0) if keep => running.serve().await,
+        result => {
+            running.stop().await;
+            result
+        }
+    }
+}
+
+/// Starts the supervisor and its API as `pebble run` does; the caller serves or stops it.
+async fn start(opts: RunOptions) -> Result<Running> {
     let dir = pebble_dir();
     let socket = pebble_socket();
     if opts.create_dirs {
@@ -155,29 +269,46 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
             Err(e) => tracing::warn!("Cannot start default services: {e}"),
         }
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut shutdown = sup.shutdown_requests();
-    let code = loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break 0,
-            _ = term.recv() => break 0,
-            changed = shutdown.changed() => {
-                if changed.is_err() {
-                    break 0;
-                }
-                match *shutdown.borrow() {
-                    Some(ShutdownRequest::Success) => break 0,
-                    Some(ShutdownRequest::Failure) => break 10,
-                    Some(ShutdownRequest::CheckFailure) => break 11,
-                    None => continue,
+    Ok(Running {
+        sup,
+        server,
+        socket,
+    })
+}
+
+impl Running {
+    /// Serves until a signal or a shutdown request, then stops; the process exit code.
+    async fn serve(self) -> Result<i32> {
+        let sup = &self.sup;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut shutdown = sup.shutdown_requests();
+        let code = loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break 0,
+                _ = term.recv() => break 0,
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        break 0;
+                    }
+                    match *shutdown.borrow() {
+                        Some(ShutdownRequest::Success) => break 0,
+                        Some(ShutdownRequest::Failure) => break 10,
+                        Some(ShutdownRequest::CheckFailure) => break 11,
+                        None => continue,
+                    }
                 }
             }
-        }
-    };
-    tracing::info!("Stopping all running services.");
-    sup.stop_all().await;
-    server.stop();
-    Ok(code)
+        };
+        self.stop().await;
+        Ok(code)
+    }
+
+    /// Stops every service and the API.
+    async fn stop(self) {
+        tracing::info!("Stopping all running services.");
+        self.sup.stop_all().await;
+        self.server.stop();
+    }
 }
 
 #[cfg(test)]
