@@ -394,6 +394,8 @@ const CLI_SCRIPT: &[&[&str]] = &[
     &["services", "--format", "json"],
     &["checks", "--format", "json"],
     &["changes", "--format", "json"],
+    &["warnings", "--format", "json"],
+    &["ls", "--format", "json", "$D/x"],
     &["nonexistent-command"],
     &["services", "--bogus"],
     &["services", "--bogus=1"],

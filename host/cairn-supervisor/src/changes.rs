@@ -253,6 +253,11 @@ impl ChangeBook {
                 data: Default::default(),
             }),
         );
+        if tasks.is_empty() {
+            // Pebble records a change's spawn, then (a change with nothing to do is set
+            // Done at once) its move to Done: two occurrences.
+            self.push_notice(id);
+        }
         self.observe(id);
         self.prune();
         (id, ids)
@@ -274,6 +279,11 @@ impl ChangeBook {
             return;
         }
         self.noticed.insert(id, new);
+        self.push_notice(id);
+    }
+
+    /// Queues a `change-update` notice occurrence for change `id`.
+    fn push_notice(&mut self, id: u64) {
         let Some(c) = self.changes.get(&id) else {
             return;
         };

@@ -169,7 +169,7 @@ pub async fn ls(client: &Client, args: LsArgs, io: &mut Io<'_>) -> Result<i32> {
     };
     let list = client.list_files(&path, pattern, directory).await?;
     if format.json() {
-        writeln!(io.out, "{}", serde_json::json!({ "files": list }))?;
+        writeln!(io.out, "{}", super::json_under("files", &list)?)?;
     } else if long {
         let rows: Vec<Vec<String>> = list
             .iter()

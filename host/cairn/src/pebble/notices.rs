@@ -135,7 +135,7 @@ pub async fn notices(client: &Client, args: NoticesArgs, io: &mut Io<'_>) -> Res
         state.save(&io.cli_state, client.socket())?;
     }
     if format.json() {
-        writeln!(io.out, "{}", serde_json::json!({ "notices": list }))?;
+        writeln!(io.out, "{}", super::json_under("notices", &list)?)?;
     } else if list.is_empty() {
         match timeout {
             Some(t) => writeln!(
@@ -237,7 +237,7 @@ pub async fn warnings(client: &Client, args: WarningsArgs, io: &mut Io<'_>) -> R
         state.save(&io.cli_state, client.socket())?;
     }
     if format.json() {
-        writeln!(io.out, "{}", serde_json::json!({ "warnings": list }))?;
+        writeln!(io.out, "{}", super::json_under("warnings", &list)?)?;
     } else if list.is_empty() {
         if all || state.warnings_last_okayed.is_none() {
             writeln!(io.err, "No warnings.")?;
