@@ -394,6 +394,7 @@ const CLI_SCRIPT: &[&[&str]] = &[
     &["services", "--format", "json"],
     &["checks", "--format", "json"],
     &["changes", "--format", "json"],
+    &["notices", "--format", "json"],
     &["warnings", "--format", "json"],
     &["ls", "--format", "json", "$D/x"],
     &["nonexistent-command"],

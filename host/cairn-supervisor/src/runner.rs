@@ -329,10 +329,23 @@ async fn run_lane(inner: Weak<Inner>, lane: Vec<(u64, TaskSpec)>) -> bool {
             let mut state = this.state.lock().unwrap();
             match outcome {
                 Outcome::Done => {
+                    // An aborted task that finished anyway is undone first, as Pebble's
+                    // task runner does ("it was actually Done"), and with nothing to undo
+                    // it ends Done: the change's notices see Undo, then Done.
+                    if state.book.task_status(id) == Some(ChangeStatus::Abort) {
+                        state.book.set_task_status(id, ChangeStatus::Undo);
+                    }
                     state.book.set_task_status(id, ChangeStatus::Done);
                     true
                 }
                 Outcome::Error(e) => {
+                    // As Pebble's task runner: the lane is aborted first (the failing task
+                    // Abort, the rest of the lane on hold), then the task is set Error; the
+                    // change's notices see Abort, then Error.
+                    state.book.set_task_status(id, ChangeStatus::Abort);
+                    for held in rest(std::mem::take(&mut tasks)) {
+                        state.book.set_task_status(held, ChangeStatus::Hold);
+                    }
                     state.book.task_error(id, &e);
                     state.book.set_task_status(id, ChangeStatus::Error);
                     false
@@ -341,7 +354,6 @@ async fn run_lane(inner: Weak<Inner>, lane: Vec<(u64, TaskSpec)>) -> bool {
         };
         this.changed();
         if !ok {
-            this.hold(&rest(tasks));
             return false;
         }
     }
