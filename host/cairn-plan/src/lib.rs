@@ -43,6 +43,7 @@ mod dir;
 mod duration;
 mod error;
 mod glob;
+mod json_yaml;
 mod layer;
 mod layers;
 mod order;
@@ -51,6 +52,7 @@ mod render;
 mod types;
 mod validate;
 mod yaml;
+pub use json_yaml::json_to_yaml;
 
 pub use combine::combine_layers;
 pub use command::{command_string, quote_word, split_command};

@@ -882,6 +882,17 @@ impl Supervisor {
     pub async fn stop_all(&self) {
         self.inner.kill_execs();
         self.stop_all_services().await;
+        // Then the checks, as Pebble's check manager stops them: their changes end Done and
+        // are saved so, rather than found unfinished by the next supervisor.
+        let checks = self.inner.end_all_checks();
+        for change in &checks {
+            let _ = self
+                .wait_change(&change.to_string(), Some(Duration::from_secs(1)))
+                .await;
+        }
+        if !checks.is_empty() {
+            self.inner.save_logged();
+        }
         // The services' last lines go out before the targets stop.
         self.inner.forwarder.stop().await;
         let container = self.inner.container.clone();

@@ -39,15 +39,62 @@ pub struct FormatArgs {
 }
 
 impl FormatArgs {
-    /// True for the default text output.
-    pub fn text(&self) -> bool {
-        self.format == Format::Text
-    }
-
     /// True for `--format json`.
     pub fn json(&self) -> bool {
         self.format == Format::Json
     }
+}
+
+/// `--format` of Pebble's listings: text, json or yaml.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// Tables and Pebble's text.
+    Text,
+    /// One line of JSON.
+    Json,
+    /// The same value as YAML, as Go's `yaml.v3` writes it.
+    Yaml,
+}
+
+/// `--format`, as Pebble's format mixin (`text`, `json` or `yaml`).
+#[derive(Args)]
+pub struct ListFormatArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
+}
+
+/// Fields Pebble's client types hold as `time.Time`: `yaml.v3` writes them unquoted.
+const TIME_FIELDS: &[&str] = &[
+    "spawn-time",
+    "ready-time",
+    "first-occurred",
+    "last-occurred",
+    "last-repeated",
+    "current-since",
+];
+
+impl ListFormatArgs {
+    /// True for the default text output.
+    pub fn text(&self) -> bool {
+        self.format == ListFormat::Text
+    }
+
+    /// Writes a value given as its JSON as the format asks (Pebble's `formatNonText`).
+    pub fn write(&self, out: &mut dyn std::io::Write, json: &str) -> anyhow::Result<()> {
+        match self.format {
+            ListFormat::Yaml => write_yaml(out, json),
+            _ => Ok(writeln!(out, "{json}")?),
+        }
+    }
+}
+
+/// Writes a value given as its JSON as YAML, as Pebble's `yaml.Marshal` of it.
+pub fn write_yaml(out: &mut dyn std::io::Write, json: &str) -> anyhow::Result<()> {
+    let yaml = cairn_plan::json_to_yaml(json, TIME_FIELDS)
+        .map_err(|e| anyhow::anyhow!("cannot write YAML: {e}"))?;
+    out.write_all(yaml.as_bytes())?;
+    Ok(())
 }
 
 /// `--abs-time`, as Pebble's time mixin.
@@ -116,7 +163,7 @@ mod tests {
     #[test]
     fn format_defaults_to_text_and_refuses_other_names() {
         let cli = Cli::try_parse_from(["x"]).unwrap();
-        assert!(cli.format.text() && !cli.format.json());
+        assert!(!cli.format.json());
         let cli = Cli::try_parse_from(["x", "--format", "json"]).unwrap();
         assert!(cli.format.json());
         let err = Cli::try_parse_from(["x", "--format", "yaml"])

@@ -427,8 +427,9 @@ fn rendered_strings_parse_back() {
     }
 }
 
+/// As real Pebble v1.32.1 writes them: `yaml.v3` never folds a long line.
 #[test]
-fn long_lines_fold_at_eighty_columns() {
+fn long_lines_are_not_folded() {
     let command = "/usr/local/bin/my-server --config /etc/my-server/config.yaml --listen 0.0.0.0:8080 --verbose --log-format json --tls-cert /etc/ssl/certs/server.pem";
     let mut plan = Plan::default();
     let service = Service {
@@ -438,7 +439,7 @@ fn long_lines_fold_at_eighty_columns() {
         ..Service::default()
     };
     plan.services.insert("srv".into(), service.into());
-    let expected = "services:\n    srv:\n        override: replace\n        command: /usr/local/bin/my-server --config /etc/my-server/config.yaml --listen\n            0.0.0.0:8080 --verbose --log-format json --tls-cert /etc/ssl/certs/server.pem\n";
+    let expected = "services:\n    srv:\n        override: replace\n        command: /usr/local/bin/my-server --config /etc/my-server/config.yaml --listen 0.0.0.0:8080 --verbose --log-format json --tls-cert /etc/ssl/certs/server.pem\n";
     assert_eq!(plan.to_yaml(), expected);
     let back = parse_layer(0, "x", plan.to_yaml().as_bytes()).unwrap();
     assert_eq!(back.services["srv"].command, command);

@@ -1,14 +1,17 @@
 //! A YAML emitter that writes what Go's `yaml.v3` writes: 4-space indentation, block
 //! style, `{}`/`[]` for empty collections, plain scalars where they read back the same,
 //! single or double quotes otherwise, literal blocks for multi-line strings, and long
-//! lines folded at 80 columns. It follows libyaml's emitter, including `yaml.v3`'s changes
-//! (sequences indented inside mappings, items' content aligned after `- `).
+//! lines never folded (`yaml.v3` sets libyaml's best width to -1, unlimited: real Pebble
+//! writes a 100-column summary on one line). It follows libyaml's emitter, including
+//! `yaml.v3`'s changes (sequences indented inside mappings, items' content aligned after
+//! `- `).
 //!
 //! It also reports the line each tagged node starts on, which is how Pebble's line numbers
 //! in decoding errors are reproduced (Pebble re-renders a section before decoding it).
 
 const BEST_INDENT: i64 = 4;
-const BEST_WIDTH: usize = 80;
+/// libyaml's `best_width` as `yaml.v3` sets it (-1: `1<<31 - 1`).
+const BEST_WIDTH: usize = (1 << 31) - 1;
 
 /// Requested presentation of a scalar (the emitter may fall back to a quoted style).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -251,11 +251,28 @@ impl CheckManager {
 }
 
 impl Inner {
-    /// Stops every running check (the supervisor is going away or restarting).
+    /// Stops every running check (the supervisor is restarting): their changes are aborted.
     pub(crate) fn stop_all_checks(&self) {
         for change in self.checks.take_all() {
             self.abort(change);
         }
+    }
+
+    /// Ends every running check as Pebble's check manager does when the daemon stops: the
+    /// checks are cancelled, not aborted, so their changes end `Done`. Returns the changes.
+    pub(crate) fn end_all_checks(&self) -> Vec<u64> {
+        let changes = self.checks.take_all();
+        let tasks: Vec<u64> = {
+            let state = self.state.lock().unwrap();
+            changes
+                .iter()
+                .flat_map(|c| state.book.change_tasks(*c))
+                .collect()
+        };
+        for task in tasks {
+            self.runner.cancel(task);
+        }
+        changes
     }
 
     /// Pebble's `PlanChanged` for checks: keeps checks whose merged config is unchanged,

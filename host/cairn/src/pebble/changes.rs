@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::Io;
 use super::times::{fmt_time, parse_time};
-use crate::args::{FormatArgs, TimeArgs, WaitArgs};
+use crate::args::{ListFormatArgs, TimeArgs, WaitArgs};
 use crate::table::{render, row};
 
 /// Arguments of `changes`.
@@ -18,7 +18,7 @@ pub struct ChangesArgs {
     #[command(flatten)]
     time: TimeArgs,
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
     /// Only changes that touched this service.
     service: Option<String>,
 }
@@ -33,7 +33,7 @@ pub struct TasksArgs {
     #[command(flatten)]
     time: TimeArgs,
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
     /// Change ID.
     change_id: Option<String>,
     /// Arguments past the change ID, ignored as Pebble ignores them.
@@ -63,8 +63,8 @@ pub async fn changes(client: &Client, args: ChangesArgs, io: &mut Io<'_>) -> Res
     }
     let mut changes = client.changes("all", service.as_deref()).await?;
     changes.sort_by_key(|c| parse_time(&c.spawn_time));
-    if format.json() {
-        writeln!(io.out, "{}", super::json_under("changes", &changes)?)?;
+    if !format.text() {
+        format.write(io.out, &super::json_under("changes", &changes)?)?;
     } else if changes.is_empty() {
         writeln!(io.err, "no changes found")?;
     } else {
@@ -105,8 +105,8 @@ pub async fn tasks(client: &Client, args: TasksArgs, io: &mut Io<'_>) -> Result<
         },
     };
     let chg = client.change(&id).await?;
-    if format.json() {
-        writeln!(io.out, "{}", serde_json::to_string(&chg)?)?;
+    if !format.text() {
+        format.write(io.out, &serde_json::to_string(&chg)?)?;
     } else {
         io.out
             .write_all(tasks_text(&chg, time.abs_time).as_bytes())?;

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::Io;
 use super::changes::task_logs;
-use crate::args::FormatArgs;
+use crate::args::ListFormatArgs;
 use crate::table::{render, row};
 
 /// Arguments of `health`.
@@ -20,7 +20,7 @@ pub struct HealthArgs {
     #[arg(long, value_parser = ["alive", "ready"])]
     level: Option<String>,
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
     /// Checks (default: all).
     checks: Vec<String>,
 }
@@ -32,7 +32,7 @@ pub struct ChecksArgs {
     #[arg(long, value_parser = ["alive", "ready"])]
     level: Option<String>,
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
     /// Checks to show (default: all).
     checks: Vec<String>,
 }
@@ -44,7 +44,7 @@ pub struct CheckArgs {
     #[arg(long)]
     refresh: bool,
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
     /// The check.
     check: String,
 }
@@ -111,8 +111,11 @@ impl<'a> From<&'a CheckInfo> for Shown<'a> {
 /// `health`: `healthy` (exit 0) or `unhealthy` (exit 1).
 pub async fn health(client: &Client, args: HealthArgs, io: &mut Io<'_>) -> Result<i32> {
     let healthy = client.health(args.level.as_deref(), &args.checks).await?;
-    if args.format.json() {
-        writeln!(io.out, "{}", serde_json::json!({ "healthy": healthy }))?;
+    if !args.format.text() {
+        args.format.write(
+            io.out,
+            &serde_json::json!({ "healthy": healthy }).to_string(),
+        )?;
         return Ok(0);
     }
     writeln!(io.out, "{}", if healthy { "healthy" } else { "unhealthy" })?;
@@ -129,10 +132,10 @@ pub async fn checks(client: &Client, args: ChecksArgs, io: &mut Io<'_>) -> Resul
     let list = client
         .checks(level.as_deref().unwrap_or(""), &checks)
         .await?;
-    if format.json() {
+    if !format.text() {
         let checks: BTreeMap<&str, Shown> =
             list.iter().map(|c| (c.name.as_str(), c.into())).collect();
-        writeln!(io.out, "{}", super::json_under("checks", &checks)?)?;
+        format.write(io.out, &super::json_under("checks", &checks)?)?;
     } else if list.is_empty() {
         let note = if checks.is_empty() && level.is_none() {
             "Plan has no health checks."
@@ -207,21 +210,12 @@ pub async fn check(client: &Client, args: CheckArgs, io: &mut Io<'_>) -> Result<
         logs,
         ..Shown::from(&info)
     };
+    // The text is the check as YAML.
+    let json = serde_json::to_string(&shown)?;
     if format.text() {
-        // Go's YAML double-quotes a string that reads as a number (a change id); serde_yaml
-        // single-quotes it.
-        let yaml = serde_yaml::to_string(&shown)?;
-        for line in yaml.split_inclusive('\n') {
-            match line.split_once(": '") {
-                Some((key, rest)) if key.ends_with("change-id") => {
-                    let id = rest.trim_end().trim_end_matches('\'');
-                    writeln!(io.out, "{key}: \"{id}\"")?;
-                }
-                _ => io.out.write_all(line.as_bytes())?,
-            }
-        }
+        crate::args::write_yaml(io.out, &json)?;
     } else {
-        writeln!(io.out, "{}", serde_json::to_string(&shown)?)?;
+        format.write(io.out, &json)?;
     }
     Ok(0)
 }

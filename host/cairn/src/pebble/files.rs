@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::Io;
 use super::times::fmt_time;
-use crate::args::{FormatArgs, TimeArgs};
+use crate::args::{ListFormatArgs, TimeArgs};
 use crate::table::render;
 
 /// `--uid`, `--user`, `--gid`, `--group` of push and mkdir.
@@ -79,7 +79,7 @@ pub struct LsArgs {
     #[command(flatten)]
     time: TimeArgs,
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
     /// Path (a glob in its last element filters).
     path: String,
 }
@@ -168,8 +168,8 @@ pub async fn ls(client: &Client, args: LsArgs, io: &mut Io<'_>) -> Result<i32> {
         (path.clone(), None)
     };
     let list = client.list_files(&path, pattern, directory).await?;
-    if format.json() {
-        writeln!(io.out, "{}", super::json_under("files", &list)?)?;
+    if !format.text() {
+        format.write(io.out, &super::json_under("files", &list)?)?;
     } else if long {
         let rows: Vec<Vec<String>> = list
             .iter()

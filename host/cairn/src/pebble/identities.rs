@@ -11,21 +11,21 @@ use cairn_supervisor::identities::Identity;
 use clap::Args;
 
 use super::Io;
-use crate::args::FormatArgs;
+use crate::args::ListFormatArgs;
 use crate::table::{render, row};
 
 /// Arguments of `identities`.
 #[derive(Args)]
 pub struct IdentitiesArgs {
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
 }
 
 /// Arguments of `identity`.
 #[derive(Args)]
 pub struct IdentityArgs {
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
     /// The identity's name.
     name: String,
 }
@@ -81,8 +81,11 @@ fn count(n: usize, one: &str, many: &str) -> String {
 /// `identities`: a table of name, access and types.
 pub async fn identities(client: &Client, args: IdentitiesArgs, io: &mut Io<'_>) -> Result<i32> {
     let ids = client.identities().await?;
-    if args.format.json() {
-        writeln!(io.out, "{}", serde_json::json!({ "identities": ids }))?;
+    if !args.format.text() {
+        args.format.write(
+            io.out,
+            &serde_json::json!({ "identities": ids }).to_string(),
+        )?;
         return Ok(0);
     }
     if ids.is_empty() {
@@ -113,8 +116,8 @@ pub async fn identity(client: &Client, args: IdentityArgs, io: &mut Io<'_>) -> R
     let Some(i) = ids.get(&args.name) else {
         bail!("cannot find identity {:?}", args.name);
     };
-    if args.format.json() {
-        writeln!(io.out, "{}", serde_json::to_string(i)?)?;
+    if !args.format.text() {
+        args.format.write(io.out, &serde_json::to_string(i)?)?;
         return Ok(0);
     }
     writeln!(io.out, "access: {}", i.access)?;

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::Io;
 use super::cli_state::CliState;
 use super::times::fmt_time;
-use crate::args::{FormatArgs, TimeArgs, parse_duration};
+use crate::args::{ListFormatArgs, TimeArgs, parse_duration};
 use crate::table::{render, row};
 
 /// Arguments of `notify`.
@@ -47,7 +47,7 @@ pub struct NoticesArgs {
     #[command(flatten)]
     time: TimeArgs,
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
 }
 
 /// Arguments of `notice`.
@@ -57,7 +57,7 @@ pub struct NoticeArgs {
     #[arg(long)]
     uid: Option<u32>,
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
     /// The notice ID, or its type when a key follows.
     id_or_type: String,
     /// The key (look up by type and key).
@@ -76,7 +76,7 @@ pub struct WarningsArgs {
     #[command(flatten)]
     time: TimeArgs,
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
 }
 
 /// Arguments of `okay`.
@@ -134,8 +134,8 @@ pub async fn notices(client: &Client, args: NoticesArgs, io: &mut Io<'_>) -> Res
         state.notices_last_listed = Some(last.last_repeated);
         state.save(&io.cli_state, client.socket())?;
     }
-    if format.json() {
-        writeln!(io.out, "{}", super::json_under("notices", &list)?)?;
+    if !format.text() {
+        format.write(io.out, &super::json_under("notices", &list)?)?;
     } else if list.is_empty() {
         match timeout {
             Some(t) => writeln!(
@@ -209,11 +209,12 @@ pub async fn notice(client: &Client, args: NoticeArgs, io: &mut Io<'_>) -> Resul
             client.notice(&id_or_type).await?
         }
     };
+    // The text is the notice as YAML.
+    let json = serde_json::to_string(&notice)?;
     if format.text() {
-        io.out
-            .write_all(serde_yaml::to_string(&notice)?.as_bytes())?;
+        crate::args::write_yaml(io.out, &json)?;
     } else {
-        writeln!(io.out, "{}", serde_json::to_string(&notice)?)?;
+        format.write(io.out, &json)?;
     }
     Ok(0)
 }
@@ -236,8 +237,8 @@ pub async fn warnings(client: &Client, args: WarningsArgs, io: &mut Io<'_>) -> R
         state.warnings_last_listed = Some(last.last_repeated);
         state.save(&io.cli_state, client.socket())?;
     }
-    if format.json() {
-        writeln!(io.out, "{}", super::json_under("warnings", &list)?)?;
+    if !format.text() {
+        format.write(io.out, &super::json_under("warnings", &list)?)?;
     } else if list.is_empty() {
         if all || state.warnings_last_okayed.is_none() {
             writeln!(io.err, "No warnings.")?;

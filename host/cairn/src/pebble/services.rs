@@ -9,7 +9,7 @@ use clap::Args;
 use super::Io;
 use super::changes::services_action;
 use super::times::fmt_time;
-use crate::args::{FormatArgs, TimeArgs, WaitArgs};
+use crate::args::{ListFormatArgs, TimeArgs, WaitArgs};
 use crate::table::{render, row};
 
 /// Arguments of `services`.
@@ -18,7 +18,7 @@ pub struct ServicesArgs {
     #[command(flatten)]
     time: TimeArgs,
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
     /// Services to show (default: all).
     services: Vec<String>,
 }
@@ -77,9 +77,9 @@ pub async fn services(client: &Client, args: ServicesArgs, io: &mut Io<'_>) -> R
         services,
     } = args;
     let list = client.services(&services).await?;
-    if format.json() {
+    if !format.text() {
         let services: BTreeMap<&str, _> = list.iter().map(|s| (s.name.as_str(), s)).collect();
-        writeln!(io.out, "{}", super::json_under("services", &services)?)?;
+        format.write(io.out, &super::json_under("services", &services)?)?;
     } else if list.is_empty() {
         let note = if services.is_empty() {
             "Plan has no services."

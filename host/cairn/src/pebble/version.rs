@@ -5,7 +5,7 @@ use cairn_api::Client;
 use clap::Args;
 
 use super::Io;
-use crate::args::FormatArgs;
+use crate::args::ListFormatArgs;
 use crate::table::{render, row};
 
 /// Arguments of `version`.
@@ -15,7 +15,7 @@ pub struct VersionArgs {
     #[arg(long)]
     client: bool,
     #[command(flatten)]
-    format: FormatArgs,
+    format: ListFormatArgs,
 }
 
 /// `version`: `client  vX` and `server  vY` (`-` when the server cannot be reached).
@@ -25,7 +25,8 @@ pub async fn version(client: &Client, args: VersionArgs, io: &mut Io<'_>) -> Res
         if args.format.text() {
             writeln!(io.out, "{mine}")?;
         } else {
-            writeln!(io.out, "{}", serde_json::json!({ "client": mine }))?;
+            let v = serde_json::json!({ "client": mine });
+            args.format.write(io.out, &v.to_string())?;
         }
         return Ok(0);
     }
@@ -40,7 +41,7 @@ pub async fn version(client: &Client, args: VersionArgs, io: &mut Io<'_>) -> Res
     } else {
         let sv = server?.version;
         let v = serde_json::json!({ "client": mine, "server": sv });
-        writeln!(io.out, "{v}")?;
+        args.format.write(io.out, &v.to_string())?;
     }
     Ok(0)
 }

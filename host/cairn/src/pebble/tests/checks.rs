@@ -90,7 +90,7 @@ async fn a_failing_check_makes_health_exit_one_and_shows_its_log() {
         // Pebble's client's field order and quoting.
         "name: down\nlevel: alive\nstartup: disabled\nstatus: down\nsuccesses: 0\nfailures: 1\n\
          threshold: 1\nchange-id: \"3\"\nprev-change-id: \"2\"\n\
-         logs: |\n  TIME ERROR exit status 1; broken\n"
+         logs: |\n    TIME ERROR exit status 1; broken\n"
     );
     assert_eq!(
         c.run(&["stop-checks", "down"]).await,

@@ -35,9 +35,10 @@ async fn notify_then_list_then_okay() {
     assert_eq!(
         mask_stamps(&o.out),
         format!(
-            "id: '1'\nuser-id: {uid}\ntype: custom\nkey: example.com/backup/done\n\
+            // As yaml.v3 writes it: a number-like string double-quoted, 4-space indents.
+            "id: \"1\"\nuser-id: {uid}\ntype: custom\nkey: example.com/backup/done\n\
              first-occurred: TIME\nlast-occurred: TIME\nlast-repeated: TIME\noccurrences: 1\n\
-             last-data:\n  path: /x\nexpire-after: 168h0m0s\n"
+             last-data:\n    path: /x\nexpire-after: 168h0m0s\n"
         )
     );
     assert_eq!(
