@@ -35,6 +35,15 @@ struct Receiver {
 
 impl Receiver {
     async fn listen(port: u16, got: Arc<Mutex<Vec<Got>>>) -> Result<Receiver> {
+        Self::listen_with(port, got, None).await
+    }
+
+    /// [`Receiver::listen`], over TLS when `tls` is given.
+    async fn listen_with(
+        port: u16,
+        got: Arc<Mutex<Vec<Got>>>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Result<Receiver> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let record = got.clone();
         let task = tokio::spawn(async move {
@@ -42,6 +51,7 @@ impl Receiver {
             let mut conns = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
                 let record = record.clone();
+                let tls = tls.clone();
                 conns.spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let record = record.clone();
@@ -67,9 +77,19 @@ impl Receiver {
                             )
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                let io = hyper_util::rt::TokioIo::new(stream);
+                                let _ = http.serve_connection(io, svc).await;
+                            }
+                        }
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = http.serve_connection(io, svc).await;
+                        }
+                    }
                 });
             }
         });
@@ -324,5 +344,90 @@ async fn lines_sent_while_a_receiver_is_down_for_5s_arrive_when_it_is_back() -> 
         let want: Vec<u64> = (1..=*seen.last().unwrap()).collect();
         assert_eq!(seen, want, "{service} lost or repeated lines");
     }
+    Ok(())
+}
+
+/// A CA (its PEM) and a TLS acceptor serving a certificate it signed for 127.0.0.1.
+fn test_ca() -> Result<(String, tokio_rustls::TlsAcceptor)> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "cairn test CA");
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate()?;
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])?.signed_by(&key, &issuer)?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )?;
+    Ok((
+        ca_cert.pem(),
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    ))
+}
+
+/// An `https://` Loki target, its server's CA trusted through `SSL_CERT_FILE` (as Go's
+/// client reads it): the lines arrive, the same as real Pebble sends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_reach_an_https_loki_receiver_as_real_pebble_sends_them() -> Result<()> {
+    let dir = TempDir::new("e2e-forwarding-https");
+    let (ca_pem, acceptor) = test_ca()?;
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_pem)?;
+    let run = |bin: std::path::PathBuf, args: Vec<&'static str>, name: &'static str| {
+        let (dir, ca_file, acceptor) = (dir.join(name), ca_file.clone(), acceptor.clone());
+        async move {
+            let port = free_port();
+            let receiver = Receiver::listen_with(port, Default::default(), Some(acceptor)).await?;
+            std::fs::create_dir_all(dir.join("layers"))?;
+            std::fs::write(
+                dir.join("layers/001-fwd.yaml"),
+                format!(
+                    "services:\n  svc:\n    override: replace\n    startup: enabled\n    command: sh -c 'echo over tls; exec sleep 1000'\nlog-targets:\n  lk:\n    override: replace\n    type: loki\n    location: https://127.0.0.1:{port}/loki/api/v1/push\n    services: [all]\n"
+                ),
+            )?;
+            let _server = crate::common::ChildGuard {
+                child: std::process::Command::new(&bin)
+                    .args(&args)
+                    .arg("run")
+                    .env("PEBBLE", &dir)
+                    .env_remove("PEBBLE_SOCKET")
+                    .env("SSL_CERT_FILE", &ca_file)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()?,
+                needle: dir.display().to_string(),
+            };
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            let mut got = receiver.take();
+            for g in &mut got {
+                g.body = normalise_times(&g.body)?;
+            }
+            Ok::<_, anyhow::Error>(got)
+        }
+    };
+    let got = run(CAIRN.into(), vec!["pebble"], "ours").await?;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(
+        got[0].body,
+        r#"{"streams":[{"stream":{"pebble_service":"svc"},"values":[["<ns>","over tls"]]}]}"#
+    );
+    let Some(real) = reference_pebble() else {
+        println!("skipped the comparison with real Pebble: none here (set CAIRN_REFERENCE_PEBBLE)");
+        return Ok(());
+    };
+    assert_eq!(
+        run(real, vec![], "real").await?,
+        got,
+        "real Pebble sent otherwise"
+    );
     Ok(())
 }

@@ -442,12 +442,7 @@ impl HttpSender {
             .parse()
             .map_err(|e| format!("invalid log target location {url:?}: {e}"))?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "invalid log target location {url:?}: https targets are not served by cairn (use http)"
-                ));
-            }
+            Some("http" | "https") => {}
             other => {
                 return Err(format!(
                     "invalid log target location {url:?}: unsupported protocol scheme {:?}",
@@ -493,19 +488,24 @@ impl HttpSender {
             .map(|a| a.as_str().to_string())
             .unwrap_or_else(|| host.clone());
         if self.conn.as_ref().is_none_or(|c| c.is_closed()) {
-            let port = self.uri.port_u16().unwrap_or(80);
+            let tls = self.uri.scheme_str() == Some("https");
+            let port = self.uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
             let addr = format!("{host}:{port}");
             let stream = tokio::net::TcpStream::connect(&addr)
                 .await
                 .map_err(|e| format!("dial tcp {addr}: connect: {}", crate::errno_text(&e)))?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            let sender = if tls {
+                let name = rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| format!("tls: invalid server name {host:?}: {e}"))?;
+                let stream = tokio_rustls::TlsConnector::from(tls_client())
+                    .connect(name, stream)
                     .await
-                    .map_err(|e| e.to_string())?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+                    .map_err(|e| format!("tls: {e}"))?;
+                handshake(stream).await?
+            } else {
+                handshake(stream).await?
+            };
             self.conn = Some(sender);
         }
         let sender = self.conn.as_mut().expect("connected above");
@@ -560,6 +560,47 @@ impl HttpSender {
             ))),
         })
     }
+}
+
+/// An HTTP/1.1 client connection over `io`, driven by a task of its own.
+async fn handshake<T>(
+    io: T,
+) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// The TLS configuration of `https://` targets: the system's roots (`SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` honoured, as Go's client honours them), read once.
+fn tls_client() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::warn!("Cannot load system root certificates: {e}");
+            }
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            tracing::debug!("Log targets trust {added} system root certificates");
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("the ring provider supports the default versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Arc::new(config)
+        })
+        .clone()
 }
 
 /// Sends RFC 5424 messages to a syslog server: over TCP octet-counted (RFC 6587) on one
