@@ -420,9 +420,11 @@ const CLI_SCRIPT: &[&[&str]] = &[
     &["changes", "a", "b"],
     &["okay", "x"],
     &["tasks", "1", "extra"],
+    &["--version"],
 ];
 
-/// What must differ between two runs of a CLI command: the server's directory, times.
+/// What must differ between two runs of a CLI command: the server's directory, times,
+/// versions.
 fn normalise_cli(s: &str, dir: &str) -> String {
     let s = s.replace(dir, "$D");
     let mut out = String::with_capacity(s.len());
@@ -432,9 +434,14 @@ fn normalise_cli(s: &str, dir: &str) -> String {
             time::OffsetDateTime::parse(body, &time::format_description::well_known::Rfc3339)
                 .is_ok();
         let clock = body.len() == 5 && body.as_bytes()[2] == b':';
-        out.push_str(match (rfc3339, clock) {
-            (true, _) => "<time>",
-            (_, true) => "HH:MM",
+        // A version differs on purpose (see `ON_PURPOSE`: Cairn's own).
+        let version = body.strip_prefix('v').is_some_and(|v| {
+            v.split('.').count() == 3 && v.split('.').all(|n| n.parse::<u32>().is_ok())
+        });
+        out.push_str(match (rfc3339, clock, version) {
+            (true, _, _) => "<time>",
+            (_, true, _) => "HH:MM",
+            (_, _, true) => "<version>",
             _ => body,
         });
         out.push_str(end);

@@ -1,5 +1,5 @@
 //! Log forwarding beside real Pebble: the same layer (two services, a Loki target, an
-//! OpenTelemetry target, a syslog one over TCP) on `pebble run` and on `cairn pebble run`, each with local
+//! OpenTelemetry target, syslog ones over TCP and UDP) on `pebble run` and on `cairn pebble run`, each with local
 //! receivers of its own; what arrives must agree byte for byte once the times are
 //! normalised (paths, content types, batching, labels, escaping). Then a receiver that is
 //! down for 5 s loses nothing. Real Pebble is `CAIRN_REFERENCE_PEBBLE`, else
@@ -109,7 +109,7 @@ impl Drop for Receiver {
 
 /// Two services printing at different moments (one with HTML characters, as Go escapes
 /// them), labels expanded from each service's environment, OpenTelemetry leaving one out.
-fn layer(loki: u16, otel: u16, syslog: u16) -> String {
+fn layer(loki: u16, otel: u16, syslog: u16, udp: u16) -> String {
     format!(
         r#"services:
   alpha:
@@ -145,6 +145,11 @@ log-targets:
     services: [beta]
     labels:
       quoted: 'a"b]c'
+  su:
+    override: replace
+    type: syslog
+    location: udp://127.0.0.1:{udp}
+    services: [alpha]
 "#
     )
 }
@@ -172,6 +177,34 @@ async fn syslog_receiver(port: u16) -> Result<(Arc<Mutex<Vec<u8>>>, JoinHandle<(
     Ok((got, task))
 }
 
+/// A syslog receiver on loopback (UDP): keeps every datagram.
+async fn udp_receiver(port: u16) -> Result<(Arc<Mutex<Vec<String>>>, JoinHandle<()>)> {
+    let socket = tokio::net::UdpSocket::bind(("127.0.0.1", port)).await?;
+    let got: Arc<Mutex<Vec<String>>> = Default::default();
+    let record = got.clone();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = socket.recv(&mut buf).await {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            record.lock().unwrap().push(text);
+        }
+    });
+    Ok((got, task))
+}
+
+/// A syslog message (`<13>1 TIME HOST …`) with its RFC 3339 time as `<time>`.
+fn syslog_message(frame: &str) -> Result<String> {
+    let mut words: Vec<&str> = frame.splitn(3, ' ').collect();
+    ensure!(words.len() == 3, "frame {frame:?}");
+    ensure!(
+        time::OffsetDateTime::parse(words[1], &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "time in {frame:?}"
+    );
+    words[1] = "<time>";
+    Ok(words.join(" "))
+}
+
 /// Octet-counted syslog frames (`<len> <frame>`), each checked for its length, with the
 /// RFC 3339 time (its length varies: Go trims trailing zeros) as `<time>`.
 fn syslog_frames(bytes: &[u8]) -> Result<Vec<String>> {
@@ -182,16 +215,7 @@ fn syslog_frames(bytes: &[u8]) -> Result<Vec<String>> {
         let (len, after) = rest.split_once(' ').unwrap_or((rest, ""));
         let len: usize = len.parse()?;
         ensure!(after.len() >= len, "short frame in {text:?}");
-        let frame = &after[..len];
-        let mut words: Vec<&str> = frame.splitn(3, ' ').collect();
-        ensure!(words.len() == 3, "frame {frame:?}");
-        ensure!(
-            time::OffsetDateTime::parse(words[1], &time::format_description::well_known::Rfc3339)
-                .is_ok(),
-            "time in {frame:?}"
-        );
-        words[1] = "<time>";
-        out.push(words.join(" "));
+        out.push(syslog_message(&after[..len])?);
         rest = &after[len..];
     }
     Ok(out)
@@ -219,6 +243,8 @@ fn normalise_times(body: &str) -> Result<String> {
 /// What `bin` (a `pebble run`) sends its Loki and OpenTelemetry receivers for [`layer`].
 async fn forwarded(bin: &Path, args: &[&str], dir: &Path, log: &Path) -> Result<Vec<Got>> {
     let (loki_port, otel_port, syslog_port) = (free_port(), free_port(), free_port());
+    let udp_port = free_port();
+    let (udp, udp_task) = udp_receiver(udp_port).await?;
     let loki = Receiver::listen(loki_port, Default::default()).await?;
     let otel = Receiver::listen(otel_port, Default::default()).await?;
     let (syslog, syslog_task) = syslog_receiver(syslog_port).await?;
@@ -227,7 +253,7 @@ async fn forwarded(bin: &Path, args: &[&str], dir: &Path, log: &Path) -> Result<
     client
         .add_layer(
             "fwd",
-            &layer(loki_port, otel_port, syslog_port),
+            &layer(loki_port, otel_port, syslog_port, udp_port),
             false,
             false,
         )
@@ -241,6 +267,14 @@ async fn forwarded(bin: &Path, args: &[&str], dir: &Path, log: &Path) -> Result<
         out.push(g);
     }
     syslog_task.abort();
+    udp_task.abort();
+    for message in udp.lock().unwrap().iter() {
+        out.push(Got {
+            path: "syslog/udp".into(),
+            content_type: String::new(),
+            body: syslog_message(message)?,
+        });
+    }
     for frame in syslog_frames(&syslog.lock().unwrap())? {
         out.push(Got {
             path: "syslog".into(),
@@ -262,8 +296,8 @@ async fn log_lines_reach_loki_otlp_and_syslog_receivers_as_real_pebble_sends_the
     )
     .await?;
     // One Loki push with both services' streams, one OTLP push with alpha's alone, one
-    // syslog frame of beta's.
-    assert_eq!(got.len(), 3, "{got:#?}");
+    // syslog frame of beta's over TCP, and alpha's three lines as UDP datagrams.
+    assert_eq!(got.len(), 6, "{got:#?}");
     assert_eq!(got[0].path, "/loki/api/v1/push");
     assert_eq!(got[0].content_type, "application/json; charset=utf-8");
     assert_eq!(
@@ -274,11 +308,23 @@ async fn log_lines_reach_loki_otlp_and_syslog_receivers_as_real_pebble_sends_the
     assert_eq!(got[1].content_type, "application/json");
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
     assert_eq!(
-        got[2].body,
+        got[5].body,
         format!(
             r#"<13>1 <time> {} beta - - [pebble@28978 quoted="a\"b\]c"] b1"#,
             host.trim()
         )
+    );
+    // UDP: one datagram per line (the target has no labels: an empty SD element).
+    let udp: Vec<&str> = got[2..5].iter().map(|g| g.body.as_str()).collect();
+    let sd = "alpha - - [pebble@28978]";
+    let host = host.trim();
+    assert_eq!(
+        udp,
+        [
+            format!("<13>1 <time> {host} {sd} a1 <x> & y"),
+            format!("<13>1 <time> {host} {sd} a2\ttab"),
+            format!("<13>1 <time> {host} {sd} a3"),
+        ]
     );
     let Some(real) = reference_pebble() else {
         println!("skipped the comparison with real Pebble: none here (set CAIRN_REFERENCE_PEBBLE)");

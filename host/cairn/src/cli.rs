@@ -405,9 +405,13 @@ pub fn args_as_cairn() -> Vec<std::ffi::OsString> {
 /// Parses the whole command line (`args_as_cairn`'s). As Pebble (`pebble …` through a
 /// symlink, or `cairn pebble …`), a mistake Pebble's parser words its own way is worded as
 /// Pebble's (an unknown command or flag), and every mistake exits 1, as Pebble's do.
-pub fn parse(args: Vec<std::ffi::OsString>) -> Cli {
+pub fn parse(mut args: Vec<std::ffi::OsString>) -> Cli {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let as_pebble = args.get(1).is_some_and(|a| a == "pebble");
+    // Pebble's global `--version` prints the client's version.
+    if as_pebble && args.get(2).is_some_and(|a| a == "--version") {
+        args.splice(2..3, ["version".into(), "--client".into()]);
+    }
     let err = match Cli::try_parse_from(&args) {
         Ok(cli) => return cli,
         Err(e) => e,

@@ -10,7 +10,12 @@ use anyhow::{Result, bail};
 pub fn resolve_socket(state_dir: &Path, container: Option<&str>) -> Result<PathBuf> {
     let Some(sel) = container else {
         let env_set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-        if env_set("PEBBLE_SOCKET") || env_set("PEBBLE") {
+        // Invoked as `pebble` (a symlink), it defaults as Pebble's CLI does
+        // (`/var/lib/pebble/default/.pebble.socket`).
+        let as_pebble = std::env::args_os()
+            .next()
+            .is_some_and(|a| Path::new(&a).file_name().is_some_and(|f| f == "pebble"));
+        if as_pebble || env_set("PEBBLE_SOCKET") || env_set("PEBBLE") {
             return Ok(crate::standalone::pebble_socket());
         }
         bail!(
