@@ -421,6 +421,7 @@ const CLI_SCRIPT: &[&[&str]] = &[
     &["okay", "x"],
     &["tasks", "1", "extra"],
     &["--version"],
+    &["exec", "--context", "srv", "sh", "-c", "env | grep ^PEBBLE"],
 ];
 
 /// What must differ between two runs of a CLI command: the server's directory, times,

@@ -238,10 +238,8 @@ async fn start(opts: RunOptions) -> Result<Running> {
     };
     let args = service_args(&opts.args)?;
     let sup = Supervisor::open(SupervisorOptions {
-        env: vec![
-            ("PEBBLE".into(), dir.display().to_string()),
-            ("PEBBLE_SOCKET".into(), socket.display().to_string()),
-        ],
+        // No `env`: services inherit the daemon's environment and nothing more, as
+        // Pebble's do (Juju sets PEBBLE_SOCKET in the container; they get it from there).
         // Layers added over the API live in memory only, as Pebble's.
         keep_layers: false,
         echo_output: opts.verbose,

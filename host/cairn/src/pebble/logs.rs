@@ -42,12 +42,14 @@ pub async fn logs(client: &Client, args: LogsArgs, io: &mut Io<'_>) -> Result<i3
             _ => bail!("expected n to be a non-negative integer or \"all\", not {s:?}"),
         },
     };
+    // As Pebble's client: 0 is not sent, and the server's default (30) applies.
+    let n = (n != 0).then_some(n);
     let json = format.json();
     if follow {
         // One listener for the whole loop: a Ctrl-C that arrives while a line is being
         // written is kept for the next turn (a fresh `ctrl_c()` per turn would miss it).
         let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut rx = client.follow_logs(&services, Some(n)).await?;
+        let mut rx = client.follow_logs(&services, n).await?;
         loop {
             tokio::select! {
                 line = rx.recv() => match line {
@@ -61,7 +63,7 @@ pub async fn logs(client: &Client, args: LogsArgs, io: &mut Io<'_>) -> Result<i3
             }
         }
     } else {
-        for l in client.logs(&services, Some(n)).await? {
+        for l in client.logs(&services, n).await? {
             writeln!(io.out, "{}", log_line(&l, json)?)?;
         }
     }
