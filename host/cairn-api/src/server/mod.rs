@@ -465,25 +465,9 @@ pub async fn serve_tls(
         let tcp = TcpListener::bind(addr).await?;
         let (api, limits, closed_rx) = (api.clone(), limits.clone(), closed_rx.clone());
         tasks.push(tokio::spawn(async move {
-            let count = Arc::new(AtomicUsize::new(0));
-            let mut backoff = AcceptBackoff::new();
-            let what = addr.to_string();
+            let mut admit = TcpAdmission::new(addr);
             loop {
-                let stream = match tcp.accept().await {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        backoff.failed(&what, &e).await;
-                        continue;
-                    }
-                };
-                backoff.reset();
-                // TCP peers have no identity: they share the share of one unprivileged user.
-                let Some(admission) =
-                    admit_or_refuse(&limits, &count, u32::MAX, &stream, |s, b| s.try_write(b))
-                else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
+                let (stream, _, admission) = admit.next(&tcp, &limits).await;
                 serve_conn(
                     api.clone(),
                     limits.clone(),
@@ -502,25 +486,10 @@ pub async fn serve_tls(
         let (api, limits, closed_rx) = (api.clone(), limits.clone(), closed_rx.clone());
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         tasks.push(tokio::spawn(async move {
-            let count = Arc::new(AtomicUsize::new(0));
-            let mut backoff = AcceptBackoff::new();
-            let what = addr.to_string();
+            let mut admit = TcpAdmission::new(addr);
             loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        backoff.failed(&what, &e).await;
-                        continue;
-                    }
-                };
-                backoff.reset();
                 // Counted as plain HTTP peers are, from before the handshake.
-                let Some(admission) =
-                    admit_or_refuse(&limits, &count, u32::MAX, &stream, |s, b| s.try_write(b))
-                else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
+                let (stream, peer, admission) = admit.next(&tcp, &limits).await;
                 let (api, limits, closed, acceptor) = (
                     api.clone(),
                     limits.clone(),
@@ -566,6 +535,50 @@ pub async fn serve_tls(
         socket: Some(socket.to_path_buf()),
         closed,
     })
+}
+
+/// The accept loop of a TCP listener (HTTP or HTTPS): accept errors back off, and every
+/// peer is admitted as one unprivileged user (TCP peers have no identity: they share its
+/// share of connections).
+struct TcpAdmission {
+    count: Arc<AtomicUsize>,
+    backoff: AcceptBackoff,
+    what: String,
+}
+
+impl TcpAdmission {
+    fn new(addr: SocketAddr) -> Self {
+        TcpAdmission {
+            count: Arc::new(AtomicUsize::new(0)),
+            backoff: AcceptBackoff::new(),
+            what: addr.to_string(),
+        }
+    }
+
+    /// The next admitted peer (refused ones are answered 503 and closed here).
+    async fn next(
+        &mut self,
+        tcp: &TcpListener,
+        limits: &Limits,
+    ) -> (tokio::net::TcpStream, SocketAddr, limits::Admission) {
+        loop {
+            let (stream, peer) = match tcp.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    self.backoff.failed(&self.what, &e).await;
+                    continue;
+                }
+            };
+            self.backoff.reset();
+            let admitted = admit_or_refuse(limits, &self.count, u32::MAX, &stream, |s, b| {
+                s.try_write(b)
+            });
+            if let Some(admission) = admitted {
+                let _ = stream.set_nodelay(true);
+                return (stream, peer, admission);
+            }
+        }
+    }
 }
 
 /// A connection with its admission, given back when the connection is dropped.
