@@ -42,6 +42,8 @@ const SCRIPT: &[Step] = &[
     ("GET", "/v1/health", None),
     ("GET", "/v1/health?level=bad", None),
     ("GET", "/v1/identities", None),
+    ("POST", "/v1/pairing", Some(r#"{"action":"pair"}"#)),
+    ("GET", "/v1/pairing", None),
     ("GET", "/v1/nope", None),
     ("PUT", "/v1/services", Some("{}")),
     ("GET", "/v1/plan?format=yaml", None),

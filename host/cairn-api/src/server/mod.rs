@@ -46,6 +46,7 @@ mod identities;
 mod limits;
 mod logs;
 mod notices;
+mod pairing;
 mod plan;
 mod routes;
 mod services;
@@ -65,6 +66,10 @@ pub enum Access {
     Read,
     /// An `admin` user on the unix socket or over HTTPS.
     Admin,
+    /// Pebble's `PairingAccess`: any caller over HTTPS while a pairing window is open.
+    /// Pebble v1.32.1 opens none (its `EnablePairing` has no caller) and neither does
+    /// Cairn, so every caller is refused, as Pebble refuses them.
+    Pairing,
 }
 
 impl Access {
@@ -80,6 +85,8 @@ impl Access {
                 (matches!(caller, Caller::Http) && user == Some(IdentityAccess::Metrics))
                     || (concealed && user >= Some(IdentityAccess::Metrics))
             }
+            Access::Pairing => matches!(caller, Caller::Https(_)) && PAIRING_WINDOW_OPEN,
+
         }
     }
 }
@@ -176,6 +183,9 @@ impl ApiServer {
         })
     }
 }
+
+/// Whether a pairing window is open: never, as in stock Pebble (see [`Access::Pairing`]).
+const PAIRING_WINDOW_OPEN: bool = false;
 
 /// What a handler is given besides the request body: the server, the caller, the path's
 /// variables in order, and the query.

@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response};
 use super::limits::{DEFAULT_BODY_LIMIT, LAYERS_BODY_LIMIT, Limits, NOTICES_BODY_LIMIT};
 use super::{
     Access, ApiServer, Body, Call, Caller, Query, changes, checks, exec, files, full, identities,
-    logs, notices, plan, services, signals, system,
+    logs, notices, pairing, plan, services, signals, system,
 };
 use crate::envelope::Reply;
 
@@ -125,6 +125,11 @@ pub(super) const ROUTES: &[Route] = &[
         path: "/v1/identities",
         get: Some((Access::Read, Handler::Reply(identities::list))),
         post: Some((Access::Admin, Handler::Reply(identities::post))),
+    },
+    Route {
+        path: "/v1/pairing",
+        get: None,
+        post: Some((Access::Pairing, Handler::Reply(pairing::post))),
     },
     Route {
         path: "/v1/metrics",
