@@ -670,7 +670,9 @@ fn a_client_certificate_identity_reads_over_https_as_on_real_pebble() -> Result<
     let codes: Vec<&str> = got.iter().map(|(_, c)| c.as_str()).collect();
     assert_eq!(
         codes,
-        ["000", "200", "200", "200", "200", "401", "200", "401", "401"],
+        [
+            "000", "200", "200", "200", "200", "401", "200", "401", "401"
+        ],
         "{got:?}"
     );
     // The server's identity key and certificate are kept as Pebble keeps them.

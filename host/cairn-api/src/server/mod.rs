@@ -86,7 +86,6 @@ impl Access {
                     || (concealed && user >= Some(IdentityAccess::Metrics))
             }
             Access::Pairing => matches!(caller, Caller::Https(_)) && PAIRING_WINDOW_OPEN,
-
         }
     }
 }
