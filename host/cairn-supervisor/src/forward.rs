@@ -1030,18 +1030,16 @@ impl Forwarder {
 /// Waits for stopping gatherers to send what they hold; abandons them after the timeout.
 async fn finish(tasks: Vec<JoinHandle<()>>) {
     let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
-    let all = futures_join(tasks);
+    let all = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
     if tokio::time::timeout(STOP_TIMEOUT, all).await.is_err() {
         tracing::debug!("log targets did not finish sending in time");
         for a in aborts {
             a.abort();
         }
-    }
-}
-
-async fn futures_join(tasks: Vec<JoinHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
     }
 }
 

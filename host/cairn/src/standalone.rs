@@ -44,9 +44,14 @@ impl RunOptions {
             create_dirs: flags.create_dirs,
             args,
             identities: flags.identities,
-            verbose: flags.verbose || std::env::var("PEBBLE_VERBOSE").is_ok_and(|v| v == "1"),
+            verbose: verbose(flags.verbose),
         }
     }
+}
+
+/// `--verbose`, or `PEBBLE_VERBOSE=1` as Pebble reads it.
+fn verbose(flag: bool) -> bool {
+    flag || std::env::var("PEBBLE_VERBOSE").is_ok_and(|v| v == "1")
 }
 
 /// Pebble's `convertArgs`: one list per service, named first, each service at most once.
@@ -131,7 +136,7 @@ fn enter_kind(subcommand: &[String]) -> Option<EnterKind> {
 /// Whether `enter` with `subcommand` keeps the daemon's log quiet (Pebble silences it for
 /// `exec` always and for the read-only subcommands unless `-v`).
 pub fn enter_is_quiet(subcommand: &[String], verbose: bool) -> bool {
-    let verbose = verbose || std::env::var("PEBBLE_VERBOSE").is_ok_and(|v| v == "1");
+    let verbose = self::verbose(verbose);
     match enter_kind(subcommand) {
         Some(EnterKind::Exec) => true,
         Some(EnterKind::Look) => !verbose,

@@ -146,15 +146,18 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
     })
 }
 
+/// A private file's text, refused unless it is 0600 (as Pebble refuses it).
+fn read_private(path: &Path) -> Result<String, String> {
+    expect_permission(path, 0o600)?;
+    std::fs::read_to_string(path).map_err(|e| e.to_string())
+}
+
 /// The daemon's ed25519 identity key (`identity/key.pem`, PKCS #8), made on first use.
 fn identity_key(dir: &Path) -> Result<KeyPair, TlsError> {
     private_dir(dir).map_err(files_err("prepare identity key directory"))?;
     let path = dir.join("key.pem");
     if path.exists() {
-        expect_permission(&path, 0o600).map_err(files_err("load identity key"))?;
-        let pem = std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .map_err(files_err("load identity key"))?;
+        let pem = read_private(&path).map_err(files_err("load identity key"))?;
         let key = KeyPair::from_pem(&pem)
             .map_err(|e| format!("{e} in {:?}", path.display().to_string()))
             .map_err(files_err("load identity key"))?;
@@ -231,10 +234,7 @@ fn identity_certificate(
     private_dir(dir).map_err(files_err("create TLS directory"))?;
     let path = dir.join("identity.pem");
     if path.exists() {
-        expect_permission(&path, 0o600).map_err(files_err("load identity certificate"))?;
-        let pem = std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .map_err(files_err("load identity certificate"))?;
+        let pem = read_private(&path).map_err(files_err("load identity certificate"))?;
         let der = cairn_supervisor::identities::certificate_der(&pem)
             .map_err(files_err("load identity certificate"))?;
         if derived_from(&der, &key) {
