@@ -11,6 +11,11 @@
 //! `DB_URL` (a change restarts it on replan) and serves it as `db.txt` from its `site-dir`,
 //! and publishes its own site (`site`) in its unit bag; when the relation is broken the
 //! server runs without them again and the status says the relation went.
+//!
+//! `web-pebble-ready` before the container's Pebble answers is deferred. The custom notice
+//! `example.com/web/restart` (`pebble notify example.com/web/restart` in the container,
+//! after the site changed say) restarts the server. The `site-info` action reports the
+//! port, the served directory and its files; it fails when the server is not running.
 
 use cairn_sdk::prelude::*;
 
@@ -24,6 +29,10 @@ const PORT_KEY: &str = "port";
 const UP: &str = "up";
 /// The endpoint a database relates on.
 const DB: &str = "db";
+/// Key of the custom notice that asks for a restart of the server.
+const RESTART: &str = "example.com/web/restart";
+/// Default directory served.
+const DEFAULT_DIR: &str = "/tmp/cairn-web";
 
 /// The charm; it keeps nothing between events except the port in stored state.
 #[derive(Default)]
@@ -117,7 +126,7 @@ impl WebCharm {
         let dir = ctx
             .config()
             .get_str("site-dir")
-            .unwrap_or_else(|| "/tmp/cairn-web".into());
+            .unwrap_or_else(|| DEFAULT_DIR.into());
         if !dir.starts_with('/') || dir.contains(char::is_whitespace) {
             let reason =
                 format!("invalid site-dir {dir:?}: must be an absolute path without spaces");
@@ -153,7 +162,63 @@ impl WebCharm {
 
 impl Charm for WebCharm {
     fn on_pebble_ready(&mut self, ctx: &mut Context, container: Container) -> Result<()> {
+        if !container.can_connect() {
+            // Pebble went away again before the charm ran: try again with the next event.
+            ctx.set_unit_status(Status::waiting("waiting for Pebble in the web container"));
+            ctx.defer();
+            return Ok(());
+        }
         self.reconcile(ctx, &container)
+    }
+
+    fn on_pebble_custom_notice(&mut self, ctx: &mut Context, event: NoticeEvent) -> Result<()> {
+        if event.notice.key != RESTART {
+            return Ok(());
+        }
+        let web = ctx.container(WEB)?;
+        if !web
+            .get_services(&[HTTP])?
+            .iter()
+            .any(ServiceInfo::is_running)
+        {
+            info!("restart asked while the server is not running: nothing to do");
+            return Ok(());
+        }
+        web.restart(&[HTTP])?;
+        info!(
+            "server restarted on request ({} requests so far)",
+            event.notice.occurrences
+        );
+        Ok(())
+    }
+
+    fn on_action(&mut self, ctx: &mut Context, action: ActionEvent) -> Result<()> {
+        if action.name != "site-info" {
+            return Ok(());
+        }
+        let web = ctx.container(WEB)?;
+        let running = web.can_connect()
+            && web
+                .get_services(&[HTTP])?
+                .iter()
+                .any(ServiceInfo::is_running);
+        let Some(port) = ctx.state().load::<u16>(PORT_KEY)?.filter(|_| running) else {
+            return action.fail("the server is not running");
+        };
+        let dir = ctx
+            .config()
+            .get_str("site-dir")
+            .unwrap_or_else(|| DEFAULT_DIR.into());
+        let files: Vec<String> = web
+            .list_files(&dir, None, false)?
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        action.set_results(&[
+            ("port", port.to_string()),
+            ("site-dir", dir),
+            ("files", files.join(",")),
+        ])
     }
 
     fn on_config_changed(&mut self, ctx: &mut Context) -> Result<()> {

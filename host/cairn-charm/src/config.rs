@@ -20,6 +20,42 @@ pub enum ConfigValue {
     String(String),
 }
 
+impl From<bool> for ConfigValue {
+    fn from(v: bool) -> Self {
+        ConfigValue::Bool(v)
+    }
+}
+
+impl From<i64> for ConfigValue {
+    fn from(v: i64) -> Self {
+        ConfigValue::Int(v)
+    }
+}
+
+impl From<i32> for ConfigValue {
+    fn from(v: i32) -> Self {
+        ConfigValue::Int(v.into())
+    }
+}
+
+impl From<f64> for ConfigValue {
+    fn from(v: f64) -> Self {
+        ConfigValue::Float(v)
+    }
+}
+
+impl From<&str> for ConfigValue {
+    fn from(v: &str) -> Self {
+        ConfigValue::String(v.to_string())
+    }
+}
+
+impl From<String> for ConfigValue {
+    fn from(v: String) -> Self {
+        ConfigValue::String(v)
+    }
+}
+
 impl std::fmt::Display for ConfigValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -334,7 +334,9 @@ pub struct Ownership {
     pub group: String,
 }
 
-fn parse_permissions(s: &str, default: u32) -> Result<u32, FileError> {
+/// A file mode as the API takes it (three octal digits; empty for `default`), with
+/// Pebble's message for anything else.
+pub fn parse_permissions(s: &str, default: u32) -> Result<u32, FileError> {
     if s.is_empty() {
         return Ok(default);
     }

@@ -8,12 +8,16 @@
 //! container in the [`UnitContext`](super::UnitContext) lent to an event; the bindings
 //! match on it at each call. It is an enum rather than a trait object: the embedded path
 //! stays a direct call on the supervisor, with no allocation or dynamic dispatch added.
+//! The third kind, [`ContainerBackend::Custom`], is the embedder's own code behind the
+//! [`ContainerApi`] trait (a declared state in `cairn-testing`).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cairn_supervisor::Supervisor;
+
+use super::custom::ContainerApi;
 
 /// What serves one container's WIT calls.
 #[derive(Clone)]
@@ -22,6 +26,8 @@ pub enum ContainerBackend {
     Embedded(Supervisor),
     /// A Pebble API server on a unix socket (real Pebble, or `cairn pebble run`).
     Pebble(PebbleClient),
+    /// The embedder's own implementation, answering in-process.
+    Custom(Arc<dyn ContainerApi>),
 }
 
 impl ContainerBackend {
@@ -35,7 +41,7 @@ impl ContainerBackend {
     pub fn supervisor(&self) -> Option<&Supervisor> {
         match self {
             ContainerBackend::Embedded(s) => Some(s),
-            ContainerBackend::Pebble(_) => None,
+            ContainerBackend::Pebble(_) | ContainerBackend::Custom(_) => None,
         }
     }
 }
@@ -51,6 +57,7 @@ impl std::fmt::Debug for ContainerBackend {
         match self {
             ContainerBackend::Embedded(s) => write!(f, "Embedded({})", s.dir().display()),
             ContainerBackend::Pebble(c) => write!(f, "Pebble({})", c.socket().display()),
+            ContainerBackend::Custom(_) => f.write_str("Custom(..)"),
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod backend;
 mod bindings;
+pub mod custom;
 mod engine;
 mod limits;
 #[cfg(test)]
@@ -15,4 +16,5 @@ mod tests;
 
 pub use backend::{ContainerBackend, PebbleClient};
 pub use bindings::{ActionReport, LazyFacts, UnitContext, UnitFacts};
+pub use custom::{Command, ContainerApi, ContainerError, ExecOutput, NoticeQuery};
 pub use engine::{Charm, Dispatched, Failure, Interrupt, Runtime, RuntimeConfig};

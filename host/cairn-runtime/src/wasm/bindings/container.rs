@@ -11,8 +11,8 @@ use cairn_supervisor::{ServicesAction, Supervisor, SupervisorError};
 use wasmtime::component::Resource;
 
 use super::convert::{
-    api_error, check_info, check_level_filter, file_info, ownership, path_error, service_info,
-    typed_plan, wit_notice,
+    api_error, check_info, check_level_filter, custom_error, file_info, ownership, path_error,
+    service_info, typed_plan, wit_notice,
 };
 use super::process::ProcessRes;
 use super::remote::{self, client_error, list_error};
@@ -70,6 +70,17 @@ impl StoreState {
     ) -> Result<(), pebble::Error> {
         let sup = match self.backend(res)? {
             ContainerBackend::Embedded(sup) => sup,
+            ContainerBackend::Custom(c) => {
+                return match c.services_action(action, &names) {
+                    // As the other backends: autostart with nothing to start is not an error.
+                    Err(crate::wasm::ContainerError::Api { kind, .. })
+                        if action == ServicesAction::Autostart && kind == "no-default-services" =>
+                    {
+                        Ok(())
+                    }
+                    r => r.map_err(custom_error),
+                };
+            }
             ContainerBackend::Pebble(c) => {
                 return remote::run_services(
                     &c,
@@ -162,25 +173,31 @@ impl StoreState {
                 ),
             })
         })?;
-        let opts = cairn_api::ExecOptions {
-            command,
-            environment: options.environment.into_iter().collect(),
-            working_dir: options.working_dir,
-            timeout: options.timeout_ms.map(Duration::from_millis),
-            user_id: options.user_id,
-            user: options.user,
-            group_id: options.group_id,
-            group: options.group,
-            service_context: options.service_context,
-            terminal: false,
-            interactive: false,
-            split_stderr: options.split_stderr,
-        };
+        let opts = exec_options(command, options);
         let started = until_deadline(self.deadline, "call exec", async {
             c.api().exec_start(&opts).await.map_err(client_error)
         })
         .await?;
         Ok(ProcessRes::remote(c, started, slot))
+    }
+}
+
+/// A guest's exec request as the API's options (what a client backend sends, and what a
+/// custom backend is given).
+fn exec_options(command: Vec<String>, options: pebble::ExecOptions) -> cairn_api::ExecOptions {
+    cairn_api::ExecOptions {
+        command,
+        environment: options.environment.into_iter().collect(),
+        working_dir: options.working_dir,
+        timeout: options.timeout_ms.map(Duration::from_millis),
+        user_id: options.user_id,
+        user: options.user,
+        group_id: options.group_id,
+        group: options.group,
+        service_context: options.service_context,
+        terminal: false,
+        interactive: false,
+        split_stderr: options.split_stderr,
     }
 }
 
@@ -196,6 +213,11 @@ impl pebble::HostContainer for StoreState {
         let res = match self.backend(&self_)? {
             ContainerBackend::Embedded(sup) => self.exec_embedded(sup, command, options)?,
             ContainerBackend::Pebble(c) => self.exec_remote(c, command, options).await?,
+            ContainerBackend::Custom(c) => {
+                let opts = exec_options(command, options);
+                let run = c.exec(&opts).map_err(custom_error)?;
+                ProcessRes::custom(run, opts.split_stderr)
+            }
         };
         self.table
             .push(res)
@@ -224,6 +246,7 @@ impl pebble::HostContainer for StoreState {
     async fn can_connect(&mut self, self_: Resource<ContainerRes>) -> bool {
         match self.backend(&self_) {
             Ok(ContainerBackend::Embedded(_)) => true,
+            Ok(ContainerBackend::Custom(c)) => c.can_connect(),
             // As ops: the API answers `GET /v1/system-info`.
             Ok(ContainerBackend::Pebble(c)) => until_deadline(self.deadline, "connect", async {
                 c.api().system_info().await.map_err(client_error)
@@ -255,6 +278,9 @@ impl pebble::HostContainer for StoreState {
                 )
                 .await
             }
+            ContainerBackend::Custom(c) => {
+                c.add_layer(&label, &layer, combine).map_err(custom_error)
+            }
             ContainerBackend::Pebble(c) => {
                 until_deadline(self.deadline, "add the layer", async {
                     c.api()
@@ -273,6 +299,7 @@ impl pebble::HostContainer for StoreState {
     ) -> Result<pebble::Plan, pebble::Error> {
         match self.backend(&self_)? {
             ContainerBackend::Embedded(sup) => Ok(typed_plan(&sup.plan())),
+            ContainerBackend::Custom(c) => Ok(typed_plan(&c.plan().map_err(custom_error)?)),
             ContainerBackend::Pebble(c) => {
                 let yaml = until_deadline(self.deadline, "get the plan", async {
                     c.api().plan().await.map_err(client_error)
@@ -289,6 +316,7 @@ impl pebble::HostContainer for StoreState {
     ) -> Result<String, pebble::Error> {
         match self.backend(&self_)? {
             ContainerBackend::Embedded(sup) => Ok(sup.plan().to_yaml()),
+            ContainerBackend::Custom(c) => Ok(c.plan().map_err(custom_error)?.to_yaml()),
             ContainerBackend::Pebble(c) => {
                 until_deadline(self.deadline, "get the plan", async {
                     c.api().plan().await.map_err(client_error)
@@ -314,6 +342,7 @@ impl pebble::HostContainer for StoreState {
                     false => SupervisorError::Internal(e.to_string()),
                 })
             }),
+            ContainerBackend::Custom(c) => c.send_signal(&signal, &names).map_err(custom_error),
             ContainerBackend::Pebble(c) => {
                 until_deadline(self.deadline, "send the signal", async {
                     c.api()
@@ -367,6 +396,12 @@ impl pebble::HostContainer for StoreState {
             ContainerBackend::Embedded(sup) => {
                 Ok(sup.services(&names).into_iter().map(service_info).collect())
             }
+            ContainerBackend::Custom(c) => Ok(c
+                .services(&names)
+                .map_err(custom_error)?
+                .into_iter()
+                .map(remote::service_info)
+                .collect()),
             ContainerBackend::Pebble(c) => {
                 let list = until_deadline(self.deadline, "get the services", async {
                     c.api().services(&names).await.map_err(client_error)
@@ -389,6 +424,12 @@ impl pebble::HostContainer for StoreState {
                 .checks(level, &names)
                 .into_iter()
                 .map(|c| check_info(&c.into()))
+                .collect()),
+            ContainerBackend::Custom(c) => Ok(c
+                .checks(level, &names)
+                .map_err(custom_error)?
+                .into_iter()
+                .map(remote::check_info)
                 .collect()),
             ContainerBackend::Pebble(c) => {
                 let level = level.map(cairn_api::types::level_name).unwrap_or("");
@@ -424,6 +465,19 @@ impl pebble::HostContainer for StoreState {
     ) -> Result<Vec<wit::Notice>, pebble::Error> {
         let sup = match self.backend(&self_)? {
             ContainerBackend::Embedded(sup) => sup,
+            ContainerBackend::Custom(c) => {
+                let query = crate::wasm::NoticeQuery {
+                    types: filter.types,
+                    keys: filter.keys,
+                    after: filter.after,
+                };
+                return Ok(c
+                    .notices(&query)
+                    .map_err(custom_error)?
+                    .into_iter()
+                    .map(remote::notice)
+                    .collect());
+            }
             ContainerBackend::Pebble(c) => {
                 let query = remote::notices_query(&filter);
                 let list = until_deadline(self.deadline, "get the notices", async {
@@ -479,6 +533,7 @@ impl pebble::HostContainer for StoreState {
                         "cannot find notice with ID {id:?}"
                     )))
                 }),
+            ContainerBackend::Custom(c) => Ok(remote::notice(c.notice(&id).map_err(custom_error)?)),
             ContainerBackend::Pebble(c) => {
                 let n = until_deadline(self.deadline, "get the notice", async {
                     c.api().notice(&id).await.map_err(client_error)
@@ -514,6 +569,9 @@ impl pebble::HostContainer for StoreState {
                 )
                 .await
             }
+            ContainerBackend::Custom(c) => c
+                .push(&item.path, &data, item.make_dirs, &item.ownership)
+                .map_err(custom_error),
             ContainerBackend::Pebble(c) => {
                 until_deadline(self.deadline, "push the file", async {
                     c.api()
@@ -572,6 +630,13 @@ impl pebble::HostContainer for StoreState {
                 )
                 .await?
             }
+            ContainerBackend::Custom(c) => {
+                let data = c.pull(&path).map_err(custom_error)?;
+                match data.len() as u64 {
+                    size if size > limit => Err(size),
+                    _ => Ok(data),
+                }
+            }
         };
         let too_big = |size: u64| {
             self.spend
@@ -619,6 +684,14 @@ impl pebble::HostContainer for StoreState {
                 )
                 .await
             }
+            ContainerBackend::Custom(c) => {
+                listable(&path)?;
+                Ok(c.list_files(&path, pattern.as_deref(), itself)
+                    .map_err(custom_error)?
+                    .into_iter()
+                    .map(remote::file_info)
+                    .collect())
+            }
             ContainerBackend::Pebble(c) => {
                 let list = until_deadline(self.deadline, "list files", async {
                     c.api()
@@ -657,6 +730,9 @@ impl pebble::HostContainer for StoreState {
                 )
                 .await
             }
+            ContainerBackend::Custom(c) => c
+                .make_dir(&path, options.make_parents, &owner)
+                .map_err(custom_error),
             ContainerBackend::Pebble(c) => {
                 until_deadline(self.deadline, "make the directory", async {
                     c.api()
@@ -688,6 +764,7 @@ impl pebble::HostContainer for StoreState {
                 )
                 .await
             }
+            ContainerBackend::Custom(c) => c.remove_path(&path, recursive).map_err(custom_error),
             ContainerBackend::Pebble(c) => {
                 until_deadline(self.deadline, "remove the path", async {
                     c.api()
@@ -735,6 +812,9 @@ impl StoreState {
                 sup.start_checks(&names).map_err(api_error)
             }
             ContainerBackend::Embedded(sup) => sup.stop_checks(&names).map_err(api_error),
+            ContainerBackend::Custom(c) => c
+                .checks_action(action == "start", &names)
+                .map_err(custom_error),
             ContainerBackend::Pebble(c) => {
                 until_deadline(self.deadline, "change the checks", async {
                     c.api()
@@ -772,6 +852,16 @@ impl StoreState {
                     },
                 )
                 .await
+            }
+            ContainerBackend::Custom(c) => {
+                listable(&path)?;
+                match c.list_files(&path, None, true) {
+                    Ok(l) => Ok(Some(l.first().is_some_and(|f| f.type_ == "directory"))),
+                    Err(crate::wasm::ContainerError::Path { kind, .. }) if kind == "not-found" => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(custom_error(e)),
+                }
             }
             ContainerBackend::Pebble(c) => {
                 until_deadline(self.deadline, "look up the path", async {

@@ -421,3 +421,29 @@ pub(super) fn file_info(f: cairn_supervisor::files::FileInfo) -> pebble::FileInf
         group: Some(f.group).filter(|g| !g.is_empty()),
     }
 }
+
+/// A custom container's error as the guest sees it (as the client backend's: a 504 is a
+/// timeout).
+pub(super) fn custom_error(e: crate::wasm::ContainerError) -> pebble::Error {
+    use crate::wasm::ContainerError as E;
+    match e {
+        E::Connection(m) => pebble::Error::Connection(m),
+        E::Api {
+            code: 504, message, ..
+        } => pebble::Error::Timeout(message),
+        E::Api {
+            code,
+            kind,
+            message,
+        } => pebble::Error::Api(pebble::ApiError {
+            code,
+            status: cairn_api::envelope::reason(code).into(),
+            kind,
+            message,
+        }),
+        E::Path { kind, message } => pebble::Error::Path(pebble::PathError { kind, message }),
+        E::Change { change_id, err } => {
+            pebble::Error::Change(pebble::ChangeError { change_id, err })
+        }
+    }
+}

@@ -2,6 +2,8 @@
 //! streams (read piecewise or to the end) and its signals. Whichever backend runs the
 //! command, its I/O arrives as the same channels (the embedded supervisor's exec endpoints,
 //! or `cairn_api::ExecProcess`'s websocket pumps); only waiting for its change differs.
+//! A custom backend's command ([`Command`]) runs once the guest has given all its stdin
+//! (it closed stdin, read output or waited); its output is then read from memory.
 
 use cairn_supervisor::Supervisor;
 use cairn_supervisor::exec::{Control, Endpoint, ExecStarted, Stdin};
@@ -11,6 +13,7 @@ use super::convert::api_error;
 use super::remote::client_error;
 use super::{StoreState, pebble, until_deadline};
 use crate::wasm::backend::{ExecSlot, PebbleClient};
+use crate::wasm::custom::Command;
 
 /// A command started by a guest: its I/O channels and change.
 pub struct ProcessRes {
@@ -23,6 +26,15 @@ pub struct ProcessRes {
     /// Through the API: its place in the host's budget of concurrent execs, given back
     /// when the process is dropped.
     _slot: Option<ExecSlot>,
+    /// From a custom backend: the command until it runs, and the stdin it was given.
+    pending: Option<Pending>,
+}
+
+/// A custom backend's command that has not run yet.
+struct Pending {
+    command: Box<dyn Command>,
+    stdin: Vec<u8>,
+    split_stderr: bool,
 }
 
 /// Where the command's change is waited on.
@@ -30,6 +42,8 @@ pub struct ProcessRes {
 enum Waiter {
     Embedded(Supervisor),
     Pebble(PebbleClient),
+    /// A custom backend's command: how it ended, once it ran.
+    Done(Option<Result<i32, pebble::Error>>),
 }
 
 impl Waiter {
@@ -54,6 +68,9 @@ impl Waiter {
                     .map_err(client_error)?;
                 Ok((exit_code(info.tasks.first().map(|t| &t.data)), info.err))
             }
+            Waiter::Done(Some(Ok(code))) => Ok((*code, None)),
+            Waiter::Done(Some(Err(e))) => Err(e.clone()),
+            Waiter::Done(None) => Err(pebble::Error::Connection("the command never ran".into())),
         }
     }
 }
@@ -74,6 +91,7 @@ impl ProcessRes {
             stderr: OutputStream::default(),
             control: None,
             _slot: None,
+            pending: None,
         };
         if let Endpoint::Control(c) = connect("control")? {
             res.control = Some(c);
@@ -104,6 +122,46 @@ impl ProcessRes {
             },
             control: Some(p.control),
             _slot: Some(slot),
+            pending: None,
+        }
+    }
+
+    /// A command a custom backend accepted; it runs when the guest has given its stdin.
+    pub(super) fn custom(command: Box<dyn Command>, split_stderr: bool) -> Self {
+        ProcessRes {
+            waiter: Waiter::Done(None),
+            change: String::new(),
+            stdin: None,
+            stdout: OutputStream::default(),
+            stderr: OutputStream::default(),
+            control: None,
+            _slot: None,
+            pending: Some(Pending {
+                command,
+                stdin: Vec::new(),
+                split_stderr,
+            }),
+        }
+    }
+
+    /// Runs a custom backend's command if it has not run: its output becomes the streams'
+    /// (stderr after stdout on the one stream unless split, as a real command's merged
+    /// output), its end the waiter's.
+    fn run_pending(&mut self) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        match p.command.run(p.stdin) {
+            Ok(mut out) => {
+                if !p.split_stderr {
+                    let err = std::mem::take(&mut out.stderr);
+                    out.stdout.extend(err);
+                }
+                self.stdout.pending = out.stdout.into();
+                self.stderr.pending = out.stderr.into();
+                self.waiter = Waiter::Done(Some(Ok(out.exit_code)));
+            }
+            Err(e) => self.waiter = Waiter::Done(Some(Err(super::convert::custom_error(e)))),
         }
     }
 }
@@ -165,6 +223,12 @@ impl pebble::HostProcess for StoreState {
         self_: Resource<ProcessRes>,
         data: Vec<u8>,
     ) -> Result<(), pebble::Error> {
+        if let Ok(p) = self.table.get_mut(&self_)
+            && let Some(pending) = p.pending.as_mut()
+        {
+            pending.stdin.extend_from_slice(&data);
+            return Ok(());
+        }
         let tx = self.process(&self_)?.stdin.clone();
         let tx = tx.ok_or_else(|| pebble::Error::Connection("stdin is closed".into()))?;
         until_deadline(self.deadline, "write to the command's stdin", async move {
@@ -176,6 +240,9 @@ impl pebble::HostProcess for StoreState {
     }
 
     async fn close_stdin(&mut self, self_: Resource<ProcessRes>) {
+        if let Ok(p) = self.table.get_mut(&self_) {
+            p.run_pending();
+        }
         if let Ok(p) = self.table.get_mut(&self_)
             && let Some(tx) = p.stdin.take()
         {
@@ -197,7 +264,12 @@ impl pebble::HostProcess for StoreState {
         } else {
             format!("SIG{signal}")
         };
-        let tx = self.process(&self_)?.control.clone();
+        let p = self.process(&self_)?;
+        if matches!(p.waiter, Waiter::Done(_)) {
+            // A custom backend's command has ended (or ends at once): nothing to signal.
+            return Ok(());
+        }
+        let tx = p.control.clone();
         let tx = tx.ok_or_else(|| pebble::Error::Connection("no control channel".into()))?;
         until_deadline(self.deadline, "send a signal to the command", async move {
             tx.send(Control::Signal(signal))
@@ -261,6 +333,10 @@ impl StoreState {
             .table
             .get_mut(&res)
             .map_err(|e| pebble::Error::Connection(e.to_string()))?;
+        p.run_pending();
+        if let Waiter::Done(Some(Err(e))) = &p.waiter {
+            return Err(e.clone());
+        }
         let slot = if stderr { &mut p.stderr } else { &mut p.stdout };
         let mut stream = std::mem::take(slot);
         let max = (max as usize).min(MAX_READ);
@@ -283,6 +359,7 @@ impl StoreState {
             .table
             .get_mut(&res)
             .map_err(|e| pebble::Error::Connection(e.to_string()))?;
+        p.run_pending();
         let stdin = p.stdin.take();
         let mut out = std::mem::take(&mut p.stdout);
         let mut err = std::mem::take(&mut p.stderr);

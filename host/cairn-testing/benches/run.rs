@@ -1,0 +1,2 @@
+//! Placeholder, replaced by the events-per-second bench.
+fn main() {}
