@@ -655,7 +655,8 @@ pub(crate) mod served {
             let parent = parent_of(path).unwrap_or("/");
             if !self.is_dir(parent) {
                 if !parents {
-                    return Err(not_found("mkdir", path));
+                    // The host makes the directory under a temporary name first.
+                    return Err(not_found("mkdir", &format!("{path}.mkdir-new")));
                 }
                 self.make_dir_at(parent, true, mode)?;
             }
@@ -877,9 +878,10 @@ pub(crate) mod served {
             let mut c = self.lock()?;
             absolute(path)?;
             if c.is_dir(path) {
+                // As the host's atomic write: the temporary file cannot replace a directory.
                 return Err(path_err(
                     "generic-file-error",
-                    format!("open {path}: is a directory"),
+                    format!("rename {path}.1~ {path}: file exists"),
                 ));
             }
             let parent = parent_of(path).unwrap_or("/");
@@ -1007,5 +1009,148 @@ pub(crate) mod served {
                 args,
             }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use cairn_runtime::wasm::{ContainerApi, ContainerError};
+    use cairn_supervisor::files::{self, FileError, Ownership, WriteItem};
+
+    use super::Container;
+    use super::served::Served;
+
+    /// The host's error, with the random name of an atomic write's temporary file
+    /// (`<path>.<digits>~`, as Pebble's) taken back to the path itself.
+    fn host_err(e: FileError) -> ContainerError {
+        ContainerError::path(e.kind.as_str(), untemp(&e.message))
+    }
+
+    /// `message` without the `.<digits>~` of temporary names.
+    fn untemp(message: &str) -> String {
+        let mut out = message.to_string();
+        while let Some(end) = out.find('~') {
+            match out[..end].rfind('.') {
+                Some(start) if out[start + 1..end].bytes().all(|b| b.is_ascii_digit()) => {
+                    out.replace_range(start..end + 1, "")
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// The same file calls on a declared container and on the host's own file code over a
+    /// real directory fail with the same kind and message.
+    #[test]
+    fn file_errors_are_the_hosts() {
+        let tmp = std::env::temp_dir().join(format!("cairn-testing-fs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(tmp.join("full")).unwrap();
+        std::fs::write(tmp.join("full/f"), b"x").unwrap();
+        std::fs::write(tmp.join("file"), b"x").unwrap();
+        let t = tmp.display().to_string();
+        let declared = Served(Arc::new(Mutex::new(
+            Container::new("c")
+                .dir(&t)
+                .file(&format!("{t}/full/f"), "x")
+                .file(&format!("{t}/file"), "x"),
+        )));
+        let own = Ownership::default();
+        let p = |rel: &str| format!("{t}/{rel}");
+
+        let push = |path: String| {
+            let item = WriteItem {
+                path: path.clone(),
+                make_dirs: false,
+                ownership: Ownership::default(),
+            };
+            (
+                files::write(None, &item, &mut &b"data"[..]).map_err(host_err),
+                declared
+                    .push(&path, b"data", false, &own)
+                    .map_err(|e| match e {
+                        ContainerError::Path { kind, message } => {
+                            ContainerError::path(&kind, untemp(&message))
+                        }
+                        e => e,
+                    }),
+            )
+        };
+        type Case = (
+            &'static str,
+            Result<(), ContainerError>,
+            Result<(), ContainerError>,
+        );
+        let cases: Vec<Case> = vec![
+            {
+                let (a, b) = push(p("missing/a.txt"));
+                ("push without parents", a, b)
+            },
+            {
+                let (a, b) = push(p("full"));
+                ("push over a directory", a, b)
+            },
+            (
+                "pull a missing file",
+                files::open_read(None, &p("nope"))
+                    .map(|_| ())
+                    .map_err(host_err),
+                declared.pull(&p("nope")).map(|_| ()),
+            ),
+            (
+                "pull a directory",
+                files::open_read(None, &p("full"))
+                    .map(|_| ())
+                    .map_err(host_err),
+                declared.pull(&p("full")).map(|_| ()),
+            ),
+            (
+                "make an existing directory",
+                files::make_dir(None, &p("full"), false, &own).map_err(host_err),
+                declared.make_dir(&p("full"), false, &own),
+            ),
+            (
+                "make a directory over a file",
+                files::make_dir(None, &p("file"), true, &own).map_err(host_err),
+                declared.make_dir(&p("file"), true, &own),
+            ),
+            (
+                "make a directory without parents",
+                files::make_dir(None, &p("a/b"), false, &own).map_err(host_err),
+                declared.make_dir(&p("a/b"), false, &own),
+            ),
+            (
+                "remove a directory that is not empty",
+                files::remove(None, &p("full"), false).map_err(host_err),
+                declared.remove_path(&p("full"), false),
+            ),
+            (
+                "remove a missing path",
+                files::remove(None, &p("nope"), false).map_err(host_err),
+                declared.remove_path(&p("nope"), false),
+            ),
+            (
+                "list a missing path",
+                files::list(None, &p("nope"), "", false)
+                    .map(|_| ())
+                    .map_err(host_err),
+                declared.list_files(&p("nope"), None, false).map(|_| ()),
+            ),
+            (
+                "a relative path",
+                files::open_read(None, "rel").map(|_| ()).map_err(host_err),
+                declared.pull("rel").map(|_| ()),
+            ),
+        ];
+        let _ = std::fs::remove_dir_all(&tmp);
+        let differ: Vec<String> = cases
+            .into_iter()
+            .filter(|(_, host, ours)| host.is_ok() || ours != host)
+            .map(|(what, host, ours)| format!("{what}: host {host:?}, declared {ours:?}"))
+            .collect();
+        assert!(differ.is_empty(), "{differ:#?}");
     }
 }

@@ -248,9 +248,13 @@ impl Context {
     /// [`run`](Self::run), on the caller's tokio runtime.
     pub async fn run_async(&self, event: Event, mut state: State) -> Result<State, RunError> {
         let meta = &self.loaded.meta;
+        // Each setting as the operator's `key=value` would be typed by the host.
+        let mut settings = BTreeMap::new();
         for (key, value) in &state.config {
-            meta.parse_setting(key, &value.to_string())
+            let typed = meta
+                .parse_setting(key, &value.to_string())
                 .map_err(|e| RunError::Config(e.to_string()))?;
+            settings.insert(key.clone(), typed);
         }
         if let Some(name) = state
             .containers
@@ -279,7 +283,7 @@ impl Context {
                 (n.clone(), ContainerBackend::Custom(api))
             })
             .collect();
-        ctx.config = meta.effective_config(&state.config);
+        ctx.config = meta.effective_config(&settings);
         ctx.unit_status = std::mem::take(&mut state.unit_status);
         ctx.app_status = std::mem::take(&mut state.app_status);
         ctx.leader = state.leader;
