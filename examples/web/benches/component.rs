@@ -7,7 +7,8 @@
 //! checks the port, connects, makes the site directory, looks for `db.txt`, adds the
 //! layer (parsed, combined and validated), replans, saves the port and sets the status.
 //!
-//! `cargo bench -p web-charm --bench component` (`CAIRN_BENCH_EVENTS`, default 5000).
+//! `cargo bench -p web-charm --bench component` (`CAIRN_BENCH_EVENTS`, default 5000;
+//! `CAIRN_BENCH_ONLY=component` runs only the first part, for a profiler).
 
 use std::time::Instant;
 
@@ -36,6 +37,15 @@ fn main() {
         assert_eq!(out.container("web").start_count("http"), 1);
     }
     let component = t.elapsed().as_secs_f64() / f64::from(n);
+
+    if std::env::var("CAIRN_BENCH_ONLY").as_deref() == Ok("component") {
+        println!(
+            "cairn-testing (component): {:>8.1} us/event  {:>8.0} events/s",
+            component * 1e6,
+            1.0 / component
+        );
+        return;
+    }
 
     // Same charm, native, through the SDK's harness.
     let mut h = Harness::<WebCharm>::from_charm_dir(dir).unwrap();

@@ -11,7 +11,7 @@ use crate::error::{PlanError, format_err};
 use crate::quote::quote;
 use crate::types::*;
 use crate::yaml::decode::{Decoder, Fail};
-use crate::yaml::parse::{Kind, parse};
+use crate::yaml::parse::{Doc, Kind, parse};
 use crate::yaml::{resolve, section_lines};
 
 const SERVICE_FIELDS: &[&str] = &[
@@ -147,81 +147,102 @@ pub fn parse_layer(order: u32, label: &str, data: &[u8]) -> Result<Layer, PlanEr
 
     let mut raw = RawLayer::default();
     for (field, _, node) in sections {
-        let lines = section_lines(&doc, node);
-        let mut decoder = Decoder::new(&doc).with_lines(lines);
-        let section_failed = |message: Fail| {
-            format_err(format!(
-                "cannot parse layer {} section {}: {message}",
-                quote(label),
-                quote(&field)
-            ))
-        };
-        match field.as_str() {
-            "summary" | "description" => {
-                let value = decoder.string(node, "string").map_err(section_failed)?;
-                decoder.finish().map_err(section_failed)?;
-                let target = if field == "summary" {
-                    &mut raw.summary
-                } else {
-                    &mut raw.description
-                };
-                if let Some(value) = value {
-                    *target = value;
-                }
-            }
-            "services" => {
-                raw.services = decode_services(&mut decoder, node).map_err(section_failed)?;
-                decoder.finish().map_err(section_failed)?;
-            }
-            "checks" => {
-                raw.checks = decode_checks(&mut decoder, node).map_err(section_failed)?;
-                decoder.finish().map_err(section_failed)?;
-            }
-            "log-targets" => {
-                raw.log_targets = decode_log_targets(&mut decoder, node).map_err(section_failed)?;
-                decoder.finish().map_err(section_failed)?;
-            }
-            "workloads" => {
-                let failed = |message: Fail| {
-                    format_err(format!(
-                        r#"cannot parse the "workloads" section: {message}"#
-                    ))
-                };
-                raw.workloads = decode_workloads(&mut decoder, node).map_err(failed)?;
-                decoder.finish().map_err(failed)?;
-            }
-            "pairing" => {
-                // Pebble only decodes a pairing section that has content.
-                let n = &doc.nodes[node];
-                if matches!(n.kind, Kind::Mapping | Kind::Sequence) && !n.children.is_empty() {
-                    let failed = |message: Fail| {
-                        format_err(format!("cannot parse the pairing section: {message}"))
-                    };
-                    let fields = decoder
-                        .fields(node, "pairingstate.pairingConfig", &["mode"])
-                        .map_err(failed)?;
-                    for (_, value) in fields.unwrap_or_default() {
-                        if let Some(mode) =
-                            decoder.string(value, "pairingstate.Mode").map_err(failed)?
-                        {
-                            raw.pairing_mode = mode;
-                        }
-                    }
-                    decoder.finish().map_err(failed)?;
-                }
-            }
-            _ => {
-                return Err(format_err(format!(
-                    "cannot parse layer {}: unknown section {}",
-                    quote(label),
-                    quote(&field)
-                )));
-            }
+        // Line numbers only matter to an error message, and finding them re-renders the
+        // section: a section that decodes is decoded once, without them; one that fails is
+        // decoded again with them, for Pebble's message.
+        let decoded = decode_section(&doc, label, &field, node, &mut raw, Vec::new());
+        if decoded.is_err() {
+            let lines = section_lines(&doc, node);
+            decode_section(&doc, label, &field, node, &mut raw, lines)?;
         }
+        decoded?;
     }
 
     validate_layer(label, &raw)?;
     Ok(convert(order, label, raw))
+}
+
+/// Decodes one top-level section of a layer into `raw`, reporting errors at `lines` (the
+/// section's own rendering; empty: the nodes' lines in the document).
+fn decode_section(
+    doc: &Doc,
+    label: &str,
+    field: &str,
+    node: usize,
+    raw: &mut RawLayer,
+    lines: Vec<usize>,
+) -> Result<(), PlanError> {
+    let mut decoder = Decoder::new(doc).with_lines(lines);
+    let section_failed = |message: Fail| {
+        format_err(format!(
+            "cannot parse layer {} section {}: {message}",
+            quote(label),
+            quote(field)
+        ))
+    };
+    match field {
+        "summary" | "description" => {
+            let value = decoder.string(node, "string").map_err(section_failed)?;
+            decoder.finish().map_err(section_failed)?;
+            let target = if field == "summary" {
+                &mut raw.summary
+            } else {
+                &mut raw.description
+            };
+            if let Some(value) = value {
+                *target = value;
+            }
+        }
+        "services" => {
+            raw.services = decode_services(&mut decoder, node).map_err(section_failed)?;
+            decoder.finish().map_err(section_failed)?;
+        }
+        "checks" => {
+            raw.checks = decode_checks(&mut decoder, node).map_err(section_failed)?;
+            decoder.finish().map_err(section_failed)?;
+        }
+        "log-targets" => {
+            raw.log_targets = decode_log_targets(&mut decoder, node).map_err(section_failed)?;
+            decoder.finish().map_err(section_failed)?;
+        }
+        "workloads" => {
+            let failed = |message: Fail| {
+                format_err(format!(
+                    r#"cannot parse the "workloads" section: {message}"#
+                ))
+            };
+            raw.workloads = decode_workloads(&mut decoder, node).map_err(failed)?;
+            decoder.finish().map_err(failed)?;
+        }
+        "pairing" => {
+            // Pebble only decodes a pairing section that has content.
+            let n = &doc.nodes[node];
+            if matches!(n.kind, Kind::Mapping | Kind::Sequence) && !n.children.is_empty() {
+                let failed = |message: Fail| {
+                    format_err(format!("cannot parse the pairing section: {message}"))
+                };
+                let fields = decoder
+                    .fields(node, "pairingstate.pairingConfig", &["mode"])
+                    .map_err(failed)?;
+                for (_, value) in fields.unwrap_or_default() {
+                    if let Some(mode) =
+                        decoder.string(value, "pairingstate.Mode").map_err(failed)?
+                    {
+                        raw.pairing_mode = mode;
+                    }
+                }
+                decoder.finish().map_err(failed)?;
+            }
+        }
+        _ => {
+            return Err(format_err(format!(
+                "cannot parse layer {}: unknown section {}",
+                quote(label),
+                quote(field)
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn decode_duration(d: &mut Decoder, id: usize) -> Result<Option<Duration>, Fail> {

@@ -465,6 +465,7 @@ fn parent_of(path: &str) -> Option<&str> {
 /// What the bindings call: the declared container behind a lock, shared by the run's
 /// backend and the state it returns.
 pub(crate) mod served {
+    use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex, MutexGuard};
 
     use cairn_api::types as api;
@@ -523,7 +524,7 @@ pub(crate) mod served {
         /// Restarts services whose definition changed since they started and starts the
         /// `startup: enabled` ones, with their requirements, as the host's replan does.
         fn replan(&mut self) -> Result<(), ContainerError> {
-            let plan = self.layers.plan().clone();
+            let plan = self.layers.plan();
             let changed: Vec<String> = self
                 .services
                 .iter()
@@ -548,8 +549,8 @@ pub(crate) mod served {
             };
             let stop = plan.stop_lanes(&changed).map_err(failed)?;
             let start = plan.start_lanes(&start).map_err(failed)?;
-            self.stop_all(stop.iter().flatten());
-            self.start_all(&plan, start.iter().flatten());
+            stop_all(&mut self.services, stop.iter().flatten());
+            start_all(&mut self.services, plan, start.iter().flatten());
             Ok(())
         }
 
@@ -572,37 +573,6 @@ pub(crate) mod served {
                 plan.start_lanes(names)
             }
             .map_err(|e| ContainerError::bad_request(format!("cannot {action} services: {e}")))
-        }
-
-        fn start_all<'a>(
-            &mut self,
-            plan: &cairn_plan::Plan,
-            names: impl IntoIterator<Item = &'a String>,
-        ) {
-            for name in names {
-                if self.is_running(name) {
-                    continue;
-                }
-                let Some(config) = plan.services.get(name) else {
-                    continue;
-                };
-                let state = self.services.entry(name.clone()).or_insert(ServiceState {
-                    status: ServiceStatus::Inactive,
-                    started: None,
-                    starts: 0,
-                });
-                state.status = ServiceStatus::Active;
-                state.started = Some(config.clone());
-                state.starts += 1;
-            }
-        }
-
-        fn stop_all<'a>(&mut self, names: impl IntoIterator<Item = &'a String>) {
-            for name in names {
-                if let Some(s) = self.services.get_mut(name) {
-                    s.status = ServiceStatus::Inactive;
-                }
-            }
         }
 
         fn info(&self, p: &str) -> api::FileInfo {
@@ -665,6 +635,42 @@ pub(crate) mod served {
         }
     }
 
+    /// Starts each named service of `plan` that is not running.
+    fn start_all<'a>(
+        services: &mut BTreeMap<String, ServiceState>,
+        plan: &cairn_plan::Plan,
+        names: impl IntoIterator<Item = &'a String>,
+    ) {
+        for name in names {
+            let Some(config) = plan.services.get(name) else {
+                continue;
+            };
+            let state = services.entry(name.clone()).or_insert(ServiceState {
+                status: ServiceStatus::Inactive,
+                started: None,
+                starts: 0,
+            });
+            if state.status == ServiceStatus::Active {
+                continue;
+            }
+            state.status = ServiceStatus::Active;
+            state.started = Some(config.clone());
+            state.starts += 1;
+        }
+    }
+
+    /// Stops each named service.
+    fn stop_all<'a>(
+        services: &mut BTreeMap<String, ServiceState>,
+        names: impl IntoIterator<Item = &'a String>,
+    ) {
+        for name in names {
+            if let Some(s) = services.get_mut(name) {
+                s.status = ServiceStatus::Inactive;
+            }
+        }
+    }
+
     /// A command accepted by a declared container: runs its handler on the container.
     struct Accepted {
         container: Arc<Mutex<Container>>,
@@ -711,7 +717,8 @@ pub(crate) mod served {
             match action {
                 ServicesAction::Replan => c.replan(),
                 ServicesAction::Autostart => {
-                    let plan = c.layers.plan().clone();
+                    let c = &mut *c;
+                    let plan = c.layers.plan();
                     let lanes = plan.start_lanes(&plan.default_services()).map_err(|e| {
                         ContainerError::bad_request(format!("cannot autostart services: {e}"))
                     })?;
@@ -722,26 +729,29 @@ pub(crate) mod served {
                             message: "no default services".into(),
                         });
                     }
-                    c.start_all(&plan, lanes.iter().flatten());
+                    start_all(&mut c.services, plan, lanes.iter().flatten());
                     Ok(())
                 }
                 ServicesAction::Start => {
                     let lanes = c.lanes("start", names, false)?;
-                    let plan = c.layers.plan().clone();
-                    c.start_all(&plan, lanes.iter().flatten());
+                    let c = &mut *c;
+                    start_all(&mut c.services, c.layers.plan(), lanes.iter().flatten());
                     Ok(())
                 }
                 ServicesAction::Stop => {
                     let lanes = c.lanes("stop", names, true)?;
-                    c.stop_all(lanes.iter().flatten());
+                    stop_all(&mut c.services, lanes.iter().flatten());
                     Ok(())
                 }
                 ServicesAction::Restart => {
                     let stop = c.lanes("restart", names, true)?;
                     let start = c.lanes("restart", names, false)?;
-                    c.stop_all(stop.iter().flatten().filter(|n| names.contains(n)));
-                    let plan = c.layers.plan().clone();
-                    c.start_all(&plan, start.iter().flatten());
+                    let c = &mut *c;
+                    stop_all(
+                        &mut c.services,
+                        stop.iter().flatten().filter(|n| names.contains(n)),
+                    );
+                    start_all(&mut c.services, c.layers.plan(), start.iter().flatten());
                     Ok(())
                 }
             }
