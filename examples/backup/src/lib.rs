@@ -7,6 +7,11 @@
 //! - `backup-pebble-custom-notice` with key `example.com/backup/done`: keep the archive's
 //!   path, size and the notice's occurrence count in stored state and show them in the
 //!   status; `example.com/backup/failed` blocks the unit with the error.
+//! - `pebble-ready` before the container's Pebble answers is deferred.
+//! - check `target-dir` (is the archive directory still there): failing, the unit goes to
+//!   `maintenance`; recovered, back to what it showed.
+//! - action `list-backups`: the archives in `target-dir` (count, newest, total bytes);
+//!   fails when the directory does not exist.
 
 use cairn_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -19,6 +24,10 @@ const DONE: &str = "example.com/backup/done";
 const FAILED: &str = "example.com/backup/failed";
 /// Stored-state key of the last archive.
 const LAST: &str = "last-backup";
+/// Name of the check that the archive directory exists.
+const TARGET_CHECK: &str = "target-dir";
+/// Default archive directory.
+const DEFAULT_TARGET: &str = "/tmp/cairn-backups";
 /// The workload program, passed to `python3 -c`.
 const WORKLOAD: &str = include_str!("../workload/backup.py");
 
@@ -46,24 +55,31 @@ impl BackupCharm {
                 "invalid interval {interval}: must be at least 1"
             )));
         }
-        Ok(Layer::new().summary("backup layer").service(
-            BACKUP,
-            Service::new()
-                .summary("archive a directory on a schedule")
-                .command(format!("python3 -c '{WORKLOAD}'"))
-                .enabled()
-                .env(
-                    "BACKUP_SOURCE",
-                    config.get_str("source").unwrap_or_else(|| "/etc".into()),
-                )
-                .env(
-                    "BACKUP_DIR",
-                    config
-                        .get_str("target-dir")
-                        .unwrap_or_else(|| "/tmp/cairn-backups".into()),
-                )
-                .env("BACKUP_INTERVAL", interval.to_string()),
-        ))
+        let target = config
+            .get_str("target-dir")
+            .unwrap_or_else(|| DEFAULT_TARGET.into());
+        Ok(Layer::new()
+            .summary("backup layer")
+            .check(
+                TARGET_CHECK,
+                Check::exec(format!("test -d {target}"))
+                    .level(CheckLevel::Alive)
+                    .period("60s")
+                    .threshold(2),
+            )
+            .service(
+                BACKUP,
+                Service::new()
+                    .summary("archive a directory on a schedule")
+                    .command(format!("python3 -c '{WORKLOAD}'"))
+                    .enabled()
+                    .env(
+                        "BACKUP_SOURCE",
+                        config.get_str("source").unwrap_or_else(|| "/etc".into()),
+                    )
+                    .env("BACKUP_DIR", target)
+                    .env("BACKUP_INTERVAL", interval.to_string()),
+            ))
     }
 
     fn reconcile(&self, ctx: &mut Context, container: &Container) -> Result<()> {
@@ -82,12 +98,17 @@ impl BackupCharm {
         };
         container.add_layer(BACKUP, &layer, true)?;
         container.replan()?;
-        let status = match ctx.state().load::<LastBackup>(LAST)? {
-            Some(last) => Self::status(&last),
-            None => Status::active("waiting for the first backup"),
-        };
+        let status = Self::settled_status(ctx)?;
         ctx.set_unit_status(status);
         Ok(())
+    }
+
+    /// What the unit shows when all is well: the last archive, or that none came yet.
+    fn settled_status(ctx: &Context) -> Result<Status> {
+        Ok(match ctx.state().load::<LastBackup>(LAST)? {
+            Some(last) => Self::status(&last),
+            None => Status::active("waiting for the first backup"),
+        })
     }
 
     fn status(last: &LastBackup) -> Status {
@@ -100,7 +121,61 @@ impl BackupCharm {
 
 impl Charm for BackupCharm {
     fn on_pebble_ready(&mut self, ctx: &mut Context, container: Container) -> Result<()> {
+        if !container.can_connect() {
+            ctx.set_unit_status(Status::waiting(
+                "waiting for Pebble in the backup container",
+            ));
+            ctx.defer();
+            return Ok(());
+        }
         self.reconcile(ctx, &container)
+    }
+
+    fn on_pebble_check_failed(&mut self, ctx: &mut Context, event: CheckEvent) -> Result<()> {
+        if event.info.name == TARGET_CHECK {
+            let target = ctx
+                .config()
+                .get_str("target-dir")
+                .unwrap_or_else(|| DEFAULT_TARGET.into());
+            warn!("check {TARGET_CHECK:?} failed: {target} is gone");
+            ctx.set_unit_status(Status::maintenance(format!(
+                "archive directory {target} is missing"
+            )));
+        }
+        Ok(())
+    }
+
+    fn on_pebble_check_recovered(&mut self, ctx: &mut Context, event: CheckEvent) -> Result<()> {
+        if event.info.name == TARGET_CHECK {
+            let status = Self::settled_status(ctx)?;
+            ctx.set_unit_status(status);
+        }
+        Ok(())
+    }
+
+    fn on_action(&mut self, ctx: &mut Context, action: ActionEvent) -> Result<()> {
+        if action.name != "list-backups" {
+            return Ok(());
+        }
+        let target = ctx
+            .config()
+            .get_str("target-dir")
+            .unwrap_or_else(|| DEFAULT_TARGET.into());
+        let container = ctx.container(BACKUP)?;
+        let archives = match container.list_files(&target, Some("backup-*.tar.gz"), false) {
+            Ok(list) => list,
+            Err(Error::Path(e)) if e.kind == "not-found" => {
+                return action.fail(format!("no archives: {target} does not exist"));
+            }
+            Err(e) => return Err(e),
+        };
+        let bytes: u64 = archives.iter().filter_map(|f| f.size).sum();
+        let newest = archives.iter().map(|f| f.name.as_str()).max().unwrap_or("");
+        action.set_results(&[
+            ("count", archives.len().to_string()),
+            ("newest", newest.to_string()),
+            ("bytes", bytes.to_string()),
+        ])
     }
 
     fn on_config_changed(&mut self, ctx: &mut Context) -> Result<()> {

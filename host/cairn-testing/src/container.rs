@@ -259,6 +259,12 @@ impl Container {
         self
     }
 
+    /// Writes a file (its parent directories made): what an exec handler does for the
+    /// files its real command would write.
+    pub fn write_file(&mut self, path: &str, data: impl AsRef<[u8]>) {
+        self.put_file(path, data.as_ref(), 0o644);
+    }
+
     /// The container's name.
     pub fn name(&self) -> &str {
         &self.name
