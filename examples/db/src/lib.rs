@@ -10,6 +10,8 @@
 //! - action `backup`: runs the workload's `dump` command in the container with `exec`,
 //!   pulls the dump back, and reports its path, size, SHA-256 and row count as results.
 //!   A dump that fails (no such table, say) fails the action with the command's error.
+//! - `db-pebble-ready` before the container's Pebble answers is deferred.
+//! - check `ready` failing puts the unit in `maintenance`; recovered, back to `active`.
 //! - `database` relations (interface `cairn-kv`): the leader publishes the server's URL
 //!   (`url`) in the app bag when a relation is made and whenever the port changes; each
 //!   unit logs the `site` its clients publish.
@@ -197,12 +199,18 @@ impl DbCharm {
         container.add_layer(DB, &Self::layer(&settings), true)?;
         container.replan()?;
         Self::publish(ctx, settings.port)?;
-        let status = match ctx.state().load::<LastBackup>(LAST)? {
-            Some(last) => Self::status(settings.port, &last),
-            None => Status::active(format!("serving on 127.0.0.1:{}", settings.port)),
-        };
+        let status = Self::settled_status(ctx, settings.port)?;
         ctx.set_unit_status(status);
         Ok(())
+    }
+
+    /// What the unit shows when the database serves: its address and the last scheduled
+    /// backup, if any.
+    fn settled_status(ctx: &Context, port: u16) -> Result<Status> {
+        Ok(match ctx.state().load::<LastBackup>(LAST)? {
+            Some(last) => Self::status(port, &last),
+            None => Status::active(format!("serving on 127.0.0.1:{port}")),
+        })
     }
 
     fn status(port: u16, last: &LastBackup) -> Status {
@@ -287,8 +295,33 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Charm for DbCharm {
-    fn on_pebble_ready(&mut self, ctx: &mut Context, _container: Container) -> Result<()> {
+    fn on_pebble_ready(&mut self, ctx: &mut Context, container: Container) -> Result<()> {
+        if !container.can_connect() {
+            ctx.set_unit_status(Status::waiting("waiting for Pebble in the db container"));
+            ctx.defer();
+            return Ok(());
+        }
         self.reconcile(ctx)
+    }
+
+    fn on_pebble_check_failed(&mut self, ctx: &mut Context, event: CheckEvent) -> Result<()> {
+        if event.info.name == READY {
+            warn!("check {READY:?} failed {} times", event.info.failures);
+            ctx.set_unit_status(Status::maintenance(
+                "the database does not answer its health check",
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_pebble_check_recovered(&mut self, ctx: &mut Context, event: CheckEvent) -> Result<()> {
+        if event.info.name == READY
+            && let Ok(settings) = Self::settings(ctx)
+        {
+            let status = Self::settled_status(ctx, settings.port)?;
+            ctx.set_unit_status(status);
+        }
+        Ok(())
     }
 
     fn on_config_changed(&mut self, ctx: &mut Context) -> Result<()> {

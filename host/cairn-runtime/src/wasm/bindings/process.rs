@@ -13,7 +13,7 @@ use super::convert::api_error;
 use super::remote::client_error;
 use super::{StoreState, pebble, until_deadline};
 use crate::wasm::backend::{ExecSlot, PebbleClient};
-use crate::wasm::custom::Command;
+use crate::wasm::custom::{Command, ExecOutput};
 
 /// A command started by a guest: its I/O channels and change.
 pub struct ProcessRes {
@@ -144,16 +144,13 @@ impl ProcessRes {
         }
     }
 
-    /// Runs a custom backend's command if it has not run: its output becomes the streams'
+    /// Takes in how a custom backend's command ended: its output becomes the streams'
     /// (stderr after stdout on the one stream unless split, as a real command's merged
     /// output), its end the waiter's.
-    fn run_pending(&mut self) {
-        let Some(p) = self.pending.take() else {
-            return;
-        };
-        match p.command.run(p.stdin) {
+    fn ran(&mut self, ended: Result<ExecOutput, pebble::Error>, split_stderr: bool) {
+        match ended {
             Ok(mut out) => {
-                if !p.split_stderr {
+                if !split_stderr {
                     let err = std::mem::take(&mut out.stderr);
                     out.stdout.extend(err);
                 }
@@ -161,7 +158,7 @@ impl ProcessRes {
                 self.stderr.pending = out.stderr.into();
                 self.waiter = Waiter::Done(Some(Ok(out.exit_code)));
             }
-            Err(e) => self.waiter = Waiter::Done(Some(Err(super::convert::custom_error(e)))),
+            Err(e) => self.waiter = Waiter::Done(Some(Err(e))),
         }
     }
 }
@@ -240,9 +237,7 @@ impl pebble::HostProcess for StoreState {
     }
 
     async fn close_stdin(&mut self, self_: Resource<ProcessRes>) {
-        if let Ok(p) = self.table.get_mut(&self_) {
-            p.run_pending();
-        }
+        self.run_pending(&self_).await;
         if let Ok(p) = self.table.get_mut(&self_)
             && let Some(tx) = p.stdin.take()
         {
@@ -314,6 +309,29 @@ impl pebble::HostProcess for StoreState {
 }
 
 impl StoreState {
+    /// Runs a custom backend's command if it has not run, on a blocking thread (a command
+    /// takes time, as a real one does), until the event's deadline.
+    async fn run_pending(&mut self, res: &Resource<ProcessRes>) {
+        let Some(p) = self.table.get_mut(res).ok().and_then(|p| p.pending.take()) else {
+            return;
+        };
+        let Pending {
+            command,
+            stdin,
+            split_stderr,
+        } = p;
+        let ended = until_deadline(self.deadline, "wait for the command", async move {
+            tokio::task::spawn_blocking(move || command.run(stdin))
+                .await
+                .map_err(|e| pebble::Error::Connection(format!("cannot run the command: {e}")))?
+                .map_err(super::convert::custom_error)
+        })
+        .await;
+        if let Ok(p) = self.table.get_mut(res) {
+            p.ran(ended, split_stderr);
+        }
+    }
+
     /// The process a handle names.
     fn process(&self, res: &Resource<ProcessRes>) -> Result<&ProcessRes, pebble::Error> {
         self.table
@@ -329,11 +347,11 @@ impl StoreState {
         max: u32,
         stderr: bool,
     ) -> Result<Option<Vec<u8>>, pebble::Error> {
+        self.run_pending(&res).await;
         let p = self
             .table
             .get_mut(&res)
             .map_err(|e| pebble::Error::Connection(e.to_string()))?;
-        p.run_pending();
         if let Waiter::Done(Some(Err(e))) = &p.waiter {
             return Err(e.clone());
         }
@@ -355,11 +373,11 @@ impl StoreState {
         res: Resource<ProcessRes>,
         keep: bool,
     ) -> Result<pebble::ExecOutput, pebble::Error> {
+        self.run_pending(&res).await;
         let p = self
             .table
             .get_mut(&res)
             .map_err(|e| pebble::Error::Connection(e.to_string()))?;
-        p.run_pending();
         let stdin = p.stdin.take();
         let mut out = std::mem::take(&mut p.stdout);
         let mut err = std::mem::take(&mut p.stderr);
