@@ -359,19 +359,11 @@ impl TestContainer {
             .map(|(name, _)| name.clone())
             .collect();
         changed.sort();
-        let start: Vec<String> = plan
-            .services
-            .iter()
-            .filter(|(n, s)| {
-                changed.contains(n) || s.startup == cairn_plan::ServiceStartup::Enabled
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
-        let failed = |e: cairn_plan::PlanError| api(400, format!("cannot replan services: {e}"));
-        let stop = plan.stop_lanes(&changed).map_err(failed)?;
-        let start = plan.start_lanes(&start).map_err(failed)?;
-        self.stop_all(stop.iter().flatten());
-        self.start_all(&plan, start.iter().flatten());
+        let lanes = plan
+            .replan_lanes(&changed)
+            .map_err(|e| api(400, format!("cannot replan services: {e}")))?;
+        self.stop_all(lanes.stop.iter().flatten());
+        self.start_all(&plan, lanes.start.iter().flatten());
         Ok(())
     }
 

@@ -62,6 +62,7 @@ pub use error::PlanError;
 pub use glob::{BadPattern, glob_match};
 pub use layer::{parse_added_layer, parse_layer};
 pub use layers::{Layers, SERVICE_ARGS_LABEL};
+pub use order::ReplanLanes;
 pub use quote::quote;
 pub use types::*;
 

@@ -30,6 +30,25 @@ impl Plan {
         create_lanes(&self.stop_order(names)?, &self.services)
     }
 
+    /// What a replan does once `changed` (the services whose definition differs from the
+    /// one they last started with) is known: the lanes to stop (`changed` and what
+    /// requires them) and to start (`changed` and the `startup: enabled` services, with what
+    /// they require), as Pebble's `Replan`.
+    pub fn replan_lanes(&self, changed: &[String]) -> Result<ReplanLanes, PlanError> {
+        let start: Vec<String> = self
+            .services
+            .iter()
+            .filter(|(n, s)| {
+                changed.contains(n) || s.startup == crate::types::ServiceStartup::Enabled
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        Ok(ReplanLanes {
+            stop: self.stop_lanes(changed)?,
+            start: self.start_lanes(&start)?,
+        })
+    }
+
     /// Names of the services with `startup: enabled`, sorted.
     pub fn default_services(&self) -> Vec<String> {
         self.services
@@ -44,6 +63,15 @@ impl Plan {
         let names: Vec<String> = self.services.keys().cloned().collect();
         order(&self.services, &names, false).map(|_| ())
     }
+}
+
+/// The stop and start lanes of a replan ([`Plan::replan_lanes`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplanLanes {
+    /// Lanes of services to stop first.
+    pub stop: Vec<Vec<String>>,
+    /// Lanes of services to start then.
+    pub start: Vec<Vec<String>>,
 }
 
 fn not_exist(name: &str) -> PlanError {

@@ -2,7 +2,7 @@
 //! names become a change's stop and start lanes and its summary, as Pebble's
 //! `servstate/request.go` plans them.
 
-use cairn_plan::{Plan, PlanError, ServiceStartup};
+use cairn_plan::{Plan, PlanError};
 
 use crate::SupervisorError;
 
@@ -114,16 +114,10 @@ pub(crate) fn plan_services(
             (stop, plan.start_lanes(&names).map_err(order_err)?)
         }
         Replan => {
-            let changed = changed();
-            let mut start: Vec<String> = plan
-                .services
-                .iter()
-                .filter(|(n, s)| changed.contains(n) || s.startup == ServiceStartup::Enabled)
-                .map(|(n, _)| n.clone())
-                .collect();
-            start.sort();
-            let stop_lanes = plan.stop_lanes(&changed).map_err(order_err)?;
-            let start_lanes = plan.start_lanes(&start).map_err(order_err)?;
+            let cairn_plan::ReplanLanes {
+                stop: stop_lanes,
+                start: start_lanes,
+            } = plan.replan_lanes(&changed()).map_err(order_err)?;
             let mut all: Vec<String> = stop_lanes
                 .iter()
                 .chain(start_lanes.iter())

@@ -15,53 +15,7 @@ use cairn_plan::Layers;
 
 pub use cairn_runtime::wasm::ExecOutput;
 
-/// A service's state in a declared container.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ServiceStatus {
-    /// Not running (never started, or stopped).
-    #[default]
-    Inactive,
-    /// Running.
-    Active,
-    /// Waiting to be restarted after it exited.
-    Backoff,
-    /// Exited and not restarted.
-    Error,
-}
-
-impl ServiceStatus {
-    /// Pebble's name of the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceStatus::Inactive => "inactive",
-            ServiceStatus::Active => "active",
-            ServiceStatus::Backoff => "backoff",
-            ServiceStatus::Error => "error",
-        }
-    }
-}
-
-/// A check's status in a declared container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CheckStatus {
-    /// Passing (or not failed `threshold` times yet).
-    Up,
-    /// Failed `threshold` times in a row.
-    Down,
-    /// Not running.
-    Inactive,
-}
-
-impl CheckStatus {
-    /// Pebble's name of the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckStatus::Up => "up",
-            CheckStatus::Down => "down",
-            CheckStatus::Inactive => "inactive",
-        }
-    }
-}
+pub use cairn_supervisor::{CheckStatus, ServiceStatus};
 
 /// What a command run in a declared container was given (ops' `testing.ExecArgs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -542,21 +496,11 @@ pub(crate) mod served {
                 })
                 .map(|(name, _)| name.clone())
                 .collect();
-            let start: Vec<String> = plan
-                .services
-                .iter()
-                .filter(|(n, s)| {
-                    changed.contains(n) || s.startup == cairn_plan::ServiceStartup::Enabled
-                })
-                .map(|(n, _)| n.clone())
-                .collect();
-            let failed = |e: cairn_plan::PlanError| {
-                ContainerError::bad_request(format!("cannot replan services: {e}"))
-            };
-            let stop = plan.stop_lanes(&changed).map_err(failed)?;
-            let start = plan.start_lanes(&start).map_err(failed)?;
-            stop_all(&mut self.services, stop.iter().flatten());
-            start_all(&mut self.services, plan, start.iter().flatten());
+            let lanes = plan
+                .replan_lanes(&changed)
+                .map_err(|e| ContainerError::bad_request(format!("cannot replan services: {e}")))?;
+            stop_all(&mut self.services, lanes.stop.iter().flatten());
+            start_all(&mut self.services, plan, lanes.start.iter().flatten());
             Ok(())
         }
 

@@ -365,11 +365,7 @@ impl Context {
             Ok::<_, RunError>(CheckInfo {
                 name: check.to_string(),
                 level,
-                status: match status {
-                    CheckStatus::Down => cairn_supervisor::CheckStatus::Down,
-                    CheckStatus::Up => cairn_supervisor::CheckStatus::Up,
-                    CheckStatus::Inactive => cairn_supervisor::CheckStatus::Inactive,
-                },
+                status,
                 successes: 0,
                 failures,
                 threshold,

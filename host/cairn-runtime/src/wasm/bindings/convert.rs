@@ -422,8 +422,8 @@ pub(super) fn file_info(f: cairn_supervisor::files::FileInfo) -> pebble::FileInf
     }
 }
 
-/// A custom container's error as the guest sees it (as the client backend's: a 504 is a
-/// timeout).
+/// An API error (a custom container's, or a Pebble server's) as the guest sees it: a 504
+/// is a wait that timed out.
 pub(super) fn custom_error(e: crate::wasm::ContainerError) -> pebble::Error {
     use crate::wasm::ContainerError as E;
     match e {

@@ -18,32 +18,23 @@ use time::format_description::well_known::Rfc3339;
 use super::{pebble, until_deadline, wit};
 use crate::wasm::backend::PebbleClient;
 
-/// A client error as the guest sees it.
+/// A client error as the guest sees it: the API's error, as a custom backend's would be.
 pub(super) fn client_error(e: ClientError) -> pebble::Error {
-    match e {
-        ClientError::Connection { .. } | ClientError::Protocol(_) => {
-            pebble::Error::Connection(e.to_string())
-        }
-        ClientError::Api {
-            code: 504, message, ..
-        } => pebble::Error::Timeout(message),
+    use crate::wasm::ContainerError as E;
+    super::convert::custom_error(match e {
+        ClientError::Connection { .. } | ClientError::Protocol(_) => E::Connection(e.to_string()),
         ClientError::Api {
             code,
             kind,
             message,
-        } => pebble::Error::Api(pebble::ApiError {
+        } => E::Api {
             code,
-            status: cairn_api::envelope::reason(code).into(),
             kind,
             message,
-        }),
-        ClientError::Path { kind, message } => {
-            pebble::Error::Path(pebble::PathError { kind, message })
-        }
-        ClientError::Change { change_id, err } => {
-            pebble::Error::Change(pebble::ChangeError { change_id, err })
-        }
-    }
+        },
+        ClientError::Path { kind, message } => E::Path { kind, message },
+        ClientError::Change { change_id, err } => E::Change { change_id, err },
+    })
 }
 
 /// The error of a listing (or a lookup built on one): an error response with one of the
