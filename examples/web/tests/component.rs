@@ -1,7 +1,7 @@
 //! The web charm's compiled component, run by Cairn's runtime against declared states
 //! (`cairn-testing`): what ships is what is tested.
 
-use cairn_testing::{CheckStatus, HostEvent, WorkloadStatus};
+use cairn_testing::{CheckStatus, HostEvent, Relation, RelationKind, WorkloadStatus};
 use cairn_testing::{Container, Context, Event, Failure, RunError, ServiceStatus, State};
 use serde_json::json;
 
@@ -298,4 +298,51 @@ fn a_site_too_big_for_the_memory_budget_fails_the_action_with_the_hosts_error() 
     };
     assert_eq!(failure, Failure::MemoryLimit(4 << 20));
     assert_eq!(failure.to_string(), "memory limit of 4 MiB exceeded");
+}
+
+#[test]
+fn a_related_databases_url_reaches_the_server_and_goes_with_the_relation() {
+    let ctx = ctx();
+    let related = serving(&ctx).with_relation(
+        Relation::new(3, "db", "db")
+            .remote_unit("db/0", &[])
+            .remote_app_data(&[("url", "http://127.0.0.1:7070")]),
+    );
+    let out = ctx
+        .run(Event::relation(RelationKind::Changed, 3, None), related)
+        .unwrap();
+    let web = out.container("web");
+    assert_eq!(
+        web.plan().services["http"].environment["DB_URL"],
+        "http://127.0.0.1:7070"
+    );
+    assert_eq!(
+        web.read("/tmp/cairn-web/db.txt"),
+        Some(&b"http://127.0.0.1:7070\n"[..])
+    );
+    assert_eq!(
+        web.start_count("http"),
+        2,
+        "the new environment restarts it"
+    );
+    assert_eq!(out.relation(3).local_unit["site"], "http://127.0.0.1:8080/");
+    assert_eq!(
+        out.unit_status,
+        active("serving on port 8080 with the database at http://127.0.0.1:7070")
+    );
+
+    let out = ctx
+        .run(Event::relation(RelationKind::Broken, 3, None), out)
+        .unwrap();
+    let web = out.container("web");
+    assert!(
+        !web.plan().services["http"]
+            .environment
+            .contains_key("DB_URL")
+    );
+    assert_eq!(web.read("/tmp/cairn-web/db.txt"), None);
+    assert_eq!(
+        out.unit_status,
+        active("serving on port 8080; database relation 3 removed")
+    );
 }

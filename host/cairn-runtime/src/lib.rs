@@ -9,6 +9,19 @@
 //! is the rest: [`Host`] holds apps and units, one actor per unit delivering its events
 //! one at a time, and reaches the wasm side only through [`Runtime::load`] and
 //! [`Runtime::dispatch`].
+//!
+//! ## Embedding
+//!
+//! A program of its own runs charms with three types: [`Runtime::new`] builds the engine
+//! (one per process), [`Runtime::load`] (or [`Runtime::load_file`]) compiles a component
+//! into a [`Charm`], and [`Runtime::dispatch`] delivers one [`Event`] to a fresh instance
+//! with a [`UnitContext`]: the unit's names, config, statuses, stored state, relations and
+//! budget, and for each container a [`ContainerBackend`] of the embedder's choosing: an
+//! embedded [`cairn_supervisor::Supervisor`], a Pebble API socket
+//! ([`ContainerBackend::pebble_socket`]), or the embedder's own
+//! [`wasm::ContainerApi`] ([`ContainerBackend::Custom`]). The [`Dispatched`] result holds
+//! the outcome (or the [`Failure`]), the context as the handler left it and its log.
+//! `cairn-testing` embeds it this way; so does `examples/dry_run.rs`, a plan previewer.
 
 use std::path::PathBuf;
 

@@ -50,7 +50,7 @@ pub use cairn_runtime::{
     ActionReport, Budget, ConfigValue, Event as HostEvent, Failure, WorkloadStatus,
 };
 pub use container::{CheckStatus, Container, ExecArgs, ExecFn, ExecOutput, ServiceStatus};
-pub use state::{Event, State};
+pub use state::{Event, Relation, RelationKind, State};
 
 use container::served::Served;
 
@@ -270,6 +270,15 @@ impl Context {
                 state.containers.insert(name.clone(), Container::new(name));
             }
         }
+        for r in state.relations.relations.values_mut() {
+            let (_, spec) = meta.endpoint(&r.endpoint).ok_or_else(|| {
+                RunError::State(format!(
+                    "relation {} is on endpoint {:?}, which charmcraft.yaml does not declare",
+                    r.id, r.endpoint
+                ))
+            })?;
+            r.interface = spec.interface.clone();
+        }
         let event = self.host_event(event, &mut state)?;
         let served: BTreeMap<String, Served> = std::mem::take(&mut state.containers)
             .into_iter()
@@ -437,6 +446,26 @@ impl Context {
                     id: "1".into(),
                     name,
                     params_json: params.to_string(),
+                }
+            }
+            Event::Relation { kind, id, unit } => {
+                let r =
+                    state.relations.relations.get(&id).ok_or_else(|| {
+                        RunError::State(format!("the state has no relation {id}"))
+                    })?;
+                let payload = cairn_runtime::types::RelationEvent {
+                    relation_id: id,
+                    endpoint: r.endpoint.clone(),
+                    remote_app: r.remote_app.clone(),
+                    remote_unit: unit.clone(),
+                    departing_unit: (kind == RelationKind::Departed).then_some(unit).flatten(),
+                };
+                match kind {
+                    RelationKind::Created => H::RelationCreated(payload),
+                    RelationKind::Joined => H::RelationJoined(payload),
+                    RelationKind::Changed => H::RelationChanged(payload),
+                    RelationKind::Departed => H::RelationDeparted(payload),
+                    RelationKind::Broken => H::RelationBroken(payload),
                 }
             }
             Event::Host(e) => e,

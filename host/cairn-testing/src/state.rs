@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use cairn_runtime::types::{LogLine, Relations};
+use cairn_runtime::types::{LogLine, RelationSnapshot, Relations};
 use cairn_runtime::{ActionReport, ConfigValue, WorkloadStatus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -82,6 +82,22 @@ impl State {
         self
     }
 
+    /// Adds (or replaces) a relation, by its id.
+    pub fn with_relation(mut self, relation: Relation) -> Self {
+        let r = relation.0;
+        self.relations.relations.insert(r.id, r);
+        self
+    }
+
+    /// Relation `id` as the charm left it: its bags, the unit's own included (panics if
+    /// the state has none).
+    pub fn relation(&self, id: u32) -> &RelationSnapshot {
+        self.relations
+            .relations
+            .get(&id)
+            .unwrap_or_else(|| panic!("the state has no relation {id}"))
+    }
+
     /// Adds an event the charm deferred earlier.
     pub fn with_deferred(mut self, event: cairn_runtime::Event) -> Self {
         self.deferred.push(event);
@@ -104,6 +120,79 @@ impl State {
     pub fn log_messages(&self) -> Vec<&str> {
         self.logs.iter().map(|l| l.message.as_str()).collect()
     }
+}
+
+/// A relation of the unit (ops Scenario's `Relation`): its id, this charm's endpoint, the
+/// application at the other end, its units and every bag the unit may read. The interface
+/// is the endpoint's in charmcraft.yaml.
+#[derive(Clone, Debug)]
+pub struct Relation(pub(crate) RelationSnapshot);
+
+fn pairs(data: &[(&str, &str)]) -> BTreeMap<String, String> {
+    data.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Relation {
+    /// Relation `id` on `endpoint`, with `remote_app` at the other end, no units yet.
+    pub fn new(id: u32, endpoint: &str, remote_app: &str) -> Self {
+        Relation(RelationSnapshot {
+            id,
+            endpoint: endpoint.to_string(),
+            interface: String::new(),
+            remote_app: remote_app.to_string(),
+            remote_units: Vec::new(),
+            local_unit: BTreeMap::new(),
+            local_app: BTreeMap::new(),
+            remote_unit_data: BTreeMap::new(),
+            remote_app_data: BTreeMap::new(),
+        })
+    }
+
+    /// A remote unit in the relation, with its bag.
+    pub fn remote_unit(mut self, unit: &str, data: &[(&str, &str)]) -> Self {
+        if !self.0.remote_units.iter().any(|u| u == unit) {
+            self.0.remote_units.push(unit.to_string());
+        }
+        self.0
+            .remote_unit_data
+            .insert(unit.to_string(), pairs(data));
+        self
+    }
+
+    /// The remote application's bag.
+    pub fn remote_app_data(mut self, data: &[(&str, &str)]) -> Self {
+        self.0.remote_app_data = pairs(data);
+        self
+    }
+
+    /// This unit's own bag.
+    pub fn local_unit_data(mut self, data: &[(&str, &str)]) -> Self {
+        self.0.local_unit = pairs(data);
+        self
+    }
+
+    /// This application's bag (the leader's to read and write).
+    pub fn local_app_data(mut self, data: &[(&str, &str)]) -> Self {
+        self.0.local_app = pairs(data);
+        self
+    }
+}
+
+/// Which relation event, for [`Event::Relation`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelationKind {
+    /// `<endpoint>-relation-created`.
+    Created,
+    /// `<endpoint>-relation-joined` (a remote unit).
+    Joined,
+    /// `<endpoint>-relation-changed` (a remote unit's bag, or the remote app's).
+    Changed,
+    /// `<endpoint>-relation-departed` (a remote unit).
+    Departed,
+    /// `<endpoint>-relation-broken`.
+    Broken,
 }
 
 /// An event to fire at the charm (ops Scenario's `ctx.on.*`): the host's events, with
@@ -160,7 +249,17 @@ pub enum Event {
         /// Its parameters.
         params: serde_json::Value,
     },
-    /// Any event of the host as it is (relation events, say).
+    /// A relation event for relation `id` of the state (about `unit`, a remote unit, for
+    /// joined, departed and a unit bag's change).
+    Relation {
+        /// Which event.
+        kind: RelationKind,
+        /// The relation.
+        id: u32,
+        /// The remote unit it is about.
+        unit: Option<String>,
+    },
+    /// Any event of the host as it is.
     Host(cairn_runtime::Event),
 }
 
@@ -191,6 +290,15 @@ impl Event {
         Event::CustomNotice {
             container: container.to_string(),
             key: key.to_string(),
+        }
+    }
+
+    /// A relation event for relation `id`, about remote `unit` when given.
+    pub fn relation(kind: RelationKind, id: u32, unit: Option<&str>) -> Self {
+        Event::Relation {
+            kind,
+            id,
+            unit: unit.map(str::to_string),
         }
     }
 
