@@ -314,8 +314,13 @@ impl Context {
             match d.outcome {
                 Ok(Outcome::Handled) => {}
                 Ok(Outcome::Deferred) => {
+                    // As the host keeps them: once each, the oldest dropped past the
+                    // app's budget of deferred events.
                     if !still_deferred.contains(&ev) {
                         still_deferred.push(ev);
+                        if still_deferred.len() as u64 > self.budget.deferred {
+                            still_deferred.remove(0);
+                        }
                     }
                 }
                 Err(failure) => {
