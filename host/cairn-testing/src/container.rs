@@ -58,6 +58,8 @@ impl std::fmt::Debug for ExecHandler {
 #[derive(Clone, Debug)]
 struct ServiceState {
     status: ServiceStatus,
+    /// When `status` last changed (RFC 3339), once the charm changed it.
+    since: Option<String>,
     /// The definition it was last started with (`None`: declared by the test, or never
     /// started): replan restarts a service whose definition changed since.
     started: Option<Arc<cairn_plan::Service>>,
@@ -141,6 +143,7 @@ impl Container {
             name.to_string(),
             ServiceState {
                 status,
+                since: None,
                 started: (status == ServiceStatus::Active)
                     .then_some(started)
                     .flatten(),
@@ -194,7 +197,9 @@ impl Container {
     }
 
     /// Commands starting with `prefix` "run" with this output (the longest matching
-    /// prefix wins), as ops' `Container(execs={Exec(...)})`.
+    /// prefix wins), as ops' `Container(execs={Exec(...)})`. A command no prefix matches
+    /// is a program the container does not have: it fails as on the host
+    /// (`cannot find executable "…"`), and is in [`exec_log`](Self::exec_log).
     pub fn exec(mut self, prefix: &[&str], output: ExecOutput) -> Self {
         self.execs
             .push((strings(prefix), ExecHandler::Fixed(output)));
@@ -374,7 +379,11 @@ impl Container {
                     successes: 0,
                     failures,
                     threshold: c.effective_threshold(),
-                    change_id: String::new(),
+                    // A running check has a change, as on the host.
+                    change_id: match status {
+                        CheckStatus::Inactive => String::new(),
+                        _ => format!("check-{n}"),
+                    },
                     prev_change_id: String::new(),
                 };
                 (status, info)
@@ -435,11 +444,31 @@ pub(crate) mod served {
 
     use super::{Container, ExecArgs, ExecHandler, Node, ServiceState, ServiceStatus, parent_of};
 
-    /// A declared container serving one run.
+    /// A declared container served as a container backend: what [`Context::run`] lends the
+    /// charm for each container, for an embedder or a test that builds its own
+    /// [`UnitContext`](cairn_runtime::UnitContext) and dispatches itself.
+    ///
+    /// [`Context::run`]: crate::Context::run
     #[derive(Clone)]
-    pub(crate) struct Served(pub(crate) Arc<Mutex<Container>>);
+    pub struct Declared(pub(crate) Arc<Mutex<Container>>);
 
-    impl Served {
+    impl Declared {
+        /// Serves `container`.
+        pub fn new(container: Container) -> Self {
+            Declared(Arc::new(Mutex::new(container)))
+        }
+
+        /// The backend to put in a unit context's `containers`.
+        pub fn backend(&self) -> cairn_runtime::ContainerBackend {
+            let api: Arc<dyn ContainerApi> = Arc::new(self.clone());
+            cairn_runtime::ContainerBackend::Custom(api)
+        }
+
+        /// The container as the calls so far left it.
+        pub fn container(&self) -> Container {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }
+
         fn lock(&self) -> Result<MutexGuard<'_, Container>, ContainerError> {
             let c = self.0.lock().unwrap_or_else(|e| e.into_inner());
             if !c.can_connect {
@@ -450,6 +479,11 @@ pub(crate) mod served {
             }
             Ok(c)
         }
+    }
+
+    /// Now, as the API writes times.
+    fn now() -> String {
+        cairn_supervisor::timefmt::rfc3339(time::OffsetDateTime::now_utc())
     }
 
     fn path_err(kind: &str, message: String) -> ContainerError {
@@ -597,6 +631,7 @@ pub(crate) mod served {
             };
             let state = services.entry(name.clone()).or_insert(ServiceState {
                 status: ServiceStatus::Inactive,
+                since: None,
                 started: None,
                 starts: 0,
             });
@@ -604,6 +639,7 @@ pub(crate) mod served {
                 continue;
             }
             state.status = ServiceStatus::Active;
+            state.since = Some(now());
             state.started = Some(config.clone());
             state.starts += 1;
         }
@@ -617,6 +653,7 @@ pub(crate) mod served {
         for name in names {
             if let Some(s) = services.get_mut(name) {
                 s.status = ServiceStatus::Inactive;
+                s.since = Some(now());
             }
         }
     }
@@ -642,7 +679,7 @@ pub(crate) mod served {
         }
     }
 
-    impl ContainerApi for Served {
+    impl ContainerApi for Declared {
         fn can_connect(&self) -> bool {
             self.0.lock().unwrap_or_else(|e| e.into_inner()).can_connect
         }
@@ -723,7 +760,7 @@ pub(crate) mod served {
                     }
                     .into(),
                     current: c.status_of(name).as_str().into(),
-                    current_since: None,
+                    current_since: c.services.get(name).and_then(|s| s.since.clone()),
                 })
                 .collect())
         }
@@ -735,10 +772,18 @@ pub(crate) mod served {
                     "must specify one or more services",
                 ));
             }
+            let valid = signal.parse::<nix::sys::signal::Signal>().is_ok();
             let errors: Vec<String> = names
                 .iter()
-                .filter(|n| !c.is_running(n))
-                .map(|n| format!("cannot send signal to {n:?}: service is not running"))
+                .filter_map(|n| match (c.is_running(n), valid) {
+                    (false, _) => Some(format!(
+                        "cannot send signal to {n:?}: service is not running"
+                    )),
+                    (true, false) => Some(format!(
+                        "cannot send signal to {n:?}: invalid signal name {signal:?}"
+                    )),
+                    (true, true) => None,
+                })
                 .collect();
             if !errors.is_empty() {
                 return Err(ContainerError::Api {
@@ -807,12 +852,19 @@ pub(crate) mod served {
         }
 
         fn notices(&self, query: &NoticeQuery) -> Result<Vec<api::Notice>, ContainerError> {
+            let after = match query.after.as_deref() {
+                None | Some("") => None,
+                Some(t) => Some(cairn_supervisor::timefmt::parse_rfc3339_go(t).map_err(|e| {
+                    ContainerError::bad_request(format!("invalid \"after\" timestamp: {e}"))
+                })?),
+            };
             Ok(self
                 .lock()?
                 .notices
                 .iter()
                 .filter(|n| query.types.is_empty() || query.types.contains(&n.type_))
                 .filter(|n| query.keys.is_empty() || query.keys.contains(&n.key))
+                .filter(|n| after.is_none_or(|a| n.last_repeated > a))
                 .cloned()
                 .collect())
         }
@@ -847,9 +899,16 @@ pub(crate) mod served {
             let parent = parent_of(path).unwrap_or("/");
             if !c.is_dir(parent) {
                 if !make_dirs {
-                    return Err(not_found("open", path));
+                    // As the host's atomic write, which opens a temporary file beside it.
+                    return Err(not_found("open", &format!("{path}.1~")));
                 }
-                c.make_dir_at(parent, true, 0o755)?;
+                c.make_dir_at(parent, true, 0o755).map_err(|e| match e {
+                    ContainerError::Path { kind, message } => ContainerError::Path {
+                        kind,
+                        message: format!("cannot create directory: {message}"),
+                    },
+                    e => e,
+                })?;
             }
             let mode = mode(owner, 0o644)?;
             c.put_file(path, data, mode);
@@ -941,28 +1000,59 @@ pub(crate) mod served {
             options: &cairn_api::ExecOptions,
         ) -> Result<Box<dyn Command>, ContainerError> {
             let mut c = self.lock()?;
+            // As the host: the service context first, then the command, then the
+            // working directory.
+            let overrides = cairn_plan::ContextOptions {
+                environment: options.environment.clone(),
+                user_id: options.user_id,
+                user: options.user.clone().unwrap_or_default(),
+                group_id: options.group_id,
+                group: options.group.clone().unwrap_or_default(),
+                working_dir: options.working_dir.clone().unwrap_or_default(),
+            };
+            let merged = c
+                .layers
+                .plan()
+                .merge_service_context(options.service_context.as_deref().unwrap_or(""), overrides)
+                .map_err(|e| ContainerError::bad_request(e.to_string()))?;
             let command = &options.command;
+            if command.is_empty() {
+                return Err(ContainerError::bad_request("must specify command"));
+            }
             let handler = c
                 .execs
                 .iter()
                 .filter(|(p, _)| command.starts_with(p))
                 .max_by_key(|(p, _)| p.len())
                 .map(|(_, h)| h.clone());
+            let non_empty = |s: String| (!s.is_empty()).then_some(s);
+            let working_dir = non_empty(merged.working_dir);
             let args = ExecArgs {
                 command: command.clone(),
-                environment: options.environment.clone().into_iter().collect(),
-                working_dir: options.working_dir.clone(),
-                user: options.user.clone(),
+                environment: merged.environment,
+                working_dir: working_dir.clone(),
+                user: non_empty(merged.user),
                 service_context: options.service_context.clone(),
                 stdin: Vec::new(),
             };
             let Some(handler) = handler else {
-                let program = command.first().map(String::as_str).unwrap_or("");
+                // A command the test declares no handler for is a program the container
+                // does not have, and fails as one does on the host.
                 c.exec_log.push(args);
                 return Err(ContainerError::bad_request(format!(
-                    "cannot find executable {program:?} (the test declares no exec for it)"
+                    "cannot find executable {:?}",
+                    command[0]
                 )));
             };
+            if let Some(dir) = &working_dir
+                && !c.is_dir(dir)
+            {
+                return Err(ContainerError::Api {
+                    code: 500,
+                    kind: String::new(),
+                    message: format!("cannot call exec: working directory {dir:?} does not exist"),
+                });
+            }
             Ok(Box::new(Accepted {
                 container: self.0.clone(),
                 handler,
@@ -980,7 +1070,7 @@ mod tests {
     use cairn_supervisor::files::{self, FileError, Ownership, WriteItem};
 
     use super::Container;
-    use super::served::Served;
+    use super::served::Declared;
 
     /// The host's error, with the random name of an atomic write's temporary file
     /// (`<path>.<digits>~`, as Pebble's) taken back to the path itself.
@@ -1012,7 +1102,7 @@ mod tests {
         std::fs::write(tmp.join("full/f"), b"x").unwrap();
         std::fs::write(tmp.join("file"), b"x").unwrap();
         let t = tmp.display().to_string();
-        let declared = Served(Arc::new(Mutex::new(
+        let declared = Declared(Arc::new(Mutex::new(
             Container::new("c")
                 .dir(&t)
                 .file(&format!("{t}/full/f"), "x")

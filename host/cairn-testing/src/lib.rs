@@ -42,17 +42,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use cairn_charm::CharmMeta;
 use cairn_runtime::types::{CheckInfo, Notice, Outcome};
-use cairn_runtime::wasm::ContainerApi;
-use cairn_runtime::{Charm, ContainerBackend, Runtime, RuntimeConfig, UnitContext};
+use cairn_runtime::{Charm, Runtime, RuntimeConfig, UnitContext};
 
 pub use cairn_runtime::types::LogLine;
 pub use cairn_runtime::{
     ActionReport, Budget, ConfigValue, Event as HostEvent, Failure, WorkloadStatus,
 };
+pub use container::served::Declared;
 pub use container::{CheckStatus, Container, ExecArgs, ExecFn, ExecOutput, ServiceStatus};
 pub use state::{Event, Relation, RelationKind, State};
-
-use container::served::Served;
 
 /// Why a context could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -280,17 +278,14 @@ impl Context {
             r.interface = spec.interface.clone();
         }
         let event = self.host_event(event, &mut state)?;
-        let served: BTreeMap<String, Served> = std::mem::take(&mut state.containers)
+        let served: BTreeMap<String, Declared> = std::mem::take(&mut state.containers)
             .into_iter()
-            .map(|(n, c)| (n, Served(Arc::new(Mutex::new(c)))))
+            .map(|(n, c)| (n, Declared::new(c)))
             .collect();
         let mut ctx = UnitContext::new(&self.unit, &meta.name, &self.model);
         ctx.containers = served
             .iter()
-            .map(|(n, s)| {
-                let api: Arc<dyn ContainerApi> = Arc::new(s.clone());
-                (n.clone(), ContainerBackend::Custom(api))
-            })
+            .map(|(n, s)| (n.clone(), s.backend()))
             .collect();
         ctx.config = meta.effective_config(&settings);
         ctx.unit_status = std::mem::take(&mut state.unit_status);

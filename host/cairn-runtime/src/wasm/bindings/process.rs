@@ -220,9 +220,23 @@ impl pebble::HostProcess for StoreState {
         self_: Resource<ProcessRes>,
         data: Vec<u8>,
     ) -> Result<(), pebble::Error> {
+        let limit = self.output_limit;
         if let Ok(p) = self.table.get_mut(&self_)
             && let Some(pending) = p.pending.as_mut()
         {
+            // Held by the host until the command runs: no more than the guest could hold.
+            if pending.stdin.len() + data.len() > limit {
+                return Err(pebble::Error::Api(pebble::ApiError {
+                    code: 413,
+                    status: "Request Entity Too Large".into(),
+                    kind: String::new(),
+                    message: format!(
+                        "cannot write to the command's stdin: it exceeds {} MiB, the unit's \
+                         memory limit",
+                        limit >> 20
+                    ),
+                }));
+            }
             pending.stdin.extend_from_slice(&data);
             return Ok(());
         }
