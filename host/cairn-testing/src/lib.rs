@@ -111,14 +111,14 @@ fn runtime() -> Result<&'static Runtime, Error> {
                 max_instances: 64,
                 ..RuntimeConfig::default()
             })
-            .map_err(|e| format!("{:#}", anyhow_chain(&e)))
+            .map_err(|e| error_chain(&e))
         })
         .as_ref()
         .map_err(|e| Error::Runtime(e.clone()))
 }
 
 /// An error and its sources, joined as `a: b: c`.
-fn anyhow_chain(e: &(dyn std::error::Error + 'static)) -> String {
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -152,7 +152,7 @@ fn loaded(wasm: &Path, charmcraft: &str) -> Result<Arc<Loaded>, Error> {
     let meta = CharmMeta::parse(charmcraft).map_err(|e| Error::Metadata(e.to_string()))?;
     let charm = runtime()?
         .load_file(wasm)
-        .map_err(|e| Error::Runtime(anyhow_chain(&e)))?;
+        .map_err(|e| Error::Runtime(error_chain(&e)))?;
     let l = Arc::new(Loaded { charm, meta });
     map.insert(key, l.clone());
     Ok(l)
