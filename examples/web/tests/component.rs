@@ -346,3 +346,29 @@ fn a_related_databases_url_reaches_the_server_and_goes_with_the_relation() {
         active("serving on port 8080; database relation 3 removed")
     );
 }
+
+#[test]
+fn a_check_period_under_the_apps_budget_is_refused_with_the_hosts_message() {
+    // The app's budget applies to the layers a charm adds, as on the host: a 5 s check
+    // under a budget whose shortest check period is 10 s fails the event.
+    let ctx = ctx().with_budget(cairn_testing::Budget {
+        check_period: std::time::Duration::from_secs(10),
+        ..Default::default()
+    });
+    let err = ctx.run(Event::ConfigChanged, State::new()).unwrap_err();
+    let RunError::Failed { failure, .. } = err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        failure.to_string(),
+        "cannot add layer: check \"up\" has period 5s, shorter than the container's minimum of 10s"
+    );
+    // With a period the budget allows, the same charm serves.
+    let out = ctx
+        .run(
+            Event::ConfigChanged,
+            State::new().with_config("check-period", "30s"),
+        )
+        .unwrap();
+    assert_eq!(out.unit_status, active("serving on port 8080"));
+}

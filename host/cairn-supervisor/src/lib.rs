@@ -380,10 +380,8 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let before = self.inner.state.lock().unwrap().layers.clone();
-        let mut after = before.clone();
-        after.add(layer, combine, inner).map_err(bad)?;
-        limits
-            .check_layers(&after, || state::persisted_bytes(&after))
+        let after = limits
+            .after_add(&before, layer, combine, inner)
             .map_err(|e| self.inner.refused(e))?;
         let apply = |state: &mut State| {
             state.set_layers(after);

@@ -55,6 +55,42 @@ impl ContainerLimits {
         execs: usize::MAX,
     };
 
+    /// `add-layer` on layers kept outside a supervisor (a declared container in tests), as
+    /// [`Supervisor::add_layer`](crate::Supervisor::add_layer) does it under these limits:
+    /// the request's size, the layer's parsing and combining, then the layers after the
+    /// add; on error `layers` is unchanged.
+    pub fn add_layer_to(
+        &self,
+        layers: &mut Layers,
+        label: &str,
+        yaml: &[u8],
+        combine: bool,
+        inner: bool,
+    ) -> Result<(), SupervisorError> {
+        self.check_layer_request(yaml.len())?;
+        let layer = cairn_plan::parse_added_layer(label, yaml)
+            .map_err(|e| SupervisorError::BadRequest(e.to_string()))?;
+        *layers = self.after_add(layers, layer, combine, inner)?;
+        Ok(())
+    }
+
+    /// `layers` with a parsed layer added (combined or appended), checked against these
+    /// limits.
+    pub(crate) fn after_add(
+        &self,
+        layers: &Layers,
+        layer: cairn_plan::Layer,
+        combine: bool,
+        inner: bool,
+    ) -> Result<Layers, SupervisorError> {
+        let mut after = layers.clone();
+        after
+            .add(layer, combine, inner)
+            .map_err(|e| SupervisorError::BadRequest(e.to_string()))?;
+        self.check_layers(&after, || crate::state::persisted_bytes(&after))?;
+        Ok(after)
+    }
+
     /// Refuses a layer request whose YAML alone is over the layers' budget, before parsing it.
     pub(crate) fn check_layer_request(&self, len: usize) -> Result<(), SupervisorError> {
         if len as u64 > self.layer_bytes {

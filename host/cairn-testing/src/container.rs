@@ -89,6 +89,8 @@ pub struct Container {
     execs: Vec<(Vec<String>, ExecHandler)>,
     exec_log: Vec<ExecArgs>,
     signals: Vec<(String, String)>,
+    /// What `add-layer` may make it hold (set by a run from its budget).
+    pub(crate) limits: cairn_supervisor::ContainerLimits,
 }
 
 /// The time declared notices and files carry.
@@ -113,6 +115,7 @@ impl Container {
             execs: Vec::new(),
             exec_log: Vec::new(),
             signals: Vec::new(),
+            limits: cairn_supervisor::ContainerLimits::UNLIMITED,
         }
     }
 
@@ -685,10 +688,20 @@ pub(crate) mod served {
         }
 
         fn add_layer(&self, label: &str, yaml: &str, combine: bool) -> Result<(), ContainerError> {
-            self.lock()?
-                .layers
-                .add_yaml(label, yaml.as_bytes(), combine, false)
-                .map_err(|e| ContainerError::bad_request(e.to_string()))
+            let mut c = self.lock()?;
+            let c = &mut *c;
+            // The host's add-layer under the container's budget (layer bytes, layers,
+            // services, checks, check periods, log targets), with its texts.
+            c.limits
+                .add_layer_to(&mut c.layers, label, yaml.as_bytes(), combine, false)
+                .map_err(|e| {
+                    let api = cairn_api::ApiError::from(&e);
+                    ContainerError::Api {
+                        code: api.code,
+                        kind: api.kind.into(),
+                        message: api.message,
+                    }
+                })
         }
 
         fn plan(&self) -> Result<cairn_plan::Plan, ContainerError> {

@@ -278,9 +278,13 @@ impl Context {
             r.interface = spec.interface.clone();
         }
         let event = self.host_event(event, &mut state)?;
+        let limits = self.budget.container_limits();
         let served: BTreeMap<String, Declared> = std::mem::take(&mut state.containers)
             .into_iter()
-            .map(|(n, c)| (n, Declared::new(c)))
+            .map(|(n, mut c)| {
+                c.limits = limits.clone();
+                (n, Declared::new(c))
+            })
             .collect();
         let mut ctx = UnitContext::new(&self.unit, &meta.name, &self.model);
         ctx.containers = served
