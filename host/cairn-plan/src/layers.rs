@@ -2,7 +2,7 @@
 //! append, combine into a same-label layer, and sub-directory (`x/y`) groups with `inner`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::combine::combine_layers;
 use crate::command::command_string;
@@ -20,6 +20,26 @@ pub const SERVICE_ARGS_LABEL: &str = "pebble-service-args";
 pub struct Layers {
     layers: Vec<Layer>,
     plan: Plan,
+    rendered: Rendered,
+}
+
+/// The length of each layer's YAML rendering, found once per layer while it stays the same
+/// (a budget counts the layers' bytes on every add, and rendering is the costly part):
+/// clones share what they found, and a layer an add changes gets a fresh cell.
+#[derive(Clone, Debug, Default)]
+struct Rendered(Vec<Arc<OnceLock<usize>>>);
+
+impl Rendered {
+    fn fresh(n: usize) -> Self {
+        Rendered((0..n).map(|_| Arc::default()).collect())
+    }
+}
+
+impl PartialEq for Rendered {
+    /// A cache: layers equal or not whatever it has found.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Layers {
@@ -33,7 +53,12 @@ impl Layers {
             }
         }
         let plan = Plan::from_layers(&layers)?;
-        Ok(Layers { layers, plan })
+        let rendered = Rendered::fresh(layers.len());
+        Ok(Layers {
+            layers,
+            plan,
+            rendered,
+        })
     }
 
     /// The layers, lowest order first.
@@ -44,6 +69,15 @@ impl Layers {
     /// The combined, validated plan of the current layers.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The length in bytes of layer `index`'s YAML rendering ([`Layer::to_yaml`]), rendered
+    /// once while the layer stays the same.
+    pub fn rendered_len(&self, index: usize) -> usize {
+        match self.rendered.0.get(index) {
+            Some(cell) => *cell.get_or_init(|| self.layers[index].to_yaml().len()),
+            None => self.layers[index].to_yaml().len(),
+        }
     }
 
     /// Adds a layer as `POST /v1/layers` does. Without `combine` the label must be new and the
@@ -60,9 +94,15 @@ impl Layers {
                 let mut combined = combine_layers(&[existing.clone(), layer])?;
                 combined.order = existing.order;
                 combined.label = existing.label.clone();
+                let mut rendered = self.rendered.clone();
+                if combined != *existing
+                    && let Some(cell) = rendered.0.get_mut(index)
+                {
+                    *cell = Arc::default();
+                }
                 let mut layers = self.layers.clone();
                 layers[index] = combined;
-                self.update(layers)
+                self.update(layers, rendered)
             }
         }
     }
@@ -144,11 +184,17 @@ impl Layers {
         layer.order = order;
         let mut layers = self.layers.clone();
         layers.insert(index, layer);
-        self.update(layers)
+        let mut rendered = self.rendered.clone();
+        if rendered.0.len() == count {
+            rendered.0.insert(index, Arc::default());
+        } else {
+            rendered = Rendered::fresh(layers.len());
+        }
+        self.update(layers, rendered)
     }
 
     /// Recomputes and validates the plan for `layers`, and commits both only if valid.
-    fn update(&mut self, layers: Vec<Layer>) -> Result<(), PlanError> {
+    fn update(&mut self, layers: Vec<Layer>, rendered: Rendered) -> Result<(), PlanError> {
         let plan = Plan::from_layers(&layers)?;
         if plan.workloads != self.plan.workloads {
             return Err(format_err(format!(
@@ -158,6 +204,49 @@ impl Layers {
         }
         self.layers = layers;
         self.plan = plan;
+        self.rendered = rendered;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every layer's cached rendering length, beside a fresh rendering.
+    fn lengths(l: &Layers) -> Vec<(usize, usize)> {
+        (0..l.layers().len())
+            .map(|i| (l.rendered_len(i), l.layers()[i].to_yaml().len()))
+            .collect()
+    }
+
+    #[test]
+    fn rendered_lengths_follow_every_add_and_combine() {
+        let svc =
+            |cmd: &str| format!("services:\n  s:\n    override: replace\n    command: {cmd}\n");
+        let mut l = Layers::default();
+        l.add_yaml("a", svc("sleep 1").as_bytes(), false, false)
+            .unwrap();
+        let _ = lengths(&l);
+        l.add_yaml("b", svc("sleep 22").as_bytes(), false, false)
+            .unwrap();
+        let before = l.clone();
+        // The same layer again: its length is kept; a changed one is measured again.
+        l.add_yaml("a", svc("sleep 1").as_bytes(), true, false)
+            .unwrap();
+        l.add_yaml("b", svc("sleep 333333").as_bytes(), true, false)
+            .unwrap();
+        l.add_yaml("c/x", svc("true").as_bytes(), false, false)
+            .unwrap();
+        l.add_yaml("c/y", svc("false").as_bytes(), false, true)
+            .unwrap();
+        for (cached, fresh) in lengths(&l).into_iter().chain(lengths(&before)) {
+            assert_eq!(cached, fresh);
+        }
+        // A refused add changes nothing, the cache included.
+        assert!(l.add_yaml("b", b"services: [", true, false).is_err());
+        for (cached, fresh) in lengths(&l) {
+            assert_eq!(cached, fresh);
+        }
     }
 }

@@ -58,8 +58,9 @@ pub(crate) fn persisted_bytes(layers: &Layers) -> u64 {
     layers
         .layers()
         .iter()
-        .filter(|l| !l.label.starts_with("pebble-"))
-        .map(|l| l.to_yaml().len() as u64)
+        .enumerate()
+        .filter(|(_, l)| !l.label.starts_with("pebble-"))
+        .map(|(i, _)| layers.rendered_len(i) as u64)
         .sum()
 }
 
