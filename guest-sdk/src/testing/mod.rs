@@ -506,16 +506,7 @@ fn action_settings(params_json: &str) -> Result<Vec<(String, String)>> {
     };
     let params: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
         .map_err(|e| Error::Model(format!("cannot parse action parameters: {e}")))?;
-    Ok(params
-        .into_iter()
-        .map(|(k, v)| {
-            let text = match v {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (k, text)
-        })
-        .collect())
+    Ok(cairn_charm::param_settings(&params))
 }
 
 /// The SDK's form of a config value the metadata typed.

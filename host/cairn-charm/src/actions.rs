@@ -117,6 +117,24 @@ fn typed(key: &str, raw: &str, schema: &Value) -> Result<Value, String> {
     })
 }
 
+/// A JSON object of action parameters as the `key=value` texts an operator would type
+/// (strings as they are, other values in JSON): what [`CharmMeta::validate_params`]
+/// takes, for the testing harnesses that are given JSON.
+///
+/// [`CharmMeta::validate_params`]: crate::CharmMeta::validate_params
+pub fn param_settings(params: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::CharmMeta;

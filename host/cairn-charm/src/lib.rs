@@ -25,7 +25,7 @@ mod config;
 mod meta;
 mod relations;
 
-pub use actions::ActionSpec;
+pub use actions::{ActionSpec, param_settings};
 pub use config::{ConfigOption, ConfigSection, ConfigValue};
 pub use meta::{CharmMeta, valid_action_name, valid_container_name};
 pub use relations::{RelationRole, RelationSpec};

@@ -322,14 +322,5 @@ pub(crate) fn action_settings(params: &serde_json::Value) -> Result<Vec<(String,
             ));
         }
     };
-    Ok(map
-        .iter()
-        .map(|(k, v)| {
-            let text = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), text)
-        })
-        .collect())
+    Ok(cairn_charm::param_settings(map))
 }
